@@ -1,0 +1,1 @@
+"""The BRE content site: articles, books, reads and ratings."""

@@ -1,0 +1,8 @@
+"""App config of the BRE content site."""
+from django.apps import AppConfig
+
+
+class ArticlesConfig(AppConfig):
+    default_auto_field = "django.db.models.BigAutoField"
+    name = "articles"
+    verbose_name = "Articles and books"

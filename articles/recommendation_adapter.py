@@ -1,0 +1,23 @@
+"""Provides ``ArticlesAdapter``: the only module of the site that talks to ``recommendations``."""
+from __future__ import annotations
+
+from typing import Any
+
+from recommendations.adapters import DefaultAdapter
+
+
+class ArticlesAdapter(DefaultAdapter):
+    """Tell the recommender what a title, a cover and a link are on this site."""
+
+    def item_payload(self, obj) -> dict[str, Any]:
+        payload = super().item_payload(obj)
+        payload["type"] = obj._meta.model_name
+        if hasattr(obj, "cover_url"):
+            payload["cover_url"] = obj.cover_url or None
+            payload["authors"] = obj.authors
+        else:
+            payload["summary"] = obj.summary
+        return payload
+
+    def item_words(self, obj) -> int:
+        return obj.word_count

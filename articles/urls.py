@@ -1,0 +1,4 @@
+"""URLs of the content site's pages."""
+from django.urls import path
+
+urlpatterns = []

@@ -1,0 +1,225 @@
+"""Provides the system checks of the ``RECOMMENDATIONS`` setting (ids ``recommendations.E0xx``/``W0xx``).
+
+=====  ==============================================================================
+id     what is wrong
+=====  ==============================================================================
+E001   ``RECOMMENDATIONS`` is not a dict
+E002   ``ITEM_MODELS`` is empty or not a list of "app_label.ModelName" strings
+E003   an item model label does not resolve to an installed model
+E004   an ``INTERACTIONS`` entry is not a dict with a "model" key
+E005   an interaction model label does not resolve
+E006   an interaction's ``user_field`` is not a ForeignKey to ``AUTH_USER_MODEL``
+E007   an interaction's ``item_field`` is not a ForeignKey/GenericForeignKey to an item model
+E008   an interaction's ``kind`` is not one of read, rating, not_interested, weight
+E009   an interaction's ``weight`` is not a number
+E010   an interaction names a field (stars/dwell/progress/weight/timestamp) that does not exist
+E011   ``TEXT_FIELDS`` names a model that is not an item model, or a field it does not have
+E012   ``ADAPTER`` does not import, or is not a ``DefaultAdapter`` subclass
+E013   ``ALGORITHM`` is not a known algorithm
+E014   a count (``N_RECOMMENDATIONS``, ``N_SIMILAR``, ``N_POPULAR``, ``BUILD_CHUNK_SIZE``, ``KEEP_BUILDS``,
+       ``LOCK_TIMEOUT``) is not a positive integer
+E015   ``ALGORITHM_PARAMS_FILE`` does not exist or is not valid JSON
+E016   ``ITEM_FILTERS`` names a model that is not an item model or is not a dict of lookups
+E017   ``MMR_LAMBDA`` is not a number in [0, 1]
+W001   ``RECOMMENDATIONS`` has a key the app does not know (probably a typo)
+W002   an item model has no ``TEXT_FIELDS``: it gets no content-based neighbours
+=====  ==============================================================================
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from django.apps import apps
+from django.conf import settings
+from django.contrib.contenttypes.fields import GenericForeignKey
+from django.core import checks
+from django.core.exceptions import FieldDoesNotExist
+from django.db import models
+from django.utils.module_loading import import_string
+
+from .conf import DEFAULTS
+
+KINDS = ("read", "rating", "not_interested", "weight")
+COUNTS = ("N_RECOMMENDATIONS", "N_SIMILAR", "N_POPULAR", "BUILD_CHUNK_SIZE", "KEEP_BUILDS", "LOCK_TIMEOUT")
+
+
+def _error(n: int, msg: str, hint: str, obj=None) -> checks.Error:
+    return checks.Error(msg, hint=hint, obj=obj, id=f"recommendations.E{n:03d}")
+
+
+def _model(label):
+    if not isinstance(label, str) or label.count(".") != 1:
+        return None
+    try:
+        return apps.get_model(label)
+    except (LookupError, ValueError):
+        return None
+
+
+def check_settings(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    """Check every part of ``settings.RECOMMENDATIONS``."""
+    conf = getattr(settings, "RECOMMENDATIONS", {})
+    if not isinstance(conf, dict):
+        return [_error(1, "RECOMMENDATIONS must be a dict.", "Set RECOMMENDATIONS = {'ITEM_MODELS': [...], ...}.")]
+    errors: list[checks.CheckMessage] = []
+    for key in conf:
+        if key not in DEFAULTS:
+            errors.append(
+                checks.Warning(
+                    f"RECOMMENDATIONS has an unknown key {key!r}.",
+                    hint=f"Valid keys: {', '.join(sorted(DEFAULTS))}.",
+                    id="recommendations.W001",
+                )
+            )
+    item_labels = conf.get("ITEM_MODELS", DEFAULTS["ITEM_MODELS"])
+    item_models: dict[str, type[models.Model]] = {}
+    if not isinstance(item_labels, (list, tuple)) or not item_labels:
+        errors.append(
+            _error(2, "RECOMMENDATIONS['ITEM_MODELS'] must be a non-empty list.",
+                   "Name your item models, e.g. 'ITEM_MODELS': ['shop.Product'].")
+        )
+        item_labels = []
+    for label in item_labels:
+        model = _model(label)
+        if model is None:
+            errors.append(
+                _error(3, f"ITEM_MODELS entry {label!r} is not an installed model.",
+                       "Use 'app_label.ModelName' of a model in INSTALLED_APPS.")
+            )
+        else:
+            item_models[model._meta.label] = model
+    errors += _check_interactions(conf.get("INTERACTIONS", []), item_models)
+    errors += _check_text_fields(conf.get("TEXT_FIELDS", {}), item_models, item_labels)
+    errors += _check_misc(conf, item_models)
+    return errors
+
+
+def _check_interactions(interactions, item_models) -> list[checks.CheckMessage]:
+    errors: list[checks.CheckMessage] = []
+    if not isinstance(interactions, (list, tuple)):
+        return [_error(4, "RECOMMENDATIONS['INTERACTIONS'] must be a list of dicts.",
+                       "e.g. [{'model': 'shop.Purchase', 'user_field': 'user', 'item_field': 'product'}].")]
+    user_model = _model(settings.AUTH_USER_MODEL)
+    for i, config in enumerate(interactions):
+        where = f"INTERACTIONS[{i}]"
+        if not isinstance(config, dict) or "model" not in config:
+            errors.append(_error(4, f"{where} must be a dict with a 'model' key.",
+                                 "e.g. {'model': 'shop.Purchase', 'user_field': 'user', 'item_field': 'product'}."))
+            continue
+        model = _model(config["model"])
+        if model is None:
+            errors.append(_error(5, f"{where}: model {config['model']!r} is not an installed model.",
+                                 "Use 'app_label.ModelName' of a model in INSTALLED_APPS."))
+            continue
+        user_field = config.get("user_field", "user")
+        try:
+            field = model._meta.get_field(user_field)
+            ok = isinstance(field, models.ForeignKey) and field.related_model is user_model
+        except FieldDoesNotExist:
+            ok = False
+        if not ok:
+            errors.append(_error(6, f"{where}: {model._meta.label}.{user_field} is not a ForeignKey to "
+                                    f"{settings.AUTH_USER_MODEL}.",
+                                 "Set 'user_field' to the name of the ForeignKey to the user model."))
+        item_field = config.get("item_field", "item")
+        gfk = [f for f in model._meta.private_fields if isinstance(f, GenericForeignKey) and f.name == item_field]
+        if not gfk:
+            try:
+                field = model._meta.get_field(item_field)
+                ok = isinstance(field, models.ForeignKey) and field.related_model._meta.label in item_models
+            except FieldDoesNotExist:
+                ok = False
+            if not ok:
+                errors.append(_error(7, f"{where}: {model._meta.label}.{item_field} is not a ForeignKey or "
+                                        "GenericForeignKey to one of ITEM_MODELS.",
+                                     "Set 'item_field' to the field that points at the item, and list the "
+                                     "item's model in ITEM_MODELS."))
+        kind = config.get("kind", "weight")
+        if kind not in KINDS:
+            errors.append(_error(8, f"{where}: kind {kind!r} is not valid.", f"Use one of {', '.join(KINDS)}."))
+        weight = config.get("weight", 1.0)
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)):
+            errors.append(_error(9, f"{where}: weight {weight!r} is not a number.", "Use e.g. 'weight': 1.0."))
+        for key in ("stars_field", "dwell_field", "progress_field", "weight_field", "timestamp_field"):
+            name = config.get(key)
+            if name is None:
+                continue
+            try:
+                model._meta.get_field(name)
+            except FieldDoesNotExist:
+                errors.append(_error(10, f"{where}: {key} {name!r} is not a field of {model._meta.label}.",
+                                     f"Name an existing field, or remove '{key}'."))
+        if kind == "rating" and not config.get("stars_field"):
+            errors.append(_error(10, f"{where}: a 'rating' interaction needs 'stars_field'.",
+                                 "Add 'stars_field': 'stars' (the field holding 1-5 stars)."))
+    return errors
+
+
+def _check_text_fields(text_fields, item_models, item_labels) -> list[checks.CheckMessage]:
+    errors: list[checks.CheckMessage] = []
+    if not isinstance(text_fields, dict):
+        return [_error(11, "RECOMMENDATIONS['TEXT_FIELDS'] must be a dict.",
+                       "e.g. {'shop.Product': ['name', 'description']}.")]
+    for label, fields in text_fields.items():
+        model = item_models.get(label)
+        if model is None:
+            errors.append(_error(11, f"TEXT_FIELDS names {label!r}, which is not one of ITEM_MODELS.",
+                                 "Use the same 'app_label.ModelName' as in ITEM_MODELS."))
+            continue
+        for name in fields if isinstance(fields, (list, tuple)) else [None]:
+            try:
+                model._meta.get_field(name)
+            except (FieldDoesNotExist, TypeError):
+                errors.append(_error(11, f"TEXT_FIELDS[{label!r}]: {name!r} is not a field of {label}.",
+                                     "List text, char or many-to-many fields of the model."))
+    for label in item_models:
+        if label not in text_fields:
+            errors.append(checks.Warning(f"{label} has no TEXT_FIELDS: it gets no content-based neighbours.",
+                                         hint=f"Add 'TEXT_FIELDS': {{'{label}': ['title', ...]}}.",
+                                         id="recommendations.W002"))
+    return errors
+
+
+def _check_misc(conf, item_models) -> list[checks.CheckMessage]:
+    from .adapters import DefaultAdapter
+
+    errors: list[checks.CheckMessage] = []
+    adapter_path = conf.get("ADAPTER", DEFAULTS["ADAPTER"])
+    try:
+        adapter = import_string(adapter_path)
+        if not (isinstance(adapter, type) and issubclass(adapter, DefaultAdapter)):
+            raise TypeError
+    except (ImportError, TypeError):
+        errors.append(_error(12, f"ADAPTER {adapter_path!r} does not import as a DefaultAdapter subclass.",
+                             "Point it at a subclass of recommendations.adapters.DefaultAdapter."))
+    algorithm = conf.get("ALGORITHM", DEFAULTS["ALGORITHM"])
+    try:
+        from .algorithms import ALGORITHMS
+    except ImportError:  # pragma: no cover - the algorithm layer is part of the package
+        ALGORITHMS = {}
+    if ALGORITHMS and algorithm not in ALGORITHMS:
+        errors.append(_error(13, f"ALGORITHM {algorithm!r} is not known.",
+                             f"Use one of {', '.join(sorted(ALGORITHMS))}."))
+    for key in COUNTS:
+        value = conf.get(key, DEFAULTS[key])
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            errors.append(_error(14, f"{key} must be a positive integer, not {value!r}.", f"e.g. '{key}': {DEFAULTS[key]}."))
+    params_file = conf.get("ALGORITHM_PARAMS_FILE")
+    if params_file:
+        try:
+            json.loads(Path(params_file).read_text())
+        except (OSError, ValueError) as exc:
+            errors.append(_error(15, f"ALGORITHM_PARAMS_FILE {params_file!r} cannot be read as JSON: {exc}.",
+                                 "Write it with `python -m recommendations evaluate --tune --params-out FILE`."))
+    filters = conf.get("ITEM_FILTERS", {})
+    if not isinstance(filters, dict) or any(
+        label not in item_models or not isinstance(lookups, dict) for label, lookups in filters.items()
+    ):
+        errors.append(_error(16, "ITEM_FILTERS must map item model labels to dicts of lookups.",
+                             "e.g. {'shop.Product': {'is_active': True}}."))
+    mmr = conf.get("MMR_LAMBDA", 0.0)
+    if isinstance(mmr, bool) or not isinstance(mmr, (int, float)) or not 0 <= mmr <= 1:
+        errors.append(_error(17, f"MMR_LAMBDA must be a number between 0 and 1, not {mmr!r}.",
+                             "Use 0 to turn the diversity re-rank off, e.g. 0.3 for some diversity."))
+    return errors

@@ -1,0 +1,123 @@
+"""Provides ``app_settings``: the ``RECOMMENDATIONS`` setting merged over its defaults.
+
+Every option lives in one namespaced dict, the way DRF uses ``REST_FRAMEWORK``::
+
+    RECOMMENDATIONS = {
+        "ITEM_MODELS": ["shop.Product"],
+        "INTERACTIONS": [
+            {"model": "shop.Purchase", "user_field": "buyer", "item_field": "product", "kind": "read"},
+            {"model": "shop.Review", "user_field": "author", "item_field": "product",
+             "kind": "rating", "stars_field": "stars"},
+        ],
+        "TEXT_FIELDS": {"shop.Product": ["name", "description"]},
+    }
+
+Read options with ``from recommendations.conf import app_settings`` and
+``app_settings.N_RECOMMENDATIONS``. The object reloads on Django's ``setting_changed``
+signal, so ``override_settings(RECOMMENDATIONS=...)`` works in tests.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.signals import setting_changed
+
+DEFAULTS: dict[str, Any] = {
+    # "app_label.ModelName" of every model whose rows can be recommended.
+    "ITEM_MODELS": [],
+    # One dict per interaction model. Keys: model, user_field, item_field (a ForeignKey to an item model,
+    # or a GenericForeignKey), kind ("read", "rating", "not_interested" or "weight"), and optional
+    # weight (a number, for kind "weight"), weight_field, stars_field, dwell_field, progress_field,
+    # timestamp_field.
+    "INTERACTIONS": [],
+    # {"app_label.ModelName": [field, ...]}: the text used for content similarity. Many-to-many fields
+    # are joined by their related objects' str().
+    "TEXT_FIELDS": {},
+    # Dotted path of the adapter class (subclass of recommendations.adapters.DefaultAdapter).
+    "ADAPTER": "recommendations.adapters.DefaultAdapter",
+    # The algorithm that computes per-user picks and collaborative neighbours, and its parameters.
+    # "auto" is the production default; see recommendations/algorithms.
+    "ALGORITHM": "auto",
+    "ALGORITHM_PARAMS": {},
+    # A JSON file written by `python -m recommendations evaluate --tune --params-out FILE`; overrides the two above.
+    "ALGORITHM_PARAMS_FILE": None,
+    # How many results are stored per user and per item.
+    "N_RECOMMENDATIONS": 30,
+    "N_SIMILAR": 20,
+    # How many items a popularity list keeps per item model.
+    "N_POPULAR": 50,
+    # Popular counts interactions in this many most recent days ("Popular this week" = 7).
+    "POPULAR_WINDOW_DAYS": 7,
+    # Feedback model: see recommendations.algorithms.feedback.FeedbackConfig. Keys override its defaults.
+    "FEEDBACK": {},
+    # Filters applied when serving: drop items the user already interacted with.
+    "EXCLUDE_SEEN": True,
+    # {"app_label.ModelName": {"field": value}}: only items matching these lookups are served,
+    # e.g. {"articles.Article": {"is_published": True}}.
+    "ITEM_FILTERS": {},
+    # Business rules from editors: stored in the ItemRule table (pin, boost, ban).
+    # Diversity re-rank (maximal marginal relevance) when serving picks: 0 disables, 0-1 trades relevance for diversity.
+    "MMR_LAMBDA": 0.0,
+    # Full builds: the crontab of the periodic build installed by the data migration (editable in admin).
+    "BUILD_SCHEDULE": {"minute": "15", "hour": "3", "day_of_week": "*", "day_of_month": "*", "month_of_year": "*"},
+    # Users per fan-out chunk of a full build.
+    "BUILD_CHUNK_SIZE": 2000,
+    # Builds kept (the active one included); older ones are deleted after a successful switch.
+    "KEEP_BUILDS": 3,
+    # A full-build lock older than this many seconds belongs to a dead worker and expires.
+    "LOCK_TIMEOUT": 1800,
+    # Per-user refreshes are debounced: at most one per user per this many seconds.
+    "REFRESH_DEBOUNCE_SECONDS": 1.0,
+    # Celery queue used by the app's tasks (None: the default queue).
+    "QUEUE": None,
+    # Whether saving an item queues the computation of its content neighbours.
+    "CONTENT_ON_SAVE": True,
+    # Refuse EASE^R above this many items (its memory is n_items^2 * 8 bytes).
+    "EASE_MAX_ITEMS": 20000,
+}
+
+IMPORT_STRINGS = ("ADAPTER",)
+
+
+class AppSettings:
+    """Lazy, cached view of ``settings.RECOMMENDATIONS`` merged over ``DEFAULTS``."""
+
+    def __init__(self, defaults: dict[str, Any] | None = None):
+        self.defaults = defaults or DEFAULTS
+        self._cached: set[str] = set()
+
+    @property
+    def user_settings(self) -> dict[str, Any]:
+        if not hasattr(self, "_user_settings"):
+            self._user_settings = getattr(settings, "RECOMMENDATIONS", {}) or {}
+        return self._user_settings
+
+    def __getattr__(self, attr: str) -> Any:
+        if attr not in self.defaults:
+            raise AttributeError(f"Invalid RECOMMENDATIONS setting: {attr!r}")
+        value = self.user_settings.get(attr, self.defaults[attr])
+        self._cached.add(attr)
+        setattr(self, attr, value)
+        return value
+
+    def reload(self) -> None:
+        for attr in self._cached:
+            delattr(self, attr)
+        self._cached.clear()
+        if hasattr(self, "_user_settings"):
+            delattr(self, "_user_settings")
+
+
+app_settings = AppSettings(DEFAULTS)
+
+
+def _reload_app_settings(*, setting: str, **kwargs: Any) -> None:
+    if setting == "RECOMMENDATIONS":
+        app_settings.reload()
+        from . import adapters
+
+        adapters.get_adapter.cache_clear()
+
+
+setting_changed.connect(_reload_app_settings)

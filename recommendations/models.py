@@ -1,0 +1,181 @@
+"""Provides the stored results of the recommendations app and the records of its builds.
+
+Results point at items through content types (``content_type`` + ``object_id`` as text, so
+integer and UUID primary keys both work) and at users through ``AUTH_USER_MODEL``. Every
+result row belongs to one ``BuildRun``; serving reads only the rows of the active build, so
+a build that is still writing, or that failed, is never visible.
+"""
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.contenttypes.models import ContentType
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+
+class BuildRun(models.Model):
+    """One full build: its status, parameters, counts, per-stage timings and metrics."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    is_active = models.BooleanField(default=False, help_text="The build whose results are served.")
+    algorithm = models.CharField(max_length=64, blank=True)
+    params = models.JSONField(default=dict, blank=True)
+    counts = models.JSONField(default=dict, blank=True)
+    timings = models.JSONField(default=dict, blank=True, help_text="Seconds per stage.")
+    metrics = models.JSONField(default=dict, blank=True, help_text="Offline evaluation of this build.")
+    error = models.TextField(blank=True)
+    triggered_by = models.CharField(max_length=64, blank=True, help_text="command, admin, api, schedule…")
+    task_id = models.CharField(max_length=64, blank=True)
+    data_until = models.DateTimeField(null=True, blank=True, help_text="Interactions up to this time were used.")
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    activated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        get_latest_by = "created_at"
+        constraints = [
+            models.UniqueConstraint(fields=["is_active"], condition=Q(is_active=True), name="one_active_build"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Build #{self.pk} ({self.status}{', active' if self.is_active else ''})"
+
+    @property
+    def duration(self) -> float | None:
+        if self.started_at and self.finished_at:
+            return (self.finished_at - self.started_at).total_seconds()
+        return None
+
+
+class BuildArtifact(models.Model):
+    """A fitted model or matrix of a build, saved with ``numpy.savez`` (loaded with allow_pickle=False)."""
+
+    build = models.ForeignKey(BuildRun, on_delete=models.CASCADE, related_name="artifacts")
+    name = models.CharField(max_length=64)
+    data = models.BinaryField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["build", "name"], name="one_artifact_per_name")]
+
+    def __str__(self) -> str:
+        return f"{self.name} of build #{self.build_id}"
+
+
+class SimilarItem(models.Model):
+    """One stored neighbour of an item: ``target`` is similar to ``source``, best first by ``rank``."""
+
+    class Kind(models.TextChoices):
+        CONTENT = "content", "Content"
+        COLLABORATIVE = "collaborative", "Collaborative"
+
+    build = models.ForeignKey(BuildRun, on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    content_type = models.ForeignKey(ContentType, on_delete=models.CASCADE, related_name="+")
+    object_id = models.CharField(max_length=64)
+    target_content_type = models.ForeignKey(ContentType, on_delete=models.CASCADE, related_name="+")
+    target_object_id = models.CharField(max_length=64)
+    rank = models.PositiveIntegerField()
+    score = models.FloatField()
+
+    class Meta:
+        ordering = ["rank"]
+        indexes = [
+            models.Index(fields=["build", "kind", "content_type", "object_id", "rank"], name="similar_lookup"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} #{self.rank} of {self.content_type_id}:{self.object_id}"
+
+
+class UserRecommendation(models.Model):
+    """One stored pick for a user, with its explanation ("Because you read …")."""
+
+    build = models.ForeignKey(BuildRun, on_delete=models.CASCADE, related_name="+")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    content_type = models.ForeignKey(ContentType, on_delete=models.CASCADE, related_name="+")
+    object_id = models.CharField(max_length=64)
+    rank = models.PositiveIntegerField()
+    score = models.FloatField()
+    explanation = models.JSONField(
+        default=list, blank=True, help_text='Items of the history that contributed most: [{"content_type", "object_id", "title"}].'
+    )
+    source = models.CharField(max_length=16, default="build", help_text="build or refresh")
+
+    class Meta:
+        ordering = ["rank"]
+        indexes = [models.Index(fields=["build", "user", "rank"], name="user_recs_lookup")]
+
+    def __str__(self) -> str:
+        return f"#{self.rank} for user {self.user_id}"
+
+
+class PopularItem(models.Model):
+    """The most popular items of a build, per item model: the fallback for cold users."""
+
+    build = models.ForeignKey(BuildRun, on_delete=models.CASCADE, related_name="+")
+    window = models.CharField(max_length=8, default="all", help_text="all, or recent (the last POPULAR_WINDOW_DAYS)")
+    content_type = models.ForeignKey(ContentType, on_delete=models.CASCADE, related_name="+")
+    object_id = models.CharField(max_length=64)
+    rank = models.PositiveIntegerField()
+    score = models.FloatField()
+
+    class Meta:
+        ordering = ["rank"]
+        indexes = [models.Index(fields=["build", "window", "content_type", "rank"], name="popular_lookup")]
+
+
+class ItemRule(models.Model):
+    """An editor's rule for one item: pin it to the top, boost its score, or ban it from recommendations."""
+
+    class Action(models.TextChoices):
+        PIN = "pin", "Pin to the top"
+        BOOST = "boost", "Boost"
+        BAN = "ban", "Ban"
+
+    content_type = models.ForeignKey(ContentType, on_delete=models.CASCADE, related_name="+")
+    object_id = models.CharField(max_length=64)
+    action = models.CharField(max_length=8, choices=Action.choices)
+    factor = models.FloatField(default=1.5, help_text="Score multiplier, for boost.")
+    note = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["content_type", "object_id"], name="one_rule_per_item")]
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()} {self.content_type_id}:{self.object_id}"
+
+
+class BuildLock(models.Model):
+    """A named lease: only one full build holds it; a lease past ``expires_at`` is stale and may be taken."""
+
+    name = models.CharField(max_length=64, primary_key=True)
+    owner = models.CharField(max_length=128)
+    acquired_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.name} held by {self.owner} until {self.expires_at:%Y-%m-%d %H:%M:%S}"
+
+
+class UserRefresh(models.Model):
+    """Debounce and recovery state of a user's incremental refresh."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, primary_key=True, related_name="+")
+    requested_at = models.DateTimeField(default=timezone.now)
+    queued_at = models.DateTimeField(null=True, blank=True)
+    refreshed_at = models.DateTimeField(null=True, blank=True)
+
+    @property
+    def pending(self) -> bool:
+        return self.refreshed_at is None or self.refreshed_at < self.requested_at

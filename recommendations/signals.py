@@ -1,0 +1,1 @@
+"""Connects the app's hooks: refresh on interaction commit, content neighbours on item save."""

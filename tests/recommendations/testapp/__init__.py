@@ -1,0 +1,1 @@
+"""Tiny item and interaction models the recommendations tests use instead of ``articles``."""
