@@ -1,0 +1,93 @@
+"""Provides the reads of the content site: lists with search and tags, details, a reader's history."""
+from __future__ import annotations
+
+from django.contrib.contenttypes.models import ContentType
+from django.db.models import Count, Q, QuerySet
+from django.utils import timezone
+
+from .models import Article, Book, NotInterested, Rating, Read
+
+
+def article_list(*, search: str = "", tag: str = "") -> QuerySet[Article]:
+    """Return published articles, newest first, matching ``search`` (title, summary, author) and ``tag``."""
+    qs = Article.objects.filter(is_published=True).prefetch_related("tags")
+    if search:
+        qs = qs.filter(Q(title__icontains=search) | Q(summary__icontains=search) | Q(author__icontains=search))
+    if tag:
+        qs = qs.filter(tags__slug=tag)
+    return qs.distinct() if tag else qs
+
+
+def book_list(*, search: str = "", tag: str = "") -> QuerySet[Book]:
+    """Return published books by title, matching ``search`` (title, authors, isbn) and ``tag``."""
+    qs = Book.objects.filter(is_published=True).prefetch_related("tags")
+    if search:
+        qs = qs.filter(Q(title__icontains=search) | Q(authors__icontains=search) | Q(isbn=search))
+    if tag:
+        qs = qs.filter(tags__slug=tag)
+    return qs.distinct() if tag else qs
+
+
+def new_items(*, model, limit: int = 8) -> list:
+    """Return the newest published items of ``model``."""
+    order = "-published_at" if model is Article else "-created_at"
+    return list(model.objects.filter(is_published=True).order_by(order, "-id")[:limit])
+
+
+def user_rating_get(*, user, item) -> Rating | None:
+    """Return ``user``'s rating of ``item``, if any."""
+    if not user.is_authenticated:
+        return None
+    ct = ContentType.objects.get_for_model(item)
+    return Rating.objects.filter(user=user, content_type=ct, object_id=item.pk).first()
+
+
+def user_not_interested(*, user, item) -> bool:
+    if not user.is_authenticated:
+        return False
+    ct = ContentType.objects.get_for_model(item)
+    return NotInterested.objects.filter(user=user, content_type=ct, object_id=item.pk).exists()
+
+
+def _attach_items(rows: list) -> list:
+    """Set ``row.item_obj`` on interaction rows with one query per item model (no N+1)."""
+    by_ct: dict[int, set[int]] = {}
+    for row in rows:
+        by_ct.setdefault(row.content_type_id, set()).add(row.object_id)
+    objects = {}
+    for ct_id, ids in by_ct.items():
+        model = ContentType.objects.get_for_id(ct_id).model_class()
+        for obj in model.objects.filter(pk__in=ids):
+            objects[(ct_id, obj.pk)] = obj
+    for row in rows:
+        row.item_obj = objects.get((row.content_type_id, row.object_id))
+    return [row for row in rows if row.item_obj is not None]
+
+
+def user_reads(*, user, limit: int = 200) -> list[Read]:
+    """Return ``user``'s most recent reads with their items."""
+    return _attach_items(list(Read.objects.filter(user=user).order_by("-created_at")[:limit]))
+
+
+def user_ratings(*, user, limit: int = 500) -> list[Rating]:
+    """Return ``user``'s ratings, most recent first, with their items."""
+    return _attach_items(list(Rating.objects.filter(user=user).order_by("-updated_at")[:limit]))
+
+
+def user_not_interested_list(*, user) -> list[NotInterested]:
+    return _attach_items(list(NotInterested.objects.filter(user=user)))
+
+
+def user_rating_count(*, user) -> int:
+    return Rating.objects.filter(user=user).count() if user.is_authenticated else 0
+
+
+def trending_counts(*, model, days: int = 7) -> dict[int, int]:
+    """Return {item id: reads in the last ``days``} for ``model`` (for display only)."""
+    since = timezone.now() - timezone.timedelta(days=days)
+    ct = ContentType.objects.get_for_model(model)
+    rows = (
+        Read.objects.filter(content_type=ct, created_at__gte=since)
+        .values("object_id").annotate(n=Count("id")).values_list("object_id", "n")
+    )
+    return dict(rows)
