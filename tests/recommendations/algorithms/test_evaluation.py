@@ -1,0 +1,229 @@
+"""Tests for recommendations.algorithms.evaluation: metrics against hand-computed values, splits, protocols, tuning."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from recommendations.algorithms import evaluation as ev
+
+
+class FixedScores:
+    """Fake estimator whose score() returns rows of a fixed dense matrix (keyed by the train row)."""
+
+    def __init__(self, scores, **params):
+        self.scores = np.asarray(scores, dtype=np.float64)
+        self.params = params
+        self.fitted_on = None
+
+    def fit(self, user_items):
+        self.fitted_on = user_items.copy()
+        # remember which user each train row is, by content, through the calling order
+        return self
+
+    def score(self, rows):
+        # identify users by matching train rows (test helper: rows are unique here)
+        out = []
+        dense = rows.toarray()
+        fitted = self.fitted_on.toarray()
+        for r in dense:
+            u = int(np.flatnonzero((fitted == r).all(axis=1))[0])
+            out.append(self.scores[u])
+        return np.array(out)
+
+
+
+
+def test_rank_counts_half_of_ties():
+    # positive 0.5 vs [0.9, 0.5, 0.5, 0.1]: 1 higher, 2 tied -> 1 + 0.5*2 = 2
+    r = ev.tie_aware_ranks(np.array([0.5]), np.array([[0.9, 0.5, 0.5, 0.1]]))
+    assert r.tolist() == [2.0]
+
+
+def test_rank_ignores_nan_padding_and_minus_inf_loses():
+    r = ev.tie_aware_ranks(np.array([0.2, -np.inf]), np.array([[np.nan, -np.inf, 0.3], [-np.inf, 0.0, np.nan]]))
+    # first: only 0.3 is higher -> 1; second: -inf ties with -inf (0.5), 0.0 higher (1) -> 1.5
+    assert r.tolist() == [1.0, 1.5]
+
+
+def test_hr_and_ndcg_hand_computed_with_ties():
+    # three users, one positive each, positions 0, 1.5 and 9.5
+    pos = np.array([0.0, 1.5, 9.5])
+    m = ev.metrics_from_positions(pos, np.array([0, 1, 2]), ks=(1, 2, 10))
+    assert m["HR@1"] == pytest.approx(1 / 3)
+    assert m["HR@2"] == pytest.approx(2 / 3)  # 1.5 < 2
+    assert m["HR@10"] == pytest.approx(1.0)  # 9.5 < 10
+    # NDCG@10 = mean(1/log2(2), 1/log2(1+2), 1/log2(9+2))
+    expected = (1.0 + 1 / math.log2(3) + 1 / math.log2(11)) / 3
+    assert m["NDCG@10"] == pytest.approx(expected)
+    assert m["NDCG@2"] == pytest.approx((1.0 + 1 / math.log2(3)) / 3)
+    # with one positive: Recall = HR, Precision = HR / k, MAP = [r<k] / (floor(r) + 1)
+    assert m["Recall@10"] == pytest.approx(m["HR@10"])
+    assert m["Precision@10"] == pytest.approx(1.0 / 10)
+    assert m["MAP@10"] == pytest.approx((1.0 + 1 / 2 + 1 / 10) / 3)
+
+
+def test_rank_exactly_k_is_a_miss():
+    m = ev.metrics_from_positions(np.array([10.0, 9.5]), np.array([0, 1]), ks=(10,))
+    assert m["HR@10"] == pytest.approx(0.5)
+
+
+def test_multiple_positives_per_user():
+    # user 0 has positives at positions 0 and 3 (in the joint list), k=5
+    m = ev.metrics_from_positions(np.array([0.0, 3.0]), np.array([0, 0]), ks=(5,))
+    assert m["HR@5"] == 1.0
+    assert m["Recall@5"] == 1.0
+    assert m["Precision@5"] == pytest.approx(2 / 5)
+    idcg = 1 + 1 / math.log2(3)
+    assert m["NDCG@5"] == pytest.approx((1 + 1 / math.log2(5)) / idcg)
+    assert m["MAP@5"] == pytest.approx((1 / 1 + 2 / 4) / 2)
+
+
+def _m(rows):
+    return sp.csr_matrix(np.array(rows, dtype=np.float32))
+
+
+def test_sampled_protocol_masks_train_negatives_with_minus_inf():
+    # 1 user, 5 items. train {0}; test {1}; negatives {0, 2, 3}: item 0 is in train.
+    train = _m([[1, 0, 0, 0, 0]])
+    test = _m([[0, 1, 0, 0, 0]])
+    neg = _m([[1, 0, 1, 1, 0]])
+    # the model loves item 0 (a train item) and item 4 (not a candidate), ties 1 with 2
+    est = FixedScores([[9.0, 0.5, 0.5, 0.1, 8.0]])
+    res = ev.evaluate(est, train, test, ks=(1, 2), negatives=neg)
+    # candidates: 0 -> -inf (lower), 2 tied, 3 lower -> rank 0.5
+    assert res.protocol == "sampled"
+    assert res.metrics["HR@1"] == 1.0
+    assert res.metrics["NDCG@1"] == pytest.approx(1.0)
+    # full ranking instead: item 4 (8.0) higher, item 2 tied -> rank 1.5
+    full = ev.evaluate(est, train, test, ks=(1, 2))
+    assert full.protocol == "full"
+    assert full.metrics["HR@1"] == 0.0
+    assert full.metrics["HR@2"] == 1.0
+    assert full.metrics["NDCG@2"] == pytest.approx(1 / math.log2(3))
+    assert full.fit_seconds >= 0 and full.score_seconds >= 0
+
+
+def test_without_masking_the_result_would_differ():
+    # sanity: the train item with a huge score would push the positive down if it were not masked
+    train = _m([[1, 0, 0]])
+    test = _m([[0, 1, 0]])
+    neg = _m([[1, 0, 1]])
+    est = FixedScores([[5.0, 1.0, 0.0]])
+    res = ev.evaluate(est, train, test, ks=(1,), negatives=neg)
+    assert res.metrics["HR@1"] == 1.0
+
+
+def test_full_ranking_coverage_and_skipped_users():
+    train = _m([[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 0, 0]])
+    test = _m([[0, 1, 0, 0], [0, 0, 1, 0], [1, 0, 0, 0]])
+    scores = [[0, 3, 2, 1], [3, 0, 2, 1], [1, 1, 1, 1]]
+    est = FixedScores(scores)
+    est.fit(train)
+    metrics, n_users, skipped = ev.evaluate_scores(lambda rows: np.asarray(scores, float)[rows], train, test, ks=(1, 2))
+    assert (n_users, skipped) == (2, 1)
+    # user 0 top-1 = item 1 (hit); user 1: item 0 (score 3) first, then 2 -> rank 1
+    assert metrics["HR@1"] == 0.5
+    assert metrics["HR@2"] == 1.0
+    # top-1 lists {1, 0} -> 2 of 4 items; top-2 {1,2,0} -> 3 of 4
+    assert metrics["Coverage@1"] == 0.5
+    assert metrics["Coverage@2"] == 0.75
+
+
+def test_full_ranking_all_ties_gives_half_rank():
+    n = 11
+    train = sp.csr_matrix(([1.0], ([0], [0])), shape=(1, n), dtype=np.float32)
+    test = sp.csr_matrix(([1.0], ([0], [5])), shape=(1, n), dtype=np.float32)
+    metrics, _, _ = ev.evaluate_scores(lambda rows: np.zeros((len(rows), n)), train, test, ks=(5, 10))
+    # 9 other candidates all tied (train item excluded): rank 4.5 -> hit at 5, NDCG 1/log2(6)
+    assert metrics["HR@5"] == 1.0
+    assert metrics["NDCG@5"] == pytest.approx(1 / math.log2(6))
+
+
+def test_leave_one_out_split_partitions_interactions():
+    rng = np.random.default_rng(1)
+    X = sp.random(50, 30, density=0.2, format="csr", random_state=2, dtype=np.float32)
+    X.data[:] = 1
+    train, test = ev.leave_one_out_split(X, random_state=rng)
+    assert (train + test - X).nnz == 0
+    assert train.multiply(test).nnz == 0
+    counts = np.diff(X.indptr)
+    per_user = np.diff(test.indptr)
+    assert np.all(per_user[counts >= 2] == 1)
+    assert np.all(per_user[counts < 2] == 0)
+    # reproducible
+    a, b = ev.leave_one_out_split(X, random_state=7), ev.leave_one_out_split(X, random_state=7)
+    assert (a[1] != b[1]).nnz == 0
+
+
+def test_leave_last_out_split_holds_latest():
+    users = np.array([0, 0, 0, 1, 1, 0])
+    items = np.array([0, 1, 2, 1, 2, 0])
+    ts = np.array([10, 30, 20, 5, 1, 40])  # user 0 re-reads item 0 at t=40: its latest item
+    T = ev.last_timestamp_matrix(users, items, ts, (2, 3))
+    X = sp.csr_matrix((np.ones(6, dtype=np.float32), (users, items)), shape=(2, 3))
+    train, test = ev.leave_last_out_split(X, T)
+    assert test.toarray().tolist() == [[2.0, 0, 0], [0, 1.0, 0]]
+    assert train.toarray().tolist() == [[0, 1, 1], [0, 0, 1]]
+
+
+def test_sample_negatives_avoids_seen_items():
+    X = sp.random(40, 60, density=0.1, format="csr", random_state=3, dtype=np.float32)
+    train, test = ev.leave_one_out_split(X, random_state=0)
+    neg = ev.sample_negatives(train, test, n_negatives=20, random_state=0)
+    assert neg.multiply(train).nnz == 0
+    assert neg.multiply(test).nnz == 0
+    test_users = np.flatnonzero(np.diff(test.indptr))
+    assert np.all(np.diff(neg.indptr)[test_users] == 20)
+
+
+def test_tune_uses_only_train_and_writes_params(tmp_path):
+    # factory builds a fake whose score is better with better "quality"; the search must pick it
+    rng = np.random.default_rng(0)
+    X = (rng.random((60, 25)) < 0.3).astype(np.float32)
+    train = sp.csr_matrix(X)
+    seen_shapes = []
+
+    class Oracle:
+        def __init__(self, quality=0.0):
+            self.quality = quality
+
+        def fit(self, ui):
+            seen_shapes.append(ui.nnz)
+            self.ui = ui
+            return self
+
+        def score(self, rows):
+            # quality 1: knows the full train matrix (held-out validation items score high)
+            full = train[np.asarray(self._rows(rows))].toarray()
+            return self.quality * full + rng.random(full.shape) * 0.01
+
+        def _rows(self, rows):
+            dense_fit = self.ui.toarray()
+            out = []
+            for r in rows.toarray():
+                out.append(int(np.flatnonzero((dense_fit == r).all(axis=1))[0]))
+            return out
+
+    def factory(name, **params):
+        return Oracle(**params)
+
+    res = ev.tune("oracle", train, {"quality": [0.0, 1.0]}, factory=factory, metric="NDCG@10", random_state=0)
+    assert res.best_params == {"quality": 1.0}
+    # every fit saw fewer interactions than train (validation items carved out)
+    assert all(n < train.nnz for n in seen_shapes)
+    path = tmp_path / "p.json"
+    ev.save_params(path, "oracle", res.best_params)
+    assert json.loads(path.read_text())["params"] == {"quality": 1.0}
+    assert ev.load_params(path) == ("oracle", {"quality": 1.0})
+
+
+def test_load_params_rejects_bad_json(tmp_path):
+    path = tmp_path / "bad.json"
+    path.write_text("{\n  nope\n")
+    with pytest.raises(ValueError, match=r"bad.json:2:"):
+        ev.load_params(path)
