@@ -533,11 +533,11 @@ def evaluate(
 #: grid is larger than ``n_iter``. Parameter names are those of the estimators' ``__init__``.
 DEFAULT_SEARCH_SPACES: dict[str, dict[str, list[Any]]] = {
     "toppop": {},
-    "itemknn": {"top_k": [100, 300, 600], "shrink": [0, 100, 1000], "weighting": ["tfidf", "bm25", "none"]},
-    "userknn": {"top_k": [100, 300, 600], "shrink": [0, 100, 1000], "weighting": ["tfidf", "bm25", "none"]},
+    "itemknn": {"top_k": [100, 300, 600], "shrink": [0, 100, 1000], "feature_weighting": ["tfidf", "bm25", "none"]},
+    "userknn": {"top_k": [100, 300, 600], "shrink": [0, 100, 1000], "feature_weighting": ["tfidf", "bm25", "none"]},
     "p3alpha": {"alpha": [0.5, 0.8, 1.0], "top_k": [200, 500, 800]},
     "rp3beta": {"alpha": [0.5, 0.7, 0.9], "beta": [0.1, 0.25, 0.4], "top_k": [300, 800]},
-    "ease": {"l2_reg": [100.0, 300.0, 500.0, 1000.0]},
+    "ease": {"l2_norm": [100.0, 300.0, 500.0, 1000.0]},
     "ials": {"factors": [64, 128], "regularization": [0.01, 0.1], "alpha": [1.0, 10.0], "iterations": [15]},
 }
 

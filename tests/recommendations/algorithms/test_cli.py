@@ -1,0 +1,187 @@
+"""Tests for the database-free CLI (python -m recommendations): round trips via subprocess and bad CSV input."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from recommendations.cli import CSVError, read_interactions
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    env = dict(os.environ)
+    env.pop("DJANGO_SETTINGS_MODULE", None)  # the CLI must not need Django settings
+    env["PYTHONPATH"] = str(ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "recommendations", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd or ROOT,
+        env=env,
+        timeout=120,
+    )
+
+
+def write(path: Path, text: str | bytes) -> Path:
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def train_csv(tmp_path: Path) -> Path:
+    # 8 users, 6 items, two taste groups (items a-c and d-f); ids are strings, one rating column
+    rows = ["user,item,rating,timestamp"]
+    groups = {"u1": "abc", "u2": "ab", "u3": "bc", "u4": "ac", "u5": "def", "u6": "de", "u7": "ef", "u8": "df"}
+    t = 0
+    for user, items in groups.items():
+        for item in items:
+            t += 1
+            rows.append(f"{user},{item},{4 + (t % 2)},{1_600_000_000 + t}")
+    return write(tmp_path / "TRAIN.csv", "\n".join(rows) + "\n")
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_main_module_does_not_import_django():
+    code = (
+        "import sys, runpy; sys.argv=['x', '--help'];\n"
+        "try:\n    runpy.run_module('recommendations', run_name='__main__')\n"
+        "except SystemExit:\n    pass\n"
+        "assert not any(m == 'django' or m.startswith('django.') for m in sys.modules), 'django imported'\n"
+        "print('ok')"
+    )
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().endswith("ok")
+
+
+@pytest.mark.parametrize("algorithm", ["toppop", "itemknn"])
+def test_recommend_round_trip(tmp_path: Path, train_csv: Path, algorithm: str):
+    out = tmp_path / "RECS.csv"
+    res = run_cli("recommend", "--train", str(train_csv), "--k", "2", "--algorithm", algorithm, "--output", str(out))
+    assert res.returncode == 0, res.stderr
+    rows = read_csv(out)
+    assert list(rows[0]) == ["user", "item", "rank", "score"]
+    train = {(r["user"], r["item"]) for r in read_csv(train_csv)}
+    users = {u for u, _ in train}
+    by_user: dict[str, list[dict[str, str]]] = {}
+    for r in rows:
+        by_user.setdefault(r["user"], []).append(r)
+    # every train user gets k items, none of them seen, ranks 1..k with non-increasing scores
+    assert set(by_user) == users
+    for user, recs in by_user.items():
+        assert [int(r["rank"]) for r in recs] == [1, 2]
+        assert all((user, r["item"]) not in train for r in recs)
+        scores = [float(r["score"]) for r in recs]
+        assert scores == sorted(scores, reverse=True)
+    if algorithm == "itemknn":
+        # u2 read a, b: its best unseen item is c, from its own group
+        assert by_user["u2"][0]["item"] == "c"
+
+
+def test_recommend_k_larger_than_catalogue(tmp_path: Path, train_csv: Path):
+    out = tmp_path / "RECS.csv"
+    res = run_cli("recommend", "--train", str(train_csv), "--k", "50", "--algorithm", "itemknn", "--output", str(out))
+    assert res.returncode == 0, res.stderr
+    rows = read_csv(out)
+    # u1 has 3 of 6 items -> exactly 3 recommendations; u2 has 2 -> 4
+    assert sum(r["user"] == "u1" for r in rows) == 3
+    assert sum(r["user"] == "u2" for r in rows) == 4
+
+
+def test_evaluate_round_trip_json(tmp_path: Path, train_csv: Path):
+    test = write(tmp_path / "TEST.csv", "user,item\nu2,c\nu6,f\nnew,a\n")
+    neg = write(tmp_path / "NEG.csv", "user,item\nu2,d\nu2,e\nu6,a\nu6,b\n")
+    res = run_cli(
+        "evaluate", "--train", str(train_csv), "--test", str(test), "--negatives", str(neg),
+        "--k", "1,2", "--algorithms", "toppop,itemknn", "--json",
+    )
+    assert res.returncode == 0, res.stderr
+    payload = json.loads(res.stdout)
+    assert payload["protocol"] == "sampled"
+    assert payload["n_test_users_without_train"] == 1
+    by_name = {r["algorithm"]: r for r in payload["results"]}
+    assert by_name["itemknn"]["HR@1"] == 1.0
+    assert by_name["itemknn"]["n_users"] == 2
+    for r in payload["results"]:
+        assert {"HR@2", "NDCG@2", "Recall@2", "Precision@2", "MAP@2", "Coverage@2", "fit_seconds", "score_seconds"} <= set(r)
+    # full ranking without negatives
+    res = run_cli("evaluate", "--train", str(train_csv), "--test", str(test), "--k", "5", "--algorithms", "itemknn")
+    assert res.returncode == 0, res.stderr
+    assert "protocol: full" in res.stdout
+
+
+def test_evaluate_tune_writes_params_that_recommend_loads(tmp_path: Path, train_csv: Path):
+    test = write(tmp_path / "TEST.csv", "user,item\nu2,c\nu6,f\n")
+    params = tmp_path / "PARAMS.json"
+    res = run_cli(
+        "evaluate", "--train", str(train_csv), "--test", str(test), "--k", "2", "--algorithms", "itemknn",
+        "--tune", "--tune-iter", "2", "--params-out", str(params), "--json", "--quiet",
+    )
+    assert res.returncode == 0, res.stderr
+    saved = json.loads(params.read_text())
+    assert saved["algorithm"] == "itemknn" and isinstance(saved["params"], dict)
+    out = tmp_path / "RECS.csv"
+    res = run_cli("recommend", "--train", str(train_csv), "--params", str(params), "--k", "1", "--output", str(out))
+    assert res.returncode == 0, res.stderr
+    assert len(read_csv(out)) == 8
+
+
+BAD_INPUTS = [
+    ("user,item,rating\nu1,a,5\nu1,b,abc\n", "BAD.csv:3: rating 'abc' is not a number"),
+    ("user,rating\nu1,5\n", "BAD.csv:1: missing column 'item'"),
+    ("", "BAD.csv:1: file is empty"),
+    ("user,item\n", "BAD.csv:2: no data rows"),
+    ("user,item\nu1,a\nu2\n", "BAD.csv:3: expected 2 fields, found 1"),
+    ("user,item\nu1,a\n,b\n", "BAD.csv:3: empty user"),
+    ("user,item,timestamp\nu1,a,yesterday\n", "BAD.csv:2: timestamp 'yesterday'"),
+    ("user,item,rating\nu1,a,nan\n", "BAD.csv:2: rating 'nan' is not a number"),
+    (b"user,item\nu1,a\nu2,caf\xe9\n", "BAD.csv:3: not valid UTF-8"),
+]
+
+
+@pytest.mark.parametrize("content,message", BAD_INPUTS)
+def test_bad_csv_names_file_and_line(tmp_path: Path, content, message: str):
+    bad = write(tmp_path / "BAD.csv", content)
+    with pytest.raises(CSVError) as info:
+        read_interactions(str(bad))
+    assert message in str(info.value)
+
+
+def test_bad_csv_exits_non_zero_with_message(tmp_path: Path):
+    bad = write(tmp_path / "TRAIN.csv", "user,item,rating\n" + "u,a,5\n" * 15 + "u,b,abc\n")
+    res = run_cli("recommend", "--train", str(bad), "--algorithm", "toppop", "--output", str(tmp_path / "o.csv"))
+    assert res.returncode != 0
+    assert "TRAIN.csv:17: rating 'abc' is not a number" in res.stderr
+    assert "Traceback" not in res.stderr
+
+
+def test_missing_file_and_unknown_algorithm(tmp_path: Path, train_csv: Path):
+    res = run_cli("recommend", "--train", str(tmp_path / "nope.csv"), "--algorithm", "toppop")
+    assert res.returncode != 0 and "nope.csv: file not found" in res.stderr
+    res = run_cli("recommend", "--train", str(train_csv), "--algorithm", "nosuch")
+    assert res.returncode != 0 and "nosuch" in res.stderr and "Traceback" not in res.stderr
+    test = write(tmp_path / "TEST.csv", "user,item\nu1,zz\n")
+    res = run_cli("evaluate", "--train", str(train_csv), "--test", str(test), "--k", "a,b", "--algorithms", "toppop")
+    assert res.returncode != 0 and "--k" in res.stderr
+
+
+def test_quoted_ids_with_commas_and_bom(tmp_path: Path):
+    path = write(tmp_path / "T.csv", '\ufeffUser,Item\n"Doe, Jane","Book, The"\n')
+    data = read_interactions(str(path))
+    assert data.users == ["Doe, Jane"] and data.items == ["Book, The"]
