@@ -1,0 +1,345 @@
+"""Provides the reads of the recommendations app: stored picks, neighbours and popular items.
+
+Selectors only read rows of the active build; they never compute recommendations. Each
+returns host item instances with ``rec_score``, ``rec_rank``, ``rec_explanation`` (a list of
+``{"title", "content_type", "object_id"}``), ``rec_because`` ("Because you read X") and
+``rec_source`` ("personal", "popular" or "content"). The cost of a call is a fixed number
+of queries: the stored rows, one per item model for the items, and one per interaction
+model for the user's history when seen items are filtered.
+"""
+from __future__ import annotations
+
+import io
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+from django.apps import apps
+from django.contrib.contenttypes.models import ContentType
+from django.db import models
+from django.db.models import Case, FloatField, IntegerField, Value, When
+
+from .adapters import get_adapter
+from .conf import app_settings
+from .models import BuildArtifact, BuildRun, ItemRule, PopularItem, SimilarItem, UserRecommendation
+
+Key = tuple[int, str]
+
+
+def active_build() -> BuildRun | None:
+    """Return the build whose results are served, if any."""
+    return BuildRun.objects.filter(is_active=True).first()
+
+
+def _model_of(model) -> type[models.Model] | None:
+    if model is None or isinstance(model, type):
+        return model
+    return apps.get_model(model)
+
+
+def _ct(model) -> ContentType:
+    return ContentType.objects.get_for_model(model)
+
+
+def _rules() -> dict[Key, ItemRule]:
+    return {(r.content_type_id, r.object_id): r for r in ItemRule.objects.all()}
+
+
+def _seen_keys(user) -> set[Key]:
+    """Return the items ``user`` has interacted with (one query per interaction model)."""
+    if not app_settings.EXCLUDE_SEEN or user is None or not getattr(user, "is_authenticated", False):
+        return set()
+    adapter = get_adapter()
+    return {row.item_key for row in adapter.interaction_rows(user_ids=[user.pk])}
+
+
+def _because(explanation: list[dict]) -> str:
+    titles = [e.get("title") for e in explanation if e.get("title")]
+    if not titles:
+        return ""
+    if len(titles) == 1:
+        return f"Because you read {titles[0]}"
+    return f"Because you read {', '.join(titles[:-1])} and {titles[-1]}"
+
+
+def _materialise(
+    candidates: Iterable[tuple[Key, float, list[dict], str]],
+    *,
+    n: int,
+    model=None,
+    queryset: models.QuerySet | None = None,
+    exclude: set[Key] = frozenset(),
+    rules: dict[Key, ItemRule] | None = None,
+) -> list[Any]:
+    """Turn ``(key, score, explanation, source)`` candidates into up to ``n`` host items.
+
+    Applies the item filters, the editors' rules (ban, boost, pin) and the exclusions, with
+    one query per item model.
+    """
+    rules = _rules() if rules is None else rules
+    adapter = get_adapter()
+    by_ct: dict[int, list[tuple[Key, float, list[dict], str]]] = {}
+    for cand in candidates:
+        key = cand[0]
+        if key in exclude:
+            continue
+        rule = rules.get(key)
+        if rule is not None and rule.action == ItemRule.Action.BAN:
+            continue
+        by_ct.setdefault(key[0], []).append(cand)
+    objects: dict[Key, Any] = {}
+    for ct_id, cands in by_ct.items():
+        item_model = ContentType.objects.get_for_id(ct_id).model_class()
+        if item_model is None or item_model._meta.label not in app_settings.ITEM_MODELS:
+            continue
+        if model is not None and item_model is not model:
+            continue
+        qs = queryset if queryset is not None and queryset.model is item_model else adapter.item_queryset(item_model)
+        pk = item_model._meta.pk
+        ids = [pk.to_python(c[0][1]) for c in cands]
+        for obj in qs.filter(pk__in=ids):
+            objects[(ct_id, str(obj.pk))] = obj
+    ranked = []
+    for ct_id, cands in by_ct.items():
+        for key, score, explanation, source in cands:
+            obj = objects.get(key)
+            if obj is None:
+                continue
+            rule = rules.get(key)
+            pinned = rule is not None and rule.action == ItemRule.Action.PIN
+            if rule is not None and rule.action == ItemRule.Action.BOOST:
+                score = score * rule.factor
+            ranked.append((pinned, score, key, obj, explanation, source))
+    ranked.sort(key=lambda r: (not r[0], -r[1]))
+    result = []
+    for rank, (_, score, _, obj, explanation, source) in enumerate(ranked[:n], 1):
+        obj.rec_score = float(score)
+        obj.rec_rank = rank
+        obj.rec_explanation = explanation
+        obj.rec_because = _because(explanation)
+        obj.rec_source = source
+        result.append(obj)
+    return result
+
+
+def _mmr(items: list[Any], n: int, lam: float) -> list[Any]:
+    """Re-rank by maximal marginal relevance: relevance against similarity to what is already chosen.
+
+    Similarity between two picks is 1 when they share an explanation item or a model, else 0:
+    a cheap proxy that needs no vectors at request time.
+    """
+    if lam <= 0 or len(items) <= 2:
+        return items[:n]
+    top = max(i.rec_score for i in items) or 1.0
+    chosen: list[Any] = []
+    pool = list(items)
+    while pool and len(chosen) < n:
+        def gain(item):
+            sources = {(e["content_type"], e["object_id"]) for e in item.rec_explanation}
+            overlap = max(
+                (1.0 if sources & {(e["content_type"], e["object_id"]) for e in c.rec_explanation} else 0.0)
+                for c in chosen
+            ) if chosen else 0.0
+            return (1 - lam) * item.rec_score / top - lam * overlap
+        best = max(pool, key=gain)
+        pool.remove(best)
+        chosen.append(best)
+    for rank, item in enumerate(chosen, 1):
+        item.rec_rank = rank
+    return chosen
+
+
+def recommended_for(user, *, model=None, n: int = 10, queryset: models.QuerySet | None = None,
+                    mmr_lambda: float | None = None) -> list[Any]:
+    """Return up to ``n`` picks for ``user`` (of ``model`` only, when given), best first.
+
+    A user with no stored picks (a new reader, or one the active build has not seen) gets
+    content neighbours of what they did, then the most popular items.
+    """
+    model = _model_of(model)
+    if user is None or not getattr(user, "is_authenticated", False):
+        return popular_items(model=model, n=n, queryset=queryset)
+    rows = UserRecommendation.objects.filter(build__is_active=True, user=user)
+    if model is not None:
+        rows = rows.filter(content_type=_ct(model))
+    rows = list(rows.order_by("rank").values_list("content_type_id", "object_id", "score", "explanation"))
+    seen = _seen_keys(user)
+    rules = _rules()
+    candidates = [((ct, oid), score, expl or [], "personal") for ct, oid, score, expl in rows]
+    lam = app_settings.MMR_LAMBDA if mmr_lambda is None else mmr_lambda
+    fetch = n * 2 if lam > 0 else n
+    items = _materialise(candidates, n=fetch, model=model, queryset=queryset, exclude=seen, rules=rules)
+    items = _mmr(items, n, lam) if lam > 0 else items
+    if len(items) < n:
+        have = {(_ct(type(i)).pk, str(i.pk)) for i in items}
+        extra = _content_fallback(seen, n=n - len(items), model=model, queryset=queryset,
+                                  exclude=seen | have, rules=rules)
+        have |= {(_ct(type(i)).pk, str(i.pk)) for i in extra}
+        items += extra
+        if len(items) < n:
+            items += popular_items(model=model, n=n - len(items), queryset=queryset,
+                                   exclude=seen | have, rules=rules)
+        for rank, item in enumerate(items, 1):
+            item.rec_rank = rank
+    return items
+
+
+def _content_fallback(seen: set[Key], *, n: int, model, queryset, exclude: set[Key], rules) -> list[Any]:
+    """Content neighbours of the few items a cold user has touched."""
+    if not seen or n <= 0:
+        return []
+    query = models.Q()
+    for ct_id, object_id in list(seen)[:50]:
+        query |= models.Q(content_type_id=ct_id, object_id=object_id)
+    rows = (
+        SimilarItem.objects.filter(query, build__is_active=True, kind=SimilarItem.Kind.CONTENT, rank__lte=10)
+        .order_by("rank")
+        .values_list("content_type_id", "object_id", "target_content_type_id", "target_object_id", "score")
+    )
+    best: dict[Key, tuple[float, Key]] = {}
+    for ct_id, object_id, t_ct, t_id, score in rows:
+        key = (t_ct, t_id)
+        if key not in best or score > best[key][0]:
+            best[key] = (score, (ct_id, object_id))
+    sources = _titles_for([src for _, src in best.values()])
+    candidates = [
+        (key, score, [{"content_type": src[0], "object_id": src[1], "title": sources.get(src, "")}], "content")
+        for key, (score, src) in best.items()
+    ]
+    return _materialise(candidates, n=n, model=model, queryset=queryset, exclude=exclude, rules=rules)
+
+
+def _titles_for(keys: Iterable[Key]) -> dict[Key, str]:
+    adapter = get_adapter()
+    by_ct: dict[int, list[str]] = {}
+    for ct_id, object_id in keys:
+        by_ct.setdefault(ct_id, []).append(object_id)
+    out: dict[Key, str] = {}
+    for ct_id, ids in by_ct.items():
+        item_model = ContentType.objects.get_for_id(ct_id).model_class()
+        pk = item_model._meta.pk
+        for obj in item_model._default_manager.filter(pk__in=[pk.to_python(i) for i in ids]):
+            out[(ct_id, str(obj.pk))] = adapter.item_title(obj)
+    return out
+
+
+def recommended_queryset(user, *, model, n: int = 10, queryset: models.QuerySet | None = None) -> models.QuerySet:
+    """Return ``user``'s stored picks of ``model`` as an ordered QuerySet annotated with ``rec_score`` and ``rec_rank``.
+
+    The QuerySet chains with the host's own managers, e.g.
+    ``recommended_queryset(user, model=Article, queryset=Article.objects.filter(is_published=True))``.
+    Explanations are on the items returned by ``recommended_for``.
+    """
+    model = _model_of(model)
+    rows = list(
+        UserRecommendation.objects.filter(build__is_active=True, user=user, content_type=_ct(model))
+        .order_by("rank").values_list("object_id", "score", "rank")[: n * 3]
+    )
+    seen = {oid for ct, oid in _seen_keys(user) if ct == _ct(model).pk}
+    pk = model._meta.pk
+    rows = [(pk.to_python(oid), score, rank) for oid, score, rank in rows if oid not in seen]
+    base = queryset if queryset is not None else get_adapter().item_queryset(model)
+    if not rows:
+        return base.none()
+    ids = [r[0] for r in rows]
+    return (
+        base.filter(pk__in=ids)
+        .annotate(
+            rec_score=Case(*[When(pk=i, then=Value(s)) for i, s, _ in rows], output_field=FloatField()),
+            rec_rank=Case(*[When(pk=i, then=Value(r)) for i, _, r in rows], output_field=IntegerField()),
+        )
+        .order_by("rec_rank")[:n]
+    )
+
+
+def similar_to(obj, *, n: int = 10, kind: str = "content", queryset: models.QuerySet | None = None) -> list[Any]:
+    """Return the stored neighbours of ``obj`` of ``kind`` ("content" or "collaborative"), best first.
+
+    An item the collaborative model has not seen yet (a cold item) falls back to its content neighbours.
+    """
+    if kind not in SimilarItem.Kind.values:
+        raise ValueError(f"kind must be one of {', '.join(SimilarItem.Kind.values)}, not {kind!r}.")
+    ct = _ct(type(obj))
+    rows = list(
+        SimilarItem.objects.filter(build__is_active=True, kind=kind, content_type=ct, object_id=str(obj.pk))
+        .order_by("rank").values_list("target_content_type_id", "target_object_id", "score")[: n * 2]
+    )
+    source = "content" if kind == SimilarItem.Kind.CONTENT else "personal"
+    if not rows and kind == SimilarItem.Kind.COLLABORATIVE:
+        return similar_to(obj, n=n, kind=SimilarItem.Kind.CONTENT, queryset=queryset)
+    candidates = [((t_ct, t_id), score, [], source) for t_ct, t_id, score in rows]
+    return _materialise(candidates, n=n, model=type(obj), queryset=queryset, exclude={(ct.pk, str(obj.pk))})
+
+
+def popular_items(*, model=None, n: int = 10, window: str = "all", queryset: models.QuerySet | None = None,
+                  exclude: set[Key] = frozenset(), rules=None) -> list[Any]:
+    """Return the most popular items (of ``model``, when given) of the active build.
+
+    ``window="recent"`` counts only the last ``POPULAR_WINDOW_DAYS`` days ("Popular this week")
+    and falls back to all time when too few items were read recently.
+    """
+    model = _model_of(model)
+    rows = PopularItem.objects.filter(build__is_active=True, window=window)
+    if model is not None:
+        rows = rows.filter(content_type=_ct(model))
+    rows = list(rows.order_by("rank", "content_type_id").values_list("content_type_id", "object_id", "score")
+                [: (n + len(exclude)) * 2])
+    candidates = [((ct, oid), score, [], "popular") for ct, oid, score in rows]
+    items = _materialise(candidates, n=n, model=model, queryset=queryset, exclude=set(exclude), rules=rules)
+    if len(items) < n and window != "all":
+        have = {(_ct(type(i)).pk, str(i.pk)) for i in items}
+        items += popular_items(model=model, n=n - len(items), window="all", queryset=queryset,
+                               exclude=set(exclude) | have, rules=rules)
+    return items
+
+
+def has_personal_recommendations(user) -> bool:
+    """Return whether the active build (or a refresh) stored picks for ``user``."""
+    if user is None or not getattr(user, "is_authenticated", False):
+        return False
+    return UserRecommendation.objects.filter(build__is_active=True, user=user).exists()
+
+
+_RATING_CACHE: dict[int, Any] = {}
+
+
+def predicted_stars(user, obj) -> float | None:
+    """Return the stars ``user`` would probably give ``obj`` (1-5), from the active build's rating model.
+
+    This reads the stored user and item factors of the build (one dot product), or returns
+    None when the build has no rating model or does not know the user or the item.
+    """
+    if user is None or not getattr(user, "is_authenticated", False):
+        return None
+    build_id = BuildRun.objects.filter(is_active=True).values_list("pk", flat=True).first()
+    if build_id is None:
+        return None
+    entry = _RATING_CACHE.get(build_id)
+    if entry is None:
+        from .algorithms.matrices import IndexMap
+        from .algorithms.rating import BiasedMF
+
+        blobs = dict(BuildArtifact.objects.filter(build_id=build_id, name__in=["rating_model", "maps"])
+                     .values_list("name", "data"))
+        if "rating_model" not in blobs or "maps" not in blobs:
+            _RATING_CACHE[build_id] = entry = (None, None, None)
+        else:
+            rating_model = BiasedMF.load(io.BytesIO(bytes(blobs["rating_model"])))
+            with np.load(io.BytesIO(bytes(blobs["maps"])), allow_pickle=False) as maps:
+                item_map = IndexMap(zip(maps["item_ct"].tolist(), maps["item_id"].tolist()))
+                user_map = IndexMap(maps["user_id"].tolist())
+            _RATING_CACHE.clear()
+            _RATING_CACHE[build_id] = entry = (rating_model, user_map, item_map)
+    rating_model, user_map, item_map = entry
+    if rating_model is None:
+        return None
+    u = user_map.get(str(user.pk))
+    i = item_map.get((_ct(type(obj)).pk, str(obj.pk)))
+    if u is None or i is None:
+        return None
+    return float(np.round(rating_model.predict(np.asarray([u]), np.asarray([i]))[0], 1))
+
+
+def neighbours_for_admin(obj, *, n: int = 20) -> dict[str, list[Any]]:
+    """Return both kinds of stored neighbours of ``obj`` (for its admin page)."""
+    return {kind: similar_to(obj, n=n, kind=kind) for kind in SimilarItem.Kind.values}

@@ -1,0 +1,878 @@
+"""Provides the build pipeline and the incremental updates of the recommendations app.
+
+A full build goes through five stages, each timed on its ``BuildRun``:
+
+1. **load**: the adapter reads every interaction and item text; the feedback model turns
+   them into one confidence matrix (``user_items``) plus a matrix of negative signals.
+2. **fit**: the configured algorithm (``auto`` by default) is fitted; content similarity
+   (TF-IDF) is fitted per item model; popularity is counted. The fitted model and the index
+   maps are saved as ``BuildArtifact`` rows so that other workers can score.
+3. **score**: users are split into chunks of ``BUILD_CHUNK_SIZE``; each chunk is scored and
+   written by its own task (``build_score_chunk``), so a build fans out over every worker.
+4. **write**: neighbours, popular lists and per-user picks are bulk-inserted under the new
+   build's id. Nothing is visible yet: serving reads only the active build.
+5. **switch**: one transaction marks the new build active and the old one inactive.
+
+A crash anywhere before the switch leaves the previous build active. Builds are guarded by
+a lease (``BuildLock``) so only one full build runs at a time; a lease from a dead worker
+expires after ``LOCK_TIMEOUT`` seconds. Tasks are idempotent: scoring a chunk first deletes
+what an earlier delivery of the same chunk wrote.
+
+Trade-off: per-user picks of the whole population are precomputed (cheap to serve, costly
+to build), and a reader's own picks are refreshed incrementally from the active model when
+they rate or read (``user_refresh``), so a full build is only needed for new neighbours.
+"""
+from __future__ import annotations
+
+import io
+import json
+import logging
+import math
+import os
+import socket
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from django.contrib.auth import get_user_model
+from django.contrib.contenttypes.models import ContentType
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from .adapters import InteractionRow, get_adapter
+from .algorithms import get_estimator, load_model
+from .algorithms.base import topk_dense_rows
+from .algorithms.matrices import IndexMap
+from .conf import app_settings
+from .models import (
+    BuildArtifact,
+    BuildLock,
+    BuildRun,
+    ItemRule,
+    PopularItem,
+    SimilarItem,
+    UserRecommendation,
+    UserRefresh,
+)
+
+logger = logging.getLogger(__name__)
+
+FULL_BUILD_LOCK = "full-build"
+Progress = Callable[[str, int, int], None] | None
+
+
+class BuildAlreadyRunning(Exception):
+    """Raised when a full build is asked for while another one holds the lock."""
+
+
+class BuildError(Exception):
+    """Raised when a build cannot run (no data, a broken artifact…)."""
+
+
+# --- the lock -------------------------------------------------------------------------------------
+
+
+def _owner(build_id: int) -> str:
+    return f"build:{build_id}@{socket.gethostname()}:{os.getpid()}"
+
+
+def build_lock_acquire(*, build_id: int) -> bool:
+    """Take the full-build lease for ``build_id``; return False if another live build holds it.
+
+    The same build may take its own lease again (a redelivered task after a worker died).
+    """
+    now = timezone.now()
+    expires = now + timedelta(seconds=app_settings.LOCK_TIMEOUT)
+    owner_prefix = f"build:{build_id}@"
+    with transaction.atomic():
+        lock = BuildLock.objects.select_for_update().filter(name=FULL_BUILD_LOCK).first()
+        if lock is None:
+            try:
+                with transaction.atomic():
+                    BuildLock.objects.create(
+                        name=FULL_BUILD_LOCK, owner=_owner(build_id), acquired_at=now, expires_at=expires
+                    )
+                return True
+            except IntegrityError:
+                return False
+        if lock.owner.startswith(owner_prefix) or lock.expires_at <= now:
+            if not lock.owner.startswith(owner_prefix):
+                logger.warning("Taking over a stale build lock held by %s since %s", lock.owner, lock.acquired_at)
+            lock.owner, lock.acquired_at, lock.expires_at = _owner(build_id), now, expires
+            lock.save()
+            return True
+        return False
+
+
+def build_lock_extend(*, build_id: int) -> None:
+    """Push the lease's expiry forward (a heartbeat between stages)."""
+    BuildLock.objects.filter(name=FULL_BUILD_LOCK, owner__startswith=f"build:{build_id}@").update(
+        expires_at=timezone.now() + timedelta(seconds=app_settings.LOCK_TIMEOUT)
+    )
+
+
+def build_lock_release(*, build_id: int) -> None:
+    BuildLock.objects.filter(name=FULL_BUILD_LOCK, owner__startswith=f"build:{build_id}@").delete()
+
+
+def build_lock_holder() -> BuildLock | None:
+    """Return the live lease, if a build holds one."""
+    return BuildLock.objects.filter(name=FULL_BUILD_LOCK, expires_at__gt=timezone.now()).first()
+
+
+# --- starting builds ---------------------------------------------------------------------------------
+
+
+def full_build_start(*, triggered_by: str = "api") -> BuildRun:
+    """Create a queued build and queue its task after commit.
+
+    Raises ``BuildAlreadyRunning`` when another build holds the lock.
+    """
+    from .tasks import full_build as full_build_task
+
+    holder = build_lock_holder()
+    if holder is not None:
+        raise BuildAlreadyRunning(
+            f"A full build is already running ({holder.owner.split('@')[0]}, since "
+            f"{holder.acquired_at:%Y-%m-%d %H:%M:%S} UTC); wait for it to finish."
+        )
+    build = BuildRun.objects.create(triggered_by=triggered_by, algorithm=_algorithm()[0])
+    transaction.on_commit(lambda: full_build_task.delay(build.pk))
+    return build
+
+
+def full_build_run(*, build_id: int | None = None, triggered_by: str = "command", progress: Progress = None) -> BuildRun:
+    """Run a whole build in this process (no fan-out) and return it, active."""
+    if build_id is None:
+        build = BuildRun.objects.create(triggered_by=triggered_by, algorithm=_algorithm()[0])
+        build_id = build.pk
+    chunks = build_prepare(build_id=build_id, progress=progress)
+    if chunks is None:
+        return BuildRun.objects.get(pk=build_id)
+    try:
+        for done, (start, stop) in enumerate(chunks, 1):
+            build_score_chunk(build_id=build_id, start=start, stop=stop)
+            if progress:
+                progress("score", done, len(chunks))
+        return build_finalize(build_id=build_id)
+    except Exception as exc:
+        build_fail(build_id=build_id, error=exc)
+        raise
+
+
+# --- algorithm configuration ----------------------------------------------------------------------
+
+
+def _algorithm() -> tuple[str, dict[str, Any]]:
+    name, params = app_settings.ALGORITHM, dict(app_settings.ALGORITHM_PARAMS)
+    if app_settings.ALGORITHM_PARAMS_FILE:
+        data = json.loads(Path(app_settings.ALGORITHM_PARAMS_FILE).read_text())
+        name, params = data.get("algorithm", name), dict(data.get("params", {}))
+    return name, params
+
+
+def _feedback_config():
+    from .algorithms.feedback import FeedbackConfig
+
+    return FeedbackConfig(**app_settings.FEEDBACK)
+
+
+# --- loading ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class LoadedData:
+    user_items: sp.csr_matrix
+    negatives: sp.csr_matrix
+    user_map: IndexMap
+    item_map: IndexMap
+    item_words: np.ndarray
+    texts: dict[int, list[tuple[str, str]]]  # content_type_id -> [(object_id, text)]
+    n_events: int
+
+
+def _events_matrix(rows: Iterable[InteractionRow], user_map: IndexMap, item_map: IndexMap,
+                   item_words: np.ndarray, *, grow_users: bool, now: float):
+    """Turn interaction rows into (positive, negative) confidence matrices with the feedback model."""
+    from .algorithms.feedback import FeedbackEvents, confidence_matrix
+
+    users, items, kinds, stars, dwell, progress, stamps, weights = [], [], [], [], [], [], [], []
+    for row in rows:
+        item = item_map.get(row.item_key)
+        if item is None:
+            continue
+        if grow_users:
+            user = user_map.add(row.user_id)
+        else:
+            user = user_map.get(row.user_id)
+            if user is None:
+                continue
+        users.append(user)
+        items.append(item)
+        kind = row.kind
+        if kind == "weight":
+            # A plain weighted interaction counts as a read whose weight scales its confidence.
+            kind = "read"
+        kinds.append(kind)
+        stars.append(np.nan if row.stars is None else float(row.stars))
+        dwell.append(np.nan if row.dwell_seconds is None else float(row.dwell_seconds))
+        progress.append(np.nan if row.progress is None else float(row.progress))
+        stamps.append(now if row.timestamp is None else float(row.timestamp))
+        weights.append(1.0 if row.weight is None else float(row.weight))
+    events = FeedbackEvents(
+        user=np.asarray(users, dtype=np.int64),
+        item=np.asarray(items, dtype=np.int64),
+        kind=np.asarray(kinds, dtype=object).astype(str) if kinds else np.asarray([], dtype=str),
+        stars=np.asarray(stars, dtype=np.float64),
+        dwell_seconds=np.asarray(dwell, dtype=np.float64),
+        progress=np.asarray(progress, dtype=np.float64),
+        timestamp=np.asarray(stamps, dtype=np.float64),
+        item_words=item_words,
+    )
+    if hasattr(events, "weight"):
+        events.weight = np.asarray(weights, dtype=np.float64)
+    positive, negative = confidence_matrix(events, len(user_map), len(item_map), _feedback_config(), now=now)
+    return positive.tocsr().astype(np.float32), negative.tocsr().astype(np.float32), len(users)
+
+
+def build_load(*, now: float | None = None) -> LoadedData:
+    """Read every item text and interaction through the adapter and build the matrices."""
+    adapter = get_adapter()
+    now = time.time() if now is None else now
+    item_map = IndexMap()
+    texts: dict[int, list[tuple[str, str]]] = {}
+    words: list[float] = []
+    for model in adapter.item_models():
+        ct_id = ContentType.objects.get_for_model(model).pk
+        pairs = list(adapter.item_texts(model)) if adapter.text_fields(model) else [
+            (str(pk), "") for pk in adapter.item_queryset(model).values_list("pk", flat=True).iterator()
+        ]
+        texts[ct_id] = pairs
+        for object_id, text in pairs:
+            item_map.add((ct_id, object_id))
+            words.append(float(len(text.split())) if text else np.nan)
+    item_words = np.asarray(words, dtype=np.float64)
+    user_map = IndexMap()
+    positive, negative, n_events = _events_matrix(
+        adapter.interaction_rows(), user_map, item_map, item_words, grow_users=True, now=now
+    )
+    return LoadedData(positive, negative, user_map, item_map, item_words, texts, n_events)
+
+
+# --- artifacts -----------------------------------------------------------------------------------------
+
+
+def _artifact_save(build: BuildRun, name: str, writer: Callable[[io.BytesIO], None]) -> None:
+    buffer = io.BytesIO()
+    writer(buffer)
+    BuildArtifact.objects.update_or_create(build=build, name=name, defaults={"data": buffer.getvalue()})
+
+
+def _artifact_bytes(build_id: int, name: str) -> bytes:
+    try:
+        return bytes(BuildArtifact.objects.values_list("data", flat=True).get(build_id=build_id, name=name))
+    except BuildArtifact.DoesNotExist:
+        raise BuildError(f"Build #{build_id} has no artifact {name!r}; run a full build.") from None
+
+
+def _save_state(build: BuildRun, data: LoadedData, model) -> None:
+    _artifact_save(build, "model", model.save)
+    _artifact_save(
+        build,
+        "maps",
+        lambda f: np.savez(
+            f,
+            item_ct=np.asarray([k[0] for k in data.item_map], dtype=np.int64),
+            item_id=np.asarray([k[1] for k in data.item_map], dtype=str),
+            user_id=np.asarray([str(u) for u in data.user_map], dtype=str),
+            item_words=data.item_words,
+        ),
+    )
+    for name, matrix in (("user_items", data.user_items), ("negatives", data.negatives)):
+        _artifact_save(build, name, lambda f, m=matrix: sp.save_npz(f, m.tocsr(), compressed=False))
+
+
+@dataclass
+class BuildState:
+    """What a worker needs to score users of a build; cached per process by build id."""
+
+    model: Any
+    item_map: IndexMap
+    user_keys: list[str]
+    item_words: np.ndarray
+    user_items: sp.csr_matrix
+    negatives: sp.csr_matrix
+
+
+_STATE_CACHE: OrderedDict[int, BuildState] = OrderedDict()
+
+
+def build_state(build_id: int) -> BuildState:
+    """Load (once per process) the fitted model, maps and matrices of a build."""
+    state = _STATE_CACHE.get(build_id)
+    if state is not None:
+        _STATE_CACHE.move_to_end(build_id)
+        return state
+    model = load_model(io.BytesIO(_artifact_bytes(build_id, "model")))
+    with np.load(io.BytesIO(_artifact_bytes(build_id, "maps")), allow_pickle=False) as maps:
+        item_map = IndexMap(zip(maps["item_ct"].tolist(), maps["item_id"].tolist()))
+        user_keys = maps["user_id"].tolist()
+        item_words = maps["item_words"]
+    user_items = sp.load_npz(io.BytesIO(_artifact_bytes(build_id, "user_items"))).tocsr()
+    negatives = sp.load_npz(io.BytesIO(_artifact_bytes(build_id, "negatives"))).tocsr()
+    state = BuildState(model, item_map, user_keys, item_words, user_items, negatives)
+    _STATE_CACHE[build_id] = state
+    while len(_STATE_CACHE) > 2:
+        _STATE_CACHE.popitem(last=False)
+    return state
+
+
+# --- stage helpers --------------------------------------------------------------------------------------
+
+
+class _Timer:
+    def __init__(self, build: BuildRun):
+        self.build = build
+
+    def stage(self, name: str):
+        timer = self
+
+        class _Stage:
+            def __enter__(self_inner):
+                self_inner.start = time.perf_counter()
+                return self_inner
+
+            def __exit__(self_inner, *exc):
+                elapsed = time.perf_counter() - self_inner.start
+                timer.build.timings[name] = round(timer.build.timings.get(name, 0.0) + elapsed, 4)
+                return False
+
+        return _Stage()
+
+
+def _similar_rows(build: BuildRun, kind: str, item_map: IndexMap, positions: Iterable[int],
+                  indices: np.ndarray, scores: np.ndarray) -> list[SimilarItem]:
+    rows = []
+    for source, idx_row, score_row in zip(positions, indices, scores):
+        ct_id, object_id = item_map.key(source)
+        rank = 0
+        for target, score in zip(idx_row, score_row):
+            if target < 0 or not np.isfinite(score) or score <= 0 or target == source:
+                continue
+            t_ct, t_id = item_map.key(target)
+            rank += 1
+            rows.append(SimilarItem(
+                build=build, kind=kind, content_type_id=ct_id, object_id=object_id,
+                target_content_type_id=t_ct, target_object_id=t_id, rank=rank, score=float(score),
+            ))
+    return rows
+
+
+def _topk_sparse(matrix: sp.csr_matrix, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Top-``k`` columns of every row of a sparse matrix, as padded dense arrays."""
+    n = matrix.shape[0]
+    indices = np.full((n, k), -1, dtype=np.int64)
+    scores = np.full((n, k), -np.inf, dtype=np.float32)
+    matrix = matrix.tocsr()
+    for row in range(n):
+        start, stop = matrix.indptr[row], matrix.indptr[row + 1]
+        if start == stop:
+            continue
+        cols, vals = matrix.indices[start:stop], matrix.data[start:stop]
+        order = np.argsort(-vals, kind="stable")[:k]
+        indices[row, : len(order)] = cols[order]
+        scores[row, : len(order)] = vals[order]
+    return indices, scores
+
+
+def _content_rows(build: BuildRun, data: LoadedData) -> list[SimilarItem]:
+    """Fit TF-IDF per item model and return the top ``N_SIMILAR`` content neighbours of every item."""
+    from .algorithms.content import ContentSimilarity
+
+    rows: list[SimilarItem] = []
+    for ct_id, pairs in data.texts.items():
+        if len(pairs) < 2 or not any(text for _, text in pairs):
+            continue
+        content = ContentSimilarity(top_k=app_settings.N_SIMILAR).fit([text for _, text in pairs])
+        positions = [data.item_map.position((ct_id, object_id)) for object_id, _ in pairs]
+        local_idx, local_scores = _topk_sparse(content.similarity_, app_settings.N_SIMILAR)
+        global_idx = np.where(local_idx >= 0, np.asarray(positions, dtype=np.int64)[np.maximum(local_idx, 0)], -1)
+        rows += _similar_rows(build, SimilarItem.Kind.CONTENT, data.item_map, positions, global_idx, local_scores)
+    return rows
+
+
+def _collaborative_rows(build: BuildRun, data: LoadedData, model) -> list[SimilarItem]:
+    """Return the top ``N_SIMILAR`` collaborative neighbours of every item with interactions.
+
+    Neighbours stay within the item's own model (an article's "Readers also read" lists articles).
+    """
+    n = app_settings.N_SIMILAR
+    item_cts = np.asarray([k[0] for k in data.item_map], dtype=np.int64)
+    active = np.flatnonzero(np.diff(data.user_items.tocsc().indptr) > 0)
+    similarity = getattr(model, "similarity_", None)
+    if similarity is not None:
+        similarity = sp.csr_matrix(similarity)
+        similarity.setdiag(0)
+        similarity.eliminate_zeros()
+    rows: list[SimilarItem] = []
+    for start in range(0, len(active), 1024):
+        block = active[start : start + 1024]
+        if similarity is not None:
+            dense = similarity[block].toarray()
+        else:
+            dense = np.full((len(block), data.user_items.shape[1]), -np.inf, dtype=np.float32)
+            for i, item in enumerate(block):
+                idx, sc = model.similar_items(int(item), n=n * 4)
+                dense[i, idx] = sc
+        same_model = item_cts[None, :] == item_cts[block][:, None]
+        dense = np.where(same_model, dense, -np.inf)
+        dense[np.arange(len(block)), block] = -np.inf
+        idx, sc = topk_dense_rows(dense, n)
+        rows += _similar_rows(build, SimilarItem.Kind.COLLABORATIVE, data.item_map, block, idx, sc)
+    return rows
+
+
+def _popular_rows(build: BuildRun, data: LoadedData, recent_counts: np.ndarray) -> list[PopularItem]:
+    rows: list[PopularItem] = []
+    item_cts = np.asarray([k[0] for k in data.item_map], dtype=np.int64)
+    all_counts = np.asarray((data.user_items > 0).sum(axis=0)).ravel().astype(np.float64)
+    for window, counts in (("all", all_counts), ("recent", recent_counts)):
+        for ct_id in np.unique(item_cts):
+            positions = np.flatnonzero((item_cts == ct_id) & (counts > 0))
+            order = positions[np.argsort(-counts[positions], kind="stable")][: app_settings.N_POPULAR]
+            for rank, position in enumerate(order, 1):
+                rows.append(PopularItem(
+                    build=build, window=window, content_type_id=int(ct_id),
+                    object_id=data.item_map.key(position)[1], rank=rank, score=float(counts[position]),
+                ))
+    return rows
+
+
+def _recent_counts(data: LoadedData) -> np.ndarray:
+    """Count distinct readers per item over the last ``POPULAR_WINDOW_DAYS`` days."""
+    since = timezone.now() - timedelta(days=app_settings.POPULAR_WINDOW_DAYS)
+    counts = np.zeros(len(data.item_map), dtype=np.float64)
+    seen: set[tuple[Any, int]] = set()
+    for row in get_adapter().interaction_rows(since=since):
+        if row.kind == "not_interested" or (row.stars is not None and row.stars <= 2):
+            continue
+        position = data.item_map.get(row.item_key)
+        if position is not None and (row.user_id, position) not in seen:
+            seen.add((row.user_id, position))
+            counts[position] += 1
+    return counts
+
+
+def _fit_rating_model(build: BuildRun, data: LoadedData) -> int:
+    """Fit the star predictor on explicit ratings; return how many ratings it saw."""
+    from .algorithms.rating import BiasedMF
+
+    users, items, stars = [], [], []
+    for row in get_adapter().interaction_rows():
+        if row.kind != "rating" or row.stars is None:
+            continue
+        user, item = data.user_map.get(row.user_id), data.item_map.get(row.item_key)
+        if user is not None and item is not None:
+            users.append(user)
+            items.append(item)
+            stars.append(float(row.stars))
+    if len(stars) < 10:
+        return len(stars)
+    model = BiasedMF(factors=32, iterations=10, random_state=0).fit(
+        np.asarray(users), np.asarray(items), np.asarray(stars), len(data.user_map), len(data.item_map)
+    )
+    _artifact_save(build, "rating_model", model.save)
+    return len(stars)
+
+
+# --- the pipeline -----------------------------------------------------------------------------------------
+
+
+def build_prepare(*, build_id: int, progress: Progress = None) -> list[tuple[int, int]] | None:
+    """Load, fit and store everything of build ``build_id`` but the per-user picks.
+
+    Return the user chunks to score, or ``None`` when the build cannot run (the lock is held
+    by another build, or the build already finished).
+    """
+    build = BuildRun.objects.get(pk=build_id)
+    if build.status in (BuildRun.Status.SUCCEEDED, BuildRun.Status.FAILED):
+        logger.info("Build #%s already %s; nothing to do.", build_id, build.status)
+        return None
+    if not build_lock_acquire(build_id=build_id):
+        holder = build_lock_holder()
+        build.status = BuildRun.Status.FAILED
+        build.error = f"Another full build holds the lock ({holder.owner if holder else 'unknown'})."
+        build.finished_at = timezone.now()
+        build.save(update_fields=["status", "error", "finished_at"])
+        logger.warning("Build #%s refused: %s", build_id, build.error)
+        return None
+    try:
+        # A redelivered task starts this build over: drop what an earlier attempt wrote.
+        _build_rows_delete(build_id)
+        name, params = _algorithm()
+        if "max_items" in _param_names(name) and "max_items" not in params:
+            params["max_items"] = app_settings.EASE_MAX_ITEMS
+        build.status, build.started_at = BuildRun.Status.RUNNING, timezone.now()
+        build.algorithm, build.params, build.timings, build.counts = name, params, {}, {}
+        build.data_until = timezone.now()
+        build.save()
+        timer = _Timer(build)
+        with timer.stage("load"):
+            data = build_load()
+            recent = _recent_counts(data)
+        if progress:
+            progress("load", 1, 1)
+        if data.user_items.nnz == 0:
+            raise BuildError("There are no interactions to learn from yet.")
+        with timer.stage("fit"):
+            model = get_estimator(name, **params).fit(data.user_items)
+            n_ratings = _fit_rating_model(build, data)
+        if progress:
+            progress("fit", 1, 1)
+        with timer.stage("write"):
+            _save_state(build, data, model)
+            neighbours = _collaborative_rows(build, data, model) + _content_rows(build, data)
+            SimilarItem.objects.bulk_create(neighbours, batch_size=5000)
+            PopularItem.objects.bulk_create(_popular_rows(build, data, recent), batch_size=5000)
+        build.counts = {
+            "users": len(data.user_map), "items": len(data.item_map), "interactions": data.n_events,
+            "nonzeros": int(data.user_items.nnz), "ratings": n_ratings,
+            "neighbours": len(neighbours),
+        }
+        build.save(update_fields=["timings", "counts"])
+        build_lock_extend(build_id=build_id)
+        size = app_settings.BUILD_CHUNK_SIZE
+        return [(start, min(start + size, len(data.user_map))) for start in range(0, len(data.user_map), size)]
+    except Exception as exc:
+        build_fail(build_id=build_id, error=exc)
+        raise
+
+
+def _param_names(name: str) -> list[str]:
+    from .algorithms import ALGORITHMS
+
+    cls = ALGORITHMS.get(name)
+    return list(cls._param_names()) if cls is not None else []
+
+
+def _explanations(state: BuildState, row: sp.csr_matrix, targets: np.ndarray, titles: dict) -> list[list[dict]]:
+    """Return for each target the 1-3 history items that contributed most to its score."""
+    similarity = getattr(state.model, "similarity_", None)
+    history, weights = row.indices, row.data
+    out: list[list[dict]] = []
+    if len(history) == 0:
+        return [[] for _ in targets]
+    if similarity is not None:
+        contributions = similarity[history][:, targets].toarray() * weights[:, None]
+        for j in range(len(targets)):
+            column = contributions[:, j]
+            best = np.argsort(-column, kind="stable")[:3]
+            out.append([_explained(state, history[b], titles) for b in best if column[b] > 0])
+    else:
+        for target in targets:
+            idx, contrib = state.model.explain(row, int(target), n=3)
+            out.append([_explained(state, i, titles) for i, c in zip(idx, contrib) if c > 0])
+    return out
+
+
+def _explained(state: BuildState, position: int, titles: dict) -> dict:
+    ct_id, object_id = state.item_map.key(position)
+    return {"content_type": ct_id, "object_id": object_id, "title": titles.get((ct_id, object_id), "")}
+
+
+def _titles(keys: Iterable[tuple[int, str]]) -> dict[tuple[int, str], str]:
+    """Return the display title of items, one query per item model."""
+    adapter = get_adapter()
+    by_ct: dict[int, set[str]] = {}
+    for ct_id, object_id in keys:
+        by_ct.setdefault(ct_id, set()).add(object_id)
+    titles: dict[tuple[int, str], str] = {}
+    for ct_id, ids in by_ct.items():
+        model = ContentType.objects.get_for_id(ct_id).model_class()
+        if model is None:
+            continue
+        pk = model._meta.pk
+        for obj in model._default_manager.filter(pk__in=[pk.to_python(i) for i in ids]):
+            titles[(ct_id, str(obj.pk))] = adapter.item_title(obj)
+    return titles
+
+
+def _score_rows(state: BuildState, rows: sp.csr_matrix, negatives: sp.csr_matrix, n: int):
+    """Score users' rows, hide what they have seen or rejected, return padded top-``n`` arrays."""
+    scores = state.model.score(rows).astype(np.float32, copy=False)
+    seen = (rows + negatives).tocsr()
+    seen.data[:] = 1
+    mask = seen.toarray().astype(bool)
+    scores[mask] = -np.inf
+    return topk_dense_rows(scores, min(n, scores.shape[1]))
+
+
+def _user_pk(key: str):
+    return get_user_model()._meta.pk.to_python(key)
+
+
+def _recommendation_rows(build_id: int, state: BuildState, positions: np.ndarray, rows: sp.csr_matrix,
+                         negatives: sp.csr_matrix, source: str) -> list[UserRecommendation]:
+    n = app_settings.N_RECOMMENDATIONS
+    indices, scores = _score_rows(state, rows, negatives, n)
+    keys = set()
+    for i in range(len(positions)):
+        keys.update(state.item_map.key(p) for p in rows[i].indices)
+    titles = _titles(keys)
+    out: list[UserRecommendation] = []
+    for i, position in enumerate(positions):
+        valid = (indices[i] >= 0) & np.isfinite(scores[i]) & (scores[i] > 0)
+        targets, target_scores = indices[i][valid], scores[i][valid]
+        if len(targets) == 0:
+            continue
+        explanations = _explanations(state, rows[i], targets, titles)
+        user_pk = _user_pk(state.user_keys[position])
+        for rank, (target, score, why) in enumerate(zip(targets, target_scores, explanations), 1):
+            ct_id, object_id = state.item_map.key(target)
+            out.append(UserRecommendation(
+                build_id=build_id, user_id=user_pk, content_type_id=ct_id, object_id=object_id,
+                rank=rank, score=float(score), explanation=why, source=source,
+            ))
+    return out
+
+
+def build_score_chunk(*, build_id: int, start: int, stop: int) -> int:
+    """Score users ``start:stop`` of a build and write their picks; safe to run twice."""
+    build = BuildRun.objects.only("status").get(pk=build_id)
+    if build.status != BuildRun.Status.RUNNING:
+        return 0
+    t0 = time.perf_counter()
+    state = build_state(build_id)
+    positions = np.arange(start, stop)
+    rows = state.user_items[start:stop]
+    negatives = state.negatives[start:stop]
+    t1 = time.perf_counter()
+    recs = _recommendation_rows(build_id, state, positions, rows, negatives, source="build")
+    t2 = time.perf_counter()
+    user_pks = [_user_pk(state.user_keys[p]) for p in positions]
+    with transaction.atomic():
+        UserRecommendation.objects.filter(build_id=build_id, user_id__in=user_pks).delete()
+        UserRecommendation.objects.bulk_create(recs, batch_size=5000)
+    t3 = time.perf_counter()
+    _chunk_timing(build_id, {"load_state": t1 - t0, "score": t2 - t1, "write_picks": t3 - t2})
+    build_lock_extend(build_id=build_id)
+    return len(recs)
+
+
+def _chunk_timing(build_id: int, timings: dict[str, float]) -> None:
+    """Add a chunk's stage seconds to its build (summed over chunks, i.e. worker-seconds)."""
+    with transaction.atomic():
+        build = BuildRun.objects.select_for_update().only("timings").get(pk=build_id)
+        for key, value in timings.items():
+            build.timings[key] = round(build.timings.get(key, 0.0) + value, 4)
+        build.save(update_fields=["timings"])
+
+
+def build_finalize(*, build_id: int) -> BuildRun:
+    """Switch the active build to ``build_id`` in one transaction, then prune old builds."""
+    t0 = time.perf_counter()
+    with transaction.atomic():
+        build = BuildRun.objects.select_for_update().get(pk=build_id)
+        if build.status != BuildRun.Status.RUNNING:
+            return build
+        build.counts["recommendations"] = UserRecommendation.objects.filter(build_id=build_id).count()
+        BuildRun.objects.filter(is_active=True).exclude(pk=build_id).update(is_active=False)
+        build.is_active = True
+        build.status = BuildRun.Status.SUCCEEDED
+        build.finished_at = build.activated_at = timezone.now()
+        build.timings["switch"] = round(time.perf_counter() - t0, 4)
+        build.save()
+    build_lock_release(build_id=build_id)
+    _builds_prune()
+    _requeue_users_changed_since(build)
+    logger.info("Build #%s is active: %s", build_id, build.counts)
+    return build
+
+
+def build_fail(*, build_id: int, error: BaseException | str) -> None:
+    """Mark a build failed, drop its rows and release its lock; the active build is untouched."""
+    BuildRun.objects.filter(pk=build_id).exclude(status=BuildRun.Status.SUCCEEDED).update(
+        status=BuildRun.Status.FAILED, error=str(error)[:5000], finished_at=timezone.now(), is_active=False
+    )
+    _build_rows_delete(build_id)
+    build_lock_release(build_id=build_id)
+
+
+def _build_rows_delete(build_id: int) -> None:
+    for model in (UserRecommendation, SimilarItem, PopularItem, BuildArtifact):
+        model.objects.filter(build_id=build_id).delete()
+    _STATE_CACHE.pop(build_id, None)
+
+
+def _builds_prune() -> None:
+    keep = list(
+        BuildRun.objects.filter(status=BuildRun.Status.SUCCEEDED).order_by("-created_at").values_list("pk", flat=True)
+    )[: app_settings.KEEP_BUILDS]
+    old = BuildRun.objects.filter(status=BuildRun.Status.SUCCEEDED, is_active=False).exclude(pk__in=keep)
+    for build_id in old.values_list("pk", flat=True):
+        _build_rows_delete(build_id)
+    old.delete()
+
+
+def build_activate(*, build_id: int) -> BuildRun:
+    """Make a kept, succeeded build the active one (switching back is an admin action)."""
+    with transaction.atomic():
+        build = BuildRun.objects.select_for_update().get(pk=build_id)
+        if build.status != BuildRun.Status.SUCCEEDED:
+            raise BuildError(f"Build #{build_id} is {build.status}; only a succeeded build can be made active.")
+        if not UserRecommendation.objects.filter(build_id=build_id).exists() and not PopularItem.objects.filter(
+            build_id=build_id
+        ).exists():
+            raise BuildError(f"Build #{build_id} has no stored results left; run a new build.")
+        BuildRun.objects.filter(is_active=True).exclude(pk=build_id).update(is_active=False)
+        build.is_active = True
+        build.activated_at = timezone.now()
+        build.save(update_fields=["is_active", "activated_at"])
+    return build
+
+
+# --- incremental updates ------------------------------------------------------------------------------------
+
+
+def user_refresh_request(*, user_id: Any) -> None:
+    """Ask for ``user_id``'s picks to be refreshed soon; debounced, safe to call on every write.
+
+    The request is recorded in the database first, so that if the broker is down the refresh
+    is not lost: ``refresh_pending_users`` (and the next full build) pick up every pending user.
+    """
+    from .tasks import user_refresh as user_refresh_task
+
+    now = timezone.now()
+    state, created = UserRefresh.objects.get_or_create(user_id=user_id, defaults={"requested_at": now})
+    if not created:
+        UserRefresh.objects.filter(pk=state.pk).update(requested_at=now)
+    debounce = timedelta(seconds=app_settings.REFRESH_DEBOUNCE_SECONDS)
+    recently_queued = (
+        state.queued_at is not None
+        and state.queued_at > now - debounce
+        and (state.refreshed_at is None or state.refreshed_at < state.queued_at)
+    )
+    if recently_queued and not created:
+        return  # A refresh queued moments ago has not run yet; it will see this change too.
+    try:
+        user_refresh_task.apply_async(args=[str(user_id)], countdown=app_settings.REFRESH_DEBOUNCE_SECONDS)
+    except Exception:  # The broker is down: the request stays pending in the database.
+        logger.warning("Could not queue the refresh of user %s; it stays pending.", user_id, exc_info=True)
+        return
+    UserRefresh.objects.filter(pk=user_id).update(queued_at=now)
+
+
+def user_refresh(*, user_id: Any) -> int:
+    """Recompute one user's picks from the active model now; return how many were stored."""
+    started = timezone.now()
+    build = BuildRun.objects.filter(is_active=True).only("pk").first()
+    if build is None:
+        return 0
+    try:
+        state = build_state(build.pk)
+    except BuildError:
+        return 0
+    user_pk = _user_pk(str(user_id))
+    item_map = state.item_map
+    user_map = IndexMap([user_pk])
+    positive, negative, _ = _events_matrix(
+        get_adapter().interaction_rows(user_ids=[user_pk]), user_map, item_map, state.item_words,
+        grow_users=False, now=time.time(),
+    )
+    recs: list[UserRecommendation] = []
+    if positive.nnz:
+        state_users = state.user_keys
+        # Scores of a user are computed from their own row; the position only names the user.
+        state.user_keys = [str(user_pk)]
+        try:
+            recs = _recommendation_rows(build.pk, state, np.asarray([0]), positive, negative, source="refresh")
+        finally:
+            state.user_keys = state_users
+    with transaction.atomic():
+        if not BuildRun.objects.filter(pk=build.pk, is_active=True).exists():
+            return 0  # A new build became active meanwhile; it will be refreshed by its own switch.
+        UserRecommendation.objects.filter(build_id=build.pk, user_id=user_pk).delete()
+        UserRecommendation.objects.bulk_create(recs)
+        UserRefresh.objects.update_or_create(user_id=user_pk, defaults={"refreshed_at": started})
+    return len(recs)
+
+
+def pending_refresh_users(*, limit: int = 1000) -> list[Any]:
+    """Return users whose refresh was asked for and not done (e.g. the broker was down)."""
+    from django.db.models import F
+
+    return list(
+        UserRefresh.objects.filter(Q(refreshed_at__isnull=True) | Q(refreshed_at__lt=F("requested_at")))
+        .values_list("user_id", flat=True)[:limit]
+    )
+
+
+def _requeue_users_changed_since(build: BuildRun) -> None:
+    """After a switch, refresh users who interacted after the build read its data."""
+    if build.data_until is None:
+        return
+    users = UserRefresh.objects.filter(requested_at__gt=build.data_until).values_list("user_id", flat=True)
+    for user_id in users:
+        user_refresh_request(user_id=user_id)
+
+
+def item_content_refresh(*, content_type_id: int, object_id: str) -> int:
+    """Recompute the content neighbours of one item in the active build; return how many were stored."""
+    from .algorithms.content import ContentSimilarity
+
+    build = BuildRun.objects.filter(is_active=True).only("pk").first()
+    if build is None:
+        return 0
+    model = ContentType.objects.get_for_id(content_type_id).model_class()
+    adapter = get_adapter()
+    if model is None or not adapter.text_fields(model):
+        return 0
+    pairs = list(adapter.item_texts(model))
+    ids = [object_id_ for object_id_, _ in pairs]
+    if str(object_id) not in ids or len(pairs) < 2:
+        with transaction.atomic():
+            SimilarItem.objects.filter(build_id=build.pk, kind=SimilarItem.Kind.CONTENT,
+                                       content_type_id=content_type_id, object_id=str(object_id)).delete()
+        return 0
+    content = ContentSimilarity(top_k=app_settings.N_SIMILAR).fit([text for _, text in pairs])
+    source = ids.index(str(object_id))
+    idx, scores = content.similar_items(source, n=app_settings.N_SIMILAR)
+    rows = [
+        SimilarItem(build_id=build.pk, kind=SimilarItem.Kind.CONTENT, content_type_id=content_type_id,
+                    object_id=str(object_id), target_content_type_id=content_type_id, target_object_id=ids[t],
+                    rank=rank, score=float(s))
+        for rank, (t, s) in enumerate(((t, s) for t, s in zip(idx, scores) if s > 0 and t != source), 1)
+    ]
+    with transaction.atomic():
+        SimilarItem.objects.filter(build_id=build.pk, kind=SimilarItem.Kind.CONTENT,
+                                   content_type_id=content_type_id, object_id=str(object_id)).delete()
+        SimilarItem.objects.bulk_create(rows)
+    return len(rows)
+
+
+# --- editor rules -----------------------------------------------------------------------------------------
+
+
+def item_rule_set(*, obj, action: str, factor: float = 1.5, note: str = "") -> ItemRule:
+    """Pin, boost or ban ``obj`` in every recommendation list."""
+    if action not in ItemRule.Action.values:
+        raise ValueError(f"Unknown action {action!r}: use one of {', '.join(ItemRule.Action.values)}.")
+    if not math.isfinite(factor) or factor <= 0:
+        raise ValueError("factor must be a positive number.")
+    ct = ContentType.objects.get_for_model(obj)
+    rule, _ = ItemRule.objects.update_or_create(
+        content_type=ct, object_id=str(obj.pk), defaults={"action": action, "factor": factor, "note": note}
+    )
+    return rule
+
+
+def item_rule_clear(*, obj) -> None:
+    ct = ContentType.objects.get_for_model(obj)
+    ItemRule.objects.filter(content_type=ct, object_id=str(obj.pk)).delete()

@@ -1,0 +1,201 @@
+"""Tests of the build pipeline in recommendations/services.py, on the testapp host."""
+from __future__ import annotations
+
+import pytest
+from django.contrib.contenttypes.models import ContentType
+
+from recommendations import selectors, services
+from recommendations.models import BuildLock, BuildRun, PopularItem, SimilarItem, UserRecommendation
+from tests.recommendations.testapp.models import Item, Like
+
+
+def _active_rows(user):
+    return list(
+        UserRecommendation.objects.filter(build__is_active=True, user=user)
+        .order_by("rank").values_list("object_id", "rank", "score")
+    )
+
+
+class TestFullBuildRun:
+    def test_build_stores_picks_neighbours_and_popular(self, world):
+        build = services.full_build_run()
+        assert build.status == BuildRun.Status.SUCCEEDED and build.is_active
+        assert set(build.timings) >= {"load", "fit", "write", "score", "switch"}
+        assert build.counts["users"] == 8 and build.counts["items"] == 8
+        space0 = world["users"]["space0"]
+        picks = selectors.recommended_for(space0, n=3)
+        # space0 left out the first space item, "Rockets to Mars": its only collaborative pick.
+        assert picks[0].name == "Rockets to Mars" and picks[0].rec_source == "personal"
+        # The list is filled up with fallbacks (content, then popular), never left short.
+        assert len(picks) == 3 and {p.rec_source for p in picks[1:]} <= {"content", "popular"}
+        assert picks[0].rec_because.startswith("Because you read ")
+        # Items the user liked, or rated, never come back.
+        liked = {l.item.name for l in Like.objects.filter(user=space0)}
+        assert not liked & {p.name for p in picks}
+        assert "Bread baking at home" not in {p.name for p in picks}
+
+    def test_collaborative_neighbours_stay_in_taste_group(self, world):
+        services.full_build_run()
+        rockets = world["items"]["Rockets to Mars"]
+        neighbours = selectors.similar_to(rockets, kind="collaborative", n=3)
+        assert neighbours and all(n.name in {"Orbital mechanics for everyone", "Life on the moon", "Stars and galaxies"}
+                                  for n in neighbours)
+        scores = [n.rec_score for n in neighbours]
+        assert scores == sorted(scores, reverse=True)
+
+    def test_content_neighbours(self, world):
+        services.full_build_run()
+        pasta = world["items"]["Pasta from scratch"]
+        names = [n.name for n in selectors.similar_to(pasta, kind="content", n=3)]
+        assert "Italian kitchen basics" in names or "Bread baking at home" in names
+
+    def test_inactive_items_are_not_served(self, world):
+        services.full_build_run()
+        rockets = world["items"]["Rockets to Mars"]
+        Item.objects.filter(pk=rockets.pk).update(is_active=False)
+        assert "Rockets to Mars" not in {p.name for p in selectors.recommended_for(world["users"]["space0"], n=5)}
+
+    def test_popular_fallback_for_cold_user(self, world, django_user_model):
+        services.full_build_run()
+        newcomer = django_user_model.objects.create_user(username="new", password="x")
+        picks = selectors.recommended_for(newcomer, n=4)
+        assert len(picks) == 4 and all(p.rec_source == "popular" for p in picks)
+        assert PopularItem.objects.filter(build__is_active=True, window="all").exists()
+
+
+class TestAtomicSwitch:
+    def test_failed_build_leaves_previous_active(self, world, monkeypatch):
+        first = services.full_build_run()
+        before = _active_rows(world["users"]["space0"])
+
+        def boom(**kwargs):
+            raise RuntimeError("disk on fire")
+
+        monkeypatch.setattr(services, "build_score_chunk", boom)
+        with pytest.raises(RuntimeError):
+            services.full_build_run()
+        first.refresh_from_db()
+        assert first.is_active
+        failed = BuildRun.objects.exclude(pk=first.pk).get()
+        assert failed.status == BuildRun.Status.FAILED and not failed.is_active
+        assert _active_rows(world["users"]["space0"]) == before
+
+    def test_failure_midway_through_chunks_leaves_no_visible_rows(self, world, monkeypatch):
+        first = services.full_build_run()
+        calls = {"n": 0}
+        real = services.build_score_chunk
+
+        def second_chunk_fails(**kwargs):
+            calls["n"] += 1
+            if calls["n"] == 2:
+                raise RuntimeError("worker died")
+            return real(**kwargs)
+
+        monkeypatch.setattr(services, "build_score_chunk", second_chunk_fails)
+        with pytest.raises(RuntimeError):
+            services.full_build_run()
+        assert BuildRun.objects.get(is_active=True) == first
+        assert not UserRecommendation.objects.exclude(build=first).filter(build__is_active=True).exists()
+
+    def test_activate_switches_back(self, world):
+        first = services.full_build_run()
+        second = services.full_build_run()
+        assert not BuildRun.objects.get(pk=first.pk).is_active
+        services.build_activate(build_id=first.pk)
+        assert BuildRun.objects.get(is_active=True).pk == first.pk
+
+    def test_old_builds_are_pruned(self, world, settings):
+        builds = [services.full_build_run() for _ in range(5)]
+        kept = BuildRun.objects.filter(status=BuildRun.Status.SUCCEEDED)
+        assert kept.count() == 3
+        assert not SimilarItem.objects.filter(build_id=builds[0].pk).exists()
+
+
+class TestLock:
+    def test_second_build_refused_while_locked(self, world):
+        build = BuildRun.objects.create()
+        assert services.build_lock_acquire(build_id=build.pk)
+        with pytest.raises(services.BuildAlreadyRunning, match="already running"):
+            services.full_build_start()
+        other = BuildRun.objects.create()
+        assert services.build_prepare(build_id=other.pk) is None
+        other.refresh_from_db()
+        assert other.status == BuildRun.Status.FAILED and "holds the lock" in other.error
+
+    def test_stale_lock_expires(self, world):
+        from django.utils import timezone
+
+        dead = BuildRun.objects.create()
+        assert services.build_lock_acquire(build_id=dead.pk)
+        BuildLock.objects.update(expires_at=timezone.now() - timezone.timedelta(seconds=1))
+        build = services.full_build_run()
+        assert build.status == BuildRun.Status.SUCCEEDED
+        assert not BuildLock.objects.exists()
+
+    def test_redelivered_build_task_takes_its_own_lock_again(self, world):
+        build = BuildRun.objects.create()
+        assert services.build_lock_acquire(build_id=build.pk)
+        assert services.build_lock_acquire(build_id=build.pk)
+
+
+class TestIdempotence:
+    def test_scoring_a_chunk_twice_gives_same_rows(self, world):
+        build = BuildRun.objects.create()
+        chunks = services.build_prepare(build_id=build.pk)
+        for start, stop in chunks:
+            services.build_score_chunk(build_id=build.pk, start=start, stop=stop)
+        once = sorted(UserRecommendation.objects.filter(build=build).values_list("user_id", "object_id", "rank"))
+        for start, stop in chunks:
+            services.build_score_chunk(build_id=build.pk, start=start, stop=stop)
+        twice = sorted(UserRecommendation.objects.filter(build=build).values_list("user_id", "object_id", "rank"))
+        assert once == twice
+        services.build_finalize(build_id=build.pk)
+        services.build_finalize(build_id=build.pk)
+        assert BuildRun.objects.filter(is_active=True).count() == 1
+
+
+class TestIncrementalRefresh:
+    def test_refresh_changes_picks_after_new_like(self, world):
+        services.full_build_run()
+        cook = world["users"]["cooking0"]
+        before = [p.name for p in selectors.recommended_for(cook, n=3)]
+        for name in ("Rockets to Mars", "Orbital mechanics for everyone", "Life on the moon"):
+            Like.objects.create(user=cook, item=world["items"][name])
+        assert services.user_refresh(user_id=cook.pk) > 0
+        after = [p.name for p in selectors.recommended_for(cook, n=3)]
+        assert after != before
+        assert after[0] in {"Stars and galaxies", "Rockets to Mars"}
+
+    def test_refresh_request_queues_on_commit(self, world, django_capture_on_commit_callbacks, monkeypatch):
+        from recommendations import tasks
+
+        services.full_build_run()
+        queued = []
+        monkeypatch.setattr(tasks.user_refresh, "apply_async", lambda args, **kw: queued.append(args))
+        cook = world["users"]["cooking1"]
+        with django_capture_on_commit_callbacks(execute=True):
+            Like.objects.create(user=cook, item=world["items"]["Rockets to Mars"])
+        assert queued == [[str(cook.pk)]]
+
+    def test_refresh_without_broker_stays_pending(self, world, monkeypatch):
+        from recommendations import tasks
+
+        services.full_build_run()
+
+        def down(*a, **kw):
+            raise ConnectionError("broker down")
+
+        monkeypatch.setattr(tasks.user_refresh, "apply_async", down)
+        cook = world["users"]["cooking2"]
+        services.user_refresh_request(user_id=cook.pk)
+        assert cook.pk in services.pending_refresh_users()
+        assert tasks.refresh_pending_users() >= 1
+        assert cook.pk not in services.pending_refresh_users()
+
+    def test_item_content_refresh_on_save(self, world):
+        services.full_build_run()
+        new = Item.objects.create(name="Pasta sauces from scratch", description="Italian pasta cooking at home.")
+        ct = ContentType.objects.get_for_model(Item)
+        assert services.item_content_refresh(content_type_id=ct.pk, object_id=str(new.pk)) > 0
+        names = [n.name for n in selectors.similar_to(new, kind="content", n=3)]
+        assert "Pasta from scratch" in names
