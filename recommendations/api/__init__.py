@@ -1,0 +1,1 @@
+"""Provides the optional REST API of the recommendations app (needs djangorestframework and drf-spectacular)."""

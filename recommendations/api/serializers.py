@@ -1,0 +1,105 @@
+"""Provides the serializers of the recommendations API: query parameters and output of picks, neighbours, builds."""
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from recommendations.adapters import get_adapter
+from recommendations.models import BuildRun, SimilarItem
+
+MAX_LIMIT = 100
+
+
+def item_type_choices() -> list[str]:
+    """Return the accepted ``type`` values: each item model's name and its ``app_label.model`` label."""
+    choices: list[str] = []
+    for model in get_adapter().item_models():
+        choices += [model._meta.model_name, model._meta.label_lower]
+    return list(dict.fromkeys(choices))
+
+
+class StrictIntegerField(serializers.IntegerField):
+    """An integer that refuses booleans."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class RecommendationsQueryInputSerializer(serializers.Serializer):
+    type = serializers.ChoiceField(choices=[], required=False, help_text="Only items of this model.")
+    limit = StrictIntegerField(min_value=1, max_value=MAX_LIMIT, default=10)
+    user = StrictIntegerField(
+        min_value=1, max_value=2**63 - 1, required=False, help_text="Staff only: another reader's picks."
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Choices come from RECOMMENDATIONS["ITEM_MODELS"], read when the request (or the schema) is made.
+        self.fields["type"].choices = item_type_choices()
+
+
+class SimilarQueryInputSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=SimilarItem.Kind.values, default=SimilarItem.Kind.CONTENT)
+    limit = StrictIntegerField(min_value=1, max_value=MAX_LIMIT, default=10)
+
+
+class ItemPayloadSerializer(serializers.Serializer):
+    """An item as the adapter describes it (``adapter.item_payload(obj)``); adapters may add fields."""
+
+    type = serializers.CharField()
+    id = serializers.CharField()
+    title = serializers.CharField()
+    url = serializers.CharField(allow_null=True)
+
+
+@extend_schema_field(ItemPayloadSerializer)
+class ItemPayloadField(serializers.Field):
+    """Serialize the item itself through the adapter, so the app never guesses what a title is."""
+
+    def __init__(self, **kwargs):
+        super().__init__(source="*", read_only=True, **kwargs)
+
+    def to_representation(self, obj) -> dict[str, Any]:
+        return get_adapter().item_payload(obj)
+
+
+class ExplanationOutputSerializer(serializers.Serializer):
+    content_type = serializers.IntegerField()
+    object_id = serializers.CharField()
+    title = serializers.CharField(allow_blank=True)
+
+
+class RecommendationOutputSerializer(serializers.Serializer):
+    rank = serializers.IntegerField(source="rec_rank")
+    score = serializers.FloatField(source="rec_score")
+    source = serializers.ChoiceField(choices=["personal", "popular", "content"], source="rec_source")
+    because = serializers.CharField(source="rec_because", allow_blank=True, help_text='e.g. "Because you read X"')
+    explanation = ExplanationOutputSerializer(source="rec_explanation", many=True)
+    item = ItemPayloadField()
+
+
+class SimilarItemOutputSerializer(serializers.Serializer):
+    rank = serializers.IntegerField(source="rec_rank")
+    score = serializers.FloatField(source="rec_score")
+    item = ItemPayloadField()
+
+
+class BuildRunOutputSerializer(serializers.ModelSerializer):
+    duration = serializers.FloatField(allow_null=True, read_only=True, help_text="Seconds from start to finish.")
+
+    class Meta:
+        model = BuildRun
+        fields = [
+            "id", "status", "is_active", "algorithm", "params", "counts", "timings", "metrics", "error",
+            "triggered_by", "data_until", "created_at", "started_at", "finished_at", "activated_at", "duration",
+        ]
+
+
+class BuildRunStartOutputSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = BuildRun
+        fields = ["id", "status"]

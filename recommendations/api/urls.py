@@ -1,0 +1,17 @@
+"""Provides the URLs of the recommendations API; include them under a prefix, e.g. ``path("api/", include(...))``.
+
+Besides the generic ``items/<app_label.model>/<pk>/similar/``, a host can route neighbours
+per model: ``path("books/<int:pk>/similar/", SimilarItemsListApi.as_view(item_model="shop.Book"))``.
+"""
+from django.urls import path
+
+from . import views
+
+app_name = "recommendations_api"
+
+urlpatterns = [
+    path("recommendations/", views.UserRecommendationsListApi.as_view(), name="user-recommendations"),
+    path("items/<str:label>/<str:pk>/similar/", views.SimilarItemsListApi.as_view(), name="similar-items"),
+    path("builds/", views.BuildRunListStartApi.as_view(), name="builds"),
+    path("builds/<int:pk>/", views.BuildRunDetailApi.as_view(), name="build-detail"),
+]

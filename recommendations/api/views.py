@@ -1,0 +1,137 @@
+"""Provides the API views of the recommendations app: a reader's picks, an item's neighbours, builds.
+
+The views are thin ``APIView``s: they validate the query, call ``recommendations.selectors``
+or ``recommendations.services`` and serialize items through the adapter. A reader's picks
+are visible to that reader and to staff only (``?user=`` of someone else is 404 for others).
+"""
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import generics, status
+from rest_framework.permissions import SAFE_METHODS, AllowAny, IsAdminUser, IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from recommendations import selectors, services
+from recommendations.adapters import get_adapter
+from recommendations.models import BuildRun
+
+from . import serializers as s
+
+
+class WriteThrottleMixin:
+    """Throttle unsafe methods with the "writes" scope (DRF's ScopedRateThrottle); reads stay unthrottled."""
+
+    write_scope = "writes"
+
+    @property
+    def throttle_scope(self) -> str | None:
+        request = getattr(self, "request", None)
+        if request is None or request.method in SAFE_METHODS:
+            return None
+        return self.write_scope
+
+
+def _item_model(name: str):
+    """Return the item model named ``name`` (model name or ``app_label.model``), or raise 404."""
+    for model in get_adapter().item_models():
+        if name.lower() in (model._meta.model_name, model._meta.label_lower):
+            return model
+    raise Http404(f"Unknown item model {name!r}.")
+
+
+class UserRecommendationsListApi(APIView):
+    """Return the signed-in reader's top picks, best first, each with its explanation.
+
+    Readers with history get their stored personal picks; new readers get content neighbours
+    of what they touched, then popular items. Staff may pass ``?user=<id>``.
+    """
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(parameters=[s.RecommendationsQueryInputSerializer], responses=s.RecommendationOutputSerializer(many=True))
+    def get(self, request):
+        params = s.RecommendationsQueryInputSerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        data = params.validated_data
+        user = request.user
+        if data.get("user") is not None and data["user"] != user.pk:
+            if not user.is_staff:
+                raise Http404("No such reader.")
+            user = get_object_or_404(get_user_model(), pk=data["user"])
+        model = _item_model(data["type"]) if data.get("type") else None
+        items = selectors.recommended_for(user, model=model, n=data["limit"])
+        return Response(s.RecommendationOutputSerializer(items, many=True).data)
+
+
+class SimilarItemsListApi(APIView):
+    """Return an item's stored neighbours, best first: ``kind=content`` (similar text) or ``collaborative``
+    (readers also read). An item the collaborative model has not seen yet gets its content neighbours.
+
+    Route it per model with ``SimilarItemsListApi.as_view(item_model="shop.Product")`` and a ``pk``
+    in the URL, or generically with ``label`` and ``pk`` in the URL.
+    """
+
+    permission_classes = [AllowAny]
+    item_model: str | None = None
+
+    @extend_schema(parameters=[s.SimilarQueryInputSerializer], responses=s.SimilarItemOutputSerializer(many=True))
+    def get(self, request, pk, label: str | None = None):
+        params = s.SimilarQueryInputSerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        model = _item_model(label or self.item_model or "")
+        try:
+            obj = get_adapter().item_queryset(model).filter(pk=pk).first()
+        except (ValueError, TypeError, OverflowError, DjangoValidationError):
+            obj = None  # a malformed id (e.g. text for an integer key) names no item
+        if obj is None:
+            raise Http404(f"No {model._meta.verbose_name} with id {pk}.")
+        items = selectors.similar_to(obj, n=params.validated_data["limit"], kind=params.validated_data["kind"])
+        return Response(s.SimilarItemOutputSerializer(items, many=True).data)
+
+
+class BuildRunListStartApi(WriteThrottleMixin, generics.GenericAPIView):
+    """Staff: list full builds, newest first, or queue a new one (202 with its id)."""
+
+    permission_classes = [IsAdminUser]
+    serializer_class = s.BuildRunOutputSerializer
+
+    def get_queryset(self):
+        return BuildRun.objects.order_by("-created_at", "-id")
+
+    @extend_schema(responses=s.BuildRunOutputSerializer(many=True))
+    def get(self, request):
+        page = self.paginate_queryset(self.get_queryset())
+        return self.get_paginated_response(s.BuildRunOutputSerializer(page, many=True).data)
+
+    @extend_schema(
+        request=None,
+        responses={
+            202: OpenApiResponse(s.BuildRunStartOutputSerializer, description="The build is queued."),
+            409: OpenApiResponse(description="Another build is running."),
+        },
+    )
+    def post(self, request):
+        try:
+            build = services.full_build_start(triggered_by="api")
+        except services.BuildAlreadyRunning as exc:
+            return Response({"detail": str(exc), "code": "build_already_running"}, status=status.HTTP_409_CONFLICT)
+        headers = {"Location": request.build_absolute_uri(f"{request.path.rstrip('/')}/{build.pk}/")}
+        return Response(s.BuildRunStartOutputSerializer(build).data, status=status.HTTP_202_ACCEPTED, headers=headers)
+
+
+class BuildRunDetailApi(APIView):
+    """Staff: one build's status, per-stage timings, counts and offline metrics."""
+
+    permission_classes = [IsAdminUser]
+
+    @extend_schema(
+        responses=s.BuildRunOutputSerializer,
+        parameters=[OpenApiParameter("pk", int, OpenApiParameter.PATH)],
+    )
+    def get(self, request, pk: int):
+        return Response(s.BuildRunOutputSerializer(get_object_or_404(BuildRun, pk=pk)).data)
