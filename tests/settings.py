@@ -8,3 +8,12 @@ REST_FRAMEWORK = {
     **REST_FRAMEWORK,
     "DEFAULT_THROTTLE_RATES": {"writes": "10000/minute", "beacon": "10000/minute"},
 }
+
+# Tasks run inline unless a test starts a real worker (tests/recommendations/test_worker.py).
+CELERY_TASK_ALWAYS_EAGER = True
+
+# One SQLite test database per pytest process, so that parallel runs never share a file.
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
+    import os as _os
+
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-db-{_os.getpid()}.sqlite3")}  # noqa: F405
