@@ -1,0 +1,288 @@
+"""Provides Hybrid (collaborative + content blend, cold users and items) and Auto (the production default)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from numpy.typing import NDArray
+
+from .base import ItemSimilarityRecommender, RecommenderBase, check_user_items
+from .content import ContentSimilarity
+
+__all__ = ["Hybrid", "Auto", "AUTO_DEFAULTS", "unit_scale"]
+
+
+def unit_scale(W: sp.spmatrix) -> tuple[sp.csr_matrix, float]:
+    """Scale an item-item matrix so its non-empty rows have mean L1 norm 1.
+
+    Blending then weighs models, not their arbitrary units; the ranking of a single model
+    is unchanged.
+
+    Returns
+    -------
+    scaled : csr_matrix float32
+    factor : float
+        The divisor used.
+    """
+    W = sp.csr_matrix(W, dtype=np.float32)
+    row_l1 = np.asarray(abs(W).sum(axis=1)).ravel()
+    nonempty = row_l1 > 0
+    factor = float(row_l1[nonempty].mean()) if nonempty.any() else 1.0
+    return sp.csr_matrix(W / np.float32(factor), dtype=np.float32), factor
+
+
+def _content_similarity(
+    n_items: int,
+    item_texts: Sequence[str] | None,
+    item_similarity: sp.spmatrix | None,
+    content_params: dict[str, Any] | None,
+) -> sp.csr_matrix | None:
+    if item_similarity is not None:
+        S = sp.csr_matrix(item_similarity, dtype=np.float32)
+    elif item_texts is not None:
+        S = ContentSimilarity(**(content_params or {})).fit(item_texts).similarity_
+    else:
+        return None
+    if S.shape != (n_items, n_items):
+        raise ValueError(f"content similarity has shape {S.shape}, expected ({n_items}, {n_items})")
+    return S
+
+
+class Hybrid(RecommenderBase):
+    """Blend of a collaborative model and content similarity.
+
+    ``score = scale(collaborative) + content_weight * X @ scale(content_similarity)``.
+    Cold items (no interactions) are reached through the content part; cold users (empty
+    history) get item popularity. When the collaborative model is item-based the blend is one
+    item-item matrix, ``similarity_``.
+
+    Parameters
+    ----------
+    collaborative : str
+        Registry name of the collaborative model.
+    collaborative_params : dict or None
+    content_weight : float
+        Weight of the content part (0 disables it).
+    content_params : dict or None
+        :class:`ContentSimilarity` parameters when texts are given to ``fit``.
+    random_state : int or None
+        Passed to the collaborative model if it takes one.
+
+    Attributes
+    ----------
+    similarity_ : csr_matrix (item-based collaborative model only)
+    collaborative_ : RecommenderBase (other models)
+    content_similarity_ : csr_matrix or None (other models)
+    """
+
+    _state_attributes = RecommenderBase._state_attributes + (
+        "similarity_",
+        "collaborative_",
+        "content_similarity_",
+    )
+
+    def __init__(
+        self,
+        collaborative: str = "rp3beta",
+        collaborative_params: dict[str, Any] | None = None,
+        content_weight: float = 0.3,
+        content_params: dict[str, Any] | None = None,
+        random_state: int | None = None,
+    ) -> None:
+        self.collaborative = collaborative
+        self.collaborative_params = collaborative_params
+        self.content_weight = content_weight
+        self.content_params = content_params
+        self.random_state = random_state
+
+    @property
+    def item_based(self) -> bool:  # type: ignore[override]
+        return getattr(self, "similarity_", None) is not None
+
+    def fit(
+        self,
+        user_items: sp.csr_matrix,
+        item_texts: Sequence[str] | None = None,
+        item_similarity: sp.spmatrix | None = None,
+    ) -> Hybrid:
+        """Fit the collaborative part and blend in content; return ``self``.
+
+        Parameters
+        ----------
+        user_items : csr_matrix, shape (n_users, n_items)
+        item_texts : sequence of str, optional
+            One text per item (column order) for the content part.
+        item_similarity : sparse (n_items, n_items), optional
+            A precomputed content similarity (used instead of ``item_texts``).
+        """
+        from . import get_estimator
+
+        X = self._fit_common(user_items)
+        params = dict(self.collaborative_params or {})
+        model = get_estimator(self.collaborative, **params)
+        if "random_state" in model.get_params() and "random_state" not in params:
+            model.set_params(random_state=self.random_state)
+        model.fit(X)
+        content = _content_similarity(self.n_items_, item_texts, item_similarity, self.content_params)
+        if content is not None and float(self.content_weight) > 0:
+            content, _ = unit_scale(content)
+        else:
+            content = None
+        if model.item_based:
+            blended, _ = unit_scale(model.similarity_)
+            if content is not None:
+                blended = blended + np.float32(self.content_weight) * content
+            self.similarity_ = sp.csr_matrix(blended, dtype=np.float32)
+            self.collaborative_ = None
+            self.content_similarity_ = None
+        else:
+            self.similarity_ = None
+            self.collaborative_ = model
+            self.content_similarity_ = content
+        return self
+
+    def _set_state(self, state: dict[str, Any]) -> None:
+        super()._set_state(state)
+        for name in ("similarity_", "collaborative_", "content_similarity_"):
+            if name not in state:
+                setattr(self, name, None)
+
+    def _get_state(self) -> dict[str, Any]:
+        state = super()._get_state()
+        return {k: v for k, v in state.items() if v is not None}
+
+    def _score(self, X: sp.csr_matrix, users: NDArray[np.int64] | None = None) -> NDArray[np.float32]:
+        if self.similarity_ is not None:
+            return np.asarray((X @ self.similarity_).toarray(), dtype=np.float32)
+        scores = self.collaborative_._score(X, users)
+        scale = np.abs(scores).max(axis=1, keepdims=True)
+        scale[scale == 0] = 1.0
+        scores = scores / scale
+        if self.content_similarity_ is not None:
+            content = (X @ self.content_similarity_).toarray()
+            content_scale = np.abs(content).max(axis=1, keepdims=True)
+            content_scale[content_scale == 0] = 1.0
+            scores = scores + float(self.content_weight) * content / content_scale
+        return np.asarray(scores, dtype=np.float32)
+
+    def similar_items(self, item_index: int, n: int = 10):
+        if self.similarity_ is not None:
+            return ItemSimilarityRecommender.similar_items(self, item_index, n)
+        return self.collaborative_.similar_items(item_index, n)
+
+    def explain(self, user_items_row: sp.csr_matrix, item_index: int, n: int = 3):
+        if self.similarity_ is not None:
+            return ItemSimilarityRecommender.explain(self, user_items_row, item_index, n)
+        return self.collaborative_.explain(user_items_row, item_index, n)
+
+
+#: Default sub-model parameters and weights of Auto (see benchmarks/results for how they were chosen).
+AUTO_DEFAULTS: dict[str, Any] = {
+    "rp3beta": {"alpha": 0.711, "beta": 0.23, "top_k": 764},
+    "itemknn": {"top_k": 594, "shrink": 999, "feature_weighting": "tfidf"},
+    "ease": {"l2_norm": 523.0, "top_k": 1000},
+    "weights": {"rp3beta": 1.0, "ease": 1.0, "itemknn": 0.0},
+}
+
+
+class Auto(ItemSimilarityRecommender):
+    """The production default: a weighted blend of item-item models, one ``similarity_``.
+
+    ``similarity_ = sum_m weights[m] * unit_scale(W_m)`` over RP3beta, EASE^R and ItemKNN
+    (each scaled to mean row L1 norm 1), plus ``content_weight`` times the content similarity
+    when item texts are given to ``fit``. The Django app can refresh a user's picks as
+    ``row @ similarity_``. Above ``ease_max_items`` items EASE^R is skipped and its weight moves
+    to ItemKNN, so big catalogues get RP3beta + ItemKNN.
+
+    Parameters
+    ----------
+    rp3beta, itemknn, ease : dict or None
+        Parameters of each component (None: the defaults in ``AUTO_DEFAULTS``).
+    weights : dict or None
+        Blend weight per component name; 0 skips the component.
+    ease_max_items : int
+        Largest catalogue for which EASE^R is used.
+    content_weight : float
+        Weight of the content similarity (only when texts or a similarity are given to fit).
+    content_params : dict or None
+    random_state : int or None
+        Unused (all components are deterministic).
+
+    Attributes
+    ----------
+    similarity_ : csr_matrix float32, shape (n_items, n_items)
+    components_ : ndarray of str
+        The components actually blended.
+    effective_weights_ : ndarray float32
+        Their weights after any fallback.
+    """
+
+    _state_attributes = ItemSimilarityRecommender._state_attributes + ("components_", "effective_weights_")
+
+    def __init__(
+        self,
+        rp3beta: dict[str, Any] | None = None,
+        itemknn: dict[str, Any] | None = None,
+        ease: dict[str, Any] | None = None,
+        weights: dict[str, float] | None = None,
+        ease_max_items: int = 20_000,
+        content_weight: float = 0.0,
+        content_params: dict[str, Any] | None = None,
+        random_state: int | None = None,
+    ) -> None:
+        self.rp3beta = rp3beta
+        self.itemknn = itemknn
+        self.ease = ease
+        self.weights = weights
+        self.ease_max_items = ease_max_items
+        self.content_weight = content_weight
+        self.content_params = content_params
+        self.random_state = random_state
+
+    def component_weights(self, n_items: int) -> dict[str, float]:
+        """Weights actually used for a catalogue of ``n_items`` (after the EASE fallback)."""
+        weights = dict(AUTO_DEFAULTS["weights"] if self.weights is None else self.weights)
+        unknown = set(weights) - {"rp3beta", "itemknn", "ease"}
+        if unknown:
+            raise ValueError(f"Auto weights has unknown components {sorted(unknown)}")
+        if weights.get("ease", 0) > 0 and n_items > int(self.ease_max_items):
+            weights["itemknn"] = weights.get("itemknn", 0.0) + weights.pop("ease")
+        return {name: float(w) for name, w in weights.items() if float(w) > 0}
+
+    def fit(
+        self,
+        user_items: sp.csr_matrix,
+        item_texts: Sequence[str] | None = None,
+        item_similarity: sp.spmatrix | None = None,
+    ) -> Auto:
+        """Fit every component with a positive weight and blend them; return ``self``."""
+        from .graph import RP3beta
+        from .knn import ItemKNN
+        from .linear import EASE
+
+        X = self._fit_common(user_items)
+        weights = self.component_weights(self.n_items_)
+        if not weights:
+            raise ValueError("Auto needs at least one component with a positive weight")
+        classes = {"rp3beta": RP3beta, "itemknn": ItemKNN, "ease": EASE}
+        blended = sp.csr_matrix((self.n_items_, self.n_items_), dtype=np.float32)
+        for name, weight in weights.items():
+            params = getattr(self, name)
+            params = dict(AUTO_DEFAULTS[name] if params is None else params)
+            if name == "ease":
+                params.setdefault("max_items", int(self.ease_max_items))
+            component = classes[name](**params).fit(X)
+            scaled, _ = unit_scale(component.similarity_)
+            del component
+            blended = blended + np.float32(weight) * scaled
+        content = _content_similarity(self.n_items_, item_texts, item_similarity, self.content_params)
+        if content is not None and float(self.content_weight) > 0:
+            blended = blended + np.float32(self.content_weight) * unit_scale(content)[0]
+        self.similarity_ = sp.csr_matrix(blended, dtype=np.float32)
+        self.similarity_.sort_indices()
+        self.components_ = np.array(list(weights), dtype=str)
+        self.effective_weights_ = np.array(list(weights.values()), dtype=np.float32)
+        return self

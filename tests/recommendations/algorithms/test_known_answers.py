@@ -1,0 +1,255 @@
+"""Known-answer tests: tiny matrices whose similarities and rankings were worked out by hand."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from recommendations.algorithms.base import topk_sparse_rows
+from recommendations.algorithms.content import ContentSimilarity
+from recommendations.algorithms.graph import P3alpha, RP3beta
+from recommendations.algorithms.hybrid import Auto, Hybrid, unit_scale
+from recommendations.algorithms.knn import ItemKNN, UserKNN, blockwise_topk
+from recommendations.algorithms.linear import EASE
+from recommendations.algorithms.popularity import TopPop
+
+# Users 0 and 1 read items 0 and 1; user 2 read items 1 and 2.
+#   item 0: users {0, 1}; item 1: users {0, 1, 2}; item 2: user {2}.
+TINY = sp.csr_matrix(np.array([[1, 1, 0], [1, 1, 0], [0, 1, 1]], dtype=np.float32))
+
+
+class TestItemKNNKnownAnswers:
+    def test_cosine_without_shrink(self):
+        model = ItemKNN(top_k=5, shrink=0).fit(TINY)
+        c01 = 2 / np.sqrt(2 * 3)  # 0.8165: two common users, |i0| = sqrt 2, |i1| = sqrt 3
+        c12 = 1 / np.sqrt(3 * 1)  # 0.5774
+        expected = np.array([[0, c01, 0], [c01, 0, c12], [0, c12, 0]])
+        np.testing.assert_allclose(model.similarity_.toarray(), expected, rtol=1e-5)
+
+    def test_shrink_damps(self):
+        model = ItemKNN(top_k=5, shrink=1).fit(TINY)
+        assert model.similarity_[0, 1] == pytest.approx(2 / (np.sqrt(6) + 1 + 1e-6), rel=1e-5)
+
+    def test_top_k_is_per_candidate_column(self):
+        # top_k=1: item 0 keeps neighbour 1, item 1 keeps neighbour 0, item 2 keeps neighbour 1.
+        model = ItemKNN(top_k=1).fit(TINY)
+        S = model.similarity_.toarray()
+        assert (S[:, 0] > 0).tolist() == [False, True, False]
+        assert (S[:, 1] > 0).tolist() == [True, False, False]
+        assert (S[:, 2] > 0).tolist() == [False, True, False]
+
+    def test_tfidf_weights_users_by_inverse_activity(self):
+        # Users: u0 = {0, 1}, u1 = {2, 3}, u2 = {0, 1, 2, 3}; TF-IDF on the transposed matrix
+        # gives user weights idf = log(4 / (1 + n_items_of_user)): a = log(4/3), b = log(4/5).
+        X = sp.csr_matrix(np.array([[1, 1, 0, 0], [0, 0, 1, 1], [1, 1, 1, 1]], dtype=np.float32))
+        plain = ItemKNN(top_k=5).fit(X).similarity_.toarray()
+        weighted = ItemKNN(top_k=5, feature_weighting="tfidf").fit(X).similarity_.toarray()
+        a, b = np.log(4 / 3), np.log(4 / 5)
+        assert plain[0, 2] == pytest.approx(0.5, rel=1e-5)  # one common user of two each
+        assert weighted[0, 2] == pytest.approx(b * b / (a * a + b * b), rel=1e-4)  # 0.375
+        assert weighted[0, 1] == pytest.approx(1.0, rel=1e-4)
+
+    def test_known_ranking(self):
+        model = ItemKNN(top_k=5).fit(TINY)
+        history = sp.csr_matrix(np.array([[0, 1, 0]], dtype=np.float32))
+        indices, scores = model.recommend(0, history, n=2)
+        assert indices.tolist() == [0, 2]
+        np.testing.assert_allclose(scores, [2 / np.sqrt(6), 1 / np.sqrt(3)], rtol=1e-5)
+
+    def test_explain_names_the_biggest_contributor(self):
+        model = ItemKNN(top_k=5).fit(TINY)
+        history = sp.csr_matrix(np.array([[1, 0, 1]], dtype=np.float32))
+        items, contributions = model.explain(history, 1)
+        assert items.tolist() == [0, 2]
+        np.testing.assert_allclose(contributions, [2 / np.sqrt(6), 1 / np.sqrt(3)], rtol=1e-5)
+
+    def test_blockwise_equals_one_block(self):
+        rng = np.random.default_rng(3)
+        X = sp.csr_matrix((rng.random((60, 40)) < 0.2).astype(np.float32))
+        one = ItemKNN(top_k=7, shrink=2, n_threads=1).fit(X).similarity_
+        dense = X.T @ X
+        dense = dense.toarray()
+        norms = np.sqrt(np.diag(dense))
+        S = dense / (np.outer(norms, norms) + 2 + 1e-6)
+        np.fill_diagonal(S, 0)
+        # brute force: per candidate i keep its top 7 (ties broken arbitrarily, so compare values)
+        kept = np.sort(S, axis=1)[:, ::-1][:, :7]
+        got = np.sort(one.T.toarray(), axis=1)[:, ::-1][:, :7]
+        np.testing.assert_allclose(got, kept, rtol=1e-5, atol=1e-7)
+
+
+def test_blockwise_topk_small_blocks_and_threads_match_brute_force():
+    rng = np.random.default_rng(5)
+    dense = rng.random((23, 17)).astype(np.float32)
+    result = blockwise_topk(23, 17, lambda s, e: dense[s:e], k=4, n_threads=2, block_rows=5).toarray()
+    for row in range(23):
+        top = np.argsort(-dense[row])[:4]
+        assert set(np.flatnonzero(result[row]).tolist()) == set(top.tolist())
+        np.testing.assert_allclose(result[row, top], dense[row, top])
+
+
+def test_topk_sparse_rows():
+    M = sp.csr_matrix(np.array([[3, 1, 2, 0], [0, 0, 5, 4], [1, 0, 0, 0]], dtype=np.float32))
+    out = topk_sparse_rows(M, 2).toarray()
+    np.testing.assert_array_equal(out, [[3, 0, 2, 0], [0, 0, 5, 4], [1, 0, 0, 0]])
+
+
+class TestGraphKnownAnswers:
+    # Hand computation for TINY with alpha = 1:
+    #   P_ui (rows L1): u0 = u1 = [.5, .5, 0], u2 = [0, .5, .5]
+    #   P_iu (item -> user, L1): i0 = [.5, .5, 0], i1 = [1/3, 1/3, 1/3], i2 = [0, 0, 1]
+    #   P = P_iu @ P_ui: i0 = [.5, .5, 0], i1 = [1/3, 1/2, 1/6], i2 = [0, .5, .5]
+    def test_p3alpha(self):
+        S = P3alpha(alpha=1.0, top_k=5).fit(TINY).similarity_.toarray()
+        np.testing.assert_allclose(S, [[0, 0.5, 0], [1 / 3, 0, 1 / 6], [0, 0.5, 0]], rtol=1e-5)
+
+    def test_rp3beta(self):
+        # beta = .5: columns times pop^-.5 = [1/sqrt2, 1/sqrt3, 1]; diagonal 0; rows L1-normalised.
+        #   i1 = [1/3 / sqrt2, 0, 1/6] -> [0.5858, 0, 0.4142]; i0 and i2 -> [0, 1, 0].
+        S = RP3beta(alpha=1.0, beta=0.5, top_k=5).fit(TINY).similarity_.toarray()
+        a = (1 / 3) / np.sqrt(2)
+        expected = [[0, 1, 0], [a / (a + 1 / 6), 0, (1 / 6) / (a + 1 / 6)], [0, 1, 0]]
+        np.testing.assert_allclose(S, expected, rtol=1e-5)
+
+    def test_rp3beta_alpha_exponent(self):
+        S = RP3beta(alpha=2.0, beta=0.0, top_k=5, normalize_similarity=False).fit(TINY).similarity_.toarray()
+        # alpha = 2 squares every transition: i0 -> i1 = .5^2 * .5^2 + .5^2 * .5^2 = 0.125
+        assert S[0, 1] == pytest.approx(0.125, rel=1e-5)
+
+    def test_rp3beta_column_top_k(self):
+        # top_k=1 per row then per column: column 1 receives from i0 and i2 (both 1.0) and keeps one.
+        S = RP3beta(alpha=1.0, beta=0.5, top_k=1).fit(TINY).similarity_.toarray()
+        assert (S[:, 1] > 0).sum() == 1
+        assert (S > 0).sum(axis=0).max() <= 1
+
+
+class TestEASEKnownAnswers:
+    def test_matches_closed_form(self):
+        rng = np.random.default_rng(1)
+        X = (rng.random((40, 12)) < 0.3).astype(np.float64)
+        lam = 3.0
+        P = np.linalg.inv(X.T @ X + lam * np.eye(12))
+        B = -P / np.diag(P)[None, :]
+        np.fill_diagonal(B, 0.0)
+        model = EASE(l2_norm=lam).fit(sp.csr_matrix(X.astype(np.float32)))
+        np.testing.assert_allclose(model.coef_, B, rtol=1e-3, atol=1e-5)
+        np.testing.assert_allclose(model.similarity_.toarray(), B, rtol=1e-3, atol=1e-5)
+
+    def test_refuses_big_catalogue_with_clear_message(self):
+        with pytest.raises(ValueError, match=r"max_items=2.*rp3beta"):
+            EASE(max_items=2).fit(TINY)
+
+    def test_top_k_sparsifies_columns(self):
+        rng = np.random.default_rng(1)
+        X = sp.csr_matrix((rng.random((40, 12)) < 0.3).astype(np.float32))
+        model = EASE(l2_norm=3.0, top_k=3).fit(X)
+        assert model.coef_ is None
+        assert (model.similarity_.toarray() != 0).sum(axis=0).max() <= 3
+
+
+def test_toppop_ranking():
+    X = sp.csr_matrix(np.array([[1, 1, 1, 0], [0, 1, 1, 0], [0, 0, 1, 1]], dtype=np.float32))
+    model = TopPop().fit(X)
+    np.testing.assert_array_equal(model.item_popularity_, [1, 2, 3, 1])
+    indices, scores = model.recommend(0, sp.csr_matrix((1, 4), dtype=np.float32), n=2)
+    assert indices.tolist() == [2, 1] and scores.tolist() == [3.0, 2.0]
+
+
+def test_userknn_known_answer():
+    # User 0 = {0, 1}; its only neighbour with top_k=1 is user 1 = {0, 1, 2} (cos 2/sqrt6)
+    # rather than user 2 = {3} (cos 0), so item 2 is recommended with score 2/sqrt6.
+    X = sp.csr_matrix(np.array([[1, 1, 0, 0], [1, 1, 1, 0], [0, 0, 0, 1]], dtype=np.float32))
+    model = UserKNN(top_k=1).fit(X)
+    indices, scores = model.recommend(0, X[0], n=1)
+    assert indices.tolist() == [2]
+    assert scores[0] == pytest.approx(2 / np.sqrt(6), rel=1e-5)
+    # Without the row index the user itself is a neighbour; it adds only to seen items.
+    indices, _ = model.recommend(-1, X[0], n=1)
+    assert indices.tolist() == [2]
+
+
+TEXTS = [
+    "apple banana fruit salad",
+    "banana apple smoothie fruit",
+    "dog cat pets at home",
+    "cat dog pets and their food",
+    "",
+]
+
+
+class TestContentSimilarity:
+    def test_neighbours_follow_shared_words(self):
+        model = ContentSimilarity(top_k=1, ngram_range=(1, 1)).fit(TEXTS)
+        assert model.similar_items(0, n=3)[0].tolist() == [1]
+        assert model.similar_items(2, n=3)[0].tolist() == [3]
+        assert model.similar_items(4, n=3)[0].tolist() == []
+        S = model.similarity_
+        assert S.shape == (5, 5) and S.diagonal().sum() == 0
+        assert np.diff(S.indptr).max() <= 1
+
+    def test_save_load(self, tmp_path):
+        model = ContentSimilarity(top_k=2).fit(TEXTS)
+        model.save(tmp_path / "content.npz")
+        loaded = ContentSimilarity.load(tmp_path / "content.npz")
+        assert (loaded.similarity_ != model.similarity_).nnz == 0
+        assert loaded.get_params() == model.get_params()
+
+
+class TestHybrid:
+    # Items 0-3 have interactions; item 4 is cold but its text matches items 0 and 1.
+    X = sp.csr_matrix(np.array([[1, 1, 0, 0, 0], [1, 1, 0, 0, 0], [0, 0, 1, 1, 0]], dtype=np.float32))
+    texts = ["apple banana", "banana apple fruit", "dog cat", "cat dog pets", "apple banana fruit"]
+
+    def test_cold_item_reached_through_content(self):
+        history = sp.csr_matrix(np.array([[1, 0, 0, 0, 0]], dtype=np.float32))
+        plain = Hybrid(collaborative="itemknn", content_weight=0.0).fit(self.X, item_texts=self.texts)
+        blended = Hybrid(collaborative="itemknn", content_weight=0.5).fit(self.X, item_texts=self.texts)
+        assert 4 not in plain.recommend(0, history, n=1)[0].tolist()
+        assert blended.recommend(0, history, n=2)[0].tolist() == [1, 4]
+
+    def test_cold_user_gets_popularity(self):
+        model = Hybrid(collaborative="itemknn", content_weight=0.5).fit(self.X, item_texts=self.texts)
+        indices, _ = model.recommend(-1, sp.csr_matrix((1, 5), dtype=np.float32), n=4)
+        assert set(indices.tolist()) == {0, 1, 2, 3}
+
+    def test_non_item_based_collaborative(self):
+        model = Hybrid(
+            collaborative="ials",
+            collaborative_params={"factors": 4, "iterations": 3},
+            content_weight=1.0,
+        ).fit(self.X, item_texts=self.texts)
+        assert not model.item_based
+        history = sp.csr_matrix(np.array([[1, 0, 0, 0, 0]], dtype=np.float32))
+        assert 4 in model.recommend(0, history, n=2)[0].tolist()
+
+
+class TestAuto:
+    def test_similarity_is_weighted_sum_of_unit_scaled_components(self):
+        rng = np.random.default_rng(2)
+        X = sp.csr_matrix((rng.random((50, 20)) < 0.25).astype(np.float32))
+        params = {
+            "rp3beta": {"alpha": 0.7, "beta": 0.2, "top_k": 8},
+            "itemknn": {"top_k": 8, "shrink": 2.0},
+            "ease": {"l2_norm": 10.0, "top_k": 8},
+        }
+        model = Auto(**params, weights={"rp3beta": 1.0, "ease": 0.5, "itemknn": 0.25}).fit(X)
+        expected = (
+            unit_scale(RP3beta(**params["rp3beta"]).fit(X).similarity_)[0]
+            + 0.5 * unit_scale(EASE(**params["ease"]).fit(X).similarity_)[0]
+            + 0.25 * unit_scale(ItemKNN(**params["itemknn"]).fit(X).similarity_)[0]
+        )
+        np.testing.assert_allclose(model.similarity_.toarray(), expected.toarray(), rtol=1e-4, atol=1e-6)
+        assert model.components_.tolist() == ["rp3beta", "ease", "itemknn"]
+
+    def test_big_catalogue_falls_back_to_rp3beta_and_itemknn(self):
+        model = Auto(
+            rp3beta={"top_k": 3}, itemknn={"top_k": 3}, ease={"l2_norm": 1.0},
+            weights={"rp3beta": 1.0, "ease": 1.0}, ease_max_items=2,
+        ).fit(TINY)
+        assert model.components_.tolist() == ["rp3beta", "itemknn"]
+        np.testing.assert_allclose(model.effective_weights_, [1.0, 1.0])
+
+    def test_unknown_component_rejected(self):
+        with pytest.raises(ValueError, match="unknown components"):
+            Auto(weights={"svd": 1.0}).fit(TINY)
