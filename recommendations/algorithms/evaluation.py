@@ -584,6 +584,7 @@ def tune(
     timestamps: sp.spmatrix | None = None,
     n_iter: int | None = None,
     base_params: Mapping[str, Any] | None = None,
+    max_users: int | None = None,
     random_state: int = 0,
     log: Callable[[str], None] | None = None,
 ) -> TuningResult:
@@ -615,6 +616,8 @@ def tune(
         Random-search budget.
     base_params : mapping, optional
         Fixed parameters merged under every candidate.
+    max_users : int, optional
+        Score only a random sample of this many validation users (all still train the model).
     random_state : int
     log : callable, optional
         Receives one line per trial.
@@ -633,6 +636,12 @@ def tune(
         fit_part, valid = leave_last_out_split(train, timestamps, random_state=random_state)
     else:
         fit_part, valid = leave_one_out_split(train, random_state=random_state)
+    valid_users = np.flatnonzero(np.diff(valid.indptr))
+    if max_users is not None and valid_users.size > max_users:
+        keep = np.zeros(valid.shape[0], dtype=bool)
+        keep[rng.choice(valid_users, size=max_users, replace=False)] = True
+        valid = sp.csr_matrix(sp.diags(keep.astype(np.float32)) @ valid)
+        valid.eliminate_zeros()
     negatives = None
     if n_negatives:
         negatives = sample_negatives(fit_part, valid, n_negatives=n_negatives, random_state=random_state + 1)

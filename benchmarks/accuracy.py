@@ -1,0 +1,339 @@
+"""Measures top-N accuracy of every algorithm on MovieLens-1M (NCF protocol), goodbooks-10k and the IBM articles.
+
+Usage (from the repository root)::
+
+    .venv/bin/python benchmarks/accuracy.py                       # all data sets, tuned parameters
+    .venv/bin/python benchmarks/accuracy.py --datasets ml-1m-ncf  # one data set
+    .venv/bin/python benchmarks/accuracy.py --no-tune             # registry defaults, no tuning
+
+Data is read at run time from ../shared/data (or $BRE_DATA_DIR) and never committed; an absent data set is
+skipped with a message. Results: benchmarks/results/accuracy.md, benchmarks/results/accuracy.json and the
+plot benchmarks/results/accuracy_vs_fit_time.png (needs matplotlib).
+
+Protocols (scoring rule of issue 3 everywhere: train items score -inf, rank = #higher + 0.5 x #tied):
+
+* ml-1m-ncf: the NCF split of He et al. (WWW 2017): each user's latest rating is the test positive, ranked
+  against the 99 sampled negatives of ``ml-1m.test.negative`` (sampled protocol), and also against every
+  item not in the user's train data (full ranking). The train file is a RECONSTRUCTION
+  (``ml-1m.train.rating.reconstructed.gz``, see its SOURCE.md), so figures are approximate.
+* goodbooks-10k and ibm-articles: full ranking, with (a) random leave-one-out and (b) a time-based
+  leave-last-out. Neither file has timestamps: goodbooks uses the book's original publication year as the
+  time proxy (hold out the most recently published book a user rated; same-year ties broken at random),
+  and the IBM log uses the row order of ``user-item-interactions.csv`` (hold out the article of the user's
+  last row).
+
+Hyperparameters: unless --no-tune, each algorithm is tuned on a validation split carved out of the
+(random-split) TRAIN only (random leave-one-out; sampled 99 negatives for ml-1m-ncf, full ranking on at most
+--tune-users validation users otherwise), by random search of --tune-iter points of
+``evaluation.DEFAULT_SEARCH_SPACES`` plus the registry defaults; the chosen parameters are then used for
+every split of that data set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import gzip
+import json
+import os
+import platform
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from recommendations.algorithms import evaluation as ev  # noqa: E402
+
+DATA_DIR = Path(os.environ.get("BRE_DATA_DIR", ROOT.parent / "shared" / "data"))
+RESULTS_DIR = ROOT / "benchmarks" / "results"
+ALGORITHMS = ["toppop", "itemknn", "p3alpha", "rp3beta", "ease", "ials", "auto"]
+csv.field_size_limit(1 << 27)
+
+
+def _csr(rows, cols, shape) -> sp.csr_matrix:
+    X = sp.csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=shape)
+    X.sum_duplicates()
+    X.data[:] = 1.0
+    return X
+
+
+def load_ml1m_ncf() -> dict | None:
+    base = DATA_DIR / "ncf-ml-1m-pinterest"
+    files = [base / "ml-1m.train.rating.reconstructed.gz", base / "ml-1m.test.rating", base / "ml-1m.test.negative"]
+    missing = [str(f) for f in files if not f.exists()]
+    if missing:
+        print(f"SKIP ml-1m-ncf: missing {', '.join(missing)}")
+        return None
+    with gzip.open(files[0], "rt") as fh:
+        tr = np.loadtxt(fh, dtype=np.int64, usecols=(0, 1))
+    te = np.loadtxt(files[1], dtype=np.int64, usecols=(0, 1))
+    neg_u, neg_i = [], []
+    with open(files[2]) as fh:
+        for line in fh:
+            parts = line.rstrip("\n").split("\t")
+            u = int(parts[0].strip("()").split(",")[0])
+            negs = [int(x) for x in parts[1:] if x.strip()]
+            neg_u += [u] * len(negs)
+            neg_i += negs
+    n_users = int(max(tr[:, 0].max(), te[:, 0].max()) + 1)
+    n_items = int(max(tr[:, 1].max(), te[:, 1].max(), max(neg_i)) + 1)
+    shape = (n_users, n_items)
+    train = _csr(tr[:, 0], tr[:, 1], shape)
+    return {
+        "name": "ml-1m-ncf",
+        "title": "MovieLens-1M, NCF split (reconstructed train file)",
+        "train_for_tuning": train,
+        "tune_negatives": 99,
+        "splits": [
+            ("NCF leave-latest-out, 99 sampled negatives", train, _csr(te[:, 0], te[:, 1], shape), _csr(neg_u, neg_i, shape)),
+            ("NCF leave-latest-out, full ranking", train, _csr(te[:, 0], te[:, 1], shape), None),
+        ],
+        "published": {"ease": (0.7192, 0.4494)},
+    }
+
+
+def load_goodbooks(seed: int) -> dict | None:
+    base = DATA_DIR / "goodbooks-10k"
+    rpath, bpath = base / "ratings_v1.csv.gz", base / "books.csv"
+    if not rpath.exists() or not bpath.exists():
+        print(f"SKIP goodbooks-10k: {rpath} or {bpath} not found")
+        return None
+    with gzip.open(rpath, "rt") as fh:
+        reader = csv.reader(fh)
+        header = next(reader)
+        data = np.array([[int(v) for v in r] for r in reader], dtype=np.int64)
+    book = data[:, header.index("book_id")]
+    user = data[:, header.index("user_id")]
+    year: dict[int, float] = {}
+    with open(bpath, newline="", encoding="utf-8") as fh:
+        for r in csv.DictReader(fh):
+            try:
+                year[int(r["book_id"])] = float(r["original_publication_year"])
+            except ValueError:
+                year[int(r["book_id"])] = float("nan")
+    _, u = np.unique(user, return_inverse=True)
+    books, i = np.unique(book, return_inverse=True)
+    shape = (int(u.max()) + 1, int(i.max()) + 1)
+    X = _csr(u, i, shape)
+    item_year = np.array([year.get(int(b), np.nan) for b in books])
+    item_year = np.where(np.isnan(item_year), -1e9, item_year)  # unknown year: never the "latest"
+    T = ev.last_timestamp_matrix(u, i, item_year[i], shape)
+    rnd = ev.leave_one_out_split(X, random_state=seed)
+    tim = ev.leave_last_out_split(X, T, random_state=seed)
+    return {
+        "name": "goodbooks-10k",
+        "title": "goodbooks-10k (v1 ratings, every rating = an interaction)",
+        "train_for_tuning": rnd[0],
+        "tune_negatives": None,
+        "splits": [
+            ("random leave-one-out, full ranking", rnd[0], rnd[1], None),
+            ("time proxy (latest publication year) leave-last-out, full ranking", tim[0], tim[1], None),
+        ],
+        "published": {},
+    }
+
+
+def load_ibm(seed: int) -> dict | None:
+    path = DATA_DIR / "ibm-watson-community-articles" / "user-item-interactions.csv.gz"
+    if not path.exists():
+        print(f"SKIP ibm-articles: {path} not found")
+        return None
+    users, items = [], []
+    with gzip.open(path, "rt", encoding="utf-8", newline="") as fh:
+        reader = csv.DictReader(fh)
+        for r in reader:
+            if not r["email"]:
+                continue  # 17 rows without a user
+            users.append(r["email"])
+            items.append(int(float(r["article_id"])))
+    _, u = np.unique(np.array(users), return_inverse=True)
+    _, i = np.unique(np.array(items), return_inverse=True)
+    shape = (int(u.max()) + 1, int(i.max()) + 1)
+    X = _csr(u, i, shape)
+    T = ev.last_timestamp_matrix(u, i, np.arange(u.size, dtype=np.float64), shape)
+    rnd = ev.leave_one_out_split(X, random_state=seed)
+    tim = ev.leave_last_out_split(X, T, random_state=seed)
+    return {
+        "name": "ibm-articles",
+        "title": "IBM Watson Studio community articles (read events, repeats collapsed)",
+        "train_for_tuning": rnd[0],
+        "tune_negatives": None,
+        "splits": [
+            ("random leave-one-out, full ranking", rnd[0], rnd[1], None),
+            ("time proxy (log row order) leave-last-out, full ranking", tim[0], tim[1], None),
+        ],
+        "published": {},
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    from recommendations.algorithms import ALGORITHMS as REGISTRY, get_estimator
+
+    names = [a for a in args.algorithms.split(",") if a]
+    missing = [a for a in names if a not in REGISTRY]
+    if missing:
+        print(f"NOTE: not in the registry, skipped: {', '.join(missing)}")
+    names = [a for a in names if a in REGISTRY]
+    loaders = {
+        "ml-1m-ncf": lambda: load_ml1m_ncf(),
+        "goodbooks-10k": lambda: load_goodbooks(args.seed),
+        "ibm-articles": lambda: load_ibm(args.seed),
+    }
+    results: list[dict] = []
+    for ds_name in args.datasets.split(","):
+        t_load = time.perf_counter()
+        ds = loaders[ds_name]()
+        if ds is None:
+            continue
+        X = ds["train_for_tuning"]
+        print(f"== {ds['title']}: {X.shape[0]} users, {X.shape[1]} items, loaded in {time.perf_counter() - t_load:.1f}s",
+              flush=True)
+        params_by_algo: dict[str, dict] = {}
+        for name in names:
+            if args.no_tune or not ev.DEFAULT_SEARCH_SPACES.get(name):
+                params_by_algo[name] = {}
+                continue
+            t0 = time.perf_counter()
+            tr = ev.tune(name, X, metric="NDCG@10", ks=(10,), n_negatives=ds["tune_negatives"], n_iter=args.tune_iter,
+                         max_users=args.tune_users, random_state=args.seed)
+            params_by_algo[name] = tr.best_params
+            print(f"   tuned {name}: {tr.best_params} (validation NDCG@10 {tr.best_score:.4f}, "
+                  f"{len(tr.trials)} trials, {time.perf_counter() - t0:.0f}s)", flush=True)
+        for split_label, train, test, negatives in ds["splits"]:
+            for name in names:
+                params = params_by_algo[name]
+                est = get_estimator(name, **params)
+                try:
+                    res = ev.evaluate(est, train, test, ks=(10,), negatives=negatives, name=name, params=params)
+                except (ValueError, MemoryError) as exc:
+                    print(f"   {split_label} {name}: FAILED {exc}", flush=True)
+                    continue
+                m = res.metrics
+                pub = ds["published"].get(name) if negatives is not None else None
+                results.append({
+                    "dataset": ds["name"], "title": ds["title"], "split": split_label, "algorithm": name,
+                    "params": params, "HR@10": m["HR@10"], "NDCG@10": m["NDCG@10"], "Recall@10": m["Recall@10"],
+                    "MAP@10": m["MAP@10"], "Coverage@10": m["Coverage@10"], "fit_seconds": res.fit_seconds,
+                    "score_seconds": res.score_seconds, "n_users": res.n_users, "published": pub,
+                })
+                print(f"   {split_label} | {name}: HR@10 {m['HR@10']:.4f} NDCG@10 {m['NDCG@10']:.4f} "
+                      f"Coverage@10 {m['Coverage@10']:.4f} fit {res.fit_seconds:.1f}s score {res.score_seconds:.1f}s"
+                      + (f" (published {pub[0]:.4f}/{pub[1]:.4f})" if pub else ""), flush=True)
+                del est
+    if results and not args.no_write:
+        write(results, args)
+    return 0
+
+
+def write(results: list[dict], args: argparse.Namespace) -> None:
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    (RESULTS_DIR / "accuracy.json").write_text(json.dumps(results, indent=1), encoding="utf-8")
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    cmd = "python benchmarks/accuracy.py" + (" --no-tune" if args.no_tune else f" --tune-iter {args.tune_iter}")
+    if args.datasets != DEFAULT_DATASETS:
+        cmd += f" --datasets {args.datasets}"
+    out = [
+        "# Top-N accuracy: MovieLens-1M (NCF protocol), goodbooks-10k, IBM articles",
+        "",
+        f"Command: `{cmd}` · machine: {os.cpu_count()} cores, Python {platform.python_version()} · date: {now}",
+        "",
+        "Scoring rule (issue 3): train items score -inf; rank = #higher + 0.5 × #tied; HR@10 = [rank < 10]; "
+        "NDCG@10 = [rank < 10] / log2(floor(rank) + 2). Coverage@10 = share of the catalogue in some evaluated "
+        "user's top 10.",
+        "",
+        "Hyperparameters: " + ("registry defaults (no tuning)." if args.no_tune else
+                               f"tuned per data set on a validation split carved out of TRAIN only (random leave-one-out; "
+                               f"random search of {args.tune_iter} points of `evaluation.DEFAULT_SEARCH_SPACES` plus the "
+                               f"defaults; best validation NDCG@10; at most {args.tune_users} validation users scored), then "
+                               "reused for every split of that data set."),
+        "",
+        "Notes: the MovieLens-1M train file is a **reconstruction** of NCF's `ml-1m.train.rating` (see "
+        "`../shared/data/ncf-ml-1m-pinterest/SOURCE.md`: 849 rare-item ids may be permuted), so its figures are "
+        "approximate. goodbooks-10k ratings carry **no timestamps**: its time-based split holds out the most recently "
+        "*published* book a user rated (original publication year from books.csv; ties at random). The IBM log "
+        "has **no timestamps** either: its time-based split holds out the article of each user's last row in the file.",
+        "",
+        "The plot `accuracy_vs_fit_time.png` shows NDCG@10 against fit seconds for every algorithm and split.",
+        "",
+    ]
+    seen_ds = []
+    for r in results:
+        if r["dataset"] not in seen_ds:
+            seen_ds.append(r["dataset"])
+    for ds in seen_ds:
+        rows = [r for r in results if r["dataset"] == ds]
+        out += [f"## {rows[0]['title']}", ""]
+        for split in dict.fromkeys(r["split"] for r in rows):
+            srows = [r for r in rows if r["split"] == split]
+            out += [f"### {split} ({srows[0]['n_users']:,} test users)", "",
+                    "| algorithm | HR@10 | NDCG@10 | Recall@10 | MAP@10 | Coverage@10 | fit s | score s | params |",
+                    "|---|---|---|---|---|---|---|---|---|"]
+            for r in srows:
+                out.append(f"| {r['algorithm']} | {r['HR@10']:.4f} | {r['NDCG@10']:.4f} | {r['Recall@10']:.4f} | "
+                           f"{r['MAP@10']:.4f} | {r['Coverage@10']:.4f} | {r['fit_seconds']:.1f} | {r['score_seconds']:.1f} | "
+                           f"`{json.dumps(r['params'])}` |")
+                if r["published"]:
+                    p = r["published"]
+                    out.append(f"| {r['algorithm']} (published, Ferrari Dacrema et al.) | {p[0]:.4f} | {p[1]:.4f} | | | | | | |")
+            out.append("")
+    (RESULTS_DIR / "accuracy.md").write_text("\n".join(out), encoding="utf-8")
+    print(f"wrote {RESULTS_DIR / 'accuracy.md'}")
+    plot(results)
+
+
+def plot(results: list[dict]) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("NOTE: matplotlib not installed; no plot (pip install matplotlib)")
+        return
+    panels = list(dict.fromkeys((r["dataset"], r["split"]) for r in results))
+    ncols = 2
+    nrows = (len(panels) + ncols - 1) // ncols
+    fig, axes = plt.subplots(nrows, ncols, figsize=(6.5 * ncols, 4.2 * nrows), squeeze=False)
+    colors = {a: plt.cm.tab10(j) for j, a in enumerate(ALGORITHMS)}
+    for ax, (ds, split) in zip(axes.ravel(), panels):
+        for r in (r for r in results if r["dataset"] == ds and r["split"] == split):
+            x = max(r["fit_seconds"], 1e-3)
+            ax.scatter(x, r["NDCG@10"], color=colors.get(r["algorithm"], "k"), s=40)
+            ax.annotate(r["algorithm"], (x, r["NDCG@10"]), textcoords="offset points", xytext=(4, 3), fontsize=8)
+        ax.set_xscale("log")
+        ax.set_xlabel("fit seconds (log scale, 2 cores)")
+        ax.set_ylabel("NDCG@10")
+        ax.set_title(f"{ds}: {split}", fontsize=9)
+        ax.grid(True, alpha=0.3)
+    for ax in axes.ravel()[len(panels):]:
+        ax.axis("off")
+    fig.suptitle("Accuracy vs fit time (benchmarks/accuracy.py)")
+    fig.tight_layout()
+    path = RESULTS_DIR / "accuracy_vs_fit_time.png"
+    fig.savefig(path, dpi=110)
+    print(f"wrote {path}")
+
+
+DEFAULT_DATASETS = "ml-1m-ncf,goodbooks-10k,ibm-articles"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", default=DEFAULT_DATASETS)
+    parser.add_argument("--algorithms", default=",".join(ALGORITHMS))
+    parser.add_argument("--no-tune", action="store_true")
+    parser.add_argument("--tune-iter", type=int, default=4)
+    parser.add_argument("--tune-users", type=int, default=3000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-write", action="store_true")
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
