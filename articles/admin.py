@@ -1,0 +1,95 @@
+"""Provides the admin of the site: content (tags, articles, books) and what readers did, with recommendation controls."""
+from __future__ import annotations
+
+from django.contrib import admin
+
+from recommendations.admin import ItemRecommendationsAdminMixin
+
+from .models import Article, Book, NotInterested, Rating, Read, Tag
+
+
+@admin.register(Tag)
+class TagAdmin(admin.ModelAdmin):
+    list_display = ("name", "slug")
+    search_fields = ("name", "slug")
+    prepopulated_fields = {"slug": ("name",)}
+
+
+class ItemAdmin(ItemRecommendationsAdminMixin, admin.ModelAdmin):
+    """Shared by articles and books: the item's rule and stored neighbours, and pin/boost/ban actions."""
+
+    list_filter = ("is_published", "tags")
+    list_editable = ("is_published",)
+    autocomplete_fields = ("tags",)
+    readonly_fields = ("created_at", "recommendation_rule", "recommendation_neighbours")
+    recommendation_fieldset = ("Recommendations", {
+        "fields": ("recommendation_rule", "recommendation_neighbours"),
+        "description": "Neighbours stored by the active build; the rule applies to every recommendation list.",
+    })
+
+
+@admin.register(Article)
+class ArticleAdmin(ItemAdmin):
+    list_display = ("title", "author", "published_at", "is_published", "recommendation_rule_display")
+    search_fields = ("title", "author", "summary", "external_id")
+    date_hierarchy = "published_at"
+    prepopulated_fields = {"slug": ("title",)}
+    fieldsets = (
+        (None, {"fields": ("title", "slug", "author", "published_at", "is_published", "tags")}),
+        ("Text", {"fields": ("summary", "body")}),
+        ("Import", {"fields": ("external_id", "created_at"), "classes": ("collapse",)}),
+        ItemAdmin.recommendation_fieldset,
+    )
+
+
+@admin.register(Book)
+class BookAdmin(ItemAdmin):
+    list_display = ("title", "authors", "year", "is_published", "recommendation_rule_display")
+    search_fields = ("title", "authors", "isbn", "external_id")
+    list_filter = ("is_published", "year", "tags")
+    date_hierarchy = "created_at"
+    fieldsets = (
+        (None, {"fields": ("title", "authors", "year", "isbn", "is_published", "tags")}),
+        ("Text and cover", {"fields": ("description", "cover_url")}),
+        ("Import", {"fields": ("external_id", "created_at"), "classes": ("collapse",)}),
+        ItemAdmin.recommendation_fieldset,
+    )
+
+
+class InteractionAdmin(admin.ModelAdmin):
+    """Reader activity: the item is a generic relation, prefetched per page (one query per item model)."""
+
+    list_select_related = ("user", "content_type")
+    list_filter = ("content_type",)
+    autocomplete_fields = ("user",)
+    date_hierarchy = "created_at"
+
+    def get_search_fields(self, request):
+        return ("=user__username", "=object_id")
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("item")
+
+    @admin.display(description="item")
+    def item_display(self, obj):
+        from recommendations.admin import item_link
+
+        return item_link(obj.item) if obj.item is not None else f"{obj.content_type.model} {obj.object_id} (deleted)"
+
+
+@admin.register(Read)
+class ReadAdmin(InteractionAdmin):
+    list_display = ("user", "item_display", "dwell_seconds", "progress", "created_at")
+    readonly_fields = ("updated_at",)
+
+
+@admin.register(Rating)
+class RatingAdmin(InteractionAdmin):
+    list_display = ("user", "item_display", "stars", "updated_at")
+    list_filter = ("stars", "content_type")
+    date_hierarchy = "updated_at"
+
+
+@admin.register(NotInterested)
+class NotInterestedAdmin(InteractionAdmin):
+    list_display = ("user", "item_display", "created_at")
