@@ -1,0 +1,645 @@
+"""Provides the loading of the shipped demo data (books, articles and their real readers) into the database.
+
+The files in ``articles/demo_data/`` are made by ``scripts/make_demo_data.py`` from goodbooks-10k and the
+IBM Watson Studio community articles (see ``NOTICE``). :func:`demo_data_load` imports them in one
+transaction: tags, books, articles, one user per real reader (``gb_<goodbooks user id>`` and
+``ibm_<12 hex characters of the e-mail hash>``, with unusable passwords), the goodbooks ratings, and reads.
+
+What is real and what is synthetic
+----------------------------------
+Real: the books, articles, readers, who rated what with how many stars, and who viewed which article
+how many times. Synthetic, because the data sets have no times and no reading measurements, all
+derived deterministically from BLAKE2 hashes of (reader, item, view number), so every load gives the
+same values:
+
+* Article ``published_at``: spread over the two years before the manifest's ``time_anchor`` (set by the
+  script). All times are moved by whole days so that the anchor falls on the day of loading, so the
+  data always looks recent; nothing lands after the moment of loading.
+* Article reads: one ``Read`` per real view. Its time falls between the article's publication and now,
+  most of them soon after publication (``published + age * u**2``). Dwell time is log-normal around the
+  article's reading time (its words at 230 per minute, at least 30 s), never below 12 s, so no imported
+  view looks like a bounce; a repeat view of the same article lasts half as long. Progress is dwell
+  over reading time, capped at 1.
+* Book ratings: each goodbooks reader is active from a day in the last two years until now; each
+  rated book gets one ``Read`` at a time in that window (a rating implies the book was read: the
+  visit's dwell is log-normal around a minute plus the description's reading time, progress grows
+  with the stars, 0.5-1), and the ``Rating`` is made when that visit ends.
+* Books are "added to the catalogue" (``created_at``) two to three years ago, before any reading.
+* A reader's ``date_joined`` is a day before their first activity.
+
+The demo account (``demo``) takes over the full history of two real readers named in
+``manifest.json``: a goodbooks reader with about 50 varied ratings and an IBM reader with about 20
+article views; those two readers get no account of their own.
+"""
+from __future__ import annotations
+
+import csv
+import gzip
+import hashlib
+import io
+import json
+import math
+import time
+import zlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
+from pathlib import Path
+from typing import IO
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.hashers import make_password
+from django.contrib.contenttypes.models import ContentType
+from django.db import DatabaseError, connection, transaction
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.text import slugify
+
+from .models import WORDS_PER_MINUTE, Article, Book, NotInterested, Rating, Read, Tag
+
+DEFAULT_DATA_DIR = Path(__file__).resolve().parent / "demo_data"
+DEMO_USERNAME = "demo"
+DEMO_PASSWORD = "demo-reader"
+ADMIN_USERNAME = "admin"
+ADMIN_PASSWORD = "admin-editor"
+BOOK_READER_PREFIX = "gb_"
+ARTICLE_READER_PREFIX = "ibm_"
+READER_USERNAME_REGEX = r"^(gb_[0-9]+|ibm_[0-9a-f]{12})$"
+BATCH_SIZE = 5000
+SALT = "bre-demo-v1"
+MIN_VIEW_SECONDS = 12.0
+
+FILES = {
+    "books": ("external_id", "title", "authors", "year", "isbn", "description", "cover_url", "tags"),
+    "articles": ("external_id", "title", "summary", "body", "author", "tags", "published_at"),
+    "book_ratings": ("user", "book", "stars"),
+    "article_reads": ("user", "article", "views"),
+}
+
+
+class DemoDataError(Exception):
+    """Bad demo data: names the file and, where known, the line."""
+
+    def __init__(self, message: str, *, path: Path | str | None = None, line: int | None = None) -> None:
+        self.message, self.path, self.line = message, path, line
+        where = str(path) if path is not None else ""
+        if line is not None:
+            where += f", line {line}"
+        super().__init__(f"{where}: {message}" if where else message)
+
+
+# --------------------------------------------------------------------------- reading and checking files
+
+
+@dataclass(frozen=True)
+class BookRow:
+    line: int
+    external_id: str
+    title: str
+    authors: str
+    year: int | None
+    isbn: str
+    description: str
+    cover_url: str
+    tags: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ArticleRow:
+    line: int
+    external_id: str
+    title: str
+    summary: str
+    body: str
+    author: str
+    tags: tuple[str, ...]
+    published_at: datetime
+
+
+@dataclass(frozen=True)
+class DemoData:
+    """The parsed, checked content of a demo data directory."""
+
+    books: list[BookRow]
+    articles: list[ArticleRow]
+    book_ratings: list[tuple[str, str, int]]  # (user, book external id, stars)
+    article_reads: list[tuple[str, str, int]]  # (user, article external id, views)
+    time_anchor: datetime
+    demo_book_reader: str
+    demo_article_reader: str
+
+
+def _data_file(data_dir: Path, name: str) -> Path:
+    for candidate in (data_dir / f"{name}.csv.gz", data_dir / f"{name}.csv"):
+        if candidate.is_file():
+            return candidate
+    raise DemoDataError(f"missing file (expected {name}.csv.gz or {name}.csv)", path=data_dir / f"{name}.csv.gz")
+
+
+def _csv_rows(path: Path, columns: Iterable[str]) -> Iterator[tuple[int, dict[str, str]]]:
+    """Yield (line number, row) of a UTF-8 CSV file (gzip if it ends in .gz), checking its shape."""
+    raw = path.read_bytes()
+    if path.suffix == ".gz":
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise DemoDataError(f"not a valid gzip file ({exc})", path=path) from None
+    if not raw.strip():
+        raise DemoDataError("the file is empty", path=path, line=1)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise DemoDataError(f"not valid UTF-8 (byte {raw[exc.start]:#04x}); save the file as UTF-8",
+                            path=path, line=line) from None
+    reader = csv.reader(io.StringIO(text.removeprefix("\ufeff"), newline=""), strict=True)
+    try:
+        header = [h.strip() for h in next(reader)]
+        missing = [c for c in columns if c not in header]
+        if missing:
+            raise DemoDataError(f"missing column(s) {', '.join(missing)} in the header {header}", path=path, line=1)
+        n_rows = 0
+        while True:
+            line = reader.line_num + 1
+            try:
+                row = next(reader)
+            except StopIteration:
+                break
+            if not row:
+                continue  # a blank line
+            if len(row) != len(header):
+                raise DemoDataError(f"expected {len(header)} fields, found {len(row)}", path=path, line=line)
+            n_rows += 1
+            yield line, dict(zip(header, row))
+    except csv.Error as exc:
+        raise DemoDataError(f"malformed CSV ({exc})", path=path, line=reader.line_num or 1) from None
+    if n_rows == 0:
+        raise DemoDataError("the file has a header but no rows", path=path, line=2)
+
+
+def _text(row: dict[str, str], column: str, *, path: Path, line: int, max_length: int | None = None,
+          required: bool = False) -> str:
+    value = row[column].strip()
+    if required and not value:
+        raise DemoDataError(f"{column} is empty", path=path, line=line)
+    if max_length is not None and len(value) > max_length:
+        raise DemoDataError(f"{column} is longer than {max_length} characters ({len(value)})", path=path, line=line)
+    if "\x00" in value:
+        raise DemoDataError(f"{column} contains a NUL character", path=path, line=line)
+    return value
+
+
+def _int(row: dict[str, str], column: str, *, path: Path, line: int, low: int | None = None,
+         high: int | None = None, required: bool = True) -> int | None:
+    value = row[column].strip()
+    if not value and not required:
+        return None
+    try:
+        number = int(value)
+    except ValueError:
+        raise DemoDataError(f"{column} must be an integer, not {value!r}", path=path, line=line) from None
+    if (low is not None and number < low) or (high is not None and number > high):
+        raise DemoDataError(f"{column} must be between {low} and {high}, not {number}", path=path, line=line)
+    return number
+
+
+def _tags(row: dict[str, str], *, path: Path, line: int) -> tuple[str, ...]:
+    names = tuple(dict.fromkeys(t.strip() for t in row["tags"].split("|") if t.strip()))
+    for name in names:
+        if len(name) > 100 or not slugify(name):
+            raise DemoDataError(f"bad tag {name!r} (1-100 characters, with a letter or digit)", path=path, line=line)
+    return names
+
+
+def _unique(seen: set, key, what: str, *, path: Path, line: int) -> None:
+    if key in seen:
+        raise DemoDataError(f"duplicate {what} {key!r}", path=path, line=line)
+    seen.add(key)
+
+
+def demo_data_read(*, data_dir: Path | str) -> DemoData:
+    """Parse and check every file of ``data_dir``; raise DemoDataError naming the file and line."""
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise DemoDataError("the demo data directory does not exist", path=data_dir)
+
+    manifest_path = data_dir / "manifest.json"
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        anchor = datetime.fromisoformat(manifest["time_anchor"])
+        demo = manifest["demo"]
+        demo_book_reader, demo_article_reader = str(demo["goodbooks_user"]), str(demo["ibm_user"])
+    except FileNotFoundError:
+        raise DemoDataError("missing file", path=manifest_path) from None
+    except json.JSONDecodeError as exc:
+        raise DemoDataError(f"not valid JSON ({exc.msg})", path=manifest_path, line=exc.lineno) from None
+    except (UnicodeDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise DemoDataError(f"needs time_anchor (ISO date) and demo.goodbooks_user, demo.ibm_user ({exc!r})",
+                            path=manifest_path) from None
+    if timezone.is_naive(anchor):
+        anchor = anchor.replace(tzinfo=dt_timezone.utc)
+
+    books: list[BookRow] = []
+    path = _data_file(data_dir, "books")
+    seen: set = set()
+    for line, row in _csv_rows(path, FILES["books"]):
+        external_id = _text(row, "external_id", path=path, line=line, max_length=64, required=True)
+        _unique(seen, external_id, "book external_id", path=path, line=line)
+        cover = _text(row, "cover_url", path=path, line=line, max_length=500)
+        if cover and (not cover.startswith(("http://", "https://")) or any(c.isspace() for c in cover)):
+            raise DemoDataError(f"cover_url is not an http(s) URL: {cover!r}", path=path, line=line)
+        books.append(BookRow(
+            line=line, external_id=external_id,
+            title=_text(row, "title", path=path, line=line, max_length=300, required=True),
+            authors=_text(row, "authors", path=path, line=line, max_length=500),
+            year=_int(row, "year", path=path, line=line, low=-5000, high=3000, required=False),
+            isbn=_text(row, "isbn", path=path, line=line, max_length=20),
+            description=_text(row, "description", path=path, line=line),
+            cover_url=cover, tags=_tags(row, path=path, line=line),
+        ))
+
+    articles: list[ArticleRow] = []
+    path = _data_file(data_dir, "articles")
+    seen = set()
+    for line, row in _csv_rows(path, FILES["articles"]):
+        external_id = _text(row, "external_id", path=path, line=line, max_length=64, required=True)
+        _unique(seen, external_id, "article external_id", path=path, line=line)
+        raw_date = _text(row, "published_at", path=path, line=line, required=True)
+        try:
+            published = datetime.fromisoformat(raw_date)
+        except ValueError:
+            raise DemoDataError(f"published_at is not an ISO 8601 date-time: {raw_date!r}", path=path,
+                                line=line) from None
+        if timezone.is_naive(published):
+            published = published.replace(tzinfo=dt_timezone.utc)
+        articles.append(ArticleRow(
+            line=line, external_id=external_id,
+            title=_text(row, "title", path=path, line=line, max_length=300, required=True),
+            summary=_text(row, "summary", path=path, line=line),
+            body=_text(row, "body", path=path, line=line),
+            author=_text(row, "author", path=path, line=line, max_length=200),
+            tags=_tags(row, path=path, line=line), published_at=published,
+        ))
+
+    book_ids = {b.external_id for b in books}
+    ratings: list[tuple[str, str, int]] = []
+    path = _data_file(data_dir, "book_ratings")
+    seen = set()
+    for line, row in _csv_rows(path, FILES["book_ratings"]):
+        user = _text(row, "user", path=path, line=line, max_length=40, required=True)
+        if not user.isdigit():
+            raise DemoDataError(f"user must be a goodbooks user id (digits), not {user!r}", path=path, line=line)
+        book = _text(row, "book", path=path, line=line, required=True)
+        if book not in book_ids:
+            raise DemoDataError(f"book {book!r} is not in books", path=path, line=line)
+        stars = _int(row, "stars", path=path, line=line, low=1, high=5)
+        _unique(seen, (user, book), "rating of (user, book)", path=path, line=line)
+        ratings.append((user, book, stars))
+
+    article_ids = {a.external_id for a in articles}
+    reads: list[tuple[str, str, int]] = []
+    path = _data_file(data_dir, "article_reads")
+    seen = set()
+    for line, row in _csv_rows(path, FILES["article_reads"]):
+        user = _text(row, "user", path=path, line=line, required=True).lower()
+        if len(user) != 12 or any(c not in "0123456789abcdef" for c in user):
+            raise DemoDataError(f"user must be 12 hex characters, not {user!r}", path=path, line=line)
+        article = _text(row, "article", path=path, line=line, required=True)
+        if article not in article_ids:
+            raise DemoDataError(f"article {article!r} is not in articles", path=path, line=line)
+        views = _int(row, "views", path=path, line=line, low=1, high=10_000)
+        _unique(seen, (user, article), "row of (user, article)", path=path, line=line)
+        reads.append((user, article, views))
+
+    if demo_book_reader and demo_book_reader not in {u for u, _, _ in ratings}:
+        raise DemoDataError(f"demo.goodbooks_user {demo_book_reader!r} has no ratings in book_ratings",
+                            path=manifest_path)
+    if demo_article_reader and demo_article_reader not in {u for u, _, _ in reads}:
+        raise DemoDataError(f"demo.ibm_user {demo_article_reader!r} has no views in article_reads",
+                            path=manifest_path)
+    return DemoData(books, articles, ratings, reads, anchor, demo_book_reader, demo_article_reader)
+
+
+# --------------------------------------------------------------------------- synthetic, deterministic values
+
+
+def _unit(*parts: object) -> float:
+    """Return a number in [0, 1) determined by ``parts`` (the same on every machine and run)."""
+    digest = hashlib.blake2b("\x1f".join(map(str, (SALT, *parts))).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64
+
+
+def _normal(*parts: object) -> float:
+    """Return a standard normal number determined by ``parts`` (Box-Muller)."""
+    u1, u2 = _unit(*parts, "n1"), _unit(*parts, "n2")
+    return math.sqrt(-2.0 * math.log(1.0 - u1)) * math.cos(2.0 * math.pi * u2)
+
+
+def _reading_seconds(text: str) -> float:
+    return len(text.split()) / WORDS_PER_MINUTE * 60.0
+
+
+def _article_view(user: str, article: ArticleRow, published: datetime, k: int, now: datetime
+                  ) -> tuple[datetime, float, float]:
+    """Return (created_at, dwell_seconds, progress) of view ``k`` of ``article`` by ``user``."""
+    age = max((now - published).total_seconds(), 3600.0)
+    created = published + timedelta(seconds=age * _unit("view", user, article.external_id, k) ** 2)
+    expected = max(30.0, _reading_seconds(article.body or article.summary))
+    dwell = expected * math.exp(-0.35 + 0.6 * _normal("dwell", user, article.external_id, k))
+    if k:
+        dwell *= 0.5  # a repeat visit: the reader looks something up
+    dwell = min(max(dwell, MIN_VIEW_SECONDS), 3 * 3600.0)
+    progress = min(1.0, dwell / expected * (0.85 + 0.15 * _unit("progress", user, article.external_id, k)))
+    return min(created, now), round(dwell, 1), round(progress, 3)
+
+
+def _book_read(user: str, book: BookRow, stars: int, start: datetime, now: datetime
+               ) -> tuple[datetime, float, float]:
+    """Return (created_at, dwell_seconds, progress) of the visit in which ``user`` rated ``book``."""
+    created = start + (now - timedelta(hours=1) - start) * _unit("read", user, book.external_id)
+    expected = 60.0 + _reading_seconds(book.description)
+    dwell = min(max(expected * math.exp(-0.2 + 0.5 * _normal("dwell", user, book.external_id)), 15.0), 1800.0)
+    progress = min(1.0, 0.5 + 0.1 * stars + 0.2 * (_unit("progress", user, book.external_id) - 0.5))
+    return created, round(dwell, 1), round(progress, 3)
+
+
+# --------------------------------------------------------------------------- database
+
+
+def demo_data_is_loaded(*, demo_username: str = DEMO_USERNAME) -> bool:
+    """Return whether the demo data has been loaded (demo books and the demo user exist)."""
+    return (Book.objects.exclude(external_id="").exists()
+            and get_user_model().objects.filter(username=demo_username).exists())
+
+
+def _raw_delete(queryset) -> int:
+    # Deliberately skips the per-row post_delete signals: they would queue one recommendation
+    # refresh per row (hundreds of thousands); a reload is followed by a full build instead.
+    return queryset._raw_delete(queryset.db)
+
+
+def demo_data_delete(*, demo_username: str = DEMO_USERNAME) -> dict[str, int]:
+    """Delete what the demo import made: imported items, their reads and ratings, imported readers, demo user."""
+    User = get_user_model()
+    readers = User.objects.filter(
+        Q(username=demo_username) | Q(username__regex=READER_USERNAME_REGEX, password__startswith="!")
+    )
+    counts = {"interactions": 0}
+    for model in (Read, Rating, NotInterested):
+        counts["interactions"] += _raw_delete(model.objects.filter(user__in=readers.values("pk")))
+        for item_model in (Book, Article):
+            ct = ContentType.objects.get_for_model(item_model)
+            imported = item_model.objects.exclude(external_id="").values("pk")
+            counts["interactions"] += _raw_delete(model.objects.filter(content_type=ct, object_id__in=imported))
+    counts["users"] = readers.delete()[1].get(User._meta.label, 0)
+    counts["books"] = Book.objects.exclude(external_id="").delete()[1].get(Book._meta.label, 0)
+    counts["articles"] = Article.objects.exclude(external_id="").delete()[1].get(Article._meta.label, 0)
+    counts["tags"] = Tag.objects.filter(book=None, article=None).delete()[1].get(Tag._meta.label, 0)
+    return counts
+
+
+class _Progress:
+    def __init__(self, stdout: IO[str] | None) -> None:
+        self.stdout, self.started = stdout, time.monotonic()
+
+    def __call__(self, message: str) -> None:
+        if self.stdout is not None:
+            self.stdout.write(f"[{time.monotonic() - self.started:5.1f}s] {message}\n")
+            self.stdout.flush()
+
+
+def _bulk(model, objects: Iterable, batch_size: int = BATCH_SIZE) -> int:
+    """Insert ``objects`` in batches without holding them all in memory; return how many."""
+    total, batch = 0, []
+    for obj in objects:
+        batch.append(obj)
+        if len(batch) >= batch_size:
+            model.objects.bulk_create(batch, batch_size=batch_size)
+            total, batch = total + len(batch), []
+    if batch:
+        model.objects.bulk_create(batch, batch_size=batch_size)
+        total += len(batch)
+    return total
+
+
+def _insert_rows(model, fields: tuple[str, ...], rows: Iterable[tuple], batch_size: int = BATCH_SIZE) -> int:
+    """Insert plain tuples into ``model``'s table with ``executemany``; return how many.
+
+    Used for the ~340,000 ratings and reads: ``bulk_create`` spends most of a 45 s load building model
+    instances and per-value SQL parameters, this takes a few seconds. Values must already be valid
+    (they are checked by :func:`demo_data_read`; the database constraints still apply).
+    """
+    opts = model._meta
+    columns = [opts.get_field(name) for name in fields]
+    is_datetime = [c.get_internal_type() == "DateTimeField" for c in columns]
+    sql = "INSERT INTO {} ({}) VALUES ({})".format(
+        connection.ops.quote_name(opts.db_table),
+        ", ".join(connection.ops.quote_name(c.column) for c in columns),
+        ", ".join(["%s"] * len(columns)),
+    )
+    if connection.vendor == "postgresql":
+        # COPY is several times faster than executemany here (one stream instead of a round trip per batch).
+        copy_sql = "COPY {} ({}) FROM STDIN".format(
+            connection.ops.quote_name(opts.db_table), ", ".join(connection.ops.quote_name(c.column) for c in columns)
+        )
+        total = 0
+        with connection.cursor() as cursor, cursor.cursor.copy(copy_sql) as copy:
+            for row in rows:
+                copy.write_row(row)
+                total += 1
+        return total
+    adapt = connection.ops.adapt_datetimefield_value
+    total, batch = 0, []
+    with connection.cursor() as cursor:
+        for row in rows:
+            batch.append(tuple(adapt(v) if dt else v for v, dt in zip(row, is_datetime)))
+            if len(batch) >= batch_size:
+                cursor.executemany(sql, batch)
+                total, batch = total + len(batch), []
+        if batch:
+            cursor.executemany(sql, batch)
+            total += len(batch)
+    return total
+
+
+def _unique_slug(base: str, taken: set[str], fallback: str, max_length: int) -> str:
+    base = (slugify(base)[:max_length].rstrip("-")) or fallback
+    slug, n = base, 2
+    while slug in taken:
+        suffix = f"-{n}"
+        slug, n = base[: max_length - len(suffix)] + suffix, n + 1
+    taken.add(slug)
+    return slug
+
+
+def demo_data_load(
+    *,
+    data_dir: Path | str = DEFAULT_DATA_DIR,
+    demo_username: str = DEMO_USERNAME,
+    demo_password: str = DEMO_PASSWORD,
+    admin_username: str | None = ADMIN_USERNAME,
+    admin_password: str = ADMIN_PASSWORD,
+    force: bool = False,
+    now: datetime | None = None,
+    stdout: IO[str] | None = None,
+) -> dict[str, int | bool]:
+    """Load the demo data the first time only (or again with ``force``); return counts of what was made.
+
+    Everything happens in one transaction: bad input raises DemoDataError (naming the file and
+    line) before anything is stored, and a database error leaves nothing half-imported. When the data
+    is already loaded and ``force`` is false, nothing changes and ``{"already_loaded": True}`` is
+    returned. ``admin_username=None`` skips the staff account.
+    """
+    say = _Progress(stdout)
+    if not force and demo_data_is_loaded(demo_username=demo_username):
+        say(f"Demo data already loaded (user {demo_username!r} and the books exist); nothing to do.")
+        return {"already_loaded": True}
+
+    data = demo_data_read(data_dir=data_dir)
+    say(f"Read {data_dir}: {len(data.books):,} books, {len(data.articles):,} articles, "
+        f"{len(data.book_ratings):,} ratings, {len(data.article_reads):,} reader-article pairs")
+    now = (now or timezone.now()).replace(microsecond=0)
+    # Move the synthetic times by whole days so the anchor falls on the day of loading.
+    shift = timedelta(days=(now.date() - data.time_anchor.astimezone(dt_timezone.utc).date()).days)
+
+    try:
+        with transaction.atomic():
+            counts = _load(data, shift=shift, now=now, demo_username=demo_username, demo_password=demo_password,
+                           admin_username=admin_username, admin_password=admin_password, force=force, say=say)
+    except DatabaseError as exc:
+        raise DemoDataError(f"the database refused the demo data, nothing was stored ({exc})") from exc
+    say("Done.")
+    return counts
+
+
+def _load(data: DemoData, *, shift: timedelta, now: datetime, demo_username: str, demo_password: str,
+          admin_username: str | None, admin_password: str, force: bool, say) -> dict[str, int | bool]:
+    User = get_user_model()
+    counts: dict[str, int | bool] = {"already_loaded": False}
+    if force:
+        deleted = demo_data_delete(demo_username=demo_username)
+        say(f"Deleted the previous demo data: {deleted}")
+    elif (Book.objects.exclude(external_id="").exists() or Article.objects.exclude(external_id="").exists()
+          or User.objects.filter(username=demo_username).exists()):
+        raise DemoDataError(
+            "the database already holds imported books/articles or the demo user, but not both; "
+            "run `manage.py load_demo_data --force` to replace them"
+        )
+
+    # Tags -------------------------------------------------------------------------------------------
+    names = list(dict.fromkeys(t for row in (*data.books, *data.articles) for t in row.tags))
+    tag_ids = dict(Tag.objects.filter(name__in=names).values_list("name", "pk")) if names else {}
+    taken = set(Tag.objects.values_list("slug", flat=True))
+    new_tags = [Tag(name=n, slug=_unique_slug(n, taken, "tag", 120)) for n in names if n not in tag_ids]
+    Tag.objects.bulk_create(new_tags, batch_size=BATCH_SIZE)
+    tag_ids = dict(Tag.objects.filter(name__in=names).values_list("name", "pk")) if names else {}
+    counts["tags"] = len(new_tags)
+    say(f"Loading tags… {len(new_tags):,}")
+
+    # Books ------------------------------------------------------------------------------------------
+    catalogue_start = now - timedelta(days=730)  # books are older than every read
+    Book.objects.bulk_create(
+        [Book(external_id=b.external_id, title=b.title, authors=b.authors, year=b.year, isbn=b.isbn,
+              description=b.description, cover_url=b.cover_url,
+              created_at=catalogue_start - timedelta(days=365 * _unit("added", b.external_id)))
+         for b in data.books],
+        batch_size=BATCH_SIZE,
+    )
+    book_pk = dict(Book.objects.exclude(external_id="").values_list("external_id", "pk"))
+    BookTag = Book.tags.through
+    _bulk(BookTag, (BookTag(book_id=book_pk[b.external_id], tag_id=tag_ids[t]) for b in data.books for t in b.tags))
+    counts["books"] = len(data.books)
+    say(f"Loading books… {len(data.books):,}")
+
+    # Articles ---------------------------------------------------------------------------------------
+    taken = set(Article.objects.values_list("slug", flat=True))
+    published = {a.external_id: min(a.published_at + shift, now) for a in data.articles}
+    Article.objects.bulk_create(
+        [Article(external_id=a.external_id, title=a.title,
+                 slug=_unique_slug(a.title[:80], taken, f"article-{slugify(a.external_id)}", 320),
+                 summary=a.summary, body=a.body, author=a.author, published_at=published[a.external_id],
+                 created_at=published[a.external_id])
+         for a in data.articles],
+        batch_size=BATCH_SIZE,
+    )
+    article_pk = dict(Article.objects.exclude(external_id="").values_list("external_id", "pk"))
+    ArticleTag = Article.tags.through
+    _bulk(ArticleTag, (ArticleTag(article_id=article_pk[a.external_id], tag_id=tag_ids[t])
+                       for a in data.articles for t in a.tags))
+    counts["articles"] = len(data.articles)
+    say(f"Loading articles… {len(data.articles):,}")
+
+    # Readers ----------------------------------------------------------------------------------------
+    def username_of_book_reader(user: str) -> str:
+        return demo_username if user == data.demo_book_reader else f"{BOOK_READER_PREFIX}{user}"
+
+    def username_of_article_reader(user: str) -> str:
+        return demo_username if user == data.demo_article_reader else f"{ARTICLE_READER_PREFIX}{user}"
+
+    reader_since = {}  # goodbooks reader -> start of their active window
+    for user, _, _ in data.book_ratings:
+        if user not in reader_since:
+            reader_since[user] = now - timedelta(days=730 * (0.35 + 0.65 * _unit("since", user)))
+    books_by_id = {b.external_id: b for b in data.books}
+    articles_by_id = {a.external_id: a for a in data.articles}
+    first_seen: dict[str, datetime] = {}
+    for user, start in reader_since.items():
+        name = username_of_book_reader(user)
+        first_seen[name] = min(first_seen.get(name, start), start)
+    views = [(user, article, _article_view(user, articles_by_id[article], published[article], k, now))
+             for user, article, n_views in data.article_reads for k in range(n_views)]
+    for user, _, (when, _, _) in views:
+        name = username_of_article_reader(user)
+        first_seen[name] = min(first_seen.get(name, when), when)
+
+    existing = set(User.objects.filter(
+        Q(username__startswith=BOOK_READER_PREFIX) | Q(username__startswith=ARTICLE_READER_PREFIX)
+    ).values_list("username", flat=True))
+    clash = sorted(existing & set(first_seen))
+    if clash:
+        raise DemoDataError(f"{len(clash)} reader account(s) already exist, e.g. {clash[0]!r}; "
+                            "run `manage.py load_demo_data --force` or rename them")
+    unusable = make_password(None)  # one "!"-prefixed value: nobody can log in as an imported reader
+    _bulk(User, (User(username=name, password=unusable,
+                      date_joined=when - timedelta(days=1) * (0.2 + 0.8 * _unit("joined", name)))
+                 for name, when in sorted(first_seen.items()) if name != demo_username))
+    demo_user = User.objects.create_user(username=demo_username, password=demo_password)
+    if demo_username in first_seen:
+        demo_user.date_joined = first_seen[demo_username] - timedelta(hours=3)
+        demo_user.save(update_fields=["date_joined"])
+    user_pk = dict(User.objects.filter(Q(username__regex=READER_USERNAME_REGEX) | Q(username=demo_username))
+                   .values_list("username", "pk"))
+    counts["readers"] = len(first_seen) - (demo_username in first_seen)
+    say(f"Loading readers… {counts['readers']:,} (+ demo user {demo_username!r})")
+
+    # Ratings, and the read each rating implies -------------------------------------------------------
+    book_ct = ContentType.objects.get_for_model(Book)
+    article_ct = ContentType.objects.get_for_model(Article)
+    visits = [(user, book, stars, *_book_read(user, books_by_id[book], stars, reader_since[user], now))
+              for user, book, stars in data.book_ratings]
+    rating_fields = ("user", "content_type", "object_id", "stars", "created_at", "updated_at")
+    read_fields = ("user", "content_type", "object_id", "created_at", "dwell_seconds", "progress", "updated_at")
+    counts["ratings"] = _insert_rows(Rating, rating_fields, (
+        (user_pk[username_of_book_reader(user)], book_ct.pk, book_pk[book], stars,
+         when + timedelta(seconds=dwell), when + timedelta(seconds=dwell))
+        for user, book, stars, when, dwell, _ in visits))
+    say(f"Loading ratings… {counts['ratings']:,}")
+    counts["book_reads"] = _insert_rows(Read, read_fields, (
+        (user_pk[username_of_book_reader(user)], book_ct.pk, book_pk[book], when, dwell, progress,
+         when + timedelta(seconds=dwell))
+        for user, book, _, when, dwell, progress in visits))
+    say(f"Loading book reads… {counts['book_reads']:,}")
+
+    # Article views ------------------------------------------------------------------------------------
+    counts["article_reads"] = _insert_rows(Read, read_fields, (
+        (user_pk[username_of_article_reader(user)], article_ct.pk, article_pk[article], when, dwell, progress,
+         when + timedelta(seconds=dwell))
+        for user, article, (when, dwell, progress) in views))
+    say(f"Loading article reads… {counts['article_reads']:,}")
+
+    if admin_username and not User.objects.filter(username=admin_username).exists():
+        User.objects.create_superuser(username=admin_username, email="", password=admin_password)
+        counts["admin_created"] = True
+        say(f"Created the staff account {admin_username!r}")
+    return counts
