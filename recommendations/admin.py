@@ -22,8 +22,6 @@ from django.contrib.admin.views.main import ChangeList
 from django.contrib.auth import get_user_model
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
-from django.db.models import CharField, OuterRef, Subquery
-from django.db.models.functions import Cast
 from django.http import HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, path, reverse
@@ -501,7 +499,7 @@ class ItemRecommendationsAdminMixin:
       change it) and ``recommendation_neighbours`` (its stored neighbours of both kinds);
     * the actions "Pin in recommendations", "Boost in recommendations", "Ban from
       recommendations" and "Clear recommendation rule";
-    * the changelist column ``recommendation_rule_display``, annotated in one query.
+    * the changelist column ``recommendation_rule_display`` (the rules of a page load in one query).
 
     Usage::
 
@@ -522,13 +520,23 @@ class ItemRecommendationsAdminMixin:
                 actions[name] = (func, name, func.short_description)
         return actions
 
-    def get_queryset(self, request):
-        qs = super().get_queryset(request)
-        rule = ItemRule.objects.filter(
-            content_type=ContentType.objects.get_for_model(self.model),
-            object_id=Cast(OuterRef("pk"), output_field=CharField()),
-        )
-        return qs.annotate(rec_rule_action=Subquery(rule.values("action")[:1]))
+    def get_changelist(self, request, **kwargs):
+        base = super().get_changelist(request, **kwargs)
+
+        class RuleChangeList(base):
+            """Load the rules of the page's items in one query (``rec_rule_action`` on each row)."""
+
+            def get_results(self, request):
+                super().get_results(request)
+                rows = list(self.result_list)
+                if rows:
+                    ct = ContentType.objects.get_for_model(self.model)
+                    rules = dict(ItemRule.objects.filter(content_type=ct, object_id__in=[str(r.pk) for r in rows])
+                                 .values_list("object_id", "action"))
+                    for row in rows:
+                        row.rec_rule_action = rules.get(str(row.pk))
+
+        return RuleChangeList
 
     def _rule_set(self, request, queryset, action: str, factor: float = 1.5):
         count = 0
@@ -560,7 +568,7 @@ class ItemRecommendationsAdminMixin:
 
     recommendation_clear.short_description = "Clear recommendation rule"
 
-    @admin.display(description="recommendations", ordering="rec_rule_action")
+    @admin.display(description="recommendations")
     def recommendation_rule_display(self, obj):
         action = getattr(obj, "rec_rule_action", None)
         return dict(ItemRule.Action.choices).get(action, "—") if action else "—"
