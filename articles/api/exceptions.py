@@ -17,6 +17,7 @@ from django.core.exceptions import (
 )
 from django.http import JsonResponse
 from django.views import defaults
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -93,6 +94,7 @@ def _json_error(status_code: int, detail: str, code: str) -> JsonResponse:
     return JsonResponse({"detail": detail, "code": code}, status=status_code)
 
 
+@csrf_exempt
 def api_not_found(request, *args, **kwargs) -> JsonResponse:
     """Answer an unknown URL under /api/ with JSON (routed as the API's last, catch-all pattern)."""
     return _json_error(404, f"No API endpoint at {request.path}.", "not_found")
