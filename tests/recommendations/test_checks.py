@@ -1,0 +1,99 @@
+"""Tests of the system checks in recommendations/checks.py: every broken setting has its stable id."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.core import checks
+from django.test import override_settings
+
+from recommendations.checks import check_settings
+from tests.recommendations.conftest import TESTAPP_RECOMMENDATIONS
+
+LIKE = TESTAPP_RECOMMENDATIONS["INTERACTIONS"][0]
+SCORE = TESTAPP_RECOMMENDATIONS["INTERACTIONS"][1]
+
+
+def _ids(conf) -> list[str]:
+    with override_settings(RECOMMENDATIONS=conf):
+        return [message.id for message in check_settings()]
+
+
+def _with(**changes):
+    return {**TESTAPP_RECOMMENDATIONS, **changes}
+
+
+def _interaction(**changes):
+    return _with(INTERACTIONS=[{**LIKE, **changes}])
+
+
+BROKEN = {
+    "E001": [["testapp.Item"], "not a dict"],
+    "E002": [_with(ITEM_MODELS=[]), _with(ITEM_MODELS="testapp.Item"), {}],
+    "E003": [_with(ITEM_MODELS=["testapp.Item", "testapp.Nope"]), _with(ITEM_MODELS=["no_dot"])],
+    "E004": [_with(INTERACTIONS={"model": "testapp.Like"}), _with(INTERACTIONS=[{"user_field": "user"}]),
+             _with(INTERACTIONS=["testapp.Like"])],
+    "E005": [_interaction(model="testapp.Missing"), _interaction(model="nowhere.Like")],
+    "E006": [_interaction(user_field="item"), _interaction(user_field="buyer")],
+    "E007": [_interaction(item_field="user"), _interaction(item_field="product"),
+             # A ForeignKey to a model that is not an item model.
+             _with(ITEM_MODELS=["testapp.Like"], TEXT_FIELDS={}, ITEM_FILTERS={})],
+    "E008": [_interaction(kind="click")],
+    "E009": [_interaction(weight="heavy"), _interaction(weight=True)],
+    "E010": [_interaction(timestamp_field="when"), _with(INTERACTIONS=[{**SCORE, "stars_field": "grade"}]),
+             _with(INTERACTIONS=[{k: v for k, v in SCORE.items() if k != "stars_field"}])],
+    "E011": [_with(TEXT_FIELDS={"testapp.Item": ["name", "colour"]}), _with(TEXT_FIELDS={"testapp.Item": ["name"], "testapp.Like": ["item"]}),
+             _with(TEXT_FIELDS=["name"])],
+    "E012": [_with(ADAPTER="nowhere.Adapter"), _with(ADAPTER="recommendations.conf.AppSettings")],
+    "E013": [_with(ALGORITHM="magic")],
+    "E014": [_with(N_SIMILAR=0), _with(N_RECOMMENDATIONS="10"), _with(KEEP_BUILDS=True), _with(LOCK_TIMEOUT=-5),
+             _with(BUILD_CHUNK_SIZE=2.5), _with(N_POPULAR=None)],
+    "E015": [_with(ALGORITHM_PARAMS_FILE="/nonexistent/params.json")],
+    "E016": [_with(ITEM_FILTERS={"testapp.Like": {"pk": 1}}), _with(ITEM_FILTERS={"testapp.Item": "is_active"}),
+             _with(ITEM_FILTERS=["testapp.Item"])],
+    "E017": [_with(MMR_LAMBDA=2), _with(MMR_LAMBDA=-0.1), _with(MMR_LAMBDA="0.5")],
+    "W001": [_with(N_RECOMENDATIONS=5)],
+    "W002": [_with(TEXT_FIELDS={})],
+}
+CASES = [(check_id, i, conf) for check_id, confs in BROKEN.items() for i, conf in enumerate(confs)]
+
+
+class TestCheckSettings:
+    def test_good_config_has_no_messages(self, db):
+        assert _ids(TESTAPP_RECOMMENDATIONS) == []
+
+    def test_site_config_has_no_errors(self, settings):
+        # The project's own settings (bre_site) pass too.
+        assert [m.id for m in check_settings() if m.is_serious()] == []
+
+    @pytest.mark.parametrize(("check_id", "case", "conf"), CASES, ids=[f"{c}-{i}" for c, i, _ in CASES])
+    def test_broken_config_fires_its_id(self, check_id, case, conf):
+        ids = _ids(conf)
+        assert f"recommendations.{check_id}" in ids
+        if check_id not in ("E002", "E003", "E007"):  # those cascade into the interactions/text checks
+            assert set(ids) == {f"recommendations.{check_id}"}, ids
+
+    def test_bad_params_file_json(self, tmp_path):
+        path = tmp_path / "params.json"
+        path.write_text("{not json")
+        assert _ids(_with(ALGORITHM_PARAMS_FILE=str(path))) == ["recommendations.E015"]
+        path.write_text(json.dumps({"algorithm": "itemknn", "params": {"top_k": 5}}))
+        assert _ids(_with(ALGORITHM_PARAMS_FILE=str(path))) == []
+
+    def test_every_documented_id_is_covered(self):
+        import recommendations.checks as module
+
+        documented = {line.split()[0] for line in module.__doc__.splitlines() if line[:1] in ("E", "W")}
+        assert documented == set(BROKEN)
+
+    @pytest.mark.parametrize("check_id", sorted(BROKEN))
+    def test_every_message_has_a_hint(self, check_id):
+        with override_settings(RECOMMENDATIONS=BROKEN[check_id][0]):
+            messages = [m for m in check_settings() if m.id == f"recommendations.{check_id}"]
+        assert messages and all(m.hint for m in messages)
+        assert all(isinstance(m, checks.Warning if check_id.startswith("W") else checks.Error) for m in messages)
+
+    def test_registered_with_django(self):
+        with override_settings(RECOMMENDATIONS=_with(MMR_LAMBDA=3)):
+            ids = [m.id for m in checks.run_checks(tags=["recommendations"])]
+        assert "recommendations.E017" in ids
