@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import inspect
 import json
+import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -276,6 +278,7 @@ class RecommenderBase:
         exclude_seen: bool = True,
         users: NDArray[np.int64] | None = None,
         batch_size: int | None = None,
+        n_threads: int = 0,
     ) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
         """Recommend for many users at once, blockwise over users.
 
@@ -289,6 +292,8 @@ class RecommenderBase:
             Rows to answer for (default: all rows).
         batch_size : int, optional
             Users per block (default: sized so a block holds about 16M scores).
+        n_threads : int
+            Blocks scored in parallel threads (0: all cores; numpy/scipy release the GIL).
 
         Returns
         -------
@@ -303,12 +308,21 @@ class RecommenderBase:
             batch_size = max(1, min(4096, BLOCK_ELEMENTS // max(1, self.n_items_)))
         out_indices = np.full((rows.size, n), -1, dtype=np.int64)
         out_scores = np.full((rows.size, n), -np.inf, dtype=np.float32)
-        for start in range(0, rows.size, batch_size):
+        def work(start: int) -> None:
             block_users = rows[start : start + batch_size]
             scores = self._scores_block(X[block_users], block_users, exclude_seen)
             out_indices[start : start + block_users.size], out_scores[start : start + block_users.size] = topn_rows(
                 scores, n
             )
+
+        starts = range(0, rows.size, batch_size)
+        threads = n_threads if n_threads and n_threads > 0 else (os.cpu_count() or 1)
+        if threads > 1 and len(starts) > 1:
+            with ThreadPoolExecutor(max_workers=threads) as pool:
+                list(pool.map(work, starts))
+        else:
+            for start in starts:
+                work(start)
         return out_indices, out_scores
 
     def similar_items(self, item_index: int, n: int = 10) -> tuple[NDArray[np.int64], NDArray[np.float32]]:

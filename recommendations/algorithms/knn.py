@@ -115,6 +115,14 @@ def _cosine_block(
     if zero_diagonal:
         local = np.arange(end - start)
         block[local, start + local] = 0.0
+    if shrink == 0:
+        # Separable denominator: two broadcast multiplies, no second dense block.
+        with np.errstate(divide="ignore"):
+            inv_left = np.where(left_norms[start:end] > 0, 1.0 / (left_norms[start:end] + 1e-6), 0.0)
+            inv_right = np.where(right_norms > 0, 1.0 / (right_norms + 1e-6), 0.0)
+        block *= inv_left.astype(np.float32)[:, None]
+        block *= inv_right.astype(np.float32)[None, :]
+        return block
     denominator = np.multiply.outer(left_norms[start:end], right_norms)
     denominator += np.float32(shrink + 1e-6)
     np.divide(block, denominator, out=block)
