@@ -1,0 +1,227 @@
+"""Speed and memory benchmark: our ItemKNN and iALS against implicit's CosineRecommender and ALS.
+
+Usage::
+
+    python benchmarks/algorithms_speed.py                 # CiteULike-a + 138,000 x 20,000 (7.5M)
+    python benchmarks/algorithms_speed.py --scale small   # quick check on a smaller synthetic matrix
+
+Each measurement (fit + top-10 for every user) runs in a fresh subprocess, so its peak memory
+(``ru_maxrss``) is its own. Results are printed as a markdown table and written to
+``benchmarks/results/algorithms_speed.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+REPO = Path(__file__).resolve().parents[1]
+DATA_DIR = Path(os.environ.get("BRE_DATA_DIR", REPO.parent / "shared" / "data"))
+CITEULIKE = DATA_DIR / "citeulike-a-cmn" / "citeulike-a.npz"
+RESULTS = REPO / "benchmarks" / "results" / "algorithms_speed.md"
+SCALES = {"full": (138_000, 20_000, 7_500_000), "small": (20_000, 5_000, 500_000)}
+METHODS = ("ours_itemknn", "implicit_cosine", "ours_ials", "implicit_als")
+
+
+def synthetic_user_items(n_users: int, n_items: int, n_interactions: int, seed: int = 0) -> sp.csr_matrix:
+    """Binary matrix with power-law item popularity and user activity, exactly ``n_interactions`` cells."""
+    rng = np.random.default_rng(seed)
+    item_p = 1.0 / np.arange(1, n_items + 1) ** 0.9
+    item_p = rng.permutation(item_p / item_p.sum())
+    user_p = rng.pareto(1.5, n_users) + 1.0
+    user_p /= user_p.sum()
+    keys = np.zeros(0, dtype=np.int64)
+    while keys.size < n_interactions:
+        need = int((n_interactions - keys.size) * 1.3) + 1000
+        users = rng.choice(n_users, size=need, p=user_p)
+        items = rng.choice(n_items, size=need, p=item_p)
+        keys = np.unique(np.concatenate([keys, users.astype(np.int64) * n_items + items]))
+    keys = rng.choice(keys, size=n_interactions, replace=False)
+    rows, cols = np.divmod(keys, n_items)
+    X = sp.csr_matrix((np.ones(n_interactions, dtype=np.float32), (rows, cols)), shape=(n_users, n_items))
+    X.sort_indices()
+    return X
+
+
+def load_citeulike() -> sp.csr_matrix:
+    data = np.load(CITEULIKE, allow_pickle=True)
+    pairs = data["train_data"].astype(np.int64)
+    shape = (int(pairs[:, 0].max()) + 1, int(pairs[:, 1].max()) + 1)
+    X = sp.csr_matrix((np.ones(len(pairs), dtype=np.float32), (pairs[:, 0], pairs[:, 1])), shape=shape)
+    X.data[:] = 1.0
+    return X
+
+
+def run_worker(method: str, matrix_path: str, k: int, factors: int, iterations: int) -> dict:
+    """Fit one method and compute the top-10 of every user; return timings and peak memory."""
+    from threadpoolctl import threadpool_limits
+
+    X = sp.load_npz(matrix_path).tocsr().astype(np.float32)
+    users = np.arange(X.shape[0])
+    base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    if method == "ours_itemknn":
+        from recommendations.algorithms.knn import ItemKNN
+
+        start = time.perf_counter()
+        model = ItemKNN(top_k=k).fit(X)
+        fit = time.perf_counter() - start
+        start = time.perf_counter()
+        indices, _ = model.recommend_all(X, n=10)
+        rec = time.perf_counter() - start
+    elif method == "ours_ials":
+        from recommendations.algorithms.factorization import IALS
+
+        start = time.perf_counter()
+        model = IALS(factors=factors, iterations=iterations, regularization=0.01, random_state=0).fit(X)
+        fit = time.perf_counter() - start
+        start = time.perf_counter()
+        indices, _ = model.recommend_all(X, n=10)
+        rec = time.perf_counter() - start
+    elif method == "implicit_cosine":
+        from implicit.nearest_neighbours import CosineRecommender
+
+        start = time.perf_counter()
+        model = CosineRecommender(K=k)
+        model.fit(X, show_progress=False)
+        fit = time.perf_counter() - start
+        start = time.perf_counter()
+        indices, _ = model.recommend(users, X, N=10, filter_already_liked_items=True)
+        rec = time.perf_counter() - start
+    elif method == "implicit_als":
+        from implicit.cpu.als import AlternatingLeastSquares
+
+        with threadpool_limits(1, "blas"):
+            start = time.perf_counter()
+            model = AlternatingLeastSquares(
+                factors=factors, iterations=iterations, regularization=0.01, random_state=0,
+                calculate_training_loss=False,
+            )
+            model.fit(X, show_progress=False)
+            fit = time.perf_counter() - start
+        start = time.perf_counter()
+        indices, _ = model.recommend(users, X, N=10, filter_already_liked_items=True)
+        rec = time.perf_counter() - start
+    else:
+        raise ValueError(method)
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+    return {
+        "method": method,
+        "fit_s": fit,
+        "top10_s": rec,
+        "peak_mb": peak_mb,
+        "data_mb": base_rss / 1024,
+        "rows": int(np.asarray(indices).shape[0]),
+    }
+
+
+def measure(method: str, matrix_path: str, args: argparse.Namespace) -> dict:
+    command = [
+        sys.executable, __file__, "--worker", method, "--matrix", matrix_path,
+        "--k", str(args.k), "--factors", str(args.factors), "--iterations", str(args.iterations),
+    ]
+    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"{method} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", choices=sorted(SCALES), default="full")
+    parser.add_argument("--k", type=int, default=100, help="neighbours for both item-kNNs")
+    parser.add_argument("--factors", type=int, default=64)
+    parser.add_argument("--iterations", type=int, default=15)
+    parser.add_argument("--skip-citeulike", action="store_true")
+    parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument("--worker", choices=METHODS, help=argparse.SUPPRESS)
+    parser.add_argument("--matrix", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args.worker:
+        print(json.dumps(run_worker(args.worker, args.matrix, args.k, args.factors, args.iterations)))
+        return 0
+
+    datasets: list[tuple[str, sp.csr_matrix]] = []
+    if not args.skip_citeulike:
+        if CITEULIKE.exists():
+            datasets.append(("CiteULike-a (CMN train)", load_citeulike()))
+        else:
+            print(f"skipping CiteULike-a: {CITEULIKE} not found")
+    n_users, n_items, n_interactions = SCALES[args.scale]
+    start = time.perf_counter()
+    datasets.append(
+        (f"synthetic {n_users:,} x {n_items:,} power-law", synthetic_user_items(n_users, n_items, n_interactions))
+    )
+    print(f"synthetic matrix built in {time.perf_counter() - start:.1f}s")
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, X in datasets:
+            path = os.path.join(tmp, "matrix.npz")
+            sp.save_npz(path, X, compressed=False)
+            results = {}
+            for method in METHODS:
+                results[method] = measure(method, path, args)
+                r = results[method]
+                print(f"{name}: {method}: fit {r['fit_s']:.2f}s, top-10 {r['top10_s']:.2f}s, peak {r['peak_mb']:.0f} MB",
+                      flush=True)
+            rows.append((name, X, results))
+
+    now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    command = "python benchmarks/algorithms_speed.py" + (f" --scale {args.scale}" if args.scale != "full" else "")
+    lines = [
+        "# Algorithm speed and memory: ours vs implicit",
+        "",
+        f"Command: `{command}` (k={args.k}, factors={args.factors}, iterations={args.iterations})  ",
+        f"Machine: {os.cpu_count()} cores, {platform.processor() or platform.machine()}, Python "
+        f"{platform.python_version()}; date {now}.  ",
+        "Each cell is one fresh subprocess: fit, then the top-10 (seen items excluded) for every user. "
+        "Peak memory is that subprocess's `ru_maxrss` (data included). Other jobs may have shared the "
+        "2 cores, so compare the ratios within one run.",
+        "",
+        "| data | users x items | interactions | model | fit s | top-10 all users s | total s | ours / implicit (total) | peak MB |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    pairs = {"ours_itemknn": "implicit_cosine", "ours_ials": "implicit_als"}
+    labels = {
+        "ours_itemknn": f"ours ItemKNN (K={args.k})",
+        "implicit_cosine": f"implicit CosineRecommender (K={args.k})",
+        "ours_ials": f"ours IALS ({args.factors} f, {args.iterations} it)",
+        "implicit_als": f"implicit ALS ({args.factors} f, {args.iterations} it)",
+    }
+    for name, X, results in rows:
+        for method in METHODS:
+            r = results[method]
+            total = r["fit_s"] + r["top10_s"]
+            ratio = ""
+            if method in pairs:
+                other = results[pairs[method]]
+                ratio = f"{total / (other['fit_s'] + other['top10_s']):.2f}x"
+            lines.append(
+                f"| {name} | {X.shape[0]:,} x {X.shape[1]:,} | {X.nnz:,} | {labels[method]} | {r['fit_s']:.2f} | "
+                f"{r['top10_s']:.2f} | {total:.2f} | {ratio} | {r['peak_mb']:.0f} |"
+            )
+    table = "\n".join(lines) + "\n"
+    print()
+    print(table)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(table, encoding="utf-8")
+    print(f"written to {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
