@@ -34,6 +34,7 @@ article views; those two readers get no account of their own.
 from __future__ import annotations
 
 import csv
+import functools
 import gzip
 import hashlib
 import io
@@ -336,6 +337,7 @@ def _normal(*parts: object) -> float:
     return math.sqrt(-2.0 * math.log(1.0 - u1)) * math.cos(2.0 * math.pi * u2)
 
 
+@functools.lru_cache(maxsize=8192)  # called once per read, for ~3,000 distinct texts
 def _reading_seconds(text: str) -> float:
     return len(text.split()) / WORDS_PER_MINUTE * 60.0
 

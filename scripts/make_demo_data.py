@@ -28,11 +28,13 @@ What it writes (all UTF-8 CSV, gzip-compressed, with a header row):
     The IBM Watson Studio community articles, deduplicated on ``article_id`` (first row kept).
     Columns: external_id, title (``doc_full_name``), summary (``doc_description``), body (``doc_body``
     with obvious navigation boilerplate dropped, trimmed to about ``BODY_CHARS`` characters at a
-    sentence end), author (only where the page says "Posted on ... by NAME" or Medium's
-    "NAME Blocked Unblock Follow"; else empty), tags (up to 4 from the controlled vocabulary
-    ``ARTICLE_TAGS``: a tag scores 3 per match in the title, 2 in the summary and 1 in the body, and
-    needs a score of 2; "video" marks YouTube pages), published_at (SYNTHETIC: the data has no dates;
-    a hash of the article id spreads them over the ``DATE_SPAN_DAYS`` days before ``TIME_ANCHOR``).
+    sentence end), author (only where the page says "Posted on ... by NAME", "NAME | 06.29.2016",
+    "NAME / July 17, 2015" or Medium's "NAME Blocked Unblock Follow"; else empty), tags (up to 4
+    from the controlled vocabulary ``ARTICLE_TAGS``: a tag scores 3 per match in the title, 2 in the
+    summary and 1 in the body, and needs a score of 2; "video" marks YouTube pages), published_at
+    (SYNTHETIC: the data has no dates; a hash of the article id spreads them over the
+    ``DATE_SPAN_DAYS`` days before ``TIME_ANCHOR``). Only articles that have text are shipped: 277
+    articles of the interaction log have no text and are left out with their views.
 ``article_reads.csv.gz``
     The real per-reader views (user-item-interactions) on those articles: user (the first 12 hex
     characters of the pseudonymised e-mail hash), article, views (how many interaction rows that pair
@@ -314,8 +316,16 @@ def build_book_ratings(source: Path, book_ids: set[str], min_ratings: int, max_r
 _BOILERPLATE = re.compile(
     r"Share on Twitter Share on Facebook Share on Google\+ Vote on Hacker News( Subscribe)?|"
     r"Published (?:on )?[A-Z][a-z]{2} \d{1,2}, \d{4}|Skip to (?:main )?content|Jump to navigation|"
-    r"Blocked Unblock Follow Following|Loading\.\.\.|Sign in / Sign up|Homepage"
+    r"Blocked Unblock Follow Following|Loading\.\.\.|Sign in / Sign up|Homepage|"
+    # Site chrome of the most frequent sources (developerWorks, the BDU blog, Medium, KDnuggets).
+    r"IBM developerWorks / Developer Centers Sign In \| Register Cloud Data Services(?: \* [\w-]+)* \* Connect|"
+    r"CONNECT ON FACEBOOK\s+Connect on Facebook\s*FOLLOW US ON TWITTER\s*My Tweets(?:BLOGROLL)?|"
+    r"Never miss a story from [^,\n]{1,80}, when you sign up for Medium\. Learn more|"
+    r"Never miss a story from [^\n]{1,80}?Get updates Get updates|"
+    r"KDnuggets Home »(?: [\w ,]+ »)+"
 )
+# Scraper error pages instead of the article: the body is dropped.
+_ERROR_PAGE = re.compile(r"ACCESS DENIED|403 Forbidden|404 Not Found|Page not found|Access to this page", re.I)
 _NAV_WORDS = re.compile(
     r"sign in|sign up|log ?in|subscribe|rss|cookie|privacy|terms of use|follow us|share on|"
     r"all rights reserved|skip navigation|newsletter|javascript|comments|menu|search",
@@ -341,6 +351,8 @@ def _youtube_text(text: str) -> str:
 def _clean_body(body: str) -> tuple[str, bool]:
     """Return (body without navigation, trimmed to ~BODY_CHARS; is a YouTube page)."""
     text = body.replace("\r\n", "\n").replace("\r", "\n")
+    if _ERROR_PAGE.search(text[:300]):
+        return "", False
     is_video = text.lstrip().startswith("Skip navigation") or "THIS VIDEO IS UNAVAILABLE" in text[:400]
     if is_video:
         text = _youtube_text(text)
@@ -356,11 +368,19 @@ def _clean_body(body: str) -> tuple[str, bool]:
         words = joined.split()
         if bullets and bullets >= len(lines) / 2 and len(words) / max(bullets, 1) < 6:
             continue  # a menu: mostly short bullet items
+        items = re.split(r"\s\*\s", joined)
+        if len(items) >= 4 and len(words) / len(items) < 8:
+            # A menu on one line ("CONTENTS * Get Started * ..."); scraped pages often glue the
+            # article's text to one of its items: keep the longest item if it is long enough.
+            longest = max(items, key=lambda item: len(item.split()))
+            if len(longest.split()) < 20:
+                continue
+            joined, words = longest, longest.split()
         if len(words) < 6 and not re.search(r"[.!?:]$", joined):
             continue  # a heading, a button, a date line
         if _NAV_WORDS.search(joined) and len(words) < 25:
             continue
-        if re.fullmatch(r"[-=_*\s]+", joined) or _CHROME.search(joined):
+        if re.fullmatch(r"[-=_*\s]+", joined) or _CHROME.search(joined) or "document.write(" in joined:
             continue
         if not started and len(words) < 12:
             continue  # before the first real paragraph everything short is chrome
@@ -380,6 +400,8 @@ _AUTHOR_PATTERNS = (
     re.compile(r"Posted (?:on [A-Z][a-z]+ \d{1,2}, \d{4} )?by ([A-Z][\w'.-]+(?: [A-Z][\w'.-]+){1,2})"),
     re.compile(r"(?:^|\n)\s*(?:\* )?([A-Z][\w'.-]+(?: [A-Z][\w'.-]+){1,2}) Blocked Unblock Follow"),
     re.compile(r"(?:^|\n)([A-Z][a-z]+(?: [A-Z][a-z]+){1,2}) \| \d{2}\.\d{2}\.\d{4}"),
+    re.compile(r"([A-Z][a-z]+(?: [A-Z][a-z]+){1,2}) / (?:January|February|March|April|May|June|July|August|"
+               r"September|October|November|December) \d{1,2}, \d{4}"),
 )
 
 
