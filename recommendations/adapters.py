@@ -12,12 +12,15 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+
+import numpy as np
 from typing import Any
 
 from django.apps import apps
+from django.contrib.auth import get_user_model
 from django.contrib.contenttypes.fields import GenericForeignKey
 from django.contrib.contenttypes.models import ContentType
-from django.db import models
+from django.db import connections, models
 from django.utils.module_loading import import_string
 
 from .conf import app_settings
@@ -104,11 +107,55 @@ class DefaultAdapter:
         for config in self.interaction_configs():
             yield from self._rows_for(config, since=since, user_ids=user_ids)
 
-    def _rows_for(self, config: dict[str, Any], *, since=None, user_ids=None) -> Iterator[InteractionRow]:
+    def interaction_columns(self, *, since=None, user_ids: Iterable[Any] | None = None) -> InteractionColumns:
+        """Return every interaction as columns; much faster than ``interaction_rows`` for a full build.
+
+        A subclass that overrides ``interaction_rows`` with custom logic should override this
+        too (the default implementation reads the configured models directly).
+        """
+        if type(self).interaction_rows is not DefaultAdapter.interaction_rows:
+            return _columns_from_rows(self.interaction_rows(since=since, user_ids=user_ids))
+        parts = [self._columns_for(config, since=since, user_ids=user_ids) for config in self.interaction_configs()]
+        return InteractionColumns.concat(parts)
+
+    def _columns_for(self, config: dict[str, Any], *, since=None, user_ids=None) -> InteractionColumns:
+        """Read one interaction model with one raw query (no model instances, no per-row converters)."""
+        qs, names, ct_expr, fixed_ct, extra, ts_field = self._query_for(config, since=since, user_ids=user_ids)
+        sql, params = qs.values_list(*names).query.sql_with_params()
+        with connections[qs.db].cursor() as cursor:
+            cursor.execute(sql, params)
+            rows = cursor.fetchall()
+        n = len(rows)
+        cols = list(zip(*rows)) if rows else [[] for _ in names]
+        pos = 2
+        if ct_expr:
+            ct = np.asarray(cols[pos], dtype=np.int64)
+            pos += 1
+        else:
+            ct = np.full(n, fixed_ct, dtype=np.int64)
+        values = {"stars": np.full(n, np.nan), "dwell_seconds": np.full(n, np.nan),
+                  "progress": np.full(n, np.nan), "weight": np.full(n, np.nan)}
+        for key, _ in extra:
+            values[key] = _column(list(cols[pos]))
+            pos += 1
+        timestamp = _timestamps(list(cols[pos])) if ts_field else np.full(n, np.nan)
+        if config.get("weight") is not None:
+            values["weight"] = np.where(np.isnan(values["weight"]), float(config["weight"]), values["weight"])
+        # Raw rows skip Django's converters (e.g. SQLite stores UUIDs as hex): canonicalise ids.
+        user_pk = get_user_model()._meta.pk
+        users = {raw: user_pk.to_python(raw) for raw in set(cols[0])}
+        item_pk = None if ct_expr else _item_field(apps.get_model(config["model"]), config.get("item_field", "item")).target_field
+        items = {raw: str(item_pk.to_python(raw) if item_pk is not None else raw) for raw in set(cols[1])}
+        return InteractionColumns(
+            user_id=[users[u] for u in cols[0]], content_type_id=ct, object_id=[items[o] for o in cols[1]],
+            kind=np.full(n, config.get("kind", "weight"), dtype=object).astype(str),
+            timestamp=timestamp, **values,
+        )
+
+    def _query_for(self, config: dict[str, Any], *, since=None, user_ids=None):
         model = apps.get_model(config["model"])
         user_field = config.get("user_field", "user")
         item_field = config.get("item_field", "item")
-        kind = config.get("kind", "weight")
         ts_field = config.get("timestamp_field")
         optional = {
             "stars": config.get("stars_field"),
@@ -118,8 +165,7 @@ class DefaultAdapter:
         }
         field = _item_field(model, item_field)
         if isinstance(field, GenericForeignKey):
-            ct_expr, id_expr = field.ct_field, field.fk_field
-            fixed_ct = None
+            ct_expr, id_expr, fixed_ct = field.ct_field, field.fk_field, None
         else:
             fixed_ct = ContentType.objects.get_for_model(field.related_model).pk
             ct_expr, id_expr = None, field.attname
@@ -135,6 +181,11 @@ class DefaultAdapter:
             qs = qs.filter(**{f"{ts_field}__gt": since})
         if user_ids is not None:
             qs = qs.filter(**{f"{user_field}__in": list(user_ids)})
+        return qs, names, ct_expr, fixed_ct, extra, ts_field
+
+    def _rows_for(self, config: dict[str, Any], *, since=None, user_ids=None) -> Iterator[InteractionRow]:
+        qs, names, ct_expr, fixed_ct, extra, ts_field = self._query_for(config, since=since, user_ids=user_ids)
+        kind = config.get("kind", "weight")
         constant_weight = config.get("weight")
         for values in qs.values_list(*names).iterator(chunk_size=5000):
             user_id, object_id = values[0], values[1]
@@ -156,11 +207,74 @@ class DefaultAdapter:
             )
 
 
+@dataclass
+class InteractionColumns:
+    """Many interactions as equal-length columns (the fast path of a full build)."""
+
+    user_id: list
+    content_type_id: np.ndarray
+    object_id: list
+    kind: np.ndarray
+    stars: np.ndarray
+    dwell_seconds: np.ndarray
+    progress: np.ndarray
+    timestamp: np.ndarray
+    weight: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.user_id)
+
+    @classmethod
+    def concat(cls, parts: list[InteractionColumns]) -> InteractionColumns:
+        if not parts:
+            empty = np.zeros(0)
+            return cls([], np.zeros(0, dtype=np.int64), [], np.zeros(0, dtype=str), empty, empty, empty, empty, empty)
+        return cls(
+            user_id=[u for p in parts for u in p.user_id],
+            content_type_id=np.concatenate([p.content_type_id for p in parts]),
+            object_id=[o for p in parts for o in p.object_id],
+            kind=np.concatenate([p.kind for p in parts]),
+            **{name: np.concatenate([getattr(p, name) for p in parts])
+               for name in ("stars", "dwell_seconds", "progress", "timestamp", "weight")},
+        )
+
+
+def _timestamps(values: list) -> np.ndarray:
+    """Convert database timestamps (datetimes, or SQLite's ISO strings) to unix seconds."""
+    if not values:
+        return np.zeros(0)
+    if isinstance(values[0], str):
+        stamps = np.array([v.replace(" ", "T")[:26].rstrip("Z") if v else "NaT" for v in values],
+                          dtype="datetime64[us]")
+        return stamps.astype("int64") / 1e6
+    return np.array([v.timestamp() if v is not None else np.nan for v in values], dtype=np.float64)
+
+
+def _column(values: list, default: float = np.nan) -> np.ndarray:
+    return np.array([default if v is None else v for v in values], dtype=np.float64)
+
+
 def _item_field(model: type[models.Model], name: str):
     for field in model._meta.private_fields:
         if field.name == name:
             return field
     return model._meta.get_field(name)
+
+
+def _columns_from_rows(rows: Iterable[InteractionRow]) -> InteractionColumns:
+    rows = list(rows)
+    nan = np.nan
+    return InteractionColumns(
+        user_id=[r.user_id for r in rows],
+        content_type_id=np.asarray([r.item_key[0] for r in rows], dtype=np.int64),
+        object_id=[r.item_key[1] for r in rows],
+        kind=np.asarray([r.kind for r in rows], dtype=object).astype(str) if rows else np.zeros(0, dtype=str),
+        stars=np.asarray([nan if r.stars is None else r.stars for r in rows], dtype=np.float64),
+        dwell_seconds=np.asarray([nan if r.dwell_seconds is None else r.dwell_seconds for r in rows], dtype=np.float64),
+        progress=np.asarray([nan if r.progress is None else r.progress for r in rows], dtype=np.float64),
+        timestamp=np.asarray([nan if r.timestamp is None else r.timestamp for r in rows], dtype=np.float64),
+        weight=np.asarray([nan if r.weight is None else r.weight for r in rows], dtype=np.float64),
+    )
 
 
 @functools.lru_cache(maxsize=1)

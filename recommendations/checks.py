@@ -17,7 +17,7 @@ E011   ``TEXT_FIELDS`` names a model that is not an item model, or a field it do
 E012   ``ADAPTER`` does not import, or is not a ``DefaultAdapter`` subclass
 E013   ``ALGORITHM`` is not a known algorithm
 E014   a count (``N_RECOMMENDATIONS``, ``N_SIMILAR``, ``N_POPULAR``, ``BUILD_CHUNK_SIZE``, ``KEEP_BUILDS``,
-       ``LOCK_TIMEOUT``) is not a positive integer
+       ``LOCK_TIMEOUT``, ``MODEL_TOP_K``) is not a positive integer
 E015   ``ALGORITHM_PARAMS_FILE`` does not exist or is not valid JSON
 E016   ``ITEM_FILTERS`` names a model that is not an item model or is not a dict of lookups
 E017   ``MMR_LAMBDA`` is not a number in [0, 1]
@@ -41,7 +41,8 @@ from django.utils.module_loading import import_string
 from .conf import DEFAULTS
 
 KINDS = ("read", "rating", "not_interested", "weight")
-COUNTS = ("N_RECOMMENDATIONS", "N_SIMILAR", "N_POPULAR", "BUILD_CHUNK_SIZE", "KEEP_BUILDS", "LOCK_TIMEOUT")
+COUNTS = ("N_RECOMMENDATIONS", "N_SIMILAR", "N_POPULAR", "BUILD_CHUNK_SIZE", "KEEP_BUILDS", "LOCK_TIMEOUT",
+          "MODEL_TOP_K")
 
 
 def _error(n: int, msg: str, hint: str, obj=None) -> checks.Error:

@@ -42,6 +42,10 @@ DEFAULTS: dict[str, Any] = {
     "ALGORITHM_PARAMS": {},
     # A JSON file written by `python -m recommendations evaluate --tune --params-out FILE`; overrides the two above.
     "ALGORITHM_PARAMS_FILE": None,
+    # Entries kept per row of an item-item model's similarity (dense blends are pruned to this).
+    "MODEL_TOP_K": 200,
+    # Parameters of the star predictor (recommendations.algorithms.rating.BiasedMF) fitted on ratings.
+    "RATING_MODEL": {"factors": 32, "iterations": 10, "regularization": 0.05},
     # How many results are stored per user and per item.
     "N_RECOMMENDATIONS": 30,
     "N_SIMILAR": 20,

@@ -42,11 +42,11 @@ import numpy as np
 import scipy.sparse as sp
 from django.contrib.auth import get_user_model
 from django.contrib.contenttypes.models import ContentType
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connections, router, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from .adapters import InteractionRow, get_adapter
+from .adapters import InteractionColumns, get_adapter
 from .algorithms import get_estimator, load_model
 from .algorithms.base import topk_dense_rows
 from .algorithms.matrices import IndexMap
@@ -196,50 +196,36 @@ class LoadedData:
     item_words: np.ndarray
     texts: dict[int, list[tuple[str, str]]]  # content_type_id -> [(object_id, text)]
     n_events: int
+    cols: InteractionColumns | None = None
+    event_users: np.ndarray | None = None
+    event_items: np.ndarray | None = None
 
 
-def _events_matrix(rows: Iterable[InteractionRow], user_map: IndexMap, item_map: IndexMap,
+def _events_matrix(cols: InteractionColumns, user_map: IndexMap, item_map: IndexMap,
                    item_words: np.ndarray, *, grow_users: bool, now: float):
-    """Turn interaction rows into (positive, negative) confidence matrices with the feedback model."""
+    """Turn interaction columns into (positive, negative) confidence matrices with the feedback model.
+
+    Return the two matrices and the positions ``(users, items)`` of every kept event (-1 where
+    the item or user is unknown) so callers can reuse them.
+    """
     from .algorithms.feedback import FeedbackEvents, confidence_matrix
 
-    users, items, kinds, stars, dwell, progress, stamps, weights = [], [], [], [], [], [], [], []
-    for row in rows:
-        item = item_map.get(row.item_key)
-        if item is None:
-            continue
-        if grow_users:
-            user = user_map.add(row.user_id)
-        else:
-            user = user_map.get(row.user_id)
-            if user is None:
-                continue
-        users.append(user)
-        items.append(item)
-        kind = row.kind
-        if kind == "weight":
-            # A plain weighted interaction counts as a read whose weight scales its confidence.
-            kind = "read"
-        kinds.append(kind)
-        stars.append(np.nan if row.stars is None else float(row.stars))
-        dwell.append(np.nan if row.dwell_seconds is None else float(row.dwell_seconds))
-        progress.append(np.nan if row.progress is None else float(row.progress))
-        stamps.append(now if row.timestamp is None else float(row.timestamp))
-        weights.append(1.0 if row.weight is None else float(row.weight))
+    items = np.fromiter((item_map.get(key, -1) for key in zip(cols.content_type_id.tolist(), cols.object_id)),
+                        dtype=np.int64, count=len(cols))
+    if grow_users:
+        users = np.fromiter((user_map.add(u) for u in cols.user_id), dtype=np.int64, count=len(cols))
+    else:
+        users = np.fromiter((user_map.get(u, -1) for u in cols.user_id), dtype=np.int64, count=len(cols))
+    keep = (items >= 0) & (users >= 0)
+    # A plain weighted interaction counts as a read (its weight is not used by the feedback model).
+    kind = np.where(cols.kind == "weight", "read", cols.kind)
     events = FeedbackEvents(
-        user=np.asarray(users, dtype=np.int64),
-        item=np.asarray(items, dtype=np.int64),
-        kind=np.asarray(kinds, dtype=object).astype(str) if kinds else np.asarray([], dtype=str),
-        stars=np.asarray(stars, dtype=np.float64),
-        dwell_seconds=np.asarray(dwell, dtype=np.float64),
-        progress=np.asarray(progress, dtype=np.float64),
-        timestamp=np.asarray(stamps, dtype=np.float64),
-        item_words=item_words,
+        user=users[keep], item=items[keep], kind=kind[keep], stars=cols.stars[keep],
+        dwell_seconds=cols.dwell_seconds[keep], progress=cols.progress[keep],
+        timestamp=np.where(np.isnan(cols.timestamp), now, cols.timestamp)[keep], item_words=item_words,
     )
-    if hasattr(events, "weight"):
-        events.weight = np.asarray(weights, dtype=np.float64)
     positive, negative = confidence_matrix(events, len(user_map), len(item_map), _feedback_config(), now=now)
-    return positive.tocsr().astype(np.float32), negative.tocsr().astype(np.float32), len(users)
+    return positive.tocsr().astype(np.float32), negative.tocsr().astype(np.float32), users, items
 
 
 def build_load(*, now: float | None = None) -> LoadedData:
@@ -260,10 +246,11 @@ def build_load(*, now: float | None = None) -> LoadedData:
             words.append(float(len(text.split())) if text else np.nan)
     item_words = np.asarray(words, dtype=np.float64)
     user_map = IndexMap()
-    positive, negative, n_events = _events_matrix(
-        adapter.interaction_rows(), user_map, item_map, item_words, grow_users=True, now=now
-    )
-    return LoadedData(positive, negative, user_map, item_map, item_words, texts, n_events)
+    cols = adapter.interaction_columns()
+    positive, negative, users, items = _events_matrix(cols, user_map, item_map, item_words, grow_users=True, now=now)
+    keep = (users >= 0) & (items >= 0)
+    return LoadedData(positive, negative, user_map, item_map, item_words, texts, int(keep.sum()),
+                      cols=cols, event_users=users, event_items=items)
 
 
 # --- artifacts -----------------------------------------------------------------------------------------
@@ -309,6 +296,16 @@ class BuildState:
     item_words: np.ndarray
     user_items: sp.csr_matrix
     negatives: sp.csr_matrix
+    _dense: np.ndarray | None = None
+
+    def dense_similarity(self, max_bytes: int = 256 * 2**20) -> np.ndarray | None:
+        """The model's item-item weights as a dense array, when that fits in ``max_bytes``."""
+        similarity = getattr(self.model, "similarity_", None)
+        if similarity is None or similarity.shape[0] * similarity.shape[1] * 4 > max_bytes:
+            return None
+        if self._dense is None:
+            self._dense = similarity.toarray().astype(np.float32, copy=False)
+        return self._dense
 
 
 _STATE_CACHE: OrderedDict[int, BuildState] = OrderedDict()
@@ -357,21 +354,58 @@ class _Timer:
         return _Stage()
 
 
+SIMILAR_COLUMNS = ("build", "kind", "content_type", "object_id", "target_content_type", "target_object_id",
+                   "rank", "score")
+PICK_COLUMNS = ("build", "user", "content_type", "object_id", "rank", "score", "explanation", "source")
+POPULAR_COLUMNS = ("build", "window", "content_type", "object_id", "rank", "score")
+
+
+def _bulk_insert(model, columns: tuple[str, ...], rows: list[tuple]) -> int:
+    """Insert many rows fast: PostgreSQL's COPY, or one ``executemany`` elsewhere.
+
+    Values must already be what the database stores (ids, numbers, JSON text); this skips
+    model instances, which cost more than the insert itself at a few hundred thousand rows.
+    """
+    if not rows:
+        return 0
+    connection = connections[router.db_for_write(model)]
+    qn = connection.ops.quote_name
+    fields = [model._meta.get_field(name) for name in columns]
+    table = qn(model._meta.db_table)
+    names = ", ".join(qn(f.column) for f in fields)
+    # One transaction: SQLite in autocommit mode would otherwise commit (and sync) every row.
+    with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            with cursor.cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        else:
+            placeholders = ", ".join(["%s"] * len(fields))
+            for start in range(0, len(rows), 50_000):
+                cursor.executemany(f"INSERT INTO {table} ({names}) VALUES ({placeholders})", rows[start : start + 50_000])
+    return len(rows)
+
+
+def _db_user_ids(user_pks: Iterable[Any]) -> dict[Any, Any]:
+    """Map user primary keys to the values the database stores (e.g. hex text for UUIDs on SQLite)."""
+    connection = connections[router.db_for_write(UserRecommendation)]
+    field = get_user_model()._meta.pk
+    return {pk: field.get_db_prep_save(pk, connection) for pk in user_pks}
+
+
 def _similar_rows(build: BuildRun, kind: str, item_map: IndexMap, positions: Iterable[int],
-                  indices: np.ndarray, scores: np.ndarray) -> list[SimilarItem]:
+                  indices: np.ndarray, scores: np.ndarray) -> list[tuple]:
+    """Return ``SIMILAR_COLUMNS`` tuples for the neighbours of each source position."""
     rows = []
-    for source, idx_row, score_row in zip(positions, indices, scores):
+    for source, idx_row, score_row in zip(positions, indices.tolist(), scores.tolist()):
         ct_id, object_id = item_map.key(source)
         rank = 0
         for target, score in zip(idx_row, score_row):
-            if target < 0 or not np.isfinite(score) or score <= 0 or target == source:
+            if target < 0 or not math.isfinite(score) or score <= 0 or target == source:
                 continue
             t_ct, t_id = item_map.key(target)
             rank += 1
-            rows.append(SimilarItem(
-                build=build, kind=kind, content_type_id=ct_id, object_id=object_id,
-                target_content_type_id=t_ct, target_object_id=t_id, rank=rank, score=float(score),
-            ))
+            rows.append((build.pk, kind, ct_id, object_id, t_ct, t_id, rank, float(score)))
     return rows
 
 
@@ -392,11 +426,11 @@ def _topk_sparse(matrix: sp.csr_matrix, k: int) -> tuple[np.ndarray, np.ndarray]
     return indices, scores
 
 
-def _content_rows(build: BuildRun, data: LoadedData) -> list[SimilarItem]:
+def _content_rows(build: BuildRun, data: LoadedData) -> list[tuple]:
     """Fit TF-IDF per item model and return the top ``N_SIMILAR`` content neighbours of every item."""
     from .algorithms.content import ContentSimilarity
 
-    rows: list[SimilarItem] = []
+    rows: list[tuple] = []
     for ct_id, pairs in data.texts.items():
         if len(pairs) < 2 or not any(text for _, text in pairs):
             continue
@@ -408,7 +442,7 @@ def _content_rows(build: BuildRun, data: LoadedData) -> list[SimilarItem]:
     return rows
 
 
-def _collaborative_rows(build: BuildRun, data: LoadedData, model) -> list[SimilarItem]:
+def _collaborative_rows(build: BuildRun, data: LoadedData, model) -> list[tuple]:
     """Return the top ``N_SIMILAR`` collaborative neighbours of every item with interactions.
 
     Neighbours stay within the item's own model (an article's "Readers also read" lists articles).
@@ -421,7 +455,7 @@ def _collaborative_rows(build: BuildRun, data: LoadedData, model) -> list[Simila
         similarity = sp.csr_matrix(similarity)
         similarity.setdiag(0)
         similarity.eliminate_zeros()
-    rows: list[SimilarItem] = []
+    rows: list[tuple] = []
     for start in range(0, len(active), 1024):
         block = active[start : start + 1024]
         if similarity is not None:
@@ -439,8 +473,8 @@ def _collaborative_rows(build: BuildRun, data: LoadedData, model) -> list[Simila
     return rows
 
 
-def _popular_rows(build: BuildRun, data: LoadedData, recent_counts: np.ndarray) -> list[PopularItem]:
-    rows: list[PopularItem] = []
+def _popular_rows(build: BuildRun, data: LoadedData, recent_counts: np.ndarray) -> list[tuple]:
+    rows: list[tuple] = []
     item_cts = np.asarray([k[0] for k in data.item_map], dtype=np.int64)
     all_counts = np.asarray((data.user_items > 0).sum(axis=0)).ravel().astype(np.float64)
     for window, counts in (("all", all_counts), ("recent", recent_counts)):
@@ -448,48 +482,41 @@ def _popular_rows(build: BuildRun, data: LoadedData, recent_counts: np.ndarray) 
             positions = np.flatnonzero((item_cts == ct_id) & (counts > 0))
             order = positions[np.argsort(-counts[positions], kind="stable")][: app_settings.N_POPULAR]
             for rank, position in enumerate(order, 1):
-                rows.append(PopularItem(
-                    build=build, window=window, content_type_id=int(ct_id),
-                    object_id=data.item_map.key(position)[1], rank=rank, score=float(counts[position]),
-                ))
+                rows.append((build.pk, window, int(ct_id), data.item_map.key(position)[1], rank,
+                             float(counts[position])))
     return rows
 
 
 def _recent_counts(data: LoadedData) -> np.ndarray:
-    """Count distinct readers per item over the last ``POPULAR_WINDOW_DAYS`` days."""
-    since = timezone.now() - timedelta(days=app_settings.POPULAR_WINDOW_DAYS)
-    counts = np.zeros(len(data.item_map), dtype=np.float64)
-    seen: set[tuple[Any, int]] = set()
-    for row in get_adapter().interaction_rows(since=since):
-        if row.kind == "not_interested" or (row.stars is not None and row.stars <= 2):
-            continue
-        position = data.item_map.get(row.item_key)
-        if position is not None and (row.user_id, position) not in seen:
-            seen.add((row.user_id, position))
-            counts[position] += 1
-    return counts
+    """Count distinct readers per item over the last ``POPULAR_WINDOW_DAYS`` days (rejections excluded)."""
+    since = time.time() - app_settings.POPULAR_WINDOW_DAYS * 86400
+    cols = data.cols
+    ok = (
+        (data.event_users >= 0) & (data.event_items >= 0) & (cols.timestamp > since)
+        & (cols.kind != "not_interested") & ~(cols.stars <= 2)
+    )
+    pairs = sp.csr_matrix(
+        (np.ones(int(ok.sum()), dtype=np.float32), (data.event_users[ok], data.event_items[ok])),
+        shape=(len(data.user_map), len(data.item_map)),
+    )
+    pairs.data[:] = 1  # duplicates were summed: count each reader once
+    return np.asarray((pairs > 0).sum(axis=0)).ravel().astype(np.float64)
 
 
 def _fit_rating_model(build: BuildRun, data: LoadedData) -> int:
     """Fit the star predictor on explicit ratings; return how many ratings it saw."""
     from .algorithms.rating import BiasedMF
 
-    users, items, stars = [], [], []
-    for row in get_adapter().interaction_rows():
-        if row.kind != "rating" or row.stars is None:
-            continue
-        user, item = data.user_map.get(row.user_id), data.item_map.get(row.item_key)
-        if user is not None and item is not None:
-            users.append(user)
-            items.append(item)
-            stars.append(float(row.stars))
-    if len(stars) < 10:
-        return len(stars)
-    model = BiasedMF(factors=32, iterations=10, random_state=0).fit(
-        np.asarray(users), np.asarray(items), np.asarray(stars), len(data.user_map), len(data.item_map)
+    cols = data.cols
+    ok = (cols.kind == "rating") & ~np.isnan(cols.stars) & (data.event_users >= 0) & (data.event_items >= 0)
+    n = int(ok.sum())
+    if n < 10:
+        return n
+    model = BiasedMF(**{"random_state": 0, **app_settings.RATING_MODEL}).fit(
+        data.event_users[ok], data.event_items[ok], cols.stars[ok], len(data.user_map), len(data.item_map)
     )
     _artifact_save(build, "rating_model", model.save)
-    return len(stars)
+    return n
 
 
 # --- the pipeline -----------------------------------------------------------------------------------------
@@ -533,14 +560,15 @@ def build_prepare(*, build_id: int, progress: Progress = None) -> list[tuple[int
             raise BuildError("There are no interactions to learn from yet.")
         with timer.stage("fit"):
             model = get_estimator(name, **params).fit(data.user_items)
+            _prune_similarity(model)
             n_ratings = _fit_rating_model(build, data)
         if progress:
             progress("fit", 1, 1)
         with timer.stage("write"):
             _save_state(build, data, model)
             neighbours = _collaborative_rows(build, data, model) + _content_rows(build, data)
-            SimilarItem.objects.bulk_create(neighbours, batch_size=5000)
-            PopularItem.objects.bulk_create(_popular_rows(build, data, recent), batch_size=5000)
+            _bulk_insert(SimilarItem, SIMILAR_COLUMNS, neighbours)
+            _bulk_insert(PopularItem, POPULAR_COLUMNS, _popular_rows(build, data, recent))
         build.counts = {
             "users": len(data.user_map), "items": len(data.item_map), "interactions": data.n_events,
             "nonzeros": int(data.user_items.nnz), "ratings": n_ratings,
@@ -553,6 +581,23 @@ def build_prepare(*, build_id: int, progress: Progress = None) -> list[tuple[int
     except Exception as exc:
         build_fail(build_id=build_id, error=exc)
         raise
+
+
+def _prune_similarity(model) -> None:
+    """Keep the ``MODEL_TOP_K`` strongest entries per row of an item-item model.
+
+    Dense blends (EASE^R) would otherwise store n_items^2 weights; serving and refreshes
+    only need each history item's strongest targets.
+    """
+    from .algorithms.base import topk_sparse_rows
+
+    similarity = getattr(model, "similarity_", None)
+    if similarity is None:
+        return
+    k = app_settings.MODEL_TOP_K
+    similarity = sp.csr_matrix(similarity, dtype=np.float32)
+    if similarity.nnz > k * similarity.shape[0]:
+        model.similarity_ = topk_sparse_rows(similarity, k)
 
 
 def _param_names(name: str) -> list[str]:
@@ -570,7 +615,12 @@ def _explanations(state: BuildState, row: sp.csr_matrix, targets: np.ndarray, ti
     if len(history) == 0:
         return [[] for _ in targets]
     if similarity is not None:
-        contributions = similarity[history][:, targets].toarray() * weights[:, None]
+        dense = state.dense_similarity()
+        if dense is not None:
+            contributions = dense[np.ix_(history, targets)] * weights[:, None]
+        else:
+            # Row slicing of a CSR matrix is cheap; column fancy-indexing is not: densify the rows first.
+            contributions = similarity[history].toarray()[:, targets] * weights[:, None]
         for j in range(len(targets)):
             column = contributions[:, j]
             best = np.argsort(-column, kind="stable")[:3]
@@ -618,28 +668,27 @@ def _user_pk(key: str):
     return get_user_model()._meta.pk.to_python(key)
 
 
-def _recommendation_rows(build_id: int, state: BuildState, positions: np.ndarray, rows: sp.csr_matrix,
-                         negatives: sp.csr_matrix, source: str) -> list[UserRecommendation]:
+def _recommendation_rows(build_id: int, state: BuildState, user_pks: list, rows: sp.csr_matrix,
+                         negatives: sp.csr_matrix, source: str) -> list[tuple]:
+    """Return ``PICK_COLUMNS`` tuples: the top ``N_RECOMMENDATIONS`` of each user, explained."""
     n = app_settings.N_RECOMMENDATIONS
     indices, scores = _score_rows(state, rows, negatives, n)
     keys = set()
-    for i in range(len(positions)):
+    for i in range(len(user_pks)):
         keys.update(state.item_map.key(p) for p in rows[i].indices)
     titles = _titles(keys)
-    out: list[UserRecommendation] = []
-    for i, position in enumerate(positions):
+    db_ids = _db_user_ids(user_pks)
+    out: list[tuple] = []
+    for i in range(len(user_pks)):
         valid = (indices[i] >= 0) & np.isfinite(scores[i]) & (scores[i] > 0)
         targets, target_scores = indices[i][valid], scores[i][valid]
         if len(targets) == 0:
             continue
         explanations = _explanations(state, rows[i], targets, titles)
-        user_pk = _user_pk(state.user_keys[position])
-        for rank, (target, score, why) in enumerate(zip(targets, target_scores, explanations), 1):
+        user_db = db_ids[user_pks[i]]
+        for rank, (target, score, why) in enumerate(zip(targets.tolist(), target_scores.tolist(), explanations), 1):
             ct_id, object_id = state.item_map.key(target)
-            out.append(UserRecommendation(
-                build_id=build_id, user_id=user_pk, content_type_id=ct_id, object_id=object_id,
-                rank=rank, score=float(score), explanation=why, source=source,
-            ))
+            out.append((build_id, user_db, ct_id, object_id, rank, float(score), json.dumps(why), source))
     return out
 
 
@@ -653,13 +702,13 @@ def build_score_chunk(*, build_id: int, start: int, stop: int) -> int:
     positions = np.arange(start, stop)
     rows = state.user_items[start:stop]
     negatives = state.negatives[start:stop]
-    t1 = time.perf_counter()
-    recs = _recommendation_rows(build_id, state, positions, rows, negatives, source="build")
-    t2 = time.perf_counter()
     user_pks = [_user_pk(state.user_keys[p]) for p in positions]
+    t1 = time.perf_counter()
+    recs = _recommendation_rows(build_id, state, user_pks, rows, negatives, source="build")
+    t2 = time.perf_counter()
     with transaction.atomic():
         UserRecommendation.objects.filter(build_id=build_id, user_id__in=user_pks).delete()
-        UserRecommendation.objects.bulk_create(recs, batch_size=5000)
+        _bulk_insert(UserRecommendation, PICK_COLUMNS, recs)
     t3 = time.perf_counter()
     _chunk_timing(build_id, {"load_state": t1 - t0, "score": t2 - t1, "write_picks": t3 - t2})
     build_lock_extend(build_id=build_id)
@@ -782,24 +831,18 @@ def user_refresh(*, user_id: Any) -> int:
     user_pk = _user_pk(str(user_id))
     item_map = state.item_map
     user_map = IndexMap([user_pk])
-    positive, negative, _ = _events_matrix(
-        get_adapter().interaction_rows(user_ids=[user_pk]), user_map, item_map, state.item_words,
+    positive, negative, _, _ = _events_matrix(
+        get_adapter().interaction_columns(user_ids=[user_pk]), user_map, item_map, state.item_words,
         grow_users=False, now=time.time(),
     )
-    recs: list[UserRecommendation] = []
+    recs: list[tuple] = []
     if positive.nnz:
-        state_users = state.user_keys
-        # Scores of a user are computed from their own row; the position only names the user.
-        state.user_keys = [str(user_pk)]
-        try:
-            recs = _recommendation_rows(build.pk, state, np.asarray([0]), positive, negative, source="refresh")
-        finally:
-            state.user_keys = state_users
+        recs = _recommendation_rows(build.pk, state, [user_pk], positive, negative, source="refresh")
     with transaction.atomic():
         if not BuildRun.objects.filter(pk=build.pk, is_active=True).exists():
             return 0  # A new build became active meanwhile; it will be refreshed by its own switch.
         UserRecommendation.objects.filter(build_id=build.pk, user_id=user_pk).delete()
-        UserRecommendation.objects.bulk_create(recs)
+        _bulk_insert(UserRecommendation, PICK_COLUMNS, recs)
         UserRefresh.objects.update_or_create(user_id=user_pk, defaults={"refreshed_at": started})
     return len(recs)
 
