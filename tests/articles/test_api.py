@@ -365,3 +365,36 @@ def _ct(model) -> int:
     from django.contrib.contenttypes.models import ContentType
 
     return ContentType.objects.get_for_model(model).pk
+
+
+class TestRecommendationsQueryCount:
+    """The site's picks endpoint costs a fixed number of queries, however many picks and however long the history."""
+
+    def test_fixed_number_of_queries(self, reader, catalogue, django_assert_max_num_queries):
+        from django.db import connection
+        from django.test.utils import CaptureQueriesContext
+
+        from recommendations.models import BuildRun, UserRecommendation
+
+        build = BuildRun.objects.create(status="succeeded", is_active=True)
+        extra = [Book.objects.create(title=f"Extra {i}") for i in range(12)]
+        for rank, obj in enumerate([catalogue["a2"], catalogue["b2"], *extra], 1):
+            UserRecommendation.objects.create(build=build, user=reader, content_type_id=_ct(type(obj)),
+                                              object_id=str(obj.pk), rank=rank, score=1 / rank)
+        for obj in (catalogue["a1"], catalogue["b1"]):
+            Read.objects.create(user=reader, content_type_id=_ct(type(obj)), object_id=obj.pk)
+        Rating.objects.create(user=reader, content_type_id=_ct(Book), object_id=catalogue["b1"].pk, stars=4)
+        token = Token.objects.create(user=reader)
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+        client.get("/api/recommendations/")  # warm the content-type cache
+        counts = []
+        for limit in (2, 6, 12):
+            with CaptureQueriesContext(connection) as ctx:
+                body = client.get(f"/api/recommendations/?limit={limit}").json()
+            assert len(body) == limit
+            counts.append(len(ctx.captured_queries))
+        assert len(set(counts)) == 1, counts
+        # token, picks, the reader's history (reads, ratings, marks), editor rules, one per item model
+        with django_assert_max_num_queries(8):
+            client.get("/api/recommendations/?limit=12")
