@@ -137,16 +137,29 @@ class _InteractionOutputSerializer(serializers.ModelSerializer):
 
 
 
+_DWELL_MESSAGES = {
+    "min_value": "dwell_seconds cannot be negative.",
+    "max_value": f"dwell_seconds must be at most {MAX_DWELL_SECONDS} (a week).",
+}
+_PROGRESS_MESSAGES = {
+    "min_value": "progress must be between 0 and 1.",
+    "max_value": "progress must be between 0 and 1.",
+}
+
+
 class ReadCreateInputSerializer(ItemRefInputSerializer):
-    dwell_seconds = StrictFloatField(min_value=0, max_value=MAX_DWELL_SECONDS, default=0.0)
-    progress = StrictFloatField(min_value=0, max_value=1, default=0.0)
+    dwell_seconds = StrictFloatField(min_value=0, max_value=MAX_DWELL_SECONDS, default=0.0,
+                                     error_messages=_DWELL_MESSAGES, help_text="Seconds the page was visible.")
+    progress = StrictFloatField(min_value=0, max_value=1, default=0.0, error_messages=_PROGRESS_MESSAGES,
+                                help_text="How far the reader got, 0 to 1.")
 
 
 class ReadUpdateInputSerializer(serializers.Serializer):
     """Dwell time and progress of a read; values only grow (a beacon may arrive twice)."""
 
-    dwell_seconds = StrictFloatField(min_value=0, max_value=MAX_DWELL_SECONDS, required=False)
-    progress = StrictFloatField(min_value=0, max_value=1, required=False)
+    dwell_seconds = StrictFloatField(min_value=0, max_value=MAX_DWELL_SECONDS, required=False,
+                                     error_messages=_DWELL_MESSAGES)
+    progress = StrictFloatField(min_value=0, max_value=1, required=False, error_messages=_PROGRESS_MESSAGES)
 
     def validate(self, attrs):
         if not attrs:
@@ -160,8 +173,15 @@ class ReadOutputSerializer(_InteractionOutputSerializer):
         fields = ["id", "user", "item_type", "item_id", "item", "dwell_seconds", "progress", "created_at", "updated_at"]
 
 
+_STARS_MESSAGE = "stars must be a whole number from 1 to 5."
+
+
 class RatingSetInputSerializer(ItemRefInputSerializer):
-    stars = StrictIntegerField(min_value=1, max_value=5, help_text="1 to 5")
+    stars = StrictIntegerField(
+        min_value=1, max_value=5, help_text="1 to 5",
+        error_messages={"invalid": _STARS_MESSAGE, "min_value": _STARS_MESSAGE, "max_value": _STARS_MESSAGE,
+                        "max_string_length": _STARS_MESSAGE},
+    )
 
 
 class RatingOutputSerializer(_InteractionOutputSerializer):
