@@ -372,3 +372,15 @@ class TestAccounts:
         assert client.get(reverse("logout")).status_code == 405
         client.post(reverse("logout"))
         assert "Log in" in client.get(reverse("home")).content.decode()
+
+
+class TestErrorPages:
+    def test_404_page_is_the_site_page(self, client, db):
+        response = client.get("/no-such-page/")
+        assert response.status_code == 404 and "We can't find that page" in response.content.decode()
+
+    def test_csrf_failure_page_explains(self, reader, catalog):
+        client = Client(enforce_csrf_checks=True)
+        client.force_login(reader)
+        response = client.post(reverse("item-rate", args=["book", catalog["books"][0].pk]), {"stars": "3"})
+        assert response.status_code == 403 and "Please try again" in response.content.decode()

@@ -16,7 +16,11 @@
       credentials: "same-origin"
     }).then(function (response) {
       return response.json().catch(function () { return {}; }).then(function (body) {
-        if (!response.ok) { throw new Error(body.error || ("The server said " + response.status + ".")); }
+        if (!response.ok) {
+          if (body.error) { throw new Error(body.error); }
+          if (response.status === 403) { throw new Error("Your session expired: reload the page and try again."); }
+          throw new Error("Could not save (the server said " + response.status + "). Please try again.");
+        }
         return body;
       });
     });
