@@ -69,7 +69,7 @@ def recommended_for(user, limit=10, model=None):
           {% if item.rec_because %}<small>{{ item.rec_because }}</small>{% endif %}
         {% endfor %}
 
-        {% recommended_for user model="articles.book" limit=6 as book_picks %}
+        {% recommended_for user model="library.book" limit=6 as book_picks %}
     """
     return selectors.recommended_for(user, model=_model(model), n=_limit(limit, "recommended_for"))
 
@@ -113,8 +113,8 @@ def popular_items(model, limit=10, window="all"):
 
     Example usage::
 
-        {% popular_items model="articles.book" limit=8 as books %}
-        {% popular_items model="articles.article" limit=6 window="recent" as this_week %}
+        {% popular_items model="library.book" limit=8 as books %}
+        {% popular_items model="blog.post" limit=6 window="recent" as this_week %}
     """
     if window not in ("all", "recent"):
         raise template.TemplateSyntaxError(f"popular_items: window must be 'all' or 'recent', not {window!r}.")

@@ -18,6 +18,8 @@ from recommendations.models import BuildRun, PopularItem, SimilarItem, UserRecom
 
 # Session, user, history checks, picks (rows, seen items, rules, items) and two popular lists.
 HOME_MAX_QUERIES = 25
+# Session, user, the read, rating and mark, tags, two neighbour lists and the predicted stars.
+DETAIL_MAX_QUERIES = 20
 
 
 @pytest.fixture
@@ -176,6 +178,19 @@ class TestDetailPages:
         rated = reader_client.get(catalog["books"][1].get_absolute_url()).content.decode()
         assert "We think you" not in rated
         assert 'value="5" checked' in rated
+
+    def test_detail_page_query_count_is_fixed(self, reader_client, build, catalog, django_assert_max_num_queries):
+        book0 = catalog["books"][0]
+        book_ct = _ct(Book)
+        reader_client.get(book0.get_absolute_url())  # warm the content-type cache
+        for rank, target in enumerate(catalog["books"][1:8], 2):
+            for kind in ("collaborative", "content"):
+                SimilarItem.objects.create(build=build, kind=kind, content_type=book_ct, object_id=str(book0.pk),
+                                           target_content_type=book_ct, target_object_id=str(target.pk),
+                                           rank=rank, score=0.5)
+        with django_assert_max_num_queries(DETAIL_MAX_QUERIES):
+            html = reader_client.get(book0.get_absolute_url()).content.decode()
+        assert _section(html, "also-read").count('class="card"') == 6
 
     def test_unknown_and_unpublished_items_are_404(self, client, catalog):
         book = catalog["books"][0]
