@@ -33,16 +33,12 @@ article views; those two readers get no account of their own.
 """
 from __future__ import annotations
 
-import csv
 import functools
-import gzip
 import hashlib
-import io
 import json
 import math
 import time
-import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
@@ -57,6 +53,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.text import slugify
 
+from .csv_input import CsvInputError, cell_int, cell_tags, cell_text, check_unique, csv_rows
 from .models import WORDS_PER_MINUTE, Article, Book, NotInterested, Rating, Read, Tag
 
 DEFAULT_DATA_DIR = Path(__file__).resolve().parent / "demo_data"
@@ -79,15 +76,7 @@ FILES = {
 }
 
 
-class DemoDataError(Exception):
-    """Bad demo data: names the file and, where known, the line."""
-
-    def __init__(self, message: str, *, path: Path | str | None = None, line: int | None = None) -> None:
-        self.message, self.path, self.line = message, path, line
-        where = str(path) if path is not None else ""
-        if line is not None:
-            where += f", line {line}"
-        super().__init__(f"{where}: {message}" if where else message)
+DemoDataError = CsvInputError  # bad demo data is reported like any other bad CSV input
 
 
 # --------------------------------------------------------------------------- reading and checking files
@@ -138,87 +127,6 @@ def _data_file(data_dir: Path, name: str) -> Path:
     raise DemoDataError(f"missing file (expected {name}.csv.gz or {name}.csv)", path=data_dir / f"{name}.csv.gz")
 
 
-def _csv_rows(path: Path, columns: Iterable[str]) -> Iterator[tuple[int, dict[str, str]]]:
-    """Yield (line number, row) of a UTF-8 CSV file (gzip if it ends in .gz), checking its shape."""
-    raw = path.read_bytes()
-    if path.suffix == ".gz":
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError, zlib.error) as exc:
-            raise DemoDataError(f"not a valid gzip file ({exc})", path=path) from None
-    if not raw.strip():
-        raise DemoDataError("the file is empty", path=path, line=1)
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        raise DemoDataError(f"not valid UTF-8 (byte {raw[exc.start]:#04x}); save the file as UTF-8",
-                            path=path, line=line) from None
-    reader = csv.reader(io.StringIO(text.removeprefix("\ufeff"), newline=""), strict=True)
-    try:
-        header = [h.strip() for h in next(reader)]
-        missing = [c for c in columns if c not in header]
-        if missing:
-            raise DemoDataError(f"missing column(s) {', '.join(missing)} in the header {header}", path=path, line=1)
-        n_rows = 0
-        while True:
-            line = reader.line_num + 1
-            try:
-                row = next(reader)
-            except StopIteration:
-                break
-            if not row:
-                continue  # a blank line
-            if len(row) != len(header):
-                raise DemoDataError(f"expected {len(header)} fields, found {len(row)}", path=path, line=line)
-            n_rows += 1
-            yield line, dict(zip(header, row))
-    except csv.Error as exc:
-        raise DemoDataError(f"malformed CSV ({exc})", path=path, line=reader.line_num or 1) from None
-    if n_rows == 0:
-        raise DemoDataError("the file has a header but no rows", path=path, line=2)
-
-
-def _text(row: dict[str, str], column: str, *, path: Path, line: int, max_length: int | None = None,
-          required: bool = False) -> str:
-    value = row[column].strip()
-    if required and not value:
-        raise DemoDataError(f"{column} is empty", path=path, line=line)
-    if max_length is not None and len(value) > max_length:
-        raise DemoDataError(f"{column} is longer than {max_length} characters ({len(value)})", path=path, line=line)
-    if "\x00" in value:
-        raise DemoDataError(f"{column} contains a NUL character", path=path, line=line)
-    return value
-
-
-def _int(row: dict[str, str], column: str, *, path: Path, line: int, low: int | None = None,
-         high: int | None = None, required: bool = True) -> int | None:
-    value = row[column].strip()
-    if not value and not required:
-        return None
-    try:
-        number = int(value)
-    except ValueError:
-        raise DemoDataError(f"{column} must be an integer, not {value!r}", path=path, line=line) from None
-    if (low is not None and number < low) or (high is not None and number > high):
-        raise DemoDataError(f"{column} must be between {low} and {high}, not {number}", path=path, line=line)
-    return number
-
-
-def _tags(row: dict[str, str], *, path: Path, line: int) -> tuple[str, ...]:
-    names = tuple(dict.fromkeys(t.strip() for t in row["tags"].split("|") if t.strip()))
-    for name in names:
-        if len(name) > 100 or not slugify(name):
-            raise DemoDataError(f"bad tag {name!r} (1-100 characters, with a letter or digit)", path=path, line=line)
-    return names
-
-
-def _unique(seen: set, key, what: str, *, path: Path, line: int) -> None:
-    if key in seen:
-        raise DemoDataError(f"duplicate {what} {key!r}", path=path, line=line)
-    seen.add(key)
-
-
 def demo_data_read(*, data_dir: Path | str) -> DemoData:
     """Parse and check every file of ``data_dir``; raise DemoDataError naming the file and line."""
     data_dir = Path(data_dir)
@@ -244,29 +152,29 @@ def demo_data_read(*, data_dir: Path | str) -> DemoData:
     books: list[BookRow] = []
     path = _data_file(data_dir, "books")
     seen: set = set()
-    for line, row in _csv_rows(path, FILES["books"]):
-        external_id = _text(row, "external_id", path=path, line=line, max_length=64, required=True)
-        _unique(seen, external_id, "book external_id", path=path, line=line)
-        cover = _text(row, "cover_url", path=path, line=line, max_length=500)
+    for line, row in csv_rows(path, FILES["books"]):
+        external_id = cell_text(row, "external_id", path=path, line=line, max_length=64, required=True)
+        check_unique(seen, external_id, "book external_id", path=path, line=line)
+        cover = cell_text(row, "cover_url", path=path, line=line, max_length=500)
         if cover and (not cover.startswith(("http://", "https://")) or any(c.isspace() for c in cover)):
             raise DemoDataError(f"cover_url is not an http(s) URL: {cover!r}", path=path, line=line)
         books.append(BookRow(
             line=line, external_id=external_id,
-            title=_text(row, "title", path=path, line=line, max_length=300, required=True),
-            authors=_text(row, "authors", path=path, line=line, max_length=500),
-            year=_int(row, "year", path=path, line=line, low=-5000, high=3000, required=False),
-            isbn=_text(row, "isbn", path=path, line=line, max_length=20),
-            description=_text(row, "description", path=path, line=line),
-            cover_url=cover, tags=_tags(row, path=path, line=line),
+            title=cell_text(row, "title", path=path, line=line, max_length=300, required=True),
+            authors=cell_text(row, "authors", path=path, line=line, max_length=500),
+            year=cell_int(row, "year", path=path, line=line, low=-5000, high=3000, required=False),
+            isbn=cell_text(row, "isbn", path=path, line=line, max_length=20),
+            description=cell_text(row, "description", path=path, line=line),
+            cover_url=cover, tags=cell_tags(row, path=path, line=line),
         ))
 
     articles: list[ArticleRow] = []
     path = _data_file(data_dir, "articles")
     seen = set()
-    for line, row in _csv_rows(path, FILES["articles"]):
-        external_id = _text(row, "external_id", path=path, line=line, max_length=64, required=True)
-        _unique(seen, external_id, "article external_id", path=path, line=line)
-        raw_date = _text(row, "published_at", path=path, line=line, required=True)
+    for line, row in csv_rows(path, FILES["articles"]):
+        external_id = cell_text(row, "external_id", path=path, line=line, max_length=64, required=True)
+        check_unique(seen, external_id, "article external_id", path=path, line=line)
+        raw_date = cell_text(row, "published_at", path=path, line=line, required=True)
         try:
             published = datetime.fromisoformat(raw_date)
         except ValueError:
@@ -276,41 +184,41 @@ def demo_data_read(*, data_dir: Path | str) -> DemoData:
             published = published.replace(tzinfo=dt_timezone.utc)
         articles.append(ArticleRow(
             line=line, external_id=external_id,
-            title=_text(row, "title", path=path, line=line, max_length=300, required=True),
-            summary=_text(row, "summary", path=path, line=line),
-            body=_text(row, "body", path=path, line=line),
-            author=_text(row, "author", path=path, line=line, max_length=200),
-            tags=_tags(row, path=path, line=line), published_at=published,
+            title=cell_text(row, "title", path=path, line=line, max_length=300, required=True),
+            summary=cell_text(row, "summary", path=path, line=line),
+            body=cell_text(row, "body", path=path, line=line),
+            author=cell_text(row, "author", path=path, line=line, max_length=200),
+            tags=cell_tags(row, path=path, line=line), published_at=published,
         ))
 
     book_ids = {b.external_id for b in books}
     ratings: list[tuple[str, str, int]] = []
     path = _data_file(data_dir, "book_ratings")
     seen = set()
-    for line, row in _csv_rows(path, FILES["book_ratings"]):
-        user = _text(row, "user", path=path, line=line, max_length=40, required=True)
+    for line, row in csv_rows(path, FILES["book_ratings"]):
+        user = cell_text(row, "user", path=path, line=line, max_length=40, required=True)
         if not user.isdigit():
             raise DemoDataError(f"user must be a goodbooks user id (digits), not {user!r}", path=path, line=line)
-        book = _text(row, "book", path=path, line=line, required=True)
+        book = cell_text(row, "book", path=path, line=line, required=True)
         if book not in book_ids:
             raise DemoDataError(f"book {book!r} is not in books", path=path, line=line)
-        stars = _int(row, "stars", path=path, line=line, low=1, high=5)
-        _unique(seen, (user, book), "rating of (user, book)", path=path, line=line)
+        stars = cell_int(row, "stars", path=path, line=line, low=1, high=5)
+        check_unique(seen, (user, book), "rating of (user, book)", path=path, line=line)
         ratings.append((user, book, stars))
 
     article_ids = {a.external_id for a in articles}
     reads: list[tuple[str, str, int]] = []
     path = _data_file(data_dir, "article_reads")
     seen = set()
-    for line, row in _csv_rows(path, FILES["article_reads"]):
-        user = _text(row, "user", path=path, line=line, required=True).lower()
+    for line, row in csv_rows(path, FILES["article_reads"]):
+        user = cell_text(row, "user", path=path, line=line, required=True).lower()
         if len(user) != 12 or any(c not in "0123456789abcdef" for c in user):
             raise DemoDataError(f"user must be 12 hex characters, not {user!r}", path=path, line=line)
-        article = _text(row, "article", path=path, line=line, required=True)
+        article = cell_text(row, "article", path=path, line=line, required=True)
         if article not in article_ids:
             raise DemoDataError(f"article {article!r} is not in articles", path=path, line=line)
-        views = _int(row, "views", path=path, line=line, low=1, high=10_000)
-        _unique(seen, (user, article), "row of (user, article)", path=path, line=line)
+        views = cell_int(row, "views", path=path, line=line, low=1, high=10_000)
+        check_unique(seen, (user, article), "row of (user, article)", path=path, line=line)
         reads.append((user, article, views))
 
     if demo_book_reader and demo_book_reader not in {u for u, _, _ in ratings}:
@@ -325,15 +233,19 @@ def demo_data_read(*, data_dir: Path | str) -> DemoData:
 # --------------------------------------------------------------------------- synthetic, deterministic values
 
 
+def _units(*parts: object, n: int = 1) -> list[float]:
+    """Return ``n`` (at most 8) numbers in [0, 1) determined by ``parts`` (the same on every machine and run)."""
+    digest = hashlib.blake2b("\x1f".join(map(str, (SALT, *parts))).encode(), digest_size=8 * n).digest()
+    return [int.from_bytes(digest[i: i + 8], "big") / 2**64 for i in range(0, 8 * n, 8)]
+
+
 def _unit(*parts: object) -> float:
-    """Return a number in [0, 1) determined by ``parts`` (the same on every machine and run)."""
-    digest = hashlib.blake2b("\x1f".join(map(str, (SALT, *parts))).encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") / 2**64
+    """Return one number in [0, 1) determined by ``parts``."""
+    return _units(*parts)[0]
 
 
-def _normal(*parts: object) -> float:
-    """Return a standard normal number determined by ``parts`` (Box-Muller)."""
-    u1, u2 = _unit(*parts, "n1"), _unit(*parts, "n2")
+def _normal(u1: float, u2: float) -> float:
+    """Return a standard normal number from two uniform ones (Box-Muller)."""
     return math.sqrt(-2.0 * math.log(1.0 - u1)) * math.cos(2.0 * math.pi * u2)
 
 
@@ -345,24 +257,26 @@ def _reading_seconds(text: str) -> float:
 def _article_view(user: str, article: ArticleRow, published: datetime, k: int, now: datetime
                   ) -> tuple[datetime, float, float]:
     """Return (created_at, dwell_seconds, progress) of view ``k`` of ``article`` by ``user``."""
+    u_time, u1, u2, u_progress = _units("view", user, article.external_id, k, n=4)
     age = max((now - published).total_seconds(), 3600.0)
-    created = published + timedelta(seconds=age * _unit("view", user, article.external_id, k) ** 2)
+    created = published + timedelta(seconds=age * u_time**2)
     expected = max(30.0, _reading_seconds(article.body or article.summary))
-    dwell = expected * math.exp(-0.35 + 0.6 * _normal("dwell", user, article.external_id, k))
+    dwell = expected * math.exp(-0.35 + 0.6 * _normal(u1, u2))
     if k:
         dwell *= 0.5  # a repeat visit: the reader looks something up
     dwell = min(max(dwell, MIN_VIEW_SECONDS), 3 * 3600.0)
-    progress = min(1.0, dwell / expected * (0.85 + 0.15 * _unit("progress", user, article.external_id, k)))
+    progress = min(1.0, dwell / expected * (0.85 + 0.15 * u_progress))
     return min(created, now), round(dwell, 1), round(progress, 3)
 
 
 def _book_read(user: str, book: BookRow, stars: int, start: datetime, now: datetime
                ) -> tuple[datetime, float, float]:
     """Return (created_at, dwell_seconds, progress) of the visit in which ``user`` rated ``book``."""
-    created = start + (now - timedelta(hours=1) - start) * _unit("read", user, book.external_id)
+    u_time, u1, u2, u_progress = _units("read", user, book.external_id, n=4)
+    created = start + (now - timedelta(hours=1) - start) * u_time
     expected = 60.0 + _reading_seconds(book.description)
-    dwell = min(max(expected * math.exp(-0.2 + 0.5 * _normal("dwell", user, book.external_id)), 15.0), 1800.0)
-    progress = min(1.0, 0.5 + 0.1 * stars + 0.2 * (_unit("progress", user, book.external_id) - 0.5))
+    dwell = min(max(expected * math.exp(-0.2 + 0.5 * _normal(u1, u2)), 15.0), 1800.0)
+    progress = min(1.0, 0.5 + 0.1 * stars + 0.2 * (u_progress - 0.5))
     return created, round(dwell, 1), round(progress, 3)
 
 
@@ -440,7 +354,7 @@ def _insert_rows(model, fields: tuple[str, ...], rows: Iterable[tuple], batch_si
         ", ".join(connection.ops.quote_name(c.column) for c in columns),
         ", ".join(["%s"] * len(columns)),
     )
-    if connection.vendor == "postgresql":
+    if connection.vendor == "postgresql" and hasattr(connection.connection, "pgconn"):  # psycopg 3
         # COPY is several times faster than executemany here (one stream instead of a round trip per batch).
         copy_sql = "COPY {} ({}) FROM STDIN".format(
             connection.ops.quote_name(opts.db_table), ", ".join(connection.ops.quote_name(c.column) for c in columns)
