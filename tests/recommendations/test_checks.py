@@ -47,7 +47,7 @@ BROKEN = {
     "E012": [_with(ADAPTER="nowhere.Adapter"), _with(ADAPTER="recommendations.conf.AppSettings")],
     "E013": [_with(ALGORITHM="magic")],
     "E014": [_with(N_SIMILAR=0), _with(N_RECOMMENDATIONS="10"), _with(KEEP_BUILDS=True), _with(LOCK_TIMEOUT=-5),
-             _with(BUILD_CHUNK_SIZE=2.5), _with(N_POPULAR=None)],
+             _with(BUILD_CHUNK_SIZE=2.5), _with(N_POPULAR=None), _with(MODEL_TOP_K=0)],
     "E015": [_with(ALGORITHM_PARAMS_FILE="/nonexistent/params.json")],
     "E016": [_with(ITEM_FILTERS={"testapp.Like": {"pk": 1}}), _with(ITEM_FILTERS={"testapp.Item": "is_active"}),
              _with(ITEM_FILTERS=["testapp.Item"])],
