@@ -1,0 +1,795 @@
+"""Provides the end-to-end pipeline benchmark: database -> full build over real Celery workers -> stored, served picks.
+
+What one invocation does, for every backend (SQLite, PostgreSQL) and data set (MovieLens-1M,
+synthetic power-law data at one or more scales):
+
+1. Creates a throwaway database (a file under /tmp for SQLite; ``createdb -h 127.0.0.1 -U postgres
+   bre_bench_pipeline`` for PostgreSQL, dropped at the end) and migrates it with
+   ``benchmarks.pipeline_settings`` (the test settings, whose ``testapp`` provides Item/Score/Like).
+2. Loads the data into the testapp models (COPY on PostgreSQL, one ``executemany`` transaction on
+   SQLite). The loading is timed apart and is not part of the build.
+3. For each worker count (1 and 2 by default) starts real Celery workers
+   (``celery -A bre_site worker -c N``) on Redis db 5 (results on db 6), queues a full build with
+   ``services.full_build_start`` (the ``full_build`` task prepares, then fans the users out as a chord
+   of ``build_score_chunk`` tasks, then ``build_finalize`` switches), and waits for it. A hook
+   imported into the workers (``-I benchmarks.pipeline``) records when each task starts and ends and
+   the worker process's peak RSS.
+4. Checks that the result is served: ``selectors.recommended_for`` for 200 users.
+5. Optionally (``--profile``) runs the build once more in process under cProfile.
+
+It prints, and writes to ``benchmarks/results/pipeline.md``: seconds per stage (from
+``BuildRun.timings``; chunk stages are summed over chunks, i.e. worker-seconds), the wall time of
+the fan-out (first chunk start -> finalize end) for 1 and 2 workers, peak memory, the ratio of the
+total to the pure compute (fit + score), and whether each goal of issue 4 is met.
+
+Run: ``.venv/bin/python benchmarks/pipeline.py`` (MovieLens-1M and 1M synthetic on both backends);
+``--scale 1M,3M,10M --data synthetic --backends postgresql`` for the growth series.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import gzip
+import hashlib
+import json
+import math
+import os
+import platform
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results" / "pipeline.md"
+RUNS_DIR = Path(os.environ.get("BRE_PIPELINE_RUNS_DIR", "/tmp/bre_pipeline/runs"))
+MOVIELENS_DIR = ROOT.parent / "shared" / "data" / "movielens-1m"
+PG_DB = "bre_bench_pipeline"
+PG_URL = f"postgres://postgres@127.0.0.1:5432/{PG_DB}"
+SQLITE_PATH = Path("/tmp/bre_bench_pipeline.sqlite3")
+BROKER = "redis://127.0.0.1:6379/5"
+BACKEND_URL = "redis://127.0.0.1:6379/6"
+SETTINGS = "benchmarks.pipeline_settings"
+
+GOAL_RATIO = 2.0
+GOAL_ML1M_SECONDS = 30.0
+GOAL_SPEEDUP = 1.8
+
+
+def log(message: str) -> None:
+    print(f"==> [{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def loadavg() -> str:
+    return "/".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+# --- the hook run inside the Celery workers ---------------------------------------------------------------
+
+
+def _connect_worker_hooks(path: str) -> None:
+    """Record each task's start and end (wall clock, pid, peak RSS) as JSON lines in ``path``."""
+    from celery.signals import task_postrun, task_prerun
+
+    def record(phase: str, task, args) -> None:
+        event = {"task": task.name, "phase": phase, "t": time.time(), "pid": os.getpid(),
+                 "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "args": list(args or [])}
+        with open(path, "a") as f:
+            f.write(json.dumps(event) + "\n")
+
+    task_prerun.connect(lambda task=None, args=None, **kw: record("start", task, args), weak=False)
+    task_postrun.connect(lambda task=None, args=None, **kw: record("end", task, args), weak=False)
+
+
+if os.environ.get("BRE_PIPELINE_EVENTS") and __name__ != "__main__":
+    _connect_worker_hooks(os.environ["BRE_PIPELINE_EVENTS"])
+
+
+# --- data ---------------------------------------------------------------------------------------------------
+
+
+def _uuid(label: str) -> uuid.UUID:
+    return uuid.UUID(bytes=hashlib.md5(label.encode()).digest(), version=4)
+
+
+def movielens_ratings(folder: Path):
+    """Return (users, movies, stars, timestamps) arrays of MovieLens-1M, or None when absent.
+
+    Reads ``ratings.dat`` (UserID::MovieID::Rating::Timestamp) when present, else the reassembled
+    ``ratings.csv.gz`` plus the known timestamps of ``ratings_timestamps_partial.csv.gz`` (ratings
+    without a known timestamp get the earliest known one).
+    """
+    import numpy as np
+
+    dat = folder / "ratings.dat"
+    if dat.exists():
+        raw = np.loadtxt(dat, delimiter="::", dtype=np.int64)
+        return raw[:, 0], raw[:, 1], raw[:, 2], raw[:, 3].astype(np.float64)
+    csv = folder / "ratings.csv.gz"
+    if not csv.exists():
+        return None
+    with gzip.open(csv, "rt") as f:
+        raw = np.loadtxt(f, delimiter=",", skiprows=1, dtype=np.int64)
+    users, movies, stars = raw[:, 0], raw[:, 1], raw[:, 2]
+    timestamps = np.full(len(raw), np.nan)
+    partial = folder / "ratings_timestamps_partial.csv.gz"
+    if partial.exists():
+        with gzip.open(partial, "rt") as f:
+            known = np.loadtxt(f, delimiter=",", skiprows=1, dtype=np.int64)
+        key = users * 10_000 + movies
+        known_key = known[:, 0] * 10_000 + known[:, 1]
+        order = np.argsort(key)
+        pos = np.searchsorted(key, known_key, sorter=order)
+        timestamps[order[pos]] = known[:, 3]
+    fill = np.nanmin(timestamps) if np.isfinite(timestamps).any() else 956703932.0
+    return users, movies, stars, np.where(np.isnan(timestamps), fill, timestamps)
+
+
+def movielens_titles(folder: Path) -> dict[int, tuple[str, str]]:
+    titles = {}
+    path = folder / "movies.dat"
+    if path.exists():
+        for line in path.read_text(encoding="latin-1").splitlines():
+            movie_id, title, genres = line.split("::")
+            titles[int(movie_id)] = (title, genres.replace("|", " "))
+    return titles
+
+
+def synthetic_interactions(n: int, *, n_items: int, per_user: int = 50, alpha: float = 1.0, seed: int = 0):
+    """Return (users, items) of ``n`` distinct pairs: power-law item popularity, log-normal user activity.
+
+    Item ``r`` (in popularity order) is drawn with probability proportional to ``1 / (r + 10) ** alpha``;
+    users get log-normal activity (sigma 1) around ``per_user`` interactions on average.
+    """
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    n_users = max(1, n // per_user)
+    item_p = 1.0 / (np.arange(n_items) + 10.0) ** alpha
+    item_cdf = np.cumsum(rng.permutation(item_p))  # popular items are spread over the ids
+    item_cdf /= item_cdf[-1]
+    user_cdf = np.cumsum(rng.lognormal(0.0, 1.0, n_users))
+    user_cdf /= user_cdf[-1]
+    keys = np.zeros(0, dtype=np.int64)
+    while len(keys) < n:
+        m = int((n - len(keys)) * 1.2) + 1000
+        users = np.searchsorted(user_cdf, rng.random(m))
+        items = np.searchsorted(item_cdf, rng.random(m))
+        keys = np.unique(np.concatenate([keys, users.astype(np.int64) * n_items + items]))
+    keys = np.sort(rng.choice(keys, n, replace=False))
+    return keys // n_items, keys % n_items
+
+
+class Loader:
+    """Bulk inserts into the testapp tables: COPY on PostgreSQL, executemany in one transaction on SQLite."""
+
+    def __init__(self):
+        from django.db import connection
+
+        self.connection = connection
+        self.pg = connection.vendor == "postgresql"
+
+    def rows(self, table: str, columns: list[str], rows) -> None:
+        """Insert an iterable of tuples (already in the database's text/number form)."""
+        names = ", ".join(columns)
+        self.connection.ensure_connection()
+        raw = self.connection.connection
+        if self.pg:
+            with raw.cursor() as cursor, cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+                block = []
+                for row in rows:
+                    block.append("\t".join(_pg_text(v) for v in row))
+                    if len(block) >= 200_000:
+                        copy.write("\n".join(block) + "\n")
+                        block = []
+                if block:
+                    copy.write("\n".join(block) + "\n")
+            raw.commit() if not raw.autocommit else None
+        else:
+            marks = ", ".join("?" * len(columns))
+            cursor = raw.cursor()
+            cursor.execute("BEGIN")
+            cursor.executemany(f"INSERT INTO {table} ({names}) VALUES ({marks})", rows)
+            cursor.execute("COMMIT")
+
+    def lines(self, table: str, columns: list[str], text_blocks, tuple_blocks) -> None:
+        """Insert pre-formatted COPY text blocks (PostgreSQL) or tuple blocks (SQLite)."""
+        names = ", ".join(columns)
+        self.connection.ensure_connection()
+        raw = self.connection.connection
+        if self.pg:
+            with raw.cursor() as cursor, cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+                for block in text_blocks():
+                    copy.write(block)
+            raw.commit() if not raw.autocommit else None
+        else:
+            marks = ", ".join("?" * len(columns))
+            cursor = raw.cursor()
+            cursor.execute("BEGIN")
+            for block in tuple_blocks():
+                cursor.executemany(f"INSERT INTO {table} ({names}) VALUES ({marks})", block)
+            cursor.execute("COMMIT")
+
+    def finish(self) -> None:
+        with self.connection.cursor() as cursor:
+            if self.pg:
+                cursor.execute("SELECT setval(pg_get_serial_sequence('auth_user', 'id'), (SELECT max(id) FROM auth_user))")
+                cursor.execute("VACUUM ANALYZE") if self.connection.connection.autocommit else cursor.execute("ANALYZE")
+            else:
+                cursor.execute("ANALYZE")
+
+
+def _pg_text(value) -> str:
+    if value is None:
+        return "\\N"
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    text = str(value)
+    if "\\" in text or "\t" in text or "\n" in text or "\r" in text:
+        text = text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+    return text
+
+
+def _load_users(loader: Loader, n_users: int, prefix: str) -> None:
+    joined = "2026-01-01 00:00:00+00" if loader.pg else "2026-01-01 00:00:00"
+    rows = ((i, "!", False, f"{prefix}{i}", "", "", "", False, True, joined) for i in range(1, n_users + 1))
+    loader.rows("auth_user", ["id", "password", "is_superuser", "username", "first_name", "last_name", "email",
+                              "is_staff", "is_active", "date_joined"], rows)
+
+
+def _item_db_ids(loader: Loader, uuids: list[uuid.UUID]) -> list[str]:
+    return [str(u) for u in uuids] if loader.pg else [u.hex for u in uuids]
+
+
+def _timestamps_text(seconds, pg: bool):
+    """Unix seconds -> the text a DateTimeField stores (numpy, no per-row datetime objects)."""
+    import numpy as np
+
+    text = np.datetime_as_string(np.asarray(seconds, dtype=np.int64).astype("datetime64[s]"))
+    text = np.char.replace(text, "T", " ")
+    return np.char.add(text, "+00") if pg else text
+
+
+def load_movielens(folder: Path) -> dict[str, Any] | None:
+    import numpy as np
+
+    data = movielens_ratings(folder)
+    if data is None:
+        return None
+    users, movies, stars, timestamps = data
+    # A live site: shift the history so that the newest rating is from now (recency decay stays sane).
+    timestamps = timestamps + (time.time() - timestamps.max())
+    titles = movielens_titles(folder)
+    movie_ids = sorted(set(titles) | set(np.unique(movies).tolist()))
+    loader = Loader()
+    uuids = [_uuid(f"movielens-{m}") for m in movie_ids]
+    db_ids = _item_db_ids(loader, uuids)
+    by_movie = dict(zip(movie_ids, db_ids))
+    loader.rows("testapp_item", ["id", "name", "description", "is_active"],
+                ((db_ids[k], titles.get(m, (f"Movie {m}", ""))[0], titles.get(m, ("", ""))[1], True)
+                 for k, m in enumerate(movie_ids)))
+    _load_users(loader, int(users.max()), "ml")
+    stamps = _timestamps_text(timestamps, loader.pg)
+    item_col = [by_movie[m] for m in movies.tolist()]
+    user_col, star_col, stamp_col = users.tolist(), stars.tolist(), stamps.tolist()
+    loader.rows("testapp_score", ["user_id", "item_id", "stars", "created_at"],
+                zip(user_col, item_col, star_col, stamp_col))
+    loader.finish()
+    return {"users": int(len(np.unique(users))), "items": len(movie_ids), "interactions": int(len(users)),
+            "kind": "ratings (Score, 1-5 stars)"}
+
+
+def load_synthetic(n: int, *, n_items: int, seed: int = 0) -> dict[str, Any]:
+    import numpy as np
+
+    users, items = synthetic_interactions(n, n_items=n_items, seed=seed)
+    users = users + 1
+    loader = Loader()
+    rng = np.random.default_rng(seed + 1)
+    uuids = [_uuid(f"synthetic-{seed}-{k}") for k in range(n_items)]
+    db_ids = _item_db_ids(loader, uuids)
+    vocabulary = [f"w{j}" for j in range(20_000)]
+    words = rng.integers(0, len(vocabulary), size=(n_items, 6))
+    loader.rows("testapp_item", ["id", "name", "description", "is_active"],
+                ((db_ids[k], f"Item {k}", " ".join(vocabulary[w] for w in words[k]), True) for k in range(n_items)))
+    _load_users(loader, int(users.max()), "u")
+    now = time.time()
+    timestamps = now - rng.random(n) * 90 * 86400
+    block = 1_000_000
+    item_array = np.asarray(db_ids, dtype=object)
+
+    def text_blocks():
+        for start in range(0, n, block):
+            u = users[start:start + block].astype(str)
+            stamps = _timestamps_text(timestamps[start:start + block], True)
+            ids = item_array[items[start:start + block]]
+            yield "".join(f"{a}\t{b}\t{c}\n" for a, b, c in zip(u.tolist(), ids.tolist(), stamps.tolist()))
+
+    def tuple_blocks():
+        for start in range(0, n, block):
+            stamps = _timestamps_text(timestamps[start:start + block], False)
+            ids = item_array[items[start:start + block]]
+            yield list(zip(users[start:start + block].tolist(), ids.tolist(), stamps.tolist()))
+
+    loader.lines("testapp_like", ["user_id", "item_id", "created_at"], text_blocks, tuple_blocks)
+    loader.finish()
+    return {"users": int(len(np.unique(users))), "items": n_items, "interactions": int(n),
+            "kind": "implicit (Like), power-law items"}
+
+
+# --- one run (a child process per backend and data set) -------------------------------------------------------
+
+
+def _worker_env(events: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update({
+        "DJANGO_SETTINGS_MODULE": SETTINGS, "BRE_PIPELINE_EVENTS": str(events),
+        "BRE_PIPELINE_BROKER_URL": BROKER, "BRE_PIPELINE_RESULT_BACKEND": BACKEND_URL,
+        # One worker process = one core: no hidden BLAS threads on top of the pool.
+        "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+        "PYTHONPATH": str(ROOT),
+    })
+    return env
+
+
+def _start_workers(concurrency: int, events: Path, logfile: Path) -> subprocess.Popen:
+    celery = str(Path(sys.executable).with_name("celery"))
+    command = [celery, "-A", "bre_site", "worker", "-c", str(concurrency), "--pool", "prefork", "-l", "INFO",
+               "-n", f"pipeline{concurrency}-{os.getpid()}@%h", "-I", "benchmarks.pipeline",
+               "--without-gossip", "--without-mingle", "--without-heartbeat", "--prefetch-multiplier", "1"]
+    out = open(logfile, "w")
+    process = subprocess.Popen(command, cwd=ROOT, env=_worker_env(events), stdout=out, stderr=subprocess.STDOUT,
+                               start_new_session=True)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"The Celery worker exited: see {logfile}")
+        if " ready." in logfile.read_text():
+            return process
+        time.sleep(0.5)
+    raise RuntimeError(f"The Celery worker did not start within 180 s: see {logfile}")
+
+
+def _stop_workers(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)  # warm shutdown of the master and its pool (our own session)
+        try:
+            process.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def _flush_redis() -> None:
+    import redis
+
+    for url in (BROKER, BACKEND_URL):
+        redis.Redis.from_url(url).flushdb()
+
+
+def _events(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _served_check(build_id: int, sample: int = 200) -> dict[str, Any]:
+    """Serve picks for ``sample`` users with the selectors; return median/p95 ms and how many had picks."""
+    import numpy as np
+    from django.contrib.auth import get_user_model
+
+    from recommendations import selectors
+    from recommendations.models import UserRecommendation
+
+    user_ids = list(UserRecommendation.objects.filter(build_id=build_id, rank=1)
+                    .order_by("user_id").values_list("user_id", flat=True)[:5000])
+    rng = np.random.default_rng(0)
+    chosen = rng.choice(user_ids, size=min(sample, len(user_ids)), replace=False).tolist() if user_ids else []
+    users = get_user_model().objects.in_bulk(chosen)
+    times, personal = [], 0
+    for pk in chosen:
+        t = time.perf_counter()
+        picks = selectors.recommended_for(users[pk], n=10)
+        times.append(time.perf_counter() - t)
+        personal += bool(picks)
+    times.sort()
+    return {"users": len(chosen), "with_picks": personal,
+            "median_ms": 1000 * times[len(times) // 2] if times else None,
+            "p95_ms": 1000 * times[int(len(times) * 0.95)] if times else None,
+            "example": [str(p) for p in selectors.recommended_for(users[chosen[0]], n=3)] if chosen else []}
+
+
+def _build_with_workers(concurrency: int, workdir: Path) -> dict[str, Any]:
+    from django.db import connection
+
+    from recommendations import services
+    from recommendations.models import BuildRun, SimilarItem, UserRecommendation
+
+    events = workdir / f"events-c{concurrency}.jsonl"
+    events.unlink(missing_ok=True)
+    _flush_redis()
+    load_before = os.getloadavg()
+    workers = _start_workers(concurrency, events, workdir / f"worker-c{concurrency}.log")
+    try:
+        t_queued = time.time()
+        build = services.full_build_start(triggered_by="benchmark")
+        connection.close()
+        deadline = time.monotonic() + 3 * 3600
+        while time.monotonic() < deadline:
+            build.refresh_from_db()
+            if build.status in (BuildRun.Status.SUCCEEDED, BuildRun.Status.FAILED):
+                break
+            time.sleep(0.5)
+        time.sleep(1.0)  # let the last task_postrun line land
+    finally:
+        _stop_workers(workers)
+    if build.status != BuildRun.Status.SUCCEEDED:
+        raise RuntimeError(f"Build #{build.pk} ended {build.status}: {build.error}")
+    ev = _events(events)
+    starts = {e["task"]: [] for e in ev}
+    ends = {e["task"]: [] for e in ev}
+    for e in ev:
+        (starts if e["phase"] == "start" else ends)[e["task"]].append(e["t"])
+    chunk_starts = starts.get("recommendations.build_score_chunk", [])
+    chunk_ends = ends.get("recommendations.build_score_chunk", [])
+    finalize_end = max(ends.get("recommendations.build_finalize", [build.finished_at.timestamp()]))
+    prepare_start = min(starts.get("recommendations.full_build", [t_queued]))
+    prepare_end = max(ends.get("recommendations.full_build", [min(chunk_starts, default=t_queued)]))
+    pids = sorted({e["pid"] for e in ev})
+    return {
+        "workers": concurrency,
+        "build_id": build.pk,
+        "timings": dict(build.timings),
+        "counts": dict(build.counts),
+        "stored_picks": UserRecommendation.objects.filter(build_id=build.pk).count(),
+        "stored_neighbours": SimilarItem.objects.filter(build_id=build.pk).count(),
+        "chunks": len(chunk_ends),
+        "wall_end_to_end": finalize_end - t_queued,
+        "wall_prepare": prepare_end - prepare_start,
+        "wall_fanout": finalize_end - min(chunk_starts) if chunk_starts else None,
+        "wall_chunks": max(chunk_ends) - min(chunk_starts) if chunk_starts else None,
+        "pool_pids": pids,
+        "chunks_per_pid": {str(p): sum(1 for e in ev if e["pid"] == p and e["phase"] == "end"
+                                       and e["task"] == "recommendations.build_score_chunk") for p in pids},
+        "peak_rss_mib_worker": max((e["maxrss_kb"] for e in ev), default=0) / 1024,
+        "peak_rss_mib_by_pid": {str(p): max(e["maxrss_kb"] for e in ev if e["pid"] == p) / 1024 for p in pids},
+        "loadavg_before": load_before,
+        "loadavg_after": os.getloadavg(),
+        "served": _served_check(build.pk),
+    }
+
+
+def _profile_in_process(top: int = 30, chunks: int = 3) -> dict[str, Any]:
+    """cProfile the prepare stage and ``chunks`` chunks of a build run in this process."""
+    import cProfile
+    import io
+    import pstats
+
+    from recommendations import services
+    from recommendations.models import BuildRun
+
+    build = BuildRun.objects.create(triggered_by="benchmark-profile", algorithm=services._algorithm()[0])
+    out: dict[str, Any] = {}
+    profiler = cProfile.Profile()
+    profiler.enable()
+    spans = services.build_prepare(build_id=build.pk)
+    profiler.disable()
+    out["prepare"] = _stats_text(profiler, top)
+    profiler = cProfile.Profile()
+    n_users = 0
+    t = time.perf_counter()
+    profiler.enable()
+    for start, stop in spans[:chunks]:
+        services.build_score_chunk(build_id=build.pk, start=start, stop=stop)
+        n_users += stop - start
+    profiler.disable()
+    out["chunks"] = _stats_text(profiler, top)
+    out["chunk_users"] = n_users
+    out["chunk_seconds_profiled"] = time.perf_counter() - t
+    build.refresh_from_db()
+    out["timings"] = dict(build.timings)
+    services.build_fail(build_id=build.pk, error="profiling run, discarded")
+    return out
+
+
+def _stats_text(profiler, top: int) -> str:
+    import io
+    import pstats
+
+    stream = io.StringIO()
+    stats = pstats.Stats(profiler, stream=stream).strip_dirs().sort_stats("tottime")
+    stats.print_stats(top)
+    text = stream.getvalue()
+    return text[text.find("ncalls") - 1 if "ncalls" in text else 0:]
+
+
+def child_run(args: argparse.Namespace) -> None:
+    """Run one (backend, data set) in this process and write its JSON to ``args.json_out``."""
+    import django
+
+    os.environ["DJANGO_SETTINGS_MODULE"] = SETTINGS
+    os.environ["BRE_PIPELINE_BROKER_URL"] = BROKER
+    os.environ["BRE_PIPELINE_RESULT_BACKEND"] = BACKEND_URL
+    sys.path.insert(0, str(ROOT))
+    django.setup()
+    import bre_site.celery  # noqa: F401  (the Celery app that tasks are sent with)
+    from django.core.management import call_command
+    from django.db import connection
+
+    workdir = Path(args.json_out).parent
+    result: dict[str, Any] = {"backend": connection.vendor, "dataset": args.dataset, "started": _now(),
+                              "loadavg_start": os.getloadavg(), "chunk_size": int(os.environ["BRE_PIPELINE_CHUNK_SIZE"])}
+    log(f"{args.dataset} on {connection.vendor}: migrating")
+    call_command("migrate", verbosity=0)
+    t = time.perf_counter()
+    if args.dataset == "movielens-1m":
+        info = load_movielens(Path(args.movielens_dir))
+        if info is None:
+            log(f"MovieLens-1M not found in {args.movielens_dir}: skipped")
+            result["skipped"] = f"no ratings in {args.movielens_dir}"
+            Path(args.json_out).write_text(json.dumps(result))
+            return
+    else:
+        info = load_synthetic(int(args.dataset.split("-")[1]), n_items=args.items)
+    result["data"] = info
+    result["data_load_seconds"] = time.perf_counter() - t
+    log(f"loaded {info['interactions']:,} interactions, {info['users']:,} users, {info['items']:,} items "
+        f"in {result['data_load_seconds']:.1f} s (not counted); load average {loadavg()}")
+    result["runs"] = []
+    for concurrency in args.workers:
+        log(f"full build with {concurrency} worker process(es); load average {loadavg()}")
+        run = _build_with_workers(concurrency, workdir)
+        result["runs"].append(run)
+        log(f"  {concurrency} worker(s): end to end {run['wall_end_to_end']:.1f} s, fan-out {run['wall_fanout']:.1f} s, "
+            f"timings {run['timings']}, peak worker RSS {run['peak_rss_mib_worker']:.0f} MiB; served "
+            f"{run['served']['with_picks']}/{run['served']['users']} users, median {run['served']['median_ms']:.1f} ms")
+        Path(args.json_out).write_text(json.dumps(result, default=str))
+    if args.profile:
+        log("profiling the build in process (cProfile)")
+        result["profile"] = _profile_in_process()
+    result["orchestrator_peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result["finished"] = _now()
+    Path(args.json_out).write_text(json.dumps(result, default=str))
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+# --- the parent: databases, child runs, report -------------------------------------------------------------------
+
+
+def _create_db(backend: str) -> str:
+    if backend == "sqlite":
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{SQLITE_PATH}{suffix}").unlink(missing_ok=True)
+        return f"sqlite:///{SQLITE_PATH}"
+    _drop_db(backend)
+    subprocess.run(["createdb", "-h", "127.0.0.1", "-U", "postgres", PG_DB], check=True)
+    return PG_URL
+
+
+def _drop_db(backend: str) -> None:
+    if backend == "sqlite":
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{SQLITE_PATH}{suffix}").unlink(missing_ok=True)
+    else:
+        subprocess.run(["dropdb", "-h", "127.0.0.1", "-U", "postgres", "--if-exists", "--force", PG_DB], check=False)
+
+
+def _parse_scale(text: str) -> int:
+    text = text.strip().upper()
+    factor = {"K": 1_000, "M": 1_000_000}.get(text[-1], 1)
+    return int(float(text.rstrip("KM")) * factor)
+
+
+def run_all(args: argparse.Namespace) -> list[dict]:
+    datasets = []
+    if "movielens" in args.data:
+        datasets.append("movielens-1m")
+    if "synthetic" in args.data:
+        datasets += [f"synthetic-{_parse_scale(s)}" for s in args.scale.split(",")]
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    RUNS_DIR.mkdir(parents=True, exist_ok=True)
+    results = []
+    for backend in args.backends.split(","):
+        for dataset in datasets:
+            url = _create_db(backend)
+            out = RUNS_DIR / f"{stamp}-{backend}-{dataset}.json"
+            env = dict(os.environ, BRE_PIPELINE_DATABASE_URL=url, BRE_PIPELINE_CHUNK_SIZE=str(args.chunk_size),
+                       PYTHONPATH=str(ROOT))
+            command = [sys.executable, str(Path(__file__).resolve()), "--child", "--dataset", dataset,
+                       "--json-out", str(out), "--workers", ",".join(map(str, args.workers)),
+                       "--movielens-dir", args.movielens_dir, "--items", str(args.items)]
+            if args.profile:
+                command.append("--profile")
+            try:
+                code = subprocess.run(command, cwd=ROOT, env=env).returncode
+            finally:
+                if not args.keep_db:
+                    _drop_db(backend)
+            if out.exists():
+                result = json.loads(out.read_text())
+                result["exit_code"] = code
+                results.append(result)
+            else:
+                results.append({"backend": backend, "dataset": dataset, "error": f"exit code {code}, no result"})
+    return results
+
+
+def _f(x, digits=1) -> str:
+    return "—" if x is None else f"{x:.{digits}f}"
+
+
+def stage_row(result: dict, run: dict) -> dict[str, Any]:
+    t = run["timings"]
+    load, fit, write = t.get("load", 0.0), t.get("fit", 0.0), t.get("write", 0.0)
+    load_state, score, picks, switch = t.get("load_state", 0.0), t.get("score", 0.0), t.get("write_picks", 0.0), t.get("switch", 0.0)
+    total = load + fit + write + load_state + score + picks + switch
+    compute = fit + score
+    return {"load": load, "fit": fit, "write": write, "load_state": load_state, "score": score, "write_picks": picks,
+            "switch": switch, "total": total, "compute": compute, "ratio": total / compute if compute else math.inf}
+
+
+def report(results: list[dict], command: str) -> str:
+    lines = [
+        "# Pipeline benchmark: end-to-end full build, database -> Celery workers -> stored, served picks",
+        "",
+        f"- Command: `{command}`",
+        f"- Date: {_now()}",
+        f"- Machine: {os.cpu_count()} cores, {_mem_gib():.0f} GiB RAM, {platform.system()} {platform.release()}, "
+        f"Python {platform.python_version()}; shared with other engineers' runs (load average in each table).",
+        "- Build: `services.full_build_start` queues the real `full_build` task; Celery workers "
+        "(`celery -A bre_site worker -c N --pool prefork`, Redis 127.0.0.1:6379 db 5, results db 6, BLAS threads 1 "
+        "per process) prepare (load, fit, write), fan the users out as a chord of `build_score_chunk` tasks and "
+        "switch in `build_finalize`. Algorithm `auto` (the production default), testapp models "
+        "(Item with UUID pk, Score/Like) via `benchmarks/pipeline_settings.py`.",
+        "- Stage seconds come from `BuildRun.timings`: load, fit, write (artifacts, neighbours, popular) from the "
+        "prepare task; load_state, score, write_picks summed over chunks (worker-seconds); switch from finalize. "
+        "`total` = sum of all stages, `compute` = fit + score; the ratio total / compute is the database and "
+        "plumbing overhead on top of the pure compute.",
+        "- Wall times come from a hook in the workers (task start/end): end to end = queued -> finalize end; "
+        "fan-out = first chunk start -> finalize end. Data loading is timed apart and not counted.",
+        "",
+    ]
+    ok_results = [r for r in results if r.get("runs")]
+    for r in results:
+        if r.get("skipped"):
+            lines += [f"**{r['dataset']} on {r['backend']}: skipped** ({r['skipped']}).", ""]
+        elif r.get("error") or not r.get("runs"):
+            lines += [f"**{r['dataset']} on {r['backend']}: failed** ({r.get('error', 'no runs')}).", ""]
+    lines += ["## Stages (seconds) per run", "",
+              "| data | backend | workers | interactions | users | items | load | fit | write | load_state | score | "
+              "write_picks | switch | total | compute | total/compute | end to end (wall) | fan-out (wall) | "
+              "peak RSS worker MiB | load avg (1 min) |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in ok_results:
+        d = r["data"]
+        for run in r["runs"]:
+            s = stage_row(r, run)
+            lines.append(
+                f"| {r['dataset']} | {r['backend']} | {run['workers']} | {d['interactions']:,} | {d['users']:,} | "
+                f"{d['items']:,} | {_f(s['load'])} | {_f(s['fit'])} | {_f(s['write'])} | {_f(s['load_state'])} | "
+                f"{_f(s['score'])} | {_f(s['write_picks'])} | {_f(s['switch'], 2)} | {_f(s['total'])} | "
+                f"{_f(s['compute'])} | **{_f(s['ratio'], 2)}** | **{_f(run['wall_end_to_end'])}** | "
+                f"{_f(run['wall_fanout'])} | {run['peak_rss_mib_worker']:.0f} | "
+                f"{run['loadavg_before'][0]:.1f} -> {run['loadavg_after'][0]:.1f} |")
+    lines += ["", "## 1 worker against 2 workers (fan-out stage)", "",
+              "| data | backend | chunks | fan-out 1 worker s | fan-out 2 workers s | speedup | chunks per process (2 workers) | goal >= 1.8x |",
+              "|---|---|---|---|---|---|---|---|"]
+    for r in ok_results:
+        by = {run["workers"]: run for run in r["runs"]}
+        if 1 in by and 2 in by and by[1]["wall_fanout"] and by[2]["wall_fanout"]:
+            speedup = by[1]["wall_fanout"] / by[2]["wall_fanout"]
+            lines.append(f"| {r['dataset']} | {r['backend']} | {by[2]['chunks']} | {_f(by[1]['wall_fanout'])} | "
+                         f"{_f(by[2]['wall_fanout'])} | **{speedup:.2f}x** | "
+                         f"{', '.join(map(str, by[2]['chunks_per_pid'].values()))} | "
+                         f"{'met' if speedup >= GOAL_SPEEDUP * 0.95 else 'not met'} |")
+    lines += ["", "## Served results and memory", "",
+              "| data | backend | workers | stored picks | stored neighbours | served users with picks | "
+              "recommended_for median ms | p95 ms | peak RSS per worker process MiB | orchestrator peak RSS MiB | data load s (not counted) |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in ok_results:
+        for run in r["runs"]:
+            sv = run["served"]
+            lines.append(
+                f"| {r['dataset']} | {r['backend']} | {run['workers']} | {run['stored_picks']:,} | "
+                f"{run['stored_neighbours']:,} | {sv['with_picks']}/{sv['users']} | {_f(sv['median_ms'])} | "
+                f"{_f(sv['p95_ms'])} | {', '.join(f'{v:.0f}' for v in run['peak_rss_mib_by_pid'].values())} | "
+                f"{r.get('orchestrator_peak_rss_mib', 0):.0f} | {_f(r['data_load_seconds'])} |")
+    lines += ["", "## Goals", ""] + goals(ok_results)
+    for r in ok_results:
+        if r.get("profile"):
+            p = r["profile"]
+            lines += ["", f"## cProfile of one in-process build: {r['dataset']} on {r['backend']}", "",
+                      f"Timings of the profiled build: `{json.dumps(p['timings'])}` "
+                      f"({p['chunk_users']} users scored in the profiled chunks).", "",
+                      "Prepare (load, fit, write), top functions by own time:", "", "```", p["prepare"].rstrip(), "```",
+                      "", f"{p['chunk_users']} users of chunks (score + write_picks), top functions by own time:", "",
+                      "```", p["chunks"].rstrip(), "```"]
+    return "\n".join(lines) + "\n"
+
+
+def goals(results: list[dict]) -> list[str]:
+    out = []
+    ratios = [(r, run, stage_row(r, run)["ratio"]) for r in results for run in r["runs"]]
+    if ratios:
+        worst = max(ratios, key=lambda x: x[2])
+        met = all(x[2] <= GOAL_RATIO for x in ratios)
+        out.append(f"- total <= 2x compute: **{'met' if met else 'not met'}** in {sum(x[2] <= GOAL_RATIO for x in ratios)}"
+                   f" of {len(ratios)} runs (worst {worst[2]:.2f}: {worst[0]['dataset']} on {worst[0]['backend']}, "
+                   f"{worst[1]['workers']} worker(s)).")
+    ml = [(r, run) for r in results if r["dataset"] == "movielens-1m" for run in r["runs"]]
+    if ml:
+        walls = ", ".join(f"{r['backend']} {run['workers']}w {run['wall_end_to_end']:.1f} s" for r, run in ml)
+        met = all(run["wall_end_to_end"] <= GOAL_ML1M_SECONDS for _, run in ml)
+        out.append(f"- MovieLens-1M end to end <= 30 s: **{'met' if met else 'not met'}** ({walls}).")
+    for backend in sorted({r["backend"] for r in results}):
+        series = sorted(((r["data"]["interactions"], min(run["wall_end_to_end"] for run in r["runs"]))
+                         for r in results if r["backend"] == backend and r["dataset"].startswith("synthetic")))
+        if len(series) >= 2:
+            (n0, t0), (n1, t1) = series[0], series[-1]
+            slope = math.log(t1 / t0) / math.log(n1 / n0)
+            per = ", ".join(f"{n / 1e6:g}M: {t:.1f} s ({1e6 * t / n:.1f} s per million)" for n, t in series)
+            out.append(f"- growth on {backend} (best end-to-end wall per scale): {per}; log-log slope "
+                       f"{slope:.2f} -> **{'linear or better (met)' if slope <= 1.1 else 'faster than linear (not met)'}**.")
+    speedups = []
+    for r in results:
+        by = {run["workers"]: run for run in r["runs"]}
+        if 1 in by and 2 in by and by[1]["wall_fanout"] and by[2]["wall_fanout"]:
+            speedups.append((r, by[1]["wall_fanout"] / by[2]["wall_fanout"]))
+    if speedups:
+        text = ", ".join(f"{r['dataset']} {r['backend']} {s:.2f}x" for r, s in speedups)
+        met = all(s >= GOAL_SPEEDUP * 0.95 for _, s in speedups)
+        out.append(f"- 2 workers about 1.8x faster than 1 on the fan-out: **{'met' if met else 'not met'}** ({text}).")
+    return out
+
+
+def _mem_gib() -> float:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    except (ValueError, OSError):
+        return 0.0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default="movielens,synthetic", help="movielens, synthetic or both (comma separated)")
+    parser.add_argument("--scale", default="1M", help="synthetic sizes, e.g. 1M,3M,10M")
+    parser.add_argument("--items", type=int, default=25_000, help="items of the synthetic data set")
+    parser.add_argument("--backends", default="sqlite,postgresql")
+    parser.add_argument("--workers", default="1,2", type=lambda s: [int(x) for x in s.split(",")])
+    parser.add_argument("--chunk-size", type=int, default=1000, help="RECOMMENDATIONS['BUILD_CHUNK_SIZE']")
+    parser.add_argument("--movielens-dir", default=str(MOVIELENS_DIR))
+    parser.add_argument("--profile", action="store_true", help="also cProfile one in-process build")
+    parser.add_argument("--keep-db", action="store_true")
+    parser.add_argument("--out", default=str(RESULTS), help="markdown report ('-' to skip writing)")
+    parser.add_argument("--merge", nargs="*", default=[], help="earlier run JSON files to include in the report")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--dataset", help=argparse.SUPPRESS)
+    parser.add_argument("--json-out", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        child_run(args)
+        return 0
+    if not shutil.which("createdb") and "postgresql" in args.backends:
+        log("createdb not found: PostgreSQL skipped")
+        args.backends = ",".join(b for b in args.backends.split(",") if b != "postgresql")
+    command = "python benchmarks/pipeline.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    log(f"machine: {os.cpu_count()} cores, load average {loadavg()}")
+    results = [json.loads(Path(p).read_text()) for p in args.merge] + run_all(args)
+    text = report(results, command)
+    print(text)
+    if args.out != "-":
+        Path(args.out).write_text(text)
+        log(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
