@@ -4,8 +4,11 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import math
 import zlib
 from collections.abc import Iterable, Iterator
+from datetime import datetime
+from datetime import timezone as dt_timezone
 from pathlib import Path
 
 from django.utils.text import slugify
@@ -64,8 +67,9 @@ def csv_rows(path: Path, columns: Iterable[str]) -> Iterator[tuple[int, dict[str
 
 
 def cell_text(row: dict[str, str], column: str, *, path: Path, line: int, max_length: int | None = None,
-          required: bool = False) -> str:
-    value = row[column].strip()
+              required: bool = False) -> str:
+    """Return the stripped text of ``column`` (empty if the column is absent), checking length and NULs."""
+    value = row.get(column, "").strip()
     if required and not value:
         raise CsvInputError(f"{column} is empty", path=path, line=line)
     if max_length is not None and len(value) > max_length:
@@ -76,8 +80,9 @@ def cell_text(row: dict[str, str], column: str, *, path: Path, line: int, max_le
 
 
 def cell_int(row: dict[str, str], column: str, *, path: Path, line: int, low: int | None = None,
-         high: int | None = None, required: bool = True) -> int | None:
-    value = row[column].strip()
+             high: int | None = None, required: bool = True) -> int | None:
+    """Return ``column`` as an int in [low, high], or None when empty and not required."""
+    value = row.get(column, "").strip()
     if not value and not required:
         return None
     try:
@@ -89,8 +94,47 @@ def cell_int(row: dict[str, str], column: str, *, path: Path, line: int, low: in
     return number
 
 
-def cell_tags(row: dict[str, str], *, path: Path, line: int) -> tuple[str, ...]:
-    names = tuple(dict.fromkeys(t.strip() for t in row["tags"].split("|") if t.strip()))
+def cell_float(row: dict[str, str], column: str, *, path: Path, line: int, low: float, high: float,
+               default: float | None = None) -> float | None:
+    """Return ``column`` as a finite float in [low, high], or ``default`` when empty."""
+    value = row.get(column, "").strip()
+    if not value:
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        raise CsvInputError(f"{column} must be a number, not {value!r}", path=path, line=line) from None
+    if not math.isfinite(number) or not low <= number <= high:
+        raise CsvInputError(f"{column} must be between {low:g} and {high:g}, not {value}", path=path, line=line)
+    return number
+
+
+def cell_datetime(row: dict[str, str], column: str, *, path: Path, line: int,
+                  default: datetime | None = None) -> datetime | None:
+    """Return ``column`` as an aware datetime (ISO 8601; UTC when no offset is given), or ``default``."""
+    value = row.get(column, "").strip()
+    if not value:
+        if default is None:
+            raise CsvInputError(f"{column} is empty", path=path, line=line)
+        return default
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise CsvInputError(f"{column} is not an ISO 8601 date-time: {value!r}", path=path, line=line) from None
+    return parsed.replace(tzinfo=dt_timezone.utc) if parsed.tzinfo is None else parsed
+
+
+def cell_url(row: dict[str, str], column: str, *, path: Path, line: int, max_length: int = 500) -> str:
+    """Return ``column`` as an http(s) URL, or ''."""
+    value = cell_text(row, column, path=path, line=line, max_length=max_length)
+    if value and (not value.startswith(("http://", "https://")) or any(c.isspace() for c in value)):
+        raise CsvInputError(f"{column} is not an http(s) URL: {value!r}", path=path, line=line)
+    return value
+
+
+def cell_tags(row: dict[str, str], *, path: Path, line: int, column: str = "tags") -> tuple[str, ...]:
+    """Return the ``|``-separated tag names of ``column``, without duplicates."""
+    names = tuple(dict.fromkeys(t.strip() for t in row.get(column, "").split("|") if t.strip()))
     for name in names:
         if len(name) > 100 or not slugify(name):
             raise CsvInputError(f"bad tag {name!r} (1-100 characters, with a letter or digit)", path=path, line=line)
@@ -98,6 +142,7 @@ def cell_tags(row: dict[str, str], *, path: Path, line: int) -> tuple[str, ...]:
 
 
 def check_unique(seen: set, key, what: str, *, path: Path, line: int) -> None:
+    """Raise if ``key`` was seen on an earlier line; remember it."""
     if key in seen:
         raise CsvInputError(f"duplicate {what} {key!r}", path=path, line=line)
     seen.add(key)

@@ -53,7 +53,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.text import slugify
 
-from .csv_input import CsvInputError, cell_int, cell_tags, cell_text, check_unique, csv_rows
+from .csv_input import CsvInputError, cell_datetime, cell_int, cell_tags, cell_text, cell_url, check_unique, csv_rows
 from .models import WORDS_PER_MINUTE, Article, Book, NotInterested, Rating, Read, Tag
 
 DEFAULT_DATA_DIR = Path(__file__).resolve().parent / "demo_data"
@@ -155,9 +155,7 @@ def demo_data_read(*, data_dir: Path | str) -> DemoData:
     for line, row in csv_rows(path, FILES["books"]):
         external_id = cell_text(row, "external_id", path=path, line=line, max_length=64, required=True)
         check_unique(seen, external_id, "book external_id", path=path, line=line)
-        cover = cell_text(row, "cover_url", path=path, line=line, max_length=500)
-        if cover and (not cover.startswith(("http://", "https://")) or any(c.isspace() for c in cover)):
-            raise DemoDataError(f"cover_url is not an http(s) URL: {cover!r}", path=path, line=line)
+        cover = cell_url(row, "cover_url", path=path, line=line)
         books.append(BookRow(
             line=line, external_id=external_id,
             title=cell_text(row, "title", path=path, line=line, max_length=300, required=True),
@@ -174,14 +172,7 @@ def demo_data_read(*, data_dir: Path | str) -> DemoData:
     for line, row in csv_rows(path, FILES["articles"]):
         external_id = cell_text(row, "external_id", path=path, line=line, max_length=64, required=True)
         check_unique(seen, external_id, "article external_id", path=path, line=line)
-        raw_date = cell_text(row, "published_at", path=path, line=line, required=True)
-        try:
-            published = datetime.fromisoformat(raw_date)
-        except ValueError:
-            raise DemoDataError(f"published_at is not an ISO 8601 date-time: {raw_date!r}", path=path,
-                                line=line) from None
-        if timezone.is_naive(published):
-            published = published.replace(tzinfo=dt_timezone.utc)
+        published = cell_datetime(row, "published_at", path=path, line=line)
         articles.append(ArticleRow(
             line=line, external_id=external_id,
             title=cell_text(row, "title", path=path, line=line, max_length=300, required=True),
