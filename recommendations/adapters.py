@@ -183,6 +183,26 @@ class DefaultAdapter:
             qs = qs.filter(**{f"{user_field}__in": list(user_ids)})
         return qs, names, ct_expr, fixed_ct, extra, ts_field
 
+    def user_item_keys(self, user_id: Any, *, candidates: Iterable[ItemKey] | None = None) -> set[ItemKey]:
+        """Return the keys of the items ``user_id`` interacted with (one small query per interaction model).
+
+        With ``candidates``, only those items are looked up: serving checks a short list.
+        """
+        candidate_ids = None if candidates is None else {object_id for _, object_id in candidates}
+        if candidate_ids is not None and not candidate_ids:
+            return set()
+        keys: set[ItemKey] = set()
+        for config in self.interaction_configs():
+            qs, names, ct_expr, fixed_ct, _, _ = self._query_for(config, user_ids=[user_id])
+            id_name = names[1]
+            if candidate_ids is not None:
+                qs = qs.filter(**{f"{id_name}__in": list(candidate_ids)})
+            if ct_expr:
+                keys.update((ct, str(oid)) for oid, ct in qs.values_list(id_name, f"{ct_expr}_id"))
+            else:
+                keys.update((fixed_ct, str(oid)) for oid in qs.values_list(id_name, flat=True))
+        return keys
+
     def _rows_for(self, config: dict[str, Any], *, since=None, user_ids=None) -> Iterator[InteractionRow]:
         qs, names, ct_expr, fixed_ct, extra, ts_field = self._query_for(config, since=since, user_ids=user_ids)
         kind = config.get("kind", "weight")

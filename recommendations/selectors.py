@@ -17,7 +17,9 @@ import numpy as np
 from django.apps import apps
 from django.contrib.contenttypes.models import ContentType
 from django.db import models
+from django.core.cache import cache
 from django.db.models import Case, FloatField, IntegerField, Value, When
+from django.db.models.signals import post_delete, post_save
 
 from .adapters import get_adapter
 from .conf import app_settings
@@ -41,16 +43,35 @@ def _ct(model) -> ContentType:
     return ContentType.objects.get_for_model(model)
 
 
+RULES_CACHE_KEY = "recommendations:item-rules"
+
+
 def _rules() -> dict[Key, ItemRule]:
-    return {(r.content_type_id, r.object_id): r for r in ItemRule.objects.all()}
+    """Return the editors' rules; cached for a few seconds (cleared on every change in this process)."""
+    rules = cache.get(RULES_CACHE_KEY)
+    if rules is None:
+        rules = {(r.content_type_id, r.object_id): r for r in ItemRule.objects.all()}
+        cache.set(RULES_CACHE_KEY, rules, 10)
+    return rules
 
 
-def _seen_keys(user) -> set[Key]:
-    """Return the items ``user`` has interacted with (one query per interaction model)."""
+def _clear_rules_cache(**kwargs) -> None:
+    cache.delete(RULES_CACHE_KEY)
+
+
+post_save.connect(_clear_rules_cache, sender=ItemRule, dispatch_uid="recommendations.rules.save")
+post_delete.connect(_clear_rules_cache, sender=ItemRule, dispatch_uid="recommendations.rules.delete")
+
+
+def _seen_keys(user, candidates: Iterable[Key] | None = None) -> set[Key]:
+    """Return which of ``candidates`` (or of all items) ``user`` has interacted with.
+
+    Stored picks already exclude what the user had seen when they were computed; this check
+    covers the seconds between a new interaction and the user's refresh.
+    """
     if not app_settings.EXCLUDE_SEEN or user is None or not getattr(user, "is_authenticated", False):
         return set()
-    adapter = get_adapter()
-    return {row.item_key for row in adapter.interaction_rows(user_ids=[user.pk])}
+    return get_adapter().user_item_keys(user.pk, candidates=candidates)
 
 
 def _because(explanation: list[dict]) -> str:
@@ -163,7 +184,7 @@ def recommended_for(user, *, model=None, n: int = 10, queryset: models.QuerySet 
     if model is not None:
         rows = rows.filter(content_type=_ct(model))
     rows = list(rows.order_by("rank").values_list("content_type_id", "object_id", "score", "explanation"))
-    seen = _seen_keys(user)
+    seen = _seen_keys(user, candidates=[(ct, oid) for ct, oid, _, _ in rows]) if rows else _seen_keys(user)
     rules = _rules()
     candidates = [((ct, oid), score, expl or [], "personal") for ct, oid, score, expl in rows]
     lam = app_settings.MMR_LAMBDA if mmr_lambda is None else mmr_lambda
@@ -171,6 +192,8 @@ def recommended_for(user, *, model=None, n: int = 10, queryset: models.QuerySet 
     items = _materialise(candidates, n=fetch, model=model, queryset=queryset, exclude=seen, rules=rules)
     items = _mmr(items, n, lam) if lam > 0 else items
     if len(items) < n:
+        if rows:
+            seen = _seen_keys(user)  # the fallbacks need the whole history, not just the candidates
         have = {(_ct(type(i)).pk, str(i.pk)) for i in items}
         extra = _content_fallback(seen, n=n - len(items), model=model, queryset=queryset,
                                   exclude=seen | have, rules=rules)
