@@ -69,7 +69,7 @@ def is_postgres() -> bool:
 
 
 def subprocess_env(*, queue: str, chunk_size: int, lock_timeout: int, visibility_timeout: int = 3600,
-                   broker_url: str | None = None, **extra: str) -> dict[str, str]:
+                   broker_url: str | None = None, result_backend: str | None = None, **extra: str) -> dict[str, str]:
     """Return the environment of a worker or server that shares this test's database, broker and options."""
     from django.conf import settings
 
@@ -78,7 +78,7 @@ def subprocess_env(*, queue: str, chunk_size: int, lock_timeout: int, visibility
         DJANGO_SETTINGS_MODULE="tests.reliability.settings",
         DATABASE_URL=subprocess_database_url(),
         CELERY_BROKER_URL=broker_url or settings.CELERY_BROKER_URL,
-        CELERY_RESULT_BACKEND=settings.CELERY_RESULT_BACKEND,
+        CELERY_RESULT_BACKEND=result_backend or settings.CELERY_RESULT_BACKEND,
         BRE_FAULT_QUEUE=queue,
         BRE_FAULT_CHUNK_SIZE=str(chunk_size),
         BRE_FAULT_LOCK_TIMEOUT=str(lock_timeout),
@@ -153,10 +153,15 @@ class ManagedProcess:
         self._log.close()
 
 
-def celery_worker(name: str, env: dict[str, str], *, queue: str, concurrency: int = 1) -> ManagedProcess:
-    """Start ``celery -A bre_site worker`` (prefork) on ``queue``; return once it is ready."""
+def celery_worker(name: str, env: dict[str, str], *, queue: str, concurrency: int = 1,
+                  supervised: bool = False) -> ManagedProcess:
+    """Start ``celery -A bre_site worker`` (prefork) on ``queue``; return once it is ready.
+
+    ``supervised`` runs it under scripts/reliability/supervise.sh, which starts it again when it exits.
+    """
     celery = Path(sys.executable).with_name("celery")
-    argv = [str(celery)] if celery.exists() else [sys.executable, "-m", "celery"]
+    argv = [str(ROOT / "scripts" / "reliability" / "supervise.sh")] if supervised else []
+    argv += [str(celery)] if celery.exists() else [sys.executable, "-m", "celery"]
     argv += ["-A", "bre_site", "worker", "-P", "prefork", "-c", str(concurrency), "-Q", queue,
              "-n", f"{name}-{os.getpid()}@%h", "--loglevel=INFO", "--without-gossip", "--without-mingle",
              "--without-heartbeat"]
@@ -227,12 +232,12 @@ class PrivateRedis:
 
 
 @contextmanager
-def celery_publishing(*, queue: str, broker_url: str | None = None) -> Iterator[None]:
+def celery_publishing(*, queue: str, broker_url: str | None = None, result_backend: str | None = None) -> Iterator[None]:
     """Make this process publish for real (not eagerly) to ``queue`` of ``broker_url``."""
     from bre_site.celery import app
 
     conf = app.conf
-    saved = {key: conf[key] for key in ("task_always_eager", "task_default_queue", "broker_url")}
+    saved = {key: conf[key] for key in ("task_always_eager", "task_default_queue", "broker_url", "result_backend")}
 
     def reset() -> None:
         for attr in ("queues", "default_queue", "router"):
@@ -242,15 +247,26 @@ def celery_publishing(*, queue: str, broker_url: str | None = None) -> Iterator[
             app._pool.force_close_all()
         app._pool = None
         app.amqp._producer_pool = None
+        app._backend_cache = None
+        app._local = threading.local()
 
+    # Celery reads CELERY_BROKER_URL and CELERY_RESULT_BACKEND from the environment before its own settings.
+    saved_env = {key: os.environ.get(key) for key in ("CELERY_BROKER_URL", "CELERY_RESULT_BACKEND")}
     conf.task_always_eager = False
     conf.task_default_queue = queue
     if broker_url:
-        conf.broker_url = broker_url
+        conf.broker_url = os.environ["CELERY_BROKER_URL"] = broker_url
+    if result_backend:
+        conf.result_backend = os.environ["CELERY_RESULT_BACKEND"] = result_backend
     reset()
     try:
         yield
     finally:
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
         try:
             with app.connection_for_write() as conn:
                 conn.default_channel.queue_purge(queue)
