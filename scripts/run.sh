@@ -15,9 +15,15 @@ cleanup() {
   trap - INT TERM EXIT
   if [ ${#pids[@]} -gt 0 ]; then
     echo
-    echo "==> Stopping the worker and beat (${pids[*]})"
-    kill -TERM "${pids[@]}" 2>/dev/null || true
-    wait "${pids[@]}" 2>/dev/null || true
+    echo "==> Stopping the worker and beat"
+    for pid in "${pids[@]}"; do kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true; done
+    for _ in $(seq 20); do
+      alive=0
+      for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+      [ "$alive" = 0 ] && break
+      sleep 0.5
+    done
+    for pid in "${pids[@]}"; do kill -KILL -- "-$pid" 2>/dev/null || true; done
   fi
 }
 trap cleanup INT TERM EXIT
@@ -30,18 +36,20 @@ echo "==> Loading the demo data (first time only)"
 $PY manage.py load_demo_data
 
 echo "==> Starting a Celery worker (2 processes) and beat; logs in var/log/"
-$BIN/celery -A bre_site worker -c 2 --loglevel=INFO --logfile var/log/worker.log >/dev/null 2>&1 &
+# Each in its own session (setsid), so that stopping it stops its pool processes too.
+setsid $BIN/celery -A bre_site worker -c 2 --loglevel=INFO --logfile var/log/worker.log >/dev/null 2>&1 &
 pids+=($!)
-$BIN/celery -A bre_site beat --loglevel=INFO --logfile var/log/beat.log \
+setsid $BIN/celery -A bre_site beat --loglevel=INFO --logfile var/log/beat.log \
   --scheduler django_celery_beat.schedulers:DatabaseScheduler >/dev/null 2>&1 &
 pids+=($!)
 
-if $PY manage.py recommendations status | grep -q "^Active build: none"; then
+status=$($PY manage.py recommendations status)
+if grep -q "^Active build: none" <<<"$status"; then
   echo "==> Queueing a full build and waiting for the worker to finish it"
   $PY manage.py recommendations build --wait --timeout 900
 else
   echo "==> Reusing the active build (run 'make build' or the admin's 'Build now' to rebuild):"
-  $PY manage.py recommendations status | head -1
+  head -1 <<<"$status"
 fi
 
 cat <<MSG
