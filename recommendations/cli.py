@@ -54,7 +54,11 @@ def _parse_timestamp(value: str) -> float:
     return datetime.fromisoformat(text).timestamp()
 
 
-def read_interactions(path: str, required: Sequence[str] = ("user", "item"), optional: Sequence[str] = ("rating", "timestamp")) -> Interactions:
+def read_interactions(
+    path: str,
+    required: Sequence[str] = ("user", "item"),
+    optional: Sequence[str] = ("rating", "timestamp"),
+) -> Interactions:
     """Read a CSV with a header row; ``required`` columns must exist, ``optional`` ones are parsed if present.
 
     Column names are matched case-insensitively after stripping spaces. Ids are strings.
@@ -81,7 +85,8 @@ def read_interactions(path: str, required: Sequence[str] = ("user", "item"), opt
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
-        raise CSVError(f"{path}:{line}: not valid UTF-8 (byte 0x{raw[exc.start]:02x}); save the file as UTF-8") from None
+        byte = raw[exc.start]
+        raise CSVError(f"{path}:{line}: not valid UTF-8 (byte 0x{byte:02x}); save the file as UTF-8") from None
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
         header = next(reader)
@@ -176,7 +181,9 @@ def _weights(data: Interactions, weighting: str) -> np.ndarray:
     return np.ones(len(data), dtype=np.float32)
 
 
-def _matrix(rows: np.ndarray, cols: np.ndarray, values: np.ndarray, shape: tuple[int, int], weighting: str) -> sp.csr_matrix:
+def _matrix(
+    rows: np.ndarray, cols: np.ndarray, values: np.ndarray, shape: tuple[int, int], weighting: str
+) -> sp.csr_matrix:
     X = sp.csr_matrix((values.astype(np.float32), (rows, cols)), shape=shape, dtype=np.float32)
     X.sum_duplicates()
     if weighting == "binary":
@@ -408,7 +415,9 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--train", required=True, help="CSV with header: user,item[,rating][,timestamp]")
     rec.add_argument("--k", type=int, default=10, help="items per user (default 10)")
     rec.add_argument("--algorithm", default=None, help="registry name (default: auto, or the one in --params)")
-    rec.add_argument("--params", default=None, help='JSON {"algorithm": name, "params": {...}} (e.g. from evaluate --tune)')
+    rec.add_argument(
+        "--params", default=None, help='JSON {"algorithm": name, "params": {...}} (e.g. from evaluate --tune)'
+    )
     rec.add_argument("--output", default=None, help="output CSV user,item,rank,score (default: stdout)")
     rec.add_argument("--weight", choices=WEIGHTINGS, default="binary",
                      help="interaction weight: binary (default), count of rows, or the rating value")

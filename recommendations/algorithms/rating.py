@@ -8,7 +8,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-__all__ = ["RatingPredictorBase", "GlobalMean", "BiasBaseline", "BiasedMF", "RATING_MODELS", "rmse", "mae", "kfold_indices"]
+__all__ = [
+    "RatingPredictorBase", "GlobalMean", "BiasBaseline", "BiasedMF", "RATING_MODELS", "rmse", "mae", "kfold_indices",
+]
 
 
 def rmse(y_true: ArrayLike, y_pred: ArrayLike) -> float:
@@ -41,7 +43,14 @@ class RatingPredictorBase:
 
     rating_range: tuple[float, float] = (1.0, 5.0)
 
-    def fit(self, users: ArrayLike, items: ArrayLike, ratings: ArrayLike, n_users: int | None = None, n_items: int | None = None) -> "RatingPredictorBase":
+    def fit(
+        self,
+        users: ArrayLike,
+        items: ArrayLike,
+        ratings: ArrayLike,
+        n_users: int | None = None,
+        n_items: int | None = None,
+    ) -> RatingPredictorBase:
         raise NotImplementedError(".fit() must be overridden")
 
     def predict(self, users: ArrayLike, items: ArrayLike) -> NDArray[np.float64]:
@@ -249,7 +258,8 @@ class BiasedMF(RatingPredictorBase):
         k = int(self.factors)
         reg = float(self.regularization)
         breg = reg if self.bias_regularization is None else float(self.bias_regularization)
-        seeds = [None if self.random_state is None else int(self.random_state) + m for m in range(max(1, int(self.n_models)))]
+        n_models = max(1, int(self.n_models))
+        seeds = [None if self.random_state is None else int(self.random_state) + m for m in range(n_models)]
         P_all, Q_all, BU_all, BI_all = [], [], [], []
         for seed in seeds:
             rng = np.random.default_rng(seed)

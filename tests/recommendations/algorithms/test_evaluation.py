@@ -227,3 +227,24 @@ def test_load_params_rejects_bad_json(tmp_path):
     path.write_text("{\n  nope\n")
     with pytest.raises(ValueError, match=r"bad.json:2:"):
         ev.load_params(path)
+
+
+def test_tune_max_users_scores_a_sample_of_validation_users():
+    rng = np.random.default_rng(0)
+    train = sp.csr_matrix((rng.random((80, 30)) < 0.3).astype(np.float32))
+    scored_rows = []
+
+    class Pop:
+        def __init__(self, **params):
+            pass
+
+        def fit(self, ui):
+            self.pop = np.asarray(ui.sum(axis=0)).ravel()
+            return self
+
+        def score(self, rows):
+            scored_rows.append(rows.shape[0])
+            return np.tile(self.pop, (rows.shape[0], 1))
+
+    ev.tune("pop", train, {}, factory=lambda name, **p: Pop(**p), max_users=10, random_state=0)
+    assert sum(scored_rows) == 10
