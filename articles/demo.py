@@ -399,7 +399,11 @@ def demo_data_load(
     returned. ``admin_username=None`` skips the staff account.
     """
     say = _Progress(stdout)
-    if not force and demo_data_is_loaded(demo_username=demo_username):
+    try:
+        loaded = not force and demo_data_is_loaded(demo_username=demo_username)
+    except DatabaseError as exc:
+        raise DemoDataError(f"cannot read the database ({exc}); is it running and migrated?") from exc
+    if loaded:
         say(f"Demo data already loaded (user {demo_username!r} and the books exist); nothing to do.")
         return {"already_loaded": True}
 
