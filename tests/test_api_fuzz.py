@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import collections
 
+import hypothesis
 import pytest
-
-schemathesis = pytest.importorskip("schemathesis", reason="schemathesis is not installed (requirements.txt pins it)")
-import hypothesis  # noqa: E402  (a dependency of schemathesis)
+import schemathesis
 from django.contrib.auth import get_user_model
 from django.contrib.contenttypes.models import ContentType
 from django.core.signals import request_finished, request_started
@@ -54,7 +53,8 @@ def identities():
     other = User.objects.create_user("fuzz-other", password="pw-fuzz-1234")
     staff = User.objects.create_user("fuzz-staff", password="pw-fuzz-1234", is_staff=True)
     tag = Tag.objects.create(name="Fuzz", slug="fuzz")
-    articles = [Article.objects.create(title=f"Article {i}", slug=f"article-{i}", summary="s " * i) for i in range(1, 6)]
+    articles = [Article.objects.create(title=f"Article {i}", slug=f"article-{i}", summary="s " * i)
+                for i in range(1, 6)]
     books = [Book.objects.create(title=f"Book {i}", authors="A. Author", year=1900 + i) for i in range(1, 6)]
     for obj in articles[:2] + books[:2]:
         obj.tags.add(tag)

@@ -99,7 +99,8 @@ class TestReadsIsolation:
     def test_a_cannot_change_bs_reads(self, world):
         a = as_user(world["a"])
         read = world["read"]
-        assert a.patch(f"/api/reads/{read.pk}/", {"dwell_seconds": 999, "progress": 1}, format="json").status_code == 404
+        response = a.patch(f"/api/reads/{read.pk}/", {"dwell_seconds": 999, "progress": 1}, format="json")
+        assert response.status_code == 404
         assert a.post(f"/api/reads/{read.pk}/beacon/", {"dwell_seconds": 999}, format="json").status_code == 404
         assert a.delete(f"/api/reads/{read.pk}/").status_code == 404
         read.refresh_from_db()

@@ -6,13 +6,14 @@ HTTP 400, like DRF's own.
 """
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from django.core.exceptions import (
     RequestDataTooBig,
     SuspiciousOperation,
     TooManyFieldsSent,
+)
+from django.core.exceptions import (
     ValidationError as DjangoValidationError,
 )
 from django.http import JsonResponse
@@ -21,8 +22,6 @@ from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
-
-logger = logging.getLogger(__name__)
 
 API_PREFIX = "/api/"
 

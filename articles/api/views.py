@@ -188,6 +188,12 @@ class ReadBeaconApi(WriteThrottleMixin, APIView):
 # --- ratings -------------------------------------------------------------------------------------------------
 
 
+_RATING_SET_RESPONSES = {
+    200: OpenApiResponse(s.RatingOutputSerializer, description="An existing rating was updated."),
+    201: OpenApiResponse(s.RatingOutputSerializer, description="The item was rated for the first time."),
+}
+
+
 class RatingListSetApi(WriteThrottleMixin, generics.GenericAPIView):
     """A reader's ratings: list your own (staff: ``?user=``), or rate an item (rating again updates it)."""
 
@@ -201,11 +207,7 @@ class RatingListSetApi(WriteThrottleMixin, generics.GenericAPIView):
         page = self.paginate_queryset(rows)
         return self.get_paginated_response(s.RatingOutputSerializer(page, many=True).data)
 
-    @extend_schema(
-        request=s.RatingSetInputSerializer,
-        responses={200: OpenApiResponse(s.RatingOutputSerializer, description="An existing rating was updated."),
-                   201: OpenApiResponse(s.RatingOutputSerializer, description="The item was rated for the first time.")},
-    )
+    @extend_schema(request=s.RatingSetInputSerializer, responses=_RATING_SET_RESPONSES)
     def post(self, request):
         data = s.RatingSetInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -215,11 +217,7 @@ class RatingListSetApi(WriteThrottleMixin, generics.GenericAPIView):
         code = status.HTTP_200_OK if existed else status.HTTP_201_CREATED
         return Response(s.RatingOutputSerializer(rating).data, status=code)
 
-    @extend_schema(
-        request=s.RatingSetInputSerializer,
-        responses={200: OpenApiResponse(s.RatingOutputSerializer, description="An existing rating was updated."),
-                   201: OpenApiResponse(s.RatingOutputSerializer, description="The item was rated for the first time.")},
-    )
+    @extend_schema(request=s.RatingSetInputSerializer, responses=_RATING_SET_RESPONSES)
     def put(self, request):
         return self.post(request)
 
@@ -263,7 +261,9 @@ class NotInterestedListApi(WriteThrottleMixin, generics.GenericAPIView):
         mark = services.not_interested_set(user=request.user, item=_item(data.validated_data))
         return Response(s.NotInterestedOutputSerializer(mark).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(operation_id="not_interested_destroy_by_item", parameters=[s.ItemRefInputSerializer], responses={204: None})
+    @extend_schema(
+        operation_id="not_interested_destroy_by_item", parameters=[s.ItemRefInputSerializer], responses={204: None}
+    )
     def delete(self, request):
         data = s.ItemRefInputSerializer(data=request.query_params)
         data.is_valid(raise_exception=True)

@@ -53,7 +53,9 @@ class UserRecommendationsListApi(APIView):
 
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(parameters=[s.RecommendationsQueryInputSerializer], responses=s.RecommendationOutputSerializer(many=True))
+    @extend_schema(
+        parameters=[s.RecommendationsQueryInputSerializer], responses=s.RecommendationOutputSerializer(many=True)
+    )
     def get(self, request):
         params = s.RecommendationsQueryInputSerializer(data=request.query_params)
         params.is_valid(raise_exception=True)

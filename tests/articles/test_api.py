@@ -250,7 +250,8 @@ class TestRatingsApi:
         assert Rating.objects.get(user=reader).stars == 3
 
     def test_unknown_item_is_400(self, api):
-        body = _error(api.post("/api/ratings/", {"item_type": "book", "item_id": 424242, "stars": 3}, format="json"), 400)
+        response = api.post("/api/ratings/", {"item_type": "book", "item_id": 424242, "stars": 3}, format="json")
+        body = _error(response, 400)
         assert "There is no book with id 424242" in body["detail"]
 
     def test_list_show_and_delete(self, api, reader, catalogue):
