@@ -33,9 +33,17 @@ from .conf import app_settings
 from .models import BuildRun, ItemRule, PopularItem, SimilarItem, UserRecommendation
 
 STAGES = ("load", "fit", "score", "write", "switch")
+
+
+def _stages(builds) -> list[str]:
+    """Return the stage names in the builds' timings: the five main ones first, then any others."""
+    names = [s for s in STAGES if any(s in b.timings for b in builds)]
+    for build in builds:
+        names += [k for k in build.timings if k not in names and isinstance(build.timings[k], (int, float))]
+    return names
 # Keys of an evaluation result that are bookkeeping, not quality metrics.
 _NOT_METRICS = {"fit_seconds", "score_seconds", "n_users", "n_skipped_users", "best_score"}
-CHART_COLOURS = ("#417690", "#e07b39", "#3a9a5b", "#b8455b", "#7a5fb0", "#8c8c3c")
+CHART_COLOURS = ("#417690", "#e07b39", "#3a9a5b", "#b8455b", "#7a5fb0", "#8c8c3c", "#2e8b9a", "#c0a030")
 
 
 # --- helpers ----------------------------------------------------------------------------------------
@@ -162,7 +170,8 @@ def durations_chart(builds: list[BuildRun], *, width: int = 640, height: int = 1
         return None
     left, top, bottom = 44, 8, 24
     inner_h = height - top - bottom
-    totals = [sum(float(b.timings.get(s, 0) or 0) for s in STAGES) for b in builds]
+    stages = _stages(builds)
+    totals = [sum(float(b.timings.get(s, 0) or 0) for s in stages) for b in builds]
     top_value = max(totals) or 1.0
     slot = (width - left - 8) / len(builds)
     bar_w = max(4.0, min(36.0, slot * 0.7))
@@ -171,7 +180,7 @@ def durations_chart(builds: list[BuildRun], *, width: int = 640, height: int = 1
         x = left + slot * i + (slot - bar_w) / 2
         y = top + inner_h
         segments = []
-        for n, stage in enumerate(STAGES):
+        for n, stage in enumerate(stages):
             seconds = float(build.timings.get(stage, 0) or 0)
             h = inner_h * seconds / top_value
             y -= h
@@ -179,7 +188,7 @@ def durations_chart(builds: list[BuildRun], *, width: int = 640, height: int = 1
                              "colour": CHART_COLOURS[n % len(CHART_COLOURS)]})
         bars.append({"x": round(x, 1), "w": round(bar_w, 1), "segments": segments, "label": f"#{build.pk}",
                      "total": round(totals[i], 2), "cx": round(x + bar_w / 2, 1)})
-    legend = [{"stage": s, "colour": CHART_COLOURS[n % len(CHART_COLOURS)]} for n, s in enumerate(STAGES)]
+    legend = [{"stage": s, "colour": CHART_COLOURS[n % len(CHART_COLOURS)]} for n, s in enumerate(stages)]
     return {"width": width, "height": height, "left": left, "bottom": height - bottom, "top": top,
             "max": f"{top_value:.3g}", "bars": bars, "legend": legend}
 
@@ -221,7 +230,7 @@ class BuildRunAdmin(admin.ModelAdmin):
 
     @admin.display(description="seconds per stage")
     def stages_display(self, obj):
-        return " · ".join(f"{s} {obj.timings[s]:.2f}" for s in STAGES if isinstance(obj.timings.get(s), (int, float))) or "—"
+        return " · ".join(f"{s} {obj.timings[s]:.2f}" for s in _stages([obj])) or "—"
 
     @admin.display(description="counts")
     def counts_display(self, obj):

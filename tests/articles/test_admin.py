@@ -12,6 +12,16 @@ from recommendations.models import BuildRun, ItemRule, PopularItem, SimilarItem,
 MODELS = (Tag, Article, Book, Read, Rating, NotInterested)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Selectors cache the editors' rules for a few seconds; a rolled-back test must not leak them."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
 def _ct(model) -> ContentType:
     return ContentType.objects.get_for_model(model)
 

@@ -19,6 +19,16 @@ from tests.recommendations.testapp.models import Item
 RESULT_MODELS = (BuildRun, SimilarItem, UserRecommendation, PopularItem, ItemRule)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Selectors cache the editors' rules for a few seconds; a rolled-back test must not leak them."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
 def _url(model, view: str, *args) -> str:
     return reverse(f"admin:recommendations_{model._meta.model_name}_{view}", args=args)
 
