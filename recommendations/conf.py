@@ -46,7 +46,7 @@ DEFAULTS: dict[str, Any] = {
     "MODEL_TOP_K": 200,
     # Parameters of the star predictor (recommendations.algorithms.rating.BiasedMF) fitted on ratings.
     "RATING_MODEL": {"factors": 32, "iterations": 10, "regularization": 0.05},
-    # How many results are stored per user and per item.
+    # How many results are stored per user (for each item model) and per item.
     "N_RECOMMENDATIONS": 30,
     "N_SIMILAR": 20,
     # How many items a popularity list keeps per item model.

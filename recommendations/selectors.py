@@ -211,14 +211,17 @@ def _content_fallback(seen: set[Key], *, n: int, model, queryset, exclude: set[K
     """Content neighbours of the few items a cold user has touched."""
     if not seen or n <= 0:
         return []
-    query = models.Q()
-    for ct_id, object_id in list(seen)[:50]:
-        query |= models.Q(content_type_id=ct_id, object_id=object_id)
-    rows = (
-        SimilarItem.objects.filter(query, build__is_active=True, kind=SimilarItem.Kind.CONTENT, rank__lte=10)
-        .order_by("rank")
-        .values_list("content_type_id", "object_id", "target_content_type_id", "target_object_id", "score")
-    )
+    sources = set(list(seen)[:50])
+    build_id = BuildRun.objects.filter(is_active=True).values_list("pk", flat=True).first()
+    # IN lists on the indexed columns (build, kind, content_type, object_id) instead of an OR of pairs,
+    # which SQLite cannot use its index for; the pairs are checked in Python.
+    rows = [
+        row for row in SimilarItem.objects.filter(
+            build_id=build_id, kind=SimilarItem.Kind.CONTENT,
+            content_type_id__in={ct for ct, _ in sources}, object_id__in={oid for _, oid in sources}, rank__lte=10,
+        ).values_list("content_type_id", "object_id", "target_content_type_id", "target_object_id", "score")
+        if (row[0], row[1]) in sources
+    ]
     best: dict[Key, tuple[float, Key]] = {}
     for ct_id, object_id, t_ct, t_id, score in rows:
         key = (t_ct, t_id)

@@ -297,6 +297,14 @@ class BuildState:
     user_items: sp.csr_matrix
     negatives: sp.csr_matrix
     _dense: np.ndarray | None = None
+    _groups: list[np.ndarray] | None = None
+
+    def item_groups(self) -> list[np.ndarray]:
+        """Column positions of each item model (content type), in position order."""
+        if self._groups is None:
+            cts = np.asarray([key[0] for key in self.item_map], dtype=np.int64)
+            self._groups = [np.flatnonzero(cts == ct) for ct in np.unique(cts)]
+        return self._groups
 
     def dense_similarity(self, max_bytes: int = 256 * 2**20) -> np.ndarray | None:
         """The model's item-item weights as a dense array, when that fits in ``max_bytes``."""
@@ -661,7 +669,15 @@ def _score_rows(state: BuildState, rows: sp.csr_matrix, negatives: sp.csr_matrix
     seen.data[:] = 1
     mask = seen.toarray().astype(bool)
     scores[mask] = -np.inf
-    return topk_dense_rows(scores, min(n, scores.shape[1]))
+    # Top-n per item model, so that every surface ("articles for you", "books for you") is full.
+    parts_idx, parts_scores = [], []
+    for columns in state.item_groups():
+        idx, sc = topk_dense_rows(scores[:, columns], min(n, len(columns)))
+        parts_idx.append(np.where(idx >= 0, columns[np.maximum(idx, 0)], -1))
+        parts_scores.append(sc)
+    indices, top = np.hstack(parts_idx), np.hstack(parts_scores)
+    order = np.argsort(-top, axis=1, kind="stable")
+    return np.take_along_axis(indices, order, axis=1), np.take_along_axis(top, order, axis=1)
 
 
 def _user_pk(key: str):
@@ -670,7 +686,7 @@ def _user_pk(key: str):
 
 def _recommendation_rows(build_id: int, state: BuildState, user_pks: list, rows: sp.csr_matrix,
                          negatives: sp.csr_matrix, source: str) -> list[tuple]:
-    """Return ``PICK_COLUMNS`` tuples: the top ``N_RECOMMENDATIONS`` of each user, explained."""
+    """Return ``PICK_COLUMNS`` tuples: the top ``N_RECOMMENDATIONS`` of each user and item model, explained."""
     n = app_settings.N_RECOMMENDATIONS
     indices, scores = _score_rows(state, rows, negatives, n)
     keys = set()
