@@ -612,7 +612,7 @@ class ItemRecommendationsAdminMixin:
                 ((item.rec_rank, item_link(item), f"{item.rec_score:.3f}") for item in items),
             ) or mark_safe('<tr><td colspan="3">none stored</td></tr>')
             columns.append(format_html(
-                '<div class="recommendations-neighbours" style="display:inline-block;vertical-align:top;'
-                'margin-right:2em"><strong>{}</strong><table><thead><tr><th>#</th><th>item</th><th>score</th>'
-                '</tr></thead><tbody>{}</tbody></table></div>', title, rows))
-        return format_html_join("", "{}", ((c,) for c in columns))
+                '<div class="recommendations-neighbours"><strong>{}</strong><table><thead><tr><th>#</th>'
+                '<th>item</th><th>score</th></tr></thead><tbody>{}</tbody></table></div>', title, rows))
+        return format_html('<div style="display:flex;flex-wrap:wrap;gap:2em;align-items:flex-start">{}</div>',
+                           format_html_join("", "{}", ((c,) for c in columns)))
