@@ -19,11 +19,11 @@ class TestRecommendedFor:
         user = built["users"]["space1"]
         selectors.recommended_for(user, n=3)  # warm ContentType cache
         # space1 has one personal pick, so this path includes both fallbacks (content, popular):
-        # picks, history (twice), rules, items, active build, neighbours, titles, popular rows, items.
-        with django_assert_max_num_queries(11):
+        # picks, history (twice), rules, items, active build, neighbours, titles, items, popular rows, items.
+        with django_assert_max_num_queries(12):
             picks = selectors.recommended_for(user, n=3)
         assert len(picks) == 3
-        with django_assert_max_num_queries(11):
+        with django_assert_max_num_queries(12):
             assert len(selectors.recommended_for(user, n=6)) == 5  # 8 items, 3 already liked
 
     def test_seen_between_build_and_refresh_is_hidden(self, built):
