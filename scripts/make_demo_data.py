@@ -15,8 +15,8 @@ What it writes (all UTF-8 CSV, gzip-compressed, with a header row):
     almost every book. Columns: external_id (goodbooks ``book_id``), title, authors, year
     (``original_publication_year`` as an int, or empty), isbn (ISBN-10 with the leading zeros that the
     CSV lost restored, empty unless the check digit is valid), description (Open Library text where the
-    descriptions data set has one, with Markdown links, URLs, "Also contained in" lists and the spam
-    "PDF" links removed; else empty), cover_url (``image_url``; Goodreads' "nophoto" placeholders become
+    descriptions data set has one, with Markdown links, URLs, footnote marks, "Also contained in" lists
+    and the spam "PDF" links removed; empty when there is none or it is not in English), cover_url (``image_url``; Goodreads' "nophoto" placeholders become
     empty), tags (up to 8 genre/topic tags joined with ``|``: Goodreads shelf names mapped through the
     controlled vocabulary ``BOOK_TAGS`` below, ranked by how many readers shelved the book so; personal
     shelves such as "to-read", "owned", "favorites", "kindle" or "read-in-2015" are not in it).
@@ -218,7 +218,11 @@ def _isbn10(raw: str) -> str:
     return value
 
 
-_MD_LINK = re.compile(r"\[([^\[\]]*(?:\[[^\]]*\][^\[\]]*)*)\]\((https?://[^)\s]*)\)")
+_ENGLISH = frozenset("the and of to a in is his her he she with for that it as was on by their they from an".split())
+# Frequent words of the other languages found in the descriptions (es, fr, it, de, nl, pt).
+_FOREIGN = frozenset("el los las que del una di della il per est les des du et und der die das ist het een van "
+                     "não uma com la e da dei delle stato".split())
+_MD_LINK = re.compile(r"\[([^\[\]]*(?:\[[^\]]*\][^\[\]]*)*)\]\(((?:https?://|/)[^)\s]*)\)")
 
 
 def _clean_description(text: str) -> str:
@@ -232,7 +236,14 @@ def _clean_description(text: str) -> str:
     text = _MD_LINK.sub(lambda m: m.group(1), text)
     text = re.sub(r"\[([^\]]+)\]\[\d+\]", r"\1", text)
     text = re.sub(r"https?://\S+", "", text)
+    text = re.sub(r"(?m)^\s*\(?\s*Source\b.*$", "", text)  # "Source: [1], back cover"
+    text = re.sub(r"(?<=[\w.,;:)\"'])\[\d+\]", "", text)  # Wikipedia footnote marks "civilization,[16]"
     text = re.sub(r"\*\*|__", "", text)
+    text = re.sub(r"\\([\\`*_{}\[\]()#+\-.!>])", r"\1", text)  # Markdown escapes: "\--first edition"
+    words = re.findall(r"[a-z']+", text.lower())
+    english, foreign = sum(w in _ENGLISH for w in words), sum(w in _FOREIGN for w in words)
+    if len(words) >= 20 and (english < 0.10 * len(words) or foreign > english):
+        return ""  # Open Library matched an edition in another language
     text = re.sub(r"[ \t]+\n", "\n", text)
     text = re.sub(r"\n{3,}", "\n\n", text).strip()
     return text if len(text) >= 20 else ""
