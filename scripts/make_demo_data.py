@@ -17,9 +17,10 @@ What it writes (all UTF-8 CSV, gzip-compressed, with a header row):
     CSV lost restored, empty unless the check digit is valid), description (Open Library text where the
     descriptions data set has one, with Markdown links, URLs, footnote marks, "Also contained in" lists
     and the spam "PDF" links removed; empty when there is none or it is not in English), cover_url
-    (``image_url``; Goodreads' "nophoto" placeholders become empty), tags (up to 8 genre/topic tags joined with ``|``: Goodreads shelf names mapped through the
-    controlled vocabulary ``BOOK_TAGS`` below, ranked by how many readers shelved the book so; personal
-    shelves such as "to-read", "owned", "favorites", "kindle" or "read-in-2015" are not in it).
+    (``image_url``; Goodreads' "nophoto" placeholders become empty), tags (up to 8 genre/topic tags
+    joined with ``|``: Goodreads shelf names mapped through the controlled vocabulary ``BOOK_TAGS``
+    below, ranked by how many readers shelved the book so; personal shelves such as "to-read",
+    "owned", "favorites", "kindle" or "read-in-2015" are not in it).
 ``book_ratings.csv.gz``
     Real goodbooks-10k v1 ratings (user, book, stars) on those books, of readers with at least
     ``--min-ratings`` (20) ratings there; at most ``--max-readers`` (3,000) of them, picked by hash if
