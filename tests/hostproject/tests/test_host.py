@@ -254,3 +254,19 @@ class TestAdminAndApi:
         response = client.get(f"/api/items/shop.product/{stove.pk}/similar/", {"kind": "collaborative"})
         assert response.status_code == 200, response.content
         assert "Tent for two" in response.content.decode() or "Sleeping bag" in response.content.decode()
+
+    # Known gaps of recommendations/api in a host without BRE's REST_FRAMEWORK settings (reported to the
+    # API engineer); non-strict so that the fix simply turns them into passes.
+    @pytest.mark.xfail(reason="?user= is an IntegerField: UUID user keys get 400", strict=False)
+    def test_api_staff_may_ask_for_a_uuid_users_picks(self, staff_client, shop):
+        services.full_build_run()
+        customer = shop["customers"]["camping3"]
+        response = staff_client.get("/api/recommendations/", {"user": str(customer.pk)})
+        assert response.status_code == 200 and "Head torch" in response.content.decode()
+
+    @pytest.mark.xfail(reason="builds/ relies on the host's DEFAULT_PAGINATION_CLASS (500 without it)",
+                       raises=AssertionError, strict=False)
+    def test_api_builds_list_without_global_pagination(self, staff_client, shop):
+        build = services.full_build_run()
+        response = staff_client.get("/api/builds/")
+        assert response.status_code == 200 and str(build.pk) in response.content.decode()
