@@ -68,18 +68,16 @@ ROWS = [
      {"factors": 128, "regularization": 0.1, "alpha": 10.0, "iterations": 15}, (0.8308, 0.7085, 0.9006, 0.7313), False),
 ]
 
-#: Search space for `auto` on CiteULike: component variants (None = the estimator's defaults, i.e. the published
-#: parameters) and blend weights. Every component variant is fitted ONCE on the validation-fit part of TRAIN and
-#: cached; each point of the grid is then only a re-weighting of cached similarities (same blend as Auto.fit:
-#: sum of weight x unit_scale(similarity_)), which keeps a full grid affordable on 2 cores.
+#: Search space for `auto` on CiteULike: blend weights of its item-item components (component parameters are
+#: the estimator's defaults, i.e. the published ones). Every component is fitted ONCE on the validation-fit part of
+#: TRAIN and cached; each grid point is then a re-weighting of cached similarities (the blend of Auto.fit:
+#: sum of weight x unit_scale(similarity_)). The registry defaults are always tried too (as a real Auto fit,
+#: since they may include a non-item term such as iALS).
 AUTO_SEARCH_SPACE: dict[str, list] = {
-    "rp3beta": [None, {"alpha": 0.711, "beta": 0.35, "top_k": 764}],
-    "ease": [None],
-    "itemknn": [None],
     "weights": [
-        {"rp3beta": 1.0, "ease": e, "itemknn": k}
-        for e in (0.0, 0.25, 0.5, 1.0)
+        {"rp3beta": 1.0, "itemknn": k, "ease": e}
         for k in (0.0, 0.25, 0.5)
+        for e in (0.0, 0.5)
     ],
 }
 
@@ -96,9 +94,12 @@ class _CachedAutoFactory:
 
         factory = self
 
+        auto = get_estimator("auto", **params)
+        if set(auto.component_weights(10**9)) - {"rp3beta", "itemknn", "ease"}:
+            return auto  # a non-item term (e.g. the iALS part of the defaults): fit the real Auto, uncached
+
         class Blend:
             def fit(self, X):
-                auto = get_estimator("auto", **params)
                 weights = auto.component_weights(X.shape[1])
                 key_x = (X.shape, X.nnz, int(X.indices[: 1000].sum()))
                 S = None
@@ -167,22 +168,28 @@ def run(args: argparse.Namespace) -> int:
     rows = list(ROWS)
     auto_params: dict = {}
     auto_note = ""
-    if "auto" in ALGORITHMS and (only is None or "auto" in only):
-        if args.tune or not PARAMS_FILE.exists():
-            t0 = time.perf_counter()
-            res = ev.tune("auto", train, AUTO_SEARCH_SPACE, factory=_CachedAutoFactory(), metric="NDCG@10",
-                          ks=(10,), n_negatives=100, n_iter=args.tune_iter, random_state=args.seed,
-                          log=lambda line: print(line, flush=True))
-            auto_params = res.best_params
-            PARAMS_FILE.parent.mkdir(parents=True, exist_ok=True)
-            ev.save_params(PARAMS_FILE, "auto", auto_params,
-                           tuned_on="citeulike-a-cmn TRAIN only: random leave-one-out validation, 100 sampled negatives",
-                           metric="NDCG@10", validation_score=res.best_score, seed=args.seed,
-                           command="benchmarks/citeulike_cmn.py --tune", trials=res.trials)
-            auto_note = f"tuned now in {time.perf_counter() - t0:.0f} s (validation NDCG@10 {res.best_score:.4f})"
-        else:
-            _, auto_params = ev.load_params(PARAMS_FILE)
-            auto_note = f"params loaded from {PARAMS_FILE.relative_to(ROOT)}"
+    want_auto = "auto" in ALGORITHMS and (only is None or "auto" in only)
+    if want_auto and (args.tune or args.tune_only or (args.auto == "file" and not PARAMS_FILE.exists())):
+        t0 = time.perf_counter()
+        res = ev.tune("auto", train, AUTO_SEARCH_SPACE, factory=_CachedAutoFactory(), metric="NDCG@10",
+                      ks=(10,), n_negatives=100, n_iter=args.tune_iter, random_state=args.seed,
+                      log=lambda line: print(line, flush=True))
+        auto_params = res.best_params
+        PARAMS_FILE.parent.mkdir(parents=True, exist_ok=True)
+        ev.save_params(PARAMS_FILE, "auto", auto_params,
+                       tuned_on="citeulike-a-cmn TRAIN only: random leave-one-out validation, 100 sampled negatives",
+                       metric="NDCG@10", validation_score=res.best_score, seed=args.seed,
+                       command="benchmarks/citeulike_cmn.py --tune-only", trials=res.trials)
+        auto_note = f"tuned on validation, NDCG@10 {res.best_score:.4f}"
+        print(f"tuned auto in {time.perf_counter() - t0:.0f}s: {auto_params}; wrote {PARAMS_FILE}", flush=True)
+        if args.tune_only:
+            return 0
+    elif want_auto and args.auto == "defaults":
+        auto_note = "registry defaults"
+    elif want_auto:
+        _, auto_params = ev.load_params(PARAMS_FILE)
+        auto_note = f"tuned params from {PARAMS_FILE.relative_to(ROOT)}"
+    if want_auto:
         rows.append((f"auto ({auto_note})", "auto", auto_params, None, False))
     elif "auto" not in ALGORITHMS:
         print("NOTE: no 'auto' in the registry yet; its rows are skipped.")
@@ -230,22 +237,54 @@ def run(args: argparse.Namespace) -> int:
         auto_full_beats = all(a["HR@10"] > r["metrics"]["HR@10"] and a["NDCG@10"] > r["metrics"]["NDCG@10"] for r in others)
         print(f"[full]    auto beats every baseline on HR@10 and NDCG@10: {'PASS' if auto_full_beats else 'FAIL'}")
 
-    if not args.no_write and only is None:
-        write_results(sampled_rows, full_rows, auto_full_beats, train, negatives, args)
+    if not args.no_write:
+        store_path = RESULTS_FILE.with_suffix(".json")
+        store = json.loads(store_path.read_text(encoding="utf-8")) if store_path.exists() else {}
+        now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        cmd = "python benchmarks/citeulike_cmn.py" + "".join(f" {a}" for a in (argv_for_record(args)))
+        for r in sampled_rows:
+            full = next((f for f in full_rows if f["key"] == r["key"]), None)
+            store[r["key"]] = {"sampled": r, "full": full, "date": now, "command": cmd}
+        store_path.parent.mkdir(parents=True, exist_ok=True)
+        store_path.write_text(json.dumps(store, indent=1, default=str), encoding="utf-8")
+        order = [key for _, key, *_ in ROWS] + ["auto"]
+        keys = [k for k in order if k in store]
+        all_full = [store[k]["full"] for k in keys if store[k]["full"]]
+        auto_full_beats = None
+        if all_full and any(f["key"] == "auto" for f in all_full):
+            a = next(f for f in all_full if f["key"] == "auto")["metrics"]
+            auto_full_beats = all(a["HR@10"] > f["metrics"]["HR@10"] and a["NDCG@10"] > f["metrics"]["NDCG@10"]
+                                  for f in all_full if f["key"] != "auto")
+        write_results([store[k]["sampled"] | {"date": store[k]["date"], "command": store[k]["command"]} for k in keys],
+                      all_full, auto_full_beats, train, negatives, args)
     n_fail = sum(not v for v in verdicts)
     print(f"reproduction: {len(verdicts) - n_fail}/{len(verdicts)} rows within ±{TOLERANCE}")
     return 0
 
 
+def argv_for_record(args: argparse.Namespace) -> list[str]:
+    out = []
+    if args.only:
+        out.append(f"--only {args.only}")
+    if args.auto != "file":
+        out.append(f"--auto {args.auto}")
+    if args.no_full:
+        out.append("--no-full")
+    return out
+
+
 def write_results(sampled_rows, full_rows, auto_full_beats, train, negatives, args) -> None:
     RESULTS_FILE.parent.mkdir(parents=True, exist_ok=True)
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    cmd = "python benchmarks/citeulike_cmn.py" + (" --tune" if args.tune else "")
+    runs = sorted({(r["command"], r["date"]) for r in sampled_rows}, key=lambda t: t[1])
     out = [
         "# CiteULike-a, CMN split: published protocol (sampled) and full ranking",
         "",
-        f"Command: `{cmd}` · machine: {os.cpu_count()} cores, {platform.processor() or platform.machine()}, "
-        f"Python {platform.python_version()} · date: {now}",
+        f"Machine: {os.cpu_count()} cores ({platform.machine()}), Python {platform.python_version()}, shared with other "
+        f"jobs during the runs (load average ~12), so seconds are inflated. File written {now}. Rows come from these runs "
+        "(the script merges rows through `benchmarks/results/citeulike_cmn.json`):",
+        "",
+        *[f"- `{c}` · {d}" for c, d in runs],
         "",
         f"Data: `citeulike-a.npz` of the CMN paper ({train.shape[0]} users, {train.shape[1]} items, {train.nnz} train "
         f"interactions, 1 positive + 100 negatives per user; {negatives.multiply(train).nnz} negatives are train items "
@@ -293,10 +332,13 @@ def main(argv=None) -> int:
     default_data = Path(os.environ["BRE_DATA_DIR"]) / "citeulike-a-cmn" / "citeulike-a.npz" if "BRE_DATA_DIR" in os.environ else DEFAULT_DATA
     parser.add_argument("--data", default=str(default_data))
     parser.add_argument("--tune", action="store_true", help="re-tune auto on a validation split of TRAIN")
+    parser.add_argument("--tune-only", action="store_true", help="only tune auto and write the params file")
+    parser.add_argument("--auto", choices=("file", "defaults"), default="file",
+                        help="auto parameters: the tuned params file (tuned first if absent) or registry defaults")
     parser.add_argument("--tune-iter", type=int, default=None, help="random-search budget for auto")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-full", action="store_true", help="skip the full-ranking protocol")
-    parser.add_argument("--only", default=None, help="comma-separated registry keys to run (no results file)")
+    parser.add_argument("--only", default=None, help="comma-separated registry keys to run (rows merge into the results)")
     parser.add_argument("--no-write", action="store_true")
     return run(parser.parse_args(argv))
 

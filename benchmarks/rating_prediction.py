@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import csv
 import gzip
+import json
 import os
 import platform
 import sys
@@ -80,17 +81,18 @@ def load_goodbooks() -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
 LOADERS = {"ml-1m": load_ml1m, "goodbooks-10k": load_goodbooks}
 
 
-def models():
+def models(n_models: int):
+    params = {**MF_PARAMS, "n_models": n_models}
     return [
         ("GlobalMean", lambda: GlobalMean()),
         ("Bias baseline (ALS, reg_u 15, reg_i 10)", lambda: BiasBaseline()),
-        (f"BiasedMF ALS-WR ({MF_PARAMS['factors']} factors, λ {MF_PARAMS['regularization']}·n, "
-         f"{MF_PARAMS['iterations']} sweeps, mean of {MF_PARAMS['n_models']} seeds)",
-         lambda: BiasedMF(**MF_PARAMS, random_state=0)),
+        (f"BiasedMF ALS-WR ({params['factors']} factors, λ {params['regularization']}·n, "
+         f"{params['iterations']} sweeps, mean of {params['n_models']} seed{'s' if params['n_models'] > 1 else ''})",
+         lambda: BiasedMF(**params, random_state=0)),
     ]
 
 
-def run_dataset(name: str, folds: int, seed: int) -> dict | None:
+def run_dataset(name: str, folds: int, seed: int, n_models: int) -> dict | None:
     data = LOADERS[name]()
     if data is None:
         return None
@@ -101,7 +103,7 @@ def run_dataset(name: str, folds: int, seed: int) -> dict | None:
     print(f"{name}: {ratings.size} ratings, {n_users} users, {n_items} items", flush=True)
     splits = kfold_indices(ratings.size, folds, random_state=seed)
     rows = []
-    for label, make in models():
+    for label, make in models(n_models):
         r_list, a_list, fit_s = [], [], []
         for f, (tr, te) in enumerate(splits):
             m = make()
@@ -116,7 +118,9 @@ def run_dataset(name: str, folds: int, seed: int) -> dict | None:
                      "mae": float(np.mean(a_list)), "fit": float(np.sum(fit_s))})
         print(f"{name} {label}: RMSE {rows[-1]['rmse']:.4f} ± {rows[-1]['rmse_sd']:.4f}  MAE {rows[-1]['mae']:.4f}  "
               f"total fit {rows[-1]['fit']:.0f}s", flush=True)
-    return {"name": name, "n": ratings.size, "users": n_users, "items": n_items, "rows": rows}
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return {"name": name, "n": ratings.size, "users": n_users, "items": n_items, "rows": rows, "date": now,
+            "command": f"python benchmarks/rating_prediction.py --datasets {name} --folds {folds} --mf-models {n_models}"}
 
 
 def write(results: list[dict], args: argparse.Namespace) -> None:
@@ -124,19 +128,20 @@ def write(results: list[dict], args: argparse.Namespace) -> None:
     out = [
         "# Rating prediction (stars): RMSE and MAE, 5-fold cross-validation",
         "",
-        f"Command: `python benchmarks/rating_prediction.py --folds {args.folds}` · machine: {os.cpu_count()} cores, "
-        f"Python {platform.python_version()} · date: {now}",
+        f"Machine: {os.cpu_count()} cores (shared with other jobs during the run, so fit seconds are inflated), "
+        f"Python {platform.python_version()}; file written {now}. Command and date per data set below.",
         "",
         "Folds: ratings shuffled (seed 0) and cut in 5 equal parts (as scikit-surprise's `KFold`); mean ± sd over folds. "
         "Fit seconds are the total over the folds. Predictions are clipped to [1, 5]. "
         f"BiasedMF parameters: `{MF_PARAMS}`, chosen on fold 1 of MovieLens-1M during development "
         "(a small sweep on that fold: factors 50/100, λ .05-.1, 15/25 sweeps, bias λ, 1 or 3 seeds: fold-1 RMSE "
         ".8528 for this setting vs .8538-.8603 for the others), so its ML-1M figure is mildly optimistic; goodbooks-10k uses "
-        "the same parameters untouched.",
+        "the same parameters untouched (possibly with fewer seeds: see its row label and command).",
         "",
     ]
     for res in results:
-        out += [f"## {res['name']} ({res['n']:,} ratings, {res['users']:,} users, {res['items']:,} items)", ""]
+        out += [f"## {res['name']} ({res['n']:,} ratings, {res['users']:,} users, {res['items']:,} items)", "",
+                f"Command: `{res['command']}` · date: {res['date']}", ""]
         if res["name"] == "goodbooks-10k":
             out += ["goodbooks-10k v1 ratings (`ratings_v1.csv.gz`); its 2,278 duplicate (user, book) pairs are reduced "
                     "to their last row. No published Surprise figures exist for it.", ""]
@@ -162,15 +167,19 @@ def main(argv=None) -> int:
     parser.add_argument("--datasets", default="ml-1m,goodbooks-10k")
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--mf-models", type=int, default=MF_PARAMS["n_models"],
+                        help="BiasedMF seeds averaged (fewer is faster)")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
-    results = []
+    store = RESULTS_FILE.with_suffix(".json")
+    saved = json.loads(store.read_text(encoding="utf-8")) if store.exists() else {}
     for name in args.datasets.split(","):
-        res = run_dataset(name.strip(), args.folds, args.seed)
-        if res is not None:
-            results.append(res)
-    if results and not args.no_write:
-        write(results, args)
+        res = run_dataset(name.strip(), args.folds, args.seed, args.mf_models)
+        if res is not None and not args.no_write:
+            saved[res["name"]] = res  # results of other data sets from earlier runs are kept
+            store.parent.mkdir(parents=True, exist_ok=True)
+            store.write_text(json.dumps(saved, indent=1), encoding="utf-8")
+            write([saved[k] for k in LOADERS if k in saved], args)
     return 0
 
 
