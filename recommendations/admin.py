@@ -201,7 +201,7 @@ class BuildRunAdmin(admin.ModelAdmin):
     """The build dashboard."""
 
     change_list_template = "admin/recommendations/buildrun/change_list.html"
-    list_display = ("__str__", "status", "is_active", "algorithm", "triggered_by", "created_at", "duration_display",
+    list_display = ("build_label", "status", "is_active", "algorithm", "created", "duration_display",
                     "stages_display", "counts_display", "metrics_display")
     list_filter = ("status", "is_active", "triggered_by")
     date_hierarchy = "created_at"
@@ -224,22 +224,36 @@ class BuildRunAdmin(admin.ModelAdmin):
         return super().has_delete_permission(request, obj)
 
     # --- columns
+    @admin.display(description="build", ordering="pk")
+    def build_label(self, obj):
+        return f"#{obj.pk}"
+
+    @admin.display(description="created (UTC)", ordering="created_at")
+    def created(self, obj):
+        return f"{obj.created_at:%Y-%m-%d %H:%M}"
+
     @admin.display(description="duration")
     def duration_display(self, obj):
         return "—" if obj.duration is None else f"{obj.duration:.1f} s"
 
+    def _lines(self, pairs):
+        return format_html_join(mark_safe("<br>"), "{} {}", pairs) or "—"
+
     @admin.display(description="seconds per stage")
     def stages_display(self, obj):
-        return " · ".join(f"{s} {obj.timings[s]:.2f}" for s in _stages([obj])) or "—"
+        return self._lines((s, f"{obj.timings[s]:.2f}") for s in _stages([obj]))
 
     @admin.display(description="counts")
     def counts_display(self, obj):
         keys = ("users", "items", "interactions", "recommendations")
-        return ", ".join(f"{k} {obj.counts[k]:,}" for k in keys if k in obj.counts) or "—"
+        return self._lines((k, f"{obj.counts[k]:,}") for k in keys if isinstance(obj.counts.get(k), int))
 
     @admin.display(description="offline metrics")
     def metrics_display(self, obj):
-        return ", ".join(f"{k} {v:.4f}" for k, v in sorted(build_metrics(obj).items())) or "—"
+        metrics = build_metrics(obj)
+        # The list shows the headline metrics; the build's page shows all of them.
+        headline = [k for k in metrics if k.lower().startswith(("ndcg@", "hr@", "coverage@"))] or sorted(metrics)[:3]
+        return self._lines((k, f"{metrics[k]:.4f}") for k in headline)
 
     def _table(self, rows):
         if not rows:
