@@ -135,6 +135,41 @@ def wrk(binary: str, url: str, token: str, *, duration: int, connections: int, t
     return parse_wrk(output), output
 
 
+def _cpu_seconds(pid: int) -> float:
+    """Return user + system CPU seconds of a process (0 if it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _children(pid: int) -> list[int]:
+    kids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                kids.append(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return kids
+
+
+def _backend_pids(env: dict[str, str]) -> list[int]:
+    """Return the PostgreSQL backends connected to the benchmark's database (the gunicorn workers' connections)."""
+    sql = "select pid from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()"
+    out = subprocess.run(["psql", env["DATABASE_URL"], "-tAc", sql], capture_output=True, text=True).stdout
+    return [int(line) for line in out.split() if line.strip().isdigit()]
+
+
+def cpu_snapshot(server_pid: int, env: dict[str, str]) -> dict[str, float]:
+    """CPU seconds used so far by the gunicorn processes and by their PostgreSQL backends."""
+    return {
+        "app": sum(_cpu_seconds(pid) for pid in [server_pid, *_children(server_pid)]),
+        "db": sum(_cpu_seconds(pid) for pid in _backend_pids(env)),
+    }
+
+
 def wait_until_up(url: str, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -233,11 +268,18 @@ def main() -> int:
         results, raw = {}, {}
         for name, url in endpoints.items():
             log(f"Measuring {name}: {args.connections} connections for {args.duration} s")
+            before = cpu_snapshot(server.pid, env)
             results[name], raw[name] = wrk(wrk_bin, url, token, duration=args.duration,
                                            connections=args.connections, threads=args.threads)
+            after = cpu_snapshot(server.pid, env)
             r = results[name]
+            served = max(r["requests"], 1.0)
+            # CPU per request barely depends on how busy the machine is, unlike latency and throughput.
+            r["app_cpu_ms"] = 1000 * (after["app"] - before["app"]) / served
+            r["db_cpu_ms"] = 1000 * (after["db"] - before["db"]) / served
             print(f"    p50 {r['p50_ms']:.2f} ms  p99 {r['p99_ms']:.2f} ms  {r['rps']:.0f} req/s  "
-                  f"non-2xx {r['non_2xx']:.0f}  socket errors {r['socket_errors']:.0f}", flush=True)
+                  f"non-2xx {r['non_2xx']:.0f}  socket errors {r['socket_errors']:.0f}  "
+                  f"CPU per request: app {r['app_cpu_ms']:.2f} ms, PostgreSQL {r['db_cpu_ms']:.2f} ms", flush=True)
         load_after = os.getloadavg()
     finally:
         if server is not None:
@@ -251,6 +293,8 @@ def main() -> int:
 
     rec, ping = results["recommendations"], results["ping"]
     ratio = rec["rps"] / ping["rps"] if ping["rps"] else float("nan")
+    rec_cpu, ping_cpu = rec["app_cpu_ms"] + rec["db_cpu_ms"], ping["app_cpu_ms"] + ping["db_cpu_ms"]
+    cpu_ratio = ping_cpu / rec_cpu if rec_cpu else float("nan")
     p99_ok = rec["p99_ms"] <= GOAL_P99_MS
     ratio_ok = ratio >= GOAL_RATIO
     print(f"\nrecommendations: p50 {rec['p50_ms']:.2f} ms, p99 {rec['p99_ms']:.2f} ms, {rec['rps']:.0f} req/s")
@@ -261,12 +305,14 @@ def main() -> int:
     if max(load) > 1.5 * (os.cpu_count() or 1):
         print(f"WARNING: the machine was busy with other work (load average {load[0]:.1f} before, "
               f"{load[1]:.1f} after the runs, on {os.cpu_count()} cores): the figures understate this code.")
-    write_results(args, rec, ping, ratio, p99_ok, ratio_ok, profile, raw, load)
-    print(f"Results written to {args.results.relative_to(ROOT)}")
+    print(f"CPU per request (gunicorn + PostgreSQL): recommendations {rec_cpu:.2f} ms, ping {ping_cpu:.2f} ms "
+          f"-> CPU-bound throughput ratio {cpu_ratio:.2f}")
+    write_results(args, rec, ping, ratio, p99_ok, ratio_ok, profile, raw, load, cpu_ratio)
+    print(f"Results written to {args.results}")
     return 0
 
 
-def write_results(args, rec, ping, ratio, p99_ok, ratio_ok, profile, raw, load) -> None:
+def write_results(args, rec, ping, ratio, p99_ok, ratio_ok, profile, raw, load, cpu_ratio) -> None:
     now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     command = "python benchmarks/serving.py " + " ".join(
         a for a in sys.argv[1:] if a != "--keep-db") if len(sys.argv) > 1 else "python benchmarks/serving.py"
@@ -286,10 +332,14 @@ def write_results(args, rec, ping, ratio, p99_ok, ratio_ok, profile, raw, load) 
 - Reader: `{args.username}`: {profile['n_items']} picks ({', '.join(profile['sources'])}), e.g. {', '.join(profile['titles'])};
   "{profile['because']}".
 
-| endpoint | p50 ms | p99 ms | requests/s | requests | non-2xx | socket errors |
-|---|---|---|---|---|---|---|
-| `GET /api/recommendations/` | {rec['p50_ms']:.2f} | {rec['p99_ms']:.2f} | {rec['rps']:.0f} | {rec['requests']:.0f} | {rec['non_2xx']:.0f} | {rec['socket_errors']:.0f} |
-| `GET /api/ping/` (trivial) | {ping['p50_ms']:.2f} | {ping['p99_ms']:.2f} | {ping['rps']:.0f} | {ping['requests']:.0f} | {ping['non_2xx']:.0f} | {ping['socket_errors']:.0f} |
+| endpoint | p50 ms | p99 ms | requests/s | requests | non-2xx | socket errors | CPU ms/request: gunicorn | PostgreSQL |
+|---|---|---|---|---|---|---|---|---|
+{_row("`GET /api/recommendations/`", rec)}
+{_row("`GET /api/ping/` (trivial)", ping)}
+
+CPU per request is measured from /proc (the gunicorn processes and their PostgreSQL backends, before and
+after each run) and depends little on how busy the machine is: by CPU alone, the recommendations endpoint
+would reach **{cpu_ratio:.2f}x** the trivial endpoint's throughput.
 
 Throughput ratio (recommendations / trivial): **{ratio:.2f}** (goal >= {GOAL_RATIO}: **{'met' if ratio_ok else 'not met'}**).
 p99 of recommendations: **{rec['p99_ms']:.2f} ms** (goal <= {GOAL_P99_MS:.0f} ms: **{'met' if p99_ok else 'not met'}**).
@@ -317,6 +367,11 @@ or more, which on 2 cores (shared with wrk) only a sub-millisecond endpoint reac
 {raw['ping'].strip()}
 ```
 """)
+
+
+def _row(name: str, r: dict) -> str:
+    return (f"| {name} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['rps']:.0f} | {r['requests']:.0f} | "
+            f"{r['non_2xx']:.0f} | {r['socket_errors']:.0f} | {r['app_cpu_ms']:.2f} | {r['db_cpu_ms']:.2f} |")
 
 
 if __name__ == "__main__":
