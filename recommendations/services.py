@@ -30,7 +30,9 @@ import logging
 import math
 import os
 import socket
+import threading
 import time
+import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -80,35 +82,41 @@ class BuildError(Exception):
 
 
 def _owner(build_id: int) -> str:
-    return f"build:{build_id}@{socket.gethostname()}:{os.getpid()}"
+    # One owner per delivery: two copies of the same task (two processes or threads) never share it.
+    return f"build:{build_id}@{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
 
 
 def build_lock_acquire(*, build_id: int) -> bool:
-    """Take the full-build lease for ``build_id``; return False if another live build holds it.
+    """Take the full-build lease for ``build_id``; return False while another live lease exists.
 
-    The same build may take its own lease again (a redelivered task after a worker died).
+    A live lease is never shared, not even with another delivery of the same build: a task
+    delivered twice at once runs once. A lease past its expiry belongs to a dead worker; it is
+    taken over, and the build that held it (if another one) is marked failed.
     """
     now = timezone.now()
     expires = now + timedelta(seconds=app_settings.LOCK_TIMEOUT)
-    owner_prefix = f"build:{build_id}@"
+    owner = f"{_owner(build_id)}:{uuid.uuid4().hex[:8]}"  # unique even for a retry in the same thread
     with transaction.atomic():
         lock = BuildLock.objects.select_for_update().filter(name=FULL_BUILD_LOCK).first()
         if lock is None:
             try:
                 with transaction.atomic():
-                    BuildLock.objects.create(
-                        name=FULL_BUILD_LOCK, owner=_owner(build_id), acquired_at=now, expires_at=expires
-                    )
+                    BuildLock.objects.create(name=FULL_BUILD_LOCK, owner=owner, acquired_at=now, expires_at=expires)
                 return True
             except IntegrityError:
                 return False
-        if lock.owner.startswith(owner_prefix) or lock.expires_at <= now:
-            if not lock.owner.startswith(owner_prefix):
-                logger.warning("Taking over a stale build lock held by %s since %s", lock.owner, lock.acquired_at)
-            lock.owner, lock.acquired_at, lock.expires_at = _owner(build_id), now, expires
-            lock.save()
-            return True
-        return False
+        if lock.expires_at > now:
+            return False
+        logger.warning("Taking over a stale build lock held by %s since %s", lock.owner, lock.acquired_at)
+        stale_build = lock.owner.split("@")[0].removeprefix("build:")
+        if stale_build.isdigit() and int(stale_build) != build_id:
+            BuildRun.objects.filter(pk=int(stale_build), status=BuildRun.Status.RUNNING).update(
+                status=BuildRun.Status.FAILED, finished_at=now,
+                error="Its worker stopped before it finished (the build lock expired).",
+            )
+        lock.owner, lock.acquired_at, lock.expires_at = owner, now, expires
+        lock.save()
+        return True
 
 
 def build_lock_extend(*, build_id: int) -> None:
@@ -542,6 +550,9 @@ def build_prepare(*, build_id: int, progress: Progress = None) -> list[tuple[int
         return None
     if not build_lock_acquire(build_id=build_id):
         holder = build_lock_holder()
+        if holder is not None and holder.owner.startswith(f"build:{build_id}@"):
+            logger.info("Build #%s is already running elsewhere (%s); this delivery does nothing.", build_id, holder.owner)
+            return None
         build.status = BuildRun.Status.FAILED
         build.error = f"Another full build holds the lock ({holder.owner if holder else 'unknown'})."
         build.finished_at = timezone.now()
@@ -723,6 +734,9 @@ def build_score_chunk(*, build_id: int, start: int, stop: int) -> int:
     recs = _recommendation_rows(build_id, state, user_pks, rows, negatives, source="build")
     t2 = time.perf_counter()
     with transaction.atomic():
+        # Serialise the writes of a build's chunks: a chunk delivered twice at once must not
+        # interleave its delete and insert with its twin's (the scoring above stays parallel).
+        BuildRun.objects.select_for_update().filter(pk=build_id).values_list("pk", flat=True).first()
         UserRecommendation.objects.filter(build_id=build_id, user_id__in=user_pks).delete()
         _bulk_insert(UserRecommendation, PICK_COLUMNS, recs)
     t3 = time.perf_counter()
@@ -854,12 +868,15 @@ def user_refresh(*, user_id: Any) -> int:
     recs: list[tuple] = []
     if positive.nnz:
         recs = _recommendation_rows(build.pk, state, [user_pk], positive, negative, source="refresh")
+    UserRefresh.objects.get_or_create(user_id=user_pk)
     with transaction.atomic():
+        # One refresh of a user at a time: a twin delivery waits here, then replaces the same rows.
+        UserRefresh.objects.select_for_update().filter(user_id=user_pk).values_list("pk", flat=True).first()
         if not BuildRun.objects.filter(pk=build.pk, is_active=True).exists():
             return 0  # A new build became active meanwhile; it will be refreshed by its own switch.
         UserRecommendation.objects.filter(build_id=build.pk, user_id=user_pk).delete()
         _bulk_insert(UserRecommendation, PICK_COLUMNS, recs)
-        UserRefresh.objects.update_or_create(user_id=user_pk, defaults={"refreshed_at": started})
+        UserRefresh.objects.filter(user_id=user_pk).update(refreshed_at=started)
     return len(recs)
 
 

@@ -132,10 +132,23 @@ class TestLock:
         assert build.status == BuildRun.Status.SUCCEEDED
         assert not BuildLock.objects.exists()
 
-    def test_redelivered_build_task_takes_its_own_lock_again(self, world):
-        build = BuildRun.objects.create()
+    def test_twin_delivery_of_a_running_build_does_nothing(self, world):
+        build = BuildRun.objects.create(status=BuildRun.Status.RUNNING)
         assert services.build_lock_acquire(build_id=build.pk)
-        assert services.build_lock_acquire(build_id=build.pk)
+        assert not services.build_lock_acquire(build_id=build.pk)
+        assert services.build_prepare(build_id=build.pk) is None
+        build.refresh_from_db()
+        assert build.status == BuildRun.Status.RUNNING  # not failed by its twin
+
+    def test_stale_lock_takeover_fails_the_dead_build(self, world):
+        from django.utils import timezone
+
+        dead = BuildRun.objects.create(status=BuildRun.Status.RUNNING)
+        assert services.build_lock_acquire(build_id=dead.pk)
+        BuildLock.objects.update(expires_at=timezone.now() - timezone.timedelta(seconds=1))
+        services.full_build_run()
+        dead.refresh_from_db()
+        assert dead.status == BuildRun.Status.FAILED and "lock expired" in dead.error
 
 
 class TestIdempotence:
