@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.db import models
 
 from recommendations.admin import ItemRecommendationsAdminMixin
 
@@ -48,6 +49,7 @@ class BookAdmin(ItemAdmin):
     search_fields = ("title", "authors", "isbn", "external_id")
     list_filter = ("is_published", "year", "tags")
     date_hierarchy = "created_at"
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     fieldsets = (
         (None, {"fields": ("title", "authors", "year", "isbn", "is_published", "tags")}),
         ("Text and cover", {"fields": ("description", "cover_url")}),
