@@ -365,6 +365,8 @@ class _Timer:
             def __exit__(self_inner, *exc):
                 elapsed = time.perf_counter() - self_inner.start
                 timer.build.timings[name] = round(timer.build.timings.get(name, 0.0) + elapsed, 4)
+                if exc[0] is None:  # visible progress for `recommendations build --wait` and the admin
+                    timer.build.save(update_fields=["timings"])
                 return False
 
         return _Stage()

@@ -74,13 +74,17 @@ class Command(BaseCommand):
 
         deadline = time.monotonic() + timeout
         stages = ["load", "fit", "write", "score", "switch"]
+        shown = None
         with tqdm(total=len(stages), desc="build", unit="stage", file=self.stderr._out) as bar:
             while True:
                 build = BuildRun.objects.get(pk=build_id)
                 done = sum(1 for s in stages if s in build.timings or (s == "score" and "write_picks" in build.timings))
-                bar.n = len(stages) if build.status == BuildRun.Status.SUCCEEDED else done
-                bar.set_postfix_str(build.status)
-                bar.refresh()
+                done = len(stages) if build.status == BuildRun.Status.SUCCEEDED else done
+                if (done, build.status) != shown:  # redraw only on change: quiet when not a terminal
+                    shown = (done, build.status)
+                    bar.n = done
+                    bar.set_postfix_str(f"{build.status}, {', '.join(s for s in stages if s in build.timings)}")
+                    bar.refresh()
                 if build.status in (BuildRun.Status.SUCCEEDED, BuildRun.Status.FAILED):
                     return build
                 if time.monotonic() > deadline:
