@@ -15,6 +15,7 @@ from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.permissions import SAFE_METHODS, AllowAny, IsAuthenticated
 from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from articles import selectors, services
@@ -302,6 +303,9 @@ class PingApi(APIView):
 
 class AuthTokenObtainApi(WriteThrottleMixin, ObtainAuthToken):
     """Exchange a username and password for an API token (send it as ``Authorization: Token <key>``)."""
+
+    # DRF's ObtainAuthToken turns throttling off; password guessing is exactly what it should slow down.
+    throttle_classes = [ScopedRateThrottle]
 
     @extend_schema(
         request=inline_serializer(

@@ -333,6 +333,15 @@ class TestThrottles:
         assert api.get("/api/ratings/").status_code == 200
         cache.clear()
 
+    def test_token_endpoint_is_throttled(self, reader, monkeypatch):
+        monkeypatch.setattr(ScopedRateThrottle, "THROTTLE_RATES", {"writes": "3/minute", "beacon": "3/minute"})
+        cache.clear()
+        client = APIClient()
+        codes = [client.post("/api/auth/token/", {"username": "reader", "password": f"guess-{i}"}, format="json")
+                 .status_code for i in range(4)]
+        assert codes == [400, 400, 400, 429]
+        cache.clear()
+
 
 class TestTokenAndPing:
     def test_obtain_and_use_a_token(self, reader, catalogue):
