@@ -367,6 +367,7 @@ class _Timer:
                 timer.build.timings[name] = round(timer.build.timings.get(name, 0.0) + elapsed, 4)
                 if exc[0] is None:  # visible progress for `recommendations build --wait` and the admin
                     timer.build.save(update_fields=["timings"])
+                    build_lock_extend(build_id=timer.build.pk)
                 return False
 
         return _Stage()
