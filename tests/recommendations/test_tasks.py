@@ -1,0 +1,59 @@
+"""Tests of recommendations/tasks.py in eager mode (CELERY_TASK_ALWAYS_EAGER, as host projects test)."""
+from __future__ import annotations
+
+from recommendations import services, tasks
+from recommendations.models import BuildRun, SimilarItem, UserRecommendation
+
+
+def _active_picks():
+    return sorted(
+        UserRecommendation.objects.filter(build__is_active=True).values_list("user_id", "object_id", "rank")
+    )
+
+
+def _active_neighbours():
+    return sorted(
+        SimilarItem.objects.filter(build__is_active=True).values_list("kind", "object_id", "target_object_id", "rank")
+    )
+
+
+class TestFullBuildTask:
+    def test_eager_task_gives_the_same_results_as_a_sync_build(self, world):
+        services.full_build_run()
+        sync_picks, sync_neighbours = _active_picks(), _active_neighbours()
+        build_id = tasks.full_build.delay(triggered_by="test").get()
+        build = BuildRun.objects.get(pk=build_id)
+        assert build.status == BuildRun.Status.SUCCEEDED and build.is_active
+        assert _active_picks() == sync_picks
+        assert _active_neighbours() == sync_neighbours
+
+    def test_running_the_task_twice_keeps_the_same_active_results(self, world):
+        first = tasks.full_build.delay().get()
+        picks = _active_picks()
+        # The same build id delivered again: it already succeeded, so nothing changes.
+        assert tasks.full_build.delay(first).get() == first
+        assert BuildRun.objects.get(is_active=True).pk == first
+        assert _active_picks() == picks
+
+    def test_chunk_and_finalize_tasks_are_idempotent(self, world):
+        build = BuildRun.objects.create()
+        chunks = services.build_prepare(build_id=build.pk)
+        for start, stop in chunks:
+            tasks.build_score_chunk.delay(build.pk, start, stop).get()
+            tasks.build_score_chunk.delay(build.pk, start, stop).get()
+        tasks.build_finalize.delay(build.pk).get()
+        tasks.build_finalize.delay(build.pk).get()
+        assert BuildRun.objects.get(is_active=True).pk == build.pk
+        counts = UserRecommendation.objects.filter(build=build).values_list("user_id", "rank")
+        assert len(counts) == len(set(counts))  # no duplicated pick
+
+
+class TestRefreshTasks:
+    def test_user_refresh_twice_gives_same_rows(self, world):
+        services.full_build_run()
+        user = world["users"]["cooking0"]
+        tasks.user_refresh.delay(str(user.pk)).get()
+        once = sorted(UserRecommendation.objects.filter(build__is_active=True, user=user).values_list("object_id", "rank"))
+        tasks.user_refresh.delay(str(user.pk)).get()
+        twice = sorted(UserRecommendation.objects.filter(build__is_active=True, user=user).values_list("object_id", "rank"))
+        assert once == twice and once
