@@ -1,0 +1,251 @@
+"""Provides the load benchmark: 64 connections on pages and the API for 60 s while full builds run on a real worker.
+
+Run from the project root (127.0.0.1 only; needs Debian's ``wrk``: ``apt-get install -y wrk``)::
+
+    .venv/bin/python benchmarks/load.py --database sqlite
+    .venv/bin/python benchmarks/load.py --database postgres     # PostgreSQL 127.0.0.1:5432 + Redis 127.0.0.1:6379
+
+It sets up its own database (``var/loadbench-sqlite/db.sqlite3`` or the PostgreSQL database
+``bre_load``) with the shipped demo data, serves the site with gunicorn (2 workers), starts one
+Celery worker, keeps a full build running through that worker for the whole window (a new one is
+queued as soon as one finishes), and drives the site with ``wrk``. It prints requests, errors,
+p50 and p99, and appends the figures as JSON to ``var/reliability/load.jsonl``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+RESULTS = ROOT / "var" / "reliability" / "load.jsonl"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _environment(database: str) -> dict[str, str]:
+    var_dir = ROOT / "var" / f"loadbench-{database}"
+    var_dir.mkdir(parents=True, exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CELERY_", "DATABASE_URL"))}
+    env.update(DJANGO_SETTINGS_MODULE="bre_site.settings", BRE_VAR_DIR=str(var_dir), DEBUG="0",
+               LOG_LEVEL="WARNING", BRE_LOG_LEVEL="WARNING", PYTHONUNBUFFERED="1",
+               # The benchmark measures serving, not the write throttle.
+               BRE_WRITE_THROTTLE="100000/minute", BRE_BEACON_THROTTLE="100000/minute")
+    if database == "sqlite":
+        env["DATABASE_URL"] = f"sqlite:///{var_dir / 'db.sqlite3'}"
+    else:
+        env["DATABASE_URL"] = "postgres://postgres@127.0.0.1:5432/bre_load"
+        # Databases 7 and 8 of the local Redis: apart from the test suite's 0 and 1.
+        env["CELERY_BROKER_URL"] = "redis://127.0.0.1:6379/7"
+        env["CELERY_RESULT_BACKEND"] = "redis://127.0.0.1:6379/8"
+    return env
+
+
+def _run(env: dict[str, str], *args: str) -> str:
+    result = subprocess.run([str(BIN / "python"), "manage.py", *args], cwd=ROOT, env=env, capture_output=True,
+                            text=True)
+    if result.returncode != 0:
+        raise SystemExit(f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result.stdout
+
+
+SETUP = r"""
+import json
+from django.contrib.auth import get_user_model
+from django.contrib.sessions.backends.db import SessionStore
+from rest_framework.authtoken.models import Token
+from articles.models import Article, Book
+user = get_user_model().objects.get(username="demo")
+token, _ = Token.objects.get_or_create(user=user)
+session = SessionStore()
+session["_auth_user_id"] = str(user.pk)
+session["_auth_user_backend"] = "django.contrib.auth.backends.ModelBackend"
+session["_auth_user_hash"] = user.get_session_auth_hash()
+session.create()
+print(json.dumps({
+    "token": token.key, "session": session.session_key,
+    "books": list(Book.objects.order_by("pk").values_list("pk", flat=True)[:200:20]),
+    "articles": list(Article.objects.order_by("pk").values_list("slug", flat=True)[:200:20]),
+}))
+"""
+
+
+def _lua(paths: list[tuple[str, dict[str, str]]]) -> str:
+    entries = []
+    for path, headers in paths:
+        header_lua = ", ".join(f'["{k}"] = "{v}"' for k, v in headers.items())
+        entries.append(f'  {{path = "{path}", headers = {{{header_lua}}}}}')
+    return (
+        "local paths = {\n" + ",\n".join(entries) + "\n}\n"
+        "local counter = 0\n"
+        "request = function()\n"
+        "  counter = counter + 1\n"
+        "  local p = paths[(counter % #paths) + 1]\n"
+        "  return wrk.format(\"GET\", p.path, p.headers)\n"
+        "end\n"
+    )
+
+
+def _millis(value: str) -> float:
+    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", value).groups()
+    return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
+
+
+def _parse_wrk(output: str) -> dict:
+    figures = {"requests": int(re.search(r"(\d+) requests in", output).group(1))}
+    for pct in ("50", "75", "90", "99"):
+        match = re.search(rf"^\s+{pct}%\s+([\d.]+(?:us|ms|s|m))\s*$", output, re.M)
+        figures[f"p{pct}_ms"] = round(_millis(match.group(1)), 1) if match else None
+    socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
+    figures["socket_errors"] = sum(int(x) for x in socket_errors.groups()) if socket_errors else 0
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    figures["non_2xx_3xx"] = int(non2xx.group(1)) if non2xx else 0
+    figures["errors"] = figures["socket_errors"] + figures["non_2xx_3xx"]
+    figures["requests_per_second"] = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
+    return figures
+
+
+class Builds(threading.Thread):
+    """Keep a full build running: queue one, and another as soon as it finishes, until stopped."""
+
+    def __init__(self, env: dict[str, str]):
+        super().__init__(daemon=True)
+        self.env, self.stop = env, threading.Event()
+        self.finished: list[dict] = []
+        self.running_seconds = 0.0
+        self.error = ""
+
+    def _status(self) -> dict:
+        code = ("import json; from recommendations.models import BuildRun; "
+                "print(json.dumps([dict(id=b.pk, status=b.status, duration=b.duration) for b in "
+                "BuildRun.objects.order_by('-pk')[:1]]))")
+        return json.loads(_run(self.env, "shell", "-c", code).strip().splitlines()[-1])[0]
+
+    def run(self) -> None:
+        try:
+            while not self.stop.is_set():
+                _run(self.env, "recommendations", "build")
+                current = self._status()
+                t0 = time.monotonic()
+                while current["status"] in ("queued", "running") and not self.stop.is_set():
+                    time.sleep(1)
+                    current = self._status()
+                self.running_seconds += time.monotonic() - t0
+                if current["status"] in ("succeeded", "failed"):
+                    self.finished.append(current)
+        except BaseException as exc:  # reported with the figures
+            self.error = repr(exc)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--database", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument("--duration", type=int, default=60, help="seconds of load (default: 60)")
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--gunicorn-workers", type=int, default=2)
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed: apt-get install -y wrk")
+    env = _environment(args.database)
+    if args.database == "postgres":
+        subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-c", "CREATE DATABASE bre_load"],
+                       capture_output=True)
+
+    print(f"==> {args.database}: migrate, demo data, first build", flush=True)
+    _run(env, "migrate", "--no-input")
+    _run(env, "load_demo_data", "--no-admin")
+    if "Active build: none" in _run(env, "recommendations", "status"):
+        _run(env, "recommendations", "build", "--sync")
+    setup = json.loads(_run(env, "shell", "-c", SETUP).strip().splitlines()[-1])
+
+    log_dir = ROOT / "var" / "reliability"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    port = _free_port()
+    worker = subprocess.Popen(
+        [str(BIN / "celery"), "-A", "bre_site", "worker", "-c", "1", "--loglevel=WARNING",
+         "--logfile", str(log_dir / f"load-worker-{args.database}.log")],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
+    server = subprocess.Popen(
+        [str(BIN / "gunicorn"), "bre_site.wsgi:application", "--bind", f"127.0.0.1:{port}",
+         "--workers", str(args.gunicorn_workers), "--timeout", "120",
+         "--error-logfile", str(log_dir / f"load-gunicorn-{args.database}.log")],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
+    builds = Builds(env)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(120):
+            try:
+                urllib.request.urlopen(f"{base}/api/ping/", timeout=5)
+                break
+            except Exception:
+                time.sleep(0.5)
+        token = {"Authorization": f"Token {setup['token']}"}
+        session = {"Cookie": f"sessionid={setup['session']}"}
+        paths = [("/", {}), ("/", session), ("/books/", {}), ("/articles/", {}), ("/api/books/?page=2", {}),
+                 ("/api/articles/", {}), ("/api/recommendations/?limit=10", token)]
+        paths += [(f"/books/{pk}/", {}) for pk in setup["books"][:4]]
+        paths += [(f"/api/books/{pk}/similar/", {}) for pk in setup["books"][4:8]]
+        paths += [(f"/articles/{slug}/", {}) for slug in setup["articles"][:4]]
+        for path, headers in paths:  # every path answers before the load starts
+            request = urllib.request.Request(base + path, headers=headers)
+            with urllib.request.urlopen(request, timeout=60) as response:
+                assert response.status == 200, (path, response.status)
+        script = log_dir / f"load-{args.database}.lua"
+        script.write_text(_lua(paths))
+
+        builds.start()
+        time.sleep(3)  # the first build is under way
+        print(f"==> wrk: {args.connections} connections, {args.duration} s, {len(paths)} URLs", flush=True)
+        wrk = subprocess.run(["wrk", "-t", "2", "-c", str(args.connections), "-d", f"{args.duration}s",
+                              "--timeout", "10s", "--latency", "-s", str(script), base],
+                             capture_output=True, text=True)
+        print(wrk.stdout)
+        figures = _parse_wrk(wrk.stdout)
+    finally:
+        builds.stop.set()
+        builds.join(timeout=600)
+        for process in (server, worker):
+            if process.poll() is None:
+                os.killpg(process.pid, 15)
+                try:
+                    process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    os.killpg(process.pid, 9)
+
+    record = {
+        "benchmark": "load during full builds", "database": args.database,
+        "broker": env.get("CELERY_BROKER_URL", "filesystem://"),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": f"{os.cpu_count()} cores, "
+        f"{platform.machine()}, Python {platform.python_version()}",
+        "command": f".venv/bin/python benchmarks/load.py --database {args.database}",
+        "connections": args.connections, "duration_s": args.duration, "gunicorn_workers": args.gunicorn_workers,
+        "urls": len(paths), **figures,
+        "builds_finished": [f"#{b['id']} {b['status']} in {b['duration']:.0f} s" for b in builds.finished
+                            if b.get("duration")],
+        "build_running_seconds": round(builds.running_seconds, 1), "build_error": builds.error,
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    with open(RESULTS, "a") as f:
+        f.write(json.dumps(record) + "\n")
+    print(json.dumps(record, indent=2))
+    if figures["errors"]:
+        raise SystemExit(f"{figures['errors']} errors under load")
+
+
+if __name__ == "__main__":
+    main()
