@@ -4,6 +4,7 @@ Nothing here comes from the BRE site: no ``articles``, no ``bre_site``. ``DATABA
 is honoured (PostgreSQL on CI) with a test database name of its own.
 """
 import os
+import tempfile
 from pathlib import Path
 
 import dj_database_url
@@ -48,9 +49,13 @@ TEMPLATES = [
     },
 ]
 
-_url = os.environ.get("DATABASE_URL", "sqlite:///:memory:")
+_url = os.environ.get("DATABASE_URL", "sqlite:///" + os.path.join(tempfile.gettempdir(), "bre-hostproject.sqlite3"))
 DATABASES = {"default": dj_database_url.parse(_url)}
-if DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3":
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # A file, not :memory:, so that worker threads (tests/test_worker.py) share it without table locks.
+    DATABASES["default"]["TEST"] = {"NAME": os.path.join(tempfile.gettempdir(), f"bre-hostproject-test-{os.getpid()}.sqlite3")}
+    DATABASES["default"]["OPTIONS"] = {"timeout": 30, "transaction_mode": "IMMEDIATE"}
+else:
     # Never share the main suite's test database: both runs can be alive at once.
     DATABASES["default"]["TEST"] = {"NAME": f"test_bre_hostproject_{os.getpid()}"}
 
