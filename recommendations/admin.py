@@ -21,7 +21,7 @@ from django.contrib import admin, messages
 from django.contrib.admin.views.main import ChangeList
 from django.contrib.auth import get_user_model
 from django.contrib.contenttypes.models import ContentType
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, path, reverse
@@ -279,7 +279,15 @@ class BuildRunAdmin(admin.ModelAdmin):
         return self._table(rows)
 
     # --- actions
-    @admin.action(description="Make this build active")
+    # Builds are read-only rows; starting one needs the "add build run" permission and switching the
+    # served build needs "change build run" (superusers have both).
+    def has_build_permission(self, request) -> bool:
+        return request.user.has_perm(f"{self.opts.app_label}.add_{self.opts.model_name}")
+
+    def has_activate_permission(self, request) -> bool:
+        return request.user.has_perm(f"{self.opts.app_label}.change_{self.opts.model_name}")
+
+    @admin.action(description="Make this build active", permissions=["activate"])
     def make_active(self, request, queryset):
         if queryset.count() != 1:
             self.message_user(request, "Select exactly one build to make active.", messages.ERROR)
@@ -305,8 +313,8 @@ class BuildRunAdmin(admin.ModelAdmin):
         """Queue a full build (POST only); say so, or say which build holds the lock."""
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
-        if not self.has_view_permission(request):
-            return HttpResponseRedirect(reverse("admin:index"))
+        if not self.has_build_permission(request):
+            raise PermissionDenied
         try:
             build = services.full_build_start(triggered_by="admin")
         except services.BuildAlreadyRunning as exc:
@@ -323,6 +331,7 @@ class BuildRunAdmin(admin.ModelAdmin):
             "durations_chart": durations_chart(recent),
             "active_build": selectors.active_build(),
             "lock_holder": services.build_lock_holder(),
+            "has_build_permission": self.has_build_permission(request),
             "running_builds": BuildRun.objects.filter(
                 status__in=[BuildRun.Status.QUEUED, BuildRun.Status.RUNNING]).count(),
         }
@@ -331,7 +340,7 @@ class BuildRunAdmin(admin.ModelAdmin):
     def preview_view(self, request):
         """Show what one reader sees: their picks with explanations and sources, and the popular fallback."""
         if not self.has_view_permission(request):
-            return HttpResponseRedirect(reverse("admin:index"))
+            raise PermissionDenied
         form = PreviewForm(request.GET or None)
         user = picks = popular = None
         if form.is_valid():

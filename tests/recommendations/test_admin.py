@@ -279,3 +279,36 @@ class TestItemMixin:
     def test_neighbours_render_both_kinds(self, item_admin, built):
         html = item_admin.recommendation_neighbours(built["items"]["Rockets to Mars"])
         assert "Collaborative" in html and "Content" in html and "Orbital mechanics" in html
+
+
+class TestStaffPermissions:
+    """A staff member who may only view builds sees the dashboard but cannot start or switch builds."""
+
+    @pytest.fixture
+    def viewer_client(self, client, django_user_model, built):
+        from django.contrib.auth.models import Permission
+
+        viewer = django_user_model.objects.create_user(username="viewer", password="x", is_staff=True)
+        viewer.user_permissions.add(Permission.objects.get(codename="view_buildrun"))
+        client.force_login(viewer)
+        return client
+
+    def test_viewer_sees_the_dashboard_and_preview_without_build_controls(self, viewer_client, built):
+        response = viewer_client.get(_url(BuildRun, "changelist"))
+        html = response.content.decode()
+        assert response.status_code == 200 and "Build now" not in html and "Preview as reader" in html
+        assert "make_active" not in html
+        assert viewer_client.get(_url(BuildRun, "preview"), {"user": "space0"}).status_code == 200
+
+    def test_viewer_cannot_start_or_activate_a_build(self, viewer_client, built):
+        with mock.patch.object(tasks.full_build, "delay") as delay:
+            assert viewer_client.post(_url(BuildRun, "build_now")).status_code == 403
+        delay.assert_not_called()
+        older = services.full_build_run()
+        services.build_activate(build_id=built["build"].pk)
+        viewer_client.post(_url(BuildRun, "changelist"), {"action": "make_active", "_selected_action": [older.pk]})
+        assert selectors.active_build() == built["build"]
+
+    def test_staff_without_view_permission_cannot_preview(self, client, django_user_model, built):
+        client.force_login(django_user_model.objects.create_user(username="clerk", password="x", is_staff=True))
+        assert client.get(_url(BuildRun, "preview"), {"user": "space0"}).status_code == 403
