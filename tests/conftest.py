@@ -1,0 +1,11 @@
+"""Fixtures shared by the whole suite."""
+import pytest
+from django.core.cache import cache
+
+
+@pytest.fixture(autouse=True)
+def _clear_cache():
+    """Start every test with an empty cache: a rolled-back test fires no signal that would clear it."""
+    cache.clear()
+    yield
+    cache.clear()
