@@ -464,6 +464,30 @@ def _build_with_workers(concurrency: int, workdir: Path) -> dict[str, Any]:
     }
 
 
+def _cpu_work(n: int) -> float:
+    t = time.perf_counter()
+    x = 0
+    for i in range(n):
+        x += i
+    return time.perf_counter() - t
+
+
+def parallel_probe(n: int = 10_000_000) -> dict[str, float]:
+    """How much faster 2 processes finish 2 equal pure-Python tasks than 1 process finishes 1, right now.
+
+    On an idle 2-core machine this is about 2; on a shared one it is the ceiling of any 1 -> 2 worker speedup.
+    """
+    import multiprocessing
+
+    one = _cpu_work(n)
+    context = multiprocessing.get_context("fork")
+    with context.Pool(2) as pool:
+        t = time.perf_counter()
+        pool.map(_cpu_work, [n, n])
+        two = time.perf_counter() - t
+    return {"one_task_s": one, "two_tasks_two_processes_s": two, "speedup_ceiling": 2 * one / two}
+
+
 def _profile_in_process(top: int = 30, chunks: int = 3) -> dict[str, Any]:
     """cProfile the prepare stage and ``chunks`` chunks of a build run in this process."""
     import cProfile
@@ -473,11 +497,26 @@ def _profile_in_process(top: int = 30, chunks: int = 3) -> dict[str, Any]:
     from recommendations import services
     from recommendations.models import BuildRun
 
+    from threadpoolctl import threadpool_limits
+
     build = BuildRun.objects.create(triggered_by="benchmark-profile", algorithm=services._algorithm()[0])
     out: dict[str, Any] = {}
+    with threadpool_limits(1):  # like the workers: one BLAS thread
+        _profile_stages(build.pk, out, top, chunks)
+    build.refresh_from_db()
+    out["timings"] = dict(build.timings)
+    services.build_fail(build_id=build.pk, error="profiling run, discarded")
+    return out
+
+
+def _profile_stages(build_id: int, out: dict[str, Any], top: int, chunks: int) -> None:
+    import cProfile
+
+    from recommendations import services
+
     profiler = cProfile.Profile()
     profiler.enable()
-    spans = services.build_prepare(build_id=build.pk)
+    spans = services.build_prepare(build_id=build_id)
     profiler.disable()
     out["prepare"] = _stats_text(profiler, top)
     profiler = cProfile.Profile()
@@ -485,16 +524,12 @@ def _profile_in_process(top: int = 30, chunks: int = 3) -> dict[str, Any]:
     t = time.perf_counter()
     profiler.enable()
     for start, stop in spans[:chunks]:
-        services.build_score_chunk(build_id=build.pk, start=start, stop=stop)
+        services.build_score_chunk(build_id=build_id, start=start, stop=stop)
         n_users += stop - start
     profiler.disable()
     out["chunks"] = _stats_text(profiler, top)
     out["chunk_users"] = n_users
     out["chunk_seconds_profiled"] = time.perf_counter() - t
-    build.refresh_from_db()
-    out["timings"] = dict(build.timings)
-    services.build_fail(build_id=build.pk, error="profiling run, discarded")
-    return out
 
 
 def _stats_text(profiler, top: int) -> str:
@@ -544,6 +579,8 @@ def child_run(args: argparse.Namespace) -> None:
     for concurrency in args.workers:
         log(f"full build with {concurrency} worker process(es); load average {loadavg()}")
         run = _build_with_workers(concurrency, workdir)
+        run["probe"] = parallel_probe()
+        log(f"  parallel probe after the run: 2 processes are {run['probe']['speedup_ceiling']:.2f}x faster than 1")
         result["runs"].append(run)
         log(f"  {concurrency} worker(s): end to end {run['wall_end_to_end']:.1f} s, fan-out {run['wall_fanout']:.1f} s, "
             f"timings {run['timings']}, peak worker RSS {run['peak_rss_mib_worker']:.0f} MiB; served "
@@ -644,6 +681,7 @@ def report(results: list[dict], command: str) -> str:
         f"- Date: {_now()}",
         f"- Machine: {os.cpu_count()} cores, {_mem_gib():.0f} GiB RAM, {platform.system()} {platform.release()}, "
         f"Python {platform.python_version()}; shared with other engineers' runs (load average in each table).",
+        f"- Code: {_git_state()}",
         "- Build: `services.full_build_start` queues the real `full_build` task; Celery workers "
         "(`celery -A bre_site worker -c N --pool prefork`, Redis 127.0.0.1:6379 db 5, results db 6, BLAS threads 1 "
         "per process) prepare (load, fit, write), fan the users out as a chord of `build_score_chunk` tasks and "
@@ -680,8 +718,10 @@ def report(results: list[dict], command: str) -> str:
                 f"{_f(run['wall_fanout'])} | {run['peak_rss_mib_worker']:.0f} | "
                 f"{run['loadavg_before'][0]:.1f} -> {run['loadavg_after'][0]:.1f} |")
     lines += ["", "## 1 worker against 2 workers (fan-out stage)", "",
-              "| data | backend | chunks | fan-out 1 worker s | fan-out 2 workers s | speedup | chunks per process (2 workers) | goal >= 1.8x |",
-              "|---|---|---|---|---|---|---|---|"]
+              "The probe column is the speedup that 2 processes got over 1 on a pure-Python CPU task, measured right "
+              "after each run: the ceiling that the shared machine allowed at the time (about 2.0 when idle).", "",
+              "| data | backend | chunks | fan-out 1 worker s | fan-out 2 workers s | speedup | chunks per process (2 workers) | probe ceiling (1w run, 2w run) | goal >= 1.8x |",
+              "|---|---|---|---|---|---|---|---|---|"]
     for r in ok_results:
         by = {run["workers"]: run for run in r["runs"]}
         if 1 in by and 2 in by and by[1]["wall_fanout"] and by[2]["wall_fanout"]:
@@ -689,6 +729,7 @@ def report(results: list[dict], command: str) -> str:
             lines.append(f"| {r['dataset']} | {r['backend']} | {by[2]['chunks']} | {_f(by[1]['wall_fanout'])} | "
                          f"{_f(by[2]['wall_fanout'])} | **{speedup:.2f}x** | "
                          f"{', '.join(map(str, by[2]['chunks_per_pid'].values()))} | "
+                         f"{_probe(by[1])}, {_probe(by[2])} | "
                          f"{'met' if speedup >= GOAL_SPEEDUP * 0.95 else 'not met'} |")
     lines += ["", "## Served results and memory", "",
               "| data | backend | workers | stored picks | stored neighbours | served users with picks | "
@@ -713,6 +754,10 @@ def report(results: list[dict], command: str) -> str:
                       "", f"{p['chunk_users']} users of chunks (score + write_picks), top functions by own time:", "",
                       "```", p["chunks"].rstrip(), "```"]
     return "\n".join(lines) + "\n"
+
+
+def _probe(run: dict) -> str:
+    return f"{run['probe']['speedup_ceiling']:.2f}x" if run.get("probe") else "—"
 
 
 def goals(results: list[dict]) -> list[str]:
@@ -748,6 +793,17 @@ def goals(results: list[dict]) -> list[str]:
         met = all(s >= GOAL_SPEEDUP * 0.95 for _, s in speedups)
         out.append(f"- 2 workers about 1.8x faster than 1 on the fan-out: **{'met' if met else 'not met'}** ({text}).")
     return out
+
+
+def _git_state() -> str:
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.rstrip("\n")
+
+    dirty = [line[3:] for line in git("status", "--short", "--", "recommendations").splitlines()]
+    text = f"commit {git('rev-parse', '--short', 'HEAD')}"
+    if dirty:
+        text += f", with uncommitted changes (others' work in progress) in {', '.join(f'`{d}`' for d in dirty)}"
+    return text + "."
 
 
 def _mem_gib() -> float:
