@@ -358,7 +358,8 @@ def write_results(args, rec, ping, ratio, p99_ok, ratio_ok, profile, raw, load, 
 {_row("`GET /api/ping/` (trivial)", ping)}
 
 CPU per request is measured from /proc (the gunicorn processes and their PostgreSQL backends, before and
-after each run) and depends little on how busy the machine is: by CPU alone, the recommendations endpoint
+after each run). It is inflated on a busy machine too (cache and scheduler contention), but far less than
+latency and throughput, which here mostly measure the other processes: by CPU alone, the recommendations endpoint
 would reach **{cpu_ratio:.2f}x** the trivial endpoint's throughput.
 
 Throughput ratio (recommendations / trivial): **{ratio:.2f}** (goal >= {GOAL_RATIO}: **{'met' if ratio_ok else 'not met'}**).
