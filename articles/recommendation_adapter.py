@@ -18,6 +18,3 @@ class ArticlesAdapter(DefaultAdapter):
         else:
             payload["summary"] = obj.summary
         return payload
-
-    def item_words(self, obj) -> int:
-        return obj.word_count
