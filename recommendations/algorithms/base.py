@@ -77,13 +77,30 @@ def topk_dense_rows(block: NDArray[np.floating], k: int) -> tuple[NDArray[np.int
     k = min(int(k), n)
     if k <= 0 or m == 0:
         return np.zeros((m, 0), dtype=np.int64), np.zeros((m, 0), dtype=block.dtype)
-    if k < n:
-        part = np.argpartition(-block, k - 1, axis=1)[:, :k]
-    else:
-        part = np.broadcast_to(np.arange(n), (m, n))
-    values = np.take_along_axis(block, part, axis=1)
-    order = np.argsort(-values, axis=1, kind="stable")
-    return np.take_along_axis(part, order, axis=1).astype(np.int64), np.take_along_axis(values, order, axis=1)
+    if k == n or k * 8 > n:
+        if k < n:
+            part = np.argpartition(-block, k - 1, axis=1)[:, :k]
+        else:
+            part = np.broadcast_to(np.arange(n), (m, n))
+        values = np.take_along_axis(block, part, axis=1)
+        order = np.argsort(-values, axis=1, kind="stable")
+        return np.take_along_axis(part, order, axis=1).astype(np.int64), np.take_along_axis(values, order, axis=1)
+    # Small k: find each row's k-th value with np.partition (values only, much faster than
+    # argpartition), then collect the entries above it plus just enough ties.
+    threshold = -np.partition(-block, k - 1, axis=1)[:, k - 1]
+    above_rows, above_cols = np.nonzero(block > threshold[:, None])
+    need = k - np.bincount(above_rows, minlength=m)
+    tie_rows_needed = np.flatnonzero(need > 0)
+    tie_local, tie_cols = np.nonzero(block[tie_rows_needed] == threshold[tie_rows_needed, None])
+    tie_rows = tie_rows_needed[tie_local]
+    rank = np.arange(tie_rows.size) - np.searchsorted(tie_rows, tie_rows)
+    keep = rank < need[tie_rows]
+    rows = np.concatenate([above_rows, tie_rows[keep]])
+    cols = np.concatenate([above_cols, tie_cols[keep]])
+    values = block[rows, cols]
+    order = np.lexsort((cols, -values, rows))
+    indices = cols[order].reshape(m, k).astype(np.int64)
+    return indices, values[order].reshape(m, k)
 
 
 def topk_sparse_rows(M: sp.spmatrix, k: int) -> sp.csr_matrix:
@@ -228,7 +245,9 @@ class RecommenderBase:
     def _scores_block(
         self, X: sp.csr_matrix, users: NDArray[np.int64] | None, exclude_seen: bool
     ) -> NDArray[np.float32]:
-        scores = np.array(self._score(X, users), dtype=np.float32, copy=True)
+        scores = np.asarray(self._score(X, users), dtype=np.float32)
+        if not scores.flags.writeable:
+            scores = scores.copy()
         empty = np.diff(X.indptr) == 0
         if empty.any():
             scores[empty] = self._fallback_scores()
@@ -236,6 +255,12 @@ class RecommenderBase:
             rows = np.repeat(np.arange(X.shape[0]), np.diff(X.indptr))
             scores[rows, X.indices] = -np.inf
         return scores
+
+    def _topn_block(
+        self, X: sp.csr_matrix, users: NDArray[np.int64] | None, n: int, exclude_seen: bool
+    ) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
+        """Top-``n`` of a block of users (dense scores; item-based models override)."""
+        return topn_rows(self._scores_block(X, users, exclude_seen), n)
 
     def recommend(
         self,
@@ -310,9 +335,9 @@ class RecommenderBase:
         out_scores = np.full((rows.size, n), -np.inf, dtype=np.float32)
         def work(start: int) -> None:
             block_users = rows[start : start + batch_size]
-            scores = self._scores_block(X[block_users], block_users, exclude_seen)
-            out_indices[start : start + block_users.size], out_scores[start : start + block_users.size] = topn_rows(
-                scores, n
+            stop = start + block_users.size
+            out_indices[start:stop], out_scores[start:stop] = self._topn_block(
+                X[block_users], block_users, n, exclude_seen
             )
 
         starts = range(0, rows.size, batch_size)
@@ -437,12 +462,48 @@ class ItemSimilarityRecommender(RecommenderBase):
     item_based = True
     _state_attributes = RecommenderBase._state_attributes + ("similarity_",)
 
+    def _item_weights(self) -> sp.csr_matrix:
+        """The item-item matrix used by explain/similar_items (``similarity_`` by default)."""
+        return self.similarity_
+
     def _score(self, X: sp.csr_matrix, users: NDArray[np.int64] | None = None) -> NDArray[np.float32]:
         return np.asarray((X @ self.similarity_).toarray(), dtype=np.float32)
 
+    def _topn_block(
+        self, X: sp.csr_matrix, users: NDArray[np.int64] | None, n: int, exclude_seen: bool
+    ) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
+        """Select on the sparse product ``X @ similarity_`` row by row; rows with fewer than
+        ``n`` positive unseen scores (or an empty history) fall back to dense scoring."""
+        similarity = getattr(self, "_similarity_for_topn", None)
+        if similarity is None:
+            similarity = self.similarity_
+        S = sp.csr_matrix(X @ similarity, dtype=np.float32)
+        if exclude_seen and X.nnz:
+            S = S - S.multiply(X != 0)
+        S.data[S.data < 0] = 0.0  # non-positive scores are handled by the dense fallback
+        S.eliminate_zeros()
+        m = X.shape[0]
+        indices = np.full((m, n), -1, dtype=np.int64)
+        values = np.full((m, n), -np.inf, dtype=np.float32)
+        counts = np.diff(S.indptr)
+        dense_rows = np.flatnonzero((counts < n) | (np.diff(X.indptr) == 0))
+        for row in np.flatnonzero(counts >= n):
+            a, b = S.indptr[row], S.indptr[row + 1]
+            data = S.data[a:b]
+            part = np.argpartition(-data, n - 1)[:n] if b - a > n else np.arange(b - a)
+            order = part[np.lexsort((S.indices[a:b][part], -data[part]))]
+            indices[row] = S.indices[a:b][order]
+            values[row] = data[order]
+        if dense_rows.size:
+            sub_users = None if users is None else users[dense_rows]
+            indices[dense_rows], values[dense_rows] = topn_rows(
+                self._scores_block(X[dense_rows], sub_users, exclude_seen), n
+            )
+        return indices, values
+
     def similar_items(self, item_index: int, n: int = 10) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
         self._check_fitted()
-        row = self.similarity_[int(item_index)].toarray().ravel()
+        row = self._item_weights()[int(item_index)].toarray().ravel()
         row[int(item_index)] = -np.inf
         row[row == 0] = -np.inf
         indices, values = topn_rows(row[None, :], int(n))
@@ -457,7 +518,7 @@ class ItemSimilarityRecommender(RecommenderBase):
         history = X.indices
         if history.size == 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-        weights = np.asarray(self.similarity_[history][:, [int(item_index)]].toarray()).ravel()
+        weights = np.asarray(self._item_weights()[history][:, [int(item_index)]].toarray()).ravel()
         contributions = (X.data * weights).astype(np.float32)
         order = np.argsort(-contributions, kind="stable")[: int(n)]
         order = order[contributions[order] > 0]

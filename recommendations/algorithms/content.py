@@ -93,10 +93,10 @@ class ContentSimilarity:
             vectors = sp.csr_matrix((self.n_items_, 1), dtype=np.float32)
         vectors_t = sp.csr_matrix(vectors.T)
 
-        def block_fn(start: int, end: int) -> NDArray[np.float32]:
-            block = (vectors[start:end] @ vectors_t).toarray().astype(np.float32, copy=False)
-            local = np.arange(end - start)
-            block[local, start + local] = 0.0
+        def block_fn(start: int, end: int) -> sp.csr_matrix:
+            block = sp.csr_matrix(vectors[start:end] @ vectors_t, dtype=np.float32)
+            rows = np.repeat(np.arange(start, end), np.diff(block.indptr))
+            block.data[block.indices == rows] = 0.0
             return block
 
         self.similarity_ = blockwise_topk(self.n_items_, self.n_items_, block_fn, int(self.top_k), self.n_threads)

@@ -71,7 +71,24 @@ class IALS(RecommenderBase):
         return self
 
     def _user_factors_for(self, X: sp.csr_matrix) -> NDArray[np.float32]:
-        """One exact ALS user step per row: ``(Y'Y + Y'(C-I)Y + reg I)^-1 Y' C p``."""
+        """One exact ALS user step per row: ``(Y'Y + Y'(C-I)Y + reg I)^-1 Y' C p``.
+
+        Uses implicit's Cholesky kernel (the one behind ``recalculate_user``) when available,
+        else a numpy loop with the same formula.
+        """
+        try:
+            from implicit.cpu import _als
+        except ImportError:  # pragma: no cover - implicit always ships it on CPU
+            return self._user_factors_numpy(X)
+        Y = np.ascontiguousarray(self.item_factors_, dtype=np.float32)
+        out = np.zeros((X.shape[0], Y.shape[1]), dtype=np.float32)
+        confidence = (float(self.alpha) * X.data).astype(np.float32)
+        _als._least_squares(
+            Y.T @ Y, X.indptr, X.indices, confidence, out, Y, float(self.regularization), num_threads=0
+        )
+        return out
+
+    def _user_factors_numpy(self, X: sp.csr_matrix) -> NDArray[np.float32]:
         Y = self.item_factors_.astype(np.float64)
         gram = Y.T @ Y + float(self.regularization) * np.eye(Y.shape[1])
         out = np.zeros((X.shape[0], Y.shape[1]), dtype=np.float32)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
-from numpy.typing import NDArray
 from sklearn.preprocessing import normalize as sk_normalize
 
 from .base import ItemSimilarityRecommender, topk_sparse_rows
@@ -42,12 +41,12 @@ def _random_walk_similarity(
     p_ui = sp.csr_matrix(p_ui, dtype=np.float32)
     p_iu = sp.csr_matrix(p_iu, dtype=np.float32)
 
-    def block_fn(start: int, end: int) -> NDArray[np.float32]:
-        block = (p_iu[start:end] @ p_ui).toarray().astype(np.float32, copy=False)
+    def block_fn(start: int, end: int) -> sp.csr_matrix:
+        block = sp.csr_matrix(p_iu[start:end] @ p_ui, dtype=np.float32)
+        rows = np.repeat(np.arange(start, end), np.diff(block.indptr))
         if beta != 0.0:
-            block *= degree[None, :]
-        local = np.arange(end - start)
-        block[local, start + local] = 0.0
+            block.data *= degree[block.indices]
+        block.data[block.indices == rows] = 0.0
         return block
 
     W = blockwise_topk(n_items, n_items, block_fn, int(top_k), n_threads)

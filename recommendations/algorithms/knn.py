@@ -39,8 +39,10 @@ def blockwise_topk(
     ----------
     n_rows, n_cols : int
         Shape of the (virtual) dense matrix.
-    block_fn : callable (start, end) -> ndarray float32, shape (end - start, n_cols)
+    block_fn : callable (start, end) -> ndarray or sparse matrix, shape (end - start, n_cols)
         Returns rows ``start:end``; entries that must never be kept (e.g. the diagonal) set to 0.
+        A sparse block is selected row by row on its stored values (no dense copy), which is
+        much faster when most entries are zero.
     k : int
         Neighbours kept per row.
     n_threads : int
@@ -59,7 +61,10 @@ def blockwise_topk(
 
     def work(start: int) -> tuple[NDArray, NDArray, NDArray]:
         end = min(n_rows, start + block_rows)
-        block = np.asarray(block_fn(start, end), dtype=np.float32)
+        block = block_fn(start, end)
+        if sp.issparse(block):
+            return _select_sparse_rows(sp.csr_matrix(block), k, start)
+        block = np.asarray(block, dtype=np.float32)
         if k <= 0:
             empty = np.zeros(0, dtype=np.int64)
             return empty, empty, np.zeros(0, dtype=np.float32)
@@ -90,6 +95,28 @@ def blockwise_topk(
     return out
 
 
+def _select_sparse_rows(block: sp.csr_matrix, k: int, row_offset: int) -> tuple[NDArray, NDArray, NDArray]:
+    """Top-``k`` nonzero values of each row of a CSR block, selected on the stored values only."""
+    indptr, indices, data = block.indptr, block.indices, block.data.astype(np.float32, copy=False)
+    counts = np.diff(indptr)
+    keep_parts: list[NDArray] = []
+    for row in np.flatnonzero(counts > k):
+        a, b = indptr[row], indptr[row + 1]
+        keep_parts.append(a + np.argpartition(-data[a:b], k - 1)[:k])
+    short = np.flatnonzero((counts <= k) & (counts > 0))
+    if short.size:
+        starts, lengths = indptr[short], counts[short]
+        keep_parts.append(np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum()))
+    if not keep_parts or k <= 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, np.zeros(0, dtype=np.float32)
+    keep = np.concatenate(keep_parts)
+    rows = np.repeat(np.arange(block.shape[0], dtype=np.int64), counts)[keep] + row_offset
+    values = data[keep]
+    nonzero = values != 0
+    return rows[nonzero], indices[keep][nonzero].astype(np.int64), values[nonzero]
+
+
 def _weight_user_items(X: sp.csr_matrix, feature_weighting: str, K1: float, B: float) -> sp.csr_matrix:
     """Weight like the TOIS code: the weighting runs on the transposed matrix (users are terms)."""
     if feature_weighting == "none":
@@ -110,22 +137,15 @@ def _cosine_block(
     start: int,
     end: int,
     zero_diagonal: bool,
-) -> NDArray[np.float32]:
-    block = (left[start:end] @ right_t).toarray().astype(np.float32, copy=False)
+) -> sp.csr_matrix:
+    """Rows ``start:end`` of the shrunk cosine ``x_i.x_j / (|x_i||x_j| + shrink + 1e-6)``, sparse."""
+    block = sp.csr_matrix(left[start:end] @ right_t, dtype=np.float32)
+    rows = np.repeat(np.arange(end - start), np.diff(block.indptr))
+    cols = block.indices
+    denominator = left_norms[start:end][rows] * right_norms[cols] + np.float32(shrink + 1e-6)
+    block.data /= denominator
     if zero_diagonal:
-        local = np.arange(end - start)
-        block[local, start + local] = 0.0
-    if shrink == 0:
-        # Separable denominator: two broadcast multiplies, no second dense block.
-        with np.errstate(divide="ignore"):
-            inv_left = np.where(left_norms[start:end] > 0, 1.0 / (left_norms[start:end] + 1e-6), 0.0)
-            inv_right = np.where(right_norms > 0, 1.0 / (right_norms + 1e-6), 0.0)
-        block *= inv_left.astype(np.float32)[:, None]
-        block *= inv_right.astype(np.float32)[None, :]
-        return block
-    denominator = np.multiply.outer(left_norms[start:end], right_norms)
-    denominator += np.float32(shrink + 1e-6)
-    np.divide(block, denominator, out=block)
+        block.data[cols == rows + start] = 0.0
     return block
 
 

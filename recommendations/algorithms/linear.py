@@ -7,7 +7,7 @@ import scipy.linalg
 import scipy.sparse as sp
 from numpy.typing import NDArray
 
-from .base import ItemSimilarityRecommender, topk_sparse_rows
+from .base import ItemSimilarityRecommender, RecommenderBase, topk_sparse_rows
 
 __all__ = ["EASE"]
 
@@ -97,6 +97,12 @@ class EASE(ItemSimilarityRecommender):
             self._similarity = sp.csr_matrix(self.coef_)
         return self._similarity
 
+    @similarity_.setter
+    def similarity_(self, value: sp.spmatrix) -> None:
+        # e.g. the app pruning to its top-k per row: the sparse matrix becomes the model.
+        self._similarity = sp.csr_matrix(value, dtype=np.float32)
+        self.coef_ = None
+
     def _get_state(self) -> dict:
         state = {"n_users_": self.n_users_, "n_items_": self.n_items_, "item_popularity_": self.item_popularity_}
         if self.coef_ is not None:
@@ -111,6 +117,11 @@ class EASE(ItemSimilarityRecommender):
             self.coef_ = None
         if "_similarity" not in state:
             self._similarity = None
+
+    def _topn_block(self, X, users, n, exclude_seen):
+        if self.coef_ is not None:  # dense B: the dense path, never a huge CSR copy
+            return RecommenderBase._topn_block(self, X, users, n, exclude_seen)
+        return super()._topn_block(X, users, n, exclude_seen)
 
     def _score(self, X: sp.csr_matrix, users: NDArray[np.int64] | None = None) -> NDArray[np.float32]:
         if self.coef_ is not None:

@@ -210,6 +210,30 @@ class TestAutoContract(PersonalisedContract):
     name = "auto"
 
 
+class TestAutoWithFactorsContract(PersonalisedContract):
+    """Auto with its iALS term (not purely item-based)."""
+
+    name = "auto"
+
+    def make(self):
+        params = dict(FAST_PARAMS["auto"])
+        params["ials"] = {"factors": 8, "iterations": 5, "regularization": 0.05, "alpha": 5.0, "random_state": 1}
+        params["weights"] = {"rp3beta": 1.0, "itemknn": 0.5, "ials": 0.2}
+        return get_estimator("auto", **params)
+
+    def test_init_stores_params_only(self):
+        model = self.make()
+        assert not [name for name in vars(model) if name.endswith("_") and not name.startswith("_")]
+
+    def test_factor_term_is_added_to_item_scores(self, fitted, user_items):
+        assert not fitted.item_based
+        X = user_items[:3]  # users with history (row 3 is empty)
+        item_part = (X @ fitted.item_similarity_).toarray()
+        factor = fitted.factor_model_.score(X)
+        factor = factor / np.abs(factor).max(axis=1, keepdims=True)
+        np.testing.assert_allclose(fitted.score(X), item_part + 0.2 * factor, rtol=1e-4, atol=1e-5)
+
+
 def test_get_estimator_unknown_name_lists_valid_names():
     with pytest.raises(ValueError, match="itemknn"):
         get_estimator("nope")

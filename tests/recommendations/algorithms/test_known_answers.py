@@ -234,6 +234,7 @@ class TestAuto:
             "ease": {"l2_norm": 10.0, "top_k": 8},
         }
         model = Auto(**params, weights={"rp3beta": 1.0, "ease": 0.5, "itemknn": 0.25}).fit(X)
+        assert model.item_based
         expected = (
             unit_scale(RP3beta(**params["rp3beta"]).fit(X).similarity_)[0]
             + 0.5 * unit_scale(EASE(**params["ease"]).fit(X).similarity_)[0]
@@ -241,6 +242,20 @@ class TestAuto:
         )
         np.testing.assert_allclose(model.similarity_.toarray(), expected.toarray(), rtol=1e-4, atol=1e-6)
         assert model.components_.tolist() == ["rp3beta", "ease", "itemknn"]
+
+    def test_defaults_blend_rp3beta_itemknn_and_ials(self):
+        model = Auto()
+        assert model.component_weights(100) == {"rp3beta": 1.0, "itemknn": 0.5, "ials": 0.05}
+
+    def test_ease_similarity_can_be_replaced_by_a_pruned_matrix(self):
+        model = EASE(l2_norm=1.0).fit(TINY)
+        model.similarity_ = topk_sparse_rows(model.similarity_, 1)
+        assert model.coef_ is None and model.similarity_.nnz <= 3
+        np.testing.assert_allclose(model.score(TINY), (TINY @ model.similarity_).toarray())
+
+    def test_needs_an_item_component(self):
+        with pytest.raises(ValueError, match="at least one"):
+            Auto(weights={"ials": 1.0}).fit(TINY)
 
     def test_big_catalogue_falls_back_to_rp3beta_and_itemknn(self):
         model = Auto(
