@@ -6,7 +6,7 @@ Usage::
     python benchmarks/algorithms_speed.py --scale small   # quick check on a smaller synthetic matrix
 
 Each measurement (fit + top-10 for every user) runs in a fresh subprocess, so its peak memory
-(``ru_maxrss``) is its own. Results are printed as a markdown table and written to
+(``VmHWM``) is its own. Results are printed as a markdown table and written to
 ``benchmarks/results/algorithms_speed.md``.
 """
 
@@ -38,9 +38,11 @@ METHODS = ("ours_itemknn", "implicit_cosine", "ours_ials", "implicit_als")
 def synthetic_user_items(n_users: int, n_items: int, n_interactions: int, seed: int = 0) -> sp.csr_matrix:
     """Binary matrix with power-law item popularity and user activity, exactly ``n_interactions`` cells."""
     rng = np.random.default_rng(seed)
-    item_p = 1.0 / np.arange(1, n_items + 1) ** 0.9
+    item_p = 1.0 / np.arange(1, n_items + 1) ** 0.6  # Zipf-like; top item ~ 40% of users
     item_p = rng.permutation(item_p / item_p.sum())
     user_p = rng.pareto(1.5, n_users) + 1.0
+    # Cap the heaviest users (at most ~10% of the catalogue each) so sampling converges fast.
+    user_p = np.minimum(user_p, 0.1 * n_items * user_p.sum() / n_interactions)
     user_p /= user_p.sum()
     keys = np.zeros(0, dtype=np.int64)
     while keys.size < n_interactions:
@@ -64,13 +66,29 @@ def load_citeulike() -> sp.csr_matrix:
     return X
 
 
+def _peak_rss_kib() -> float:
+    """Peak resident memory of this process in KiB.
+
+    ``VmHWM`` from /proc is used when available: ``ru_maxrss`` survives ``exec`` on Linux, so
+    a worker started by a big parent would report the parent's peak.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return float(line.split()[1])
+    except OSError:
+        pass
+    return float(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+
+
 def run_worker(method: str, matrix_path: str, k: int, factors: int, iterations: int) -> dict:
     """Fit one method and compute the top-10 of every user; return timings and peak memory."""
     from threadpoolctl import threadpool_limits
 
     X = sp.load_npz(matrix_path).tocsr().astype(np.float32)
     users = np.arange(X.shape[0])
-    base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    base_rss = _peak_rss_kib()
     if method == "ours_itemknn":
         from recommendations.algorithms.knn import ItemKNN
 
@@ -115,7 +133,7 @@ def run_worker(method: str, matrix_path: str, k: int, factors: int, iterations: 
         rec = time.perf_counter() - start
     else:
         raise ValueError(method)
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+    peak_mb = _peak_rss_kib() / 1024
     return {
         "method": method,
         "fit_s": fit,
@@ -132,10 +150,13 @@ def measure(method: str, matrix_path: str, args: argparse.Namespace) -> dict:
         "--k", str(args.k), "--factors", str(args.factors), "--iterations", str(args.iterations),
     ]
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    load_before = os.getloadavg()[0]
     done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"{method} failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result["load"] = f"{load_before:.1f}/{os.getloadavg()[0]:.1f}"
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -181,19 +202,26 @@ def main(argv: list[str] | None = None) -> int:
             rows.append((name, X, results))
 
     now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=False
+        ).stdout.strip()
+    except OSError:
+        commit = ""
     command = "python benchmarks/algorithms_speed.py" + (f" --scale {args.scale}" if args.scale != "full" else "")
     lines = [
         "# Algorithm speed and memory: ours vs implicit",
         "",
         f"Command: `{command}` (k={args.k}, factors={args.factors}, iterations={args.iterations})  ",
         f"Machine: {os.cpu_count()} cores, {platform.processor() or platform.machine()}, Python "
-        f"{platform.python_version()}; date {now}.  ",
+        f"{platform.python_version()}; date {now}; commit {commit or 'unknown'}.  ",
         "Each cell is one fresh subprocess: fit, then the top-10 (seen items excluded) for every user. "
-        "Peak memory is that subprocess's `ru_maxrss` (data included). Other jobs may have shared the "
-        "2 cores, so compare the ratios within one run.",
+        "Peak memory is that subprocess's peak RSS (`VmHWM`, data included). Other jobs may have shared the "
+        "2 cores (the 1-minute load average before/after each cell is shown), so compare the ratios "
+        "within one run.",
         "",
-        "| data | users x items | interactions | model | fit s | top-10 all users s | total s | ours / implicit (total) | peak MB |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| data | users x items | interactions | model | fit s | top-10 all users s | total s | ours / implicit (total) | peak MB | load before/after |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     pairs = {"ours_itemknn": "implicit_cosine", "ours_ials": "implicit_als"}
     labels = {
@@ -212,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
                 ratio = f"{total / (other['fit_s'] + other['top10_s']):.2f}x"
             lines.append(
                 f"| {name} | {X.shape[0]:,} x {X.shape[1]:,} | {X.nnz:,} | {labels[method]} | {r['fit_s']:.2f} | "
-                f"{r['top10_s']:.2f} | {total:.2f} | {ratio} | {r['peak_mb']:.0f} |"
+                f"{r['top10_s']:.2f} | {total:.2f} | {ratio} | {r['peak_mb']:.0f} | {r.get('load', '')} |"
             )
     table = "\n".join(lines) + "\n"
     print()
