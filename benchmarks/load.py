@@ -121,35 +121,40 @@ def _parse_wrk(output: str) -> dict:
 
 
 class Builds(threading.Thread):
-    """Keep a full build running: queue one, and another as soon as it finishes, until stopped."""
+    """Keep a full build running through the worker: queue one, and another as soon as it finishes."""
 
-    def __init__(self, env: dict[str, str]):
+    def __init__(self):
         super().__init__(daemon=True)
-        self.env, self.stop = env, threading.Event()
-        self.finished: list[dict] = []
-        self.running_seconds = 0.0
+        self.stop = threading.Event()
+        self.started: list[int] = []
         self.error = ""
 
-    def _status(self) -> dict:
-        code = ("import json; from recommendations.models import BuildRun; "
-                "print(json.dumps([dict(id=b.pk, status=b.status, duration=b.duration) for b in "
-                "BuildRun.objects.order_by('-pk')[:1]]))")
-        return json.loads(_run(self.env, "shell", "-c", code).strip().splitlines()[-1])[0]
-
     def run(self) -> None:
+        from django.db import connections
+
+        from recommendations import services
+        from recommendations.models import BuildRun
+
         try:
             while not self.stop.is_set():
-                _run(self.env, "recommendations", "build")
-                current = self._status()
-                t0 = time.monotonic()
-                while current["status"] in ("queued", "running") and not self.stop.is_set():
-                    time.sleep(1)
-                    current = self._status()
-                self.running_seconds += time.monotonic() - t0
-                if current["status"] in ("succeeded", "failed"):
-                    self.finished.append(current)
+                build = services.full_build_start(triggered_by="load-benchmark")
+                self.started.append(build.pk)
+                while not self.stop.is_set():
+                    build.refresh_from_db()
+                    if build.status not in (BuildRun.Status.QUEUED, BuildRun.Status.RUNNING):
+                        break
+                    time.sleep(0.5)
         except BaseException as exc:  # reported with the figures
             self.error = repr(exc)
+        finally:
+            connections.close_all()
+
+
+def _builds_summary(ids: list[int]) -> list[str]:
+    from recommendations.models import BuildRun
+
+    return [f"#{b.pk} {b.status}" + (f" in {b.duration:.0f} s" if b.duration else "")
+            for b in BuildRun.objects.filter(pk__in=ids).order_by("pk")]
 
 
 def main() -> None:
@@ -172,6 +177,11 @@ def main() -> None:
     if "Active build: none" in _run(env, "recommendations", "status"):
         _run(env, "recommendations", "build", "--sync")
     setup = json.loads(_run(env, "shell", "-c", SETUP).strip().splitlines()[-1])
+    # This process queues the builds and watches them through the same database and broker.
+    os.environ.update(env)
+    import django
+
+    django.setup()
 
     log_dir = ROOT / "var" / "reliability"
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -185,7 +195,7 @@ def main() -> None:
          "--workers", str(args.gunicorn_workers), "--timeout", "120",
          "--error-logfile", str(log_dir / f"load-gunicorn-{args.database}.log")],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
-    builds = Builds(env)
+    builds = Builds()
     try:
         base = f"http://127.0.0.1:{port}"
         for _ in range(120):
@@ -210,15 +220,26 @@ def main() -> None:
 
         builds.start()
         time.sleep(3)  # the first build is under way
+        at_start = _builds_summary(builds.started)
         print(f"==> wrk: {args.connections} connections, {args.duration} s, {len(paths)} URLs", flush=True)
         wrk = subprocess.run(["wrk", "-t", "2", "-c", str(args.connections), "-d", f"{args.duration}s",
                               "--timeout", "10s", "--latency", "-s", str(script), base],
                              capture_output=True, text=True)
         print(wrk.stdout)
         figures = _parse_wrk(wrk.stdout)
+        at_end = _builds_summary(builds.started)
+        builds.stop.set()
+        builds.join(timeout=60)
+        # Let the build under way finish with the site idle, to show it completes.
+        from recommendations.models import BuildRun
+
+        deadline = time.monotonic() + 900
+        while builds.started and time.monotonic() < deadline and BuildRun.objects.filter(
+                pk=builds.started[-1], status__in=[BuildRun.Status.QUEUED, BuildRun.Status.RUNNING]).exists():
+            time.sleep(2)
     finally:
         builds.stop.set()
-        builds.join(timeout=600)
+        builds.join(timeout=60)
         for process in (server, worker):
             if process.poll() is None:
                 os.killpg(process.pid, 15)
@@ -235,9 +256,8 @@ def main() -> None:
         "command": f".venv/bin/python benchmarks/load.py --database {args.database}",
         "connections": args.connections, "duration_s": args.duration, "gunicorn_workers": args.gunicorn_workers,
         "urls": len(paths), **figures,
-        "builds_finished": [f"#{b['id']} {b['status']} in {b['duration']:.0f} s" for b in builds.finished
-                            if b.get("duration")],
-        "build_running_seconds": round(builds.running_seconds, 1), "build_error": builds.error,
+        "builds_when_load_started": at_start, "builds_when_load_ended": at_end,
+        "builds_afterwards": _builds_summary(builds.started), "build_error": builds.error,
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     with open(RESULTS, "a") as f:

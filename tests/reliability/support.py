@@ -232,7 +232,8 @@ class PrivateRedis:
 
 
 @contextmanager
-def celery_publishing(*, queue: str, broker_url: str | None = None, result_backend: str | None = None) -> Iterator[None]:
+def celery_publishing(*, queue: str, broker_url: str | None = None,
+                      result_backend: str | None = None) -> Iterator[None]:
     """Make this process publish for real (not eagerly) to ``queue`` of ``broker_url``."""
     from bre_site.celery import app
 
@@ -243,8 +244,8 @@ def celery_publishing(*, queue: str, broker_url: str | None = None, result_backe
         for attr in ("queues", "default_queue", "router"):
             app.amqp.__dict__.pop(attr, None)
         app.amqp._rtable = None
-        if app._pool is not None:
-            app._pool.force_close_all()
+        # Only drop this app's references: kombu keeps its pools in global registries keyed by broker URL,
+        # so closing them here would hand a closed pool to the next test on the same broker.
         app._pool = None
         app.amqp._producer_pool = None
         app._backend_cache = None
@@ -302,7 +303,7 @@ def make_library(*, n_users: int, n_books: int, per_user: int, seed: int = 7, pr
     topics = ["space", "cooking", "history", "poetry", "chess", "sailing", "gardens", "music"]
     Book.objects.bulk_create([
         Book(title=f"{topics[i % len(topics)].title()} book {i}", authors=f"Author {i % 37}",
-             description=f"A book about {topics[i % len(topics)]} and more {topics[(i * 3) % len(topics)]}, number {i}.")
+             description=f"A book about {topics[i % len(topics)]} and {topics[(i * 3) % len(topics)]}, number {i}.")
         for i in range(n_books)
     ])
     books = list(Book.objects.order_by("pk"))
@@ -393,5 +394,6 @@ class Readers:
 
         secs = sorted(o.seconds for o in self.outcomes) or [0.0]
         p99 = secs[min(len(secs) - 1, int(0.99 * len(secs)))]
-        return (f"{len(self.outcomes)} requests, {len(self.failures())} failed, p50 {statistics.median(secs) * 1000:.0f} ms, "
+        return (f"{len(self.outcomes)} requests, {len(self.failures())} failed, "
+                f"p50 {statistics.median(secs) * 1000:.0f} ms, "
                 f"p99 {p99 * 1000:.0f} ms, max {secs[-1] * 1000:.0f} ms")

@@ -2,6 +2,9 @@
 
 With ``acks_late``, a broker hands a task to a second worker when the first one looks dead
 (a lost connection, a visibility timeout shorter than the task): both copies then run at once.
+Before the fix in services (one lease owner per delivery, serialised chunk and refresh writes), both
+copies of a build wrote neighbours and popular lists twice, and on PostgreSQL (READ COMMITTED) both
+copies of a chunk or refresh deleted nothing and then inserted, doubling the picks.
 """
 from __future__ import annotations
 
@@ -19,27 +22,6 @@ from tests.reliability.support import fault_recommendations, make_library
 pytestmark = [pytest.mark.faults, pytest.mark.django_db(transaction=True)]
 
 ROUNDS = 3
-
-# Until scripts/reliability/duplicate-delivery-fix.patch is applied to recommendations/services.py, two
-# copies of a task race: both copies of a full build take the lease (same owner) and write neighbours and
-# popular lists twice; on PostgreSQL two copies of a chunk or a refresh both delete nothing, then both
-# insert (READ COMMITTED), doubling the picks. These tests then fail, as expected (strict: they must fail).
-FIX_APPLIED = services._owner(0).count(":") >= 3  # the fix gives every delivery its own lease owner
-KNOWN_RACE = "known race in recommendations/services.py; apply scripts/reliability/duplicate-delivery-fix.patch"
-
-
-@pytest.fixture
-def race_anywhere(request):
-    if not FIX_APPLIED:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=KNOWN_RACE))
-
-
-@pytest.fixture
-def race_on_postgres(request):
-    from django.db import connection
-
-    if not FIX_APPLIED and connection.vendor == "postgresql":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=KNOWN_RACE + " (PostgreSQL)"))
 
 
 def _twice(func, *args) -> list[BaseException]:
@@ -115,7 +97,7 @@ def _single_delivery() -> tuple[BuildRun, dict]:
     return build, _results(build.pk)
 
 
-def test_full_build_delivered_twice_at_once(library, race_anywhere):
+def test_full_build_delivered_twice_at_once(library):
     _, reference = _single_delivery()
     for _ in range(ROUNDS):
         build = BuildRun.objects.create(triggered_by="test-twice")
@@ -129,7 +111,7 @@ def test_full_build_delivered_twice_at_once(library, race_anywhere):
         assert services.build_lock_holder() is None
 
 
-def test_score_chunk_delivered_twice_at_once(library, race_on_postgres):
+def test_score_chunk_delivered_twice_at_once(library):
     _, reference = _single_delivery()
     for _ in range(ROUNDS):
         build = BuildRun.objects.create(triggered_by="test-chunk-twice")
@@ -147,7 +129,7 @@ def test_score_chunk_delivered_twice_at_once(library, race_on_postgres):
         assert _difference(_results(build.pk), reference) == {}
 
 
-def test_user_refresh_delivered_twice_at_once(library, race_on_postgres):
+def test_user_refresh_delivered_twice_at_once(library):
     build, _ = _single_delivery()
     users = library["users"][:ROUNDS * 2]
     for user in users:

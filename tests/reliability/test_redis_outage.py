@@ -142,7 +142,8 @@ def test_redis_down_for_30_s_while_readers_read_and_rate(processes, fault_queue,
     for o in readers.outcomes:
         by_kind[o.what] = by_kind.get(o.what, 0) + 1
     record("Redis down 30 s", {
-        "broker_used": "private redis-server (broker and results)", "outage_seconds": OUTAGE, "requests": len(readers.outcomes), "during_outage": len(during),
+        "broker_used": "private redis-server (broker and results)", "outage_seconds": OUTAGE,
+        "requests": len(readers.outcomes), "during_outage": len(during),
         "failed": len(failures), "by_kind": by_kind,
         "reads_sent": sum(sent_reads), "reads_stored": reads_after - reads_before,
         "ratings_sent": len(sent_stars), "ratings_lost": len(lost),
