@@ -404,8 +404,58 @@ def _served_check(build_id: int, sample: int = 200) -> dict[str, Any]:
             "example": [str(p) for p in selectors.recommended_for(users[chosen[0]], n=3)] if chosen else []}
 
 
+class DatabaseRestarted(RuntimeError):
+    """PostgreSQL restarted during a run (others restart it in reliability tests): the run is retried."""
+
+
+def _server_started() -> str | None:
+    """PostgreSQL's start time (a restart kills the workers' connections mid-build), None elsewhere."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return None
+    for _ in range(60):
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_postmaster_start_time()::text")
+                return cursor.fetchone()[0]
+        except Exception:
+            connection.close()
+            time.sleep(2)
+    raise RuntimeError("PostgreSQL did not come back within 2 minutes")
+
+
+def _build_with_retries(concurrency: int, workdir: Path, attempts: int = 3) -> dict[str, Any]:
+    from django.db import connection
+
+    for attempt in range(1, attempts + 1):
+        try:
+            run = _build_with_workers(concurrency, workdir)
+            run["attempt"] = attempt
+            return run
+        except DatabaseRestarted as exc:
+            log(f"  attempt {attempt} lost: {exc}; retrying with fresh workers")
+            connection.close()
+            time.sleep(5)
+            _server_started()  # wait until it is back
+            _clear_lost_builds()
+    raise RuntimeError(f"{attempts} attempts with {concurrency} worker(s) were lost to database restarts")
+
+
+def _clear_lost_builds() -> None:
+    """Fail the builds a restart interrupted and drop their lease (a throwaway database)."""
+    from recommendations import services
+    from recommendations.models import BuildLock, BuildRun
+
+    lost = BuildRun.objects.exclude(status__in=[BuildRun.Status.SUCCEEDED, BuildRun.Status.FAILED])
+    for build_id in lost.values_list("pk", flat=True):
+        services.build_fail(build_id=build_id, error="benchmark: lost to a PostgreSQL restart")
+    BuildLock.objects.all().delete()
+
+
 def _build_with_workers(concurrency: int, workdir: Path) -> dict[str, Any]:
     from django.db import connection
+    from django.db.utils import OperationalError, InterfaceError
 
     from recommendations import services
     from recommendations.models import BuildRun, SimilarItem, UserRecommendation
@@ -414,14 +464,22 @@ def _build_with_workers(concurrency: int, workdir: Path) -> dict[str, Any]:
     events.unlink(missing_ok=True)
     _flush_redis()
     load_before = os.getloadavg()
+    started = _server_started()
     workers = _start_workers(concurrency, events, workdir / f"worker-c{concurrency}.log")
     try:
         t_queued = time.time()
         build = services.full_build_start(triggered_by="benchmark")
-        connection.close()
         deadline = time.monotonic() + 3 * 3600
         while time.monotonic() < deadline:
-            build.refresh_from_db()
+            try:
+                build.refresh_from_db()
+                if started is not None and _server_started() != started:
+                    raise DatabaseRestarted(f"PostgreSQL restarted during build #{build.pk}")
+            except (OperationalError, InterfaceError) as exc:
+                connection.close()
+                if started is not None and _server_started() != started:
+                    raise DatabaseRestarted(f"PostgreSQL restarted during build #{build.pk}") from exc
+                raise
             if build.status in (BuildRun.Status.SUCCEEDED, BuildRun.Status.FAILED):
                 break
             time.sleep(0.5)
@@ -429,6 +487,8 @@ def _build_with_workers(concurrency: int, workdir: Path) -> dict[str, Any]:
     finally:
         _stop_workers(workers)
     if build.status != BuildRun.Status.SUCCEEDED:
+        if started is not None and _server_started() != started:
+            raise DatabaseRestarted(f"PostgreSQL restarted during build #{build.pk}: {build.error}")
         raise RuntimeError(f"Build #{build.pk} ended {build.status}: {build.error}")
     ev = _events(events)
     starts = {e["task"]: [] for e in ev}
@@ -578,7 +638,7 @@ def child_run(args: argparse.Namespace) -> None:
     result["runs"] = []
     for concurrency in args.workers:
         log(f"full build with {concurrency} worker process(es); load average {loadavg()}")
-        run = _build_with_workers(concurrency, workdir)
+        run = _build_with_retries(concurrency, workdir)
         run["probe"] = parallel_probe()
         log(f"  parallel probe after the run: 2 processes are {run['probe']['speedup_ceiling']:.2f}x faster than 1")
         result["runs"].append(run)

@@ -12,6 +12,7 @@ DATABASES = {
     "default": dj_database_url.parse(
         os.environ.get("BRE_PIPELINE_DATABASE_URL", "sqlite:////tmp/bre_bench_pipeline.sqlite3"),
         conn_max_age=600,
+        conn_health_checks=True,  # others restart PostgreSQL in their reliability tests
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
