@@ -31,6 +31,10 @@ class BuildRun(models.Model):
     timings = models.JSONField(default=dict, blank=True, help_text="Seconds per stage.")
     metrics = models.JSONField(default=dict, blank=True, help_text="Offline evaluation of this build.")
     error = models.TextField(blank=True)
+    reactivable = models.BooleanField(
+        default=True,
+        help_text="False once a reader was deleted after this build: its results are dropped when it is not active.",
+    )
     triggered_by = models.CharField(max_length=64, blank=True, help_text="command, admin, api, schedule…")
     task_id = models.CharField(max_length=64, blank=True)
     data_until = models.DateTimeField(null=True, blank=True, help_text="Interactions up to this time were used.")

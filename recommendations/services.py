@@ -794,6 +794,9 @@ def _build_rows_delete(build_id: int) -> None:
 
 
 def _builds_prune() -> None:
+    # Builds computed before a reader was deleted still hold that reader's history: drop their results.
+    for build_id in BuildRun.objects.filter(is_active=False, reactivable=False).values_list("pk", flat=True):
+        _build_rows_delete(build_id)
     keep = list(
         BuildRun.objects.filter(status=BuildRun.Status.SUCCEEDED).order_by("-created_at").values_list("pk", flat=True)
     )[: app_settings.KEEP_BUILDS]
@@ -809,6 +812,8 @@ def build_activate(*, build_id: int) -> BuildRun:
         build = BuildRun.objects.select_for_update().get(pk=build_id)
         if build.status != BuildRun.Status.SUCCEEDED:
             raise BuildError(f"Build #{build_id} is {build.status}; only a succeeded build can be made active.")
+        if not build.reactivable:
+            raise BuildError(f"Build #{build_id} predates a reader's deletion and cannot be made active again.")
         if not UserRecommendation.objects.filter(build_id=build_id).exists() and not PopularItem.objects.filter(
             build_id=build_id
         ).exists():
@@ -934,6 +939,19 @@ def item_content_refresh(*, content_type_id: int, object_id: str) -> int:
                                    content_type_id=content_type_id, object_id=str(object_id)).delete()
         SimilarItem.objects.bulk_create(rows)
     return len(rows)
+
+
+def user_data_forget(*, user_id: Any) -> None:
+    """Forget a deleted reader in stored results.
+
+    Their own rows go with the user (``on_delete=CASCADE``). Every existing build was computed
+    with their history, so none may be made active again, and the inactive ones lose their
+    results now; the active one is replaced, without them, by the next build.
+    """
+    BuildRun.objects.filter(reactivable=True).update(reactivable=False)
+    for build_id in BuildRun.objects.filter(is_active=False).values_list("pk", flat=True):
+        _build_rows_delete(build_id)
+    logger.info("Reader %s deleted: older builds can no longer be made active.", user_id)
 
 
 # --- editor rules -----------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 
 from django.apps import apps
+from django.contrib.auth import get_user_model
 from django.contrib.contenttypes.models import ContentType
 from django.db import transaction
 from django.db.models.signals import post_delete, post_save
@@ -48,5 +49,14 @@ def _dispatch_save(sender, instance, **kwargs) -> None:
     _item_saved(sender, instance, **kwargs)
 
 
+def _user_deleted(sender, instance, **kwargs) -> None:
+    if sender is get_user_model():
+        from .services import user_data_forget
+
+        # In the deleting transaction: a rollback undoes this too.
+        user_data_forget(user_id=instance.pk)
+
+
 post_save.connect(_dispatch_save, dispatch_uid="recommendations.post_save")
+post_delete.connect(_user_deleted, dispatch_uid="recommendations.user_deleted")
 post_delete.connect(_interaction_changed, dispatch_uid="recommendations.post_delete")
