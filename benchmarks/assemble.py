@@ -1,0 +1,55 @@
+"""Assemble BENCHMARKS.md from the result files that each benchmark writes under benchmarks/results/.
+
+Usage: python benchmarks/assemble.py   (no computation: it only copies the measured tables)
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ORDER = [
+    ("citeulike_cmn.md", "Accuracy: the published CiteULike-a table, reproduced and beaten"),
+    ("accuracy.md", "Accuracy on more data sets"),
+    ("rating_prediction.md", "Rating prediction"),
+    ("algorithms_speed.md", "Algorithm speed and memory against implicit"),
+    ("pipeline.md", "The build pipeline, end to end"),
+    ("serving.md", "Serving"),
+]
+
+HEADER = """# Benchmarks
+
+Every table below was produced by the command printed with it, on this project's machine
+(2 cores, 24 GiB), on the date printed with it. This file is assembled from
+`benchmarks/results/*.md` by `python benchmarks/assemble.py`; rerun a benchmark, then the
+assembler, to refresh it. During these runs other jobs shared the 2 cores (the load average is
+given where it was recorded), so seconds are pessimistic; ratios measured side by side in one
+run are the figures to compare. Goals that were not met are said so in each section.
+
+Load and fault figures are in [RELIABILITY.md](RELIABILITY.md).
+
+"""
+
+
+def main() -> None:
+    parts = [HEADER]
+    index = []
+    for name, title in ORDER:
+        path = HERE / "results" / name
+        if not path.exists():
+            parts.append(f"## {title}\n\nNot measured yet: `{name}` is missing.\n")
+            continue
+        text = path.read_text().strip()
+        # Demote the result file's own headings by one level under our section title.
+        text = "\n".join("#" + line if line.startswith("#") else line for line in text.splitlines())
+        anchor = title.lower().replace(" ", "-").replace(",", "").replace(":", "")
+        index.append(f"- [{title}](#{anchor})")
+        if name == "accuracy.md" and (HERE / "results" / "accuracy_vs_fit_time.png").exists():
+            text += "\n\n![Accuracy against fit time](benchmarks/results/accuracy_vs_fit_time.png)"
+        parts.append(f"## {title}\n\n{text}\n")
+    parts.insert(1, "\n".join(index) + "\n\n")
+    (HERE.parent / "BENCHMARKS.md").write_text("\n".join(parts))
+    print(f"Wrote {HERE.parent / 'BENCHMARKS.md'}")
+
+
+if __name__ == "__main__":
+    main()
