@@ -84,6 +84,19 @@ def _connect_worker_hooks(path: str) -> None:
 
     task_prerun.connect(lambda task=None, args=None, **kw: record("start", task, args), weak=False)
     task_postrun.connect(lambda task=None, args=None, **kw: record("end", task, args), weak=False)
+    source = os.environ.get("BRE_PIPELINE_SERVICES_SOURCE")
+    if source:
+        from celery.signals import worker_process_init
+
+        worker_process_init.connect(lambda **kw: _load_services_source(source), weak=False)
+
+
+def _load_services_source(path: str) -> None:
+    """What-if runs: execute a proposed ``services.py`` into the imported module (the file is not touched)."""
+    from recommendations import services
+
+    code = compile(Path(path).read_text(), services.__file__, "exec")
+    exec(code, services.__dict__)
 
 
 if os.environ.get("BRE_PIPELINE_EVENTS") and __name__ != "__main__":
@@ -617,7 +630,9 @@ def child_run(args: argparse.Namespace) -> None:
     from django.db import connection
 
     workdir = Path(args.json_out).parent
-    result: dict[str, Any] = {"backend": connection.vendor, "dataset": args.dataset, "started": _now(),
+    variant = os.environ.get("BRE_PIPELINE_SERVICES_SOURCE")
+    result: dict[str, Any] = {"backend": connection.vendor, "started": _now(),
+                              "dataset": args.dataset + (f" (what-if: {Path(variant).name})" if variant else ""),
                               "loadavg_start": os.getloadavg(), "chunk_size": int(os.environ["BRE_PIPELINE_CHUNK_SIZE"])}
     log(f"{args.dataset} on {connection.vendor}: migrating")
     call_command("migrate", verbosity=0)
@@ -705,6 +720,8 @@ def run_all(args: argparse.Namespace) -> list[dict]:
                        "--movielens-dir", args.movielens_dir, "--items", str(args.items)]
             if args.profile:
                 command.append("--profile")
+            if args.services_source:
+                env["BRE_PIPELINE_SERVICES_SOURCE"] = str(Path(args.services_source).resolve())
             try:
                 code = subprocess.run(command, cwd=ROOT, env=env).returncode
             finally:
@@ -884,6 +901,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--movielens-dir", default=str(MOVIELENS_DIR))
     parser.add_argument("--profile", action="store_true", help="also cProfile one in-process build")
     parser.add_argument("--keep-db", action="store_true")
+    parser.add_argument("--services-source", help="what-if: run the workers with this proposed services.py "
+                        "executed into recommendations.services (the repository file is not changed)")
     parser.add_argument("--out", default=str(RESULTS), help="markdown report ('-' to skip writing)")
     parser.add_argument("--merge", nargs="*", default=[], help="earlier run JSON files to include in the report")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
