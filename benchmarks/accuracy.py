@@ -226,6 +226,8 @@ def run(args: argparse.Namespace) -> int:
                 m = res.metrics
                 pub = ds["published"].get(name) if negatives is not None else None
                 results.append({
+                    "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+                    "command": "python benchmarks/accuracy.py " + " ".join(sys.argv[1:]),
                     "dataset": ds["name"], "title": ds["title"], "split": split_label, "algorithm": name,
                     "params": params, "HR@10": m["HR@10"], "NDCG@10": m["NDCG@10"], "Recall@10": m["Recall@10"],
                     "MAP@10": m["MAP@10"], "Coverage@10": m["Coverage@10"], "fit_seconds": res.fit_seconds,
@@ -236,6 +238,18 @@ def run(args: argparse.Namespace) -> int:
                       + (f" (published {pub[0]:.4f}/{pub[1]:.4f})" if pub else ""), flush=True)
                 del est
     if results and not args.no_write:
+        store = RESULTS_DIR / "accuracy.json"
+        if args.merge and store.exists():
+            # keep rows of earlier runs that this run did not redo (same data set, split and algorithm)
+            done = {(r["dataset"], r["split"], r["algorithm"]) for r in results}
+            old = [r for r in json.loads(store.read_text(encoding="utf-8"))
+                   if (r["dataset"], r["split"], r["algorithm"]) not in done]
+            by_key = {(r["dataset"], r["split"], r["algorithm"]): r for r in results}
+            order = old + list(by_key.values())
+            results = sorted(order, key=lambda r: ([d for d in DEFAULT_DATASETS.split(",")].index(r["dataset"])
+                                                    if r["dataset"] in DEFAULT_DATASETS else 99,
+                                                    r["split"], ALGORITHMS.index(r["algorithm"])
+                                                    if r["algorithm"] in ALGORITHMS else 99))
         write(results, args)
     return 0
 
@@ -248,13 +262,25 @@ def write(results: list[dict], args: argparse.Namespace, run_time: float | None 
     cmd = "python benchmarks/accuracy.py" + (" --no-tune" if args.no_tune else f" --tune-iter {args.tune_iter}")
     if args.max_test_users:
         cmd += f" --max-test-users {args.max_test_users}"
+    if args.datasets != DEFAULT_DATASETS and "--datasets" not in cmd:
+        cmd += f" --datasets {args.datasets}"
+    if args.algorithms != ",".join(ALGORITHMS):
+        cmd += f" --algorithms {args.algorithms}"
+    if args.merge:
+        cmd += " --merge"
+    commands = list(dict.fromkeys(r.get("command", FIRST_RUN_COMMAND) for r in results))
+    if not args.report_only and not commands:
+        commands = [cmd]
     if args.datasets != DEFAULT_DATASETS:
         cmd += f" --datasets {args.datasets}"
     out = [
         "# Top-N accuracy: MovieLens-1M (NCF protocol), goodbooks-10k, IBM articles",
         "",
-        f"Command: `{cmd}` · machine: {os.cpu_count()} cores, Python {platform.python_version()}, shared with other "
-        f"jobs during the run (load average 6-15), so seconds are inflated · date: {now}",
+        "Commands (rows merged through `benchmarks/results/accuracy.json`; the measured column dates each row): "
+        + "; ".join(f"`{c}`" for c in commands) + ".",
+        "",
+        f"Machine: {os.cpu_count()} cores, Python {platform.python_version()}, shared with other jobs during the runs "
+        f"(load average 6-15), so seconds are inflated · file written {now}.",
         "",
         "Scoring rule (issue 3): train items score -inf; rank = #higher + 0.5 × #tied; HR@10 = [rank < 10]; "
         "NDCG@10 = [rank < 10] / log2(floor(rank) + 2). Coverage@10 = share of the catalogue in some evaluated "
@@ -289,15 +315,15 @@ def write(results: list[dict], args: argparse.Namespace, run_time: float | None 
             srows = [r for r in rows if r["split"] == split]
             heading = split if "test users" in split else f"{split} ({srows[0]['n_users']:,} test users)"
             out += [f"### {heading}", "",
-                    "| algorithm | HR@10 | NDCG@10 | Recall@10 | MAP@10 | Coverage@10 | fit s | score s | params |",
-                    "|---|---|---|---|---|---|---|---|---|"]
+                    "| algorithm | HR@10 | NDCG@10 | Recall@10 | MAP@10 | Coverage@10 | fit s | score s | params | measured |",
+                    "|---|---|---|---|---|---|---|---|---|---|"]
             for r in srows:
                 out.append(f"| {r['algorithm']} | {r['HR@10']:.4f} | {r['NDCG@10']:.4f} | {r['Recall@10']:.4f} | "
                            f"{r['MAP@10']:.4f} | {r['Coverage@10']:.4f} | {r['fit_seconds']:.1f} | {r['score_seconds']:.1f} | "
-                           f"`{json.dumps(r['params'])}` |")
+                           f"`{json.dumps(r['params'])}` | {r.get('date', now)} |")
                 if r["published"]:
                     p = r["published"]
-                    out.append(f"| {r['algorithm']} (published, Ferrari Dacrema et al.) | {p[0]:.4f} | {p[1]:.4f} | | | | | | |")
+                    out.append(f"| {r['algorithm']} (published, Ferrari Dacrema et al.) | {p[0]:.4f} | {p[1]:.4f} | | | | | | | |")
             out.append("")
     (RESULTS_DIR / "accuracy.md").write_text("\n".join(out), encoding="utf-8")
     print(f"wrote {RESULTS_DIR / 'accuracy.md'}")
@@ -338,6 +364,10 @@ def plot(results: list[dict]) -> None:
 
 
 DEFAULT_DATASETS = "ml-1m-ncf,goodbooks-10k,ibm-articles"
+#: Command of the first full run, for rows stored before commands were recorded per row.
+FIRST_RUN_COMMAND = (
+    "python benchmarks/accuracy.py --no-tune --max-test-users 10000 --datasets ibm-articles,ml-1m-ncf,goodbooks-10k"
+)
 
 
 def main(argv=None) -> int:
@@ -351,6 +381,8 @@ def main(argv=None) -> int:
     parser.add_argument("--max-test-users", type=int, default=None,
                         help="evaluate a random sample of this many test users per split (all users still train)")
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--merge", action="store_true",
+                        help="replace only the rows this run measures in accuracy.json, keep the others")
     parser.add_argument("--report-only", action="store_true",
                         help="rebuild accuracy.md and the plot from benchmarks/results/accuracy.json (no fitting)")
     args = parser.parse_args(argv)

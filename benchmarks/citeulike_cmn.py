@@ -160,6 +160,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"CiteULike-a CMN split: {train.shape[0]} users, {train.shape[1]} items, {train.nnz} train interactions, "
           f"{test.nnz} test positives, {negatives.nnz} negatives "
           f"({negatives.multiply(train).nnz} negatives are train items -> scored -inf)", flush=True)
+    if args.report_only:
+        sampled_rows, full_rows, verdicts = [], [], []
+        only = set()
+        return _store_and_write(sampled_rows, full_rows, train, negatives, args, verdicts)
     ks = (5, 10)
     sampled_rows: list[dict] = []
     full_rows: list[dict] = []
@@ -231,12 +235,16 @@ def run(args: argparse.Namespace) -> int:
         del est
 
     auto_full_beats = None
-    if full_rows and any(r["key"] == "auto" for r in full_rows):
+    if len(full_rows) > 1 and any(r["key"] == "auto" for r in full_rows):
         a = next(r for r in full_rows if r["key"] == "auto")["metrics"]
         others = [r for r in full_rows if r["key"] != "auto"]
         auto_full_beats = all(a["HR@10"] > r["metrics"]["HR@10"] and a["NDCG@10"] > r["metrics"]["NDCG@10"] for r in others)
         print(f"[full]    auto beats every baseline on HR@10 and NDCG@10: {'PASS' if auto_full_beats else 'FAIL'}")
 
+    return _store_and_write(sampled_rows, full_rows, train, negatives, args, verdicts)
+
+
+def _store_and_write(sampled_rows, full_rows, train, negatives, args, verdicts) -> int:
     if not args.no_write:
         store_path = RESULTS_FILE.with_suffix(".json")
         store = json.loads(store_path.read_text(encoding="utf-8")) if store_path.exists() else {}
@@ -313,7 +321,13 @@ def write_results(sampled_rows, full_rows, auto_full_beats, train, negatives, ar
             source = ("`benchmarks/params/citeulike_auto.json`, produced by `python benchmarks/citeulike_cmn.py --tune-only`: "
                       "random leave-one-out validation carved from TRAIN, 100 sampled negatives per validation user, grid "
                       "`AUTO_SEARCH_SPACE` plus the registry defaults, best validation NDCG@10; the test split is never read")
-        out += ["", f"`auto` parameters: `{json.dumps(a['params'])}` ({'`{}` = ' if not a['params'] else ''}from {source})."]
+        note = "`{}` means the registry defaults; " if not a["params"] else ""
+        out += ["", f"`auto` parameters: `{json.dumps(a['params'])}` ({note}from {source})."]
+        if PARAMS_FILE.exists() and "registry defaults" not in a["label"]:
+            trials = json.loads(PARAMS_FILE.read_text(encoding="utf-8")).get("trials", [])
+            if trials:
+                out += ["", "Validation NDCG@10 of the tuning candidates (TRAIN split only): "
+                        + "; ".join(f"`{json.dumps(t['params'])}` {t['NDCG@10']:.4f}" for t in trials) + "."]
     if full_rows:
         out += [
             "",
@@ -346,6 +360,7 @@ def main(argv=None) -> int:
     parser.add_argument("--no-full", action="store_true", help="skip the full-ranking protocol")
     parser.add_argument("--only", default=None, help="comma-separated registry keys to run (rows merge into the results)")
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--report-only", action="store_true", help="rewrite the markdown from the stored rows")
     return run(parser.parse_args(argv))
 
 
