@@ -130,7 +130,7 @@ class Builds(threading.Thread):
         self.error = ""
 
     def run(self) -> None:
-        from django.db import connections
+        from django.db import close_old_connections, connections
 
         from recommendations import services
         from recommendations.models import BuildRun
@@ -140,6 +140,7 @@ class Builds(threading.Thread):
                 build = services.full_build_start(triggered_by="load-benchmark")
                 self.started.append(build.pk)
                 while not self.stop.is_set():
+                    close_old_connections()
                     build.refresh_from_db()
                     if build.status not in (BuildRun.Status.QUEUED, BuildRun.Status.RUNNING):
                         break
@@ -151,7 +152,11 @@ class Builds(threading.Thread):
 
 
 def _builds_summary(ids: list[int]) -> list[str]:
+    from django.db import close_old_connections
+
     from recommendations.models import BuildRun
+
+    close_old_connections()  # health-checked reconnect, e.g. after a PostgreSQL restart during the run
 
     return [f"#{b.pk} {b.status}" + (f" in {b.duration:.0f} s" if b.duration else "")
             for b in BuildRun.objects.filter(pk__in=ids).order_by("pk")]
@@ -179,9 +184,19 @@ def main() -> None:
     setup = json.loads(_run(env, "shell", "-c", SETUP).strip().splitlines()[-1])
     # This process queues the builds and watches them through the same database and broker.
     os.environ.update(env)
+    sys.path.insert(0, str(ROOT))
     import django
 
     django.setup()
+    from django.utils import timezone
+
+    from recommendations.models import BuildLock, BuildRun
+
+    # No worker runs on this benchmark's database yet: a lease or an unfinished build is left over from an
+    # interrupted earlier run. Clear them, or the builds of this run would be refused for LOCK_TIMEOUT.
+    BuildLock.objects.all().delete()
+    BuildRun.objects.filter(status__in=[BuildRun.Status.QUEUED, BuildRun.Status.RUNNING]).update(
+        status=BuildRun.Status.FAILED, error="Interrupted benchmark run.", finished_at=timezone.now())
 
     log_dir = ROOT / "var" / "reliability"
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -231,12 +246,16 @@ def main() -> None:
         builds.stop.set()
         builds.join(timeout=60)
         # Let the build under way finish with the site idle, to show it completes.
+        from django.db import close_old_connections
+
         from recommendations.models import BuildRun
 
-        deadline = time.monotonic() + 900
+        deadline = time.monotonic() + 300
+        close_old_connections()
         while builds.started and time.monotonic() < deadline and BuildRun.objects.filter(
                 pk=builds.started[-1], status__in=[BuildRun.Status.QUEUED, BuildRun.Status.RUNNING]).exists():
             time.sleep(2)
+            close_old_connections()
     finally:
         builds.stop.set()
         builds.join(timeout=60)
@@ -250,6 +269,7 @@ def main() -> None:
 
     record = {
         "benchmark": "load during full builds", "database": args.database,
+        "load_average_1_5_15": [round(x, 1) for x in os.getloadavg()],
         "broker": env.get("CELERY_BROKER_URL", "filesystem://"),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": f"{os.cpu_count()} cores, "
         f"{platform.machine()}, Python {platform.python_version()}",
@@ -265,6 +285,8 @@ def main() -> None:
     print(json.dumps(record, indent=2))
     if figures["errors"]:
         raise SystemExit(f"{figures['errors']} errors under load")
+    if builds.error or not at_start or not at_end:
+        raise SystemExit(f"No full build ran during the load: {builds.error}")
 
 
 if __name__ == "__main__":
