@@ -779,16 +779,17 @@ def report(results: list[dict], command: str) -> str:
         elif r.get("error") or not r.get("runs"):
             lines += [f"**{r['dataset']} on {r['backend']}: failed** ({r.get('error', 'no runs')}).", ""]
     lines += ["## Stages (seconds) per run", "",
-              "| data | backend | workers | interactions | users | items | load | fit | write | load_state | score | "
+              "| data | backend | started | workers | interactions | users | items | load | fit | write | load_state | score | "
               "write_picks | switch | total | compute | total/compute | end to end (wall) | fan-out (wall) | "
               "peak RSS worker MiB | load avg (1 min) |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in ok_results:
         d = r["data"]
         for run in r["runs"]:
             s = stage_row(r, run)
             lines.append(
-                f"| {r['dataset']} | {r['backend']} | {run['workers']} | {d['interactions']:,} | {d['users']:,} | "
+                f"| {r['dataset']} | {r['backend']} | {r.get('started', '')[11:16]} | {run['workers']} | "
+                f"{d['interactions']:,} | {d['users']:,} | "
                 f"{d['items']:,} | {_f(s['load'])} | {_f(s['fit'])} | {_f(s['write'])} | {_f(s['load_state'])} | "
                 f"{_f(s['score'])} | {_f(s['write_picks'])} | {_f(s['switch'], 2)} | {_f(s['total'])} | "
                 f"{_f(s['compute'])} | **{_f(s['ratio'], 2)}** | **{_f(run['wall_end_to_end'])}** | "
