@@ -32,9 +32,22 @@ class StrictIntegerField(serializers.IntegerField):
 class RecommendationsQueryInputSerializer(serializers.Serializer):
     type = serializers.ChoiceField(choices=[], required=False, help_text="Only items of this model.")
     limit = StrictIntegerField(min_value=1, max_value=MAX_LIMIT, default=10)
-    user = StrictIntegerField(
-        min_value=1, max_value=2**63 - 1, required=False, help_text="Staff only: another reader's picks."
+    user = serializers.CharField(
+        max_length=64, required=False, help_text="Staff only: another reader's picks (their id: integer or UUID)."
     )
+
+    def validate_user(self, value):
+        """Convert to the user model's primary key type (integer or UUID)."""
+        from django.contrib.auth import get_user_model
+        from django.core.exceptions import ValidationError as DjangoValidationError
+
+        try:
+            pk = get_user_model()._meta.pk.to_python(value)
+        except (DjangoValidationError, ValueError, TypeError, OverflowError):
+            raise serializers.ValidationError(f"{value!r} is not a valid user id.") from None
+        if isinstance(pk, int) and not 1 <= pk <= 2**63 - 1:
+            raise serializers.ValidationError(f"{value!r} is not a valid user id.")
+        return pk
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

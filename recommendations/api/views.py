@@ -12,6 +12,7 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, status
+from rest_framework.pagination import PageNumberPagination
 from rest_framework.permissions import SAFE_METHODS, AllowAny, IsAdminUser, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -96,11 +97,19 @@ class SimilarItemsListApi(APIView):
         return Response(s.SimilarItemOutputSerializer(items, many=True).data)
 
 
+class BuildRunPagination(PageNumberPagination):
+    page_size = 20
+    max_page_size = 100
+    page_size_query_param = "page_size"
+
+
 class BuildRunListStartApi(WriteThrottleMixin, generics.GenericAPIView):
     """Staff: list full builds, newest first, or queue a new one (202 with its id)."""
 
     permission_classes = [IsAdminUser]
     serializer_class = s.BuildRunOutputSerializer
+    # Its own pagination: a host project may have no DEFAULT_PAGINATION_CLASS.
+    pagination_class = BuildRunPagination
 
     def get_queryset(self):
         return BuildRun.objects.order_by("-created_at", "-id")
