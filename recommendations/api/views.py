@@ -99,8 +99,6 @@ class SimilarItemsListApi(APIView):
 
 class BuildRunPagination(PageNumberPagination):
     page_size = 20
-    max_page_size = 100
-    page_size_query_param = "page_size"
 
 
 class BuildRunListStartApi(WriteThrottleMixin, generics.GenericAPIView):
