@@ -316,7 +316,7 @@ class BuildState:
 
     def dense_similarity(self, max_bytes: int = 256 * 2**20) -> np.ndarray | None:
         """The model's item-item weights as a dense array, when that fits in ``max_bytes``."""
-        similarity = getattr(self.model, "similarity_", None)
+        similarity = _item_item(self.model)
         if similarity is None or similarity.shape[0] * similarity.shape[1] * 4 > max_bytes:
             return None
         if self._dense is None:
@@ -469,7 +469,7 @@ def _collaborative_rows(build: BuildRun, data: LoadedData, model) -> list[tuple]
     n = app_settings.N_SIMILAR
     item_cts = np.asarray([k[0] for k in data.item_map], dtype=np.int64)
     active = np.flatnonzero(np.diff(data.user_items.tocsc().indptr) > 0)
-    similarity = getattr(model, "similarity_", None)
+    similarity = _item_item(model)
     if similarity is not None:
         similarity = sp.csr_matrix(similarity)
         similarity.setdiag(0)
@@ -605,6 +605,15 @@ def build_prepare(*, build_id: int, progress: Progress = None) -> list[tuple[int
         raise
 
 
+def _item_item(model) -> sp.csr_matrix | None:
+    """The model's item-item weights, if it has any: ``similarity_`` (pure item-item models) or the
+    item-item part of a blend (``item_similarity_``, e.g. ``auto`` with an iALS term)."""
+    similarity = getattr(model, "similarity_", None)
+    if similarity is None:
+        similarity = getattr(model, "item_similarity_", None)
+    return similarity
+
+
 def _prune_similarity(model) -> None:
     """Keep the ``MODEL_TOP_K`` strongest entries per row of an item-item model.
 
@@ -631,7 +640,7 @@ def _param_names(name: str) -> list[str]:
 
 def _explanations(state: BuildState, row: sp.csr_matrix, targets: np.ndarray, titles: dict) -> list[list[dict]]:
     """Return for each target the 1-3 history items that contributed most to its score."""
-    similarity = getattr(state.model, "similarity_", None)
+    similarity = _item_item(state.model)
     history, weights = row.indices, row.data
     out: list[list[dict]] = []
     if len(history) == 0:
