@@ -130,6 +130,31 @@ def build_lock_release(*, build_id: int) -> None:
     BuildLock.objects.filter(name=FULL_BUILD_LOCK, owner__startswith=f"build:{build_id}@").delete()
 
 
+def build_lock_break(*, force: bool = False) -> str:
+    """Release the full-build lease (its worker died) and fail the build that held it.
+
+    Without ``force`` only an expired lease is released; a live one may belong to a build
+    that is still working. Return what was done, or "" when the lock was free.
+    """
+    with transaction.atomic():
+        lock = BuildLock.objects.select_for_update().filter(name=FULL_BUILD_LOCK).first()
+        if lock is None:
+            return ""
+        if lock.expires_at > timezone.now() and not force:
+            raise BuildError(
+                f"The lock is held by {lock.owner} until {lock.expires_at:%H:%M:%S} UTC and may still be in use; "
+                "use --force if its worker is dead."
+            )
+        holder = lock.owner.split("@")[0].removeprefix("build:")
+        lock.delete()
+    if holder.isdigit():
+        BuildRun.objects.filter(pk=int(holder), status__in=[BuildRun.Status.RUNNING, BuildRun.Status.QUEUED]).update(
+            status=BuildRun.Status.FAILED, finished_at=timezone.now(), error="Its lock was released by an operator."
+        )
+        _build_rows_delete(int(holder))
+    return f"Released the lock of build #{holder}; that build is marked failed."
+
+
 def build_lock_holder() -> BuildLock | None:
     """Return the live lease, if a build holds one."""
     return BuildLock.objects.filter(name=FULL_BUILD_LOCK, expires_at__gt=timezone.now()).first()

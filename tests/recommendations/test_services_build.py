@@ -151,6 +151,19 @@ class TestLock:
         assert dead.status == BuildRun.Status.FAILED and "lock expired" in dead.error
 
 
+class TestUnlock:
+    def test_live_lock_needs_force(self, world):
+        build = BuildRun.objects.create(status=BuildRun.Status.RUNNING)
+        assert services.build_lock_acquire(build_id=build.pk)
+        with pytest.raises(services.BuildError, match="use --force"):
+            services.build_lock_break()
+        assert "Released the lock of build" in services.build_lock_break(force=True)
+        build.refresh_from_db()
+        assert build.status == BuildRun.Status.FAILED and not BuildLock.objects.exists()
+        assert services.build_lock_break() == ""
+        assert services.full_build_run().status == BuildRun.Status.SUCCEEDED
+
+
 class TestIdempotence:
     def test_scoring_a_chunk_twice_gives_same_rows(self, world):
         build = BuildRun.objects.create()

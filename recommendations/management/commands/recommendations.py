@@ -12,6 +12,7 @@ class Command(BaseCommand):
         "Build, inspect and evaluate recommendations.\n"
         "  build [--sync] [--wait]   queue a full build (or run it in this process with --sync)\n"
         "  status                    show the active build, running builds and the queue depth\n"
+        "  unlock [--force]          release the lock of a build whose worker died\n"
         "  evaluate [--k 10]         evaluate the algorithm offline on the live data; store metrics on the active build"
     )
 
@@ -22,6 +23,8 @@ class Command(BaseCommand):
         build.add_argument("--wait", action="store_true", help="Queue it, then wait until a worker finishes it.")
         build.add_argument("--timeout", type=float, default=1800, help="Seconds to wait with --wait.")
         sub.add_parser("status", help="Show the active build, running builds and the queue depth.")
+        unlock = sub.add_parser("unlock", help="Release the build lock of a build whose worker died, and fail that build.")
+        unlock.add_argument("--force", action="store_true", help="Release it even if the lease has not expired.")
         evaluate = sub.add_parser("evaluate", help="Offline evaluation of the live data (leave-one-out, full ranking).")
         evaluate.add_argument("--k", default="10", help="Cut-offs, comma separated (default 10).")
         evaluate.add_argument("--seed", type=int, default=0)
@@ -127,6 +130,16 @@ class Command(BaseCommand):
                 return f"{depth} message(s) in {queue!r}"
         except Exception as exc:  # The broker may be down: say so, don't fail the command.
             return f"unknown ({exc.__class__.__name__}: {exc})"
+
+    # --- unlock -----------------------------------------------------------------------------------
+    def handle_unlock(self, *, force: bool, **options):
+        from recommendations import services
+
+        try:
+            released = services.build_lock_break(force=force)
+        except services.BuildError as exc:
+            raise CommandError(str(exc)) from None
+        self.stdout.write(self.style.SUCCESS(released) if released else "The build lock is free.")
 
     # --- evaluate -------------------------------------------------------------------------------
     def handle_evaluate(self, *, k: str, seed: int, **options):
