@@ -844,23 +844,29 @@ def goals(results: list[dict]) -> list[str]:
     if ratios:
         worst = max(ratios, key=lambda x: x[2])
         met = all(x[2] <= GOAL_RATIO for x in ratios)
-        out.append(f"- total <= 2x compute: **{'met' if met else 'not met'}** in {sum(x[2] <= GOAL_RATIO for x in ratios)}"
+        out.append(f"- total <= 2x compute: **{'met' if met else 'not met'}**: met in {sum(x[2] <= GOAL_RATIO for x in ratios)}"
                    f" of {len(ratios)} runs (worst {worst[2]:.2f}: {worst[0]['dataset']} on {worst[0]['backend']}, "
                    f"{worst[1]['workers']} worker(s)).")
-    ml = [(r, run) for r in results if r["dataset"] == "movielens-1m" for run in r["runs"]]
-    if ml:
-        walls = ", ".join(f"{r['backend']} {run['workers']}w {run['wall_end_to_end']:.1f} s" for r, run in ml)
-        met = all(run["wall_end_to_end"] <= GOAL_ML1M_SECONDS for _, run in ml)
-        out.append(f"- MovieLens-1M end to end <= 30 s: **{'met' if met else 'not met'}** ({walls}).")
+    for label, whatif in (("current code", False), ("what-if with the proposed patch", True)):
+        ml = [(r, run) for r in results if r["dataset"].startswith("movielens-1m")
+              and ("what-if" in r["dataset"]) == whatif for run in r["runs"]]
+        if ml:
+            walls = ", ".join(f"{r['backend']} {run['workers']}w {run['wall_end_to_end']:.1f} s" for r, run in ml)
+            met = [run["wall_end_to_end"] <= GOAL_ML1M_SECONDS for _, run in ml]
+            verdict = "met" if all(met) else ("met in some runs" if any(met) else "not met")
+            out.append(f"- MovieLens-1M end to end <= 30 s, {label}: **{verdict}** ({walls}).")
     for backend in sorted({r["backend"] for r in results}):
-        series = sorted(((r["data"]["interactions"], min(run["wall_end_to_end"] for run in r["runs"]))
-                         for r in results if r["backend"] == backend and r["dataset"].startswith("synthetic")))
-        if len(series) >= 2:
-            (n0, t0), (n1, t1) = series[0], series[-1]
-            slope = math.log(t1 / t0) / math.log(n1 / n0)
-            per = ", ".join(f"{n / 1e6:g}M: {t:.1f} s ({1e6 * t / n:.1f} s per million)" for n, t in series)
-            out.append(f"- growth on {backend} (best end-to-end wall per scale): {per}; log-log slope "
-                       f"{slope:.2f} -> **{'linear or better (met)' if slope <= 1.1 else 'faster than linear (not met)'}**.")
+        for whatif in (False, True):
+            series = sorted(((r["data"]["interactions"], min(run["wall_end_to_end"] for run in r["runs"]))
+                             for r in results if r["backend"] == backend and r["dataset"].startswith("synthetic")
+                             and ("what-if" in r["dataset"]) == whatif))
+            if len(series) >= 2:
+                (n0, t0), (n1, t1) = series[0], series[-1]
+                slope = math.log(t1 / t0) / math.log(n1 / n0)
+                per = ", ".join(f"{n / 1e6:g}M: {t:.1f} s ({1e6 * t / n:.1f} s per million)" for n, t in series)
+                out.append(f"- growth on {backend}{' (what-if with the proposed patch)' if whatif else ''}, best "
+                           f"end-to-end wall per scale: {per}; log-log slope {slope:.2f} -> "
+                           f"**{'linear or better (met)' if slope <= 1.1 else 'faster than linear (not met)'}**.")
     speedups = []
     for r in results:
         by = {run["workers"]: run for run in r["runs"]}
