@@ -35,7 +35,7 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -330,6 +330,7 @@ class BuildState:
     user_items: sp.csr_matrix
     negatives: sp.csr_matrix
     _dense: np.ndarray | None = None
+    titles: dict = field(default_factory=dict)  # (ct_id, object_id) -> title, filled by the build's chunks
     _groups: list[np.ndarray] | None = None
 
     def item_groups(self) -> list[np.ndarray]:
@@ -609,13 +610,15 @@ def build_prepare(*, build_id: int, progress: Progress = None) -> list[tuple[int
             model = get_estimator(name, **params).fit(data.user_items)
             _prune_similarity(model)
             n_ratings = _fit_rating_model(build, data)
+            # Neighbour selection is compute (TF-IDF fit, top-k): time it as fit, not as a database write.
+            neighbours = _collaborative_rows(build, data, model) + _content_rows(build, data)
+            popular = _popular_rows(build, data, recent)
         if progress:
             progress("fit", 1, 1)
         with timer.stage("write"):
             _save_state(build, data, model)
-            neighbours = _collaborative_rows(build, data, model) + _content_rows(build, data)
             _bulk_insert(SimilarItem, SIMILAR_COLUMNS, neighbours)
-            _bulk_insert(PopularItem, POPULAR_COLUMNS, _popular_rows(build, data, recent))
+            _bulk_insert(PopularItem, POPULAR_COLUMNS, popular)
         build.counts = {
             "users": len(data.user_map), "items": len(data.item_map), "interactions": data.n_events,
             "nonzeros": int(data.user_items.nnz), "ratings": n_ratings,
@@ -663,11 +666,10 @@ def _param_names(name: str) -> list[str]:
     return list(cls._param_names()) if cls is not None else []
 
 
-def _explanations(state: BuildState, row: sp.csr_matrix, targets: np.ndarray, titles: dict) -> list[list[dict]]:
-    """Return for each target the 1-3 history items that contributed most to its score."""
+def _explanations(state: BuildState, row: sp.csr_matrix, targets: np.ndarray) -> list[list[int]]:
+    """Return for each target the positions of the 1-3 history items that contributed most to its score."""
     similarity = _item_item(state.model)
     history, weights = row.indices, row.data
-    out: list[list[dict]] = []
     if len(history) == 0:
         return [[] for _ in targets]
     if similarity is not None:
@@ -675,16 +677,17 @@ def _explanations(state: BuildState, row: sp.csr_matrix, targets: np.ndarray, ti
         if dense is not None:
             contributions = dense[np.ix_(history, targets)] * weights[:, None]
         else:
-            # Row slicing of a CSR matrix is cheap; column fancy-indexing is not: densify the rows first.
-            contributions = similarity[history].toarray()[:, targets] * weights[:, None]
-        for j in range(len(targets)):
-            column = contributions[:, j]
-            best = np.argsort(-column, kind="stable")[:3]
-            out.append([_explained(state, history[b], titles) for b in best if column[b] > 0])
-    else:
-        for target in targets:
-            idx, contrib = state.model.explain(row, int(target), n=3)
-            out.append([_explained(state, i, titles) for i, c in zip(idx, contrib) if c > 0])
+            # Slice the user's few history rows first; their columns are then cheap to pick.
+            contributions = similarity[history][:, targets].toarray() * weights[:, None]
+        # One stable sort per user (all targets at once) instead of one per target.
+        best = np.argsort(-contributions, axis=0, kind="stable")[:3]
+        positive = (np.take_along_axis(contributions, best, axis=0) > 0).T.tolist()
+        positions = history[best].T.tolist()
+        return [[p for p, ok in zip(ps, oks) if ok] for ps, oks in zip(positions, positive)]
+    out: list[list[int]] = []
+    for target in targets:
+        idx, contrib = state.model.explain(row, int(target), n=3)
+        out.append([int(i) for i, c in zip(idx, contrib) if c > 0])
     return out
 
 
@@ -713,10 +716,9 @@ def _titles(keys: Iterable[tuple[int, str]]) -> dict[tuple[int, str], str]:
 def _score_rows(state: BuildState, rows: sp.csr_matrix, negatives: sp.csr_matrix, n: int):
     """Score users' rows, hide what they have seen or rejected, return padded top-``n`` arrays."""
     scores = state.model.score(rows).astype(np.float32, copy=False)
-    seen = (rows + negatives).tocsr()
-    seen.data[:] = 1
-    mask = seen.toarray().astype(bool)
-    scores[mask] = -np.inf
+    # Mask seen and rejected items in place: no dense (users x items) mask.
+    seen_rows, seen_cols = (abs(rows) + abs(negatives)).nonzero()
+    scores[seen_rows, seen_cols] = -np.inf
     # Top-n per item model, so that every surface ("articles for you", "books for you") is full.
     parts_idx, parts_scores = [], []
     for columns in state.item_groups():
@@ -737,22 +739,38 @@ def _recommendation_rows(build_id: int, state: BuildState, user_pks: list, rows:
     """Return ``PICK_COLUMNS`` tuples: the top ``N_RECOMMENDATIONS`` of each user and item model, explained."""
     n = app_settings.N_RECOMMENDATIONS
     indices, scores = _score_rows(state, rows, negatives, n)
-    keys = set()
-    for i in range(len(user_pks)):
-        keys.update(state.item_map.key(p) for p in rows[i].indices)
-    titles = _titles(keys)
+    rows = rows.tocsr()
+    keys = [state.item_map.key(int(p)) for p in np.unique(rows.indices)]
+    if source == "build":
+        # A build's chunks share titles: fetch each item once per worker process, not once per chunk.
+        missing = [key for key in keys if key not in state.titles]
+        state.titles.update(_titles(missing) if missing else {})
+        titles = state.titles
+    else:
+        titles = _titles(keys)  # a refresh shows the current titles
+    fragments: dict[int, str] = {}  # position -> its JSON, encoded once per chunk
+
+    def fragment(position: int) -> str:
+        text = fragments.get(position)
+        if text is None:
+            text = fragments[position] = json.dumps(_explained(state, position, titles))
+        return text
+
     db_ids = _db_user_ids(user_pks)
+    valid_all = (indices >= 0) & np.isfinite(scores) & (scores > 0)
     out: list[tuple] = []
     for i in range(len(user_pks)):
-        valid = (indices[i] >= 0) & np.isfinite(scores[i]) & (scores[i] > 0)
+        valid = valid_all[i]
         targets, target_scores = indices[i][valid], scores[i][valid]
         if len(targets) == 0:
             continue
-        explanations = _explanations(state, rows[i], targets, titles)
+        explanations = _explanations(state, rows[i], targets)
         user_db = db_ids[user_pks[i]]
         for rank, (target, score, why) in enumerate(zip(targets.tolist(), target_scores.tolist(), explanations), 1):
             ct_id, object_id = state.item_map.key(target)
-            out.append((build_id, user_db, ct_id, object_id, rank, float(score), json.dumps(why), source))
+            # Same text as json.dumps(list of dicts): fragments joined with json's default ", ".
+            out.append((build_id, user_db, ct_id, object_id, rank, float(score),
+                        "[" + ", ".join(fragment(p) for p in why) + "]", source))
     return out
 
 
