@@ -13,7 +13,7 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_seriali
 from rest_framework import generics, serializers, status
 from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
-from rest_framework.permissions import SAFE_METHODS, AllowAny, IsAuthenticated
+from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
@@ -22,22 +22,11 @@ from articles import selectors, services
 from articles.models import NotInterested, Rating, Read
 
 from . import serializers as s
+from recommendations.api.views import WriteThrottleMixin
+
 from .filters import ArticleFilter, BookFilter
 
 HISTORY_LIMIT = 1000
-
-
-class WriteThrottleMixin:
-    """Throttle unsafe methods with the "writes" scope; reads stay unthrottled."""
-
-    write_scope = "writes"
-
-    @property
-    def throttle_scope(self) -> str | None:
-        request = getattr(self, "request", None)
-        if request is None or request.method in SAFE_METHODS:
-            return None
-        return self.write_scope
 
 
 def _target_user(request):
