@@ -9,7 +9,7 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
 
-from .base import ItemSimilarityRecommender, RecommenderBase, check_user_items
+from .base import ItemSimilarityRecommender, RecommenderBase
 from .content import ContentSimilarity
 
 __all__ = ["Hybrid", "Auto", "AUTO_DEFAULTS", "unit_scale"]
