@@ -88,6 +88,21 @@ class DefaultAdapter:
     def item_title(self, obj: models.Model) -> str:
         return str(obj)
 
+    def item_titles(self, keys: Iterable[ItemKey]) -> dict[ItemKey, str]:
+        """Return the display title of items by key, with one query per item model."""
+        by_ct: dict[int, set[str]] = {}
+        for ct_id, object_id in keys:
+            by_ct.setdefault(ct_id, set()).add(object_id)
+        titles: dict[ItemKey, str] = {}
+        for ct_id, ids in by_ct.items():
+            model = ContentType.objects.get_for_id(ct_id).model_class()
+            if model is None:
+                continue
+            pk = model._meta.pk
+            for obj in model._default_manager.filter(pk__in=[pk.to_python(i) for i in ids]):
+                titles[(ct_id, str(obj.pk))] = self.item_title(obj)
+        return titles
+
     def item_payload(self, obj: models.Model) -> dict[str, Any]:
         """Return the JSON the API shows for an item; override to add fields."""
         url = obj.get_absolute_url() if hasattr(obj, "get_absolute_url") else None

@@ -227,26 +227,12 @@ def _content_fallback(seen: set[Key], *, n: int, model, queryset, exclude: set[K
         key = (t_ct, t_id)
         if key not in best or score > best[key][0]:
             best[key] = (score, (ct_id, object_id))
-    sources = _titles_for([src for _, src in best.values()])
+    sources = get_adapter().item_titles(src for _, src in best.values())
     candidates = [
         (key, score, [{"content_type": src[0], "object_id": src[1], "title": sources.get(src, "")}], "content")
         for key, (score, src) in best.items()
     ]
     return _materialise(candidates, n=n, model=model, queryset=queryset, exclude=exclude, rules=rules)
-
-
-def _titles_for(keys: Iterable[Key]) -> dict[Key, str]:
-    adapter = get_adapter()
-    by_ct: dict[int, list[str]] = {}
-    for ct_id, object_id in keys:
-        by_ct.setdefault(ct_id, []).append(object_id)
-    out: dict[Key, str] = {}
-    for ct_id, ids in by_ct.items():
-        item_model = ContentType.objects.get_for_id(ct_id).model_class()
-        pk = item_model._meta.pk
-        for obj in item_model._default_manager.filter(pk__in=[pk.to_python(i) for i in ids]):
-            out[(ct_id, str(obj.pk))] = adapter.item_title(obj)
-    return out
 
 
 def recommended_queryset(user, *, model, n: int = 10, queryset: models.QuerySet | None = None) -> models.QuerySet:

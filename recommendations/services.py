@@ -696,23 +696,6 @@ def _explained(state: BuildState, position: int, titles: dict) -> dict:
     return {"content_type": ct_id, "object_id": object_id, "title": titles.get((ct_id, object_id), "")}
 
 
-def _titles(keys: Iterable[tuple[int, str]]) -> dict[tuple[int, str], str]:
-    """Return the display title of items, one query per item model."""
-    adapter = get_adapter()
-    by_ct: dict[int, set[str]] = {}
-    for ct_id, object_id in keys:
-        by_ct.setdefault(ct_id, set()).add(object_id)
-    titles: dict[tuple[int, str], str] = {}
-    for ct_id, ids in by_ct.items():
-        model = ContentType.objects.get_for_id(ct_id).model_class()
-        if model is None:
-            continue
-        pk = model._meta.pk
-        for obj in model._default_manager.filter(pk__in=[pk.to_python(i) for i in ids]):
-            titles[(ct_id, str(obj.pk))] = adapter.item_title(obj)
-    return titles
-
-
 def _score_rows(state: BuildState, rows: sp.csr_matrix, negatives: sp.csr_matrix, n: int):
     """Score users' rows, hide what they have seen or rejected, return padded top-``n`` arrays."""
     scores = state.model.score(rows).astype(np.float32, copy=False)
@@ -744,10 +727,10 @@ def _recommendation_rows(build_id: int, state: BuildState, user_pks: list, rows:
     if source == "build":
         # A build's chunks share titles: fetch each item once per worker process, not once per chunk.
         missing = [key for key in keys if key not in state.titles]
-        state.titles.update(_titles(missing) if missing else {})
+        state.titles.update(get_adapter().item_titles(missing) if missing else {})
         titles = state.titles
     else:
-        titles = _titles(keys)  # a refresh shows the current titles
+        titles = get_adapter().item_titles(keys)  # a refresh shows the current titles
     fragments: dict[int, str] = {}  # position -> its JSON, encoded once per chunk
 
     def fragment(position: int) -> str:
