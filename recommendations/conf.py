@@ -60,6 +60,8 @@ DEFAULTS: dict[str, Any] = {
     # {"app_label.ModelName": {"field": value}}: only items matching these lookups are served,
     # e.g. {"articles.Article": {"is_published": True}}.
     "ITEM_FILTERS": {},
+    # Serve a reader's default GET /api/recommendations/ from its stored response body (recommendations.payloads).
+    "STORED_PAYLOADS": True,
     # Business rules from editors: stored in the ItemRule table (pin, boost, ban).
     # Diversity re-rank (maximal marginal relevance) when serving picks: 0 disables, 0-1 trades relevance for diversity.
     "MMR_LAMBDA": 0.0,

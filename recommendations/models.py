@@ -183,3 +183,33 @@ class UserRefresh(models.Model):
     @property
     def pending(self) -> bool:
         return self.refreshed_at is None or self.refreshed_at < self.requested_at
+
+
+class UserPayload(models.Model):
+    """The stored response body of a reader's default ``GET /api/recommendations/`` (see ``payloads``).
+
+    A row is served only while its ``build`` is the active build, its ``generation`` is the current
+    ``PayloadGeneration`` and its ``config`` matches the serving configuration. ``version`` changes
+    on every invalidation of this reader, so a body computed before it is never stored after it.
+    """
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, primary_key=True, related_name="+")
+    version = models.CharField(max_length=32, help_text="Changed by every invalidation of this reader.")
+    # A plain id, not a foreign key: pruning old builds must not touch this table (stale ids never match).
+    build_id = models.BigIntegerField(null=True, blank=True, help_text="The active build when the body was computed.")
+    generation = models.BigIntegerField(null=True, blank=True)
+    config = models.CharField(max_length=40, blank=True)
+    body = models.BinaryField(null=True, blank=True)
+    stored_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"Stored picks of user {self.user_id}"
+
+
+class PayloadGeneration(models.Model):
+    """One row (id 1): bumped by every change that can alter any reader's picks (item, rule, neighbours)."""
+
+    value = models.BigIntegerField(default=1)
+
+    def __str__(self) -> str:
+        return f"Payload generation {self.value}"

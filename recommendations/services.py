@@ -48,6 +48,7 @@ from django.db import IntegrityError, connections, router, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from . import payloads
 from .adapters import InteractionColumns, get_adapter
 from .algorithms import get_estimator, load_model
 from .algorithms.base import topk_dense_rows
@@ -920,6 +921,7 @@ def user_refresh(*, user_id: Any) -> int:
         UserRecommendation.objects.filter(build_id=build.pk, user_id=user_pk).delete()
         _bulk_insert(UserRecommendation, PICK_COLUMNS, recs)
         UserRefresh.objects.filter(user_id=user_pk).update(refreshed_at=started)
+        payloads.user_payload_invalidate(user_id=user_pk)
     return len(recs)
 
 
@@ -959,6 +961,7 @@ def item_content_refresh(*, content_type_id: int, object_id: str) -> int:
         with transaction.atomic():
             SimilarItem.objects.filter(build_id=build.pk, kind=SimilarItem.Kind.CONTENT,
                                        content_type_id=content_type_id, object_id=str(object_id)).delete()
+            payloads.user_payloads_invalidate()
         return 0
     content = ContentSimilarity(top_k=app_settings.N_SIMILAR).fit([text for _, text in pairs])
     source = ids.index(str(object_id))
@@ -973,6 +976,7 @@ def item_content_refresh(*, content_type_id: int, object_id: str) -> int:
         SimilarItem.objects.filter(build_id=build.pk, kind=SimilarItem.Kind.CONTENT,
                                    content_type_id=content_type_id, object_id=str(object_id)).delete()
         SimilarItem.objects.bulk_create(rows)
+        payloads.user_payloads_invalidate()  # cold readers' picks come from content neighbours
     return len(rows)
 
 

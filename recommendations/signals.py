@@ -1,4 +1,8 @@
-"""Connects the app's hooks: a user's refresh on a committed interaction, an item's content neighbours on save."""
+"""Connects the app's hooks: a user's refresh on a committed interaction, an item's content neighbours on save.
+
+They also invalidate stored picks (``recommendations.payloads``) in the writing transaction: the
+reader's own on each interaction, everyone's on an item or an editor's rule saved or deleted.
+"""
 from __future__ import annotations
 
 import logging
@@ -10,8 +14,16 @@ from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 
 from .conf import app_settings
+from .models import ItemRule
+from .payloads import user_payload_invalidate, user_payloads_invalidate
 
 logger = logging.getLogger(__name__)
+
+
+def _deleting_a_user(origin) -> bool:
+    """Return whether a deletion comes from deleting users (their stored picks go with them)."""
+    user_model = get_user_model()
+    return isinstance(origin, user_model) or getattr(origin, "model", None) is user_model
 
 
 def _interaction_changed(sender, instance, **kwargs) -> None:
@@ -21,8 +33,23 @@ def _interaction_changed(sender, instance, **kwargs) -> None:
             if user_id is not None:
                 from .services import user_refresh_request
 
+                if not _deleting_a_user(kwargs.get("origin")):
+                    # Now, in the writing transaction: a seen item must never be served from a stored body.
+                    user_payload_invalidate(user_id=user_id)
                 transaction.on_commit(lambda: user_refresh_request(user_id=user_id))
             return
+
+
+def _item_changed(sender, instance, **kwargs) -> None:
+    """Any item saved or deleted (published, title, ...) may change anyone's picks: bump the generation."""
+    label = sender._meta.label
+    # Identity, not label: a migration's historical models must not touch tables that may not exist yet.
+    if label in app_settings.ITEM_MODELS and apps.get_model(label) is sender:
+        user_payloads_invalidate()
+
+
+def _rule_changed(sender, instance, **kwargs) -> None:
+    user_payloads_invalidate()
 
 
 def _item_saved(sender, instance, raw=False, **kwargs) -> None:
@@ -46,7 +73,13 @@ def _item_saved(sender, instance, raw=False, **kwargs) -> None:
 
 def _dispatch_save(sender, instance, **kwargs) -> None:
     _interaction_changed(sender, instance, **kwargs)
+    _item_changed(sender, instance, **kwargs)
     _item_saved(sender, instance, **kwargs)
+
+
+def _dispatch_delete(sender, instance, **kwargs) -> None:
+    _interaction_changed(sender, instance, **kwargs)
+    _item_changed(sender, instance, **kwargs)
 
 
 def _user_deleted(sender, instance, **kwargs) -> None:
@@ -59,4 +92,6 @@ def _user_deleted(sender, instance, **kwargs) -> None:
 
 post_save.connect(_dispatch_save, dispatch_uid="recommendations.post_save")
 post_delete.connect(_user_deleted, dispatch_uid="recommendations.user_deleted")
-post_delete.connect(_interaction_changed, dispatch_uid="recommendations.post_delete")
+post_delete.connect(_dispatch_delete, dispatch_uid="recommendations.post_delete")
+post_save.connect(_rule_changed, sender=ItemRule, dispatch_uid="recommendations.rule_saved")
+post_delete.connect(_rule_changed, sender=ItemRule, dispatch_uid="recommendations.rule_deleted")

@@ -10,6 +10,7 @@ from recommendations.adapters import get_adapter
 from recommendations.models import BuildRun, SimilarItem
 
 MAX_LIMIT = 100
+DEFAULT_LIMIT = 10
 
 
 def item_type_choices() -> list[str]:
@@ -31,7 +32,7 @@ class StrictIntegerField(serializers.IntegerField):
 
 class RecommendationsQueryInputSerializer(serializers.Serializer):
     type = serializers.ChoiceField(choices=[], required=False, help_text="Only items of this model.")
-    limit = StrictIntegerField(min_value=1, max_value=MAX_LIMIT, default=10)
+    limit = StrictIntegerField(min_value=1, max_value=MAX_LIMIT, default=DEFAULT_LIMIT)
     user = serializers.CharField(
         max_length=64, required=False, help_text="Staff only: another reader's picks (their id: integer or UUID)."
     )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import Http404
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, status
@@ -17,8 +17,9 @@ from rest_framework.permissions import SAFE_METHODS, AllowAny, IsAdminUser, IsAu
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from recommendations import selectors, services
+from recommendations import payloads, selectors, services
 from recommendations.adapters import get_adapter
+from recommendations.conf import app_settings
 from recommendations.models import BuildRun
 
 from . import serializers as s
@@ -50,6 +51,10 @@ class UserRecommendationsListApi(APIView):
 
     Readers with history get their stored personal picks; new readers get content neighbours
     of what they touched, then popular items. Staff may pass ``?user=<id>``.
+
+    The default request (no parameters, plain JSON) is served from the reader's stored response
+    body (``recommendations.payloads``): authentication plus one query. Any other request is
+    computed; both give the same bytes.
     """
 
     permission_classes = [IsAuthenticated]
@@ -58,6 +63,32 @@ class UserRecommendationsListApi(APIView):
         parameters=[s.RecommendationsQueryInputSerializer], responses=s.RecommendationOutputSerializer(many=True)
     )
     def get(self, request):
+        if not request.query_params and app_settings.STORED_PAYLOADS and self._plain_json(request):
+            return self._stored(request)
+        return self._computed(request)
+
+    @staticmethod
+    def _plain_json(request) -> bool:
+        """Return whether the response is plain JSON (not the browsable API, not ``; indent=4``)."""
+        renderer = request.accepted_renderer
+        return renderer.format == "json" and request.accepted_media_type == renderer.media_type
+
+    def _stored(self, request) -> HttpResponse:
+        """The default request: the reader's stored body, computed by the slow path when stale (see payloads)."""
+        renderer = request.accepted_renderer
+        config = payloads.config_fingerprint(f"{type(renderer).__module__}.{type(renderer).__qualname__}")
+
+        def render() -> bytes:
+            items = selectors.recommended_for(request.user, n=s.DEFAULT_LIMIT)
+            data = s.RecommendationOutputSerializer(items, many=True).data
+            body = renderer.render(data, renderer.media_type, self.get_renderer_context())
+            return body.encode(renderer.charset or "utf-8") if isinstance(body, str) else body
+
+        body = payloads.user_payload_get_or_build(user_id=request.user.pk, config=config, render=render)
+        content_type = f"{renderer.media_type}; charset={renderer.charset}" if renderer.charset else renderer.media_type
+        return HttpResponse(body, content_type=content_type)
+
+    def _computed(self, request) -> Response:
         params = s.RecommendationsQueryInputSerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
         data = params.validated_data

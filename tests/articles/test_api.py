@@ -420,3 +420,42 @@ class TestRecommendationsQueryCount:
         # token, picks, the reader's history (reads, ratings, marks), editor rules, one per item model
         with django_assert_max_num_queries(8):
             client.get("/api/recommendations/?limit=12")
+
+    def test_default_request_is_the_token_and_one_query(self, reader, catalogue, django_assert_max_num_queries):
+        from recommendations.models import BuildRun, UserRecommendation
+
+        build = BuildRun.objects.create(status="succeeded", is_active=True)
+        for rank, obj in enumerate([catalogue["a2"], catalogue["b2"]], 1):
+            UserRecommendation.objects.create(build=build, user=reader, content_type_id=_ct(type(obj)),
+                                              object_id=str(obj.pk), rank=rank, score=1 / rank)
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=reader).key}")
+        first = client.get("/api/recommendations/")  # computes and stores the reader's body
+        with django_assert_max_num_queries(2):  # the token (with its user), the stored body
+            again = client.get("/api/recommendations/")
+        assert again.content == first.content == client.get("/api/recommendations/?limit=10").content
+
+
+class TestStoredPicksFollowTheReader:
+    """Reads, ratings and "not interested" marks sent through the API hide the item from the next default request."""
+
+    @pytest.mark.parametrize("action", ["read", "rating", "not_interested"])
+    def test_item_leaves_the_stored_picks(self, reader, catalogue, action):
+        from recommendations.models import BuildRun, UserRecommendation
+
+        build = BuildRun.objects.create(status="succeeded", is_active=True)
+        for rank, obj in enumerate([catalogue["b2"], catalogue["a2"]], 1):
+            UserRecommendation.objects.create(build=build, user=reader, content_type_id=_ct(type(obj)),
+                                              object_id=str(obj.pk), rank=rank, score=1 / rank)
+        api = APIClient()
+        api.force_authenticate(reader)
+        book = ("book", str(catalogue["b2"].pk))
+        before = api.get("/api/recommendations/").json()
+        assert (before[0]["item"]["type"], before[0]["item"]["id"]) == book
+        item = {"item_type": "book", "item_id": catalogue["b2"].pk}
+        path = {"read": "/api/reads/", "rating": "/api/ratings/", "not_interested": "/api/not-interested/"}[action]
+        payload = {**item, "stars": 5} if action == "rating" else item
+        assert api.post(path, payload, format="json").status_code in (200, 201)
+        after = api.get("/api/recommendations/")
+        assert book not in [(row["item"]["type"], row["item"]["id"]) for row in after.json()]
+        assert after.content == api.get("/api/recommendations/?limit=10").content

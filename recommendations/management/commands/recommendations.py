@@ -1,4 +1,4 @@
-"""Provides ``manage.py recommendations build|status|evaluate``."""
+"""Provides ``manage.py recommendations build|status|unlock|evaluate|payloads-clear``."""
 from __future__ import annotations
 
 import time
@@ -13,7 +13,8 @@ class Command(BaseCommand):
         "  build [--sync] [--wait]   queue a full build (or run it in this process with --sync)\n"
         "  status                    show the active build, running builds and the queue depth\n"
         "  unlock [--force]          release the lock of a build whose worker died\n"
-        "  evaluate [--k 10]         evaluate the algorithm offline on the live data; store metrics on the active build"
+        "  evaluate [--k 10]         evaluate the algorithm offline on the live data; store metrics on the active build\n"
+        "  payloads-clear            forget every reader's stored picks body (after a bulk update or a deploy)"
     )
 
     def add_arguments(self, parser):
@@ -28,9 +29,10 @@ class Command(BaseCommand):
         evaluate = sub.add_parser("evaluate", help="Offline evaluation of the live data (leave-one-out, full ranking).")
         evaluate.add_argument("--k", default="10", help="Cut-offs, comma separated (default 10).")
         evaluate.add_argument("--seed", type=int, default=0)
+        sub.add_parser("payloads-clear", help="Forget every stored picks body (recommendations.payloads).")
 
     def handle(self, *args, action: str, **options):
-        return getattr(self, f"handle_{action}")(**options)
+        return getattr(self, f"handle_{action.replace('-', '_')}")(**options)
 
     # --- build ----------------------------------------------------------------------------------
     def handle_build(self, *, sync: bool, wait: bool, timeout: float, **options):
@@ -140,6 +142,13 @@ class Command(BaseCommand):
         except services.BuildError as exc:
             raise CommandError(str(exc)) from None
         self.stdout.write(self.style.SUCCESS(released) if released else "The build lock is free.")
+
+    # --- payloads-clear ---------------------------------------------------------------------------
+    def handle_payloads_clear(self, **options):
+        from recommendations import payloads
+
+        payloads.user_payloads_invalidate()
+        self.stdout.write(self.style.SUCCESS("Every stored picks body is stale; each is recomputed on its next request."))
 
     # --- evaluate -------------------------------------------------------------------------------
     def handle_evaluate(self, *, k: str, seed: int, **options):
