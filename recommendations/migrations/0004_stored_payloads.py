@@ -15,7 +15,7 @@ def create_generation(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        migrations.swappable_dependency(settings.AUTH_USER_MODEL),
+        # The user model is reached through 0001's swappable dependency: one link to the host only.
         ('recommendations', '0003_build_reactivable'),
     ]
 
