@@ -346,3 +346,15 @@ class TestInvalidation:
         version = UserPayload.objects.get(user=reader).version
         services.user_refresh(user_id=reader.pk)
         assert UserPayload.objects.get(user=reader).version != version
+
+
+def test_payloads_clear_command_makes_every_body_stale(built):
+    from django.core.management import call_command
+
+    client = client_for(built["users"]["space1"])
+    prime(client)
+    call_command("recommendations", "payloads-clear")
+    with CaptureQueriesContext(connection) as ctx:
+        body = default(client).content
+    assert len(ctx.captured_queries) > 1  # computed again
+    assert body == computed(client)
