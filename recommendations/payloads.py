@@ -16,7 +16,9 @@ pays the slow path once instead (about one request in the life of a body).
 reads it:
 
 * its ``build_id`` is the active build: any switch (a new build, the admin's "make active", a
-  switch back) changes it, whatever code path made it;
+  switch back) changes it, whatever code path made it; saving a build as active also bumps the
+  generation, because a build id can become active again (a body computed across a switch and
+  back would otherwise match);
 * its ``generation`` is the current ``PayloadGeneration``: bumped, in the writing transaction,
   by every change that can alter anyone's picks: an item saved or deleted (published flag,
   title, ...), an editor's rule (pin, boost, ban) saved or deleted, the content neighbours of an

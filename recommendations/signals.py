@@ -1,7 +1,8 @@
 """Connects the app's hooks: a user's refresh on a committed interaction, an item's content neighbours on save.
 
 They also invalidate stored picks (``recommendations.payloads``) in the writing transaction: the
-reader's own on each interaction, everyone's on an item or an editor's rule saved or deleted.
+reader's own on each interaction, everyone's on an item or an editor's rule saved or deleted
+and on a build made active.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 
 from .conf import app_settings
-from .models import ItemRule
+from .models import BuildRun, ItemRule
 from .payloads import user_payload_invalidate, user_payloads_invalidate
 
 logger = logging.getLogger(__name__)
@@ -50,6 +51,16 @@ def _item_changed(sender, instance, **kwargs) -> None:
 
 def _rule_changed(sender, instance, **kwargs) -> None:
     user_payloads_invalidate()
+
+
+def _build_saved(sender, instance, update_fields=None, **kwargs) -> None:
+    """A build made active (``build_finalize``, ``build_activate``) bumps the generation in the same transaction.
+
+    Stored bodies also carry their build id, but build ids come back (switching back in the admin):
+    the generation only grows, so a body computed across a switch and back is never served.
+    """
+    if instance.is_active and (update_fields is None or "is_active" in update_fields):
+        user_payloads_invalidate()
 
 
 def _item_saved(sender, instance, raw=False, **kwargs) -> None:
@@ -94,4 +105,5 @@ post_save.connect(_dispatch_save, dispatch_uid="recommendations.post_save")
 post_delete.connect(_user_deleted, dispatch_uid="recommendations.user_deleted")
 post_delete.connect(_dispatch_delete, dispatch_uid="recommendations.post_delete")
 post_save.connect(_rule_changed, sender=ItemRule, dispatch_uid="recommendations.rule_saved")
+post_save.connect(_build_saved, sender=BuildRun, dispatch_uid="recommendations.build_saved")
 post_delete.connect(_rule_changed, sender=ItemRule, dispatch_uid="recommendations.rule_deleted")

@@ -339,6 +339,26 @@ class TestInvalidation:
         body = default(client).content
         assert body != stale and body == computed(client)
 
+    def test_a_switch_and_back_during_the_computation_is_not_hidden(self, built, monkeypatch):
+        reader = built["users"]["space1"]
+        client = client_for(reader)
+        first = selectors.active_build()
+        other = BuildRun.objects.create(status=BuildRun.Status.SUCCEEDED, algorithm="other")
+        UserRecommendation.objects.create(build=other, user=reader, content_type=ContentType.objects.get_for_model(Item),
+                                          object_id=str(built["items"]["Pasta from scratch"].pk), rank=1, score=5.0)
+        real = selectors.recommended_for
+
+        def racing(user, **kwargs):
+            services.build_activate(build_id=other.pk)
+            items = real(user, **kwargs)  # the other build's picks
+            services.build_activate(build_id=first.pk)
+            return items
+
+        monkeypatch.setattr(selectors, "recommended_for", racing)
+        mixed = default(client).content
+        monkeypatch.setattr(selectors, "recommended_for", real)
+        assert default(client).content == computed(client) != mixed
+
     def test_placeholder_for_a_reader_without_a_row(self, built):
         reader = built["users"]["space1"]
         UserPayload.objects.all().delete()
