@@ -99,9 +99,9 @@ def _new_version() -> str:
 
 
 @functools.lru_cache(maxsize=8)
-def _lookup_sql(vendor: str) -> str:
+def _lookup_sql(alias: str) -> str:
     def q(name: str) -> str:
-        return connections[router.db_for_read(UserPayload)].ops.quote_name(name)
+        return connections[alias].ops.quote_name(name)
 
     payload, build, generation = (q(m._meta.db_table) for m in (UserPayload, BuildRun, PayloadGeneration))
     return (
@@ -118,7 +118,7 @@ def user_payload_snapshot(*, user_id: Any) -> PayloadSnapshot:
     connection = connections[alias]
     user_param = UserPayload._meta.pk.target_field.get_db_prep_value(user_id, connection)
     with connection.cursor() as cursor:
-        cursor.execute(_lookup_sql(connection.vendor), [True, GENERATION_PK, user_param])
+        cursor.execute(_lookup_sql(alias), [True, GENERATION_PK, user_param])
         row = cursor.fetchone()
     body = row[6]
     return PayloadSnapshot(
