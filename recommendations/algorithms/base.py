@@ -20,6 +20,8 @@ __all__ = [
     "topn_rows",
     "topk_sparse_rows",
     "topk_dense_rows",
+    "split_heavy_rows",
+    "sparse_dot_split",
 ]
 
 #: Elements of a dense float32 work block (about 64 MB); blocks of rows are sized from it.
@@ -194,6 +196,61 @@ def topk_sparse_rows(M: sp.spmatrix, k: int) -> sp.csr_matrix:
     keep.sort()
     out = sp.csr_matrix((M.data[keep], (rows[keep], M.indices[keep])), shape=M.shape, dtype=M.dtype)
     out.sort_indices()
+    return out
+
+
+def split_heavy_rows(
+    M: sp.spmatrix, fraction: float | None = None, budget_bytes: int | None = None
+) -> tuple[NDArray[np.int64], NDArray[np.float32] | None, sp.csr_matrix]:
+    """Split the right operand of ``X @ M`` into its long rows (dense) and the rest (sparse).
+
+    scipy's sparse product costs one multiply-add per (stored entry of ``X``, stored entry of
+    the matching row of ``M``) plus the building of a sparse result. When a few rows of ``M``
+    are nearly full (popular items in a column-wise top-k similarity, very active users in
+    ``X``), most of the work is those rows and the result is nearly dense; a sparse x dense
+    product (one contiguous axpy per entry) does it several times faster. Rows storing at
+    least ``fraction`` of the columns (default ``HEAVY_ROW_FRACTION``) go dense, longest
+    first, within ``budget_bytes`` (default ``HEAVY_DENSE_BYTES``).
+
+    Returns
+    -------
+    heavy : ndarray int64, sorted row indices kept dense
+    dense : ndarray float32, shape (heavy.size, n_cols), or None
+    light : csr_matrix float32, ``M`` with the heavy rows emptied
+    """
+    fraction = HEAVY_ROW_FRACTION if fraction is None else fraction
+    budget_bytes = HEAVY_DENSE_BYTES if budget_bytes is None else budget_bytes
+    S = sp.csr_matrix(M, dtype=np.float32)
+    n_rows, n_cols = S.shape
+    row_nnz = np.diff(S.indptr)
+    heavy = np.flatnonzero(row_nnz >= max(1.0, fraction * n_cols)).astype(np.int64)
+    budget = max(0, int(budget_bytes) // max(1, 4 * n_cols))
+    if heavy.size > budget:
+        heavy = np.sort(heavy[np.argsort(-row_nnz[heavy], kind="stable")[:budget]])
+    if not heavy.size:
+        return heavy, None, S
+    dense = S[heavy].toarray()
+    is_heavy = np.zeros(n_rows, dtype=bool)
+    is_heavy[heavy] = True
+    light = S.copy()
+    light.data[np.repeat(is_heavy, row_nnz)] = 0.0
+    light.eliminate_zeros()
+    return heavy, dense, light
+
+
+def sparse_dot_split(
+    X: sp.csr_matrix, heavy: NDArray[np.int64], dense: NDArray[np.float32] | None, light: sp.csr_matrix
+) -> NDArray[np.float32]:
+    """Dense ``X @ M`` from ``split_heavy_rows(M)``, float32, shape (X.shape[0], M.shape[1])."""
+    partial = sp.csr_matrix(X @ light)
+    X_heavy = X[:, heavy] if heavy.size else None
+    if X_heavy is None or not X_heavy.nnz:
+        return np.asarray(partial.toarray(), dtype=np.float32)
+    out = np.asarray(X_heavy @ dense, dtype=np.float32)
+    # add the sparse part in place: a flat scatter beats toarray() + a dense add
+    flat = np.repeat(np.arange(X.shape[0], dtype=np.int64) * out.shape[1], np.diff(partial.indptr))
+    flat += partial.indices
+    out.reshape(-1)[flat] += partial.data
     return out
 
 
@@ -537,16 +594,11 @@ class ItemSimilarityRecommender(RecommenderBase):
         return np.asarray((X @ self.similarity_).toarray(), dtype=np.float32)
 
     def _topn_plan(self, similarity: sp.spmatrix) -> tuple:
-        """Split ``similarity`` for block scoring: its long rows dense, the rest sparse (cached).
+        """``split_heavy_rows(similarity)``, cached per matrix object.
 
-        ``X @ similarity`` costs one multiply-add per (history item, stored entry of that item's
-        row). With column-wise top-k (every candidate keeps its ``top_k`` neighbours), the rows
-        of popular items hold entries for most of the catalogue, and scipy's sparse product
-        spends most of its time building a nearly dense sparse result. Rows with at least
-        ``HEAVY_ROW_FRACTION`` of the catalogue stored are kept as a dense array and applied
-        with a sparse x dense product (a contiguous axpy per history entry); the other rows stay
-        sparse. The cache is keyed on the matrix object, so assigning a new ``similarity_``
-        rebuilds it; it is never saved.
+        With column-wise top-k (every candidate keeps its ``top_k`` neighbours), the rows of
+        popular items hold entries for most of the catalogue; see :func:`split_heavy_rows`.
+        Assigning a new ``similarity_`` rebuilds the cache; it is never saved.
         """
         key = (id(similarity), similarity.shape, similarity.nnz)
         plan = getattr(self, "_topn_plan_cache", None)
@@ -556,22 +608,7 @@ class ItemSimilarityRecommender(RecommenderBase):
             plan = getattr(self, "_topn_plan_cache", None)
             if plan is not None and plan[0] == key and plan[1] is similarity:
                 return plan
-            S = sp.csr_matrix(similarity, dtype=np.float32)
-            n_rows, n_cols = S.shape
-            row_nnz = np.diff(S.indptr)
-            heavy = np.flatnonzero(row_nnz >= max(1.0, HEAVY_ROW_FRACTION * n_cols))
-            budget = max(0, HEAVY_DENSE_BYTES // max(1, 4 * n_cols))
-            if heavy.size > budget:  # keep the longest rows within the memory budget
-                heavy = np.sort(heavy[np.argsort(-row_nnz[heavy], kind="stable")[:budget]])
-            if heavy.size:
-                dense = S[heavy].toarray()
-                is_heavy = np.zeros(n_rows, dtype=bool)
-                is_heavy[heavy] = True
-                light = S.copy()
-                light.data[np.repeat(is_heavy, row_nnz)] = 0.0
-                light.eliminate_zeros()
-            else:
-                dense, light = None, S
+            heavy, dense, light = split_heavy_rows(similarity)
             plan = (key, similarity, heavy, dense, light)
             self._topn_plan_cache = plan
             return plan
@@ -588,17 +625,7 @@ class ItemSimilarityRecommender(RecommenderBase):
         if similarity is None:
             similarity = self.similarity_
         _, _, heavy, dense, light = self._topn_plan(similarity)
-        partial = sp.csr_matrix(X @ light)
-        X_heavy = X[:, heavy] if heavy.size else None
-        if X_heavy is not None and X_heavy.nnz:
-            scores = np.asarray(X_heavy @ dense, dtype=np.float32)
-            # add the sparse part in place: a flat scatter beats toarray() + a dense add
-            flat = np.repeat(np.arange(X.shape[0], dtype=np.int64) * scores.shape[1], np.diff(partial.indptr))
-            flat += partial.indices
-            scores.reshape(-1)[flat] += partial.data
-        else:
-            scores = np.asarray(partial.toarray(), dtype=np.float32)
-        del partial
+        scores = sparse_dot_split(X, heavy, dense, light)
         if exclude_seen and X.nnz:
             rows = np.repeat(np.arange(X.shape[0]), np.diff(X.indptr))
             scores[rows, X.indices] = -np.inf
