@@ -97,6 +97,13 @@ def run_worker(method: str, matrix_path: str, k: int, factors: int, iterations: 
     users = np.arange(X.shape[0])
     base_rss = _peak_rss_kib()
     similarity = None
+    # Every cell imports both libraries before its clocks start, so CPU time and peak memory
+    # count the same libraries in each row.
+    import implicit.cpu.als  # noqa: F401
+    import implicit.nearest_neighbours  # noqa: F401
+
+    import recommendations.algorithms  # noqa: F401
+
     cpu_start = time.process_time()
     if method == "ours_itemknn":
         from recommendations.algorithms.knn import ItemKNN
