@@ -267,6 +267,19 @@ def main(argv: list[str] | None = None) -> int:
                 f"{r['top10_s']:.2f} | {total:.2f} | {ratio} | {r['cpu_s']:.1f} | {cpu_ratio} | {madds} | "
                 f"{r['peak_mb']:.0f} | {r.get('load', '')} |"
             )
+    lines += ["", "Goals (checked by the script on this run's figures):", ""]
+    for name, X, results in rows:
+        ours, theirs = results["ours_itemknn"], results["implicit_cosine"]
+        ratio = (ours["fit_s"] + ours["top10_s"]) / (theirs["fit_s"] + theirs["top10_s"])
+        verdict = "met" if ratio <= 1.0 else "**not met**"
+        lines.append(f"- {name}: our ItemKNN / implicit CosineRecommender, fit + top-10, wall time: "
+                     f"{ratio:.2f}x (goal <= 1.0x): {verdict}.")
+    big = [(name, X, results) for name, X, results in rows if X.nnz >= 5_000_000]
+    for name, X, results in big:
+        worst = max(results.values(), key=lambda r: r["peak_mb"])
+        verdict = "met" if worst["peak_mb"] <= 3 * 1024 else "**not met**"
+        lines.append(f"- {name}: highest peak memory {worst['peak_mb']:.0f} MB ({worst['method']}) "
+                     f"(goal <= 3 GB at the 7.5M scale): {verdict}.")
     lines += [
         "",
         "How the comparison is made (written by the script):",
