@@ -82,6 +82,13 @@ def _peak_rss_kib() -> float:
     return float(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 
+def _scoring_multiply_adds(X: sp.csr_matrix, similarity: sp.spmatrix) -> int:
+    """Multiply-adds of ``X @ similarity`` done sparsely: sum over stored (user, item j) of the
+    stored entries in row ``j`` of the item-item matrix (both libraries score this way)."""
+    row_nnz = np.diff(sp.csr_matrix(similarity).indptr).astype(np.int64)
+    return int(row_nnz[X.indices].sum())
+
+
 def run_worker(method: str, matrix_path: str, k: int, factors: int, iterations: int) -> dict:
     """Fit one method and compute the top-10 of every user; return timings and peak memory."""
     from threadpoolctl import threadpool_limits
@@ -89,6 +96,15 @@ def run_worker(method: str, matrix_path: str, k: int, factors: int, iterations: 
     X = sp.load_npz(matrix_path).tocsr().astype(np.float32)
     users = np.arange(X.shape[0])
     base_rss = _peak_rss_kib()
+    similarity = None
+    # Every cell imports both libraries before its clocks start, so CPU time and peak memory
+    # count the same libraries in each row.
+    import implicit.cpu.als  # noqa: F401
+    import implicit.nearest_neighbours  # noqa: F401
+
+    import recommendations.algorithms  # noqa: F401
+
+    cpu_start = time.process_time()
     if method == "ours_itemknn":
         from recommendations.algorithms.knn import ItemKNN
 
@@ -98,6 +114,7 @@ def run_worker(method: str, matrix_path: str, k: int, factors: int, iterations: 
         start = time.perf_counter()
         indices, _ = model.recommend_all(X, n=10)
         rec = time.perf_counter() - start
+        similarity = model.similarity_
     elif method == "ours_ials":
         from recommendations.algorithms.factorization import IALS
 
@@ -117,6 +134,7 @@ def run_worker(method: str, matrix_path: str, k: int, factors: int, iterations: 
         start = time.perf_counter()
         indices, _ = model.recommend(users, X, N=10, filter_already_liked_items=True)
         rec = time.perf_counter() - start
+        similarity = model.similarity
     elif method == "implicit_als":
         from implicit.cpu.als import AlternatingLeastSquares
 
@@ -133,11 +151,15 @@ def run_worker(method: str, matrix_path: str, k: int, factors: int, iterations: 
         rec = time.perf_counter() - start
     else:
         raise ValueError(method)
+    cpu_s = time.process_time() - cpu_start
     peak_mb = _peak_rss_kib() / 1024
+    multiply_adds = None if similarity is None else _scoring_multiply_adds(X, similarity)
     return {
         "method": method,
         "fit_s": fit,
         "top10_s": rec,
+        "cpu_s": cpu_s,
+        "multiply_adds": multiply_adds,
         "peak_mb": peak_mb,
         "data_mb": base_rss / 1024,
         "rows": int(np.asarray(indices).shape[0]),
@@ -220,8 +242,8 @@ def main(argv: list[str] | None = None) -> int:
         "2 cores (the 1-minute load average before/after each cell is shown), so compare the ratios "
         "within one run.",
         "",
-        "| data | users x items | interactions | model | fit s | top-10 all users s | total s | ours / implicit (total) | peak MB | load before/after |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| data | users x items | interactions | model | fit s | top-10 all users s | total s | ours / implicit (total) | CPU s | ours / implicit (CPU) | scoring multiply-adds (M) | peak MB | load before/after |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     pairs = {"ours_itemknn": "implicit_cosine", "ours_ials": "implicit_als"}
     labels = {
@@ -234,19 +256,60 @@ def main(argv: list[str] | None = None) -> int:
         for method in METHODS:
             r = results[method]
             total = r["fit_s"] + r["top10_s"]
-            ratio = ""
+            ratio = cpu_ratio = ""
             if method in pairs:
                 other = results[pairs[method]]
                 ratio = f"{total / (other['fit_s'] + other['top10_s']):.2f}x"
+                cpu_ratio = f"{r['cpu_s'] / other['cpu_s']:.2f}x"
+            madds = "" if r.get("multiply_adds") is None else f"{r['multiply_adds'] / 1e6:,.0f}"
             lines.append(
                 f"| {name} | {X.shape[0]:,} x {X.shape[1]:,} | {X.nnz:,} | {labels[method]} | {r['fit_s']:.2f} | "
-                f"{r['top10_s']:.2f} | {total:.2f} | {ratio} | {r['peak_mb']:.0f} | {r.get('load', '')} |"
+                f"{r['top10_s']:.2f} | {total:.2f} | {ratio} | {r['cpu_s']:.1f} | {cpu_ratio} | {madds} | "
+                f"{r['peak_mb']:.0f} | {r.get('load', '')} |"
             )
+    lines += ["", "Goals (checked by the script on this run's figures):", ""]
+    for name, X, results in rows:
+        ours, theirs = results["ours_itemknn"], results["implicit_cosine"]
+        ratio = (ours["fit_s"] + ours["top10_s"]) / (theirs["fit_s"] + theirs["top10_s"])
+        verdict = "met" if ratio <= 1.0 else "**not met**"
+        lines.append(f"- {name}: our ItemKNN / implicit CosineRecommender, fit + top-10, wall time: "
+                     f"{ratio:.2f}x (goal <= 1.0x): {verdict}.")
+    big = [(name, X, results) for name, X, results in rows if X.nnz >= 5_000_000]
+    for name, X, results in big:
+        worst = max(results.values(), key=lambda r: r["peak_mb"])
+        verdict = "met" if worst["peak_mb"] <= 3 * 1024 else "**not met**"
+        lines.append(f"- {name}: highest peak memory {worst['peak_mb']:.0f} MB ({worst['method']}) "
+                     f"(goal <= 3 GB at the 7.5M scale): {verdict}.")
+    lines += [
+        "",
+        "How the comparison is made (written by the script):",
+        "",
+        f"- Same model size: both item-kNNs keep K={args.k} neighbours per item, plain cosine, no "
+        "shrink, no weighting; both ALS runs use the same factors, iterations and regularisation 0.01.",
+        "- Same output: the top-10 unseen items of every user (seen items excluded), as an array "
+        "of (users, 10).",
+        f"- Threads: all {os.cpu_count()} cores where each library uses them. Ours: `ItemKNN` fit and "
+        "`recommend_all` run blocks in a thread pool (scipy and numpy release the GIL). implicit: "
+        "`CosineRecommender.fit` runs its C++ all-pairs k-NN on all cores; its `recommend` for many "
+        "users loops over users in Python and C++, one core. ALS: implicit's fit, with BLAS "
+        "limited to one thread as implicit asks, in both rows (ours wraps it).",
+        "- CPU s is the process's user+system CPU time (all threads), less sensitive than wall "
+        "time to other jobs on the machine; the goal is stated on wall time.",
+        "- Scoring multiply-adds: the two item-kNNs differ in how neighbours are kept. Ours keeps "
+        "the K best neighbours of every candidate item (column-wise, as in Ferrari Dacrema et al.'s "
+        "reference code), implicit keeps the K best of every history item (row-wise). Scoring sums "
+        "one similarity row per history item; with column-wise top-K the rows of popular items "
+        "hold entries for most of the catalogue, so on power-law data ours has many more "
+        "multiply-adds to do for the same K. Results were kept exactly as before, so this is not "
+        "changed here.",
+    ]
     table = "\n".join(lines) + "\n"
     print()
     print(table)
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(table, encoding="utf-8")
+    partial = args.output.with_name(args.output.name + ".tmp")
+    partial.write_text(table, encoding="utf-8")
+    os.replace(partial, args.output)  # never a half-written results file
     print(f"written to {args.output}")
     return 0
 

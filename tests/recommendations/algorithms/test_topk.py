@@ -1,0 +1,84 @@
+"""Fast top-k paths give the same answers as the plain ones (ties, -inf, zeros, long rows)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from recommendations.algorithms import base
+from recommendations.algorithms.base import sparse_dot_split, split_heavy_rows, topk_dense_rows, topn_rows
+from recommendations.algorithms.knn import ItemKNN
+
+
+def _reference_topk(block: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Best ``k`` per row by a full stable sort: value descending, lowest column first on ties."""
+    order = np.lexsort((np.broadcast_to(np.arange(block.shape[1]), block.shape), -block), axis=1)[:, :k]
+    return order, np.take_along_axis(block, order, axis=1)
+
+
+@pytest.mark.parametrize("kind", ["uniform", "integer_ties", "mostly_zero", "neg_inf", "all_equal"])
+@pytest.mark.parametrize("shape,k", [((7, 2000), 10), ((5, 1001), 3), ((3, 650), 20), ((4, 97), 2)])
+def test_topk_dense_rows_matches_full_sort(kind, shape, k):
+    rng = np.random.default_rng(len(kind) * 100 + shape[1])
+    block = rng.random(shape).astype(np.float32)
+    if kind == "integer_ties":
+        block = rng.integers(0, 3, shape).astype(np.float32)
+    elif kind == "mostly_zero":
+        block[rng.random(shape) < 0.95] = 0.0
+    elif kind == "neg_inf":
+        block[rng.random(shape) < 0.9] = -np.inf
+        block[0, :] = -np.inf
+    elif kind == "all_equal":
+        block[:] = 1.0
+    indices, values = topk_dense_rows(block, k)
+    expected_indices, expected_values = _reference_topk(block, k)
+    np.testing.assert_array_equal(values, expected_values)
+    np.testing.assert_array_equal(indices, expected_indices)
+
+
+def test_split_heavy_rows_product_equals_sparse_product():
+    rng = np.random.default_rng(3)
+    M = sp.random(60, 300, density=0.05, random_state=4, format="csr", dtype=np.float32).toarray()
+    M[:3] = rng.random((3, 300)).astype(np.float32)  # three full rows
+    M = sp.csr_matrix(M)
+    X = sp.random(25, 60, density=0.2, random_state=5, format="csr", dtype=np.float32)
+    heavy, dense, light = split_heavy_rows(M, fraction=0.5)
+    assert heavy.tolist() == [0, 1, 2] and dense.shape == (3, 300)
+    assert light[:3].nnz == 0 and light.nnz == M.nnz - M[:3].nnz
+    np.testing.assert_allclose(sparse_dot_split(X, heavy, dense, light), (X @ M).toarray(), rtol=1e-5, atol=1e-6)
+    # the memory budget keeps only the longest rows
+    heavy, dense, _ = split_heavy_rows(M, fraction=0.01, budget_bytes=2 * 4 * 300)
+    assert heavy.size == 2
+
+
+@pytest.mark.parametrize("fraction", [1.0, 0.05])
+def test_item_based_topn_equals_dense_scoring(monkeypatch, fraction):
+    """recommend_all (dense rows split off or not) == top-n of the masked dense scores."""
+    monkeypatch.setattr(base, "HEAVY_ROW_FRACTION", fraction)
+    rng = np.random.default_rng(0)
+    popularity = 1.0 / np.arange(1, 401) ** 0.8
+    dense = (rng.random((300, 400)) < 0.2 * popularity / popularity.mean()).astype(np.float32)
+    dense[5] = 0  # an empty history: popularity fallback
+    X = sp.csr_matrix(dense)
+    model = ItemKNN(top_k=30).fit(X)
+    heavy = model._topn_plan(model.similarity_)[2]
+    assert (heavy.size > 0) == (fraction < 1.0)
+    indices, scores = model.recommend_all(X, n=10, batch_size=64)
+    expected_indices, expected_scores = topn_rows(model._scores_block(X, None, True), 10)
+    np.testing.assert_allclose(scores, expected_scores, rtol=1e-5, atol=1e-6)
+    same = np.all(indices == expected_indices, axis=1)
+    # rows may differ only where float32 rounding reorders equal-looking scores
+    for row in np.flatnonzero(~same):
+        assert np.allclose(np.sort(scores[row]), np.sort(expected_scores[row]), rtol=1e-5)
+    assert same.mean() > 0.95
+
+
+def test_topn_plan_follows_a_new_similarity():
+    X = sp.csr_matrix(np.array([[1, 1, 0, 0], [0, 1, 1, 0], [0, 0, 1, 1]], dtype=np.float32))
+    model = ItemKNN(top_k=3).fit(X)
+    first = model.recommend_all(X, n=2)[0]
+    model.similarity_ = sp.csr_matrix(np.eye(4, k=1, dtype=np.float32))  # item j points to j + 1 only
+    second = model.recommend_all(X, n=1)[0]
+    assert second[:, 0].tolist() == [2, 3, 0]  # user 2 has no positive score: popularity fallback
+    assert not np.array_equal(first[:, :1], second)
