@@ -49,11 +49,12 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "pipeline.md"
 RUNS_DIR = Path(os.environ.get("BRE_PIPELINE_RUNS_DIR", "/tmp/bre_pipeline/runs"))
 MOVIELENS_DIR = ROOT.parent / "shared" / "data" / "movielens-1m"
-PG_DB = "bre_bench_pipeline"
+# Overridable so that several people can run it at once on one machine (own database, own Redis dbs).
+PG_DB = os.environ.get("BRE_PIPELINE_PG_DB", "bre_bench_pipeline")
 PG_URL = f"postgres://postgres@127.0.0.1:5432/{PG_DB}"
-SQLITE_PATH = Path("/tmp/bre_bench_pipeline.sqlite3")
-BROKER = "redis://127.0.0.1:6379/5"
-BACKEND_URL = "redis://127.0.0.1:6379/6"
+SQLITE_PATH = Path(os.environ.get("BRE_PIPELINE_SQLITE_PATH", "/tmp/bre_bench_pipeline.sqlite3"))
+BROKER = os.environ.get("BRE_PIPELINE_BROKER_URL", "redis://127.0.0.1:6379/5")
+BACKEND_URL = os.environ.get("BRE_PIPELINE_RESULT_BACKEND", "redis://127.0.0.1:6379/6")
 SETTINGS = "benchmarks.pipeline_settings"
 
 GOAL_RATIO = 2.0
@@ -760,7 +761,7 @@ def report(results: list[dict], command: str) -> str:
         f"Python {platform.python_version()}; shared with other engineers' runs (load average in each table).",
         f"- Code: {_git_state()}",
         "- Build: `services.full_build_start` queues the real `full_build` task; Celery workers "
-        "(`celery -A bre_site worker -c N --pool prefork`, Redis 127.0.0.1:6379 db 5, results db 6, BLAS threads 1 "
+        f"(`celery -A bre_site worker -c N --pool prefork`, broker {BROKER}, results {BACKEND_URL}, BLAS threads 1 "
         "per process) prepare (load, fit, write), fan the users out as a chord of `build_score_chunk` tasks and "
         "switch in `build_finalize`. Algorithm `auto` (the production default), testapp models "
         "(Item with UUID pk, Score/Like) via `benchmarks/pipeline_settings.py`.",

@@ -225,3 +225,25 @@ class TestIncrementalRefresh:
         assert services.item_content_refresh(content_type_id=ct.pk, object_id=str(new.pk)) > 0
         names = [n.name for n in selectors.similar_to(new, kind="content", n=3)]
         assert "Pasta from scratch" in names
+
+
+class TestInteractionColumns:
+    def test_columns_match_rows(self, world):
+        """The fast column reader (epoch seconds and UUID text on PostgreSQL) agrees with the row reader."""
+        import datetime as dt
+
+        from recommendations.adapters import DefaultAdapter
+
+        Like.objects.filter(user=world["users"]["space1"]).update(
+            created_at=dt.datetime(2024, 2, 29, 23, 59, 58, 123456, tzinfo=dt.timezone.utc))
+        adapter = DefaultAdapter()
+        cols = adapter.interaction_columns()
+        from_columns = sorted(zip(cols.user_id, cols.content_type_id.tolist(), cols.object_id, cols.kind.tolist(),
+                                  cols.timestamp.tolist()), key=repr)
+        from_rows = sorted(((r.user_id, r.item_key[0], r.item_key[1], r.kind, r.timestamp)
+                            for r in adapter.interaction_rows()), key=repr)
+        assert len(from_columns) == len(from_rows) == Like.objects.count() + 1
+        for got, want in zip(from_columns, from_rows):
+            assert got[:4] == want[:4]
+            assert got[4] == pytest.approx(want[4], abs=1e-6)
+        assert any(abs(c[4] - 1709251198.123456) < 1e-6 for c in from_columns)
