@@ -626,11 +626,21 @@ def build_prepare(*, build_id: int, progress: Progress = None) -> list[tuple[int
         }
         build.save(update_fields=["timings", "counts"])
         build_lock_extend(build_id=build_id)
-        size = app_settings.BUILD_CHUNK_SIZE
-        return [(start, min(start + size, len(data.user_map))) for start in range(0, len(data.user_map), size)]
+        return _chunk_spans(len(data.user_map), app_settings.BUILD_CHUNK_SIZE)
     except Exception as exc:
         build_fail(build_id=build_id, error=exc)
         raise
+
+
+def _chunk_spans(n_users: int, size: int) -> list[tuple[int, int]]:
+    """Cut ``n_users`` into ``ceil(n_users / size)`` chunks of equal size (within one user).
+
+    Equal chunks, not ``size`` users each and a short last one: with few chunks per worker, a
+    short chunk left the other worker idle (7 chunks of ML-1M's 6,040 users, on 2 workers).
+    """
+    n_chunks = -(-n_users // size)
+    bounds = [round(k * n_users / n_chunks) for k in range(n_chunks + 1)] if n_chunks else [0]
+    return list(zip(bounds[:-1], bounds[1:]))
 
 
 def _item_item(model) -> sp.csr_matrix | None:
@@ -772,9 +782,8 @@ def build_score_chunk(*, build_id: int, start: int, stop: int) -> int:
     recs = _recommendation_rows(build_id, state, user_pks, rows, negatives, source="build")
     t2 = time.perf_counter()
     with transaction.atomic():
-        # Serialise the writes of a build's chunks: a chunk delivered twice at once must not
-        # interleave its delete and insert with its twin's (the scoring above stays parallel).
-        BuildRun.objects.select_for_update().filter(pk=build_id).values_list("pk", flat=True).first()
+        if not _chunk_write_lock(build_id, start, stop):
+            return 0
         UserRecommendation.objects.filter(build_id=build_id, user_id__in=user_pks).delete()
         _bulk_insert(UserRecommendation, PICK_COLUMNS, recs)
     t3 = time.perf_counter()
@@ -783,10 +792,39 @@ def build_score_chunk(*, build_id: int, start: int, stop: int) -> int:
     return len(recs)
 
 
+def _chunk_write_lock(build_id: int, start: int, stop: int) -> bool:
+    """Lock what a chunk's write needs, inside its transaction; return False if the build is no longer running.
+
+    A chunk delivered twice at once must not interleave its delete and insert with its twin's
+    (on PostgreSQL's READ COMMITTED both would delete nothing, then both insert). On PostgreSQL
+    the twins meet on a transaction-level advisory lock keyed by (build, chunk), so different
+    chunks of one build write in parallel, and the build row is held ``FOR KEY SHARE``: chunks
+    share it, while ``build_finalize`` (``FOR UPDATE``) waits for the writes in flight and later
+    twins see the build finished. Elsewhere the build row is locked ``FOR UPDATE``, which
+    serialises a build's chunk writes (SQLite serialises every write anyway). Measured in
+    benchmarks/results/pipeline.md: the per-build lock cost PostgreSQL part of its 2-worker speed-up.
+    """
+    connection = connections[router.db_for_write(UserRecommendation)]
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtext('recommendations.chunk'), hashtext(%s))",
+                           [f"{build_id}:{start}:{stop}"])
+            cursor.execute(f"SELECT status FROM {connection.ops.quote_name(BuildRun._meta.db_table)} "
+                           f"WHERE {connection.ops.quote_name(BuildRun._meta.pk.column)} = %s FOR KEY SHARE", [build_id])
+            row = cursor.fetchone()
+        status = row[0] if row else None
+    else:
+        status = BuildRun.objects.select_for_update().filter(pk=build_id).values_list("status", flat=True).first()
+    return status == BuildRun.Status.RUNNING
+
+
 def _chunk_timing(build_id: int, timings: dict[str, float]) -> None:
     """Add a chunk's stage seconds to its build (summed over chunks, i.e. worker-seconds)."""
+    connection = connections[router.db_for_write(BuildRun)]
     with transaction.atomic():
-        build = BuildRun.objects.select_for_update().only("timings").get(pk=build_id)
+        # NO KEY UPDATE does not wait for the chunk writes that hold the row FOR KEY SHARE.
+        build = (BuildRun.objects.select_for_update(no_key=connection.features.has_select_for_no_key_update)
+                 .only("timings").get(pk=build_id))
         for key, value in timings.items():
             build.timings[key] = round(build.timings.get(key, 0.0) + value, 4)
         build.save(update_fields=["timings"])
