@@ -538,6 +538,17 @@ def _build_with_workers(concurrency: int, workdir: Path) -> dict[str, Any]:
     }
 
 
+def chunk_size_for(n_users: int, workers: int, max_size: int, per_worker: int = 4) -> int:
+    """Users per chunk: at least ``per_worker`` chunks per worker process, a multiple of ``workers`` chunks,
+    and at most ``max_size`` users per chunk (a chunk's dense score block is users x items).
+
+    With few chunks the last round leaves a worker idle: 7 chunks on 2 workers cap the speed-up at 7/4 = 1.75x.
+    """
+    n_chunks = max(per_worker * workers, -(-n_users // max_size))
+    n_chunks = -(-n_chunks // workers) * workers
+    return max(1, -(-n_users // n_chunks))
+
+
 def _cpu_work(n: int) -> float:
     t = time.perf_counter()
     x = 0
@@ -649,6 +660,9 @@ def child_run(args: argparse.Namespace) -> None:
         info = load_synthetic(int(args.dataset.split("-")[1]), n_items=args.items)
     result["data"] = info
     result["data_load_seconds"] = time.perf_counter() - t
+    size = chunk_size_for(info["users"], max(args.workers), int(os.environ["BRE_PIPELINE_CHUNK_SIZE"]))
+    os.environ["BRE_PIPELINE_CHUNK_SIZE"] = str(size)  # the workers read it at start
+    result["chunk_size"] = size
     log(f"loaded {info['interactions']:,} interactions, {info['users']:,} users, {info['items']:,} items "
         f"in {result['data_load_seconds']:.1f} s (not counted); load average {loadavg()}")
     result["runs"] = []
@@ -905,7 +919,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--items", type=int, default=25_000, help="items of the synthetic data set")
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument("--workers", default="1,2", type=lambda s: [int(x) for x in s.split(",")])
-    parser.add_argument("--chunk-size", type=int, default=1000, help="RECOMMENDATIONS['BUILD_CHUNK_SIZE']")
+    parser.add_argument("--chunk-size", type=int, default=1000,
+                        help="most users per chunk (RECOMMENDATIONS['BUILD_CHUNK_SIZE']); the run picks a size that "
+                             "gives at least 4 chunks per worker process and a multiple of the worker count")
     parser.add_argument("--movielens-dir", default=str(MOVIELENS_DIR))
     parser.add_argument("--profile", action="store_true", help="also cProfile one in-process build")
     parser.add_argument("--keep-db", action="store_true")
