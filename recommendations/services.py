@@ -455,19 +455,22 @@ def _similar_rows(build: BuildRun, kind: str, item_map: IndexMap, positions: Ite
 
 
 def _topk_sparse(matrix: sp.csr_matrix, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Top-``k`` columns of every row of a sparse matrix, as padded dense arrays."""
-    n = matrix.shape[0]
+    """Top-``k`` columns of every row of a sparse matrix, as padded dense arrays, best first.
+
+    ``algorithms.base.topk_sparse_rows`` selects; this only lays its rows out (ties: lower column first).
+    """
+    from .algorithms.base import topk_sparse_rows
+
+    top = topk_sparse_rows(matrix, k)
+    n = top.shape[0]
     indices = np.full((n, k), -1, dtype=np.int64)
     scores = np.full((n, k), -np.inf, dtype=np.float32)
-    matrix = matrix.tocsr()
-    for row in range(n):
-        start, stop = matrix.indptr[row], matrix.indptr[row + 1]
-        if start == stop:
-            continue
-        cols, vals = matrix.indices[start:stop], matrix.data[start:stop]
-        order = np.argsort(-vals, kind="stable")[:k]
-        indices[row, : len(order)] = cols[order]
-        scores[row, : len(order)] = vals[order]
+    counts = np.diff(top.indptr)
+    rows = np.repeat(np.arange(n), counts)
+    order = np.lexsort((top.indices, -top.data, rows))  # rows stay grouped: positions are within-row ranks
+    rank = np.arange(top.nnz) - np.repeat(top.indptr[:-1], counts)
+    indices[rows, rank] = top.indices[order]
+    scores[rows, rank] = top.data[order]
     return indices, scores
 
 
