@@ -787,10 +787,13 @@ def build_score_chunk(*, build_id: int, start: int, stop: int) -> int:
     with transaction.atomic():
         if not _chunk_write_lock(build_id, start, stop):
             return 0
+        t_locked = time.perf_counter()
         UserRecommendation.objects.filter(build_id=build_id, user_id__in=user_pks).delete()
         _bulk_insert(UserRecommendation, PICK_COLUMNS, recs)
     t3 = time.perf_counter()
-    _chunk_timing(build_id, {"load_state": t1 - t0, "score": t2 - t1, "write_picks": t3 - t2})
+    # write_picks includes write_wait: the time spent waiting for the chunk's write lock.
+    _chunk_timing(build_id, {"load_state": t1 - t0, "score": t2 - t1, "write_picks": t3 - t2,
+                             "write_wait": t_locked - t2})
     build_lock_extend(build_id=build_id)
     return len(recs)
 
