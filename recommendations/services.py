@@ -807,8 +807,8 @@ def _chunk_write_lock(build_id: int, start: int, stop: int) -> bool:
     chunks of one build write in parallel, and the build row is held ``FOR KEY SHARE``: chunks
     share it, while ``build_finalize`` (``FOR UPDATE``) waits for the writes in flight and later
     twins see the build finished. Elsewhere the build row is locked ``FOR UPDATE``, which
-    serialises a build's chunk writes (SQLite serialises every write anyway). Measured in
-    benchmarks/results/pipeline.md: the per-build lock cost PostgreSQL part of its 2-worker speed-up.
+    serialises a build's chunk writes (SQLite serialises every write anyway). The time spent
+    here is recorded as the build's ``write_wait`` timing (see benchmarks/results/pipeline.md).
     """
     connection = connections[router.db_for_write(UserRecommendation)]
     if connection.vendor == "postgresql":
