@@ -23,7 +23,16 @@ the fan-out (first chunk start -> finalize end) for 1 and 2 workers, peak memory
 total to the pure compute (fit + score), and whether each goal of issue 4 is met.
 
 Run: ``.venv/bin/python benchmarks/pipeline.py`` (MovieLens-1M and 1M synthetic on both backends);
-``--scale 1M,3M,10M --data synthetic --backends postgresql`` for the growth series.
+``--scale 1M,3M,10M --data synthetic --backends postgresql`` for the growth series. Everything of
+issue 4 in one command (MovieLens-1M with 1 and 2 workers on both backends, then the synthetic
+series with 2 workers on SQLite)::
+
+    .venv/bin/python benchmarks/pipeline.py --data movielens,synthetic --scale 1M,3M,10M \
+        --backends sqlite,postgresql --workers 1,2 --synthetic-backends sqlite --synthetic-workers 2
+
+Several people can run it at once on one machine with their own ``BRE_PIPELINE_PG_DB``,
+``BRE_PIPELINE_SQLITE_PATH``, ``BRE_PIPELINE_BROKER_URL``, ``BRE_PIPELINE_RESULT_BACKEND`` and
+``BRE_PIPELINE_RUNS_DIR`` (the broker and result Redis databases are flushed before each build).
 """
 from __future__ import annotations
 
@@ -49,11 +58,12 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "pipeline.md"
 RUNS_DIR = Path(os.environ.get("BRE_PIPELINE_RUNS_DIR", "/tmp/bre_pipeline/runs"))
 MOVIELENS_DIR = ROOT.parent / "shared" / "data" / "movielens-1m"
-PG_DB = "bre_bench_pipeline"
+# Overridable so that several people can run it at once on one machine (own database, own Redis dbs).
+PG_DB = os.environ.get("BRE_PIPELINE_PG_DB", "bre_bench_pipeline")
 PG_URL = f"postgres://postgres@127.0.0.1:5432/{PG_DB}"
-SQLITE_PATH = Path("/tmp/bre_bench_pipeline.sqlite3")
-BROKER = "redis://127.0.0.1:6379/5"
-BACKEND_URL = "redis://127.0.0.1:6379/6"
+SQLITE_PATH = Path(os.environ.get("BRE_PIPELINE_SQLITE_PATH", "/tmp/bre_bench_pipeline.sqlite3"))
+BROKER = os.environ.get("BRE_PIPELINE_BROKER_URL", "redis://127.0.0.1:6379/5")
+BACKEND_URL = os.environ.get("BRE_PIPELINE_RESULT_BACKEND", "redis://127.0.0.1:6379/6")
 SETTINGS = "benchmarks.pipeline_settings"
 
 GOAL_RATIO = 2.0
@@ -537,6 +547,17 @@ def _build_with_workers(concurrency: int, workdir: Path) -> dict[str, Any]:
     }
 
 
+def chunk_size_for(n_users: int, workers: int, max_size: int, per_worker: int = 4) -> int:
+    """Users per chunk: at least ``per_worker`` chunks per worker process, a multiple of ``workers`` chunks,
+    and at most ``max_size`` users per chunk (a chunk's dense score block is users x items).
+
+    With few chunks the last round leaves a worker idle: 7 chunks on 2 workers cap the speed-up at 7/4 = 1.75x.
+    """
+    n_chunks = max(per_worker * workers, -(-n_users // max_size))
+    n_chunks = -(-n_chunks // workers) * workers
+    return max(1, -(-n_users // n_chunks))
+
+
 def _cpu_work(n: int) -> float:
     t = time.perf_counter()
     x = 0
@@ -648,6 +669,9 @@ def child_run(args: argparse.Namespace) -> None:
         info = load_synthetic(int(args.dataset.split("-")[1]), n_items=args.items)
     result["data"] = info
     result["data_load_seconds"] = time.perf_counter() - t
+    size = chunk_size_for(info["users"], max(args.workers), int(os.environ["BRE_PIPELINE_CHUNK_SIZE"]))
+    os.environ["BRE_PIPELINE_CHUNK_SIZE"] = str(size)  # the workers read it at start
+    result["chunk_size"] = size
     log(f"loaded {info['interactions']:,} interactions, {info['users']:,} users, {info['items']:,} items "
         f"in {result['data_load_seconds']:.1f} s (not counted); load average {loadavg()}")
     result["runs"] = []
@@ -709,14 +733,19 @@ def run_all(args: argparse.Namespace) -> list[dict]:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     RUNS_DIR.mkdir(parents=True, exist_ok=True)
     results = []
-    for backend in args.backends.split(","):
+    synthetic_backends = (args.synthetic_backends or args.backends).split(",")
+    for backend in dict.fromkeys(args.backends.split(",") + synthetic_backends):
         for dataset in datasets:
+            synthetic = dataset.startswith("synthetic")
+            if backend not in (synthetic_backends if synthetic else args.backends.split(",")):
+                continue
+            workers = (args.synthetic_workers or args.workers) if synthetic else args.workers
             url = _create_db(backend)
             out = RUNS_DIR / f"{stamp}-{backend}-{dataset}.json"
             env = dict(os.environ, BRE_PIPELINE_DATABASE_URL=url, BRE_PIPELINE_CHUNK_SIZE=str(args.chunk_size),
                        PYTHONPATH=str(ROOT))
             command = [sys.executable, str(Path(__file__).resolve()), "--child", "--dataset", dataset,
-                       "--json-out", str(out), "--workers", ",".join(map(str, args.workers)),
+                       "--json-out", str(out), "--workers", ",".join(map(str, workers)),
                        "--movielens-dir", args.movielens_dir, "--items", str(args.items)]
             if args.profile:
                 command.append("--profile")
@@ -747,7 +776,7 @@ def stage_row(result: dict, run: dict) -> dict[str, Any]:
     total = load + fit + write + load_state + score + picks + switch
     compute = fit + score
     return {"load": load, "fit": fit, "write": write, "load_state": load_state, "score": score, "write_picks": picks,
-            "switch": switch, "total": total, "compute": compute, "ratio": total / compute if compute else math.inf}
+            "switch": switch, "write_wait": t.get("write_wait"), "total": total, "compute": compute, "ratio": total / compute if compute else math.inf}
 
 
 def report(results: list[dict], command: str) -> str:
@@ -760,12 +789,13 @@ def report(results: list[dict], command: str) -> str:
         f"Python {platform.python_version()}; shared with other engineers' runs (load average in each table).",
         f"- Code: {_git_state()}",
         "- Build: `services.full_build_start` queues the real `full_build` task; Celery workers "
-        "(`celery -A bre_site worker -c N --pool prefork`, Redis 127.0.0.1:6379 db 5, results db 6, BLAS threads 1 "
+        f"(`celery -A bre_site worker -c N --pool prefork`, broker {BROKER}, results {BACKEND_URL}, BLAS threads 1 "
         "per process) prepare (load, fit, write), fan the users out as a chord of `build_score_chunk` tasks and "
         "switch in `build_finalize`. Algorithm `auto` (the production default), testapp models "
         "(Item with UUID pk, Score/Like) via `benchmarks/pipeline_settings.py`.",
         "- Stage seconds come from `BuildRun.timings`: load, fit, write (artifacts, neighbours, popular) from the "
-        "prepare task; load_state, score, write_picks summed over chunks (worker-seconds); switch from finalize. "
+        "prepare task; load_state, score, write_picks summed over chunks (worker-seconds; lock wait is the part of "
+        "write_picks spent waiting for the chunk write lock, — where the code did not record it); switch from finalize. "
         "`total` = sum of all stages, `compute` = fit + score; the ratio total / compute is the database and "
         "plumbing overhead on top of the pure compute.",
         "- Wall times come from a hook in the workers (task start/end): end to end = queued -> finalize end; "
@@ -780,9 +810,9 @@ def report(results: list[dict], command: str) -> str:
             lines += [f"**{r['dataset']} on {r['backend']}: failed** ({r.get('error', 'no runs')}).", ""]
     lines += ["## Stages (seconds) per run", "",
               "| data | backend | started | workers | interactions | users | items | load | fit | write | load_state | score | "
-              "write_picks | switch | total | compute | total/compute | end to end (wall) | fan-out (wall) | "
-              "peak RSS worker MiB | load avg (1 min) |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+              "write_picks | (of which lock wait) | switch | total | compute | total/compute | end to end (wall) | "
+              "fan-out (wall) | peak RSS worker MiB | load avg (1 min) |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in ok_results:
         d = r["data"]
         for run in r["runs"]:
@@ -791,7 +821,7 @@ def report(results: list[dict], command: str) -> str:
                 f"| {r['dataset']} | {r['backend']} | {r.get('started', '')[11:16]} | {run['workers']} | "
                 f"{d['interactions']:,} | {d['users']:,} | "
                 f"{d['items']:,} | {_f(s['load'])} | {_f(s['fit'])} | {_f(s['write'])} | {_f(s['load_state'])} | "
-                f"{_f(s['score'])} | {_f(s['write_picks'])} | {_f(s['switch'], 2)} | {_f(s['total'])} | "
+                f"{_f(s['score'])} | {_f(s['write_picks'])} | {_f(s['write_wait'], 2)} | {_f(s['switch'], 2)} | {_f(s['total'])} | "
                 f"{_f(s['compute'])} | **{_f(s['ratio'], 2)}** | **{_f(run['wall_end_to_end'])}** | "
                 f"{_f(run['wall_fanout'])} | {run['peak_rss_mib_worker']:.0f} | "
                 f"{run['loadavg_before'][0]:.1f} -> {run['loadavg_after'][0]:.1f} |")
@@ -904,7 +934,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--items", type=int, default=25_000, help="items of the synthetic data set")
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument("--workers", default="1,2", type=lambda s: [int(x) for x in s.split(",")])
-    parser.add_argument("--chunk-size", type=int, default=1000, help="RECOMMENDATIONS['BUILD_CHUNK_SIZE']")
+    parser.add_argument("--synthetic-backends", help="backends of the synthetic runs (default: --backends)")
+    parser.add_argument("--synthetic-workers", type=lambda s: [int(x) for x in s.split(",")],
+                        help="worker counts of the synthetic runs (default: --workers)")
+    parser.add_argument("--chunk-size", type=int, default=1000,
+                        help="most users per chunk (RECOMMENDATIONS['BUILD_CHUNK_SIZE']); the run picks a size that "
+                             "gives at least 4 chunks per worker process and a multiple of the worker count")
     parser.add_argument("--movielens-dir", default=str(MOVIELENS_DIR))
     parser.add_argument("--profile", action="store_true", help="also cProfile one in-process build")
     parser.add_argument("--keep-db", action="store_true")
@@ -919,9 +954,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         child_run(args)
         return 0
-    if not shutil.which("createdb") and "postgresql" in args.backends:
+    if not shutil.which("createdb") and "postgresql" in f"{args.backends},{args.synthetic_backends}":
         log("createdb not found: PostgreSQL skipped")
         args.backends = ",".join(b for b in args.backends.split(",") if b != "postgresql")
+        if args.synthetic_backends:
+            args.synthetic_backends = ",".join(b for b in args.synthetic_backends.split(",") if b != "postgresql")
     command = "python benchmarks/pipeline.py " + " ".join(argv if argv is not None else sys.argv[1:])
     log(f"machine: {os.cpu_count()} cores, load average {loadavg()}")
     results = [json.loads(Path(p).read_text()) for p in args.merge] + run_all(args)

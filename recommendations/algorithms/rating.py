@@ -201,7 +201,7 @@ class BiasedMF(RatingPredictorBase):
         Average this many models trained with seeds ``random_state + m``.
     random_state : int, optional
     block_size : int
-        Systems solved per batched ``numpy.linalg.solve`` call.
+        At most this many systems per batched ``numpy.linalg.solve`` call.
     verbose : bool
         Print the training RMSE after each sweep.
     """
@@ -285,31 +285,48 @@ class BiasedMF(RatingPredictorBase):
         return self
 
     def _half_step(self, order, ptr, other, target, F, reg, breg):
-        """Solve every row's ridge problem over [x, b] given the other side's factors F."""
+        """Solve every row's ridge problem over [x, b] given the other side's factors F.
+
+        Rows are sorted by their number of ratings and solved in batches of similar counts: each
+        batch gathers its ratings into a zero-padded (rows, max count, k + 1) array, so the normal
+        equations of the whole batch come from one stacked matrix product and one batched
+        ``numpy.linalg.solve``, with no Python loop over rows (padding adds zero terms only).
+        The Gram products, most of the cost, run in float32 (each sums at most a few thousand
+        terms: the ML-1M fold RMSE moved in the 9th digit) and the solves in float64. A batch
+        holds at most ``block_size`` rows and about 8,192 padded ratings, so it stays in cache.
+        """
         n_rows = ptr.size - 1
         k = F.shape[1]
-        Fa = np.hstack([F, np.ones((F.shape[0], 1))])
+        Fa = np.hstack([F, np.ones((F.shape[0], 1))]).astype(np.float32)
         X = np.zeros((n_rows, k + 1))
         counts = np.diff(ptr)
         other_sorted = other[order]
         target_sorted = target[order]
         diag_pattern = np.r_[np.full(k, reg), breg]
-        bs = int(self.block_size)
-        for start in range(0, n_rows, bs):
-            stop = min(start + bs, n_rows)
-            rows = np.arange(start, stop)
-            rows = rows[counts[rows] > 0]
-            if rows.size == 0:
-                continue
-            A = np.empty((rows.size, k + 1, k + 1))
-            b = np.empty((rows.size, k + 1))
-            for j, row in enumerate(rows):
-                sl = slice(ptr[row], ptr[row + 1])
-                G = Fa[other_sorted[sl]]
-                A[j] = G.T @ G
-                b[j] = G.T @ target_sorted[sl]
+        idx = np.arange(k + 1)
+        rows_all = np.flatnonzero(counts > 0)
+        rows_all = rows_all[np.argsort(counts[rows_all], kind="stable")]
+        sorted_counts = counts[rows_all]
+        max_rows = max(1, int(self.block_size))
+        budget = 8192  # padded ratings per batch: bounds the gathered array (cache-sized)
+        start = 0
+        while start < rows_all.size:
+            stop = min(rows_all.size, start + max_rows)
+            while stop - start > 1 and (stop - start) * sorted_counts[stop - 1] > budget:
+                stop = start + max(1, min(stop - start - 1, budget // int(sorted_counts[stop - 1])))
+            rows = rows_all[start:stop]
+            start = stop
+            width = int(counts[rows].max())
+            offsets = np.arange(width)
+            valid = offsets[None, :] < counts[rows][:, None]
+            pos = np.where(valid, ptr[rows][:, None] + offsets[None, :], 0)
+            G = Fa[other_sorted[pos]]
+            G[~valid] = 0.0
+            t = np.where(valid, target_sorted[pos], 0.0).astype(np.float32)
+            Gt = G.transpose(0, 2, 1)
+            A = (Gt @ G).astype(np.float64)
+            b = (Gt @ t[:, :, None])[:, :, 0].astype(np.float64)
             scale = counts[rows].astype(np.float64) if self.weighted_regularization else np.ones(rows.size)
-            idx = np.arange(k + 1)
             A[:, idx, idx] += scale[:, None] * diag_pattern[None, :]
             X[rows] = np.linalg.solve(A, b[:, :, None])[:, :, 0]
         return X[:, :k], X[:, k]
