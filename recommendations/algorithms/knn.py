@@ -13,9 +13,10 @@ from numpy.typing import NDArray
 from .base import BLOCK_ELEMENTS, ItemSimilarityRecommender, RecommenderBase, check_user_items, topn_rows
 from .weighting import bm25_weight, tfidf_weight
 
-__all__ = ["ItemKNN", "UserKNN", "blockwise_topk", "FEATURE_WEIGHTINGS"]
+__all__ = ["ItemKNN", "UserKNN", "blockwise_topk", "FEATURE_WEIGHTINGS", "NEIGHBOURHOODS"]
 
 FEATURE_WEIGHTINGS = ("none", "tfidf", "bm25")
+NEIGHBOURHOODS = ("candidate", "history")
 
 
 def _n_threads(n_threads: int) -> int:
@@ -158,6 +159,15 @@ class ItemKNN(ItemSimilarityRecommender):
     (``similarity_[j, i] = s_ij``). TF-IDF and BM25 weight the transposed matrix, so users are
     the "terms": active users count less.
 
+    ``neighbourhood="history"`` keeps instead the ``top_k`` most similar items of every
+    *history* item ``j`` (row-wise, ``similarity_[j, :]`` has at most ``top_k`` entries), which
+    is the model of ``implicit``'s ``CosineRecommender`` (same ``top_k``, no shrink, no
+    weighting: the same similarity matrix up to ties and float rounding). Scoring is then much
+    cheaper on power-law data, because the rows of popular items no longer hold entries for
+    most of the catalogue, but it is a different model: on the CiteULike-a CMN protocol it
+    scores lower than the default (see ``docs/decisions.md``), so the default stays
+    ``"candidate"``, the model of the published reproduction.
+
     Parameters
     ----------
     top_k : int
@@ -167,6 +177,9 @@ class ItemKNN(ItemSimilarityRecommender):
     feature_weighting : {"none", "tfidf", "bm25"}
     bm25_K1, bm25_B : float
         BM25 parameters (used when ``feature_weighting="bm25"``).
+    neighbourhood : {"candidate", "history"}
+        Whose ``top_k`` neighbours are kept: every candidate item's (column-wise, the default,
+        as in Ferrari Dacrema et al.) or every history item's (row-wise, as in ``implicit``).
     n_threads : int
         Threads for the blockwise similarity (0: all cores).
     random_state : int or None
@@ -185,6 +198,7 @@ class ItemKNN(ItemSimilarityRecommender):
         feature_weighting: str = "none",
         bm25_K1: float = 1.2,
         bm25_B: float = 0.75,
+        neighbourhood: str = "candidate",
         n_threads: int = 0,
         random_state: int | None = None,
     ) -> None:
@@ -193,6 +207,7 @@ class ItemKNN(ItemSimilarityRecommender):
         self.feature_weighting = feature_weighting
         self.bm25_K1 = bm25_K1
         self.bm25_B = bm25_B
+        self.neighbourhood = neighbourhood
         self.n_threads = n_threads
         self.random_state = random_state
 
@@ -205,6 +220,8 @@ class ItemKNN(ItemSimilarityRecommender):
         """
         if int(self.top_k) < 1 or float(self.shrink) < 0:
             raise ValueError(f"top_k must be >= 1 and shrink >= 0, got {self.top_k}, {self.shrink}")
+        if self.neighbourhood not in NEIGHBOURHOODS:
+            raise ValueError(f"neighbourhood must be one of {NEIGHBOURHOODS}, got {self.neighbourhood!r}")
         X = self._fit_common(user_items)
         weighted = _weight_user_items(X, self.feature_weighting, self.bm25_K1, self.bm25_B)
         item_users = sp.csr_matrix(weighted.T)
@@ -215,7 +232,12 @@ class ItemKNN(ItemSimilarityRecommender):
             return _cosine_block(item_users, weighted, norms, norms, self.shrink, start, end, True)
 
         neighbours = blockwise_topk(self.n_items_, self.n_items_, block_fn, int(self.top_k), self.n_threads)
-        self.similarity_ = sp.csr_matrix(neighbours.T, dtype=np.float32)
+        # The shrunk cosine is symmetric, so row i of the blocks holds s_ij for every j: kept
+        # as is, row i is history item i's neighbourhood; transposed, column i is candidate i's.
+        if self.neighbourhood == "history":
+            self.similarity_ = neighbours
+        else:
+            self.similarity_ = sp.csr_matrix(neighbours.T, dtype=np.float32)
         self.similarity_.sort_indices()
         return self
 

@@ -268,3 +268,52 @@ class TestAuto:
     def test_unknown_component_rejected(self):
         with pytest.raises(ValueError, match="unknown components"):
             Auto(weights={"svd": 1.0}).fit(TINY)
+
+
+class TestItemKNNHistoryNeighbourhood:
+    def test_top_k_is_per_history_row(self):
+        # top_k=1, row-wise: item 0 keeps 1, item 1 keeps 0 (0.8165 > 0.5774), item 2 keeps 1.
+        S = ItemKNN(top_k=1, neighbourhood="history").fit(TINY).similarity_.toarray()
+        assert (S > 0).tolist() == [[False, True, False], [True, False, False], [False, True, False]]
+
+    def test_rows_are_the_brute_force_top_k(self):
+        rng = np.random.default_rng(5)
+        X = sp.csr_matrix((rng.random((80, 30)) < 0.25) * rng.random((80, 30)), dtype=np.float32)
+        got = ItemKNN(top_k=6, shrink=3, neighbourhood="history", n_threads=1).fit(X).similarity_.toarray()
+        dense = (X.T @ X).toarray().astype(np.float64)
+        norms = np.sqrt(np.diag(dense))
+        S = dense / (np.outer(norms, norms) + 3 + 1e-6)
+        np.fill_diagonal(S, 0)
+        assert ((got > 0).sum(axis=1) <= 6).all()
+        kept = np.sort(S, axis=1)[:, ::-1][:, :6]
+        np.testing.assert_allclose(np.sort(got, axis=1)[:, ::-1][:, :6], kept, rtol=1e-5, atol=1e-7)
+        # the candidate default keeps the same values column-wise
+        cand = ItemKNN(top_k=6, shrink=3, n_threads=1).fit(X).similarity_.toarray()
+        np.testing.assert_allclose(np.sort(cand.T, axis=1)[:, ::-1][:, :6], kept, rtol=1e-5, atol=1e-7)
+
+    def test_equals_implicit_cosine_recommender(self):
+        # implicit counts the item itself among its K neighbours, so its K equals our top_k + 1.
+        implicit_nn = pytest.importorskip("implicit.nearest_neighbours")
+        rng = np.random.default_rng(8)
+        X = sp.csr_matrix((rng.random((300, 50)) < 0.2) * rng.random((300, 50)), dtype=np.float32)
+        theirs = implicit_nn.CosineRecommender(K=6)
+        theirs.fit(X, show_progress=False)
+        expected = theirs.similarity.toarray()
+        np.fill_diagonal(expected, 0)
+        ours = ItemKNN(top_k=5, neighbourhood="history").fit(X)
+        np.testing.assert_allclose(ours.similarity_.toarray(), expected, rtol=1e-5, atol=1e-7)
+        users = np.arange(X.shape[0])
+        their_items, _ = theirs.recommend(users, X, N=10, filter_already_liked_items=True)
+        our_items, _ = ours.recommend_all(X, n=10)
+        np.testing.assert_array_equal(our_items, their_items)
+
+    def test_unknown_neighbourhood_is_refused(self):
+        with pytest.raises(ValueError, match="neighbourhood"):
+            ItemKNN(neighbourhood="rows").fit(TINY)
+
+    def test_default_is_candidate(self):
+        assert ItemKNN().neighbourhood == "candidate"
+        model = ItemKNN(top_k=1).fit(TINY)
+        np.testing.assert_array_equal(
+            model.similarity_.toarray(), ItemKNN(top_k=1, neighbourhood="candidate").fit(TINY).similarity_.toarray()
+        )
