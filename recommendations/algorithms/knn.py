@@ -150,6 +150,69 @@ def _cosine_block(
     return block
 
 
+def _history_topk_fast(
+    item_users: sp.csr_matrix,
+    norms: NDArray[np.float32],
+    shrink: float,
+    k: int,
+    n_threads: int,
+) -> tuple[sp.csr_matrix, NDArray[np.int64]] | None:
+    """Row-wise top-``k`` of the shrunk cosine with ``sparse_dot_topn``, or None if not installed.
+
+    ``item_users`` must hold no negative value (so every cosine is >= 0).
+
+    ``sparse_dot_topn`` multiplies in compiled, multi-threaded code and keeps only the best
+    ``n`` products of each row, so the near-dense ``n_items x n_items`` product is never
+    materialised. It ranks by the plain cosine ``c_ij`` (rows normalised first) and cannot
+    apply the shrink, so it returns a superset of ``k + 1 + margin`` candidates per row, which
+    are rescored with the shrunk formula ``s_ij = c_ij |x_i||x_j| / (|x_i||x_j| + shrink + 1e-6)``.
+    Because ``s_ij <= c_ij``, a row is certified exact when its ``k``-th best rescored value is
+    strictly above the smallest cosine of the superset (times 1 + 1e-5 for rounding): every item
+    left out has a cosine, hence a shrunk value, at most that. Rows that are not certified
+    (ties at the boundary, large shrink) are returned in the second value, to be computed the
+    exact, slower way. Kept values can differ from the exact path's in the last float32 bit.
+    """
+    try:
+        from sparse_dot_topn import sp_matmul_topn
+    except ImportError:  # optional speed-up: the scipy path gives the same model
+        return None
+    n_items = item_users.shape[0]
+    inverse = np.zeros(n_items, dtype=np.float32)
+    inverse[norms > 0] = 1.0 / norms[norms > 0]
+    left = sp.csr_matrix(sp.diags(inverse) @ item_users, dtype=np.float32)
+    right = sp.csr_matrix(left.T, dtype=np.float32)
+    top_n = int(min(n_items, k + 1 + max(16, k // 4)))
+    cos = sp_matmul_topn(left, right, top_n=top_n, n_threads=_n_threads(n_threads))
+    cos = sp.csr_matrix(cos, dtype=np.float32)
+    counts = np.diff(cos.indptr)
+    rows = np.repeat(np.arange(n_items), counts)
+    cols = cos.indices
+    products = norms[rows].astype(np.float64) * norms[cols]
+    values = cos.data.astype(np.float64) * products / (products + shrink + 1e-6)
+    values[cols == rows] = 0.0
+    # Smallest cosine of each full superset (a row with fewer entries holds every nonzero).
+    floor = np.full(n_items, -np.inf)
+    full = counts >= top_n
+    if full.any():
+        minima = np.minimum.reduceat(cos.data.astype(np.float64), cos.indptr[:-1][counts > 0])
+        floor_nonempty = np.full(n_items, -np.inf)
+        floor_nonempty[counts > 0] = minima
+        floor[full] = floor_nonempty[full]
+    scored = sp.csr_matrix((values.astype(np.float32), cols, cos.indptr), shape=cos.shape)
+    kept = sp.csr_matrix(
+        (lambda r, c, v: sp.coo_matrix((v, (r, c)), shape=cos.shape))(*_select_sparse_rows(scored, k, 0)),
+        dtype=np.float32,
+    )
+    kept_counts = np.diff(kept.indptr)
+    kth = np.full(n_items, np.inf)
+    has = kept_counts > 0
+    if has.any():
+        kth[has] = np.minimum.reduceat(kept.data.astype(np.float64), kept.indptr[:-1][has])
+    # A row with fewer than k positive values kept from a full superset may be missing items.
+    certified = ~full | ((kept_counts >= k) & (kth > np.maximum(floor, 0.0) * (1 + 1e-5)))
+    return kept, np.flatnonzero(~certified)
+
+
 class ItemKNN(ItemSimilarityRecommender):
     """Item-based k-nearest-neighbours with cosine similarity, shrink and feature weighting.
 
@@ -231,7 +294,25 @@ class ItemKNN(ItemSimilarityRecommender):
         def block_fn(start: int, end: int) -> NDArray[np.float32]:
             return _cosine_block(item_users, weighted, norms, norms, self.shrink, start, end, True)
 
-        neighbours = blockwise_topk(self.n_items_, self.n_items_, block_fn, int(self.top_k), self.n_threads)
+        fast = None
+        # The certificate of the fast path needs cosines >= 0 (TF-IDF can weight users negatively).
+        if self.neighbourhood == "history" and item_users.nnz and item_users.data.min() >= 0:
+            fast = _history_topk_fast(item_users, norms, float(self.shrink), int(self.top_k), self.n_threads)
+        if fast is None:
+            neighbours = blockwise_topk(self.n_items_, self.n_items_, block_fn, int(self.top_k), self.n_threads)
+        else:
+            neighbours, redo = fast
+            if redo.size:
+                sub, sub_norms = item_users[redo], norms[redo]
+
+                def redo_fn(start: int, end: int) -> sp.csr_matrix:
+                    block = _cosine_block(sub, weighted, sub_norms, norms, self.shrink, start, end, False)
+                    rows = np.repeat(redo[start:end], np.diff(block.indptr))
+                    block.data[block.indices == rows] = 0.0
+                    return block
+
+                exact = blockwise_topk(redo.size, self.n_items_, redo_fn, int(self.top_k), self.n_threads)
+                neighbours = _replace_rows(neighbours, redo, exact)
         # The shrunk cosine is symmetric, so row i of the blocks holds s_ij for every j: kept
         # as is, row i is history item i's neighbourhood; transposed, column i is candidate i's.
         if self.neighbourhood == "history":
@@ -240,6 +321,20 @@ class ItemKNN(ItemSimilarityRecommender):
             self.similarity_ = sp.csr_matrix(neighbours.T, dtype=np.float32)
         self.similarity_.sort_indices()
         return self
+
+
+def _replace_rows(matrix: sp.csr_matrix, rows: NDArray[np.int64], replacement: sp.csr_matrix) -> sp.csr_matrix:
+    """``matrix`` with ``matrix[rows[i]]`` replaced by ``replacement[i]``."""
+    keep = np.ones(matrix.shape[0], dtype=bool)
+    keep[rows] = False
+    mask = sp.diags(keep.astype(np.float32))
+    scatter = sp.csr_matrix(
+        (np.ones(rows.size, dtype=np.float32), (rows, np.arange(rows.size))), shape=(matrix.shape[0], rows.size)
+    )
+    out = sp.csr_matrix(mask @ matrix + scatter @ replacement, dtype=np.float32)
+    out.eliminate_zeros()
+    out.sort_indices()
+    return out
 
 
 class UserKNN(RecommenderBase):

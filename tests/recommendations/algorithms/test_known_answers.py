@@ -317,3 +317,61 @@ class TestItemKNNHistoryNeighbourhood:
         np.testing.assert_array_equal(
             model.similarity_.toarray(), ItemKNN(top_k=1, neighbourhood="candidate").fit(TINY).similarity_.toarray()
         )
+
+
+class TestItemKNNHistoryFastPath:
+    """The sparse_dot_topn superset + certificate path equals the exact scipy path."""
+
+    @staticmethod
+    def _both(monkeypatch, X, **params):
+        from recommendations.algorithms import knn
+
+        fast = ItemKNN(neighbourhood="history", **params).fit(X).similarity_
+        with monkeypatch.context() as patch:
+            patch.setattr(knn, "_history_topk_fast", lambda *args: None)
+            exact = ItemKNN(neighbourhood="history", **params).fit(X).similarity_
+        return fast.toarray(), exact.toarray()
+
+    @pytest.mark.parametrize("shrink", [0.0, 2.0, 50.0])
+    @pytest.mark.parametrize("binary", [True, False])
+    def test_same_neighbours_as_the_exact_path(self, monkeypatch, shrink, binary):
+        pytest.importorskip("sparse_dot_topn")
+        rng = np.random.default_rng(11)
+        mask = rng.random((400, 150)) < 0.1
+        X = sp.csr_matrix(mask * (1.0 if binary else rng.random((400, 150))), dtype=np.float32)
+        fast, exact = self._both(monkeypatch, X, top_k=4, shrink=shrink)
+        # Ties at the k-th place may keep a different item: compare the sorted kept values per row.
+        np.testing.assert_allclose(np.sort(fast, axis=1), np.sort(exact, axis=1), rtol=1e-5, atol=1e-7)
+        if not binary:  # no ties: the very same items
+            np.testing.assert_array_equal(fast > 0, exact > 0)
+
+    def test_uncertified_rows_are_recomputed(self):
+        pytest.importorskip("sparse_dot_topn")
+        from recommendations.algorithms.knn import _history_topk_fast
+
+        # Binary data with many tied cosines at the boundary, and a large shrink: some rows
+        # cannot be certified from the superset and must be sent back to the exact path.
+        rng = np.random.default_rng(4)
+        item_users = sp.csr_matrix((rng.random((150, 400)) < 0.05).astype(np.float32))
+        norms = np.sqrt(np.asarray(item_users.multiply(item_users).sum(axis=1)).ravel()).astype(np.float32)
+        _, redo = _history_topk_fast(item_users, norms, 100.0, 4, 1)
+        assert redo.size > 0
+        # Without shrink and without ties, rows are certified from the superset.
+        weighted = item_users.multiply(rng.random(item_users.shape)).tocsr().astype(np.float32)
+        norms = np.sqrt(np.asarray(weighted.multiply(weighted).sum(axis=1)).ravel()).astype(np.float32)
+        _, redo = _history_topk_fast(weighted, norms, 0.0, 4, 1)
+        assert redo.size < 150 // 2
+
+    def test_without_sparse_dot_topn_the_scipy_path_runs(self, monkeypatch):
+        import builtins
+
+        real_import = builtins.__import__
+
+        def no_sdt(name, *args, **kwargs):
+            if name.startswith("sparse_dot_topn"):
+                raise ImportError(name)
+            return real_import(name, *args, **kwargs)
+
+        monkeypatch.setattr(builtins, "__import__", no_sdt)
+        S = ItemKNN(top_k=1, neighbourhood="history").fit(TINY).similarity_.toarray()
+        assert (S > 0).tolist() == [[False, True, False], [True, False, False], [False, True, False]]
