@@ -326,6 +326,7 @@ class TestItemKNNHistoryFastPath:
     def _both(monkeypatch, X, **params):
         from recommendations.algorithms import knn
 
+        assert knn._product_is_dense(X)  # so the fit below takes the sparse_dot_topn path
         fast = ItemKNN(neighbourhood="history", **params).fit(X).similarity_
         with monkeypatch.context() as patch:
             patch.setattr(knn, "_history_topk_fast", lambda *args: None)
@@ -361,6 +362,15 @@ class TestItemKNNHistoryFastPath:
         norms = np.sqrt(np.asarray(weighted.multiply(weighted).sum(axis=1)).ravel()).astype(np.float32)
         _, redo = _history_topk_fast(weighted, norms, 0.0, 4, 1)
         assert redo.size < 150 // 2
+
+    def test_dense_product_rule(self):
+        from recommendations.algorithms.knn import _product_is_dense
+
+        # 3 users x 10 items each over 100 items: 300 multiply-adds / 100 items = 3 per row < 50.
+        sparse_rows = sp.csr_matrix(np.kron(np.eye(10, dtype=np.float32), np.ones((1, 10), dtype=np.float32))[:3])
+        sparse_rows = sp.csr_matrix((sparse_rows.data, sparse_rows.indices, sparse_rows.indptr), shape=(3, 100))
+        assert not _product_is_dense(sparse_rows)
+        assert _product_is_dense(sp.csr_matrix(np.ones((60, 100), dtype=np.float32)))
 
     def test_without_sparse_dot_topn_the_scipy_path_runs(self, monkeypatch):
         import builtins
