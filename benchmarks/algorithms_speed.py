@@ -32,7 +32,7 @@ DATA_DIR = Path(os.environ.get("BRE_DATA_DIR", REPO.parent / "shared" / "data"))
 CITEULIKE = DATA_DIR / "citeulike-a-cmn" / "citeulike-a.npz"
 RESULTS = REPO / "benchmarks" / "results" / "algorithms_speed.md"
 SCALES = {"full": (138_000, 20_000, 7_500_000), "small": (20_000, 5_000, 500_000)}
-METHODS = ("ours_itemknn", "implicit_cosine", "ours_ials", "implicit_als")
+METHODS = ("ours_itemknn_history", "ours_itemknn", "implicit_cosine", "ours_ials", "implicit_als")
 
 
 def synthetic_user_items(n_users: int, n_items: int, n_interactions: int, seed: int = 0) -> sp.csr_matrix:
@@ -105,11 +105,12 @@ def run_worker(method: str, matrix_path: str, k: int, factors: int, iterations: 
     import recommendations.algorithms  # noqa: F401
 
     cpu_start = time.process_time()
-    if method == "ours_itemknn":
+    if method in ("ours_itemknn", "ours_itemknn_history"):
         from recommendations.algorithms.knn import ItemKNN
 
+        neighbourhood = "history" if method == "ours_itemknn_history" else "candidate"
         start = time.perf_counter()
-        model = ItemKNN(top_k=k).fit(X)
+        model = ItemKNN(top_k=k, neighbourhood=neighbourhood).fit(X)
         fit = time.perf_counter() - start
         start = time.perf_counter()
         indices, _ = model.recommend_all(X, n=10)
@@ -245,9 +246,10 @@ def main(argv: list[str] | None = None) -> int:
         "| data | users x items | interactions | model | fit s | top-10 all users s | total s | ours / implicit (total) | CPU s | ours / implicit (CPU) | scoring multiply-adds (M) | peak MB | load before/after |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    pairs = {"ours_itemknn": "implicit_cosine", "ours_ials": "implicit_als"}
+    pairs = {"ours_itemknn_history": "implicit_cosine", "ours_itemknn": "implicit_cosine", "ours_ials": "implicit_als"}
     labels = {
-        "ours_itemknn": f"ours ItemKNN (K={args.k})",
+        "ours_itemknn_history": f"ours ItemKNN (K={args.k}, neighbourhood=history: implicit's model)",
+        "ours_itemknn": f"ours ItemKNN (K={args.k}, default neighbourhood=candidate)",
         "implicit_cosine": f"implicit CosineRecommender (K={args.k})",
         "ours_ials": f"ours IALS ({args.factors} f, {args.iterations} it)",
         "implicit_als": f"implicit ALS ({args.factors} f, {args.iterations} it)",
@@ -269,11 +271,15 @@ def main(argv: list[str] | None = None) -> int:
             )
     lines += ["", "Goals (checked by the script on this run's figures):", ""]
     for name, X, results in rows:
-        ours, theirs = results["ours_itemknn"], results["implicit_cosine"]
-        ratio = (ours["fit_s"] + ours["top10_s"]) / (theirs["fit_s"] + theirs["top10_s"])
-        verdict = "met" if ratio <= 1.0 else "**not met**"
-        lines.append(f"- {name}: our ItemKNN / implicit CosineRecommender, fit + top-10, wall time: "
-                     f"{ratio:.2f}x (goal <= 1.0x): {verdict}.")
+        theirs = results["implicit_cosine"]
+        for method, what in (("ours_itemknn_history", "same model (neighbourhood=history), judged"),
+                             ("ours_itemknn", "default model (neighbourhood=candidate), for information")):
+            ours = results[method]
+            ratio = (ours["fit_s"] + ours["top10_s"]) / (theirs["fit_s"] + theirs["top10_s"])
+            verdict = ("met" if ratio <= 1.0 else "**not met**") if method == "ours_itemknn_history" else (
+                "under 1.0x" if ratio <= 1.0 else "over 1.0x")
+            lines.append(f"- {name}: our ItemKNN, {what} / implicit CosineRecommender, fit + top-10, wall "
+                         f"time: {ratio:.2f}x (goal <= 1.0x): {verdict}.")
     big = [(name, X, results) for name, X, results in rows if X.nnz >= 5_000_000]
     for name, X, results in big:
         worst = max(results.values(), key=lambda r: r["peak_mb"])
@@ -284,6 +290,13 @@ def main(argv: list[str] | None = None) -> int:
         "",
         "How the comparison is made (written by the script):",
         "",
+        "- The item-kNN goal is judged on the like-for-like row: `ItemKNN(neighbourhood=\"history\")` "
+        "is implicit's model (the K best neighbours of every history item, row-wise) with the same K, "
+        "so both compute the same similarity matrix and the same top-10 (a unit test checks this "
+        "against implicit). implicit counts the item itself among its K (its diagonal is 1), so at "
+        f"K={args.k} it keeps {args.k - 1} real neighbours and ours {args.k}: ours does slightly more work. "
+        "The default model (`neighbourhood=\"candidate\"`, column-wise top-K, the model of the "
+        "CiteULike-a reproduction) is a different, costlier model and is shown for information.",
         f"- Same model size: both item-kNNs keep K={args.k} neighbours per item, plain cosine, no "
         "shrink, no weighting; both ALS runs use the same factors, iterations and regularisation 0.01.",
         "- Same output: the top-10 unseen items of every user (seen items excluded), as an array "
@@ -300,8 +313,8 @@ def main(argv: list[str] | None = None) -> int:
         "reference code), implicit keeps the K best of every history item (row-wise). Scoring sums "
         "one similarity row per history item; with column-wise top-K the rows of popular items "
         "hold entries for most of the catalogue, so on power-law data ours has many more "
-        "multiply-adds to do for the same K. Results were kept exactly as before, so this is not "
-        "changed here.",
+        "multiply-adds to do for the same K. The default keeps that model (its results are "
+        "unchanged); the history row has implicit's multiply-adds.",
     ]
     table = "\n".join(lines) + "\n"
     print()

@@ -268,3 +268,120 @@ class TestAuto:
     def test_unknown_component_rejected(self):
         with pytest.raises(ValueError, match="unknown components"):
             Auto(weights={"svd": 1.0}).fit(TINY)
+
+
+class TestItemKNNHistoryNeighbourhood:
+    def test_top_k_is_per_history_row(self):
+        # top_k=1, row-wise: item 0 keeps 1, item 1 keeps 0 (0.8165 > 0.5774), item 2 keeps 1.
+        S = ItemKNN(top_k=1, neighbourhood="history").fit(TINY).similarity_.toarray()
+        assert (S > 0).tolist() == [[False, True, False], [True, False, False], [False, True, False]]
+
+    def test_rows_are_the_brute_force_top_k(self):
+        rng = np.random.default_rng(5)
+        X = sp.csr_matrix((rng.random((80, 30)) < 0.25) * rng.random((80, 30)), dtype=np.float32)
+        got = ItemKNN(top_k=6, shrink=3, neighbourhood="history", n_threads=1).fit(X).similarity_.toarray()
+        dense = (X.T @ X).toarray().astype(np.float64)
+        norms = np.sqrt(np.diag(dense))
+        S = dense / (np.outer(norms, norms) + 3 + 1e-6)
+        np.fill_diagonal(S, 0)
+        assert ((got > 0).sum(axis=1) <= 6).all()
+        kept = np.sort(S, axis=1)[:, ::-1][:, :6]
+        np.testing.assert_allclose(np.sort(got, axis=1)[:, ::-1][:, :6], kept, rtol=1e-5, atol=1e-7)
+        # the candidate default keeps the same values column-wise
+        cand = ItemKNN(top_k=6, shrink=3, n_threads=1).fit(X).similarity_.toarray()
+        np.testing.assert_allclose(np.sort(cand.T, axis=1)[:, ::-1][:, :6], kept, rtol=1e-5, atol=1e-7)
+
+    def test_equals_implicit_cosine_recommender(self):
+        # implicit counts the item itself among its K neighbours, so its K equals our top_k + 1.
+        implicit_nn = pytest.importorskip("implicit.nearest_neighbours")
+        rng = np.random.default_rng(8)
+        X = sp.csr_matrix((rng.random((300, 50)) < 0.2) * rng.random((300, 50)), dtype=np.float32)
+        theirs = implicit_nn.CosineRecommender(K=6)
+        theirs.fit(X, show_progress=False)
+        expected = theirs.similarity.toarray()
+        np.fill_diagonal(expected, 0)
+        ours = ItemKNN(top_k=5, neighbourhood="history").fit(X)
+        np.testing.assert_allclose(ours.similarity_.toarray(), expected, rtol=1e-5, atol=1e-7)
+        users = np.arange(X.shape[0])
+        their_items, _ = theirs.recommend(users, X, N=10, filter_already_liked_items=True)
+        our_items, _ = ours.recommend_all(X, n=10)
+        np.testing.assert_array_equal(our_items, their_items)
+
+    def test_unknown_neighbourhood_is_refused(self):
+        with pytest.raises(ValueError, match="neighbourhood"):
+            ItemKNN(neighbourhood="rows").fit(TINY)
+
+    def test_default_is_candidate(self):
+        assert ItemKNN().neighbourhood == "candidate"
+        model = ItemKNN(top_k=1).fit(TINY)
+        np.testing.assert_array_equal(
+            model.similarity_.toarray(), ItemKNN(top_k=1, neighbourhood="candidate").fit(TINY).similarity_.toarray()
+        )
+
+
+class TestItemKNNHistoryFastPath:
+    """The sparse_dot_topn superset + certificate path equals the exact scipy path."""
+
+    @staticmethod
+    def _both(monkeypatch, X, **params):
+        from recommendations.algorithms import knn
+
+        assert knn._product_is_dense(X)  # so the fit below takes the sparse_dot_topn path
+        fast = ItemKNN(neighbourhood="history", **params).fit(X).similarity_
+        with monkeypatch.context() as patch:
+            patch.setattr(knn, "_history_topk_fast", lambda *args: None)
+            exact = ItemKNN(neighbourhood="history", **params).fit(X).similarity_
+        return fast.toarray(), exact.toarray()
+
+    @pytest.mark.parametrize("shrink", [0.0, 2.0, 50.0])
+    @pytest.mark.parametrize("binary", [True, False])
+    def test_same_neighbours_as_the_exact_path(self, monkeypatch, shrink, binary):
+        pytest.importorskip("sparse_dot_topn")
+        rng = np.random.default_rng(11)
+        mask = rng.random((400, 150)) < 0.1
+        X = sp.csr_matrix(mask * (1.0 if binary else rng.random((400, 150))), dtype=np.float32)
+        fast, exact = self._both(monkeypatch, X, top_k=4, shrink=shrink)
+        # Ties at the k-th place may keep a different item: compare the sorted kept values per row.
+        np.testing.assert_allclose(np.sort(fast, axis=1), np.sort(exact, axis=1), rtol=1e-5, atol=1e-7)
+        if not binary:  # no ties: the very same items
+            np.testing.assert_array_equal(fast > 0, exact > 0)
+
+    def test_uncertified_rows_are_recomputed(self):
+        pytest.importorskip("sparse_dot_topn")
+        from recommendations.algorithms.knn import _history_topk_fast
+
+        # Binary data with many tied cosines at the boundary, and a large shrink: some rows
+        # cannot be certified from the superset and must be sent back to the exact path.
+        rng = np.random.default_rng(4)
+        item_users = sp.csr_matrix((rng.random((150, 400)) < 0.05).astype(np.float32))
+        norms = np.sqrt(np.asarray(item_users.multiply(item_users).sum(axis=1)).ravel()).astype(np.float32)
+        _, redo = _history_topk_fast(item_users, norms, 100.0, 4, 1)
+        assert redo.size > 0
+        # Without shrink and without ties, rows are certified from the superset.
+        weighted = item_users.multiply(rng.random(item_users.shape)).tocsr().astype(np.float32)
+        norms = np.sqrt(np.asarray(weighted.multiply(weighted).sum(axis=1)).ravel()).astype(np.float32)
+        _, redo = _history_topk_fast(weighted, norms, 0.0, 4, 1)
+        assert redo.size < 150 // 2
+
+    def test_dense_product_rule(self):
+        from recommendations.algorithms.knn import _product_is_dense
+
+        # 3 users x 10 items each over 100 items: 300 multiply-adds / 100 items = 3 per row < 50.
+        sparse_rows = sp.csr_matrix(np.kron(np.eye(10, dtype=np.float32), np.ones((1, 10), dtype=np.float32))[:3])
+        sparse_rows = sp.csr_matrix((sparse_rows.data, sparse_rows.indices, sparse_rows.indptr), shape=(3, 100))
+        assert not _product_is_dense(sparse_rows)
+        assert _product_is_dense(sp.csr_matrix(np.ones((60, 100), dtype=np.float32)))
+
+    def test_without_sparse_dot_topn_the_scipy_path_runs(self, monkeypatch):
+        import builtins
+
+        real_import = builtins.__import__
+
+        def no_sdt(name, *args, **kwargs):
+            if name.startswith("sparse_dot_topn"):
+                raise ImportError(name)
+            return real_import(name, *args, **kwargs)
+
+        monkeypatch.setattr(builtins, "__import__", no_sdt)
+        S = ItemKNN(top_k=1, neighbourhood="history").fit(TINY).similarity_.toarray()
+        assert (S > 0).tolist() == [[False, True, False], [True, False, False], [False, True, False]]
