@@ -714,6 +714,7 @@ def tune_auto_protocols(
     weight_grid: Sequence[float] = BLEND_WEIGHT_GRID,
     n_passes: int = 2,
     ease_max_items: int | None = None,
+    dense_ease_max_items: int = 5000,
     max_users: int | None = None,
     random_state: int = 0,
     log: Callable[[str], None] | None = None,
@@ -756,6 +757,9 @@ def tune_auto_protocols(
     n_passes : int
     ease_max_items : int, optional
         Largest catalogue for EASE^R (default: ``Auto``'s).
+    dense_ease_max_items : int
+        Up to this many items the EASE^R member keeps its dense weights (``top_k=None``); above it, the
+        ``AUTO_DEFAULTS`` pruning (the top 1,000 per item) keeps the blended item-item matrix sparse.
     max_users : int, optional
         Score a random sample of this many validation users (all still train the models).
     random_state : int
@@ -810,6 +814,10 @@ def tune_auto_protocols(
         base = dict(AUTO_DEFAULTS[name])
         if name == "ease":
             base.setdefault("max_items", int(ease_max_items))
+            if n_items <= dense_ease_max_items:
+                # pruning EASE^R to its top-k positive weights drops the negative ones, which matter on dense data
+                # (MovieLens-1M: NDCG@10 .42 pruned vs .45 dense); a small catalogue keeps B whole
+                base["top_k"] = None
         budget = (member_iter or {}).get(name, n_iter)
         candidates = [{}] + [c for c in _candidates(spaces.get(name, {}), budget, rng) if c]
         best = {obj: (-np.inf, dict(base)) for obj in protocols}
