@@ -140,7 +140,7 @@ def _measure(label, key, params_by_protocol, published, must, train, test, negat
     ks = (5, 10)
     fitted = {}
     for protocol in ("sampled", "full"):
-        if protocol == "full" and args.no_full:
+        if (protocol == "full" and args.no_full) or protocol not in args.protocols.split(","):
             continue
         params = params_by_protocol[protocol]
         pkey = json.dumps(params, sort_keys=True)
@@ -265,24 +265,34 @@ def _store_and_write(sampled_rows, full_rows, train, negatives, args, verdicts) 
         store = json.loads(store_path.read_text(encoding="utf-8")) if store_path.exists() else {}
         now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
         cmd = "python benchmarks/citeulike_cmn.py" + "".join(f" {a}" for a in (argv_for_record(args)))
-        for r in sampled_rows:
-            full = next((f for f in full_rows if f["key"] == r["key"]), None)
-            load = "/".join(f"{x:.1f}" for x in os.getloadavg())
-            store[r["key"]] = {"sampled": r, "full": full, "date": now, "command": cmd, "load": load}
+        load = "/".join(f"{x:.1f}" for x in os.getloadavg())
+        for key in dict.fromkeys([r["key"] for r in sampled_rows] + [r["key"] for r in full_rows]):
+            entry = dict(store.get(key, {}))
+            sampled = next((r for r in sampled_rows if r["key"] == key), None)
+            full = next((f for f in full_rows if f["key"] == key), None)
+            if sampled is not None:
+                entry.update(sampled=sampled, date=now, command=cmd, load=load)
+            if full is not None:
+                entry.update(full=full, full_date=now, full_command=cmd, full_load=load)
+            store[key] = entry
         store_path.parent.mkdir(parents=True, exist_ok=True)
         tmp = store_path.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(store, indent=1, default=str), encoding="utf-8")
         tmp.replace(store_path)
         order = [key for _, key, *_ in ROWS] + [f"{key}-tuned" for _, key in TUNED_BASELINES] + ["auto"]
         keys = [k for k in order if k in store]
-        all_full = [store[k]["full"] for k in keys if store[k]["full"]]
+        all_full = [store[k]["full"] | {"date": store[k].get("full_date", store[k].get("date")),
+                                        "command": store[k].get("full_command", store[k].get("command")),
+                                        "load": store[k].get("full_load", store[k].get("load", "~12"))}
+                    for k in keys if store[k].get("full")]
         auto_full_beats = None
         if all_full and any(f["key"] == "auto" for f in all_full):
             a = next(f for f in all_full if f["key"] == "auto")["metrics"]
             auto_full_beats = all(a["HR@10"] > f["metrics"]["HR@10"] and a["NDCG@10"] > f["metrics"]["NDCG@10"]
                                   for f in all_full if f["key"] != "auto")
         write_results([store[k]["sampled"] | {"date": store[k]["date"], "command": store[k]["command"],
-                                              "load": store[k].get("load", "~12")} for k in keys],
+                                              "load": store[k].get("load", "~12")} for k in keys
+                       if store[k].get("sampled")],
                       all_full, auto_full_beats, train, negatives, args)
     n_fail = sum(not v for v in verdicts)
     print(f"reproduction: {len(verdicts) - n_fail}/{len(verdicts)} rows within ±{TOLERANCE}")
@@ -297,13 +307,15 @@ def argv_for_record(args: argparse.Namespace) -> list[str]:
         out.append(f"--tune --tune-iter {args.tune_iter} --ease-iter {args.ease_iter}")
     if args.no_full:
         out.append("--no-full")
+    if args.protocols != "sampled,full":
+        out.append(f"--protocols {args.protocols}")
     return out
 
 
 def write_results(sampled_rows, full_rows, auto_full_beats, train, negatives, args) -> None:
     RESULTS_FILE.parent.mkdir(parents=True, exist_ok=True)
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    runs = sorted({(r["command"], r["date"], r["load"]) for r in sampled_rows}, key=lambda t: t[1])
+    runs = sorted({(r["command"], r["date"], r["load"]) for r in [*sampled_rows, *full_rows]}, key=lambda t: t[1])
     out = [
         "# CiteULike-a, CMN split: published protocol (sampled) and full ranking",
         "",
@@ -382,6 +394,8 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-full", action="store_true", help="skip the full-ranking protocol")
     parser.add_argument("--only", default=None, help="comma-separated registry keys to run (rows merge into the results)")
+    parser.add_argument("--protocols", default="sampled,full",
+                        help="which protocols to measure (rows merge into the results per protocol)")
     parser.add_argument("--no-write", action="store_true")
     parser.add_argument("--report-only", action="store_true", help="rewrite the markdown from the stored rows")
     return run(parser.parse_args(argv))
