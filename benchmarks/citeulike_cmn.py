@@ -261,7 +261,11 @@ def run(args: argparse.Namespace) -> int:
 
 def _store_and_write(sampled_rows, full_rows, train, negatives, args, verdicts) -> int:
     if not args.no_write:
+        import fcntl
+
         store_path = RESULTS_FILE.with_suffix(".json")
+        lock = open(RESULTS_FILE.with_suffix(".lock"), "w")
+        fcntl.flock(lock, fcntl.LOCK_EX)  # runs of --only subsets may finish together: merge one at a time
         store = json.loads(store_path.read_text(encoding="utf-8")) if store_path.exists() else {}
         now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
         cmd = "python benchmarks/citeulike_cmn.py" + "".join(f" {a}" for a in (argv_for_record(args)))
@@ -294,6 +298,7 @@ def _store_and_write(sampled_rows, full_rows, train, negatives, args, verdicts) 
                                               "load": store[k].get("load", "~12")} for k in keys
                        if store[k].get("sampled")],
                       all_full, auto_full_beats, train, negatives, args)
+        lock.close()
     n_fail = sum(not v for v in verdicts)
     print(f"reproduction: {len(verdicts) - n_fail}/{len(verdicts)} rows within ±{TOLERANCE}")
     return 0
