@@ -395,7 +395,8 @@ def main(argv=None) -> int:
     parser.add_argument("--tune", action="store_true",
                         help="re-tune auto and the tuned baselines on a validation split of TRAIN (else reuse the params files)")
     parser.add_argument("--tune-iter", type=int, default=4, help="random points per member search space")
-    parser.add_argument("--ease-iter", type=int, default=1, help="random points for EASE^R (minutes per fit here)")
+    parser.add_argument("--ease-iter", type=int, default=0,
+                        help="random points for EASE^R besides the published lambda (each fit costs minutes here)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-full", action="store_true", help="skip the full-ranking protocol")
     parser.add_argument("--only", default=None, help="comma-separated registry keys to run (rows merge into the results)")
