@@ -22,11 +22,14 @@ Protocols (scoring rule of issue 3 everywhere: train items score -inf, rank = #h
   and the IBM log uses the row order of ``user-item-interactions.csv`` (hold out the article of the user's
   last row).
 
-Hyperparameters: unless --no-tune, each algorithm is tuned on a validation split carved out of the
-(random-split) TRAIN only (random leave-one-out; sampled 99 negatives for ml-1m-ncf, full ranking on at most
---tune-users validation users otherwise), by random search of --tune-iter points of
-``evaluation.DEFAULT_SEARCH_SPACES`` plus the registry defaults; the chosen parameters are then used for
-every split of that data set.
+Hyperparameters: unless --no-tune, every algorithm is tuned on a validation split carved out of the
+(random-split) TRAIN only (random leave-one-out), once per protocol the data set's tables use (99 sampled
+negatives for the NCF sampled table, full ranking on at most --tune-users validation users otherwise), best
+validation NDCG@10; the choice is reused for the time-based split. ItemKNN, RP3beta, EASE^R and iALS are tuned
+as the members of `auto` (``evaluation.tune_auto_protocols``: --tune-iter random points of
+``evaluation.DEFAULT_SEARCH_SPACES`` each, --ease-iter for EASE^R above 5,000 items, plus ``AUTO_DEFAULTS``), so each tuned
+baseline had the same candidates as auto's member; auto then searches its blend weights on cached validation
+scores. P3alpha gets --tune-iter points of its own space. The test split is never read while tuning.
 """
 
 from __future__ import annotations
@@ -195,17 +198,7 @@ def run(args: argparse.Namespace) -> int:
         X = ds["train_for_tuning"]
         print(f"== {ds['title']}: {X.shape[0]} users, {X.shape[1]} items, loaded in {time.perf_counter() - t_load:.1f}s",
               flush=True)
-        params_by_algo: dict[str, dict] = {}
-        for name in names:
-            if args.no_tune or not ev.DEFAULT_SEARCH_SPACES.get(name):
-                params_by_algo[name] = {}
-                continue
-            t0 = time.perf_counter()
-            tr = ev.tune(name, X, metric="NDCG@10", ks=(10,), n_negatives=ds["tune_negatives"], n_iter=args.tune_iter,
-                         max_users=args.tune_users, random_state=args.seed)
-            params_by_algo[name] = tr.best_params
-            print(f"   tuned {name}: {tr.best_params} (validation NDCG@10 {tr.best_score:.4f}, "
-                  f"{len(tr.trials)} trials, {time.perf_counter() - t0:.0f}s)", flush=True)
+        params_by_algo, validation = tune_dataset(ds, names, args)
         for split_label, train, test, negatives in ds["splits"]:
             test_users = np.flatnonzero(np.diff(test.indptr))
             if args.max_test_users and test_users.size > args.max_test_users:
@@ -215,8 +208,9 @@ def run(args: argparse.Namespace) -> int:
                 test = sp.csr_matrix(sp.diags(keep) @ test)
                 test.eliminate_zeros()
                 split_label += f" (random {args.max_test_users:,} of {test_users.size:,} test users)"
+            protocol = "sampled" if negatives is not None else "full"
             for name in names:
-                params = params_by_algo[name]
+                params = params_by_algo[(name, protocol)]
                 est = get_estimator(name, **params)
                 try:
                     res = ev.evaluate(est, train, test, ks=(10,), negatives=negatives, name=name, params=params)
@@ -232,6 +226,8 @@ def run(args: argparse.Namespace) -> int:
                     "params": params, "HR@10": m["HR@10"], "NDCG@10": m["NDCG@10"], "Recall@10": m["Recall@10"],
                     "MAP@10": m["MAP@10"], "Coverage@10": m["Coverage@10"], "fit_seconds": res.fit_seconds,
                     "score_seconds": res.score_seconds, "n_users": res.n_users, "published": pub,
+                    "validation_NDCG@10": validation.get((name, protocol)),
+                    "load": "/".join(f"{x:.1f}" for x in os.getloadavg()),
                 })
                 print(f"   {split_label} | {name}: HR@10 {m['HR@10']:.4f} NDCG@10 {m['NDCG@10']:.4f} "
                       f"Coverage@10 {m['Coverage@10']:.4f} fit {res.fit_seconds:.1f}s score {res.score_seconds:.1f}s"
@@ -254,12 +250,62 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+#: Members of `auto`; their tuned-baseline rows reuse auto's member search (same candidates, same budget).
+AUTO_MEMBERS = ("itemknn", "rp3beta", "ease", "ials")
+
+
+def tune_dataset(ds: dict, names: list[str], args: argparse.Namespace) -> tuple[dict, dict]:
+    """Tune every algorithm on a validation split carved out of the data set's TRAIN, once per protocol in use.
+
+    Returns ``params[(name, protocol)]`` and ``validation_score[(name, protocol)]``; protocol is "sampled" for
+    splits with sampled negatives, else "full". With --no-tune every algorithm gets its defaults.
+    """
+    protocols = {("sampled" if neg is not None else "full"): (ds["tune_negatives"] if neg is not None else None)
+                 for _, _, _, neg in ds["splits"]}
+    params = {(n, p): {} for n in names for p in protocols}
+    scores: dict = {}
+    if args.no_tune:
+        return params, scores
+    X = ds["train_for_tuning"]
+    if "auto" in names or any(n in AUTO_MEMBERS for n in names):
+        t0 = time.perf_counter()
+        res = ev.tune_auto_protocols(X, protocols, metric="NDCG@10", ks=(10,), n_iter=args.tune_iter,
+                                     member_iter={"ease": args.ease_iter} if X.shape[1] > 5000 else None,
+                                     max_users=args.tune_users,
+                                     random_state=args.seed, log=lambda line: print("     " + line, flush=True))
+        for p, r in res.items():
+            params[("auto", p)], scores[("auto", p)] = r.best_params, r.best_score
+            for m, mr in r.members.items():
+                params[(m, p)], scores[(m, p)] = mr.best_params, mr.best_score
+            if "ease" in r.members:
+                # the EASE^R baseline row: the tuned lambda with EASE^R's own dense weights (pruning is a storage
+                # detail of auto's blend; on a small catalogue the member was dense already)
+                params[("ease", p)] = {k: v for k, v in r.members["ease"].best_params.items() if k != "top_k"}
+            print(f"   tuned auto [{p}]: {r.best_params} (validation NDCG@10 {r.best_score:.4f}; members "
+                  + ", ".join(f"{m} {mr.best_score:.4f}" for m, mr in r.members.items())
+                  + f"; {time.perf_counter() - t0:.0f}s)", flush=True)
+    for name in names:
+        if name == "auto" or name in AUTO_MEMBERS or not ev.DEFAULT_SEARCH_SPACES.get(name):
+            continue
+        for p, n_neg in protocols.items():
+            t0 = time.perf_counter()
+            tr = ev.tune(name, X, metric="NDCG@10", ks=(10,), n_negatives=n_neg, n_iter=args.tune_iter,
+                         max_users=args.tune_users, random_state=args.seed)
+            params[(name, p)], scores[(name, p)] = tr.best_params, tr.best_score
+            print(f"   tuned {name} [{p}]: {tr.best_params} (validation NDCG@10 {tr.best_score:.4f}, "
+                  f"{len(tr.trials)} trials, {time.perf_counter() - t0:.0f}s)", flush=True)
+    return params, scores
+
+
 def write(results: list[dict], args: argparse.Namespace, run_time: float | None = None) -> None:
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     if run_time is None:
-        (RESULTS_DIR / "accuracy.json").write_text(json.dumps(results, indent=1), encoding="utf-8")
+        tmp = RESULTS_DIR / "accuracy.json.tmp"
+        tmp.write_text(json.dumps(results, indent=1), encoding="utf-8")
+        tmp.replace(RESULTS_DIR / "accuracy.json")
     now = datetime.fromtimestamp(run_time or time.time(), timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    cmd = "python benchmarks/accuracy.py" + (" --no-tune" if args.no_tune else f" --tune-iter {args.tune_iter}")
+    cmd = "python benchmarks/accuracy.py" + (" --no-tune" if args.no_tune else
+                                             f" --tune-iter {args.tune_iter} --ease-iter {args.ease_iter}")
     if args.max_test_users:
         cmd += f" --max-test-users {args.max_test_users}"
     if args.datasets != DEFAULT_DATASETS and "--datasets" not in cmd:
@@ -280,18 +326,24 @@ def write(results: list[dict], args: argparse.Namespace, run_time: float | None 
         + "; ".join(f"`{c}`" for c in commands) + ".",
         "",
         f"Machine: {os.cpu_count()} cores, Python {platform.python_version()}, shared with other jobs during the runs "
-        f"(load average 6-15), so seconds are inflated · file written {now}.",
+        f"(the 1/5/15-minute load averages when each row was measured are in its measured column), so seconds are "
+        f"inflated · file written {now}.",
         "",
         "Scoring rule (issue 3): train items score -inf; rank = #higher + 0.5 × #tied; HR@10 = [rank < 10]; "
         "NDCG@10 = [rank < 10] / log2(floor(rank) + 2). Coverage@10 = share of the catalogue in some evaluated "
         "user's top 10.",
         "",
-        "Hyperparameters: " + ("registry defaults (no tuning)." if args.no_tune else
-                               f"tuned per data set on a validation split carved out of TRAIN only (random leave-one-out; "
-                               f"random search of {args.tune_iter} points of `evaluation.DEFAULT_SEARCH_SPACES` plus the "
-                               f"defaults; best validation NDCG@10; at most {args.tune_users} validation users scored), then "
-                               "reused for every split of that data set; `toppop` and `auto` have no search space and "
-                               "run with their defaults (`{}` below)."),
+        "Hyperparameters: each row's `params` column. Rows with a validation score were tuned per data set on a "
+        "validation split carved out of that data set's (random-split) TRAIN only: random leave-one-out, scored "
+        "with the protocol of the table (99 sampled negatives for the NCF sampled table, full ranking otherwise; at "
+        "most `--tune-users` validation users), best validation NDCG@10, and the choice reused for the time-based "
+        "split. ItemKNN, RP3beta, EASE^R and iALS are tuned once as the members of `auto` (`evaluation.tune_auto_protocols`: "
+        "`--tune-iter` random points of `evaluation.DEFAULT_SEARCH_SPACES` each (`--ease-iter` for EASE^R above "
+        "5,000 items, where each fit costs minutes), plus `AUTO_DEFAULTS`), so a tuned baseline and `auto`'s member "
+        "had the same candidates (the EASE^R row uses the tuned lambda with dense weights; `auto`'s member keeps "
+        "the top 1,000 per item above 5,000 items); `auto` then also "
+        "searches its blend weights on the cached validation scores. P3alpha gets `--tune-iter` points of its own "
+        "space; TopPop has nothing to tune. Rows with `{}` and no validation score use registry defaults.",
         "",
         "Notes: the MovieLens-1M train file is a **reconstruction** of NCF's `ml-1m.train.rating` (see "
         "`../shared/data/ncf-ml-1m-pinterest/SOURCE.md`: 849 rare-item ids may be permuted), so its figures are "
@@ -315,19 +367,27 @@ def write(results: list[dict], args: argparse.Namespace, run_time: float | None 
             srows = [r for r in rows if r["split"] == split]
             heading = split if "test users" in split else f"{split} ({srows[0]['n_users']:,} test users)"
             out += [f"### {heading}", "",
-                    "| algorithm | HR@10 | NDCG@10 | Recall@10 | MAP@10 | Coverage@10 | fit s | score s | params | measured |",
-                    "|---|---|---|---|---|---|---|---|---|---|"]
+                    "| algorithm | HR@10 | NDCG@10 | Recall@10 | MAP@10 | Coverage@10 | fit s | score s | params "
+                    "| validation NDCG@10 | measured |",
+                    "|---|---|---|---|---|---|---|---|---|---|---|"]
             for r in srows:
                 out.append(f"| {r['algorithm']} | {r['HR@10']:.4f} | {r['NDCG@10']:.4f} | {r['Recall@10']:.4f} | "
                            f"{r['MAP@10']:.4f} | {r['Coverage@10']:.4f} | {r['fit_seconds']:.1f} | {r['score_seconds']:.1f} | "
-                           f"`{json.dumps(r['params'])}` | {r.get('date', now)} |")
+                           f"`{json.dumps(r['params'])}` | {_fmt_val(r.get('validation_NDCG@10'))} | "
+                           f"{r.get('date', now)}{' · load ' + r['load'] if r.get('load') else ''} |")
                 if r["published"]:
                     p = r["published"]
-                    out.append(f"| {r['algorithm']} (published, Ferrari Dacrema et al.) | {p[0]:.4f} | {p[1]:.4f} | | | | | | | |")
+                    out.append(f"| {r['algorithm']} (published, Ferrari Dacrema et al.) | {p[0]:.4f} | {p[1]:.4f} | | | | | | | | |")
             out.append("")
-    (RESULTS_DIR / "accuracy.md").write_text("\n".join(out), encoding="utf-8")
+    tmp = RESULTS_DIR / "accuracy.md.tmp"
+    tmp.write_text("\n".join(out), encoding="utf-8")
+    tmp.replace(RESULTS_DIR / "accuracy.md")
     print(f"wrote {RESULTS_DIR / 'accuracy.md'}")
     plot(results)
+
+
+def _fmt_val(x) -> str:
+    return "" if x is None else f"{x:.4f}"
 
 
 def plot(results: list[dict]) -> None:
@@ -377,6 +437,7 @@ def main(argv=None) -> int:
     parser.add_argument("--no-tune", action="store_true")
     parser.add_argument("--tune-iter", type=int, default=4)
     parser.add_argument("--tune-users", type=int, default=3000)
+    parser.add_argument("--ease-iter", type=int, default=1, help="random points for EASE^R (slow on big catalogues)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-test-users", type=int, default=None,
                         help="evaluate a random sample of this many test users per split (all users still train)")

@@ -340,18 +340,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             if train.timestamps is None:
                 raise CSVError(f"{args.train}:1: --tune-split time needs a 'timestamp' column")
             stamps = ev.last_timestamp_matrix(tu, ti, train.timestamps, shape)
+        log = (lambda line: print(line, file=sys.stderr)) if not args.quiet else None
         for name in algorithms:
-            res = ev.tune(
-                name,
-                X,
-                metric=args.tune_metric,
-                ks=ks,
-                n_negatives=n_neg,
-                timestamps=stamps,
-                n_iter=args.tune_iter,
-                random_state=args.seed,
-                log=(lambda line: print(line, file=sys.stderr)) if not args.quiet else None,
-            )
+            if name == "auto":
+                # auto is a blend: its members are tuned first, then its weights, all on the validation split
+                res = ev.tune_auto(X, n_negatives=n_neg, metric=args.tune_metric, ks=ks, timestamps=stamps,
+                                   n_iter=args.tune_iter, random_state=args.seed, log=log)
+            else:
+                res = ev.tune(name, X, metric=args.tune_metric, ks=ks, n_negatives=n_neg, timestamps=stamps,
+                              n_iter=args.tune_iter, random_state=args.seed, log=log)
             tuned[name] = res.best_params
             tuning_log.append({"algorithm": name, "params": res.best_params, args.tune_metric: res.best_score})
         if args.params_out:

@@ -26,6 +26,9 @@ __all__ = [
     "EvaluationResult",
     "TuningResult",
     "tune",
+    "tune_auto",
+    "tune_auto_protocols",
+    "BLEND_WEIGHT_GRID",
     "DEFAULT_SEARCH_SPACES",
     "save_params",
     "load_params",
@@ -551,16 +554,27 @@ class TuningResult:
     best_score: float
     metric: str
     trials: list[dict[str, Any]]
+    #: For ``tune_auto``: the tuning of each blend member alone (same candidates), by member name.
+    members: dict[str, "TuningResult"] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         """Return a JSON-serialisable dict."""
-        return {
+        out = {
             "algorithm": self.algorithm,
             "params": self.best_params,
             "metric": self.metric,
             "best_score": self.best_score,
             "trials": self.trials,
         }
+        if self.members:
+            out["members"] = {name: r.as_dict() for name, r in self.members.items()}
+        return out
+
+
+def _with_metric_k(ks: Sequence[int], metric: str) -> tuple[int, ...]:
+    """``ks`` plus the cut-off named by ``metric`` ("NDCG@10" -> 10), so the tuned metric is always computed."""
+    _, _, k = metric.partition("@")
+    return tuple(sorted(set(int(x) for x in ks) | ({int(k)} if k.isdigit() else set())))
 
 
 def _candidates(space: Mapping[str, Sequence[Any]], n_iter: int | None, rng: np.random.Generator) -> list[dict]:
@@ -629,6 +643,7 @@ def tune(
     if factory is None:
         from recommendations.algorithms import get_estimator as factory  # noqa: N813
     base = dict(base_params or {})
+    ks = _with_metric_k(ks, metric)
     space = dict(DEFAULT_SEARCH_SPACES.get(algorithm, {}) if search_space is None else search_space)
     rng = np.random.default_rng(random_state)
     train = sp.csr_matrix(train, dtype=np.float32)
@@ -659,6 +674,249 @@ def tune(
         if np.isfinite(score) and score > best_score:
             best_score, best_params = score, params
     return TuningResult(algorithm, best_params, float(best_score), metric, trials)
+
+
+#: Blend weights tried for each member of ``auto`` during :func:`tune_auto` (the anchor member is fixed at 1;
+#: the blend is scale-free, so this loses nothing). Item-item members are unit-scaled and the iALS term is
+#: divided by each user's largest score (see ``Auto``), so one grid serves all of them.
+BLEND_WEIGHT_GRID: tuple[float, ...] = (0.0, 0.02, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.0)
+
+
+def _validation_split(
+    train: sp.csr_matrix, timestamps: sp.spmatrix | None, max_users: int | None, random_state: int
+) -> tuple[sp.csr_matrix, sp.csr_matrix, np.random.Generator]:
+    """The split :func:`tune` uses: one held-out item per user of TRAIN, optionally a sample of users."""
+    rng = np.random.default_rng(random_state)
+    if timestamps is not None:
+        fit_part, valid = leave_last_out_split(train, timestamps, random_state=random_state)
+    else:
+        fit_part, valid = leave_one_out_split(train, random_state=random_state)
+    valid_users = np.flatnonzero(np.diff(valid.indptr))
+    if max_users is not None and valid_users.size > max_users:
+        keep = np.zeros(valid.shape[0], dtype=bool)
+        keep[rng.choice(valid_users, size=max_users, replace=False)] = True
+        valid = sp.csr_matrix(sp.diags(keep.astype(np.float32)) @ valid)
+        valid.eliminate_zeros()
+    return fit_part, valid, rng
+
+
+def tune_auto_protocols(
+    train: sp.spmatrix,
+    protocols: Mapping[str, int | None],
+    *,
+    metric: str = "NDCG@10",
+    ks: Sequence[int] = (10,),
+    timestamps: sp.spmatrix | None = None,
+    n_iter: int | None = 4,
+    member_iter: Mapping[str, int] | None = None,
+    members: Sequence[str] | None = None,
+    search_spaces: Mapping[str, Mapping[str, Sequence[Any]]] | None = None,
+    weight_grid: Sequence[float] = BLEND_WEIGHT_GRID,
+    n_passes: int = 2,
+    ease_max_items: int | None = None,
+    dense_ease_max_items: int = 5000,
+    max_users: int | None = None,
+    random_state: int = 0,
+    log: Callable[[str], None] | None = None,
+) -> dict[str, TuningResult]:
+    """Tune ``auto`` on a validation split carved out of ``train``: its members first, then its blend weights.
+
+    1. One item per user of ``train`` is held out as validation (as in :func:`tune`).
+    2. Each member (``rp3beta``, ``itemknn``, ``ease`` when the catalogue is at most ``ease_max_items``,
+       ``ials``) is fitted on the rest for its ``AUTO_DEFAULTS`` parameters and ``n_iter`` random points of
+       ``DEFAULT_SEARCH_SPACES[member]``; the validation users' scores of each fit are computed once, in
+       the form ``Auto`` blends them (``X @ unit_scale(similarity_)``, or the iALS scores divided by each
+       user's largest), and the best fit per protocol is kept in memory.
+    3. The blend weights are searched by coordinate ascent over ``weight_grid`` on those cached scores
+       (the best single item-item member is the anchor, weight 1), ``n_passes`` passes, keeping a change
+       only when it improves the validation metric. A blend of cached scores is exactly ``Auto.fit``'s
+       blend, so no refit is needed.
+
+    The member results double as tuned baselines: ``result.members[name]`` is the tuning of that member
+    alone, with the same candidates (a comparable budget). Nothing here reads a test split.
+
+    Parameters
+    ----------
+    train : sparse matrix (n_users, n_items)
+        Training data ONLY.
+    protocols : mapping
+        Objective name -> number of sampled negatives per validation user, or None for full ranking.
+        One search serves every objective (members are fitted once).
+    metric, ks : as in :func:`tune`
+    timestamps : sparse matrix, optional
+        Same pattern as ``train``; selects the time-based validation split.
+    n_iter : int or None
+        Random points per member search space (None: the whole grid).
+    member_iter : mapping, optional
+        Per-member override of ``n_iter`` (e.g. ``{"ease": 1}`` where EASE^R is slow).
+    members : sequence of str, optional
+        Members to consider (default: all four).
+    search_spaces : mapping, optional
+        Per-member search spaces (default ``DEFAULT_SEARCH_SPACES``).
+    weight_grid : sequence of float
+    n_passes : int
+    ease_max_items : int, optional
+        Largest catalogue for EASE^R (default: ``Auto``'s).
+    dense_ease_max_items : int
+        Up to this many items the EASE^R member keeps its dense weights (``top_k=None``); above it, the
+        ``AUTO_DEFAULTS`` pruning (the top 1,000 per item) keeps the blended item-item matrix sparse.
+    max_users : int, optional
+        Score a random sample of this many validation users (all still train the models).
+    random_state : int
+    log : callable, optional
+
+    Returns
+    -------
+    dict
+        Objective name -> :class:`TuningResult` with ``algorithm="auto"``, ``best_params`` ready for
+        ``get_estimator("auto", **params)``, the blend trials, and ``members``.
+    """
+    from .hybrid import AUTO_DEFAULTS, ITEM_COMPONENTS, Auto, unit_scale
+    from . import get_estimator
+
+    train = sp.csr_matrix(train, dtype=np.float32)
+    ks = _with_metric_k(ks, metric)
+    n_items = train.shape[1]
+    if ease_max_items is None:
+        ease_max_items = Auto().ease_max_items
+    names = list(members) if members is not None else [*ITEM_COMPONENTS, "ials"]
+    unknown = set(names) - {*ITEM_COMPONENTS, "ials"}
+    if unknown:
+        raise ValueError(f"tune_auto: unknown members {sorted(unknown)}")
+    if "ease" in names and n_items > ease_max_items:
+        names.remove("ease")
+    if not any(n in ITEM_COMPONENTS for n in names):
+        raise ValueError(f"tune_auto needs at least one of {ITEM_COMPONENTS}")
+    spaces = dict(DEFAULT_SEARCH_SPACES)
+    spaces.update(search_spaces or {})
+    fit_part, valid, rng = _validation_split(train, timestamps, max_users, random_state)
+    valid.sort_indices()
+    users = np.flatnonzero((np.diff(valid.indptr) > 0) & (np.diff(fit_part.indptr) > 0))
+    row_of = np.full(train.shape[0], -1, dtype=np.int64)
+    row_of[users] = np.arange(users.size)
+    Xv = fit_part[users]
+    negatives = {
+        obj: (sample_negatives(fit_part, valid, n_negatives=n_neg, random_state=random_state + 1) if n_neg else None)
+        for obj, n_neg in protocols.items()
+    }
+
+    def measure(M: NDArray) -> dict[str, float]:
+        out = {}
+        for obj, neg in negatives.items():
+            m, _, _ = evaluate_scores(lambda rows: M[row_of[rows]], fit_part, valid, ks=ks, negatives=neg)
+            out[obj] = m.get(metric, float("nan"))
+        return out
+
+    say = log or (lambda line: None)
+    member_results: dict[str, dict[str, TuningResult]] = {obj: {} for obj in protocols}
+    cached: dict[str, dict[str, NDArray[np.float32]]] = {obj: {} for obj in protocols}
+    for name in names:
+        base = dict(AUTO_DEFAULTS[name])
+        if name == "ease":
+            base.setdefault("max_items", int(ease_max_items))
+            if n_items <= dense_ease_max_items:
+                # pruning EASE^R to its top-k positive weights drops the negative ones, which matter on dense data
+                # (MovieLens-1M: NDCG@10 .42 pruned vs .45 dense); a small catalogue keeps B whole
+                base["top_k"] = None
+        budget = (member_iter or {}).get(name, n_iter)
+        candidates = [{}] + [c for c in _candidates(spaces.get(name, {}), budget, rng) if c]
+        best = {obj: (-np.inf, dict(base)) for obj in protocols}
+        trials = {obj: [] for obj in protocols}
+        seen: set[str] = set()
+        for cand in candidates:
+            params = {**base, **cand}
+            key = json.dumps(_jsonable(params), sort_keys=True)
+            if key in seen:
+                continue
+            seen.add(key)
+            t0 = time.perf_counter()
+            est = get_estimator(name, **params).fit(fit_part)
+            fit_seconds = time.perf_counter() - t0
+            if name == "ials":
+                M = np.asarray(est.score(Xv), dtype=np.float32)
+                scale = np.abs(M).max(axis=1, keepdims=True)
+                scale[scale == 0] = 1.0
+                M /= scale
+            else:
+                M = np.asarray((Xv @ unit_scale(est.similarity_)[0]).toarray(), dtype=np.float32)
+            del est
+            scores = measure(M)
+            for obj, score in scores.items():
+                trials[obj].append({"params": params, metric: score, "fit_seconds": fit_seconds})
+                if np.isfinite(score) and score > best[obj][0]:
+                    best[obj] = (score, params)
+                    cached[obj][name] = M
+            say(f"tune auto member {name} {params} -> "
+                + ", ".join(f"{obj} {metric}={v:.4f}" for obj, v in scores.items()) + f" (fit {fit_seconds:.1f}s)")
+            del M
+        for obj in protocols:
+            member_results[obj][name] = TuningResult(name, best[obj][1], float(best[obj][0]), metric, trials[obj])
+
+    results: dict[str, TuningResult] = {}
+    grid = [float(w) for w in weight_grid]
+    for obj in protocols:
+        mats = cached[obj]
+        available = [n for n in names if n in mats]
+        items = [n for n in available if n in ITEM_COMPONENTS]
+        if not items:
+            # no member scored anything finite (e.g. no usable validation user): the first item member alone
+            anchor = next(n for n in names if n in ITEM_COMPONENTS)
+            results[obj] = TuningResult("auto", {"weights": {anchor: 1.0}, anchor: member_results[obj][anchor].best_params},
+                                        float("nan"), metric, [], members=member_results[obj])
+            say(f"tune auto blend [{obj}]: no finite validation score; {anchor} alone")
+            continue
+        anchor = max(items, key=lambda n: member_results[obj][n].best_score)
+        weights = {n: 0.0 for n in available}
+        weights[anchor] = 1.0
+        blend_trials: list[dict[str, Any]] = []
+
+        def blend_score(w: Mapping[str, float]) -> float:
+            M = None
+            for n, value in w.items():
+                if value > 0:
+                    M = mats[n] * np.float32(value) if M is None else M + mats[n] * np.float32(value)
+            score = measure_one(M)
+            blend_trials.append({"weights": {n: v for n, v in w.items() if v > 0}, metric: score})
+            return score
+
+        neg = negatives[obj]
+
+        def measure_one(M: NDArray) -> float:
+            m, _, _ = evaluate_scores(lambda rows: M[row_of[rows]], fit_part, valid, ks=ks, negatives=neg)
+            return m.get(metric, float("nan"))
+
+        best_score = member_results[obj][anchor].best_score
+        blend_trials.append({"weights": {anchor: 1.0}, metric: best_score})
+        for _ in range(n_passes):
+            improved = False
+            for n in available:
+                if n == anchor:
+                    continue
+                for value in grid:
+                    if value == weights[n]:
+                        continue
+                    score = blend_score({**weights, n: value})
+                    if np.isfinite(score) and score > best_score + 1e-9:
+                        best_score, weights[n], improved = score, value, True
+            say(f"tune auto blend [{obj}] weights {weights} -> {metric}={best_score:.4f}")
+            if not improved:
+                break
+        chosen = {n: float(w) for n, w in weights.items() if w > 0}
+        params: dict[str, Any] = {"weights": chosen}
+        for n in chosen:
+            params[n] = member_results[obj][n].best_params
+        results[obj] = TuningResult("auto", params, float(best_score), metric, blend_trials, members=member_results[obj])
+    return results
+
+
+def tune_auto(
+    train: sp.spmatrix,
+    *,
+    n_negatives: int | None = None,
+    **kwargs: Any,
+) -> TuningResult:
+    """Tune ``auto`` for one protocol (sampled with ``n_negatives``, else full ranking); see :func:`tune_auto_protocols`."""
+    return tune_auto_protocols(train, {"validation": n_negatives}, **kwargs)["validation"]
 
 
 def save_params(path: str | os.PathLike, algorithm: str, params: Mapping[str, Any], **extra: Any) -> None:

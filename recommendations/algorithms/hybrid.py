@@ -182,16 +182,14 @@ class Hybrid(RecommenderBase):
         return self.collaborative_.explain(user_items_row, item_index, n)
 
 
-#: Default sub-model parameters and weights of Auto. RP3beta and ItemKNN use the parameters
-#: Ferrari Dacrema et al. tuned for CiteULike-a. The blend weights and the iALS parameters were
-#: chosen on a validation split carved from the CiteULike-a (CMN) TRAIN data only (one random
-#: held-out item per user, 100 sampled negatives), best HR@10 + NDCG@10: validation .8993 / .7424
-#: versus .8806 / .7246 for RP3beta alone. On the CMN test split this gives HR@10 .9108 /
-#: NDCG@10 .7554 (sampled) but full-ranking HR@10 .2904 / NDCG@10 .1948, below RP3beta's
-#: .2927 / .2000. A second rule (best sampled NDCG@10 with full-ranking validation scores not below
-#: RP3beta's: weights rp3beta 1, ials .05) gave .9096 / .7565 sampled and .2918 / .1974 full on
-#: test, so it did not fix full ranking either; the first choice is kept. EASE^R added ~.001 on
-#: validation for minutes of dense inversion, so it is off by default.
+#: Default (untuned) sub-model parameters and weights of Auto: what the app uses when no parameters file
+#: (``ALGORITHM_PARAMS_FILE``) is configured. RP3beta and ItemKNN use the parameters Ferrari Dacrema et al.
+#: published for CiteULike-a; the blend weights and iALS parameters were picked earlier on a validation split of
+#: CiteULike-a TRAIN. These are a reasonable start for a mid-sized catalogue, not a tuned model: for a real data
+#: set run ``python -m recommendations evaluate --tune --algorithms auto --params-out FILE``, which tunes every
+#: member and then the blend weights on a validation split of TRAIN only (``evaluation.tune_auto``). The
+#: benchmarks never use these defaults as a blend candidate; they tune from scratch on validation (the member
+#: parameters below are only the first point of each member's search).
 AUTO_DEFAULTS: dict[str, Any] = {
     "rp3beta": {"alpha": 0.711, "beta": 0.23, "top_k": 764},
     "itemknn": {"top_k": 594, "shrink": 999, "feature_weighting": "tfidf"},

@@ -142,6 +142,24 @@ def test_evaluate_tune_writes_params_that_recommend_loads(tmp_path: Path, train_
     assert len(read_csv(out)) == 8
 
 
+def test_evaluate_tune_auto_writes_a_blend_that_recommend_loads(tmp_path: Path, train_csv: Path):
+    test = write(tmp_path / "TEST.csv", "user,item\nu2,c\nu6,f\n")
+    params = tmp_path / "PARAMS.json"
+    res = run_cli(
+        "evaluate", "--train", str(train_csv), "--test", str(test), "--k", "2", "--algorithms", "auto",
+        "--tune", "--tune-iter", "1", "--params-out", str(params), "--json", "--quiet",
+    )
+    assert res.returncode == 0, res.stderr
+    saved = json.loads(params.read_text())
+    assert saved["algorithm"] == "auto"
+    assert saved["params"]["weights"] and all(w > 0 for w in saved["params"]["weights"].values())
+    assert json.loads(res.stdout)["results"][0]["params"] == saved["params"]
+    out = tmp_path / "RECS.csv"
+    res = run_cli("recommend", "--train", str(train_csv), "--params", str(params), "--k", "1", "--output", str(out))
+    assert res.returncode == 0, res.stderr
+    assert len(read_csv(out)) == 8
+
+
 BAD_INPUTS = [
     ("user,item,rating\nu1,a,5\nu1,b,abc\n", "BAD.csv:3: rating 'abc' is not a number"),
     ("user,rating\nu1,5\n", "BAD.csv:1: missing column 'item'"),

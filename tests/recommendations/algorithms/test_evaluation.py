@@ -248,3 +248,58 @@ def test_tune_max_users_scores_a_sample_of_validation_users():
 
     ev.tune("pop", train, {}, factory=lambda name, **p: Pop(**p), max_users=10, random_state=0)
     assert sum(scored_rows) == 10
+
+
+def _clustered(n_users=240, n_items=90, seed=0):
+    rng = np.random.default_rng(seed)
+    g = rng.integers(0, 4, n_users)
+    ig = rng.integers(0, 4, n_items)
+    p = np.where(g[:, None] == ig[None, :], 0.2, 0.03) * (1 + rng.random((n_users, n_items)))
+    return sp.csr_matrix((rng.random((n_users, n_items)) < p).astype(np.float32))
+
+
+FAST_SPACES = {
+    "itemknn": {"top_k": [20, 50], "shrink": [0, 10]},
+    "rp3beta": {"alpha": [0.5, 1.0], "beta": [0.0, 0.3], "top_k": [50]},
+    "ease": {"l2_norm": [10.0, 100.0]},
+    "ials": {"factors": [8], "iterations": [3], "regularization": [0.1]},
+}
+
+
+
+
+def test_tune_auto_blend_score_is_what_auto_gets_on_validation():
+    """The cached-score search must equal a real Auto fit on the same validation split (no shortcut error)."""
+    from recommendations.algorithms import get_estimator
+
+    train = _clustered()
+    results = ev.tune_auto_protocols(train, {"sampled": 30, "full": None}, n_iter=2, search_spaces=FAST_SPACES,
+                                     random_state=3)
+    fit_part, valid, _ = ev._validation_split(sp.csr_matrix(train), None, None, 3)
+    negatives = ev.sample_negatives(fit_part, valid, n_negatives=30, random_state=4)
+    for protocol, neg in (("sampled", negatives), ("full", None)):
+        res = results[protocol]
+        assert res.algorithm == "auto"
+        weights = res.best_params["weights"]
+        assert all(w > 0 for w in weights.values())
+        assert set(res.best_params) == {"weights", *weights}
+        # the blend is at least as good as its best member alone, on validation
+        assert res.best_score >= max(m.best_score for m in res.members.values()) - 1e-12
+        est = get_estimator("auto", **res.best_params)
+        again = ev.evaluate(est, fit_part, valid, ks=(10,), negatives=neg)
+        assert again.metrics["NDCG@10"] == pytest.approx(res.best_score, abs=1e-6)
+        # each member's tuned params are the best of that member's own trials
+        for name, member in res.members.items():
+            assert member.best_score == max(t["NDCG@10"] for t in member.trials)
+
+
+def test_tune_auto_skips_ease_above_the_catalogue_limit_and_rejects_unknown_members():
+    train = _clustered(n_users=120, n_items=40)
+    res = ev.tune_auto(train, n_negatives=None, n_iter=1, search_spaces=FAST_SPACES, ease_max_items=10,
+                       members=["rp3beta", "ease"])
+    assert set(res.members) == {"rp3beta"}
+    assert res.best_params["weights"] == {"rp3beta": 1.0}
+    with pytest.raises(ValueError, match="unknown members"):
+        ev.tune_auto(train, members=["svd"])
+    with pytest.raises(ValueError, match="at least one of"):
+        ev.tune_auto(train, members=["ials"])
