@@ -645,18 +645,8 @@ def tune(
     base = dict(base_params or {})
     ks = _with_metric_k(ks, metric)
     space = dict(DEFAULT_SEARCH_SPACES.get(algorithm, {}) if search_space is None else search_space)
-    rng = np.random.default_rng(random_state)
     train = sp.csr_matrix(train, dtype=np.float32)
-    if timestamps is not None:
-        fit_part, valid = leave_last_out_split(train, timestamps, random_state=random_state)
-    else:
-        fit_part, valid = leave_one_out_split(train, random_state=random_state)
-    valid_users = np.flatnonzero(np.diff(valid.indptr))
-    if max_users is not None and valid_users.size > max_users:
-        keep = np.zeros(valid.shape[0], dtype=bool)
-        keep[rng.choice(valid_users, size=max_users, replace=False)] = True
-        valid = sp.csr_matrix(sp.diags(keep.astype(np.float32)) @ valid)
-        valid.eliminate_zeros()
+    fit_part, valid, rng = _validation_split(train, timestamps, max_users, random_state)
     negatives = None
     if n_negatives:
         negatives = sample_negatives(fit_part, valid, n_negatives=n_negatives, random_state=random_state + 1)
