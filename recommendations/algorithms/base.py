@@ -152,7 +152,7 @@ def _topk_dense_rows_chunked(block: NDArray[np.floating], k: int) -> tuple[NDArr
     selected = maxima >= bound[:, None]
     # Rows with many chunks at the bound (ties: zeros, -inf) would gather most of their
     # entries: they are sorted below instead, without being gathered.
-    many = selected.sum(axis=1) > 2 * k + 8
+    many = selected.sum(axis=1) > 8 * k + 64  # they would fail the ``small`` test below anyway
     if many.any():
         selected[many] = False
         bound = np.where(many, np.inf, bound)
