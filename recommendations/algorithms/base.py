@@ -122,6 +122,13 @@ def _topk_dense_rows_partition(block: NDArray[np.floating], k: int) -> tuple[NDA
     return indices, values[order].reshape(m, k)
 
 
+def _topk_dense_rows_sorted(block: NDArray[np.floating], k: int) -> tuple[NDArray[np.int64], NDArray[np.floating]]:
+    """Same output as the partition path, by a stable sort of each row: for the few rows full
+    of ties (mostly zero or -inf scores), where ``np.partition`` is about 20 times slower."""
+    part = np.argsort(-block, axis=1, kind="stable")[:, :k]
+    return part.astype(np.int64), np.take_along_axis(block, part, axis=1)
+
+
 def _topk_dense_rows_chunked(block: NDArray[np.floating], k: int) -> tuple[NDArray[np.int64], NDArray[np.floating]]:
     """Small-``k`` selection without a per-element partition; same output as the partition path.
 
@@ -130,8 +137,8 @@ def _topk_dense_rows_chunked(block: NDArray[np.floating], k: int) -> tuple[NDArr
     row), so only chunks whose maximum reaches it can hold the answer: usually about ``k``
     chunks per row. Their entries at or above the bound are sorted by (value desc, column
     asc). One vectorised pass over the block (the chunk maxima) replaces ``np.partition``,
-    several times faster on 20,000-item rows. Rows with too many candidates (ties, -inf) go
-    through the partition path.
+    several times faster on 20,000-item rows. Rows with too many candidates (ties, -inf) are
+    sorted whole (stable, so ties still go lowest column first).
     """
     m, n = block.shape
     width = max(1, n // (16 * k))
@@ -142,7 +149,14 @@ def _topk_dense_rows_chunked(block: NDArray[np.floating], k: int) -> tuple[NDArr
     if tail.shape[1]:
         maxima = np.concatenate([maxima, tail.max(axis=1, keepdims=True)], axis=1)
     bound = -np.partition(-maxima, k - 1, axis=1)[:, k - 1]
-    chunk_rows, chunk_ids = np.nonzero(maxima[:, :q] >= bound[:, None])
+    selected = maxima >= bound[:, None]
+    # Rows with many chunks at the bound (ties: zeros, -inf) would gather most of their
+    # entries: they are sorted below instead, without being gathered.
+    many = selected.sum(axis=1) > 8 * k + 64  # they would fail the ``small`` test below anyway
+    if many.any():
+        selected[many] = False
+        bound = np.where(many, np.inf, bound)
+    chunk_rows, chunk_ids = np.nonzero(selected[:, :q])
     chunk_values = main[chunk_rows, chunk_ids]  # (n_chunks, width)
     hit_chunk, hit_offset = np.nonzero(chunk_values >= bound[chunk_rows, None])
     rows = chunk_rows[hit_chunk]
@@ -156,10 +170,10 @@ def _topk_dense_rows_chunked(block: NDArray[np.floating], k: int) -> tuple[NDArr
     counts = np.bincount(rows, minlength=m)
     indices = np.empty((m, k), dtype=np.int64)
     values = np.empty((m, k), dtype=block.dtype)
-    small = counts <= 8 * k + 64
+    small = (counts <= 8 * k + 64) & ~many
     if not small.all():
         bad = np.flatnonzero(~small)
-        indices[bad], values[bad] = _topk_dense_rows_partition(block[bad], k)
+        indices[bad], values[bad] = _topk_dense_rows_sorted(block[bad], k)
         keep = small[rows]
         rows, cols, found = rows[keep], cols[keep], found[keep]
     if rows.size:

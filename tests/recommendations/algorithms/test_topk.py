@@ -17,7 +17,7 @@ def _reference_topk(block: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return order, np.take_along_axis(block, order, axis=1)
 
 
-@pytest.mark.parametrize("kind", ["uniform", "integer_ties", "mostly_zero", "neg_inf", "all_equal"])
+@pytest.mark.parametrize("kind", ["uniform", "integer_ties", "mostly_zero", "neg_inf", "all_equal", "some_rows_sparse"])
 @pytest.mark.parametrize("shape,k", [((7, 2000), 10), ((5, 1001), 3), ((3, 650), 20), ((4, 97), 2)])
 def test_topk_dense_rows_matches_full_sort(kind, shape, k):
     rng = np.random.default_rng(len(kind) * 100 + shape[1])
@@ -31,6 +31,11 @@ def test_topk_dense_rows_matches_full_sort(kind, shape, k):
         block[0, :] = -np.inf
     elif kind == "all_equal":
         block[:] = 1.0
+    elif kind == "some_rows_sparse":  # a few positives in a row of zeros, next to ordinary rows
+        sparse_rows = np.arange(0, shape[0], 2)
+        block[sparse_rows] = 0.0
+        block[sparse_rows, rng.integers(0, shape[1], sparse_rows.size)] = 0.5
+        block[sparse_rows, rng.integers(0, shape[1], sparse_rows.size)] = -np.inf
     indices, values = topk_dense_rows(block, k)
     expected_indices, expected_values = _reference_topk(block, k)
     np.testing.assert_array_equal(values, expected_values)
