@@ -761,7 +761,7 @@ def tune_auto_protocols(
         Objective name -> :class:`TuningResult` with ``algorithm="auto"``, ``best_params`` ready for
         ``get_estimator("auto", **params)``, the blend trials, and ``members``.
     """
-    from .hybrid import AUTO_DEFAULTS, ITEM_COMPONENTS, Auto, unit_scale
+    from .hybrid import AUTO_DEFAULTS, ITEM_COMPONENTS, Auto, row_max_scaled, unit_scale
     from . import get_estimator
 
     train = sp.csr_matrix(train, dtype=np.float32)
@@ -790,12 +790,12 @@ def tune_auto_protocols(
         for obj, n_neg in protocols.items()
     }
 
+    def measure_one(M: NDArray, neg: NDArray | None) -> float:
+        m, _, _ = evaluate_scores(lambda rows: M[row_of[rows]], fit_part, valid, ks=ks, negatives=neg)
+        return m.get(metric, float("nan"))
+
     def measure(M: NDArray) -> dict[str, float]:
-        out = {}
-        for obj, neg in negatives.items():
-            m, _, _ = evaluate_scores(lambda rows: M[row_of[rows]], fit_part, valid, ks=ks, negatives=neg)
-            out[obj] = m.get(metric, float("nan"))
-        return out
+        return {obj: measure_one(M, neg) for obj, neg in negatives.items()}
 
     say = log or (lambda line: None)
     member_results: dict[str, dict[str, TuningResult]] = {obj: {} for obj in protocols}
@@ -823,10 +823,7 @@ def tune_auto_protocols(
             est = get_estimator(name, **params).fit(fit_part)
             fit_seconds = time.perf_counter() - t0
             if name == "ials":
-                M = np.asarray(est.score(Xv), dtype=np.float32)
-                scale = np.abs(M).max(axis=1, keepdims=True)
-                scale[scale == 0] = 1.0
-                M /= scale
+                M = row_max_scaled(np.asarray(est.score(Xv), dtype=np.float32))
             else:
                 M = np.asarray((Xv @ unit_scale(est.similarity_)[0]).toarray(), dtype=np.float32)
             del est
@@ -865,15 +862,9 @@ def tune_auto_protocols(
             for n, value in w.items():
                 if value > 0:
                     M = mats[n] * np.float32(value) if M is None else M + mats[n] * np.float32(value)
-            score = measure_one(M)
+            score = measure_one(M, negatives[obj])
             blend_trials.append({"weights": {n: v for n, v in w.items() if v > 0}, metric: score})
             return score
-
-        neg = negatives[obj]
-
-        def measure_one(M: NDArray) -> float:
-            m, _, _ = evaluate_scores(lambda rows: M[row_of[rows]], fit_part, valid, ks=ks, negatives=neg)
-            return m.get(metric, float("nan"))
 
         best_score = member_results[obj][anchor].best_score
         blend_trials.append({"weights": {anchor: 1.0}, metric: best_score})

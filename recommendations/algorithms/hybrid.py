@@ -12,7 +12,17 @@ from numpy.typing import NDArray
 from .base import ItemSimilarityRecommender, RecommenderBase
 from .content import ContentSimilarity
 
-__all__ = ["Hybrid", "Auto", "AUTO_DEFAULTS", "unit_scale"]
+__all__ = ["Hybrid", "Auto", "AUTO_DEFAULTS", "unit_scale", "row_max_scaled"]
+
+
+def row_max_scaled(scores: NDArray) -> NDArray:
+    """Divide each row of a dense score block by its largest absolute value (empty rows stay 0).
+
+    How a per-user score (iALS, content) joins a blend: its best item scores 1 for every user.
+    """
+    scale = np.abs(scores).max(axis=1, keepdims=True)
+    scale[scale == 0] = 1.0
+    return scores / scale
 
 
 def unit_scale(W: sp.spmatrix) -> tuple[sp.csr_matrix, float]:
@@ -157,15 +167,10 @@ class Hybrid(RecommenderBase):
     def _score(self, X: sp.csr_matrix, users: NDArray[np.int64] | None = None) -> NDArray[np.float32]:
         if self.similarity_ is not None:
             return np.asarray((X @ self.similarity_).toarray(), dtype=np.float32)
-        scores = self.collaborative_._score(X, users)
-        scale = np.abs(scores).max(axis=1, keepdims=True)
-        scale[scale == 0] = 1.0
-        scores = scores / scale
+        scores = row_max_scaled(self.collaborative_._score(X, users))
         if self.content_similarity_ is not None:
             content = (X @ self.content_similarity_).toarray()
-            content_scale = np.abs(content).max(axis=1, keepdims=True)
-            content_scale[content_scale == 0] = 1.0
-            scores = scores + float(self.content_weight) * content / content_scale
+            scores = scores + float(self.content_weight) * row_max_scaled(content)
         return np.asarray(scores, dtype=np.float32)
 
     def _item_weights(self) -> sp.csr_matrix:
@@ -363,10 +368,8 @@ class Auto(ItemSimilarityRecommender):
     def _score(self, X: sp.csr_matrix, users: NDArray[np.int64] | None = None) -> NDArray[np.float32]:
         scores = np.asarray((X @ self.item_similarity_).toarray(), dtype=np.float32)
         if self.factor_model_ is not None:
-            factor_scores = self.factor_model_._score(X, users)
-            scale = np.abs(factor_scores).max(axis=1, keepdims=True)
-            scale[scale == 0] = 1.0
-            scores += np.float32(self._ials_weight()) * (factor_scores / scale).astype(np.float32)
+            factor_scores = row_max_scaled(self.factor_model_._score(X, users))
+            scores += np.float32(self._ials_weight()) * factor_scores.astype(np.float32)
         return scores
 
     def _topn_block(self, X, users, n, exclude_seen):
