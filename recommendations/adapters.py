@@ -20,6 +20,7 @@ from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.contrib.contenttypes.fields import GenericForeignKey
 from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import FieldDoesNotExist
 from django.db import connections, models
 from django.db.models.functions import Cast
 from django.utils.module_loading import import_string
@@ -314,10 +315,10 @@ class _Epoch(models.Func):
 
 def _concrete_field(model: type[models.Model], attname: str):
     """The field whose column is ``attname`` (``user_id`` -> the ``user`` foreign key), or None."""
-    for field in model._meta.concrete_fields:
-        if field.attname == attname or field.name == attname:
-            return field
-    return None
+    try:
+        return model._meta.get_field(attname)  # Django maps both names and attnames
+    except FieldDoesNotExist:
+        return None
 
 
 def _column(values: list, default: float = np.nan) -> np.ndarray:
