@@ -95,6 +95,34 @@ def test_topk_sparse_rows():
     np.testing.assert_array_equal(out, [[3, 0, 2, 0], [0, 0, 5, 4], [1, 0, 0, 0]])
 
 
+def _topk_by_sorting(M: sp.csr_matrix, k: int) -> sp.csr_matrix:
+    """Reference: each row's stored values sorted by value (stable, so ties go to the lower column)."""
+    M = sp.csr_matrix(M)
+    M.sort_indices()
+    keep = []
+    for row in range(M.shape[0]):
+        start, stop = M.indptr[row], M.indptr[row + 1]
+        keep += sorted(start + np.argsort(-M.data[start:stop], kind="stable")[:k])
+    rows = np.repeat(np.arange(M.shape[0]), np.diff(M.indptr))[keep]
+    return sp.csr_matrix((M.data[keep], (rows, M.indices[keep])), shape=M.shape)  # stored zeros stay stored
+
+
+def test_topk_sparse_rows_keeps_the_lower_columns_of_ties_like_a_stable_sort():
+    rng = np.random.default_rng(0)
+    for trial in range(60):
+        M = sp.random(int(rng.integers(1, 30)), int(rng.integers(1, 40)), density=float(rng.random()),
+                      random_state=trial, dtype=np.float32, format="csr")
+        M.data = np.round(M.data * 3) / 3 - (0.5 if trial % 2 else 0.0)  # many ties, some negative values
+        if trial % 3 == 0:
+            M.data[rng.random(M.data.size) < 0.3] = -np.inf
+        k = int(rng.integers(1, 12))
+        out, expected = topk_sparse_rows(M, k), _topk_by_sorting(M, k)
+        assert out.dtype == np.float32
+        np.testing.assert_array_equal(out.indptr, expected.indptr)
+        np.testing.assert_array_equal(out.indices, expected.indices)
+        np.testing.assert_array_equal(out.data, expected.data)
+
+
 class TestGraphKnownAnswers:
     # Hand computation for TINY with alpha = 1:
     #   P_ui (rows L1): u0 = u1 = [.5, .5, 0], u2 = [0, .5, .5]
