@@ -244,12 +244,14 @@ def _events_matrix(cols: InteractionColumns, user_map: IndexMap, item_map: Index
     """
     from .algorithms.feedback import FeedbackEvents, confidence_matrix
 
-    items = np.fromiter((item_map.get(key, -1) for key in zip(cols.content_type_id.tolist(), cols.object_id)),
-                        dtype=np.int64, count=len(cols))
-    if grow_users:
-        users = np.fromiter((user_map.add(u) for u in cols.user_id), dtype=np.int64, count=len(cols))
-    else:
-        users = np.fromiter((user_map.get(u, -1) for u in cols.user_id), dtype=np.int64, count=len(cols))
+    items = np.full(len(cols), -1, dtype=np.int64)
+    cts = np.asarray(cols.content_type_id, dtype=np.int64)
+    for ct in np.unique(cts).tolist():
+        rows = np.flatnonzero(cts == ct)
+        object_ids = cols.object_id if len(rows) == len(cols) else [cols.object_id[i] for i in rows.tolist()]
+        items[rows] = _positions(object_ids, lambda object_id, ct=ct: item_map.get((ct, object_id), -1))
+    # dict.fromkeys keeps first appearance: users get the positions the row-by-row loop gave them.
+    users = _positions(cols.user_id, user_map.add if grow_users else (lambda u: user_map.get(u, -1)))
     keep = (items >= 0) & (users >= 0)
     # A plain weighted interaction counts as a read (its weight is not used by the feedback model).
     kind = np.where(cols.kind == "weight", "read", cols.kind)
@@ -260,6 +262,16 @@ def _events_matrix(cols: InteractionColumns, user_map: IndexMap, item_map: Index
     )
     positive, negative = confidence_matrix(events, len(user_map), len(item_map), _feedback_config(), now=now)
     return positive.tocsr().astype(np.float32), negative.tocsr().astype(np.float32), users, items
+
+
+def _positions(keys: list, lookup: Callable[[Any], int]) -> np.ndarray:
+    """``[lookup(k) for k in keys]`` as int64, calling ``lookup`` once per distinct key, in first-appearance order.
+
+    A full build maps a million interactions onto a few thousand users and items: one Python
+    call per row cost about 3 s of the serial load on MovieLens-1M.
+    """
+    table = {key: lookup(key) for key in dict.fromkeys(keys)}
+    return np.fromiter(map(table.__getitem__, keys), dtype=np.int64, count=len(keys))
 
 
 def build_load(*, now: float | None = None) -> LoadedData:
@@ -439,7 +451,7 @@ def _db_user_ids(user_pks: Iterable[Any]) -> dict[Any, Any]:
     return {pk: field.get_db_prep_save(pk, connection) for pk in user_pks}
 
 
-def _similar_rows(build: BuildRun, kind: str, item_map: IndexMap, positions: Iterable[int],
+def _similar_rows(build_id: int, kind: str, item_map: IndexMap, positions: Iterable[int],
                   indices: np.ndarray, scores: np.ndarray) -> list[tuple]:
     """Return ``SIMILAR_COLUMNS`` tuples for the neighbours of each source position."""
     rows = []
@@ -451,7 +463,7 @@ def _similar_rows(build: BuildRun, kind: str, item_map: IndexMap, positions: Ite
                 continue
             t_ct, t_id = item_map.key(target)
             rank += 1
-            rows.append((build.pk, kind, ct_id, object_id, t_ct, t_id, rank, float(score)))
+            rows.append((build_id, kind, ct_id, object_id, t_ct, t_id, rank, float(score)))
     return rows
 
 
@@ -475,30 +487,30 @@ def _topk_sparse(matrix: sp.csr_matrix, k: int) -> tuple[np.ndarray, np.ndarray]
     return indices, scores
 
 
-def _content_rows(build: BuildRun, data: LoadedData) -> list[tuple]:
+def _content_rows(build_id: int, item_map: IndexMap, texts: dict[int, list[tuple[str, str]]]) -> list[tuple]:
     """Fit TF-IDF per item model and return the top ``N_SIMILAR`` content neighbours of every item."""
     from .algorithms.content import ContentSimilarity
 
     rows: list[tuple] = []
-    for ct_id, pairs in data.texts.items():
+    for ct_id, pairs in texts.items():
         if len(pairs) < 2 or not any(text for _, text in pairs):
             continue
         content = ContentSimilarity(top_k=app_settings.N_SIMILAR).fit([text for _, text in pairs])
-        positions = [data.item_map.position((ct_id, object_id)) for object_id, _ in pairs]
+        positions = [item_map.position((ct_id, object_id)) for object_id, _ in pairs]
         local_idx, local_scores = _topk_sparse(content.similarity_, app_settings.N_SIMILAR)
         global_idx = np.where(local_idx >= 0, np.asarray(positions, dtype=np.int64)[np.maximum(local_idx, 0)], -1)
-        rows += _similar_rows(build, SimilarItem.Kind.CONTENT, data.item_map, positions, global_idx, local_scores)
+        rows += _similar_rows(build_id, SimilarItem.Kind.CONTENT, item_map, positions, global_idx, local_scores)
     return rows
 
 
-def _collaborative_rows(build: BuildRun, data: LoadedData, model) -> list[tuple]:
+def _collaborative_rows(build_id: int, item_map: IndexMap, user_items: sp.csr_matrix, model) -> list[tuple]:
     """Return the top ``N_SIMILAR`` collaborative neighbours of every item with interactions.
 
     Neighbours stay within the item's own model (an article's "Readers also read" lists articles).
     """
     n = app_settings.N_SIMILAR
-    item_cts = np.asarray([k[0] for k in data.item_map], dtype=np.int64)
-    active = np.flatnonzero(np.diff(data.user_items.tocsc().indptr) > 0)
+    item_cts = np.asarray([k[0] for k in item_map], dtype=np.int64)
+    active = np.flatnonzero(np.diff(user_items.tocsc().indptr) > 0)
     similarity = _item_item(model)
     if similarity is not None:
         similarity = sp.csr_matrix(similarity)
@@ -510,7 +522,7 @@ def _collaborative_rows(build: BuildRun, data: LoadedData, model) -> list[tuple]
         if similarity is not None:
             dense = similarity[block].toarray()
         else:
-            dense = np.full((len(block), data.user_items.shape[1]), -np.inf, dtype=np.float32)
+            dense = np.full((len(block), user_items.shape[1]), -np.inf, dtype=np.float32)
             for i, item in enumerate(block):
                 idx, sc = model.similar_items(int(item), n=n * 4)
                 dense[i, idx] = sc
@@ -518,7 +530,7 @@ def _collaborative_rows(build: BuildRun, data: LoadedData, model) -> list[tuple]
         dense = np.where(same_model, dense, -np.inf)
         dense[np.arange(len(block)), block] = -np.inf
         idx, sc = topk_dense_rows(dense, n)
-        rows += _similar_rows(build, SimilarItem.Kind.COLLABORATIVE, data.item_map, block, idx, sc)
+        rows += _similar_rows(build_id, SimilarItem.Kind.COLLABORATIVE, item_map, block, idx, sc)
     return rows
 
 
@@ -552,28 +564,103 @@ def _recent_counts(data: LoadedData) -> np.ndarray:
     return np.asarray((pairs > 0).sum(axis=0)).ravel().astype(np.float64)
 
 
-def _fit_rating_model(build: BuildRun, data: LoadedData) -> int:
-    """Fit the star predictor on explicit ratings; return how many ratings it saw."""
-    from .algorithms.rating import BiasedMF
-
+def _ratings(data: LoadedData) -> dict[str, np.ndarray]:
+    """The explicit ratings the star predictor learns from: user and item positions, stars."""
     cols = data.cols
     ok = (cols.kind == "rating") & ~np.isnan(cols.stars) & (data.event_users >= 0) & (data.event_items >= 0)
-    n = int(ok.sum())
-    if n < 10:
-        return n
-    model = BiasedMF(**{"random_state": 0, **app_settings.RATING_MODEL}).fit(
-        data.event_users[ok], data.event_items[ok], cols.stars[ok], len(data.user_map), len(data.item_map)
+    return {"users": data.event_users[ok], "items": data.event_items[ok], "stars": cols.stars[ok],
+            "shape": np.asarray([len(data.user_map), len(data.item_map)], dtype=np.int64)}
+
+
+def _rating_model_fit(ratings: dict[str, np.ndarray]):
+    """Fit the star predictor on explicit ratings; None when there are fewer than 10."""
+    from .algorithms.rating import BiasedMF
+
+    if len(ratings["stars"]) < 10:
+        return None
+    n_users, n_items = (int(v) for v in ratings["shape"])
+    return BiasedMF(**{"random_state": 0, **app_settings.RATING_MODEL}).fit(
+        ratings["users"], ratings["items"], ratings["stars"], n_users, n_items
     )
-    _artifact_save(build, "rating_model", model.save)
-    return n
+
+
+# --- the parts fitted beside the user chunks --------------------------------------------------------------
+
+# Neither the per-user picks nor each other need these, so a worker fits them while others score chunks.
+BUILD_PARTS = ("neighbours", "rating_model")
+PART_COUNTS = {"neighbours": "neighbours", "rating_model": "ratings"}  # the BuildRun.counts key each part sets
+
+
+def _part_inputs_save(build: BuildRun, data: LoadedData) -> None:
+    """Store what the parts need beyond the scoring state: the item texts and the explicit ratings."""
+    texts = {str(ct_id): pairs for ct_id, pairs in data.texts.items()}
+    _artifact_save(build, "item_texts", lambda f: f.write(json.dumps(texts).encode()))
+    ratings = _ratings(data)
+    _artifact_save(build, "ratings", lambda f: np.savez(f, **ratings))
+
+
+def build_part(*, build_id: int, part: str) -> int:
+    """Fit and store one of ``BUILD_PARTS`` of a prepared build; return how many rows (or ratings) it stored.
+
+    Safe to run twice, also at once: like a chunk, a part replaces its earlier rows under a lock.
+    """
+    if part not in BUILD_PARTS:
+        raise ValueError(f"Unknown build part {part!r}: use one of {', '.join(BUILD_PARTS)}.")
+    build = BuildRun.objects.only("status").get(pk=build_id)
+    if build.status != BuildRun.Status.RUNNING:
+        return 0
+    t0 = time.perf_counter()
+    if part == "neighbours":
+        state = build_state(build_id)
+        texts = {int(ct): [tuple(pair) for pair in pairs]
+                 for ct, pairs in json.loads(_artifact_bytes(build_id, "item_texts")).items()}
+        result = _part_neighbours_fit(build_id, state.item_map, state.user_items, state.model, texts)
+    else:
+        with np.load(io.BytesIO(_artifact_bytes(build_id, "ratings")), allow_pickle=False) as f:
+            ratings = {name: f[name] for name in f.files}
+        result = _part_rating_model_fit(ratings)
+    t1 = time.perf_counter()
+    with transaction.atomic():
+        if not _build_write_lock(build_id, f"part:{part}"):
+            return 0
+        count = _part_store(build_id, part, result)
+    _build_add(build_id, {"fit": t1 - t0, "write": time.perf_counter() - t1, f"part_{part}": time.perf_counter() - t0},
+               {PART_COUNTS[part]: count})
+    build_lock_extend(build_id=build_id)
+    return count
+
+
+def _part_neighbours_fit(build_id: int, item_map: IndexMap, user_items: sp.csr_matrix, model,
+                         texts: dict[int, list[tuple[str, str]]]) -> list[tuple]:
+    # Neighbour selection is compute (TF-IDF fit, top-k): timed as fit, not as a database write.
+    return _collaborative_rows(build_id, item_map, user_items, model) + _content_rows(build_id, item_map, texts)
+
+
+def _part_rating_model_fit(ratings: dict[str, np.ndarray]) -> tuple[Any, int]:
+    return _rating_model_fit(ratings), len(ratings["stars"])
+
+
+def _part_store(build_id: int, part: str, result) -> int:
+    """Replace what an earlier delivery of the part stored; call inside the part's locked transaction."""
+    if part == "neighbours":
+        SimilarItem.objects.filter(build_id=build_id).delete()
+        return _bulk_insert(SimilarItem, SIMILAR_COLUMNS, result)
+    model, n_ratings = result
+    BuildArtifact.objects.filter(build_id=build_id, name="rating_model").delete()
+    if model is not None:
+        _artifact_save(BuildRun(pk=build_id), "rating_model", model.save)
+    return n_ratings
 
 
 # --- the pipeline -----------------------------------------------------------------------------------------
 
 
-def build_prepare(*, build_id: int, progress: Progress = None) -> list[tuple[int, int]] | None:
-    """Load, fit and store everything of build ``build_id`` but the per-user picks.
+def build_prepare(*, build_id: int, progress: Progress = None, parts_inline: bool = True) -> list[tuple[int, int]] | None:
+    """Load and fit build ``build_id`` and store what its chunks need to score users.
 
+    With ``parts_inline`` the ``BUILD_PARTS`` (neighbour lists, rating model) are fitted and
+    stored here too; without it the caller runs each with ``build_part`` (the ``full_build``
+    task queues them beside the user chunks, so that with several workers they overlap).
     Return the user chunks to score, or ``None`` when the build cannot run (the lock is held
     by another build, or the build already finished).
     """
@@ -613,20 +700,22 @@ def build_prepare(*, build_id: int, progress: Progress = None) -> list[tuple[int
         with timer.stage("fit"):
             model = get_estimator(name, **params).fit(data.user_items)
             _prune_similarity(model)
-            n_ratings = _fit_rating_model(build, data)
-            # Neighbour selection is compute (TF-IDF fit, top-k): time it as fit, not as a database write.
-            neighbours = _collaborative_rows(build, data, model) + _content_rows(build, data)
             popular = _popular_rows(build, data, recent)
+            if parts_inline:
+                parts = {"neighbours": _part_neighbours_fit(build_id, data.item_map, data.user_items, model, data.texts),
+                         "rating_model": _part_rating_model_fit(_ratings(data))}
         if progress:
             progress("fit", 1, 1)
         with timer.stage("write"):
             _save_state(build, data, model)
-            _bulk_insert(SimilarItem, SIMILAR_COLUMNS, neighbours)
             _bulk_insert(PopularItem, POPULAR_COLUMNS, popular)
+            if parts_inline:
+                counts = {PART_COUNTS[part]: _part_store(build_id, part, result) for part, result in parts.items()}
+            else:
+                _part_inputs_save(build, data)
         build.counts = {
             "users": len(data.user_map), "items": len(data.item_map), "interactions": data.n_events,
-            "nonzeros": int(data.user_items.nnz), "ratings": n_ratings,
-            "neighbours": len(neighbours),
+            "nonzeros": int(data.user_items.nnz), **(counts if parts_inline else {}),
         }
         build.save(update_fields=["timings", "counts"])
         build_lock_extend(build_id=build_id)
@@ -710,9 +799,14 @@ def _explained(state: BuildState, position: int, titles: dict) -> dict:
     return {"content_type": ct_id, "object_id": object_id, "title": titles.get((ct_id, object_id), "")}
 
 
-def _score_rows(state: BuildState, rows: sp.csr_matrix, negatives: sp.csr_matrix, n: int):
-    """Score users' rows, hide what they have seen or rejected, return padded top-``n`` arrays."""
-    scores = state.model.score(rows).astype(np.float32, copy=False)
+def _score_rows(state: BuildState, rows: sp.csr_matrix, negatives: sp.csr_matrix, n: int,
+                users: np.ndarray | None = None):
+    """Score users' rows, hide what they have seen or rejected, return padded top-``n`` arrays.
+
+    ``users`` are the rows' positions in the build's ``user_items`` when they are those training
+    rows: a factor model then uses the user factors it learned instead of solving for them again.
+    """
+    scores = state.model.score(rows, users=users).astype(np.float32, copy=False)
     # Mask seen and rejected items in place: no dense (users x items) mask.
     seen_rows, seen_cols = (abs(rows) + abs(negatives)).nonzero()
     scores[seen_rows, seen_cols] = -np.inf
@@ -732,10 +826,10 @@ def _user_pk(key: str):
 
 
 def _recommendation_rows(build_id: int, state: BuildState, user_pks: list, rows: sp.csr_matrix,
-                         negatives: sp.csr_matrix, source: str) -> list[tuple]:
+                         negatives: sp.csr_matrix, source: str, users: np.ndarray | None = None) -> list[tuple]:
     """Return ``PICK_COLUMNS`` tuples: the top ``N_RECOMMENDATIONS`` of each user and item model, explained."""
     n = app_settings.N_RECOMMENDATIONS
-    indices, scores = _score_rows(state, rows, negatives, n)
+    indices, scores = _score_rows(state, rows, negatives, n, users=users)
     rows = rows.tocsr()
     keys = [state.item_map.key(int(p)) for p in np.unique(rows.indices)]
     if source == "build":
@@ -783,29 +877,30 @@ def build_score_chunk(*, build_id: int, start: int, stop: int) -> int:
     negatives = state.negatives[start:stop]
     user_pks = [_user_pk(state.user_keys[p]) for p in positions]
     t1 = time.perf_counter()
-    recs = _recommendation_rows(build_id, state, user_pks, rows, negatives, source="build")
+    # Build chunks score training rows: factor models reuse the user factors learned by the fit.
+    recs = _recommendation_rows(build_id, state, user_pks, rows, negatives, source="build", users=positions)
     t2 = time.perf_counter()
     with transaction.atomic():
-        if not _chunk_write_lock(build_id, start, stop):
+        if not _build_write_lock(build_id, f"{start}:{stop}"):
             return 0
         t_locked = time.perf_counter()
         UserRecommendation.objects.filter(build_id=build_id, user_id__in=user_pks).delete()
         _bulk_insert(UserRecommendation, PICK_COLUMNS, recs)
     t3 = time.perf_counter()
     # write_picks includes write_wait: the time spent waiting for the chunk's write lock.
-    _chunk_timing(build_id, {"load_state": t1 - t0, "score": t2 - t1, "write_picks": t3 - t2,
-                             "write_wait": t_locked - t2})
+    _build_add(build_id, {"load_state": t1 - t0, "score": t2 - t1, "write_picks": t3 - t2,
+                          "write_wait": t_locked - t2})
     build_lock_extend(build_id=build_id)
     return len(recs)
 
 
-def _chunk_write_lock(build_id: int, start: int, stop: int) -> bool:
-    """Lock what a chunk's write needs, inside its transaction; return False if the build is no longer running.
+def _build_write_lock(build_id: int, key: str) -> bool:
+    """Lock what a chunk's (or part's) write needs, inside its transaction; return False if the build is no longer running.
 
     A chunk delivered twice at once must not interleave its delete and insert with its twin's
     (on PostgreSQL's READ COMMITTED both would delete nothing, then both insert). On PostgreSQL
-    the twins meet on a transaction-level advisory lock keyed by (build, chunk), so different
-    chunks of one build write in parallel, and the build row is held ``FOR KEY SHARE``: chunks
+    the twins meet on a transaction-level advisory lock keyed by (build, ``key``: the chunk's
+    ``start:stop`` or ``part:<name>``), so different chunks and parts of one build write in parallel, and the build row is held ``FOR KEY SHARE``: chunks
     share it, while ``build_finalize`` (``FOR UPDATE``) waits for the writes in flight and later
     twins see the build finished. Elsewhere the build row is locked ``FOR UPDATE``, which
     serialises a build's chunk writes (SQLite serialises every write anyway). The time spent
@@ -815,7 +910,7 @@ def _chunk_write_lock(build_id: int, start: int, stop: int) -> bool:
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(hashtext('recommendations.chunk'), hashtext(%s))",
-                           [f"{build_id}:{start}:{stop}"])
+                           [f"{build_id}:{key}"])
             cursor.execute(f"SELECT status FROM {connection.ops.quote_name(BuildRun._meta.db_table)} "
                            f"WHERE {connection.ops.quote_name(BuildRun._meta.pk.column)} = %s FOR KEY SHARE", [build_id])
             row = cursor.fetchone()
@@ -825,32 +920,42 @@ def _chunk_write_lock(build_id: int, start: int, stop: int) -> bool:
     return status == BuildRun.Status.RUNNING
 
 
-def _chunk_timing(build_id: int, timings: dict[str, float]) -> None:
-    """Add a chunk's stage seconds to its build (summed over chunks, i.e. worker-seconds)."""
+def _build_add(build_id: int, timings: dict[str, float], counts: dict[str, int] | None = None) -> None:
+    """Add a chunk's or part's stage seconds to its build (summed over tasks, i.e. worker-seconds) and set its counts."""
     connection = connections[router.db_for_write(BuildRun)]
     with transaction.atomic():
         # NO KEY UPDATE does not wait for the chunk writes that hold the row FOR KEY SHARE.
         build = (BuildRun.objects.select_for_update(no_key=connection.features.has_select_for_no_key_update)
-                 .only("timings").get(pk=build_id))
+                 .only("timings", "counts").get(pk=build_id))
         for key, value in timings.items():
             build.timings[key] = round(build.timings.get(key, 0.0) + value, 4)
-        build.save(update_fields=["timings"])
+        build.counts.update(counts or {})
+        build.save(update_fields=["timings", "counts"])
 
 
 def build_finalize(*, build_id: int) -> BuildRun:
-    """Switch the active build to ``build_id`` in one transaction, then prune old builds."""
+    """Switch the active build to ``build_id`` in one transaction, then prune old builds.
+
+    A build whose parts (``BUILD_PARTS``) were not all stored fails instead: the previous build stays active.
+    """
     t0 = time.perf_counter()
     with transaction.atomic():
         build = BuildRun.objects.select_for_update().get(pk=build_id)
         if build.status != BuildRun.Status.RUNNING:
             return build
-        build.counts["recommendations"] = UserRecommendation.objects.filter(build_id=build_id).count()
-        BuildRun.objects.filter(is_active=True).exclude(pk=build_id).update(is_active=False)
-        build.is_active = True
-        build.status = BuildRun.Status.SUCCEEDED
-        build.finished_at = build.activated_at = timezone.now()
-        build.timings["switch"] = round(time.perf_counter() - t0, 4)
-        build.save()
+        missing = [part for part in BUILD_PARTS if PART_COUNTS[part] not in build.counts]
+        if not missing:
+            build.counts["recommendations"] = UserRecommendation.objects.filter(build_id=build_id).count()
+            BuildRun.objects.filter(is_active=True).exclude(pk=build_id).update(is_active=False)
+            build.is_active = True
+            build.status = BuildRun.Status.SUCCEEDED
+            build.finished_at = build.activated_at = timezone.now()
+            build.timings["switch"] = round(time.perf_counter() - t0, 4)
+            build.save()
+    if missing:
+        error = BuildError(f"Build #{build_id} cannot switch: its part(s) {', '.join(missing)} were not stored.")
+        build_fail(build_id=build_id, error=error)
+        raise error
     build_lock_release(build_id=build_id)
     _builds_prune()
     _requeue_users_changed_since(build)

@@ -23,7 +23,7 @@ def _options() -> dict:
 
 @shared_task(name="recommendations.full_build", **TASK_OPTIONS)
 def full_build(build_id: int | None = None, triggered_by: str = "schedule") -> int | None:
-    """Prepare build ``build_id`` (a new one when None), then fan its users out over the workers."""
+    """Prepare build ``build_id`` (a new one when None), then fan its parts and user chunks out over the workers."""
     from .models import BuildRun
 
     if build_id is None:
@@ -31,16 +31,26 @@ def full_build(build_id: int | None = None, triggered_by: str = "schedule") -> i
             logger.info("Skipping a scheduled build: another build is running.")
             return None
         build_id = BuildRun.objects.create(triggered_by=triggered_by, algorithm=services._algorithm()[0]).pk
-    chunks = services.build_prepare(build_id=build_id)
+    chunks = services.build_prepare(build_id=build_id, parts_inline=False)
     if chunks is None:
         return build_id
-    header = [build_score_chunk.si(build_id, start, stop).set(**_options()) for start, stop in chunks]
+    # The parts go first: each is longer than a chunk, and a worker that takes one early overlaps it
+    # with the other workers' chunks instead of finishing last.
+    header = [build_part.si(build_id, part).set(**_options()) for part in services.BUILD_PARTS]
+    header += [build_score_chunk.si(build_id, start, stop).set(**_options()) for start, stop in chunks]
     callback = build_finalize.si(build_id).set(**_options())
-    if header:
-        chord(header)(callback)
-    else:
-        callback.delay()
+    chord(header)(callback)
     return build_id
+
+
+@shared_task(name="recommendations.build_part", **TASK_OPTIONS)
+def build_part(build_id: int, part: str) -> int:
+    """Fit and store one part of a build (its neighbour lists or its rating model) beside the user chunks."""
+    try:
+        return services.build_part(build_id=build_id, part=part)
+    except Exception as exc:
+        services.build_fail(build_id=build_id, error=exc)
+        raise
 
 
 @shared_task(name="recommendations.build_score_chunk", **TASK_OPTIONS)

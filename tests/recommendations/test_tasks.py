@@ -24,6 +24,8 @@ class TestFullBuildTask:
         build_id = tasks.full_build.delay(triggered_by="test").get()
         build = BuildRun.objects.get(pk=build_id)
         assert build.status == BuildRun.Status.SUCCEEDED and build.is_active
+        # The task fitted the neighbour lists and the rating model as their own tasks (build_part).
+        assert {"part_neighbours", "part_rating_model"} <= set(build.timings)
         assert _active_picks() == sync_picks
         assert _active_neighbours() == sync_neighbours
 
@@ -46,6 +48,20 @@ class TestFullBuildTask:
         assert BuildRun.objects.get(is_active=True).pk == build.pk
         counts = UserRecommendation.objects.filter(build=build).values_list("user_id", "rank")
         assert len(counts) == len(set(counts))  # no duplicated pick
+
+
+    def test_part_tasks_are_idempotent(self, world):
+        build = BuildRun.objects.create()
+        chunks = services.build_prepare(build_id=build.pk, parts_inline=False)
+        for part in services.BUILD_PARTS:
+            tasks.build_part.delay(build.pk, part).get()
+            tasks.build_part.delay(build.pk, part).get()
+        for start, stop in chunks:
+            tasks.build_score_chunk.delay(build.pk, start, stop).get()
+        tasks.build_finalize.delay(build.pk).get()
+        assert BuildRun.objects.get(is_active=True).pk == build.pk
+        rows = SimilarItem.objects.filter(build=build).values_list("kind", "object_id", "rank")
+        assert len(rows) == len(set(rows)) == BuildRun.objects.get(pk=build.pk).counts["neighbours"] > 0
 
 
 class TestRefreshTasks:
