@@ -10,8 +10,9 @@ synthetic power-law data at one or more scales):
    SQLite). The loading is timed apart and is not part of the build.
 3. For each worker count (1 and 2 by default) starts real Celery workers
    (``celery -A bre_site worker -c N``) on Redis db 5 (results on db 6), queues a full build with
-   ``services.full_build_start`` (the ``full_build`` task prepares, then fans the users out as a chord
-   of ``build_score_chunk`` tasks, then ``build_finalize`` switches), and waits for it. A hook
+   ``services.full_build_start`` (the ``full_build`` task prepares, then fans out a chord of the build's
+   parts, ``build_part`` for the neighbour lists and the rating model, and its user chunks,
+   ``build_score_chunk``, then ``build_finalize`` switches), and waits for it. A hook
    imported into the workers (``-I benchmarks.pipeline``) records when each task starts and ends and
    the worker process's peak RSS.
 4. Checks that the result is served: ``selectors.recommended_for`` for 200 users.
@@ -19,7 +20,7 @@ synthetic power-law data at one or more scales):
 
 It prints, and writes to ``benchmarks/results/pipeline.md``: seconds per stage (from
 ``BuildRun.timings``; chunk stages are summed over chunks, i.e. worker-seconds), the wall time of
-the fan-out (first chunk start -> finalize end) for 1 and 2 workers, peak memory, the ratio of the
+the fan-out (first part or chunk start -> finalize end) for 1 and 2 workers, peak memory, the ratio of the
 total to the pure compute (fit + score), and whether each goal of issue 4 is met.
 
 Run: ``.venv/bin/python benchmarks/pipeline.py`` (MovieLens-1M and 1M synthetic on both backends);
@@ -520,6 +521,8 @@ def _build_with_workers(concurrency: int, workdir: Path) -> dict[str, Any]:
         (starts if e["phase"] == "start" else ends)[e["task"]].append(e["t"])
     chunk_starts = starts.get("recommendations.build_score_chunk", [])
     chunk_ends = ends.get("recommendations.build_score_chunk", [])
+    # The fan-out starts with the first task of the chord's header: a chunk or a part (build_part).
+    header_starts = chunk_starts + starts.get("recommendations.build_part", [])
     finalize_end = max(ends.get("recommendations.build_finalize", [build.finished_at.timestamp()]))
     prepare_start = min(starts.get("recommendations.full_build", [t_queued]))
     prepare_end = max(ends.get("recommendations.full_build", [min(chunk_starts, default=t_queued)]))
@@ -534,11 +537,13 @@ def _build_with_workers(concurrency: int, workdir: Path) -> dict[str, Any]:
         "chunks": len(chunk_ends),
         "wall_end_to_end": finalize_end - t_queued,
         "wall_prepare": prepare_end - prepare_start,
-        "wall_fanout": finalize_end - min(chunk_starts) if chunk_starts else None,
+        "wall_fanout": finalize_end - min(header_starts) if header_starts else None,
         "wall_chunks": max(chunk_ends) - min(chunk_starts) if chunk_starts else None,
         "pool_pids": pids,
         "chunks_per_pid": {str(p): sum(1 for e in ev if e["pid"] == p and e["phase"] == "end"
                                        and e["task"] == "recommendations.build_score_chunk") for p in pids},
+        "parts_by_pid": {str(p): [e["args"][1] for e in ev if e["pid"] == p and e["phase"] == "end"
+                                  and e["task"] == "recommendations.build_part"] for p in pids},
         "peak_rss_mib_worker": max((e["maxrss_kb"] for e in ev), default=0) / 1024,
         "peak_rss_mib_by_pid": {str(p): max(e["maxrss_kb"] for e in ev if e["pid"] == p) / 1024 for p in pids},
         "loadavg_before": load_before,
@@ -790,16 +795,17 @@ def report(results: list[dict], command: str) -> str:
         f"- Code: {_git_state()}",
         "- Build: `services.full_build_start` queues the real `full_build` task; Celery workers "
         f"(`celery -A bre_site worker -c N --pool prefork`, broker {BROKER}, results {BACKEND_URL}, BLAS threads 1 "
-        "per process) prepare (load, fit, write), fan the users out as a chord of `build_score_chunk` tasks and "
-        "switch in `build_finalize`. Algorithm `auto` (the production default), testapp models "
+        "per process) prepare (load, fit, write), fan out a chord of the parts (`build_part`: neighbour lists, "
+        "rating model) and the user chunks (`build_score_chunk`) and switch in `build_finalize`. Algorithm `auto` (the production default), testapp models "
         "(Item with UUID pk, Score/Like) via `benchmarks/pipeline_settings.py`.",
-        "- Stage seconds come from `BuildRun.timings`: load, fit, write (artifacts, neighbours, popular) from the "
-        "prepare task; load_state, score, write_picks summed over chunks (worker-seconds; lock wait is the part of "
+        "- Stage seconds come from `BuildRun.timings`: load, fit, write (artifacts, popular) from the "
+        "prepare task plus fit and write of the parts (neighbours, rating model; runs before they were tasks did them "
+        "in the prepare task); load_state, score, write_picks summed over chunks (worker-seconds; lock wait is the part of "
         "write_picks spent waiting for the chunk write lock, — where the code did not record it); switch from finalize. "
         "`total` = sum of all stages, `compute` = fit + score; the ratio total / compute is the database and "
         "plumbing overhead on top of the pure compute.",
         "- Wall times come from a hook in the workers (task start/end): end to end = queued -> finalize end; "
-        "fan-out = first chunk start -> finalize end. Data loading is timed apart and not counted.",
+        "fan-out = first part or chunk start -> finalize end. Data loading is timed apart and not counted.",
         "",
     ]
     ok_results = [r for r in results if r.get("runs")]
@@ -828,15 +834,14 @@ def report(results: list[dict], command: str) -> str:
     lines += ["", "## 1 worker against 2 workers (fan-out stage)", "",
               "The probe column is the speedup that 2 processes got over 1 on a pure-Python CPU task, measured right "
               "after each run: the ceiling that the shared machine allowed at the time (about 2.0 when idle).", "",
-              "| data | backend | chunks | fan-out 1 worker s | fan-out 2 workers s | speedup | chunks per process (2 workers) | probe ceiling (1w run, 2w run) | goal >= 1.8x |",
+              "| data | backend | chunks | fan-out 1 worker s | fan-out 2 workers s | speedup | chunks (+ parts) per process (2 workers) | probe ceiling (1w run, 2w run) | goal >= 1.8x |",
               "|---|---|---|---|---|---|---|---|---|"]
     for r in ok_results:
         by = {run["workers"]: run for run in r["runs"]}
         if 1 in by and 2 in by and by[1]["wall_fanout"] and by[2]["wall_fanout"]:
             speedup = by[1]["wall_fanout"] / by[2]["wall_fanout"]
             lines.append(f"| {r['dataset']} | {r['backend']} | {by[2]['chunks']} | {_f(by[1]['wall_fanout'])} | "
-                         f"{_f(by[2]['wall_fanout'])} | **{speedup:.2f}x** | "
-                         f"{', '.join(map(str, by[2]['chunks_per_pid'].values()))} | "
+                         f"{_f(by[2]['wall_fanout'])} | **{speedup:.2f}x** | {_per_process(by[2])} | "
                          f"{_probe(by[1])}, {_probe(by[2])} | "
                          f"{'met' if speedup >= GOAL_SPEEDUP * 0.95 else 'not met'} |")
     lines += ["", "## Served results and memory", "",
@@ -862,6 +867,13 @@ def report(results: list[dict], command: str) -> str:
                       "", f"{p['chunk_users']} users of chunks (score + write_picks), top functions by own time:", "",
                       "```", p["chunks"].rstrip(), "```"]
     return "\n".join(lines) + "\n"
+
+
+def _per_process(run: dict) -> str:
+    """Chunks per worker process, and the parts each one fitted (runs before parts were tasks have none)."""
+    parts = run.get("parts_by_pid", {})
+    return ", ".join(f"{n}" + (f" + {'/'.join(parts[pid])}" if parts.get(pid) else "")
+                     for pid, n in run["chunks_per_pid"].items())
 
 
 def _probe(run: dict) -> str:

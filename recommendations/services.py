@@ -596,6 +596,10 @@ def _part_inputs_save(build: BuildRun, data: LoadedData) -> None:
     texts = {str(ct_id): pairs for ct_id, pairs in data.texts.items()}
     _artifact_save(build, "item_texts", lambda f: f.write(json.dumps(texts).encode()))
     ratings = _ratings(data)
+    # Narrower types when exact (stars 1-5, positions < 2^31): a third of the bytes, read back unchanged.
+    stars = ratings["stars"].astype(np.float32)
+    if np.array_equal(stars, ratings["stars"]) and max(int(v) for v in ratings["shape"]) < 2**31:
+        ratings.update(users=ratings["users"].astype(np.int32), items=ratings["items"].astype(np.int32), stars=stars)
     _artifact_save(build, "ratings", lambda f: np.savez(f, **ratings))
 
 
@@ -617,7 +621,8 @@ def build_part(*, build_id: int, part: str) -> int:
         result = _part_neighbours_fit(build_id, state.item_map, state.user_items, state.model, texts)
     else:
         with np.load(io.BytesIO(_artifact_bytes(build_id, "ratings")), allow_pickle=False) as f:
-            ratings = {name: f[name] for name in f.files}
+            ratings = {"users": f["users"].astype(np.int64), "items": f["items"].astype(np.int64),
+                       "stars": f["stars"].astype(np.float64), "shape": f["shape"]}
         result = _part_rating_model_fit(ratings)
     t1 = time.perf_counter()
     with transaction.atomic():
