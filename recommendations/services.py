@@ -4,19 +4,22 @@ A full build goes through five stages, each timed on its ``BuildRun``:
 
 1. **load**: the adapter reads every interaction and item text; the feedback model turns
    them into one confidence matrix (``user_items``) plus a matrix of negative signals.
-2. **fit**: the configured algorithm (``auto`` by default) is fitted; content similarity
-   (TF-IDF) is fitted per item model; popularity is counted. The fitted model and the index
-   maps are saved as ``BuildArtifact`` rows so that other workers can score.
+2. **fit**: the configured algorithm (``auto`` by default) is fitted and popularity is counted.
+   The fitted model and the index maps are saved as ``BuildArtifact`` rows so that other workers
+   can score. The *parts* (``BUILD_PARTS``: neighbour lists, with content similarity (TF-IDF)
+   per item model, and the star predictor) are fitted in the prepare step, or, from the
+   ``full_build`` task, as ``build_part`` tasks beside the user chunks.
 3. **score**: users are split into chunks of ``BUILD_CHUNK_SIZE``; each chunk is scored and
    written by its own task (``build_score_chunk``), so a build fans out over every worker.
 4. **write**: neighbours, popular lists and per-user picks are bulk-inserted under the new
    build's id. Nothing is visible yet: serving reads only the active build.
-5. **switch**: one transaction marks the new build active and the old one inactive.
+5. **switch**: one transaction marks the new build active and the old one inactive (only
+   once every part is stored; otherwise the build fails).
 
 A crash anywhere before the switch leaves the previous build active. Builds are guarded by
 a lease (``BuildLock``) so only one full build runs at a time; a lease from a dead worker
-expires after ``LOCK_TIMEOUT`` seconds. Tasks are idempotent: scoring a chunk first deletes
-what an earlier delivery of the same chunk wrote.
+expires after ``LOCK_TIMEOUT`` seconds. Tasks are idempotent: scoring a chunk (or fitting a
+part) first deletes what an earlier delivery of the same chunk (or part) wrote.
 
 Trade-off: per-user picks of the whole population are precomputed (cheap to serve, costly
 to build), and a reader's own picks are refreshed incrementally from the active model when
