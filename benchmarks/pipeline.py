@@ -784,7 +784,37 @@ def stage_row(result: dict, run: dict) -> dict[str, Any]:
             "switch": switch, "write_wait": t.get("write_wait"), "total": total, "compute": compute, "ratio": total / compute if compute else math.inf}
 
 
-def report(results: list[dict], command: str) -> str:
+CARRIED_TABLES = ("## Stages (seconds) per run", "## 1 worker against 2 workers (fan-out stage)",
+                  "## Served results and memory")
+
+
+def carried_rows(path: Path, results: list[dict]) -> dict[str, list[str]]:
+    """Table rows of an earlier report (``--merge old.md``) for the (data, backend) pairs not measured now.
+
+    The rows are copied verbatim, per table; ``"provenance"`` holds the earlier report's command
+    and date lines, ``"goals"`` its growth goal lines for backends with no synthetic run now.
+    """
+    fresh = {(r["dataset"], r["backend"]) for r in results if r.get("runs")}
+    fresh_growth = {r["backend"] for r in results if r.get("runs") and r["dataset"].startswith("synthetic")}
+    out: dict[str, list[str]] = {title: [] for title in (*CARRIED_TABLES, "provenance", "goals")}
+    section = None
+    for line in path.read_text().splitlines():
+        if line.startswith("## "):
+            section = line.strip()
+        elif section is None and line.startswith(("- Command:", "- Date:", "- Code:")):
+            out["provenance"].append(line[2:])
+        elif section in CARRIED_TABLES and line.startswith("| ") and not line.startswith("| data |"):
+            cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+            if (cells[0], cells[1]) not in fresh:
+                out[section].append(line)
+        elif section == "## Goals" and line.startswith("- growth on "):
+            if line.split()[3].rstrip(",") not in fresh_growth:
+                out["goals"].append(line + " (carried over from the earlier report)")
+    return out
+
+
+def report(results: list[dict], command: str, carried: dict[str, list[str]] | None = None) -> str:
+    carried = carried or {}
     lines = [
         "# Pipeline benchmark: end-to-end full build, database -> Celery workers -> stored, served picks",
         "",
@@ -806,8 +836,11 @@ def report(results: list[dict], command: str) -> str:
         "plumbing overhead on top of the pure compute.",
         "- Wall times come from a hook in the workers (task start/end): end to end = queued -> finalize end; "
         "fan-out = first part or chunk start -> finalize end. Data loading is timed apart and not counted.",
-        "",
     ]
+    if any(carried.get(title) for title in CARRIED_TABLES):
+        lines.append("- Rows of data sets not measured by this command are carried over verbatim from the earlier "
+                     f"report ({'; '.join(carried.get('provenance', []))}).")
+    lines.append("")
     ok_results = [r for r in results if r.get("runs")]
     for r in results:
         if r.get("skipped"):
@@ -819,6 +852,7 @@ def report(results: list[dict], command: str) -> str:
               "write_picks | (of which lock wait) | switch | total | compute | total/compute | end to end (wall) | "
               "fan-out (wall) | peak RSS worker MiB | load avg (1 min) |",
               "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines += carried.get(CARRIED_TABLES[0], [])
     for r in ok_results:
         d = r["data"]
         for run in r["runs"]:
@@ -836,6 +870,7 @@ def report(results: list[dict], command: str) -> str:
               "after each run: the ceiling that the shared machine allowed at the time (about 2.0 when idle).", "",
               "| data | backend | chunks | fan-out 1 worker s | fan-out 2 workers s | speedup | chunks (+ parts) per process (2 workers) | probe ceiling (1w run, 2w run) | goal >= 1.8x |",
               "|---|---|---|---|---|---|---|---|---|"]
+    lines += carried.get(CARRIED_TABLES[1], [])
     for r in ok_results:
         by = {run["workers"]: run for run in r["runs"]}
         if 1 in by and 2 in by and by[1]["wall_fanout"] and by[2]["wall_fanout"]:
@@ -848,6 +883,7 @@ def report(results: list[dict], command: str) -> str:
               "| data | backend | workers | stored picks | stored neighbours | served users with picks | "
               "recommended_for median ms | p95 ms | peak RSS per worker process MiB | orchestrator peak RSS MiB | data load s (not counted) |",
               "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines += carried.get(CARRIED_TABLES[2], [])
     for r in ok_results:
         for run in r["runs"]:
             sv = run["served"]
@@ -856,7 +892,7 @@ def report(results: list[dict], command: str) -> str:
                 f"{run['stored_neighbours']:,} | {sv['with_picks']}/{sv['users']} | {_f(sv['median_ms'])} | "
                 f"{_f(sv['p95_ms'])} | {', '.join(f'{v:.0f}' for v in run['peak_rss_mib_by_pid'].values())} | "
                 f"{r.get('orchestrator_peak_rss_mib', 0):.0f} | {_f(r['data_load_seconds'])} |")
-    lines += ["", "## Goals", ""] + goals(ok_results)
+    lines += ["", "## Goals", ""] + goals(ok_results) + carried.get("goals", [])
     for r in ok_results:
         if r.get("profile"):
             p = r["profile"]
@@ -958,7 +994,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--services-source", help="what-if: run the workers with this proposed services.py "
                         "executed into recommendations.services (the repository file is not changed)")
     parser.add_argument("--out", default=str(RESULTS), help="markdown report ('-' to skip writing)")
-    parser.add_argument("--merge", nargs="*", default=[], help="earlier run JSON files to include in the report")
+    parser.add_argument("--merge", nargs="*", default=[],
+                        help="earlier run JSON files to include in the report, or an earlier report (.md) whose rows "
+                             "of the data sets not measured now are carried over verbatim")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--dataset", help=argparse.SUPPRESS)
     parser.add_argument("--json-out", help=argparse.SUPPRESS)
@@ -973,8 +1011,12 @@ def main(argv: list[str] | None = None) -> int:
             args.synthetic_backends = ",".join(b for b in args.synthetic_backends.split(",") if b != "postgresql")
     command = "python benchmarks/pipeline.py " + " ".join(argv if argv is not None else sys.argv[1:])
     log(f"machine: {os.cpu_count()} cores, load average {loadavg()}")
-    results = [json.loads(Path(p).read_text()) for p in args.merge] + run_all(args)
-    text = report(results, command)
+    results = [json.loads(Path(p).read_text()) for p in args.merge if not p.endswith(".md")] + run_all(args)
+    carried: dict[str, list[str]] = {}
+    for p in (p for p in args.merge if p.endswith(".md")):
+        for key, rows in carried_rows(Path(p), results).items():
+            carried.setdefault(key, []).extend(rows)
+    text = report(results, command, carried)
     print(text)
     if args.out != "-":
         Path(args.out).write_text(text)
