@@ -88,8 +88,10 @@ def _connect_worker_hooks(path: str) -> None:
     from celery.signals import task_postrun, task_prerun
 
     def record(phase: str, task, args) -> None:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
         event = {"task": task.name, "phase": phase, "t": time.time(), "pid": os.getpid(),
-                 "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "args": list(args or [])}
+                 "cpu": usage.ru_utime + usage.ru_stime,  # this process's CPU seconds so far (all its threads)
+                 "maxrss_kb": usage.ru_maxrss, "args": list(args or [])}
         with open(path, "a") as f:
             f.write(json.dumps(event) + "\n")
 
@@ -549,7 +551,28 @@ def _build_with_workers(concurrency: int, workdir: Path) -> dict[str, Any]:
         "loadavg_before": load_before,
         "loadavg_after": os.getloadavg(),
         "served": _served_check(build.pk),
+        "cpu_by_task": _cpu_by_task(ev),
     }
+
+
+def _cpu_by_task(ev: list[dict]) -> dict[str, float]:
+    """CPU seconds per task name (end minus start in the same process), summed over deliveries.
+
+    Unlike wall times these hardly move with the load of the shared machine: they compare the
+    work of two versions of the code, and the prepare task's is the serial part of a build.
+    """
+    out: dict[str, float] = {}
+    open_: dict[tuple, dict] = {}
+    for e in ev:
+        if "cpu" not in e:
+            continue
+        key = (e["pid"], e["task"])
+        if e["phase"] == "start":
+            open_[key] = e
+        elif key in open_:
+            name = e["task"].rsplit(".", 1)[-1]
+            out[name] = out.get(name, 0.0) + e["cpu"] - open_.pop(key)["cpu"]
+    return out
 
 
 def chunk_size_for(n_users: int, workers: int, max_size: int, per_worker: int = 4) -> int:
@@ -879,6 +902,19 @@ def report(results: list[dict], command: str, carried: dict[str, list[str]] | No
                          f"{_f(by[2]['wall_fanout'])} | **{speedup:.2f}x** | {_per_process(by[2])} | "
                          f"{_probe(by[1])}, {_probe(by[2])} | "
                          f"{'met' if speedup >= GOAL_SPEEDUP * 0.95 else 'not met'} |")
+    cpu_rows = [(r, run) for r in ok_results for run in r["runs"] if run.get("cpu_by_task")]
+    if cpu_rows:
+        lines += ["", "## CPU seconds per task", "",
+                  "From the same hook (process CPU time at each task's start and end, all threads): the work done, "
+                  "which moves much less than wall time with the machine's load. `full_build` (the prepare task) is "
+                  "the serial part of a build; the total is the work that one worker does alone.", "",
+                  "| data | backend | workers | full_build (prepare) | build_part | build_score_chunk | build_finalize | total | load avg (1 min) |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for r, run in cpu_rows:
+            c = run["cpu_by_task"]
+            lines.append(f"| {r['dataset']} | {r['backend']} | {run['workers']} | {_f(c.get('full_build'))} | "
+                         f"{_f(c.get('build_part'))} | {_f(c.get('build_score_chunk'))} | {_f(c.get('build_finalize'), 2)} | "
+                         f"**{_f(sum(c.values()))}** | {run['loadavg_before'][0]:.1f} -> {run['loadavg_after'][0]:.1f} |")
     lines += ["", "## Served results and memory", "",
               "| data | backend | workers | stored picks | stored neighbours | served users with picks | "
               "recommended_for median ms | p95 ms | peak RSS per worker process MiB | orchestrator peak RSS MiB | data load s (not counted) |",
