@@ -1,4 +1,4 @@
-"""Tests of articles/api/authentication.py: the compiled token lookup answers exactly as DRF's own."""
+"""Tests of recommendations/api/authentication.py and compiled.py: the compiled token lookup answers as DRF's own."""
 from __future__ import annotations
 
 import pytest
@@ -10,7 +10,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.test import APIClient
 
-from articles.api import authentication
+from recommendations.api import authentication
 
 pytestmark = pytest.mark.django_db
 
@@ -34,7 +34,7 @@ def _failure(auth, key) -> str:
 class TestTokenAuthentication:
     def test_is_the_sites_default(self, settings):
         assert settings.REST_FRAMEWORK["DEFAULT_AUTHENTICATION_CLASSES"][0] == (
-            "articles.api.authentication.TokenAuthentication")
+            "recommendations.api.authentication.TokenAuthentication")
 
     def test_same_token_and_user_as_drf(self, token):
         user, found = authentication.TokenAuthentication().authenticate_credentials(token.key)
@@ -66,11 +66,11 @@ class TestTokenAuthentication:
         token.delete()
         assert _failure(auth, key) == "Invalid token."
 
-    def test_api_answers(self, token):
+    def test_api_answers(self, token, testapp_settings):
         client = APIClient()
         client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
-        assert client.get("/api/reads/").status_code == 200
+        assert client.get("/api/recommendations/?limit=3").status_code == 200
         client.credentials(HTTP_AUTHORIZATION="Token wrong")
-        response = client.get("/api/reads/")
+        response = client.get("/api/recommendations/?limit=3")
         assert response.status_code == 401 and response["WWW-Authenticate"] == "Token"
         assert response.json()["detail"] == "Invalid token."
