@@ -62,9 +62,6 @@ DEFAULTS: dict[str, Any] = {
     "ITEM_FILTERS": {},
     # Serve a reader's default GET /api/recommendations/ from its stored response body (recommendations.payloads).
     "STORED_PAYLOADS": True,
-    # With token authentication, read the token and the stored body in one query, through a shorter DRF
-    # dispatch (recommendations.api.views.UserRecommendationsListApi); same bytes and headers. False: DRF's.
-    "STORED_PAYLOADS_FAST_PATH": True,
     # Business rules from editors: stored in the ItemRule table (pin, boost, ban).
     # Diversity re-rank (maximal marginal relevance) when serving picks: 0 disables, 0-1 trades relevance for diversity.
     "MMR_LAMBDA": 0.0,

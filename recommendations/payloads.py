@@ -55,10 +55,9 @@ from typing import Any
 from django.core.cache import cache
 from django.core.signals import setting_changed
 from django.db import DatabaseError, connections, router, transaction
-from django.db.models import F, OuterRef, Subquery
+from django.db.models import F
 from django.utils import timezone
 
-from .compiled import CompiledQuery
 from .conf import app_settings
 from .models import BuildRun, PayloadGeneration, UserPayload
 
@@ -125,44 +124,6 @@ def user_payload_snapshot(*, user_id: Any) -> PayloadSnapshot:
     return PayloadSnapshot(
         build_id=row[0], generation=row[1], version=row[2], stored_build_id=row[3], stored_generation=row[4],
         stored_config=row[5], body=bytes(body) if body is not None else None,
-    )
-
-
-@functools.lru_cache(maxsize=8)
-def _token_lookup(token_model: type, alias: str) -> CompiledQuery:
-    def queryset(key: str):
-        stored = UserPayload.objects.filter(user=OuterRef("user"))
-        return token_model.objects.select_related("user").filter(key=key).annotate(
-            picks_build_id=Subquery(BuildRun.objects.filter(is_active=True).order_by().values("pk")[:1]),
-            picks_generation=Subquery(PayloadGeneration.objects.filter(pk=GENERATION_PK).values("value")[:1]),
-            **{f"picks_stored_{name}": Subquery(stored.values(name)[:1])
-               for name in ("version", "build_id", "generation", "config", "body")},
-        )
-
-    return CompiledQuery(queryset, alias)
-
-
-def token_payload_snapshot(*, token_model: type, key: str) -> tuple[Any, PayloadSnapshot] | None:
-    """Read, with one query, the token ``key`` (with its user) and that user's ``PayloadSnapshot``.
-
-    ``token_model`` is DRF's ``Token`` (or a model shaped like it: ``key`` and ``user``).
-    Return None when there is no such token, or when the lookup cannot be compiled this way
-    (the token and the stored bodies on different databases, composite keys).
-    """
-    alias = router.db_for_read(token_model)
-    if alias != router.db_for_read(UserPayload):
-        return None
-    lookup = _token_lookup(token_model, alias)
-    if not lookup.usable:
-        return None
-    token = lookup.first(key)
-    if token is None:
-        return None
-    body = token.picks_stored_body
-    return token, PayloadSnapshot(
-        build_id=token.picks_build_id, generation=token.picks_generation, version=token.picks_stored_version,
-        stored_build_id=token.picks_stored_build_id, stored_generation=token.picks_stored_generation,
-        stored_config=token.picks_stored_config, body=bytes(body) if body is not None else None,
     )
 
 

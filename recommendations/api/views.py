@@ -11,7 +11,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import authentication, generics, status
+from rest_framework import generics, status
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.permissions import SAFE_METHODS, AllowAny, IsAdminUser, IsAuthenticated
 from rest_framework.response import Response
@@ -23,11 +23,6 @@ from recommendations.conf import app_settings
 from recommendations.models import BuildRun
 
 from . import serializers as s
-from .authentication import TokenAuthentication as CompiledTokenAuthentication
-
-# Authenticators the stored-picks fast path may stand in for: they answer a key with the token and its
-# active user, and refuse anything else. A subclass may change that (expiry, scopes): it keeps DRF's path.
-FAST_PATH_AUTHENTICATORS = (authentication.TokenAuthentication, CompiledTokenAuthentication)
 
 
 class WriteThrottleMixin:
@@ -60,93 +55,9 @@ class UserRecommendationsListApi(APIView):
     The default request (no parameters, plain JSON) is served from the reader's stored response
     body (``recommendations.payloads``): authentication plus one query. Any other request is
     computed; both give the same bytes.
-
-    With token authentication (DRF's ``TokenAuthentication`` or
-    ``recommendations.api.authentication.TokenAuthentication`` first in the view's
-    authenticators), the default request takes a shorter path, ``_dispatch_stored()``: the token,
-    its user and the stored body come from one query, and the rest is DRF's own code
-    (negotiation, versioning, permissions, throttles, exception handling, headers). It answers
-    with the same bytes and headers as ``dispatch()``, and hands the request to ``dispatch()``
-    on any doubt: another authenticator or header, a bad token, an inactive user, a stale or
-    missing body. ``RECOMMENDATIONS["STORED_PAYLOADS_FAST_PATH"] = False`` turns it off.
     """
 
     permission_classes = [IsAuthenticated]
-
-    def dispatch(self, request, *args, **kwargs):
-        if (
-            request.method == "GET" and not args and not kwargs and not request.META.get("QUERY_STRING")
-            and app_settings.STORED_PAYLOADS and app_settings.STORED_PAYLOADS_FAST_PATH
-        ):
-            response = self._dispatch_stored(request)
-            if response is not None:
-                return response
-        return super().dispatch(request, *args, **kwargs)
-
-    def _dispatch_stored(self, request) -> HttpResponse | None:
-        """``dispatch()`` of the default request with the token and the stored body read in one query; None: use ``dispatch()``.
-
-        Up to the permission checks nothing has side effects, so giving up costs only the query.
-        """
-        self.args, self.kwargs = (), {}
-        drf_request = self.initialize_request(request)
-        self.request = drf_request
-        self.headers = self.default_response_headers
-        try:
-            self.format_kwarg = self.get_format_suffix()
-            drf_request.accepted_renderer, drf_request.accepted_media_type = self.perform_content_negotiation(
-                drf_request)
-            drf_request.version, drf_request.versioning_scheme = self.determine_version(drf_request)
-            if not self._plain_json(drf_request):
-                return None
-            found = self._token_and_snapshot(drf_request)
-        except Exception:  # noqa: BLE001 - dispatch() meets the same error and answers it the DRF way
-            return None
-        if found is None:
-            return None
-        authenticator, token, snapshot = found
-        renderer = drf_request.accepted_renderer
-        body = snapshot.fresh_body(self._config(renderer))
-        if body is None:
-            return None
-        # What DRF's Request._authenticate() records for a successful authenticator.
-        drf_request._authenticator = authenticator
-        drf_request.user, drf_request.auth = token.user, token
-        try:
-            self.check_permissions(drf_request)
-            self.check_throttles(drf_request)
-            response = HttpResponse(body, content_type=self._content_type(renderer))
-        except Exception as exc:  # noqa: BLE001 - as APIView.dispatch()
-            response = self.handle_exception(exc)
-        self.response = self.finalize_response(drf_request, response)
-        return self.response
-
-    @staticmethod
-    def _token_and_snapshot(request):
-        """Parse ``Authorization: Token <key>`` as the first authenticator would; return it, the token and the snapshot."""
-        authenticators = request.authenticators
-        if not authenticators or type(authenticators[0]) not in FAST_PATH_AUTHENTICATORS:
-            return None
-        authenticator = authenticators[0]
-        auth = authentication.get_authorization_header(request).split()
-        if len(auth) != 2 or auth[0].lower() != authenticator.keyword.lower().encode():
-            return None
-        try:
-            key = auth[1].decode()
-        except UnicodeError:
-            return None
-        found = payloads.token_payload_snapshot(token_model=authenticator.get_model(), key=key)
-        if found is None or not found[0].user.is_active:
-            return None
-        return authenticator, found[0], found[1]
-
-    @staticmethod
-    def _config(renderer) -> str:
-        return payloads.config_fingerprint(f"{type(renderer).__module__}.{type(renderer).__qualname__}")
-
-    @staticmethod
-    def _content_type(renderer) -> str:
-        return f"{renderer.media_type}; charset={renderer.charset}" if renderer.charset else renderer.media_type
 
     @extend_schema(
         parameters=[s.RecommendationsQueryInputSerializer], responses=s.RecommendationOutputSerializer(many=True)
@@ -165,7 +76,7 @@ class UserRecommendationsListApi(APIView):
     def _stored(self, request) -> HttpResponse:
         """The default request: the reader's stored body, computed by the slow path when stale (see payloads)."""
         renderer = request.accepted_renderer
-        config = self._config(renderer)
+        config = payloads.config_fingerprint(f"{type(renderer).__module__}.{type(renderer).__qualname__}")
 
         def render() -> bytes:
             items = selectors.recommended_for(request.user, n=s.DEFAULT_LIMIT)
@@ -174,7 +85,8 @@ class UserRecommendationsListApi(APIView):
             return body.encode(renderer.charset or "utf-8") if isinstance(body, str) else body
 
         body = payloads.user_payload_get_or_build(user_id=request.user.pk, config=config, render=render)
-        return HttpResponse(body, content_type=self._content_type(renderer))
+        content_type = f"{renderer.media_type}; charset={renderer.charset}" if renderer.charset else renderer.media_type
+        return HttpResponse(body, content_type=content_type)
 
     def _computed(self, request) -> Response:
         params = s.RecommendationsQueryInputSerializer(data=request.query_params)

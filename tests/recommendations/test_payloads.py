@@ -15,16 +15,10 @@ from django.db import connection
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
-from rest_framework.authentication import TokenAuthentication
 from rest_framework.authtoken.models import Token
-from rest_framework.exceptions import AuthenticationFailed
-from rest_framework.permissions import IsAdminUser
 from rest_framework.test import APIClient
-from rest_framework.throttling import BaseThrottle
 
 from recommendations import payloads, selectors, services
-from recommendations.api import authentication
-from recommendations.api.views import UserRecommendationsListApi
 from recommendations.models import BuildRun, ItemRule, PayloadGeneration, UserPayload, UserRecommendation
 from tests.recommendations.conftest import TESTAPP_RECOMMENDATIONS
 from tests.recommendations.testapp.models import Item, Like, Score
@@ -49,12 +43,6 @@ def built(world):
 def client_for(user) -> APIClient:
     client = APIClient()
     client.force_authenticate(user)
-    return client
-
-
-def token_client(user, key: str | None = None) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {key or Token.objects.get_or_create(user=user)[0].key}")
     return client
 
 
@@ -138,12 +126,13 @@ class TestStoredPicks:
         body = default(client_for(cook)).content
         assert body == computed(client_for(cook)) and body != default(client_for(space)).content
 
-    def test_token_authentication_costs_one_more_query_without_the_fast_path(self, built):
-        client = token_client(built["users"]["space1"])
-        with override_settings(RECOMMENDATIONS={**TESTAPP_RECOMMENDATIONS, "STORED_PAYLOADS_FAST_PATH": False}):
+    def test_token_authentication_costs_one_more_query(self, built):
+        user = built["users"]["space1"]
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+        default(client)
+        with CaptureQueriesContext(connection) as ctx:
             default(client)
-            with CaptureQueriesContext(connection) as ctx:
-                default(client)
         assert len(ctx.captured_queries) == 2  # the token (with its user), the stored body
 
     def test_anonymous_gets_a_json_error(self, built):
@@ -178,120 +167,6 @@ class TestStoredPicks:
         client = client_for(built["users"]["space1"])
         prime(client)
         assert PayloadGeneration.objects.get().value >= 1
-
-
-NO_FAST_PATH = {**TESTAPP_RECOMMENDATIONS, "STORED_PAYLOADS_FAST_PATH": False}
-
-
-def both_paths(client, url: str = URL, **extra):
-    """The same request with the fast path on, then off: (status, headers, body) of each."""
-    def answer(response):
-        return response.status_code, sorted(response.items()), response.content
-
-    fast = answer(client.get(url, **extra))
-    with override_settings(RECOMMENDATIONS=NO_FAST_PATH):
-        slow = answer(client.get(url, **extra))
-    return fast, slow
-
-
-class RefusingTokenAuthentication(TokenAuthentication):
-    """A subclass with its own rule (e.g. expiry): the fast path must not stand in for it."""
-
-    def authenticate_credentials(self, key):
-        raise AuthenticationFailed("Token expired.")
-
-
-class DenyAll(BaseThrottle):
-    def allow_request(self, request, view):
-        return False
-
-    def wait(self):
-        return 30
-
-
-class TestFastPath:
-    """The token request's shorter dispatch: one query, and the same bytes and headers as DRF's dispatch."""
-
-    @pytest.mark.parametrize("auth", [authentication.TokenAuthentication, TokenAuthentication])
-    def test_one_query_same_bytes_and_headers(self, built, auth, monkeypatch):
-        monkeypatch.setattr(UserRecommendationsListApi, "authentication_classes", [auth])
-        client = token_client(built["users"]["space1"])
-        body = default(client).content
-        assert body == computed(client)
-        with CaptureQueriesContext(connection) as ctx:
-            fast, slow = both_paths(client)
-        assert len(ctx.captured_queries) == 1 + 2  # fast: token and body together; DRF's: token, then body
-        assert fast == slow and fast[0] == 200 and fast[2] == body
-        assert dict(fast[1])["Allow"] == "GET, HEAD, OPTIONS" and dict(fast[1])["Vary"] == "Accept"
-        with CaptureQueriesContext(connection) as ctx:
-            default(client)
-        assert len(ctx.captured_queries) == 1
-
-    def test_refusals_are_drfs(self, built):
-        user = built["users"]["space1"]
-        key = Token.objects.create(user=user).key
-        default(token_client(user))
-        for header in (f"Token {key}x", "Token", f"Token {key} extra", f"Bearer {key}", f"token {key}",
-                       "Token \u00e9t\u00e9"):
-            client = APIClient()
-            client.credentials(HTTP_AUTHORIZATION=header)
-            fast, slow = both_paths(client)
-            assert fast == slow, header
-        fast, slow = both_paths(APIClient())
-        assert fast == slow and fast[0] == 401
-        user.is_active = False
-        user.save()
-        fast, slow = both_paths(token_client(user, key))
-        assert fast == slow and fast[0] == 401 and b"inactive" in fast[2]
-
-    def test_a_lowercase_keyword_is_accepted_like_drf(self, built):
-        client = APIClient()
-        client.credentials(HTTP_AUTHORIZATION=f"token {Token.objects.create(user=built['users']['space1']).key}")
-        fast, slow = both_paths(client)
-        assert fast == slow and fast[0] == 200
-
-    def test_other_authenticators_keep_drfs_dispatch(self, built, monkeypatch):
-        client = token_client(built["users"]["space1"])
-        prime(client)
-        monkeypatch.setattr(UserRecommendationsListApi, "authentication_classes", [RefusingTokenAuthentication])
-        response = client.get(URL)
-        assert response.status_code == 401 and response.json()["detail"] == "Token expired."
-
-    def test_permissions_and_throttles_still_apply(self, built, monkeypatch):
-        client = token_client(built["users"]["space1"])
-        prime(client)
-        permissions = UserRecommendationsListApi.permission_classes
-        monkeypatch.setattr(UserRecommendationsListApi, "permission_classes", [IsAdminUser])
-        fast, slow = both_paths(client)
-        assert fast == slow and fast[0] == 403
-        monkeypatch.setattr(UserRecommendationsListApi, "permission_classes", permissions)
-        monkeypatch.setattr(UserRecommendationsListApi, "throttle_classes", [DenyAll])
-        fast, slow = both_paths(client)
-        assert fast == slow and fast[0] == 429 and dict(fast[1])["Retry-After"] == "30"
-
-    def test_a_stale_body_is_computed_by_drfs_dispatch(self, built):
-        reader = built["users"]["space1"]
-        client = token_client(reader)
-        before = prime(client)
-        Like.objects.create(user=reader, item=top_item(client))
-        assert_fresh(client, before)
-
-    def test_other_representations_and_parameters_keep_drfs_dispatch(self, built):
-        client = token_client(built["users"]["space1"])
-        prime(client)
-        for extra in ({"HTTP_ACCEPT": "application/json; indent=4"}, {"HTTP_ACCEPT": "text/html"},
-                      {"HTTP_ACCEPT": "application/xml"}):
-            fast, slow = both_paths(client, **extra)
-            assert fast[0] == slow[0] and dict(fast[1])["Content-Type"] == dict(slow[1])["Content-Type"], extra
-        fast, slow = both_paths(client, URL + "?limit=10")
-        assert fast == slow
-
-    def test_can_be_turned_off(self, built):
-        client = token_client(built["users"]["space1"])
-        prime(client)
-        with override_settings(RECOMMENDATIONS=NO_FAST_PATH), CaptureQueriesContext(connection) as ctx:
-            default(client)
-        assert len(ctx.captured_queries) == 2
 
 
 class TestInvalidation:
