@@ -21,7 +21,9 @@ What it does, in one run:
 
 The default picks request is served from the reader's stored response body
 (``recommendations.payloads``): the warm-up computes and stores it once, then each request is
-the token lookup plus one query, like the trivial endpoint plus one query.
+the token lookup plus one query, like the trivial endpoint plus one query. Both endpoints
+authenticate with ``recommendations.api.authentication.TokenAuthentication`` (DRF's, with its
+SQL compiled once per process). ``benchmarks/serving_breakdown.py`` splits a request's CPU by layer.
 
 Goals (issue 5): p99 <= 20 ms and recommendations throughput >= 0.8x the trivial endpoint's.
 Run: ``.venv/bin/python benchmarks/serving.py`` (about 5 minutes on a fresh database, 4 on a kept one).
