@@ -118,11 +118,13 @@ def main() -> int:
             for _ in range(args.requests):
                 call(url, token)
             results[name].append((time.process_time() - cpu, backend_cpu() - db))
-    print(f"load average {os.getloadavg()[0]:.1f}; {args.requests} requests x {args.repeats} rounds, min per row")
-    print(f"{'':58s} {'app ms':>8s} {'PG ms':>8s}")
+    print(f"CPU per request in process, minimum of {args.repeats} rounds of {args.requests} requests "
+          f"(load average {os.getloadavg()[0]:.1f}):\n")
+    print("| request (bre_site.wsgi.application, no gunicorn) | Python ms | PostgreSQL ms |")
+    print("|---|---|---|")
     for name, *_ in rows:
         app, db = min(results[name])
-        print(f"{name:58s} {1000 * app / args.requests:8.3f} {1000 * db / args.requests:8.3f}")
+        print(f"| {name} | {1000 * app / args.requests:.3f} | {1000 * db / args.requests:.3f} |")
     return 0
 
 
