@@ -55,6 +55,7 @@ class CompiledQuery:
         if row is None:
             return None
         if self.converters:
+            # The compiler keeps the compiling thread's connection: converters only read its settings.
             row = next(self.compiler.apply_converters([row], self.converters))
         obj = self.model.from_db(self.alias, self.init_list, row[self.span])
         for populator in self.populators:
