@@ -12,7 +12,8 @@ What it does, in one run:
    trivial endpoint, same authentication) and then on ``GET /api/recommendations/``, both with
    ``Authorization: Token ...``, after a short warm-up of each.
 5. Profiles one recommendations request in process (its SQL queries and their times), and the
-   same picks computed without the stored body (``?limit=10``, the slow path) for comparison.
+   same picks computed without the stored body (``?limit=10``, the slow path) for comparison;
+   then splits a request's CPU by layer (``benchmarks/serving_breakdown.py``).
 6. Repeats both wrk runs at low concurrency (``--low-connections``, default 2: about one request
    in flight per worker, so latency is service time rather than queueing; extra information,
    the goal rows stay at 32 connections).
@@ -21,7 +22,9 @@ What it does, in one run:
 
 The default picks request is served from the reader's stored response body
 (``recommendations.payloads``): the warm-up computes and stores it once, then each request is
-the token lookup plus one query, like the trivial endpoint plus one query.
+the token lookup plus one query, like the trivial endpoint plus one query. Both endpoints
+authenticate with ``recommendations.api.authentication.TokenAuthentication`` (DRF's, with its
+SQL compiled once per process). ``benchmarks/serving_breakdown.py`` splits a request's CPU by layer.
 
 Goals (issue 5): p99 <= 20 ms and recommendations throughput >= 0.8x the trivial endpoint's.
 Run: ``.venv/bin/python benchmarks/serving.py`` (about 5 minutes on a fresh database, 4 on a kept one).
@@ -243,6 +246,8 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2).")
     parser.add_argument("--username", default="demo", help="The reader whose picks are fetched (default demo).")
     parser.add_argument("--keep-db", action="store_true", help="Keep the throwaway database.")
+    parser.add_argument("--breakdown-requests", type=int, default=1000,
+                        help="Requests per row of the in-process CPU breakdown (default 1000).")
     parser.add_argument("--results", type=Path, default=RESULTS)
     args = parser.parse_args()
 
@@ -289,6 +294,11 @@ def main() -> int:
             f"{profile['computed_median_ms']:.2f} ms, {profile['computed_queries']} queries)")
         if not profile["same_bytes"]:
             sys.exit("The stored body differs from the computed picks: refusing to benchmark a wrong answer.")
+
+        log("Splitting a request's CPU by layer in process (benchmarks/serving_breakdown.py)")
+        breakdown = run([PYTHON, "benchmarks/serving_breakdown.py", "--username", args.username,
+                         "--requests", str(args.breakdown_requests)], env, capture_output=True).stdout
+        print(breakdown, flush=True)
 
         port = free_port()
         base = f"http://127.0.0.1:{port}"
@@ -361,12 +371,12 @@ def main() -> int:
         print(f"at {args.low_connections} connections: recommendations p99 {low['recommendations']['p99_ms']:.2f} ms, "
               f"{low['recommendations']['rps']:.0f} req/s; ping p99 {low['ping']['p99_ms']:.2f} ms, "
               f"{low['ping']['rps']:.0f} req/s; ratio {low_ratio:.2f}")
-    write_results(args, rec, ping, ratio, p99_ok, ratio_ok, profile, raw, load, cpu_ratio, low)
+    write_results(args, rec, ping, ratio, p99_ok, ratio_ok, profile, raw, load, cpu_ratio, low, breakdown)
     print(f"Results written to {args.results}")
     return 0
 
 
-def write_results(args, rec, ping, ratio, p99_ok, ratio_ok, profile, raw, load, cpu_ratio, low) -> None:
+def write_results(args, rec, ping, ratio, p99_ok, ratio_ok, profile, raw, load, cpu_ratio, low, breakdown) -> None:
     now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     command = "python benchmarks/serving.py " + " ".join(
         a for a in sys.argv[1:] if a != "--keep-db") if len(sys.argv) > 1 else "python benchmarks/serving.py"
@@ -412,6 +422,14 @@ slow path, same bytes: {'yes' if profile['same_bytes'] else 'NO'}): {profile['co
 | # | ms seen by Django (1 ms resolution) | ms in PostgreSQL (EXPLAIN ANALYZE: planning + execution) | SQL (first 160 characters) |
 |---|---|---|---|
 {queries}
+
+{breakdown.strip()}
+
+Differences between these rows price each layer: Django with its middleware, one database round
+trip (with Django's per-request connection health check), DRF's own token lookup through the ORM
+(replaced here by `recommendations.api.authentication.TokenAuthentication`: the same SQL compiled
+once per process), DRF's dispatch, and the stored body's query. gunicorn's own work (HTTP parsing,
+one connection per request with sync workers) and wrk's come on top, in the table above.
 
 With 32 connections on 2 sync workers, a request waits for about 16 others, so latency is about
 connections / throughput (Little's law): p99 <= 20 ms at 32 connections needs about 1,600 requests/s
