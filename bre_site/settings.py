@@ -110,6 +110,16 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
          "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"}
     )
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-db.sqlite3")}
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Server-side parameters let psycopg prepare a statement a connection runs often (from its
+    # DB_PREPARE_THRESHOLD-th run), so PostgreSQL stops planning the hot queries (token lookup,
+    # stored picks) on every request: 0.42 -> 0.17 ms of backend CPU per stored-picks request
+    # (benchmarks/serving_breakdown.py). Turn off with DB_SERVER_SIDE_BINDING=0 behind PgBouncer in
+    # transaction pooling mode, which cannot keep prepared statements.
+    if os.environ.get("DB_SERVER_SIDE_BINDING", "1") == "1":
+        DATABASES["default"].setdefault("OPTIONS", {}).update(
+            {"server_side_binding": True, "prepare_threshold": int(os.environ.get("DB_PREPARE_THRESHOLD", "5"))}
+        )
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
