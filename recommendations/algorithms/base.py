@@ -23,6 +23,7 @@ __all__ = [
     "topk_dense_rows",
     "split_heavy_rows",
     "sparse_dot_split",
+    "sparse_matmul",
 ]
 
 #: Elements of a dense float32 work block (about 64 MB); blocks of rows are sized from it.
@@ -216,6 +217,56 @@ def topk_sparse_rows(M: sp.spmatrix, k: int) -> sp.csr_matrix:
     return out
 
 
+def sparse_matmul(A: sp.csr_matrix, B: sp.csr_matrix) -> sp.csr_matrix:
+    """``A @ B`` for float32 CSR matrices, as scipy computes it, without its counting pass.
+
+    scipy's sparse product walks every multiply-add twice: once to count the output
+    (``csr_matmat_maxnnz``), once to compute it (``csr_matmat``). The count is only used to
+    size the output, and each row's ``min(n_cols, multiply-adds)`` bounds it from the row
+    lengths alone, so this calls ``csr_matmat`` on buffers of that size: the same entries in
+    the same order, about a quarter faster here (item-item products on CiteULike-a). Falls
+    back to ``A @ B`` if scipy's private kernel is missing or refuses the arguments.
+
+    Parameters
+    ----------
+    A : csr_matrix, shape (m, k)
+    B : csr_matrix, shape (k, n)
+
+    Returns
+    -------
+    csr_matrix float32, shape (m, n), indices in scipy's product order (not sorted); the
+    buffers may be longer than ``nnz`` (unused tail, never touched, so never resident).
+    """
+    A = sp.csr_matrix(A, dtype=np.float32)
+    B = sp.csr_matrix(B, dtype=np.float32)
+    m, n = A.shape[0], B.shape[1]
+    try:
+        from scipy.sparse._sparsetools import csr_matmat
+    except ImportError:  # pragma: no cover - older or newer scipy layout
+        return sp.csr_matrix(A @ B, dtype=np.float32)
+    per_entry = np.diff(B.indptr).astype(np.int64)[A.indices]
+    cumulative = np.concatenate([[0], np.cumsum(per_entry)])
+    bound = int(np.minimum(cumulative[A.indptr[1:]] - cumulative[A.indptr[:-1]], n).sum())
+    if bound == 0:
+        return sp.csr_matrix((m, n), dtype=np.float32)
+    largest = max(bound, m, n, A.shape[1], A.nnz, B.nnz)
+    index = np.int32 if largest < np.iinfo(np.int32).max else np.int64
+    indptr = np.empty(m + 1, dtype=index)
+    indices = np.empty(bound, dtype=index)
+    data = np.empty(bound, dtype=np.float32)
+    try:
+        csr_matmat(
+            m, n,
+            A.indptr.astype(index, copy=False), A.indices.astype(index, copy=False), A.data,
+            B.indptr.astype(index, copy=False), B.indices.astype(index, copy=False), B.data,
+            indptr, indices, data,
+        )
+    except (TypeError, ValueError):  # pragma: no cover - signature changed: scipy's own product
+        return sp.csr_matrix(A @ B, dtype=np.float32)
+    nnz = int(indptr[-1])
+    return sp.csr_matrix((data[:nnz], indices[:nnz], indptr), shape=(m, n))
+
+
 def split_heavy_rows(
     M: sp.spmatrix, fraction: float | None = None, budget_bytes: int | None = None
 ) -> tuple[NDArray[np.int64], NDArray[np.float32] | None, sp.csr_matrix]:
@@ -313,6 +364,23 @@ def _row_kth_largest(
     ]
 
 
+def _order_by_row_value_column(
+    rows: NDArray[np.int64], values: NDArray[np.float32], cols: NDArray[np.int64], n_rows: int, n_cols: int
+) -> NDArray[np.int64]:
+    """``np.lexsort((cols, -values, rows))`` for positive float32 ``values``, by one sort.
+
+    A positive float32's bits read as an unsigned integer grow with it, so (row, inverted
+    bits, column) packed in one uint64 sorts like the three keys, when they fit in 64 bits.
+    """
+    row_bits, col_bits = max(1, int(n_rows - 1).bit_length()), max(1, int(n_cols - 1).bit_length())
+    if row_bits + 32 + col_bits > 64 or values.dtype != np.float32:
+        return np.lexsort((cols, -values, rows))
+    inverted = np.uint64(0xFFFFFFFF) - values.view(np.uint32).astype(np.uint64)
+    keys = (rows.astype(np.uint64) << np.uint64(32 + col_bits)) | (inverted << np.uint64(col_bits))
+    keys |= cols.astype(np.uint64)
+    return np.argsort(keys)
+
+
 def _rows_at_or_above(
     row_counts: NDArray[np.int64], values: NDArray[np.floating], want: NDArray[np.int64]
 ) -> NDArray[np.int64]:
@@ -360,15 +428,17 @@ def topn_sparse_rows(
     values = np.full((m, n), -np.inf, dtype=np.float32)
     if n <= 0:
         return indices, values, np.zeros(m, dtype=bool)
-    indptr, data = scores.indptr, scores.data
-    positive = np.flatnonzero(data > 0)
-    row_counts = np.diff(np.searchsorted(positive, indptr))
-    found = data.take(positive)
-    cols = scores.indices.take(positive).astype(np.int64)
+    indptr, data, cols = scores.indptr, scores.data, scores.indices
+    if data.size and data.min() > 0:  # the usual case (nonnegative similarities): no copy
+        row_counts, found = np.diff(indptr).astype(np.int64), data
+    else:
+        positive = np.flatnonzero(data > 0)
+        row_counts = np.diff(np.searchsorted(positive, indptr))
+        found, cols = data.take(positive), cols.take(positive)
     seen_counts = np.zeros(m, dtype=np.int64) if seen is None else np.diff(seen.indptr).astype(np.int64)
     keep = _rows_at_or_above(row_counts, found, n + seen_counts)
-    rows = np.repeat(np.arange(m, dtype=np.int64), row_counts)[keep]
-    cols, found = cols[keep], found[keep]
+    rows = np.searchsorted(np.cumsum(row_counts), keep, side="right").astype(np.int64)
+    cols, found = cols[keep].astype(np.int64), found[keep]
     if seen is not None and seen.nnz:
         seen_keys = np.repeat(np.arange(m, dtype=np.int64) * n_items, seen_counts) + seen.indices
         if not seen.has_sorted_indices:
@@ -381,7 +451,7 @@ def topn_sparse_rows(
     short = row_counts < n
     keep = _rows_at_or_above(row_counts, found, np.full(m, n, dtype=np.int64))
     rows, cols, found = rows[keep], cols[keep], found[keep]
-    order = np.lexsort((cols, -found, rows))
+    order = _order_by_row_value_column(rows, found, cols, m, n_items)
     rows, cols, found = rows[order], cols[order], found[order]
     rank = np.arange(rows.size) - np.searchsorted(rows, rows)
     top = rank < n
@@ -738,7 +808,7 @@ class ItemSimilarityRecommender(RecommenderBase):
         _, _, heavy, dense, light = self._topn_plan(similarity)
         redo = None
         if not heavy.size:
-            partial = sp.csr_matrix(X @ light)
+            partial = sparse_matmul(X, light)
             if partial.nnz <= SPARSE_SCORES_FRACTION * X.shape[0] * partial.shape[1]:
                 indices, values, redo = topn_sparse_rows(partial, X if exclude_seen else None, n)
             else:

@@ -10,7 +10,14 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
 
-from .base import BLOCK_ELEMENTS, ItemSimilarityRecommender, RecommenderBase, check_user_items, topn_rows
+from .base import (
+    BLOCK_ELEMENTS,
+    ItemSimilarityRecommender,
+    RecommenderBase,
+    check_user_items,
+    sparse_matmul,
+    topn_rows,
+)
 from .weighting import bm25_weight, tfidf_weight
 
 __all__ = ["ItemKNN", "UserKNN", "blockwise_topk", "FEATURE_WEIGHTINGS", "NEIGHBOURHOODS"]
@@ -144,7 +151,7 @@ def _cosine_block(
     zero_diagonal: bool,
 ) -> sp.csr_matrix:
     """Rows ``start:end`` of the shrunk cosine ``x_i.x_j / (|x_i||x_j| + shrink + 1e-6)``, sparse."""
-    block = sp.csr_matrix(left[start:end] @ right_t, dtype=np.float32)
+    block = sparse_matmul(left[start:end], right_t)
     counts = np.diff(block.indptr)
     cols = block.indices
     # Same float32 operations as ``left_norms[rows] * right_norms[cols] + c``, fewer passes.
@@ -195,8 +202,9 @@ def _select_topk_block(
     if over.any():
         # Ties at the k-th value: drop the tied entries with the highest columns.
         tied = np.flatnonzero(np.repeat(over, counts) & (data == row_threshold))
-        tied_rows = np.repeat(np.arange(n_rows), counts)[tied]
-        order = np.lexsort((indices[tied], tied_rows))
+        tied_rows = np.searchsorted(indptr, tied, side="right") - 1
+        # Row by row (already), then lowest column: a stable sort of nearly sorted keys.
+        order = np.argsort(tied_rows * block.shape[1] + indices[tied], kind="stable")
         tied, tied_rows = tied[order], tied_rows[order]
         rank = np.arange(tied.size) - np.searchsorted(tied_rows, tied_rows)
         n_tied = np.bincount(tied_rows, minlength=n_rows)
