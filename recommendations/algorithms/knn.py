@@ -369,7 +369,11 @@ class ItemKNN(ItemSimilarityRecommender):
     cheaper on power-law data, because the rows of popular items no longer hold entries for
     most of the catalogue, but it is a different model: on the CiteULike-a CMN protocol it
     scores lower than the default (see ``docs/decisions.md``), so the default stays
-    ``"candidate"``, the model of the published reproduction.
+    ``"candidate"``, the model of the published reproduction. Among items tied at the
+    ``top_k``-th value, the history fit keeps the lowest item indices (its scipy path,
+    :func:`_history_topk`; rows certified by the ``sparse_dot_topn`` path on near-dense
+    products keep an arbitrary subset of the tied items); the candidate fit keeps the subset
+    ``np.argpartition`` picks, as the published reproduction did.
 
     Parameters
     ----------
