@@ -18,10 +18,12 @@ __all__ = [
     "ItemSimilarityRecommender",
     "check_user_items",
     "topn_rows",
+    "topn_sparse_rows",
     "topk_sparse_rows",
     "topk_dense_rows",
     "split_heavy_rows",
     "sparse_dot_split",
+    "sparse_matmul",
 ]
 
 #: Elements of a dense float32 work block (about 64 MB); blocks of rows are sized from it.
@@ -30,6 +32,8 @@ BLOCK_ELEMENTS = 16_000_000
 HEAVY_ROW_FRACTION = 1 / 32
 #: Memory budget for those dense rows (bytes).
 HEAVY_DENSE_BYTES = 256 * 2**20
+#: A block of scores storing at most this share of its cells is ranked sparse (topn_sparse_rows).
+SPARSE_SCORES_FRACTION = 1 / 4
 _PLAN_LOCK = threading.Lock()
 
 
@@ -255,6 +259,56 @@ def _topk_sparse_keep(M: sp.csr_matrix, counts: NDArray[np.int64], k: int) -> ND
     return np.flatnonzero(keep)
 
 
+def sparse_matmul(A: sp.csr_matrix, B: sp.csr_matrix) -> sp.csr_matrix:
+    """``A @ B`` for float32 CSR matrices, as scipy computes it, without its counting pass.
+
+    scipy's sparse product walks every multiply-add twice: once to count the output
+    (``csr_matmat_maxnnz``), once to compute it (``csr_matmat``). The count is only used to
+    size the output, and each row's ``min(n_cols, multiply-adds)`` bounds it from the row
+    lengths alone, so this calls ``csr_matmat`` on buffers of that size: the same entries in
+    the same order, about a quarter faster here (item-item products on CiteULike-a). Falls
+    back to ``A @ B`` if scipy's private kernel is missing or refuses the arguments.
+
+    Parameters
+    ----------
+    A : csr_matrix, shape (m, k)
+    B : csr_matrix, shape (k, n)
+
+    Returns
+    -------
+    csr_matrix float32, shape (m, n), indices in scipy's product order (not sorted); the
+    buffers may be longer than ``nnz`` (unused tail, never touched, so never resident).
+    """
+    A = sp.csr_matrix(A, dtype=np.float32)
+    B = sp.csr_matrix(B, dtype=np.float32)
+    m, n = A.shape[0], B.shape[1]
+    try:
+        from scipy.sparse._sparsetools import csr_matmat
+    except ImportError:  # pragma: no cover - older or newer scipy layout
+        return sp.csr_matrix(A @ B, dtype=np.float32)
+    per_entry = np.diff(B.indptr).astype(np.int64)[A.indices]
+    cumulative = np.concatenate([[0], np.cumsum(per_entry)])
+    bound = int(np.minimum(cumulative[A.indptr[1:]] - cumulative[A.indptr[:-1]], n).sum())
+    if bound == 0:
+        return sp.csr_matrix((m, n), dtype=np.float32)
+    largest = max(bound, m, n, A.shape[1], A.nnz, B.nnz)
+    index = np.int32 if largest < np.iinfo(np.int32).max else np.int64
+    indptr = np.empty(m + 1, dtype=index)
+    indices = np.empty(bound, dtype=index)
+    data = np.empty(bound, dtype=np.float32)
+    try:
+        csr_matmat(
+            m, n,
+            A.indptr.astype(index, copy=False), A.indices.astype(index, copy=False), A.data,
+            B.indptr.astype(index, copy=False), B.indices.astype(index, copy=False), B.data,
+            indptr, indices, data,
+        )
+    except (TypeError, ValueError):  # pragma: no cover - signature changed: scipy's own product
+        return sp.csr_matrix(A @ B, dtype=np.float32)
+    nnz = int(indptr[-1])
+    return sp.csr_matrix((data[:nnz], indices[:nnz], indptr), shape=(m, n))
+
+
 def split_heavy_rows(
     M: sp.spmatrix, fraction: float | None = None, budget_bytes: int | None = None
 ) -> tuple[NDArray[np.int64], NDArray[np.float32] | None, sp.csr_matrix]:
@@ -337,6 +391,115 @@ def topn_rows(
     values[:, :width] = np.where(valid, val, -np.inf)
     return indices, values
 
+
+def _row_kth_largest(
+    values: NDArray[np.floating], bounds: NDArray[np.int64], rows: NDArray[np.int64], kth: NDArray[np.int64]
+) -> list:
+    """The ``kth[i]``-th largest of ``values[bounds[r]:bounds[r + 1]]`` for each ``r = rows[i]``
+    (every such row holding more than ``kth[i]`` values): one in-place ``partition`` per row on
+    a copy (values only, about three times cheaper than ``argpartition``)."""
+    work, starts, ends = values.copy(), bounds[:-1].tolist(), bounds[1:].tolist()
+    # ndarray.partition sorts the slice (a view of ``work``) in place and returns None.
+    return [
+        work[starts[row] : ends[row]].partition(ends[row] - starts[row] - k) or work[ends[row] - k]
+        for row, k in zip(rows.tolist(), kth.tolist())
+    ]
+
+
+def _order_by_row_value_column(
+    rows: NDArray[np.int64], values: NDArray[np.float32], cols: NDArray[np.int64], n_rows: int, n_cols: int
+) -> NDArray[np.int64]:
+    """``np.lexsort((cols, -values, rows))`` for positive float32 ``values``, by one sort.
+
+    A positive float32's bits read as an unsigned integer grow with it, so (row, inverted
+    bits, column) packed in one uint64 sorts like the three keys, when they fit in 64 bits.
+    """
+    row_bits, col_bits = max(1, int(n_rows - 1).bit_length()), max(1, int(n_cols - 1).bit_length())
+    if row_bits + 32 + col_bits > 64 or values.dtype != np.float32:
+        return np.lexsort((cols, -values, rows))
+    inverted = np.uint64(0xFFFFFFFF) - values.view(np.uint32).astype(np.uint64)
+    keys = (rows.astype(np.uint64) << np.uint64(32 + col_bits)) | (inverted << np.uint64(col_bits))
+    keys |= cols.astype(np.uint64)
+    return np.argsort(keys)
+
+
+def _rows_at_or_above(
+    row_counts: NDArray[np.int64], values: NDArray[np.floating], want: NDArray[np.int64]
+) -> NDArray[np.int64]:
+    """Positions (in ``values``, rows laid end to end with ``row_counts`` values each) of the
+    values at or above their row's ``want``-th largest: every value of a row holding at most
+    ``want``, its best ``want`` plus any ties otherwise."""
+    bounds = np.concatenate([[0], np.cumsum(row_counts)])
+    threshold = np.full(row_counts.size, -np.inf, dtype=values.dtype)
+    long_rows = np.flatnonzero(row_counts > want)
+    if long_rows.size:
+        threshold[long_rows] = _row_kth_largest(values, bounds, long_rows, want[long_rows])
+    return np.flatnonzero(values >= np.repeat(threshold, row_counts))
+
+
+def topn_sparse_rows(
+    scores: sp.csr_matrix, seen: sp.csr_matrix | None, n: int
+) -> tuple[NDArray[np.int64], NDArray[np.float32], NDArray[np.bool_]]:
+    """Best ``n`` positive stored scores of each row, skipping seen items, best first.
+
+    The rows that hold at least ``n`` such scores get exactly what :func:`topn_rows` returns
+    on the dense scores with seen items set to ``-inf`` (values descending, lowest column
+    first on ties): their best ``n`` are positive, hence stored. The other rows are flagged
+    for the caller and padded with -1 / -inf.
+
+    No dense block is built. A row with ``h`` seen items first keeps its best ``n + h``
+    positive scores (at most ``h`` of them are seen, so they hold the best ``n`` unseen), then
+    drops the seen ones, keeps the best ``n`` left (plus ties) and sorts those.
+
+    Parameters
+    ----------
+    scores : csr_matrix, shape (m, n_items)
+    seen : csr_matrix, shape (m, n_items), or None
+        Stored entries are the items to skip (None: skip nothing).
+    n : int
+
+    Returns
+    -------
+    indices : ndarray int64, shape (m, n)
+    values : ndarray float32, shape (m, n)
+    short : ndarray bool, shape (m,), rows with fewer than ``n`` positive unseen scores
+    """
+    m, n_items = scores.shape
+    n = int(n)
+    indices = np.full((m, n), -1, dtype=np.int64)
+    values = np.full((m, n), -np.inf, dtype=np.float32)
+    if n <= 0:
+        return indices, values, np.zeros(m, dtype=bool)
+    indptr, data, cols = scores.indptr, scores.data, scores.indices
+    if data.size and data.min() > 0:  # the usual case (nonnegative similarities): no copy
+        row_counts, found = np.diff(indptr).astype(np.int64), data
+    else:
+        positive = np.flatnonzero(data > 0)
+        row_counts = np.diff(np.searchsorted(positive, indptr))
+        found, cols = data.take(positive), cols.take(positive)
+    seen_counts = np.zeros(m, dtype=np.int64) if seen is None else np.diff(seen.indptr).astype(np.int64)
+    keep = _rows_at_or_above(row_counts, found, n + seen_counts)
+    rows = np.searchsorted(np.cumsum(row_counts), keep, side="right").astype(np.int64)
+    cols, found = cols[keep].astype(np.int64), found[keep]
+    if seen is not None and seen.nnz:
+        seen_keys = np.repeat(np.arange(m, dtype=np.int64) * n_items, seen_counts) + seen.indices
+        if not seen.has_sorted_indices:
+            seen_keys.sort()
+        keys = rows * n_items + cols
+        at = np.minimum(np.searchsorted(seen_keys, keys), seen_keys.size - 1)
+        unseen = seen_keys[at] != keys
+        rows, cols, found = rows[unseen], cols[unseen], found[unseen]
+    row_counts = np.bincount(rows, minlength=m)
+    short = row_counts < n
+    keep = _rows_at_or_above(row_counts, found, np.full(m, n, dtype=np.int64))
+    rows, cols, found = rows[keep], cols[keep], found[keep]
+    order = _order_by_row_value_column(rows, found, cols, m, n_items)
+    rows, cols, found = rows[order], cols[order], found[order]
+    rank = np.arange(rows.size) - np.searchsorted(rows, rows)
+    top = rank < n
+    indices[rows[top], rank[top]] = cols[top]
+    values[rows[top], rank[top]] = found[top]
+    return indices, values, short
 
 class RecommenderBase:
     """Base class of every recommender: sklearn-style parameters, implicit-style queries.
@@ -676,22 +839,37 @@ class ItemSimilarityRecommender(RecommenderBase):
     def _topn_block(
         self, X: sp.csr_matrix, users: NDArray[np.int64] | None, n: int, exclude_seen: bool
     ) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
-        """Top-``n`` of a block of users from dense ``X @ similarity`` scores.
+        """Top-``n`` of a block of users from ``X @ similarity`` scores.
 
         Rows with fewer than ``n`` positive unseen scores (or an empty history) are answered by
-        ``_scores_block`` (popularity fallback, model-specific ``_score``), as before.
+        ``_scores_block`` (popularity fallback, model-specific ``_score``), as before. When no
+        row of the similarity is dense and the sparse product stores at most
+        ``SPARSE_SCORES_FRACTION`` of the block's cells (row-wise top-k neighbourhoods), the
+        top-``n`` is selected on the stored scores (:func:`topn_sparse_rows`) instead of a dense
+        block: same indices and values, fewer cells to scan.
         """
         similarity = getattr(self, "_similarity_for_topn", None)
         if similarity is None:
             similarity = self.similarity_
         _, _, heavy, dense, light = self._topn_plan(similarity)
-        scores = sparse_dot_split(X, heavy, dense, light)
-        if exclude_seen and X.nnz:
-            rows = np.repeat(np.arange(X.shape[0]), np.diff(X.indptr))
-            scores[rows, X.indices] = -np.inf
-        indices, values = topn_rows(scores, n)
-        del scores
-        redo = np.flatnonzero(~(values[:, -1] > 0) | (np.diff(X.indptr) == 0)) if n > 0 else np.zeros(0, np.int64)
+        redo = None
+        if not heavy.size:
+            partial = sparse_matmul(X, light)
+            if partial.nnz <= SPARSE_SCORES_FRACTION * X.shape[0] * partial.shape[1]:
+                indices, values, redo = topn_sparse_rows(partial, X if exclude_seen else None, n)
+            else:
+                scores = np.asarray(partial.toarray(), dtype=np.float32)
+            del partial
+        else:
+            scores = sparse_dot_split(X, heavy, dense, light)
+        if redo is None:
+            if exclude_seen and X.nnz:
+                rows = np.repeat(np.arange(X.shape[0]), np.diff(X.indptr))
+                scores[rows, X.indices] = -np.inf
+            indices, values = topn_rows(scores, n)
+            del scores
+            redo = ~(values[:, -1] > 0) if n > 0 else np.zeros(X.shape[0], dtype=bool)
+        redo = np.flatnonzero(redo | (np.diff(X.indptr) == 0)) if n > 0 else np.zeros(0, np.int64)
         if redo.size:
             sub_users = None if users is None else users[redo]
             indices[redo], values[redo] = topn_rows(self._scores_block(X[redo], sub_users, exclude_seen), n)

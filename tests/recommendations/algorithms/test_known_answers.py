@@ -319,6 +319,34 @@ class TestItemKNNHistoryNeighbourhood:
         cand = ItemKNN(top_k=6, shrink=3, n_threads=1).fit(X).similarity_.toarray()
         np.testing.assert_allclose(np.sort(cand.T, axis=1)[:, ::-1][:, :6], kept, rtol=1e-5, atol=1e-7)
 
+    def test_ties_keep_the_lowest_item_index(self):
+        # One user holds all five items: every pair has the same cosine.
+        X = sp.csr_matrix(np.ones((1, 5), dtype=np.float32))
+        S = ItemKNN(top_k=2, neighbourhood="history", n_threads=1).fit(X).similarity_
+        assert [S[i].indices.tolist() for i in range(5)] == [[1, 2], [0, 2], [0, 1], [0, 1], [0, 1]]
+        assert S.has_sorted_indices
+
+    def test_exact_path_matches_a_brute_force_with_ties(self, monkeypatch):
+        # Binary data: many exact ties at the k-th value, kept lowest item index first.
+        from recommendations.algorithms import knn
+
+        monkeypatch.setattr(knn, "_history_topk_fast", lambda *args: None)  # the scipy path
+        rng = np.random.default_rng(6)
+        X = sp.csr_matrix((rng.random((60, 40)) < 0.15).astype(np.float32))
+        got = ItemKNN(top_k=5, neighbourhood="history", n_threads=2).fit(X).similarity_
+        item_users = sp.csr_matrix(X.T)
+        squares = np.asarray(item_users.multiply(item_users).sum(axis=1), dtype=np.float64).ravel()
+        norms = np.sqrt(squares).astype(np.float32)  # as fit computes them: same float32 values
+        dense = (item_users @ X).toarray().astype(np.float32)
+        dense /= np.outer(norms, norms) + np.float32(1e-6)
+        np.fill_diagonal(dense, 0)
+        order = np.lexsort((np.broadcast_to(np.arange(40), dense.shape), -dense), axis=1)[:, :5]
+        expected = np.zeros_like(dense)
+        rows = np.arange(40)[:, None]
+        expected[rows, order] = dense[rows, order]
+        assert (np.sort(dense, axis=1)[:, -5] == np.sort(dense, axis=1)[:, -6]).sum() > 5  # ties at the 5th
+        np.testing.assert_array_equal(got.toarray(), expected)
+
     def test_equals_implicit_cosine_recommender(self):
         # implicit counts the item itself among its K neighbours, so its K equals our top_k + 1.
         implicit_nn = pytest.importorskip("implicit.nearest_neighbours")

@@ -87,3 +87,61 @@ def test_topn_plan_follows_a_new_similarity():
     second = model.recommend_all(X, n=1)[0]
     assert second[:, 0].tolist() == [2, 3, 0]  # user 2 has no positive score: popularity fallback
     assert not np.array_equal(first[:, :1], second)
+
+
+def _random_csr(rng, shape, density, negative=False, integer=False):
+    values = rng.integers(1, 4, shape) if integer else rng.random(shape)
+    if negative:
+        values = values - 0.3
+    dense = (rng.random(shape) < density) * values
+    dense[rng.integers(0, shape[0])] = 0  # an empty row
+    return sp.csr_matrix(dense.astype(np.float32))
+
+
+@pytest.mark.parametrize("negative", [False, True])
+def test_sparse_matmul_equals_scipy_product(negative):
+    rng = np.random.default_rng(7)
+    A = _random_csr(rng, (40, 70), 0.1, negative)
+    B = _random_csr(rng, (70, 90), 0.08, negative)
+    got, expected = base.sparse_matmul(A, B), sp.csr_matrix(A @ B)
+    assert got.dtype == np.float32 and got.shape == (40, 90)
+    # the very same entries in the very same order as scipy's own product
+    np.testing.assert_array_equal(got.indptr, expected.indptr)
+    np.testing.assert_array_equal(got.indices, expected.indices)
+    np.testing.assert_array_equal(got.data, expected.data)
+    # products that cancel to 0 are dropped, as scipy does
+    ones = sp.csr_matrix(np.array([[1.0, 1.0]], dtype=np.float32))
+    cancel = sp.csr_matrix(np.array([[1.0], [-1.0]], dtype=np.float32))
+    assert base.sparse_matmul(ones, cancel).nnz == 0
+    assert base.sparse_matmul(sp.csr_matrix((3, 4), dtype=np.float32), B[:4]).nnz == 0
+
+
+@pytest.mark.parametrize("kind", ["uniform", "integer_ties", "with_negatives"])
+@pytest.mark.parametrize("exclude_seen", [True, False])
+def test_topn_sparse_rows_equals_dense_topn(kind, exclude_seen):
+    rng = np.random.default_rng(len(kind) + exclude_seen)
+    scores = _random_csr(rng, (60, 400), 0.08, negative=kind == "with_negatives", integer=kind == "integer_ties")
+    seen = _random_csr(rng, (60, 400), 0.05) if exclude_seen else None
+    dense = scores.toarray()
+    if seen is not None:
+        dense[seen.toarray() != 0] = -np.inf
+    expected_indices, expected_values = topn_rows(dense, 10)
+    indices, values, short = base.topn_sparse_rows(scores.copy(), seen, 10)
+    np.testing.assert_array_equal(short, ~(expected_values[:, -1] > 0))
+    assert short.any() and not short.all()
+    np.testing.assert_array_equal(indices[~short], expected_indices[~short])
+    np.testing.assert_array_equal(values[~short], expected_values[~short])
+
+
+def test_item_based_topn_sparse_and_dense_paths_agree(monkeypatch):
+    rng = np.random.default_rng(2)
+    X = sp.csr_matrix((rng.random((300, 400)) < 0.03).astype(np.float32))  # binary: many tied scores
+    model = ItemKNN(top_k=8, neighbourhood="history").fit(X)
+    assert model._topn_plan(model.similarity_)[2].size == 0  # no dense rows: the sparse path is eligible
+    monkeypatch.setattr(base, "SPARSE_SCORES_FRACTION", 0.0)
+    dense = model.recommend_all(X, n=10, batch_size=50)
+    monkeypatch.setattr(base, "SPARSE_SCORES_FRACTION", 1.0)
+    sparse = model.recommend_all(X, n=10, batch_size=50)
+    np.testing.assert_array_equal(sparse[0], dense[0])
+    np.testing.assert_array_equal(sparse[1], dense[1])
+    assert (dense[0] == -1).sum() == 0  # every user got 10 items (popularity fills the short rows)
