@@ -345,10 +345,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             if name == "auto":
                 # auto is a blend: its members are tuned first, then its weights, all on the validation split
                 res = ev.tune_auto(X, n_negatives=n_neg, metric=args.tune_metric, ks=ks, timestamps=stamps,
-                                   n_iter=args.tune_iter, random_state=args.seed, log=log)
+                                   n_iter=args.tune_iter, n_folds=args.tune_folds, random_state=args.seed, log=log)
             else:
                 res = ev.tune(name, X, metric=args.tune_metric, ks=ks, n_negatives=n_neg, timestamps=stamps,
-                              n_iter=args.tune_iter, random_state=args.seed, log=log)
+                              n_iter=args.tune_iter, n_folds=args.tune_folds, random_state=args.seed, log=log)
             tuned[name] = res.best_params
             tuning_log.append({"algorithm": name, "params": res.best_params, args.tune_metric: res.best_score})
         if args.params_out:
@@ -359,6 +359,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                 best["params"],
                 tuned_on=os.path.abspath(args.train),
                 validation=f"{args.tune_split} leave-one-out carved from TRAIN"
+                + (f" ({args.tune_folds} independent carvings, scores averaged)" if args.tune_folds > 1 else "")
                 + (f", {n_neg} sampled negatives" if n_neg else ", full ranking"),
                 metric=args.tune_metric,
                 validation_score=best[args.tune_metric],
@@ -432,7 +433,10 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--tune", action="store_true", help="tune each algorithm on a validation split of TRAIN")
     ev.add_argument("--params-out", default=None, help="write the best tuned algorithm and parameters here")
     ev.add_argument("--tune-split", choices=("random", "time"), default="random")
-    ev.add_argument("--tune-metric", default="NDCG@10")
+    ev.add_argument("--tune-metric", default="NDCG@10",
+                    help="validation objective: a metric (NDCG@10) or a sum of metrics (HR@10+NDCG@10)")
+    ev.add_argument("--tune-folds", type=int, default=1,
+                    help="independent random validation carvings of TRAIN averaged per candidate (each costs a fit)")
     ev.add_argument("--tune-iter", type=int, default=None, help="random-search budget per algorithm")
     ev.add_argument("--seed", type=int, default=0)
     ev.add_argument("--quiet", action="store_true")

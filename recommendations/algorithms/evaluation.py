@@ -28,6 +28,7 @@ __all__ = [
     "tune",
     "tune_auto",
     "tune_auto_protocols",
+    "objective_value",
     "BLEND_WEIGHT_GRID",
     "DEFAULT_SEARCH_SPACES",
     "save_params",
@@ -571,10 +572,55 @@ class TuningResult:
         return out
 
 
+def _metric_parts(metric: str) -> list[str]:
+    """The metric names a tuning objective adds up: "NDCG@10" -> [NDCG@10]; "HR@10+NDCG@10" -> [HR@10, NDCG@10]."""
+    parts = [p.strip() for p in metric.split("+")]
+    if not all(parts):
+        raise ValueError(f"bad tuning metric {metric!r} (expected e.g. 'NDCG@10' or 'HR@10+NDCG@10')")
+    return parts
+
+
+def objective_value(metrics: Mapping[str, float], metric: str) -> float:
+    """The tuning objective ``metric`` read from a metrics dict: one key, or the sum of ``+``-joined keys.
+
+    A sum such as ``"HR@10+NDCG@10"`` matches a goal stated on both metrics (NaN when any part is missing).
+    """
+    return float(sum(metrics.get(p, float("nan")) for p in _metric_parts(metric)))
+
+
 def _with_metric_k(ks: Sequence[int], metric: str) -> tuple[int, ...]:
-    """``ks`` plus the cut-off named by ``metric`` ("NDCG@10" -> 10), so the tuned metric is always computed."""
-    _, _, k = metric.partition("@")
-    return tuple(sorted(set(int(x) for x in ks) | ({int(k)} if k.isdigit() else set())))
+    """``ks`` plus the cut-offs named by ``metric`` ("NDCG@10" -> 10), so the tuned metric is always computed."""
+    extra = {int(k) for _, _, k in (p.partition("@") for p in _metric_parts(metric)) if k.isdigit()}
+    return tuple(sorted(set(int(x) for x in ks) | extra))
+
+
+def _fold_seed(random_state: int, fold: int) -> int:
+    """Seed of validation fold ``fold``: fold 0 is the single split of ``random_state`` (results stay comparable)."""
+    return int(random_state) + 1000 * int(fold)
+
+
+def _validation_folds(
+    train: sp.csr_matrix, timestamps: sp.spmatrix | None, max_users: int | None, random_state: int, n_folds: int
+) -> tuple[list[tuple[sp.csr_matrix, sp.csr_matrix, int]], np.random.Generator]:
+    """``n_folds`` independent validation carvings of TRAIN as ``(fit_part, valid, seed)``, and fold 0's generator.
+
+    Each fold holds out a different random item per user (seed :func:`_fold_seed`), so averaging a candidate's
+    score over folds averages over more (user, held-out item) pairs: with one item per user the validation
+    noise is about as large as the differences tuning has to resolve. A time-based split has only one fold.
+    """
+    if n_folds < 1:
+        raise ValueError(f"n_folds must be at least 1, got {n_folds}")
+    if timestamps is not None and n_folds > 1:
+        raise ValueError("n_folds > 1 needs the random validation split (the time split holds out the latest item)")
+    folds = []
+    rng = None
+    for f in range(n_folds):
+        seed = _fold_seed(random_state, f)
+        fit_part, valid, fold_rng = _validation_split(train, timestamps, max_users, seed)
+        if f == 0:
+            rng = fold_rng
+        folds.append((fit_part, valid, seed))
+    return folds, rng
 
 
 def _candidates(space: Mapping[str, Sequence[Any]], n_iter: int | None, rng: np.random.Generator) -> list[dict]:
@@ -599,6 +645,7 @@ def tune(
     n_iter: int | None = None,
     base_params: Mapping[str, Any] | None = None,
     max_users: int | None = None,
+    n_folds: int = 1,
     random_state: int = 0,
     log: Callable[[str], None] | None = None,
 ) -> TuningResult:
@@ -607,6 +654,8 @@ def tune(
     One item per user of ``train`` is held out (the latest one when ``timestamps`` is given, else
     a random one); each candidate is fitted on the rest and scored on the held-out items, with
     ``n_negatives`` sampled negatives per user (sampled protocol) or full ranking when None.
+    With ``n_folds`` > 1 this is repeated on that many independent random carvings and the
+    candidate's score is the mean over folds (each fold costs one more fit per candidate).
     The search is the grid ``search_space`` (product of value lists), or a random sample of
     ``n_iter`` of its points, always including ``base_params`` alone as the first candidate.
 
@@ -621,7 +670,7 @@ def tune(
     factory : callable, optional
         ``factory(algorithm, **params) -> estimator``; defaults to ``get_estimator``.
     metric : str
-        Key of the metrics dict to maximise.
+        Key of the metrics dict to maximise, or a sum of keys such as ``"HR@10+NDCG@10"``.
     ks : sequence of int
     n_negatives : int, optional
     timestamps : sparse matrix, optional
@@ -632,6 +681,9 @@ def tune(
         Fixed parameters merged under every candidate.
     max_users : int, optional
         Score only a random sample of this many validation users (all still train the model).
+    n_folds : int
+        Independent random validation carvings to average over (1: the single split; the time
+        split allows only 1).
     random_state : int
     log : callable, optional
         Receives one line per trial.
@@ -646,21 +698,29 @@ def tune(
     ks = _with_metric_k(ks, metric)
     space = dict(DEFAULT_SEARCH_SPACES.get(algorithm, {}) if search_space is None else search_space)
     train = sp.csr_matrix(train, dtype=np.float32)
-    fit_part, valid, rng = _validation_split(train, timestamps, max_users, random_state)
-    negatives = None
-    if n_negatives:
-        negatives = sample_negatives(fit_part, valid, n_negatives=n_negatives, random_state=random_state + 1)
+    folds, rng = _validation_folds(train, timestamps, max_users, random_state, n_folds)
+    fold_negatives = [
+        sample_negatives(fit_part, valid, n_negatives=n_negatives, random_state=seed + 1) if n_negatives else None
+        for fit_part, valid, seed in folds
+    ]
     candidates = [{}] + [c for c in _candidates(space, n_iter, rng) if c]
     trials: list[dict[str, Any]] = []
     best_score, best_params = -np.inf, dict(base)
     for cand in candidates:
         params = {**base, **cand}
-        est = factory(algorithm, **params)
-        res = evaluate(est, fit_part, valid, ks=ks, negatives=negatives, name=algorithm, params=params)
-        score = res.metrics.get(metric, float("nan"))
-        trials.append({"params": params, metric: score, "fit_seconds": res.fit_seconds})
+        per_fold, fit_seconds = [], 0.0
+        for (fit_part, valid, _), negatives in zip(folds, fold_negatives):
+            est = factory(algorithm, **params)
+            res = evaluate(est, fit_part, valid, ks=ks, negatives=negatives, name=algorithm, params=params)
+            per_fold.append(objective_value(res.metrics, metric))
+            fit_seconds += res.fit_seconds
+        score = float(np.mean(per_fold))
+        trial = {"params": params, metric: score, "fit_seconds": fit_seconds}
+        if len(folds) > 1:
+            trial["folds"] = per_fold
+        trials.append(trial)
         if log is not None:
-            log(f"tune {algorithm} {params} -> {metric}={score:.4f} (fit {res.fit_seconds:.1f}s)")
+            log(f"tune {algorithm} {params} -> {metric}={score:.4f} (fit {fit_seconds:.1f}s)")
         if np.isfinite(score) and score > best_score:
             best_score, best_params = score, params
     return TuningResult(algorithm, best_params, float(best_score), metric, trials)
@@ -690,6 +750,31 @@ def _validation_split(
     return fit_part, valid, rng
 
 
+def _candidate_columns(valid: sp.csr_matrix, negatives: sp.csr_matrix, users: NDArray[np.int64]) -> NDArray[np.int64]:
+    """Per validation user (rows in ``users`` order): its negatives and positives, padded with -1."""
+    cand = [np.union1d(negatives.indices[negatives.indptr[u] : negatives.indptr[u + 1]],
+                       valid.indices[valid.indptr[u] : valid.indptr[u + 1]]) for u in users]
+    width = max((c.size for c in cand), default=0)
+    out = np.full((users.size, width), -1, dtype=np.int64)
+    for r, c in enumerate(cand):
+        out[r, : c.size] = c
+    return out
+
+
+@dataclass
+class _Fold:
+    """One validation carving used by :func:`tune_auto_protocols`, with what its measurements need."""
+
+    fit_part: sp.csr_matrix
+    valid: sp.csr_matrix
+    users: NDArray[np.int64]
+    row_of: NDArray[np.int64]
+    Xv: sp.csr_matrix
+    negatives: dict[str, sp.csr_matrix | None]
+    #: per sampled objective: the candidate columns of each validation user (-1 = padding)
+    columns: dict[str, NDArray[np.int64]]
+
+
 def tune_auto_protocols(
     train: sp.spmatrix,
     protocols: Mapping[str, int | None],
@@ -706,24 +791,27 @@ def tune_auto_protocols(
     ease_max_items: int | None = None,
     dense_ease_max_items: int = 5000,
     max_users: int | None = None,
+    n_folds: int = 1,
     random_state: int = 0,
     log: Callable[[str], None] | None = None,
 ) -> dict[str, TuningResult]:
     """Tune ``auto`` on a validation split carved out of ``train``: its members first, then its blend weights.
 
-    1. One item per user of ``train`` is held out as validation (as in :func:`tune`).
+    1. One item per user of ``train`` is held out as validation (as in :func:`tune`); with ``n_folds`` > 1,
+       that many independent random carvings are made and every score below is the mean over them.
     2. Each member (``rp3beta``, ``itemknn``, ``ease`` when the catalogue is at most ``ease_max_items``,
-       ``ials``) is fitted on the rest for its ``AUTO_DEFAULTS`` parameters and ``n_iter`` random points of
-       ``DEFAULT_SEARCH_SPACES[member]``; the validation users' scores of each fit are computed once, in
-       the form ``Auto`` blends them (``X @ unit_scale(similarity_)``, or the iALS scores divided by each
-       user's largest), and the best fit per protocol is kept in memory.
+       ``ials``) is fitted on the rest (once per fold) for its ``AUTO_DEFAULTS`` parameters and ``n_iter``
+       random points of ``DEFAULT_SEARCH_SPACES[member]``; the validation users' scores of each fit are
+       computed once, in the form ``Auto`` blends them (``X @ unit_scale(similarity_)``, or the iALS scores
+       divided by each user's largest), and the best fit per protocol is kept in memory (for a sampled
+       protocol only the scores of each user's candidates, which is all that protocol reads).
     3. The blend weights are searched by coordinate ascent over ``weight_grid`` on those cached scores
        (the best single item-item member is the anchor, weight 1), ``n_passes`` passes, keeping a change
-       only when it improves the validation metric. A blend of cached scores is exactly ``Auto.fit``'s
+       only when it improves the validation objective. A blend of cached scores is exactly ``Auto.fit``'s
        blend, so no refit is needed.
 
     The member results double as tuned baselines: ``result.members[name]`` is the tuning of that member
-    alone, with the same candidates (a comparable budget). Nothing here reads a test split.
+    alone, with the same candidates and folds (a comparable budget). Nothing here reads a test split.
 
     Parameters
     ----------
@@ -731,10 +819,12 @@ def tune_auto_protocols(
         Training data ONLY.
     protocols : mapping
         Objective name -> number of sampled negatives per validation user, or None for full ranking.
-        One search serves every objective (members are fitted once).
-    metric, ks : as in :func:`tune`
+        One search serves every objective (members are fitted once per fold).
+    metric : str
+        Metrics key to maximise, or a sum of keys such as ``"HR@10+NDCG@10"`` (see :func:`objective_value`).
+    ks : sequence of int
     timestamps : sparse matrix, optional
-        Same pattern as ``train``; selects the time-based validation split.
+        Same pattern as ``train``; selects the time-based validation split (one fold only).
     n_iter : int or None
         Random points per member search space (None: the whole grid).
     member_iter : mapping, optional
@@ -752,6 +842,10 @@ def tune_auto_protocols(
         ``AUTO_DEFAULTS`` pruning (the top 1,000 per item) keeps the blended item-item matrix sparse.
     max_users : int, optional
         Score a random sample of this many validation users (all still train the models).
+    n_folds : int
+        Independent random validation carvings averaged over (1: a single split). Fitting costs grow
+        linearly; so does the memory of the cached full-ranking scores (validation users x items x 4 bytes
+        per member and fold).
     random_state : int
     log : callable, optional
 
@@ -759,7 +853,8 @@ def tune_auto_protocols(
     -------
     dict
         Objective name -> :class:`TuningResult` with ``algorithm="auto"``, ``best_params`` ready for
-        ``get_estimator("auto", **params)``, the blend trials, and ``members``.
+        ``get_estimator("auto", **params)``, the blend trials, and ``members``. With several folds each
+        trial also lists its per-fold scores under ``"folds"``.
     """
     from .hybrid import AUTO_DEFAULTS, ITEM_COMPONENTS, Auto, row_max_scaled, unit_scale
     from . import get_estimator
@@ -779,27 +874,49 @@ def tune_auto_protocols(
         raise ValueError(f"tune_auto needs at least one of {ITEM_COMPONENTS}")
     spaces = dict(DEFAULT_SEARCH_SPACES)
     spaces.update(search_spaces or {})
-    fit_part, valid, rng = _validation_split(train, timestamps, max_users, random_state)
-    valid.sort_indices()
-    users = np.flatnonzero((np.diff(valid.indptr) > 0) & (np.diff(fit_part.indptr) > 0))
-    row_of = np.full(train.shape[0], -1, dtype=np.int64)
-    row_of[users] = np.arange(users.size)
-    Xv = fit_part[users]
-    negatives = {
-        obj: (sample_negatives(fit_part, valid, n_negatives=n_neg, random_state=random_state + 1) if n_neg else None)
-        for obj, n_neg in protocols.items()
-    }
+    carvings, rng = _validation_folds(train, timestamps, max_users, random_state, n_folds)
+    folds: list[_Fold] = []
+    for fit_part, valid, seed in carvings:
+        valid.sort_indices()
+        users = np.flatnonzero((np.diff(valid.indptr) > 0) & (np.diff(fit_part.indptr) > 0))
+        row_of = np.full(train.shape[0], -1, dtype=np.int64)
+        row_of[users] = np.arange(users.size)
+        negatives = {
+            obj: (sample_negatives(fit_part, valid, n_negatives=n_neg, random_state=seed + 1) if n_neg else None)
+            for obj, n_neg in protocols.items()
+        }
+        columns = {obj: _candidate_columns(valid, neg, users) for obj, neg in negatives.items() if neg is not None}
+        folds.append(_Fold(fit_part, valid, users, row_of, fit_part[users], negatives, columns))
 
-    def measure_one(M: NDArray, neg: NDArray | None) -> float:
-        m, _, _ = evaluate_scores(lambda rows: M[row_of[rows]], fit_part, valid, ks=ks, negatives=neg)
-        return m.get(metric, float("nan"))
+    def compact(fold: _Fold, obj: str, M: NDArray) -> NDArray:
+        """What objective ``obj`` reads of ``M``: everything (full ranking) or the candidates' scores."""
+        cols = fold.columns.get(obj)
+        if cols is None:
+            return M
+        out = np.take_along_axis(M, np.maximum(cols, 0), axis=1)
+        out[cols < 0] = np.nan
+        return out
 
-    def measure(M: NDArray) -> dict[str, float]:
-        return {obj: measure_one(M, neg) for obj, neg in negatives.items()}
+    def measure_one(fold: _Fold, obj: str, C: NDArray) -> float:
+        cols = fold.columns.get(obj)
+        if cols is None:
+            block = lambda rows: C[fold.row_of[rows]]  # noqa: E731
+        else:
+            def block(rows: NDArray[np.int64]) -> NDArray:
+                # the sampled protocol reads only each user's candidates; other items may hold anything
+                r = fold.row_of[rows]
+                S = np.zeros((rows.size, n_items), dtype=np.float32)
+                c, v = cols[r], C[r]
+                keep = c >= 0
+                S[np.nonzero(keep)[0], c[keep]] = v[keep]
+                return S
+        m, _, _ = evaluate_scores(block, fold.fit_part, fold.valid, ks=ks, negatives=fold.negatives[obj])
+        return objective_value(m, metric)
 
     say = log or (lambda line: None)
     member_results: dict[str, dict[str, TuningResult]] = {obj: {} for obj in protocols}
-    cached: dict[str, dict[str, NDArray[np.float32]]] = {obj: {} for obj in protocols}
+    # objective -> member -> per-fold cached scores of the member's best fit (compacted for sampled objectives)
+    cached: dict[str, dict[str, list[NDArray[np.float32]]]] = {obj: {} for obj in protocols}
     for name in names:
         base = dict(AUTO_DEFAULTS[name])
         if name == "ease":
@@ -819,23 +936,35 @@ def tune_auto_protocols(
             if key in seen:
                 continue
             seen.add(key)
-            t0 = time.perf_counter()
-            est = get_estimator(name, **params).fit(fit_part)
-            fit_seconds = time.perf_counter() - t0
-            if name == "ials":
-                M = row_max_scaled(np.asarray(est.score(Xv), dtype=np.float32))
-            else:
-                M = np.asarray((Xv @ unit_scale(est.similarity_)[0]).toarray(), dtype=np.float32)
-            del est
-            scores = measure(M)
+            per_fold: dict[str, list[float]] = {obj: [] for obj in protocols}
+            kept: dict[str, list[NDArray]] = {obj: [] for obj in protocols}
+            fit_seconds = 0.0
+            for fold in folds:
+                t0 = time.perf_counter()
+                est = get_estimator(name, **params).fit(fold.fit_part)
+                fit_seconds += time.perf_counter() - t0
+                if name == "ials":
+                    M = row_max_scaled(np.asarray(est.score(fold.Xv), dtype=np.float32))
+                else:
+                    M = np.asarray((fold.Xv @ unit_scale(est.similarity_)[0]).toarray(), dtype=np.float32)
+                del est
+                for obj in protocols:
+                    C = compact(fold, obj, M)
+                    per_fold[obj].append(measure_one(fold, obj, C))
+                    kept[obj].append(C)
+                del M, C
+            scores = {obj: float(np.mean(v)) for obj, v in per_fold.items()}
             for obj, score in scores.items():
-                trials[obj].append({"params": params, metric: score, "fit_seconds": fit_seconds})
+                trial = {"params": params, metric: score, "fit_seconds": fit_seconds}
+                if len(folds) > 1:
+                    trial["folds"] = per_fold[obj]
+                trials[obj].append(trial)
                 if np.isfinite(score) and score > best[obj][0]:
                     best[obj] = (score, params)
-                    cached[obj][name] = M
+                    cached[obj][name] = kept[obj]
+            del kept
             say(f"tune auto member {name} {params} -> "
                 + ", ".join(f"{obj} {metric}={v:.4f}" for obj, v in scores.items()) + f" (fit {fit_seconds:.1f}s)")
-            del M
         for obj in protocols:
             member_results[obj][name] = TuningResult(name, best[obj][1], float(best[obj][0]), metric, trials[obj])
 
@@ -856,17 +985,30 @@ def tune_auto_protocols(
         weights = {n: 0.0 for n in available}
         weights[anchor] = 1.0
         blend_trials: list[dict[str, Any]] = []
+        memo: dict[tuple, float] = {}
 
         def blend_score(w: Mapping[str, float]) -> float:
-            M = None
-            for n, value in w.items():
-                if value > 0:
-                    M = mats[n] * np.float32(value) if M is None else M + mats[n] * np.float32(value)
-            score = measure_one(M, negatives[obj])
-            blend_trials.append({"weights": {n: v for n, v in w.items() if v > 0}, metric: score})
+            key = tuple(sorted((n, v) for n, v in w.items() if v > 0))
+            if key in memo:  # coordinate ascent revisits points; their score is known
+                return memo[key]
+            per_fold = []
+            for f, fold in enumerate(folds):
+                M = None
+                for n, value in w.items():
+                    if value > 0:
+                        part = mats[n][f] * np.float32(value)
+                        M = part if M is None else M + part
+                per_fold.append(measure_one(fold, obj, M))
+            score = float(np.mean(per_fold))
+            trial = {"weights": {n: v for n, v in w.items() if v > 0}, metric: score}
+            if len(folds) > 1:
+                trial["folds"] = per_fold
+            blend_trials.append(trial)
+            memo[key] = score
             return score
 
         best_score = member_results[obj][anchor].best_score
+        memo[((anchor, 1.0),)] = best_score
         blend_trials.append({"weights": {anchor: 1.0}, metric: best_score})
         for _ in range(n_passes):
             improved = False

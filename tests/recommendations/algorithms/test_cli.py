@@ -203,3 +203,23 @@ def test_quoted_ids_with_commas_and_bom(tmp_path: Path):
     path = write(tmp_path / "T.csv", '\ufeffUser,Item\n"Doe, Jane","Book, The"\n')
     data = read_interactions(str(path))
     assert data.users == ["Doe, Jane"] and data.items == ["Book, The"]
+
+
+def test_evaluate_tune_folds_and_summed_metric_reach_the_tuner(tmp_path: Path, train_csv: Path):
+    test = write(tmp_path / "TEST.csv", "user,item\nu2,c\nu6,f\n")
+    params = tmp_path / "PARAMS.json"
+    res = run_cli(
+        "evaluate", "--train", str(train_csv), "--test", str(test), "--k", "2", "--algorithms", "auto",
+        "--tune", "--tune-iter", "1", "--tune-folds", "2", "--tune-metric", "HR@2+NDCG@2",
+        "--params-out", str(params), "--json", "--quiet",
+    )
+    assert res.returncode == 0, res.stderr
+    saved = json.loads(params.read_text())
+    assert saved["metric"] == "HR@2+NDCG@2"
+    assert "2 independent carvings" in saved["validation"]
+    assert 0.0 <= saved["validation_score"] <= 2.0
+    res = run_cli(
+        "evaluate", "--train", str(train_csv), "--test", str(test), "--algorithms", "itemknn", "--tune",
+        "--tune-folds", "0", "--quiet",
+    )
+    assert res.returncode == 1 and "n_folds must be at least 1" in res.stderr

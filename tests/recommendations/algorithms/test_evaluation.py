@@ -303,3 +303,86 @@ def test_tune_auto_skips_ease_above_the_catalogue_limit_and_rejects_unknown_memb
         ev.tune_auto(train, members=["svd"])
     with pytest.raises(ValueError, match="at least one of"):
         ev.tune_auto(train, members=["ials"])
+
+
+def test_objective_value_adds_the_named_metrics_and_rejects_empty_parts():
+    metrics = {"HR@10": 0.5, "NDCG@10": 0.25, "HR@5": 0.4}
+    assert ev.objective_value(metrics, "NDCG@10") == 0.25
+    assert ev.objective_value(metrics, "HR@10+NDCG@10") == pytest.approx(0.75)
+    assert math.isnan(ev.objective_value(metrics, "HR@10+MAP@10"))
+    assert ev._with_metric_k((5,), "HR@10+NDCG@20") == (5, 10, 20)
+    with pytest.raises(ValueError, match="bad tuning metric"):
+        ev.objective_value(metrics, "HR@10+")
+
+
+def _popularity_factory(fitted_nnz):
+    class Pop:
+        def __init__(self, noise=0.0):
+            self.noise = noise
+
+        def fit(self, ui):
+            fitted_nnz.append(ui.nnz)
+            self.pop = np.asarray(ui.sum(axis=0)).ravel()
+            return self
+
+        def score(self, rows):
+            rng = np.random.default_rng(0)
+            return np.tile(self.pop, (rows.shape[0], 1)) + self.noise * rng.random((rows.shape[0], self.pop.size))
+
+    return lambda name, **p: Pop(**p)
+
+
+def test_tune_with_folds_averages_independent_carvings_and_fold_zero_is_the_single_split():
+    train = _clustered(n_users=120, n_items=40)
+    space = {"noise": [0.0, 5.0]}
+    fitted: list[int] = []
+    one = ev.tune("pop", train, space, factory=_popularity_factory(fitted), metric="HR@10+NDCG@10", random_state=1)
+    fitted_three: list[int] = []
+    three = ev.tune("pop", train, space, factory=_popularity_factory(fitted_three), metric="HR@10+NDCG@10",
+                    n_folds=3, random_state=1)
+    assert len(fitted_three) == 3 * len(fitted)  # every candidate is fitted once per fold
+    for t1, t3 in zip(one.trials, three.trials):
+        assert t1["params"] == t3["params"]
+        assert len(t3["folds"]) == 3
+        assert t3["folds"][0] == pytest.approx(t1["HR@10+NDCG@10"])  # fold 0 is the single split
+        assert t3["HR@10+NDCG@10"] == pytest.approx(np.mean(t3["folds"]))
+        assert len(set(t3["folds"])) > 1  # the folds hold out different items
+    # each value is the sum of the two metrics measured directly on fold 1's carving
+    fit_part, valid, _ = ev._validation_split(sp.csr_matrix(train), None, None, ev._fold_seed(1, 1))
+    m = ev.evaluate(_popularity_factory([])("pop", noise=0.0), fit_part, valid, ks=(10,)).metrics
+    assert three.trials[0]["folds"][1] == pytest.approx(m["HR@10"] + m["NDCG@10"])
+
+
+def test_folds_need_the_random_split():
+    train = _clustered(n_users=60, n_items=30)
+    with pytest.raises(ValueError, match="random validation split"):
+        ev.tune("pop", train, {}, factory=_popularity_factory([]), timestamps=train, n_folds=2)
+    with pytest.raises(ValueError, match="at least 1"):
+        ev.tune_auto(train, n_folds=0)
+
+
+def test_tune_auto_with_folds_scores_what_auto_gets_on_every_fold():
+    """With several folds, each cached-score blend equals the mean of real Auto fits on the folds."""
+    from recommendations.algorithms import get_estimator
+
+    train = _clustered()
+    metric = "HR@10+NDCG@10"
+    results = ev.tune_auto_protocols(train, {"sampled": 30, "full": None}, n_iter=2, search_spaces=FAST_SPACES,
+                                     n_folds=2, metric=metric, random_state=3)
+    for protocol, res in results.items():
+        assert res.metric == metric
+        per_fold = []
+        for f in range(2):
+            seed = ev._fold_seed(3, f)
+            fit_part, valid, _ = ev._validation_split(sp.csr_matrix(train), None, None, seed)
+            neg = ev.sample_negatives(fit_part, valid, n_negatives=30, random_state=seed + 1) if protocol == "sampled" else None
+            m = ev.evaluate(get_estimator("auto", **res.best_params), fit_part, valid, ks=(10,), negatives=neg).metrics
+            per_fold.append(m["HR@10"] + m["NDCG@10"])
+        assert res.best_score == pytest.approx(np.mean(per_fold), abs=1e-6)
+        assert res.best_score >= max(m.best_score for m in res.members.values()) - 1e-12
+        for member in res.members.values():
+            assert all(len(t["folds"]) == 2 for t in member.trials)
+            assert member.best_score == max(t[metric] for t in member.trials)
+        # the blend search never scores the same weights twice
+        keys = [tuple(sorted(t["weights"].items())) for t in res.trials]
+        assert len(keys) == len(set(keys))
