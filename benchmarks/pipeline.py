@@ -832,7 +832,8 @@ def carried_rows(path: Path, results: list[dict]) -> dict[str, list[str]]:
                 out[section].append(line)
         elif section == "## Goals" and line.startswith("- growth on "):
             if line.split()[3].rstrip(",") not in fresh_growth:
-                out["goals"].append(line + " (carried over from the earlier report)")
+                note = " (carried over from the earlier report)"
+                out["goals"].append(line if line.endswith(note) else line + note)
     return out
 
 
