@@ -903,14 +903,15 @@ def build_score_chunk(*, build_id: int, start: int, stop: int) -> int:
 
 
 def _build_write_lock(build_id: int, key: str) -> bool:
-    """Lock what a chunk's (or part's) write needs, inside its transaction; return False if the build is no longer running.
+    """Lock what a chunk's or part's write needs, in its transaction; False if the build is no longer running.
 
-    A chunk delivered twice at once must not interleave its delete and insert with its twin's
-    (on PostgreSQL's READ COMMITTED both would delete nothing, then both insert). On PostgreSQL
-    the twins meet on a transaction-level advisory lock keyed by (build, ``key``: the chunk's
-    ``start:stop`` or ``part:<name>``), so different chunks and parts of one build write in parallel, and the build row is held ``FOR KEY SHARE``: chunks
-    share it, while ``build_finalize`` (``FOR UPDATE``) waits for the writes in flight and later
-    twins see the build finished. Elsewhere the build row is locked ``FOR UPDATE``, which
+    A chunk (or part) delivered twice at once must not interleave its delete and insert with its
+    twin's (on PostgreSQL's READ COMMITTED both would delete nothing, then both insert). On
+    PostgreSQL the twins meet on a transaction-level advisory lock keyed by (build, ``key``: the
+    chunk's ``start:stop`` or ``part:<name>``), so different chunks and parts of one build write
+    in parallel, and the build row is held ``FOR KEY SHARE``: they share it, while
+    ``build_finalize`` (``FOR UPDATE``) waits for the writes in flight and later twins see the
+    build finished. Elsewhere the build row is locked ``FOR UPDATE``, which
     serialises a build's chunk writes (SQLite serialises every write anyway). The time spent
     here is recorded as the build's ``write_wait`` timing (see benchmarks/results/pipeline.md).
     """
