@@ -20,6 +20,7 @@ __all__ = [
     "topn_rows",
     "topn_sparse_rows",
     "topk_sparse_rows",
+    "topk_keep_mask",
     "topk_dense_rows",
     "split_heavy_rows",
     "sparse_dot_split",
@@ -209,7 +210,7 @@ def topk_sparse_rows(M: sp.spmatrix, k: int) -> sp.csr_matrix:
         return M.copy()
     rows = np.repeat(np.arange(M.shape[0]), counts)
     if k >= 1 and M.dtype.kind == "f" and not np.isnan(M.data).any():
-        keep = _topk_sparse_keep(M, counts, int(k))
+        keep = np.flatnonzero(topk_keep_mask(M.indptr, M.indices, M.data, int(k)))
     else:
         order = np.lexsort((-M.data, rows))
         position = np.arange(M.data.size) - np.repeat(M.indptr[:-1], counts)
@@ -220,43 +221,44 @@ def topk_sparse_rows(M: sp.spmatrix, k: int) -> sp.csr_matrix:
     return out
 
 
-def _topk_sparse_keep(M: sp.csr_matrix, counts: NDArray[np.int64], k: int) -> NDArray[np.int64]:
-    """Stored positions kept by ``topk_sparse_rows``: per row the ``k`` largest values, ties to the lower column.
+def topk_keep_mask(
+    indptr: NDArray[np.integer], indices: NDArray[np.integer], data: NDArray[np.floating], k: int
+) -> NDArray[np.bool_]:
+    """Mask of the stored entries of CSR parts kept by a row-wise top-``k``: ties to the lower column.
 
-    The same set as a stable sort of each row by value (the rows' indices are sorted), without
-    sorting: each long row's k-th largest value comes from ``np.partition`` over a padded
-    block of rows of similar length; values above it are kept, and of the values equal to it
-    the first ones by column. A global ``lexsort`` of every stored value took ~3 s of a
-    MovieLens-1M build (RP3beta's 3,883 x 3,883 near-dense similarity).
+    The same set as a stable sort of each row by value then column, without sorting: each row
+    longer than ``k`` finds its ``k``-th largest value with one in-place ``partition`` of a copy
+    of its values (no indices: about three times cheaper than ``argpartition``); values above
+    it are kept, and of the values equal to it the lowest columns. Measured against a padded,
+    vectorised ``np.partition`` over blocks of rows: 5-7x less CPU on a 3,883^2 matrix 80 %
+    full (RP3beta on MovieLens-1M) and on CiteULike-a's item-item blocks. ``data`` must not
+    hold NaN; ``indices`` need not be sorted.
     """
-    keep = np.ones(M.data.size, dtype=bool)
+    n_rows = indptr.size - 1
+    counts = np.diff(indptr)
+    threshold = np.full(n_rows, -np.inf, dtype=data.dtype)
     long_rows = np.flatnonzero(counts > k)
-    long_rows = long_rows[np.argsort(counts[long_rows], kind="stable")]  # similar lengths share a block
-    budget = 1 << 23  # padded cells per block
-    start = 0
-    while start < long_rows.size:
-        stop = start + 1
-        while stop < long_rows.size and (stop - start + 1) * int(counts[long_rows[stop]]) <= budget:
-            stop += 1
-        block = np.sort(long_rows[start:stop])
-        start = stop
-        lengths = counts[block]
-        width = int(lengths.max())
-        local = np.repeat(np.arange(block.size), lengths)
-        offsets = np.arange(local.size) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-        entries = np.repeat(M.indptr[block], lengths) + offsets  # positions in M.data, row by row
-        values = M.data[entries]
-        padded = np.full((block.size, width), np.inf, dtype=M.data.dtype)
-        padded[local, offsets] = -values
-        threshold = -np.partition(padded, k - 1, axis=1)[:, k - 1]
-        above = values > threshold[local]
-        tied = values == threshold[local]
-        # Keep the first (k - #above) tied values of each row, in column order.
-        n_tied = np.bincount(local, weights=tied, minlength=block.size).astype(np.int64)
-        tied_rank = np.cumsum(tied) - np.repeat(np.cumsum(n_tied) - n_tied, lengths)  # 1 for a row's first tie
-        room = k - np.bincount(local, weights=above, minlength=block.size).astype(np.int64)
-        keep[entries] = above | (tied & (tied_rank <= room[local]))
-    return np.flatnonzero(keep)
+    if long_rows.size:
+        work, starts, ends = data.copy(), indptr[:-1].tolist(), indptr[1:].tolist()
+        # ndarray.partition sorts the slice (a view of ``work``) in place and returns None.
+        threshold[long_rows] = [
+            work[starts[row] : ends[row]].partition(ends[row] - starts[row] - k) or work[ends[row] - k]
+            for row in long_rows.tolist()
+        ]
+    row_threshold = np.repeat(threshold, counts)
+    keep = data >= row_threshold
+    kept_counts = np.diff(np.searchsorted(np.flatnonzero(keep), indptr))
+    over = kept_counts > k
+    if over.any():
+        # Ties at the k-th value: drop the tied entries with the highest columns.
+        tied = np.flatnonzero(np.repeat(over, counts) & (data == row_threshold))
+        tied_rows = np.searchsorted(indptr, tied, side="right") - 1
+        order = np.argsort(tied_rows * (int(indices.max(initial=0)) + 1) + indices[tied], kind="stable")
+        tied, tied_rows = tied[order], tied_rows[order]
+        rank = np.arange(tied.size) - np.searchsorted(tied_rows, tied_rows)
+        n_tied = np.bincount(tied_rows, minlength=n_rows)
+        keep[tied[rank >= (n_tied - (kept_counts - k))[tied_rows]]] = False
+    return keep
 
 
 def sparse_matmul(A: sp.csr_matrix, B: sp.csr_matrix) -> sp.csr_matrix:

@@ -16,6 +16,7 @@ from .base import (
     RecommenderBase,
     check_user_items,
     sparse_matmul,
+    topk_keep_mask,
     topn_rows,
 )
 from .weighting import bm25_weight, tfidf_weight
@@ -170,47 +171,18 @@ def _select_topk_block(
     """Row-wise top-``k`` of a CSR block of similarities, as CSR parts (counts, indices, data).
 
     ``block[r, self_columns[r]]`` (the item itself) is set to 0 first; zeros are never kept.
-    Keeps the same values as ``argpartition`` on each row would, with one difference: at a tie
-    on the ``k``-th value, the lowest column indices are kept (``argpartition`` keeps an
-    arbitrary subset). Each row longer than ``k`` costs one in-place ``partition`` of a copy of
-    its values (no indices: about three times cheaper than ``argpartition``) to find its
-    ``k``-th value; the mask, the ties and the output are vectorised over the block (per-entry
-    row values come from ``np.repeat``, cheaper than gathers). Column indices come out sorted
-    within each row. ``block.data`` is overwritten.
+    The selection is ``base.topk_keep_mask``: the values ``argpartition`` on each row would keep,
+    except that at a tie on the ``k``-th value the lowest columns are kept (``argpartition``
+    keeps an arbitrary subset). Column indices come out sorted within each row. ``block.data``
+    is overwritten.
     """
     indptr, indices, data = block.indptr, block.indices, block.data
-    n_rows = block.shape[0]
     counts = np.diff(indptr)
     data[indices == np.repeat(self_columns.astype(indices.dtype, copy=False), counts)] = 0.0
-    # The k-th largest value of each row longer than k (rows up to k keep every nonzero).
-    threshold = np.full(n_rows, -np.inf, dtype=data.dtype)
-    long_rows = np.flatnonzero(counts > k)
-    if long_rows.size:
-        work, ends = data.copy(), indptr[1:].tolist()
-        starts = indptr[:-1].tolist()
-        # ndarray.partition sorts the slice in place (a view of ``work``) and returns None.
-        threshold[long_rows] = [
-            work[starts[row] : ends[row]].partition(ends[row] - starts[row] - k) or work[ends[row] - k]
-            for row in long_rows.tolist()
-        ]
-    row_threshold = np.repeat(threshold, counts)
-    keep = data >= row_threshold
+    keep = topk_keep_mask(indptr, indices, data, k)
     keep &= data != 0
     positions = np.flatnonzero(keep)
     kept_counts = np.diff(np.searchsorted(positions, indptr))
-    over = kept_counts > k
-    if over.any():
-        # Ties at the k-th value: drop the tied entries with the highest columns.
-        tied = np.flatnonzero(np.repeat(over, counts) & (data == row_threshold))
-        tied_rows = np.searchsorted(indptr, tied, side="right") - 1
-        # Row by row (already), then lowest column: a stable sort of nearly sorted keys.
-        order = np.argsort(tied_rows * block.shape[1] + indices[tied], kind="stable")
-        tied, tied_rows = tied[order], tied_rows[order]
-        rank = np.arange(tied.size) - np.searchsorted(tied_rows, tied_rows)
-        n_tied = np.bincount(tied_rows, minlength=n_rows)
-        keep[tied[rank >= (n_tied - (kept_counts - k))[tied_rows]]] = False
-        positions = np.flatnonzero(keep)
-        kept_counts = np.diff(np.searchsorted(positions, indptr))
     out = sp.csr_matrix(
         (data.take(positions), indices.take(positions), np.concatenate([[0], np.cumsum(kept_counts)])),
         shape=block.shape,
