@@ -75,6 +75,18 @@ class BuildArtifact(models.Model):
         return f"{self.name} of build #{self.build_id}"
 
 
+# The foreign keys of the two bulk result tables (``SimilarItem``, ``UserRecommendation``) have
+# no database constraint and no single-column index. Django still deletes their rows with the
+# build, user or content type they point at (``on_delete=CASCADE`` is carried out by the ORM,
+# not the database), and every read goes through the composite lookup index, whose first column
+# is the build. What it saves: PostgreSQL checks each foreign-key constraint row by row, so the
+# constraints cost more than the rows' insert itself (181k picks of MovieLens-1M: COPY and
+# commit 7.8 s with them, 2.4 s without them and the unused indexes). What it costs: a row
+# written for a user deleted during the build is not refused by the database; ``build_finalize``
+# removes such rows (see ``services._orphan_picks_delete``). Written up in docs/decisions.md.
+RESULT_ROW_KEYS = {"db_constraint": False, "db_index": False}
+
+
 class SimilarItem(models.Model):
     """One stored neighbour of an item: ``target`` is similar to ``source``, best first by ``rank``."""
 
@@ -82,11 +94,13 @@ class SimilarItem(models.Model):
         CONTENT = "content", "Content"
         COLLABORATIVE = "collaborative", "Collaborative"
 
-    build = models.ForeignKey(BuildRun, on_delete=models.CASCADE, related_name="+")
+    # Bulk rows, written by the hundred thousand per build: see RESULT_ROW_KEYS.
+    build = models.ForeignKey(BuildRun, on_delete=models.CASCADE, related_name="+", **RESULT_ROW_KEYS)
     kind = models.CharField(max_length=16, choices=Kind.choices)
-    content_type = models.ForeignKey(ContentType, on_delete=models.CASCADE, related_name="+")
+    content_type = models.ForeignKey(ContentType, on_delete=models.CASCADE, related_name="+", **RESULT_ROW_KEYS)
     object_id = models.CharField(max_length=64)
-    target_content_type = models.ForeignKey(ContentType, on_delete=models.CASCADE, related_name="+")
+    target_content_type = models.ForeignKey(ContentType, on_delete=models.CASCADE, related_name="+",
+                                            **RESULT_ROW_KEYS)
     target_object_id = models.CharField(max_length=64)
     rank = models.PositiveIntegerField()
     score = models.FloatField()
@@ -104,9 +118,11 @@ class SimilarItem(models.Model):
 class UserRecommendation(models.Model):
     """One stored pick for a user, with its explanation ("Because you read …")."""
 
-    build = models.ForeignKey(BuildRun, on_delete=models.CASCADE, related_name="+")
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
-    content_type = models.ForeignKey(ContentType, on_delete=models.CASCADE, related_name="+")
+    # Bulk rows, written by the hundred thousand per build: see RESULT_ROW_KEYS. The user
+    # column keeps its index: deleting a user deletes their picks by it.
+    build = models.ForeignKey(BuildRun, on_delete=models.CASCADE, related_name="+", **RESULT_ROW_KEYS)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", db_constraint=False)
+    content_type = models.ForeignKey(ContentType, on_delete=models.CASCADE, related_name="+", **RESULT_ROW_KEYS)
     object_id = models.CharField(max_length=64)
     rank = models.PositiveIntegerField()
     score = models.FloatField()

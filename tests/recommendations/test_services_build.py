@@ -111,6 +111,37 @@ class TestAtomicSwitch:
         assert not SimilarItem.objects.filter(build_id=builds[0].pk).exists()
 
 
+class TestReaderDeletedDuringBuild:
+    def test_build_finishes_without_the_deleted_readers_picks(self, world, monkeypatch):
+        gone = world["users"]["cooking3"]
+        gone_pk = gone.pk  # delete() sets it to None
+        real = services.build_score_chunk
+        calls = {"n": 0}
+
+        def delete_reader_first(**kwargs):
+            calls["n"] += 1
+            if calls["n"] == 1:  # after prepare: the build's data and model still hold the reader
+                gone.delete()
+            return real(**kwargs)
+
+        monkeypatch.setattr(services, "build_score_chunk", delete_reader_first)
+        build = services.full_build_run()
+        assert build.status == BuildRun.Status.SUCCEEDED and build.is_active and not build.reactivable
+        # Their chunk still scored them; the picks table has no database constraint to refuse the rows.
+        assert not UserRecommendation.objects.filter(build=build, user_id=gone_pk).exists()
+        assert build.counts["recommendations"] == UserRecommendation.objects.filter(build=build).count() > 0
+        assert _active_rows(world["users"]["space0"]) and _active_rows(world["users"]["cooking0"])
+        assert SimilarItem.objects.filter(build=build).exists()
+
+    def test_deleting_a_reader_deletes_their_picks(self, world):
+        services.full_build_run()
+        reader = world["users"]["space0"]
+        assert _active_rows(reader)
+        reader_pk = reader.pk
+        reader.delete()
+        assert not UserRecommendation.objects.filter(user_id=reader_pk).exists()
+
+
 class TestLock:
     def test_second_build_refused_while_locked(self, world):
         build = BuildRun.objects.create()
