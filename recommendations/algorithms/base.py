@@ -816,7 +816,7 @@ class ItemSimilarityRecommender(RecommenderBase):
         return self.similarity_
 
     def _score(self, X: sp.csr_matrix, users: NDArray[np.int64] | None = None) -> NDArray[np.float32]:
-        return np.asarray((X @ self.similarity_).toarray(), dtype=np.float32)
+        return sparse_matmul(X, self.similarity_).toarray()
 
     def _topn_plan(self, similarity: sp.spmatrix) -> tuple:
         """``split_heavy_rows(similarity)``, cached per matrix object.

@@ -9,7 +9,7 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
 
-from .base import ItemSimilarityRecommender, RecommenderBase
+from .base import ItemSimilarityRecommender, RecommenderBase, sparse_matmul
 from .content import ContentSimilarity
 
 __all__ = ["Hybrid", "Auto", "AUTO_DEFAULTS", "unit_scale", "row_max_scaled"]
@@ -166,7 +166,7 @@ class Hybrid(RecommenderBase):
 
     def _score(self, X: sp.csr_matrix, users: NDArray[np.int64] | None = None) -> NDArray[np.float32]:
         if self.similarity_ is not None:
-            return np.asarray((X @ self.similarity_).toarray(), dtype=np.float32)
+            return sparse_matmul(X, self.similarity_).toarray()
         scores = row_max_scaled(self.collaborative_._score(X, users))
         if self.content_similarity_ is not None:
             content = (X @ self.content_similarity_).toarray()
@@ -366,7 +366,7 @@ class Auto(ItemSimilarityRecommender):
         return float(weights.get("ials", 0.0))
 
     def _score(self, X: sp.csr_matrix, users: NDArray[np.int64] | None = None) -> NDArray[np.float32]:
-        scores = np.asarray((X @ self.item_similarity_).toarray(), dtype=np.float32)
+        scores = sparse_matmul(X, self.item_similarity_).toarray()
         if self.factor_model_ is not None:
             factor_scores = row_max_scaled(self.factor_model_._score(X, users))
             scores += np.float32(self._ials_weight()) * factor_scores.astype(np.float32)
