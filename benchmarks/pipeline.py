@@ -356,7 +356,7 @@ def _worker_env(events: Path) -> dict[str, str]:
     env.update({
         "DJANGO_SETTINGS_MODULE": SETTINGS, "BRE_PIPELINE_EVENTS": str(events),
         "BRE_PIPELINE_BROKER_URL": BROKER, "BRE_PIPELINE_RESULT_BACKEND": BACKEND_URL,
-        # One worker process = one core: no hidden BLAS threads on top of the pool.
+        # No hidden BLAS threads on top of the pool (Auto's one iALS thread in prepare is explicit).
         "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
         "PYTHONPATH": str(ROOT),
     })
@@ -849,7 +849,8 @@ def report(results: list[dict], command: str, carried: dict[str, list[str]] | No
         f"- Code: {_git_state()}",
         "- Build: `services.full_build_start` queues the real `full_build` task; Celery workers "
         f"(`celery -A bre_site worker -c N --pool prefork`, broker {BROKER}, results {BACKEND_URL}, BLAS threads 1 "
-        "per process) prepare (load, fit, write), fan out a chord of the parts (`build_part`: neighbour lists, "
+        "per process; the prepare task's `auto` fit runs its iALS component in a second thread beside the item-item "
+        "components, `Auto(n_threads=0)`, so it uses up to 2 cores even with 1 worker: see the CPU table) prepare (load, fit, write), fan out a chord of the parts (`build_part`: neighbour lists, "
         "rating model) and the user chunks (`build_score_chunk`) and switch in `build_finalize`. Algorithm `auto` (the production default), testapp models "
         "(Item with UUID pk, Score/Like) via `benchmarks/pipeline_settings.py`.",
         "- Stage seconds come from `BuildRun.timings`: load, fit, write (artifacts, popular) from the "

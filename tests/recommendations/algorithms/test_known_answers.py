@@ -297,6 +297,40 @@ class TestAuto:
         with pytest.raises(ValueError, match="unknown components"):
             Auto(weights={"svd": 1.0}).fit(TINY)
 
+    def test_ials_fitted_in_a_second_thread_gives_the_same_model(self, monkeypatch):
+        import threading
+
+        from recommendations.algorithms import factorization
+
+        rng = np.random.default_rng(4)
+        X = sp.csr_matrix((rng.random((60, 30)) < 0.2).astype(np.float32))
+        params = {"rp3beta": {"top_k": 8}, "itemknn": {"top_k": 8}, "ials": {"factors": 8, "iterations": 3},
+                  "weights": {"rp3beta": 1.0, "itemknn": 0.5, "ials": 0.2}, "random_state": 3}
+        threads = []
+        real_fit = factorization.IALS.fit
+
+        def fit(self, user_items):
+            threads.append(threading.current_thread() is threading.main_thread())
+            return real_fit(self, user_items)
+
+        monkeypatch.setattr(factorization.IALS, "fit", fit)
+        serial = Auto(**params, n_threads=1).fit(X)
+        overlapped = Auto(**params, n_threads=2).fit(X)
+        assert threads == [True, False]
+        np.testing.assert_array_equal(serial.factor_model_.item_factors_, overlapped.factor_model_.item_factors_)
+        assert (serial.item_similarity_ != overlapped.item_similarity_).nnz == 0
+        np.testing.assert_array_equal(serial.score(X), overlapped.score(X))
+
+    def test_a_failing_ials_fit_in_its_thread_is_raised_by_fit(self, monkeypatch):
+        from recommendations.algorithms import factorization
+
+        def fit(self, user_items):
+            raise MemoryError("factors too big")
+
+        monkeypatch.setattr(factorization.IALS, "fit", fit)
+        with pytest.raises(MemoryError, match="factors too big"):
+            Auto(weights={"rp3beta": 1.0, "ials": 0.1}, n_threads=2).fit(TINY)
+
 
 class TestItemKNNHistoryNeighbourhood:
     def test_top_k_is_per_history_row(self):
