@@ -7,11 +7,41 @@ a build that is still writing, or that failed, is never visible.
 """
 from __future__ import annotations
 
+import json
+
 from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
 from django.db import models
+from django.core.exceptions import ValidationError
 from django.db.models import Q
 from django.utils import timezone
+
+
+class JSONTextField(models.TextField):
+    """A JSON value stored as its text on every database, read back as the Python value.
+
+    ``JSONField`` is ``jsonb`` on PostgreSQL: the server parses every value written and prints
+    every value read. The picks' explanations are only ever written whole and read whole (never
+    queried inside), by the hundred thousand per build: as text, the 181k picks of MovieLens-1M
+    ``COPY`` in 1.6 s instead of 2.4 s (see docs/decisions.md).
+    """
+
+    def from_db_value(self, value, expression, connection):
+        return None if value is None else json.loads(value)
+
+    def to_python(self, value):
+        if isinstance(value, str):
+            try:
+                return json.loads(value)
+            except ValueError as exc:
+                raise ValidationError(f"Enter valid JSON: {exc}") from exc
+        return value
+
+    def get_prep_value(self, value):
+        return None if value is None else json.dumps(value)
+
+    def value_to_string(self, obj) -> str:
+        return json.dumps(self.value_from_object(obj))
 
 
 class BuildRun(models.Model):
@@ -126,7 +156,7 @@ class UserRecommendation(models.Model):
     object_id = models.CharField(max_length=64)
     rank = models.PositiveIntegerField()
     score = models.FloatField()
-    explanation = models.JSONField(
+    explanation = JSONTextField(
         default=list, blank=True, help_text='Items of the history that contributed most: [{"content_type", "object_id", "title"}].'
     )
     source = models.CharField(max_length=16, default="build", help_text="build or refresh")
