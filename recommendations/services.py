@@ -330,8 +330,26 @@ def _artifact_save(build: BuildRun, name: str, writer: Callable[[io.BytesIO], No
 
 
 def _artifact_bytes(build_id: int, name: str) -> bytes:
+    """The bytes of artifact ``name`` of build ``build_id``; on PostgreSQL (psycopg 3) by binary ``COPY``.
+
+    A client-side bound query returns a bytea as hex text, twice its size, that PostgreSQL
+    encodes and psycopg decodes: 0.34 s against 0.09 s for an 18 MB model, paid by every
+    worker process that loads a build.
+    """
+    connection = connections[router.db_for_read(BuildArtifact)]
+    queryset = BuildArtifact.objects.using(connection.alias).filter(build_id=build_id, name=name).values_list("data")
+    if connection.vendor == "postgresql":
+        sql, params = queryset.query.sql_with_params()
+        with connection.cursor() as cursor:
+            if hasattr(cursor.cursor, "copy"):
+                with cursor.cursor.copy(f"COPY ({sql}) TO STDOUT (FORMAT BINARY)", params) as copy:
+                    copy.set_types(["bytea"])
+                    rows = list(copy.rows())
+                if not rows:
+                    raise BuildError(f"Build #{build_id} has no artifact {name!r}; run a full build.")
+                return bytes(rows[0][0])
     try:
-        return bytes(BuildArtifact.objects.values_list("data", flat=True).get(build_id=build_id, name=name))
+        return bytes(queryset.get()[0])
     except BuildArtifact.DoesNotExist:
         raise BuildError(f"Build #{build_id} has no artifact {name!r}; run a full build.") from None
 

@@ -479,3 +479,18 @@ class TestExplanationsBlock:
         for max_entries in (1 << 19, 40):
             assert services._explanations_block(state, rows, targets, max_entries=max_entries) == expected
         assert any(len(e) == 3 for user in expected for e in user)
+
+
+class TestArtifacts:
+    def test_saved_bytes_read_back_and_replaced(self, db):
+        build = BuildRun.objects.create(triggered_by="test")
+        payload = bytes(range(256)) * 1000  # every byte value, incl. NUL and backslash
+        services._artifact_save(build, "blob", lambda f: f.write(payload))
+        assert services._artifact_bytes(build.pk, "blob") == payload
+        services._artifact_save(build, "blob", lambda f: f.write(b"second"))
+        assert services._artifact_bytes(build.pk, "blob") == b"second"
+
+    def test_missing_artifact_is_a_build_error(self, db):
+        build = BuildRun.objects.create(triggered_by="test")
+        with pytest.raises(services.BuildError, match="has no artifact 'model'"):
+            services._artifact_bytes(build.pk, "model")
