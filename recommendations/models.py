@@ -11,8 +11,8 @@ import json
 
 from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
-from django.db import models
 from django.core.exceptions import ValidationError
+from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 

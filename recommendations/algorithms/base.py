@@ -25,6 +25,7 @@ __all__ = [
     "split_heavy_rows",
     "sparse_dot_split",
     "sparse_matmul",
+    "n_threads_to_use",
 ]
 
 #: Elements of a dense float32 work block (about 64 MB); blocks of rows are sized from it.
@@ -259,6 +260,16 @@ def topk_keep_mask(
         n_tied = np.bincount(tied_rows, minlength=n_rows)
         keep[tied[rank >= (n_tied - (kept_counts - k))[tied_rows]]] = False
     return keep
+
+
+def n_threads_to_use(n_threads: int | None) -> int:
+    """Threads for an ``n_threads`` parameter: itself when positive, else every core this process may use."""
+    if n_threads and n_threads > 0:
+        return int(n_threads)
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - macOS, Windows
+        return os.cpu_count() or 1
 
 
 def sparse_matmul(A: sp.csr_matrix, B: sp.csr_matrix) -> sp.csr_matrix:
@@ -690,7 +701,7 @@ class RecommenderBase:
             )
 
         starts = range(0, rows.size, batch_size)
-        threads = n_threads if n_threads and n_threads > 0 else (os.cpu_count() or 1)
+        threads = n_threads_to_use(n_threads)
         if threads > 1 and len(starts) > 1:
             with ThreadPoolExecutor(max_workers=threads) as pool:
                 list(pool.map(work, starts))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -15,6 +14,7 @@ from .base import (
     ItemSimilarityRecommender,
     RecommenderBase,
     check_user_items,
+    n_threads_to_use,
     sparse_matmul,
     topk_keep_mask,
     topn_rows,
@@ -25,10 +25,6 @@ __all__ = ["ItemKNN", "UserKNN", "blockwise_topk", "FEATURE_WEIGHTINGS", "NEIGHB
 
 FEATURE_WEIGHTINGS = ("none", "tfidf", "bm25")
 NEIGHBOURHOODS = ("candidate", "history")
-
-
-def _n_threads(n_threads: int) -> int:
-    return max(1, int(n_threads) if n_threads and n_threads > 0 else (os.cpu_count() or 1))
 
 
 def blockwise_topk(
@@ -86,7 +82,7 @@ def blockwise_topk(
         keep = values != 0
         return rows[keep].astype(np.int64), cols[keep].astype(np.int64), values[keep]
 
-    threads = _n_threads(n_threads)
+    threads = n_threads_to_use(n_threads)
     if threads > 1 and len(starts) > 1:
         with ThreadPoolExecutor(max_workers=threads) as pool:
             parts = list(pool.map(work, starts))
@@ -224,7 +220,7 @@ def _history_topk(
         block = _cosine_block(left, right_t, left_norms, right_norms, shrink, start, end, False)
         return _select_topk_block(block, k, self_columns[start:end])
 
-    threads = _n_threads(n_threads)
+    threads = n_threads_to_use(n_threads)
     if threads > 1 and len(starts) > 1:
         with ThreadPoolExecutor(max_workers=threads) as pool:
             parts = list(pool.map(work, starts))
@@ -286,7 +282,7 @@ def _history_topk_fast(
     left = sp.csr_matrix(sp.diags(inverse) @ item_users, dtype=np.float32)
     right = sp.csr_matrix(left.T, dtype=np.float32)
     top_n = int(min(n_items, k + 1 + max(16, k // 4)))
-    cos = sp_matmul_topn(left, right, top_n=top_n, n_threads=_n_threads(n_threads))
+    cos = sp_matmul_topn(left, right, top_n=top_n, n_threads=n_threads_to_use(n_threads))
     cos = sp.csr_matrix(cos, dtype=np.float32)
     counts = np.diff(cos.indptr)
     rows = np.repeat(np.arange(n_items), counts)
