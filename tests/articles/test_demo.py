@@ -13,7 +13,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 
 from articles.demo import DEFAULT_DATA_DIR, demo_data_load, demo_data_read
-from articles.models import Article, Book, Rating, Read, Tag
+from articles.models import Article, Book, NotInterested, Rating, Read, Tag
 
 NOW = datetime(2026, 11, 20, 15, 30, tzinfo=timezone.utc)
 
@@ -113,6 +113,15 @@ class TestDemoDataLoad:
         assert Book.objects.get(external_id="3").description == 'Multi-line\ndescription, with "quotes".'
         article = Article.objects.get(external_id="1")
         assert article.slug == "communicating-data-science" and article.author == "Megan Risdal"
+
+    def test_the_builds_column_reader_agrees_with_the_rows(self, data_dir):
+        """Generic keys (content type + integer id), dwell, progress, stars and times: packed on PostgreSQL."""
+        from recommendations.adapters import get_adapter
+        from tests.recommendations.columns import assert_columns_match_rows
+
+        demo_data_load(data_dir=data_dir, now=NOW)
+        NotInterested.objects.create(user=get_user_model().objects.get(username="demo"), item=Book.objects.first())
+        assert assert_columns_match_rows(get_adapter()) == Read.objects.count() + Rating.objects.count() + 1
 
     def test_synthetic_values_are_plausible_and_deterministic(self, data_dir):
         demo_data_load(data_dir=data_dir, now=NOW)

@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import pytest
 from django.contrib.contenttypes.models import ContentType
+from django.db import models
 
 from recommendations import selectors, services
 from recommendations.models import BuildLock, BuildRun, PopularItem, SimilarItem, UserRecommendation
-from tests.recommendations.testapp.models import Item, Like
+from tests.recommendations.columns import assert_columns_match_rows
+from tests.recommendations.testapp.models import Item, Like, Score
 
 
 def _active_rows(user):
@@ -259,6 +261,44 @@ class TestIncrementalRefresh:
 
 
 class TestInteractionColumns:
+    @pytest.fixture
+    def aggregate_calls(self, monkeypatch):
+        """What ``_columns_by_aggregate`` returned: an array tuple (PostgreSQL) or None (fallback)."""
+        from recommendations import adapters
+
+        calls, original = [], adapters._columns_by_aggregate
+        monkeypatch.setattr(adapters, "_columns_by_aggregate", lambda *a, **k: calls.append(original(*a, **k)) or calls[-1])
+        return calls
+
+    def test_packed_records_match_rows(self, world, aggregate_calls):
+        """On PostgreSQL the build reads packed binary records (ids, stars, times); they agree with the row reader."""
+        from django.db import connection
+
+        from recommendations.adapters import DefaultAdapter
+
+        Score.objects.create(user=world["users"]["cooking1"], item=world["items"]["Bread baking at home"], stars=4)
+        assert assert_columns_match_rows(DefaultAdapter()) == Like.objects.count() + Score.objects.count()
+        used = [call is not None for call in aggregate_calls]
+        assert used == ([True, True] if connection.vendor == "postgresql" else [])
+
+    def test_too_many_rows_for_one_value_are_read_through_the_cursor(self, world, aggregate_calls, monkeypatch):
+        from django.db import connection
+
+        from recommendations import adapters
+
+        monkeypatch.setattr(adapters, "_AGGREGATE_MAX_BYTES", 10)  # under one record
+        assert assert_columns_match_rows(adapters.DefaultAdapter()) == Like.objects.count() + 1
+        assert aggregate_calls == ([None, None] if connection.vendor == "postgresql" else [])
+
+    def test_only_fixed_width_ids_are_packed(self):
+        from recommendations.adapters import _id_send_type
+
+        assert _id_send_type(models.BigAutoField(primary_key=True)) == "int8"
+        assert _id_send_type(models.PositiveBigIntegerField()) == "int8"
+        assert _id_send_type(models.UUIDField()) == "uuid"
+        assert _id_send_type(models.CharField(max_length=20)) is None
+        assert _id_send_type(Like._meta.get_field("item")) == "uuid"
+
     def test_columns_match_rows(self, world):
         """The fast column reader (epoch seconds and UUID text on PostgreSQL) agrees with the row reader."""
         import datetime as dt

@@ -120,6 +120,25 @@ class TestFullBuildRun:
         assert uuid.UUID(row.object_id) == shop["products"]["Proving basket"].pk
         assert str(row.object_id) == str(shop["products"]["Proving basket"].pk)
 
+    def test_a_builds_columns_agree_with_the_rows(self, shop):
+        """UUID customers and products, a weight field: the full build's reader gives what the row reader gives."""
+        from recommendations.adapters import get_adapter
+
+        adapter = get_adapter()
+        cols = adapter.interaction_columns()
+        rows = list(adapter.interaction_rows())
+        key = repr
+        got = sorted(zip(cols.user_id, cols.object_id, cols.kind.tolist(), cols.weight.tolist(),
+                         [None if s != s else s for s in cols.stars.tolist()]), key=key)
+        want = sorted(((r.user_id, r.item_key[1], r.kind, float(r.weight) if r.weight is not None else None,
+                        float(r.stars) if r.stars is not None else None) for r in rows), key=key)
+        assert len(got) == Purchase.objects.count() + Review.objects.count() == 25
+        assert [g[:3] for g in got] == [w[:3] for w in want] and all(isinstance(g[0], uuid.UUID) for g in got)
+        assert [g[4] for g in got] == [w[4] for w in want] and sorted(g[4] for g in got if g[4] is not None) == [1.0]
+        assert [g[3] for g in got if g[2] == "weight"] == [w[3] for w in want if w[2] == "weight"]
+        assert sorted(g[3] for g in got if g[2] == "weight") == sorted(float(p.quantity) for p in Purchase.objects.all())
+        assert cols.timestamp.tolist() and all(t == t for t in cols.timestamp.tolist())
+
     def test_inactive_products_and_banned_ones_are_not_served(self, shop):
         services.full_build_run()
         customer = shop["customers"]["camping1"]
