@@ -331,7 +331,7 @@ def _timestamps(values: list) -> np.ndarray:
 # ``_columns_by_aggregate``: the PostgreSQL send function of each fixed-width column type, and its bytes.
 _SEND = {"int8": ("int8send", np.dtype(">i8")), "float8": ("float8send", np.dtype(">f8")),
          "uuid": ("uuid_send", np.dtype("V16"))}
-_AGGREGATE_MAX_BYTES = 256 * 2**20  # per string_agg value: PostgreSQL refuses a value over 1 GB
+_AGGREGATE_MAX_BYTES = 256 * 2**20  # per string_agg value (PostgreSQL refuses one over 1 GB); more rows: more values
 
 
 class _FloatOrNaN(models.Func):
@@ -372,8 +372,8 @@ def _columns_by_aggregate(qs: models.QuerySet, names: list[str], ct_expr: str | 
     Return ``(users, object_ids, content_types or None, {extra key: floats}, timestamps)``, or
     None where this does not apply: psycopg 2, an id that is neither an integer nor a UUID, a
     number column that is not numeric, a NULL id (its record would be NULL and skipped: the
-    count tells), or more rows than ``_AGGREGATE_MAX_BYTES`` holds. The caller then reads
-    through the cursor.
+    count tells). The caller then reads through the cursor. Above ``_AGGREGATE_MAX_BYTES`` the
+    rows are parted by a hash of the user id into several values of one pass.
     """
     model = qs.model
     types = [_id_send_type(_concrete_field(model, name)) for name in names[:2]]
@@ -408,13 +408,19 @@ def _columns_by_aggregate(qs: models.QuerySet, names: list[str], ct_expr: str | 
             return None
         cursor.execute(f"SELECT count(*) FROM ({inner}) t", params)
         n = cursor.fetchone()[0]
-        if n * record.itemsize > _AGGREGATE_MAX_BYTES:
-            return None
-        sql = f"COPY (SELECT string_agg({packed}, ''::bytea) FROM ({inner}) t) TO STDOUT (FORMAT BINARY)"
+        # Large tables: several values in the same pass, the rows parted by a hash of the user id.
+        parts = max(1, -(-n * record.itemsize // _AGGREGATE_MAX_BYTES))
+        if parts == 1:
+            aggregates = f"string_agg({packed}, ''::bytea)"
+        else:
+            user_hash = f"{'uuid_hash' if types[0] == 'uuid' else 'hashint8'}(t.{qn('_bre_c0')})"
+            aggregates = ", ".join(f"string_agg({packed}, ''::bytea) FILTER (WHERE ({user_hash} & 2147483647) % {parts} = {part})"
+                                   for part in range(parts))
+        sql = f"COPY (SELECT {aggregates} FROM ({inner}) t) TO STDOUT (FORMAT BINARY)"
         with cursor.cursor.copy(sql, params) as copy:
-            copy.set_types(["bytea"])
-            (blob,), = copy.rows()
-    blob = b"" if blob is None else blob
+            copy.set_types(["bytea"] * parts)
+            (values,) = list(copy.rows())
+    blob = b"".join(value for value in values if value is not None)
     if len(blob) != n * record.itemsize:
         return None  # a NULL id left its row out
     rows = np.frombuffer(blob, dtype=record)

@@ -281,14 +281,18 @@ class TestInteractionColumns:
         used = [call is not None for call in aggregate_calls]
         assert used == ([True, True] if connection.vendor == "postgresql" else [])
 
-    def test_too_many_rows_for_one_value_are_read_through_the_cursor(self, world, aggregate_calls, monkeypatch):
+    def test_many_rows_are_parted_into_several_values(self, world, aggregate_calls, monkeypatch):
+        """Over ``_AGGREGATE_MAX_BYTES`` the records come as several values (parted by user): still every row once."""
         from django.db import connection
 
         from recommendations import adapters
 
-        monkeypatch.setattr(adapters, "_AGGREGATE_MAX_BYTES", 10)  # under one record
+        monkeypatch.setattr(adapters, "_AGGREGATE_MAX_BYTES", 100)  # 3 Like records of 32 bytes per value
         assert assert_columns_match_rows(adapters.DefaultAdapter()) == Like.objects.count() + 1
-        assert aggregate_calls == ([None, None] if connection.vendor == "postgresql" else [])
+        used = [call is not None for call in aggregate_calls]
+        assert used == ([True, True] if connection.vendor == "postgresql" else [])
+        if connection.vendor == "postgresql":
+            assert len(aggregate_calls[0][0]) == Like.objects.count() > 3  # the Like model's users column
 
     def test_only_fixed_width_ids_are_packed(self):
         from recommendations.adapters import _id_send_type
