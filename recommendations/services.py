@@ -986,7 +986,8 @@ def build_score_chunk(*, build_id: int, start: int, stop: int) -> int:
         if not _build_write_lock(build_id, f"{start}:{stop}"):
             return 0
         t_locked = time.perf_counter()
-        UserRecommendation.objects.filter(build_id=build_id, user_id__in=user_pks).delete()
+        if recs and _picks_stored(build_id, recs[0][1]):
+            return 0  # an earlier delivery of this chunk stored it (it stores all its rows in one transaction)
         _bulk_insert(UserRecommendation, PICK_COLUMNS, recs)
     t3 = time.perf_counter()
     # write_picks includes write_wait: the time spent waiting for the chunk's write lock.
@@ -996,11 +997,28 @@ def build_score_chunk(*, build_id: int, start: int, stop: int) -> int:
     return len(recs)
 
 
+def _picks_stored(build_id: int, user_db_id: Any) -> bool:
+    """Whether build ``build_id`` holds picks of the user (by stored id): one probe of the lookup index.
+
+    A chunk delivered again looks for its first user's rows instead of deleting its users' rows
+    before writing: PostgreSQL, without statistics on the growing table, ran that delete
+    (``build_id = %s AND user_id IN (...)``) as a scan of all the build's rows so far, so the
+    chunks' writes grew with the square of the build (10M interactions: about 390 of 1,490
+    worker-seconds). An equality on both columns of the index stays one probe.
+    """
+    connection = connections[router.db_for_write(UserRecommendation)]  # the chunk's transaction
+    qn, meta = connection.ops.quote_name, UserRecommendation._meta
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT 1 FROM {qn(meta.db_table)} WHERE {qn(meta.get_field('build').column)} = %s "
+                       f"AND {qn(meta.get_field('user').column)} = %s LIMIT 1", [build_id, user_db_id])
+        return cursor.fetchone() is not None
+
+
 def _build_write_lock(build_id: int, key: str) -> bool:
     """Lock what a chunk's or part's write needs, in its transaction; False if the build is no longer running.
 
-    A chunk (or part) delivered twice at once must not interleave its delete and insert with its
-    twin's (on PostgreSQL's READ COMMITTED both would delete nothing, then both insert). On
+    A chunk (or part) delivered twice at once must not interleave its check (or delete) and insert
+    with its twin's (on PostgreSQL's READ COMMITTED both would find nothing, then both insert). On
     PostgreSQL the twins meet on a transaction-level advisory lock keyed by (build, ``key``: the
     chunk's ``start:stop`` or ``part:<name>``), so different chunks and parts of one build write
     in parallel, and the build row is held ``FOR KEY SHARE``: they share it, while

@@ -212,6 +212,24 @@ class TestIdempotence:
         services.build_finalize(build_id=build.pk)
         assert BuildRun.objects.filter(is_active=True).count() == 1
 
+    def test_a_chunk_probes_for_its_rows_instead_of_deleting(self, world):
+        """No DELETE per chunk: PostgreSQL ran it as a scan of all the build's rows so far (quadratic builds)."""
+        from django.db import connection
+        from django.test.utils import CaptureQueriesContext
+
+        build = BuildRun.objects.create()
+        (start, stop), *_ = services.build_prepare(build_id=build.pk)
+        table = UserRecommendation._meta.db_table
+        written = []
+        for _ in range(2):
+            with CaptureQueriesContext(connection) as queries:
+                written.append(services.build_score_chunk(build_id=build.pk, start=start, stop=stop))
+            on_picks = [q["sql"] for q in queries.captured_queries if table in q["sql"]]
+            assert not [sql for sql in on_picks if sql.lstrip().upper().startswith("DELETE")]
+            assert sum("LIMIT 1" in sql for sql in on_picks) == 1
+        assert written[0] > 0 and written[1] == 0  # the second delivery found the rows and wrote nothing
+        assert UserRecommendation.objects.filter(build=build).count() == written[0]
+
 
 class TestIncrementalRefresh:
     def test_refresh_changes_picks_after_new_like(self, world):
