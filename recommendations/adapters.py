@@ -140,12 +140,13 @@ class DefaultAdapter:
         """Read one interaction model with one raw query (no model instances, no per-row converters)."""
         qs, names, ct_expr, fixed_ct, extra, ts_field = self._query_for(config, since=since, user_ids=user_ids)
         names = list(names)
-        if connections[qs.db].vendor == "postgresql":
+        postgresql = connections[qs.db].vendor == "postgresql"
+        if postgresql:
             columns = _columns_by_aggregate(qs, names, ct_expr, ts_field, [key for key, _ in extra])
             if columns is not None:
                 return self._columns_finish(config, *columns, fixed_ct=fixed_ct)
         epoch = False
-        if connections[qs.db].vendor == "postgresql":
+        if postgresql:
             # psycopg builds a datetime (and a UUID) per row, which took most of a million-row load:
             # ask the server for unix seconds and for UUIDs as text instead (issue 4, pipeline benchmark).
             model = qs.model

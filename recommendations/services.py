@@ -997,8 +997,8 @@ def build_score_chunk(*, build_id: int, start: int, stop: int) -> int:
     return len(recs)
 
 
-def _picks_stored(build_id: int, user_db_id: Any) -> bool:
-    """Whether build ``build_id`` holds picks of the user (by stored id): one probe of the lookup index.
+def _picks_stored(build_id: int, user_id: Any) -> bool:
+    """Whether build ``build_id`` holds picks of the user: one probe of the lookup index.
 
     A chunk delivered again looks for its first user's rows instead of deleting its users' rows
     before writing: PostgreSQL, without statistics on the growing table, ran that delete
@@ -1006,12 +1006,7 @@ def _picks_stored(build_id: int, user_db_id: Any) -> bool:
     chunks' writes grew with the square of the build (10M interactions: about 390 of 1,490
     worker-seconds). An equality on both columns of the index stays one probe.
     """
-    connection = connections[router.db_for_write(UserRecommendation)]  # the chunk's transaction
-    qn, meta = connection.ops.quote_name, UserRecommendation._meta
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT 1 FROM {qn(meta.db_table)} WHERE {qn(meta.get_field('build').column)} = %s "
-                       f"AND {qn(meta.get_field('user').column)} = %s LIMIT 1", [build_id, user_db_id])
-        return cursor.fetchone() is not None
+    return UserRecommendation.objects.filter(build_id=build_id, user_id=user_id).exists()
 
 
 def _build_write_lock(build_id: int, key: str) -> bool:
