@@ -10,7 +10,7 @@ synthetic power-law data at one or more scales):
    SQLite). The loading is timed apart and is not part of the build.
 3. For each worker count (1 and 2 by default) starts real Celery workers
    (``celery -A bre_site worker -c N``) on Redis db 5 (results on db 6), queues a full build with
-   ``services.full_build_start`` (the ``full_build`` task prepares, then fans out a chord of the build's
+   ``services.full_build_start`` (the ``full_build_fan_out`` task prepares, then fans out a chord of the build's
    parts, ``build_part`` for the neighbour lists and the rating model, and its user chunks,
    ``build_score_chunk``, then ``build_finalize`` switches), and waits for it. A hook
    imported into the workers (``-I benchmarks.pipeline``) records when each task starts and ends and
@@ -526,8 +526,8 @@ def _build_with_workers(concurrency: int, workdir: Path) -> dict[str, Any]:
     # The fan-out starts with the first task of the chord's header: a chunk or a part (build_part).
     header_starts = chunk_starts + starts.get("recommendations.build_part", [])
     finalize_end = max(ends.get("recommendations.build_finalize", [build.finished_at.timestamp()]))
-    prepare_start = min(starts.get("recommendations.full_build", [t_queued]))
-    prepare_end = max(ends.get("recommendations.full_build", [min(chunk_starts, default=t_queued)]))
+    prepare_start = min(starts.get("recommendations.full_build_fan_out", [t_queued]))
+    prepare_end = max(ends.get("recommendations.full_build_fan_out", [min(chunk_starts, default=t_queued)]))
     pids = sorted({e["pid"] for e in ev})
     return {
         "workers": concurrency,
@@ -847,7 +847,7 @@ def report(results: list[dict], command: str, carried: dict[str, list[str]] | No
         f"- Machine: {os.cpu_count()} cores, {_mem_gib():.0f} GiB RAM, {platform.system()} {platform.release()}, "
         f"Python {platform.python_version()}; shared with other engineers' runs (load average in each table).",
         f"- Code: {_git_state()}",
-        "- Build: `services.full_build_start` queues the real `full_build` task; Celery workers "
+        "- Build: `services.full_build_start` queues the real `full_build_fan_out` task; Celery workers "
         f"(`celery -A bre_site worker -c N --pool prefork`, broker {BROKER}, results {BACKEND_URL}, BLAS threads 1 "
         "per process; the prepare task's `auto` fit runs its iALS component in a second thread beside the item-item "
         "components, `Auto(n_threads=0)`, so it uses up to 2 cores even with 1 worker: see the CPU table) prepare (load, fit, write), fan out a chord of the parts (`build_part`: neighbour lists, "
@@ -908,13 +908,13 @@ def report(results: list[dict], command: str, carried: dict[str, list[str]] | No
     if cpu_rows:
         lines += ["", "## CPU seconds per task", "",
                   "From the same hook (process CPU time at each task's start and end, all threads): the work done, "
-                  "which moves much less than wall time with the machine's load. `full_build` (the prepare task) is "
+                  "which moves much less than wall time with the machine's load. `full_build_fan_out` (the prepare task) is "
                   "the serial part of a build; the total is the work that one worker does alone.", "",
-                  "| data | backend | workers | full_build (prepare) | build_part | build_score_chunk | build_finalize | total | load avg (1 min) |",
+                  "| data | backend | workers | full_build_fan_out (prepare) | build_part | build_score_chunk | build_finalize | total | load avg (1 min) |",
                   "|---|---|---|---|---|---|---|---|---|"]
         for r, run in cpu_rows:
             c = run["cpu_by_task"]
-            lines.append(f"| {r['dataset']} | {r['backend']} | {run['workers']} | {_f(c.get('full_build'))} | "
+            lines.append(f"| {r['dataset']} | {r['backend']} | {run['workers']} | {_f(c.get('full_build_fan_out'))} | "
                          f"{_f(c.get('build_part'))} | {_f(c.get('build_score_chunk'))} | {_f(c.get('build_finalize'), 2)} | "
                          f"**{_f(sum(c.values()))}** | {run['loadavg_before'][0]:.1f} -> {run['loadavg_after'][0]:.1f} |")
     lines += ["", "## Served results and memory", "",

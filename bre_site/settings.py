@@ -223,14 +223,16 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = TIME_ZONE
 # A request that queues a task must not hang while the broker is down (issue 6, tests/reliability/
 # test_redis_outage.py): publishing gives up after about 0.5 s and the refresh stays pending in the
-# database (UserRefresh) until refresh_pending_users runs. Nobody waits for the results of these tasks,
+# database (UserRefresh) until pending_refreshes_run runs. Nobody waits for the results of these tasks,
 # so queuing them does not subscribe to the result store either (with Redis that retried for ~19 s).
+# full_build and refresh_pending_users are the old names of two of them (recommendations/tasks.py).
 CELERY_BROKER_CONNECTION_TIMEOUT = float(os.environ.get("CELERY_BROKER_CONNECTION_TIMEOUT", "2"))
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
 CELERY_TASK_ANNOTATIONS = {
     name: {"ignore_result": True}
-    for name in ("recommendations.full_build", "recommendations.user_refresh",
-                 "recommendations.item_content_refresh", "recommendations.refresh_pending_users")
+    for name in ("recommendations.full_build_fan_out", "recommendations.user_refresh",
+                 "recommendations.item_content_refresh", "recommendations.pending_refreshes_run",
+                 "recommendations.full_build", "recommendations.refresh_pending_users")
 }
 
 # --- Recommendations --------------------------------------------------------------------------

@@ -8,7 +8,7 @@ A full build goes through five stages, each timed on its ``BuildRun``:
    The fitted model and the index maps are saved as ``BuildArtifact`` rows so that other workers
    can score. The *parts* (``BUILD_PARTS``: neighbour lists, with content similarity (TF-IDF)
    per item model, and the star predictor) are fitted in the prepare step, or, from the
-   ``full_build`` task, as ``build_part`` tasks beside the user chunks.
+   ``full_build_fan_out`` task, as ``build_part`` tasks beside the user chunks.
 3. **score**: users are split into chunks of ``BUILD_CHUNK_SIZE``; each chunk is scored and
    written by its own task (``build_score_chunk``), so a build fans out over every worker.
 4. **write**: neighbours, popular lists and per-user picks are bulk-inserted under the new
@@ -172,7 +172,7 @@ def full_build_start(*, triggered_by: str = "api") -> BuildRun:
 
     Raises ``BuildAlreadyRunning`` when another build holds the lock.
     """
-    from .tasks import full_build as full_build_task
+    from .tasks import full_build_fan_out as full_build_fan_out_task
 
     holder = build_lock_holder()
     if holder is not None:
@@ -181,8 +181,36 @@ def full_build_start(*, triggered_by: str = "api") -> BuildRun:
             f"{holder.acquired_at:%Y-%m-%d %H:%M:%S} UTC); wait for it to finish."
         )
     build = BuildRun.objects.create(triggered_by=triggered_by, algorithm=_algorithm()[0])
-    transaction.on_commit(lambda: full_build_task.delay(build.pk))
+    transaction.on_commit(lambda: full_build_fan_out_task.delay(build.pk))
     return build
+
+
+def full_build_fan_out(*, build_id: int | None = None, triggered_by: str = "schedule") -> int | None:
+    """Prepare build ``build_id`` (a new one when None), then fan its parts and user chunks out over the workers.
+
+    Runs in a worker (the ``full_build_fan_out`` task): the parts and the chunks go as one Celery
+    chord whose callback is ``build_finalize``. Without a ``build_id`` (the schedule) it skips
+    while another build runs. Return the build's id, or None when skipped.
+    """
+    from celery import chord
+
+    from . import tasks
+
+    if build_id is None:
+        if build_lock_holder() is not None:
+            logger.info("Skipping a scheduled build: another build is running.")
+            return None
+        build_id = BuildRun.objects.create(triggered_by=triggered_by, algorithm=_algorithm()[0]).pk
+    chunks = build_prepare(build_id=build_id, parts_inline=False)
+    if chunks is None:
+        return build_id
+    options = {"queue": app_settings.QUEUE} if app_settings.QUEUE else {}
+    # The parts go first: each is longer than a chunk, and a worker that takes one early overlaps it
+    # with the other workers' chunks instead of finishing last.
+    header = [tasks.build_part.si(build_id, part).set(**options) for part in BUILD_PARTS]
+    header += [tasks.build_score_chunk.si(build_id, start, stop).set(**options) for start, stop in chunks]
+    chord(header)(tasks.build_finalize.si(build_id).set(**options))
+    return build_id
 
 
 def full_build_run(*, build_id: int | None = None, triggered_by: str = "command", progress: Progress = None) -> BuildRun:
@@ -703,7 +731,7 @@ def build_prepare(*, build_id: int, progress: Progress = None, parts_inline: boo
     """Load and fit build ``build_id`` and store what its chunks need to score users.
 
     With ``parts_inline`` the ``BUILD_PARTS`` (neighbour lists, rating model) are fitted and
-    stored here too; without it the caller runs each with ``build_part`` (the ``full_build``
+    stored here too; without it the caller runs each with ``build_part`` (the ``full_build_fan_out``
     task queues them beside the user chunks, so that with several workers they overlap).
     Return the user chunks to score, or ``None`` when the build cannot run (the lock is held
     by another build, or the build already finished).
@@ -1148,7 +1176,7 @@ def user_refresh_request(*, user_id: Any) -> None:
     """Ask for ``user_id``'s picks to be refreshed soon; debounced, safe to call on every write.
 
     The request is recorded in the database first, so that if the broker is down the refresh
-    is not lost: ``refresh_pending_users`` (and the next full build) pick up every pending user.
+    is not lost: ``pending_refreshes_run`` (and the next full build) pick up every pending user.
     """
     from .tasks import user_refresh as user_refresh_task
 
@@ -1205,7 +1233,15 @@ def user_refresh(*, user_id: Any) -> int:
     return len(recs)
 
 
-def pending_refresh_users(*, limit: int = 1000) -> list[Any]:
+def pending_refreshes_run() -> int:
+    """Refresh, in this process, every user whose refresh was asked for and not done; return how many."""
+    users = pending_refreshes_list()
+    for user_id in users:
+        user_refresh(user_id=user_id)
+    return len(users)
+
+
+def pending_refreshes_list(*, limit: int = 1000) -> list[Any]:
     """Return users whose refresh was asked for and not done (e.g. the broker was down)."""
     from django.db.models import F
 

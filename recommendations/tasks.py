@@ -5,42 +5,17 @@ redelivered after a worker died redoes its work and reaches the same state.
 """
 from __future__ import annotations
 
-import logging
-
-from celery import chord, shared_task
+from celery import shared_task
 
 from . import services
-from .conf import app_settings
-
-logger = logging.getLogger(__name__)
 
 TASK_OPTIONS = {"acks_late": True, "reject_on_worker_lost": True}
 
 
-def _options() -> dict:
-    return {"queue": app_settings.QUEUE} if app_settings.QUEUE else {}
-
-
-@shared_task(name="recommendations.full_build", **TASK_OPTIONS)
-def full_build(build_id: int | None = None, triggered_by: str = "schedule") -> int | None:
+@shared_task(name="recommendations.full_build_fan_out", **TASK_OPTIONS)
+def full_build_fan_out(build_id: int | None = None, triggered_by: str = "schedule") -> int | None:
     """Prepare build ``build_id`` (a new one when None), then fan its parts and user chunks out over the workers."""
-    from .models import BuildRun
-
-    if build_id is None:
-        if services.build_lock_holder() is not None:
-            logger.info("Skipping a scheduled build: another build is running.")
-            return None
-        build_id = BuildRun.objects.create(triggered_by=triggered_by, algorithm=services._algorithm()[0]).pk
-    chunks = services.build_prepare(build_id=build_id, parts_inline=False)
-    if chunks is None:
-        return build_id
-    # The parts go first: each is longer than a chunk, and a worker that takes one early overlaps it
-    # with the other workers' chunks instead of finishing last.
-    header = [build_part.si(build_id, part).set(**_options()) for part in services.BUILD_PARTS]
-    header += [build_score_chunk.si(build_id, start, stop).set(**_options()) for start, stop in chunks]
-    callback = build_finalize.si(build_id).set(**_options())
-    chord(header)(callback)
-    return build_id
+    return services.full_build_fan_out(build_id=build_id, triggered_by=triggered_by)
 
 
 @shared_task(name="recommendations.build_part", **TASK_OPTIONS)
@@ -81,10 +56,19 @@ def item_content_refresh(content_type_id: int, object_id: str) -> int:
     return services.item_content_refresh(content_type_id=content_type_id, object_id=object_id)
 
 
-@shared_task(name="recommendations.refresh_pending_users", **TASK_OPTIONS)
-def refresh_pending_users() -> int:
+@shared_task(name="recommendations.pending_refreshes_run", **TASK_OPTIONS)
+def pending_refreshes_run() -> int:
     """Refresh every user whose refresh could not be queued (e.g. while the broker was down)."""
-    users = services.pending_refresh_users()
-    for user_id in users:
-        services.user_refresh(user_id=user_id)
-    return len(users)
+    return services.pending_refreshes_run()
+
+
+# The names these two tasks had until 2026-11-28. Beat rows are renamed by migration 0008, but a
+# message queued before an upgrade still carries the old name: the worker must know it.
+@shared_task(name="recommendations.full_build", **TASK_OPTIONS)
+def _full_build(build_id: int | None = None, triggered_by: str = "schedule") -> int | None:
+    return services.full_build_fan_out(build_id=build_id, triggered_by=triggered_by)
+
+
+@shared_task(name="recommendations.refresh_pending_users", **TASK_OPTIONS)
+def _refresh_pending_users() -> int:
+    return services.pending_refreshes_run()

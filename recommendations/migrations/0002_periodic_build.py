@@ -21,7 +21,7 @@ def install(apps, schema_editor):
     crontab, _ = CrontabSchedule.objects.get_or_create(timezone="UTC", **schedule)
     PeriodicTask.objects.get_or_create(
         name=TASK_NAME,
-        defaults={"task": "recommendations.full_build", "crontab": crontab,
+        defaults={"task": "recommendations.full_build", "crontab": crontab,  # renamed by 0008
                   "kwargs": json.dumps({"triggered_by": "schedule"})},
     )
     every_minute, _ = IntervalSchedule.objects.get_or_create(every=60, period="seconds")

@@ -123,7 +123,7 @@ class TestDashboard:
 
 class TestBuildNow:
     def test_queues_the_full_build_task_on_commit(self, admin_client, world, django_capture_on_commit_callbacks):
-        with mock.patch.object(tasks.full_build, "delay") as delay, \
+        with mock.patch.object(tasks.full_build_fan_out, "delay") as delay, \
                 django_capture_on_commit_callbacks(execute=True):
             response = admin_client.post(_url(BuildRun, "build_now"), follow=True)
         build = BuildRun.objects.get()
@@ -142,7 +142,7 @@ class TestBuildNow:
         running = BuildRun.objects.create(status=BuildRun.Status.RUNNING)
         BuildLock.objects.create(name=services.FULL_BUILD_LOCK, owner=f"build:{running.pk}@host:1",
                                  expires_at=timezone.now() + timedelta(minutes=5))
-        with mock.patch.object(tasks.full_build, "delay") as delay:
+        with mock.patch.object(tasks.full_build_fan_out, "delay") as delay:
             response = admin_client.post(_url(BuildRun, "build_now"), follow=True)
         delay.assert_not_called()
         assert BuildRun.objects.count() == 1
@@ -301,7 +301,7 @@ class TestStaffPermissions:
         assert viewer_client.get(_url(BuildRun, "preview"), {"user": "space0"}).status_code == 200
 
     def test_viewer_cannot_start_or_activate_a_build(self, viewer_client, built):
-        with mock.patch.object(tasks.full_build, "delay") as delay:
+        with mock.patch.object(tasks.full_build_fan_out, "delay") as delay:
             assert viewer_client.post(_url(BuildRun, "build_now")).status_code == 403
         delay.assert_not_called()
         older = services.full_build_run()

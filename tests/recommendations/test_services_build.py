@@ -266,9 +266,9 @@ class TestIncrementalRefresh:
         monkeypatch.setattr(tasks.user_refresh, "apply_async", down)
         cook = world["users"]["cooking2"]
         services.user_refresh_request(user_id=cook.pk)
-        assert cook.pk in services.pending_refresh_users()
-        assert tasks.refresh_pending_users() >= 1
-        assert cook.pk not in services.pending_refresh_users()
+        assert cook.pk in services.pending_refreshes_list()
+        assert tasks.pending_refreshes_run() >= 1
+        assert cook.pk not in services.pending_refreshes_list()
 
     def test_item_content_refresh_on_save(self, world):
         services.full_build_run()

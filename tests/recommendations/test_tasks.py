@@ -21,7 +21,7 @@ class TestFullBuildTask:
     def test_eager_task_gives_the_same_results_as_a_sync_build(self, world):
         services.full_build_run()
         sync_picks, sync_neighbours = _active_picks(), _active_neighbours()
-        build_id = tasks.full_build.delay(triggered_by="test").get()
+        build_id = tasks.full_build_fan_out.delay(triggered_by="test").get()
         build = BuildRun.objects.get(pk=build_id)
         assert build.status == BuildRun.Status.SUCCEEDED and build.is_active
         # The task fitted the neighbour lists and the rating model as their own tasks (build_part).
@@ -30,10 +30,10 @@ class TestFullBuildTask:
         assert _active_neighbours() == sync_neighbours
 
     def test_running_the_task_twice_keeps_the_same_active_results(self, world):
-        first = tasks.full_build.delay().get()
+        first = tasks.full_build_fan_out.delay().get()
         picks = _active_picks()
         # The same build id delivered again: it already succeeded, so nothing changes.
-        assert tasks.full_build.delay(first).get() == first
+        assert tasks.full_build_fan_out.delay(first).get() == first
         assert BuildRun.objects.get(is_active=True).pk == first
         assert _active_picks() == picks
 
@@ -73,3 +73,49 @@ class TestRefreshTasks:
         tasks.user_refresh.delay(str(user.pk)).get()
         twice = sorted(UserRecommendation.objects.filter(build__is_active=True, user=user).values_list("object_id", "rank"))
         assert once == twice and once
+
+
+class TestTaskNames:
+    """STYLE §5: a task has the name of the service it calls; beat rows name tasks that exist."""
+
+    def test_every_task_is_named_after_the_service_it_calls(self):
+        from celery import Task
+
+        names = {obj.name for obj in vars(tasks).values() if isinstance(obj, Task) and obj.name.startswith("recommendations.")}
+        current = {name for name in names if name not in ("recommendations.full_build", "recommendations.refresh_pending_users")}
+        assert len(current) == 7
+        for name in current:
+            assert callable(getattr(services, name.split(".", 1)[1], None)), name
+
+    def test_the_installed_beat_rows_name_registered_tasks(self, db):
+        from django_celery_beat.models import PeriodicTask
+
+        from bre_site.celery import app
+
+        app.loader.import_default_modules()
+        rows = dict(PeriodicTask.objects.filter(name__startswith="recommendations:").values_list("name", "task"))
+        assert rows == {"recommendations: nightly full build": "recommendations.full_build_fan_out",
+                        "recommendations: refresh pending users": "recommendations.pending_refreshes_run"}
+        assert set(rows.values()) <= set(app.tasks)
+
+    def test_migration_0008_renames_the_beat_rows_and_back(self, transactional_db):
+        from django.db import connection
+        from django.db.migrations.executor import MigrationExecutor
+        from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+        PeriodicTask.objects.all().delete()  # other transactional tests flush the rows migration 0002 installed
+        every_hour = IntervalSchedule.objects.create(every=1, period=IntervalSchedule.HOURS)
+        for name, task in [("nightly", "recommendations.full_build_fan_out"), ("an editor's extra build", "recommendations.full_build"),
+                           ("pending", "recommendations.pending_refreshes_run")]:
+            PeriodicTask.objects.create(name=name, task=task, interval=every_hour)
+        tasks_of = lambda: sorted(PeriodicTask.objects.values_list("task", flat=True))  # noqa: E731
+        try:
+            executor = MigrationExecutor(connection)
+            executor.migrate([("recommendations", "0007_explanation_as_text")])
+            assert tasks_of() == ["recommendations.full_build", "recommendations.full_build",
+                                  "recommendations.refresh_pending_users"]
+        finally:
+            executor = MigrationExecutor(connection)
+            executor.migrate([("recommendations", "0008_task_names")])
+        assert tasks_of() == ["recommendations.full_build_fan_out", "recommendations.full_build_fan_out",
+                              "recommendations.pending_refreshes_run"]

@@ -91,7 +91,7 @@ def library():
 
 def _single_delivery() -> tuple[BuildRun, dict]:
     build = BuildRun.objects.create(triggered_by="test-single")
-    tasks.full_build(build.pk)
+    tasks.full_build_fan_out(build.pk)
     build.refresh_from_db()
     assert build.status == BuildRun.Status.SUCCEEDED and build.is_active, build.error
     return build, _results(build.pk)
@@ -101,7 +101,7 @@ def test_full_build_delivered_twice_at_once(library):
     _, reference = _single_delivery()
     for _ in range(ROUNDS):
         build = BuildRun.objects.create(triggered_by="test-twice")
-        errors = _twice(tasks.full_build, build.pk)
+        errors = _twice(tasks.full_build_fan_out, build.pk)
         assert not errors, errors
         build.refresh_from_db()
         assert build.status == BuildRun.Status.SUCCEEDED, build.error

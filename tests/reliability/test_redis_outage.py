@@ -110,11 +110,11 @@ def test_redis_down_for_30_s_while_readers_read_and_rate(processes, fault_queue,
 
             # The refreshes that could not be queued stayed pending; the periodic task (beat runs it every
             # minute) refreshes them once the broker is back.
-            pending_after_outage = len(services.pending_refresh_users())
+            pending_after_outage = len(services.pending_refreshes_list())
 
             def recovered():
                 try:
-                    tasks.refresh_pending_users.delay()
+                    tasks.pending_refreshes_run.delay()
                 except Exception:
                     return False  # the worker or broker is still reconnecting
                 return wait_pending_empty(10)
@@ -122,7 +122,7 @@ def test_redis_down_for_30_s_while_readers_read_and_rate(processes, fault_queue,
             def wait_pending_empty(seconds):
                 deadline = time.monotonic() + seconds
                 while time.monotonic() < deadline:
-                    if not services.pending_refresh_users():
+                    if not services.pending_refreshes_list():
                         return True
                     time.sleep(0.25)
                 return False

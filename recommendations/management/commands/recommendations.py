@@ -116,7 +116,7 @@ class Command(BaseCommand):
             self.stdout.write("No build queued or running.")
         holder = services.build_lock_holder()
         self.stdout.write(f"Lock: {holder if holder else 'free'}")
-        pending = len(services.pending_refresh_users(limit=100000))
+        pending = len(services.pending_refreshes_list(limit=100000))
         self.stdout.write(f"Users waiting for a refresh: {pending} (of {UserRefresh.objects.count()} tracked)")
         self.stdout.write(f"Queue depth: {self._queue_depth()}")
 

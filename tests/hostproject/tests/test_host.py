@@ -89,8 +89,11 @@ class TestProject:
         assert "import recommendations" not in source and "from recommendations" not in source
         app.loader.import_default_modules()
         app.autodiscover_tasks(force=True)
-        assert {"recommendations.full_build", "recommendations.build_score_chunk", "recommendations.build_finalize",
-                "recommendations.user_refresh"} <= set(app.tasks)
+        assert {"recommendations.full_build_fan_out", "recommendations.build_part", "recommendations.build_score_chunk",
+                "recommendations.build_finalize", "recommendations.user_refresh", "recommendations.item_content_refresh",
+                "recommendations.pending_refreshes_run"} <= set(app.tasks)
+        # The old names stay registered for messages queued before an upgrade.
+        assert {"recommendations.full_build", "recommendations.refresh_pending_users"} <= set(app.tasks)
 
 
 class TestFullBuildRun:
