@@ -506,7 +506,7 @@ def _columns_by_concat(qs: models.QuerySet, names: list[str], ct_expr: str | Non
         cursor.execute(f"SELECT count(*) FROM ({inner}) t", params)
         n = cursor.fetchone()[0]
         limit = connection.connection.getlimit(sqlite3.SQLITE_LIMIT_LENGTH) if hasattr(connection.connection, "getlimit") else 10**9
-        if n * 34 > limit:
+        if n * 34 > limit:  # a value takes at most 33 bytes: 32 hex digits, or a 17-digit float and its comma
             return None
         bad = f"total({' OR '.join(checks)})" if checks else "0"
         cursor.execute(f"SELECT {bad}, {', '.join(values)} FROM ({inner}) t", params)
