@@ -1077,10 +1077,13 @@ def _build_add(build_id: int, timings: dict[str, float], counts: dict[str, int] 
         build.save(update_fields=["timings", "counts"])
 
 
-def build_finalize(*, build_id: int) -> BuildRun:
-    """Switch the active build to ``build_id`` in one transaction, then prune old builds.
+def build_finalize(*, build_id: int, prune: bool = True) -> BuildRun:
+    """Switch the active build to ``build_id`` in one transaction, then prune old builds (unless ``prune`` is False).
 
     A build whose parts (``BUILD_PARTS``) were not all stored fails instead: the previous build stays active.
+    The ``build_finalize`` task prunes in a task of its own, after the switch: deleting an old
+    build's rows took about 1 s of database time on MovieLens-1M, and the new build is served
+    without waiting for it.
     """
     t0 = time.perf_counter()
     with transaction.atomic():
@@ -1103,7 +1106,8 @@ def build_finalize(*, build_id: int) -> BuildRun:
         build_fail(build_id=build_id, error=error)
         raise error
     build_lock_release(build_id=build_id)
-    _builds_prune()
+    if prune:
+        builds_prune()
     _requeue_users_changed_since(build)
     logger.info("Build #%s is active: %s", build_id, build.counts)
     return build
@@ -1137,7 +1141,8 @@ def _build_rows_delete(build_id: int) -> None:
     _STATE_CACHE.pop(build_id, None)
 
 
-def _builds_prune() -> None:
+def builds_prune() -> None:
+    """Delete the results of builds no longer kept: beyond the newest ``KEEP_BUILDS`` succeeded, or not reactivable."""
     # Builds computed before a reader was deleted still hold that reader's history: drop their results.
     for build_id in BuildRun.objects.filter(is_active=False, reactivable=False).values_list("pk", flat=True):
         _build_rows_delete(build_id)

@@ -8,6 +8,7 @@ from __future__ import annotations
 from celery import shared_task
 
 from . import services
+from .conf import app_settings
 
 TASK_OPTIONS = {"acks_late": True, "reject_on_worker_lost": True}
 
@@ -40,8 +41,16 @@ def build_score_chunk(build_id: int, start: int, stop: int) -> int:
 
 @shared_task(name="recommendations.build_finalize", **TASK_OPTIONS)
 def build_finalize(build_id: int) -> int:
-    """Make a build active once all its chunks are stored."""
-    return services.build_finalize(build_id=build_id).pk
+    """Make a build active once all its chunks are stored, then queue the pruning of old builds."""
+    build = services.build_finalize(build_id=build_id, prune=False)
+    builds_prune.apply_async(**({"queue": app_settings.QUEUE} if app_settings.QUEUE else {}))
+    return build.pk
+
+
+@shared_task(name="recommendations.builds_prune", **TASK_OPTIONS)
+def builds_prune() -> None:
+    """Delete the results of builds no longer kept."""
+    services.builds_prune()
 
 
 @shared_task(name="recommendations.user_refresh", **TASK_OPTIONS)

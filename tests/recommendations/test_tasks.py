@@ -75,6 +75,23 @@ class TestRefreshTasks:
         assert once == twice and once
 
 
+class TestPruning:
+    def test_the_finalize_task_switches_then_prunes_in_a_task_of_its_own(self, world, monkeypatch):
+        from recommendations.conf import app_settings
+
+        builds = [services.full_build_run() for _ in range(app_settings.KEEP_BUILDS)]
+        queued = []
+        monkeypatch.setattr(tasks.builds_prune, "apply_async", lambda **options: queued.append(options))
+        newest = tasks.full_build_fan_out.delay().get()
+        assert BuildRun.objects.get(is_active=True).pk == newest
+        # Switched, not pruned yet: the oldest build's rows wait for the queued prune task.
+        assert queued == [{}] and UserRecommendation.objects.filter(build_id=builds[0].pk).exists()
+        monkeypatch.undo()
+        tasks.builds_prune.delay().get()
+        assert not UserRecommendation.objects.filter(build_id=builds[0].pk).exists()
+        assert BuildRun.objects.filter(status=BuildRun.Status.SUCCEEDED).count() == app_settings.KEEP_BUILDS
+
+
 class TestTaskNames:
     """STYLE §5: a task has the name of the service it calls; beat rows name tasks that exist."""
 
@@ -83,7 +100,7 @@ class TestTaskNames:
 
         names = {obj.name for obj in vars(tasks).values() if isinstance(obj, Task) and obj.name.startswith("recommendations.")}
         current = {name for name in names if name not in ("recommendations.full_build", "recommendations.refresh_pending_users")}
-        assert len(current) == 7
+        assert len(current) == 8
         for name in current:
             assert callable(getattr(services, name.split(".", 1)[1], None)), name
 
