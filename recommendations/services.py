@@ -204,7 +204,7 @@ def full_build_fan_out(*, build_id: int | None = None, triggered_by: str = "sche
     chunks = build_prepare(build_id=build_id, parts_inline=False)
     if chunks is None:
         return build_id
-    options = {"queue": app_settings.QUEUE} if app_settings.QUEUE else {}
+    options = tasks.send_options()
     # The parts go first: each is longer than a chunk, and a worker that takes one early overlaps it
     # with the other workers' chunks instead of finishing last.
     header = [tasks.build_part.si(build_id, part).set(**options) for part in BUILD_PARTS]

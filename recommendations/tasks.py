@@ -13,6 +13,11 @@ from .conf import app_settings
 TASK_OPTIONS = {"acks_late": True, "reject_on_worker_lost": True}
 
 
+def send_options() -> dict:
+    """Options for sending the app's tasks: the ``QUEUE`` setting's queue where it is set."""
+    return {"queue": app_settings.QUEUE} if app_settings.QUEUE else {}
+
+
 @shared_task(name="recommendations.full_build_fan_out", **TASK_OPTIONS)
 def full_build_fan_out(build_id: int | None = None, triggered_by: str = "schedule") -> int | None:
     """Prepare build ``build_id`` (a new one when None), then fan its parts and user chunks out over the workers."""
@@ -43,7 +48,7 @@ def build_score_chunk(build_id: int, start: int, stop: int) -> int:
 def build_finalize(build_id: int) -> int:
     """Make a build active once all its chunks are stored, then queue the pruning of old builds."""
     build = services.build_finalize(build_id=build_id, prune=False)
-    builds_prune.apply_async(**({"queue": app_settings.QUEUE} if app_settings.QUEUE else {}))
+    builds_prune.apply_async(**send_options())
     return build.pk
 
 
