@@ -15,13 +15,19 @@ synthetic power-law data at one or more scales):
    ``build_score_chunk``, then ``build_finalize`` switches), and waits for it. A hook
    imported into the workers (``-I benchmarks.pipeline``) records when each task starts and ends and
    the worker process's peak RSS.
+   With ``--rounds R`` the worker counts are interleaved R times (1, 2, 1, 2, ...), so that the
+   shared host's slow spells fall on both; the fan-out goal is then judged on the median speedup.
 4. Checks that the result is served: ``selectors.recommended_for`` for 200 users.
-5. Optionally (``--profile``) runs the build once more in process under cProfile.
+5. Times the incremental refresh (``--refresh-events``, ``--refresh-burst``): with one fresh worker
+   process, ratings are saved one at a time for the top pick of a user, and each is timed until
+   the worker's debounced ``user_refresh`` of that user has committed; the rated item must have
+   left the stored picks. Then a burst of users at once.
+6. Optionally (``--profile``) runs the build once more in process under cProfile.
 
 It prints, and writes to ``benchmarks/results/pipeline.md``: seconds per stage (from
 ``BuildRun.timings``; chunk stages are summed over chunks, i.e. worker-seconds), the wall time of
 the fan-out (first part or chunk start -> finalize end) for 1 and 2 workers, peak memory, the ratio of the
-total to the pure compute (fit + score), and whether each goal of issue 4 is met.
+total to the pure compute (fit + score), the refresh latencies, and whether each goal of issue 4 is met.
 
 Run: ``.venv/bin/python benchmarks/pipeline.py`` (MovieLens-1M and 1M synthetic on both backends);
 ``--scale 1M,3M,10M --data synthetic --backends postgresql`` for the growth series. Everything of
