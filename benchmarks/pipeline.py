@@ -612,6 +612,7 @@ def refresh_latency(workdir: Path, *, events: int, burst: int, concurrency: int 
 
     stale: list[Any] = []
     _flush_redis()
+    (workdir / "events-refresh.jsonl").unlink(missing_ok=True)
     workers = _start_workers(concurrency, workdir / "events-refresh.jsonl", workdir / "worker-refresh.log")
     try:
         first = wait([rate()])[0]
