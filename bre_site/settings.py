@@ -232,6 +232,7 @@ CELERY_TASK_ANNOTATIONS = {
     name: {"ignore_result": True}
     for name in ("recommendations.full_build_fan_out", "recommendations.user_refresh",
                  "recommendations.item_content_refresh", "recommendations.pending_refreshes_run",
+                 "recommendations.builds_prune",
                  "recommendations.full_build", "recommendations.refresh_pending_users")
 }
 
