@@ -588,6 +588,7 @@ def refresh_latency(workdir: Path, *, events: int, burst: int, concurrency: int 
     tops = list(UserRecommendation.objects.filter(build=build, rank=1).order_by("user_id").values_list("user_id", "object_id"))
     random.Random(seed).shuffle(tops)
     todo = iter(tops)
+    stale: list[Any] = []  # users whose rated item was still in their picks after the refresh
 
     def rate() -> tuple[Any, str, float]:
         user_id, object_id = next(todo)
@@ -610,7 +611,6 @@ def refresh_latency(workdir: Path, *, events: int, burst: int, concurrency: int 
                 stale.append(user_id)
         return [latencies.get(user_id, math.inf) for user_id, _, _ in pending]
 
-    stale: list[Any] = []
     _flush_redis()
     (workdir / "events-refresh.jsonl").unlink(missing_ok=True)
     workers = _start_workers(concurrency, workdir / "events-refresh.jsonl", workdir / "worker-refresh.log")

@@ -435,12 +435,7 @@ def _columns_by_aggregate(qs: models.QuerySet, names: list[str], ct_expr: str | 
     rows = np.frombuffer(blob, dtype=record)
     columns = [rows[alias] if kind == "uuid" else rows[alias].astype(rows[alias].dtype.newbyteorder("="))
                for alias, kind in zip(expressions, types)]
-    users, object_ids = columns[0], columns[1]
-    rest = iter(columns[2:])
-    ct = next(rest) if ct_expr else None
-    values = {key: next(rest) for key in extra}
-    timestamp = next(rest) if ts_field else np.full(n, np.nan)
-    return users, object_ids, ct, values, timestamp
+    return _packed_columns(columns, n, ct_expr, extra, ts_field)
 
 
 def _columns_by_concat(qs: models.QuerySet, names: list[str], ct_expr: str | None, ts_field: str | None,
@@ -530,12 +525,19 @@ def _columns_by_concat(qs: models.QuerySet, names: list[str], ct_expr: str | Non
                 columns.append(column)
         except (DeprecationWarning, ValueError):
             return None
-    users, object_ids = columns[0], columns[1]
+    if ts_field:
+        columns[-1] = columns[-1] / 1e6  # microseconds -> seconds
+    return _packed_columns(columns, n, ct_expr, extra, ts_field)
+
+
+def _packed_columns(columns: list[np.ndarray], n: int, ct_expr: str | None, extra: list[str], ts_field: str | None):
+    """The packed readers' result from their columns in query order: ``(users, object_ids, content_types or None,
+    {extra key: floats}, timestamps)``."""
     rest = iter(columns[2:])
     ct = next(rest) if ct_expr else None
-    floats = {key: next(rest) for key in extra}
-    timestamp = next(rest) / 1e6 if ts_field else np.full(n, np.nan)
-    return users, object_ids, ct, floats, timestamp
+    values = {key: next(rest) for key in extra}
+    timestamp = next(rest) if ts_field else np.full(n, np.nan)
+    return columns[0], columns[1], ct, values, timestamp
 
 
 def _sqlite_microseconds(column: str) -> str:
