@@ -111,6 +111,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     )
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-db.sqlite3")}
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # The same backend, with a per-request health check that costs no round trip while the
+    # connection is idle and healthy (see bre_site/postgresql/base.py).
+    DATABASES["default"]["ENGINE"] = "bre_site.postgresql"
     # Server-side parameters let psycopg prepare a statement a connection runs often (from its
     # DB_PREPARE_THRESHOLD-th run), so PostgreSQL stops planning the hot queries (token lookup,
     # stored picks) on every request: 0.42 -> 0.17 ms of backend CPU per stored-picks request

@@ -52,9 +52,9 @@ def subprocess_database_url() -> str:
     from django.db import connection
 
     s = connection.settings_dict
-    if s["ENGINE"] == "django.db.backends.sqlite3":
+    if connection.vendor == "sqlite":
         return f"sqlite:///{Path(s['NAME']).resolve()}"
-    if s["ENGINE"] == "django.db.backends.postgresql":
+    if connection.vendor == "postgresql":  # Django's backend or bre_site.postgresql
         auth = quote(s["USER"] or "", safe="")
         if s.get("PASSWORD"):
             auth += ":" + quote(s["PASSWORD"], safe="")
