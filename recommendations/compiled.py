@@ -6,6 +6,9 @@ the round trip. For the few queries a hot request path runs with a different val
 ``CompiledQuery`` keeps the ORM's SQL and row layout and only substitutes the value: the same
 SQL through Django's cursor (so it is logged and counted like any query), the same converters,
 ``Model.from_db()`` and ``select_related`` population as ``QuerySet.__iter__``.
+
+``binary_results()`` asks psycopg 3 for a cursor's results in PostgreSQL's binary format, for
+queries that read large ``bytea`` values (stored response bodies).
 """
 from __future__ import annotations
 
@@ -16,20 +19,42 @@ from django.db import connections
 from django.db.models import QuerySet
 from django.db.models.query import get_related_populators
 
+try:
+    from psycopg import ClientCursor as _ClientCursor
+    from psycopg import Cursor as _Cursor
+    from psycopg.pq import Format
+
+    _BINARY = Format.BINARY
+except ImportError:  # psycopg2, or no PostgreSQL driver
+    _ClientCursor = _Cursor = None
+
 # Stands for the value while the query is compiled: no real lookup value holds NUL characters.
 PLACEHOLDER = "\x00value\x00"
+
+
+def binary_results(cursor: Any) -> None:
+    """Ask for binary results on a Django cursor, where psycopg 3 binds on the server; else do nothing.
+
+    A ``bytea`` value then comes as its bytes, not as hex text that PostgreSQL must encode and
+    psycopg decode (twice its size; about 0.05-0.1 ms of each side's CPU at 7 KB). Other values
+    load as the same Python types. Client-side cursors cannot ask for binary results.
+    """
+    raw = getattr(cursor, "cursor", None)
+    if _Cursor is not None and isinstance(raw, _Cursor) and not isinstance(raw, _ClientCursor):
+        raw.format = _BINARY
 
 
 class CompiledQuery:
     """``make_queryset(PLACEHOLDER)`` compiled for one database alias; ``first(value)`` runs it with ``value``.
 
     ``usable`` is False when the ORM would assemble rows differently (composite keys): callers
-    then run the queryset itself.
+    then run the queryset itself. ``binary=True`` asks for binary results (``binary_results()``).
     """
 
-    def __init__(self, make_queryset: Callable[[str], QuerySet], alias: str):
+    def __init__(self, make_queryset: Callable[[str], QuerySet], alias: str, *, binary: bool = False):
         queryset = make_queryset(PLACEHOLDER).using(alias)
         self.alias = alias
+        self.binary = binary
         self.compiler = queryset.query.get_compiler(using=alias)
         self.sql, params = self.compiler.as_sql()
         self.params = list(params)
@@ -50,6 +75,8 @@ class CompiledQuery:
         params = list(self.params)
         params[self.value_index[0]] = value
         with connections[self.alias].cursor() as cursor:
+            if self.binary:
+                binary_results(cursor)
             cursor.execute(self.sql, params)
             row = cursor.fetchone()
         if row is None:

@@ -55,23 +55,16 @@ from typing import Any
 from django.core.cache import cache
 from django.core.signals import setting_changed
 from django.db import DatabaseError, connections, router, transaction
-from django.db.models import F
+from django.db.models import F, Subquery
 from django.utils import timezone
 
+from .compiled import binary_results
 from .conf import app_settings
 from .models import BuildRun, PayloadGeneration, UserPayload
 
 logger = logging.getLogger(__name__)
 
 GENERATION_PK = 1
-try:
-    from psycopg import ClientCursor as _ClientCursor
-    from psycopg import Cursor as _Cursor
-    from psycopg.pq import Format
-
-    _BINARY = Format.BINARY
-except ImportError:  # psycopg2, or no PostgreSQL driver
-    _ClientCursor = _Cursor = None
 # Bump when the stored body format changes without a settings change (e.g. the output serializer).
 FORMAT_VERSION = 1
 
@@ -126,12 +119,7 @@ def user_payload_snapshot(*, user_id: Any) -> PayloadSnapshot:
     connection = connections[alias]
     user_param = UserPayload._meta.pk.target_field.get_db_prep_value(user_id, connection)
     with connection.cursor() as cursor:
-        raw = cursor.cursor
-        if _Cursor is not None and isinstance(raw, _Cursor) and not isinstance(raw, _ClientCursor):
-            # Binary results (psycopg 3 with server-side binding): the body comes as its bytes, not
-            # as hex text that PostgreSQL must encode and psycopg decode (twice its size; about
-            # 0.05-0.1 ms of each side's CPU at 7 KB). Client-side cursors cannot ask for them.
-            raw.format = _BINARY
+        binary_results(cursor)  # the body as its bytes, not as hex text
         cursor.execute(_lookup_sql(alias), [True, GENERATION_PK, user_param])
         row = cursor.fetchone()
     body = row[6]
@@ -139,6 +127,22 @@ def user_payload_snapshot(*, user_id: Any) -> PayloadSnapshot:
         build_id=row[0], generation=row[1], version=row[2], stored_build_id=row[3], stored_generation=row[4],
         stored_config=row[5], body=bytes(body) if body is not None else None,
     )
+
+
+def fresh_body_subquery(*, user: Any, config: str) -> Subquery:
+    """Return ``user``'s stored body where it may be served now (as ``fresh_body()`` decides), else NULL.
+
+    For annotating a query that already finds the reader (``user`` is an ``OuterRef`` to their
+    id): the token lookup of ``GET /api/recommendations/`` reads the body with the same round
+    trip (``recommendations.api.authentication``). A NULL means "not known fresh": the caller
+    then takes ``user_payload_get_or_build()``, which reads again and renders if needed.
+    """
+    active = BuildRun.objects.filter(is_active=True).values("id")[:1]
+    generation = PayloadGeneration.objects.filter(pk=GENERATION_PK).values("value")
+    fresh = UserPayload.objects.filter(
+        user=user, build_id=Subquery(active), generation=Subquery(generation), config=config, body__isnull=False,
+    )
+    return Subquery(fresh.values("body")[:1])
 
 
 def config_fingerprint(*parts: str) -> str:

@@ -23,6 +23,7 @@ from recommendations.conf import app_settings
 from recommendations.models import BuildRun
 
 from . import serializers as s
+from .authentication import TokenAuthentication
 
 
 class WriteThrottleMixin:
@@ -63,20 +64,49 @@ class UserRecommendationsListApi(APIView):
         parameters=[s.RecommendationsQueryInputSerializer], responses=s.RecommendationOutputSerializer(many=True)
     )
     def get(self, request):
-        if not request.query_params and app_settings.STORED_PAYLOADS and self._plain_json(request):
+        if self._wants_stored(request):
             return self._stored(request)
         return self._computed(request)
 
     @staticmethod
-    def _plain_json(request) -> bool:
-        """Return whether the response is plain JSON (not the browsable API, not ``; indent=4``)."""
+    def _wants_stored(request) -> bool:
+        """Return whether this is the default request: no parameters, plain JSON (not the browsable API, not
+        ``; indent=4``), stored bodies on."""
         renderer = request.accepted_renderer
-        return renderer.format == "json" and request.accepted_media_type == renderer.media_type
+        return (
+            not request.query_params and app_settings.STORED_PAYLOADS
+            and renderer.format == "json" and request.accepted_media_type == renderer.media_type
+        )
+
+    @staticmethod
+    def _config(request) -> str:
+        renderer = request.accepted_renderer
+        return payloads.config_fingerprint(f"{type(renderer).__module__}.{type(renderer).__qualname__}")
+
+    def perform_authentication(self, request):
+        """Authenticate the default request with a token and read its stored body in one query, where possible.
+
+        Only when the first authenticator is the app's ``TokenAuthentication``, which DRF would
+        then ask first anyway; anything that lookup does not settle is authenticated as usual.
+        """
+        authenticator = request.authenticators[0] if request.authenticators else None
+        if (request.method == "GET" and isinstance(authenticator, TokenAuthentication)
+                and self._wants_stored(request)):
+            found = authenticator.authenticate_with_stored_picks(request, config=self._config(request))
+            if found is not None:
+                request._authenticator = authenticator
+                request.user, request.auth, self._stored_body = found
+                return
+        super().perform_authentication(request)
 
     def _stored(self, request) -> HttpResponse:
         """The default request: the reader's stored body, computed by the slow path when stale (see payloads)."""
         renderer = request.accepted_renderer
-        config = payloads.config_fingerprint(f"{type(renderer).__module__}.{type(renderer).__qualname__}")
+        content_type = f"{renderer.media_type}; charset={renderer.charset}" if renderer.charset else renderer.media_type
+        body = getattr(self, "_stored_body", None)  # read with the token (perform_authentication)
+        if body is not None:
+            return HttpResponse(body, content_type=content_type)
+        config = self._config(request)
 
         def render() -> bytes:
             items = selectors.recommended_for(request.user, n=s.DEFAULT_LIMIT)
@@ -85,7 +115,6 @@ class UserRecommendationsListApi(APIView):
             return body.encode(renderer.charset or "utf-8") if isinstance(body, str) else body
 
         body = payloads.user_payload_get_or_build(user_id=request.user.pk, config=config, render=render)
-        content_type = f"{renderer.media_type}; charset={renderer.charset}" if renderer.charset else renderer.media_type
         return HttpResponse(body, content_type=content_type)
 
     def _computed(self, request) -> Response:

@@ -126,14 +126,14 @@ class TestStoredPicks:
         body = default(client_for(cook)).content
         assert body == computed(client_for(cook)) and body != default(client_for(space)).content
 
-    def test_token_authentication_costs_one_more_query(self, built):
+    def test_token_authentication_reads_the_body_in_the_same_query(self, built):
         user = built["users"]["space1"]
         client = APIClient()
         client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
         default(client)
         with CaptureQueriesContext(connection) as ctx:
             default(client)
-        assert len(ctx.captured_queries) == 2  # the token (with its user), the stored body
+        assert len(ctx.captured_queries) == 1  # the token, its user and the stored body
 
     def test_anonymous_gets_a_json_error(self, built):
         response = APIClient().get(URL)
