@@ -10,8 +10,9 @@ Each row calls ``bre_site.wsgi.application`` with a prepared environ (no HTTP, n
 ``--requests`` times and prints this process's CPU per request (``time.process_time``) and its
 PostgreSQL backend's (from /proc), the minimum over ``--repeats`` interleaved rounds: on a shared
 machine the minimum is the least disturbed. Differences between rows give the cost of each
-layer: the middleware, DRF, a database round trip (with Django's per-request health check),
-DRF's token lookup through the ORM, and ``GET /api/recommendations/`` (the stored body).
+layer: the middleware, DRF, a database round trip (Django's per-request health check polls the
+socket first: ``bre_site.postgresql``), DRF's token lookup through the ORM, and
+``GET /api/recommendations/`` (the stored body, read by the token lookup's query).
 gunicorn's own cost (HTTP parsing, one connection per request with sync workers) is not in
 these rows: ``benchmarks/serving.py`` measures the whole server from /proc.
 """
@@ -103,11 +104,11 @@ def main() -> int:
 
     rows = [
         ("Django function view, full middleware, no database", "/_hello/", False),
-        ("+ one query (SELECT 1; with the health check)", "/_select/", False),
+        ("+ one query (SELECT 1; the health check polls the socket)", "/_select/", False),
         ("+ DRF's token lookup through the ORM instead", "/_drf_token/", True),
         ("DRF GET /api/ping/, anonymous (no database)", "/api/ping/", False),
         ("DRF GET /api/ping/, token (compiled lookup)", "/api/ping/", True),
-        ("GET /api/recommendations/ (stored body)", "/api/recommendations/", True),
+        ("GET /api/recommendations/ (stored body, read with the token)", "/api/recommendations/", True),
     ]
     results: dict[str, list[tuple[float, float]]] = {row[0]: [] for row in rows}
     for _ in range(args.repeats):
