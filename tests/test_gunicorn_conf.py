@@ -1,0 +1,30 @@
+"""Tests of gunicorn.conf.py: gunicorn finds it, and a worker freezes what it loaded."""
+from __future__ import annotations
+
+import gc
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_worker_freezes_what_it_loaded():
+    namespace: dict = {}
+    exec(compile((ROOT / "gunicorn.conf.py").read_text(), "gunicorn.conf.py", "exec"), namespace)
+    gc.unfreeze()
+    try:
+        assert gc.get_freeze_count() == 0
+        namespace["post_worker_init"](object())
+        assert gc.get_freeze_count() > 10_000
+    finally:
+        gc.unfreeze()
+
+
+def test_gunicorn_reads_it_from_the_project_root():
+    gunicorn = Path(sys.executable).with_name("gunicorn")
+    out = subprocess.run([str(gunicorn), "--print-config", "bre_site.wsgi:application"], cwd=ROOT,
+                         capture_output=True, text=True, check=True).stdout
+    settings = {name.strip(): value.strip() for name, _, value in (line.partition("=") for line in out.splitlines())}
+    assert settings["config"] == "./gunicorn.conf.py"
+    assert settings["post_worker_init"] == "<post_worker_init()>"  # ours, not gunicorn's default
