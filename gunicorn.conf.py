@@ -1,11 +1,15 @@
 """gunicorn settings of the site, read from the project root: ``gunicorn bre_site.wsgi:application --workers 2``.
 
-One hook: once a worker has loaded the site, ``gc.freeze()`` moves everything it loaded (Django,
-DRF, the URL patterns, the models: about 150,000 objects) out of the cyclic collector's sight.
-Without it, each worker's full collection walks all of them: measured under the serving
-benchmark's load, one full collection per worker every 30 s or so, each pausing that worker for
-70-80 ms while 16 requests wait behind it; with it, a few short ones (about 10 ms). The objects
-frozen stay alive, as they would anyway (they live as long as the worker).
+One hook. Once a worker has loaded the site, it loads what Django would otherwise load on the
+first requests (the URL patterns, every view module, the reverse lookup tables), then
+``gc.freeze()`` moves all of it (about 170,000 objects) out of the cyclic collector's sight.
+The objects frozen stay alive, as they would anyway: they live as long as the worker.
+
+Why: without it, a worker's full collections walk all those objects. Measured under the serving
+benchmark's load (``benchmarks/serving.py``, 2 workers, 32 connections, 30 s): one full
+collection per worker in the run, pausing it for 70-80 ms while the 16 requests queued on it
+wait. Freezing without loading the URLs first left three or four of 10-13 ms each (what the
+first requests loaded); with them loaded, none.
 
 The command line still sets the rest (bind address, workers); ``--config`` names another file.
 """
@@ -13,6 +17,14 @@ import gc
 
 
 def post_worker_init(worker):
-    """Freeze the objects the worker loaded at start-up (see the module's docstring)."""
+    """Load what the first requests would, then freeze the worker's objects (see the module's docstring)."""
+    from django.conf import settings
+
+    if settings.configured:
+        from django.urls import get_resolver
+
+        resolver = get_resolver()
+        resolver.url_patterns  # imports the URLconf and the view modules
+        resolver.reverse_dict  # builds the reverse lookup tables
     gc.collect()
     gc.freeze()
