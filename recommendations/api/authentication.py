@@ -13,7 +13,7 @@ at once. Use it in place of DRF's::
         "recommendations.api.authentication.TokenAuthentication", ...]}
 
 It lives in the app's API because the app's hottest request, a reader's stored picks
-(``recommendations.payloads``), is authentication plus one query: with DRF's own lookup,
+(``recommendations.payloads``), was authentication plus one query: with DRF's own lookup,
 authentication was most of its CPU.
 
 ``authenticate_with_stored_picks()`` goes one step further for that request: the token lookup

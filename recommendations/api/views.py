@@ -54,8 +54,8 @@ class UserRecommendationsListApi(APIView):
     of what they touched, then popular items. Staff may pass ``?user=<id>``.
 
     The default request (no parameters, plain JSON) is served from the reader's stored response
-    body (``recommendations.payloads``): authentication plus one query. Any other request is
-    computed; both give the same bytes.
+    body (``recommendations.payloads``): with a token, one query (``perform_authentication``).
+    Any other request is computed; both give the same bytes.
     """
 
     permission_classes = [IsAuthenticated]
