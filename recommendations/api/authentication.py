@@ -18,19 +18,20 @@ authentication was most of its CPU.
 
 ``authenticate_with_stored_picks()`` goes one step further for that request: the token lookup
 also reads the reader's stored body, if it is fresh (``payloads.fresh_body_subquery``), so the
-request is one round trip to the database instead of two. Each round trip costs the web worker
-a wait for the database process to be scheduled, which under load (2 cores shared by gunicorn,
-PostgreSQL and the load generator) was a quarter of the request's wall time. The price is a
-method that knows of the app's payloads; anything it does not find (no token header, an unknown
-key, an inactive user, a stale body) goes back to the usual path, which gives DRF's answers.
+request is one round trip to the database instead of two. Each round trip costs the web worker a
+wait for the database process to be scheduled: under the serving benchmark's load (2 cores
+shared by gunicorn, PostgreSQL and the load generator), the stored-body query alone took 11% of
+a worker's wall time, most of it waiting (py-spy). The price is a method that knows of the app's
+payloads; anything it does not find (no token header, an unknown key, an inactive user, a stale
+body) goes back to the usual path, which gives DRF's answers.
 """
 from __future__ import annotations
 
 import functools
 
 from django.db import router
-from django.utils.translation import gettext_lazy as _
 from django.db.models import OuterRef
+from django.utils.translation import gettext_lazy as _
 from rest_framework import authentication, exceptions
 
 from recommendations import payloads
