@@ -2,14 +2,16 @@
 
 Selectors only read rows of the active build; they never compute recommendations. Each
 returns host item instances with ``rec_score``, ``rec_rank``, ``rec_explanation`` (a list of
-``{"title", "content_type", "object_id"}``), ``rec_because`` ("Because you read X") and
-``rec_source`` ("personal", "popular" or "content"). The cost of a call is a fixed number
+``{"title", "content_type", "object_id"}``), ``rec_because`` ("Because you read X", in the
+active language, worded by ``adapter.explanation_text()``) and ``rec_source`` ("personal",
+"popular", "content" or "collaborative"). The cost of a call is a fixed number
 of queries: the stored rows, one per item model for the items, and one per interaction
 model for the user's history when seen items are filtered.
 """
 from __future__ import annotations
 
 import io
+import logging
 from collections.abc import Iterable
 from typing import Any
 
@@ -18,6 +20,7 @@ from django.apps import apps
 from django.contrib.contenttypes.models import ContentType
 from django.db import models
 from django.core.cache import cache
+from django.core.exceptions import ImproperlyConfigured
 from django.db.models import Case, FloatField, IntegerField, Value, When
 from django.db.models.signals import post_delete, post_save
 
@@ -26,6 +29,8 @@ from .conf import app_settings
 from .models import BuildArtifact, BuildRun, ItemRule, PopularItem, SimilarItem, UserRecommendation
 
 Key = tuple[int, str]
+
+logger = logging.getLogger(__name__)
 
 
 def active_build() -> BuildRun | None:
@@ -74,13 +79,28 @@ def _seen_keys(user, candidates: Iterable[Key] | None = None) -> set[Key]:
     return get_adapter().user_item_keys(user.pk, candidates=candidates)
 
 
-def _because(explanation: list[dict]) -> str:
-    titles = [e.get("title") for e in explanation if e.get("title")]
-    if not titles:
-        return ""
-    if len(titles) == 1:
-        return f"Because you read {titles[0]}"
-    return f"Because you read {', '.join(titles[:-1])} and {titles[-1]}"
+def explanation_text(explanation: list[dict]) -> str:
+    """Return the "Because you read ..." sentence of a stored explanation, in the active language."""
+    return get_adapter().explanation_text(explanation or [])
+
+
+_reported_settings: set[str] = set()
+
+
+def item_queryset(model: type[models.Model]) -> models.QuerySet:
+    """Return the items of ``model`` that may be served: the adapter's ``item_queryset()``.
+
+    When ``ITEM_FILTERS`` does not apply to the model, return none and log the error once.
+    Serving nothing hides what ``ITEM_FILTERS`` was meant to hide (unpublished, out of stock)
+    instead of a 500 on every page; check ``recommendations.E016`` names the cause at startup.
+    """
+    try:
+        return get_adapter().item_queryset(model)
+    except ImproperlyConfigured as exc:
+        if str(exc) not in _reported_settings:
+            _reported_settings.add(str(exc))
+            logger.error("Serving no %s recommendations: %s", model._meta.label, exc)
+        return model._default_manager.none()
 
 
 def _materialise(
@@ -115,7 +135,7 @@ def _materialise(
             continue
         if model is not None and item_model is not model:
             continue
-        qs = queryset if queryset is not None and queryset.model is item_model else adapter.item_queryset(item_model)
+        qs = queryset if queryset is not None and queryset.model is item_model else item_queryset(item_model)
         pk = item_model._meta.pk
         ids = [pk.to_python(c[0][1]) for c in cands]
         for obj in qs.filter(pk__in=ids):
@@ -137,7 +157,7 @@ def _materialise(
         obj.rec_score = float(score)
         obj.rec_rank = rank
         obj.rec_explanation = explanation
-        obj.rec_because = _because(explanation)
+        obj.rec_because = adapter.explanation_text(explanation)
         obj.rec_source = source
         result.append(obj)
     return result
@@ -250,7 +270,7 @@ def recommended_queryset(user, *, model, n: int = 10, queryset: models.QuerySet 
     seen = {oid for ct, oid in _seen_keys(user) if ct == _ct(model).pk}
     pk = model._meta.pk
     rows = [(pk.to_python(oid), score, rank) for oid, score, rank in rows if oid not in seen]
-    base = queryset if queryset is not None else get_adapter().item_queryset(model)
+    base = queryset if queryset is not None else item_queryset(model)
     if not rows:
         return base.none()
     ids = [r[0] for r in rows]
@@ -276,7 +296,7 @@ def similar_to(obj, *, n: int = 10, kind: str = "content", queryset: models.Quer
         SimilarItem.objects.filter(build__is_active=True, kind=kind, content_type=ct, object_id=str(obj.pk))
         .order_by("rank").values_list("target_content_type_id", "target_object_id", "score")[: n * 2]
     )
-    source = "content" if kind == SimilarItem.Kind.CONTENT else "personal"
+    source = str(kind)  # "content" or "collaborative"
     if not rows and kind == SimilarItem.Kind.COLLABORATIVE:
         return similar_to(obj, n=n, kind=SimilarItem.Kind.CONTENT, queryset=queryset)
     candidates = [((t_ct, t_id), score, [], source) for t_ct, t_id, score in rows]

@@ -148,7 +148,7 @@ class SimilarItemsListApi(APIView):
         params.is_valid(raise_exception=True)
         model = _item_model(label or self.item_model or "")
         try:
-            obj = get_adapter().item_queryset(model).filter(pk=pk).first()
+            obj = selectors.item_queryset(model).filter(pk=pk).first()
         except (ValueError, TypeError, OverflowError, DjangoValidationError):
             obj = None  # a malformed id (e.g. text for an integer key) names no item
         if obj is None:
