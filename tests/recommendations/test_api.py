@@ -107,6 +107,7 @@ class TestUserRecommendationsListApi:
         first = body[0]
         assert first["rank"] == 1 and first["score"] == pytest.approx(1.0) and first["source"] == "personal"
         assert first["because"] == "Because you read Item 7"
+        assert first["because_items"] == [{"type": "testapp.item", "id": str(items[7].pk), "title": "Item 7"}]
         assert first["explanation"] == [{"content_type": stored["ct"].pk, "object_id": str(items[7].pk),
                                          "title": "Item 7"}]
         assert first["item"] == {"type": "testapp.item", "id": str(items[1].pk), "title": "Item 1", "url": None}
@@ -264,3 +265,14 @@ class TestBrokenItemFilter:
         assert response.status_code == 404 and response.json()["detail"]
         errors = [r for r in caplog.records if r.levelname == "ERROR" and "is_published" in r.getMessage()]
         assert len(errors) == 1  # logged once, not once per request
+
+
+class TestSchema:
+    def test_documents_the_cited_items_beside_the_text(self):
+        from drf_spectacular.generators import SchemaGenerator
+
+        schema = SchemaGenerator(patterns=urlpatterns).get_schema(request=None, public=True)
+        output = schema["components"]["schemas"]["RecommendationOutput"]
+        assert {"because", "because_items", "explanation"} <= set(output["properties"])
+        assert output["properties"]["because_items"]["items"] == {"$ref": "#/components/schemas/CitedItemOutput"}
+        assert set(schema["components"]["schemas"]["CitedItemOutput"]["properties"]) == {"type", "id", "title"}
