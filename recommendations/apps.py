@@ -15,4 +15,5 @@ class RecommendationsConfig(AppConfig):
         from . import signals  # noqa: F401  (connects on-save and on-commit hooks)
 
         checks.register(recommendation_checks.check_settings, "recommendations")
+        checks.register(recommendation_checks.check_database, "recommendations")
         post_migrate.connect(schedule.periodic_tasks_install, sender=self, dispatch_uid="recommendations.schedule")

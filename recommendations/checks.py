@@ -23,6 +23,7 @@ E016   ``ITEM_FILTERS`` names a model that is not an item model or is not a dict
 E017   ``MMR_LAMBDA`` is not a number in [0, 1]
 W001   ``RECOMMENDATIONS`` has a key the app does not know (probably a typo)
 W002   an item model has no ``TEXT_FIELDS``: it gets no content-based neighbours
+W003   the default database is SQLite without ``"timeout"`` of 20 s or more and ``"transaction_mode": "IMMEDIATE"``
 =====  ==============================================================================
 """
 from __future__ import annotations
@@ -224,3 +225,31 @@ def _check_misc(conf, item_models) -> list[checks.CheckMessage]:
         errors.append(_error(17, f"MMR_LAMBDA must be a number between 0 and 1, not {mmr!r}.",
                              "Use 0 to turn the diversity re-rank off, e.g. 0.3 for some diversity."))
     return errors
+
+
+SQLITE_WORKER_OPTIONS = {"timeout": 30, "transaction_mode": "IMMEDIATE"}
+
+
+def check_database(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    """Warn when workers would write to SQLite with options under which concurrent builds fail."""
+    from importlib import import_module
+
+    database = settings.DATABASES.get("default", {})
+    try:
+        vendor = import_module(f"{database.get('ENGINE', '')}.base").DatabaseWrapper.vendor
+    except (ImportError, AttributeError):
+        return []
+    options = database.get("OPTIONS") or {}
+    timeout = options.get("timeout", 5)
+    if vendor != "sqlite" or (
+        str(options.get("transaction_mode", "")).upper() == "IMMEDIATE"
+        and isinstance(timeout, (int, float)) and timeout >= 20
+    ):
+        return []
+    return [checks.Warning(
+        "The default database is SQLite with options under which builds run by several workers fail "
+        "with 'database is locked'.",
+        hint=f'Set DATABASES["default"]["OPTIONS"] = {SQLITE_WORKER_OPTIONS!r} (or keep your OPTIONS and add '
+             "those two keys), or use PostgreSQL for workers.",
+        id="recommendations.W003",
+    )]
