@@ -5,17 +5,21 @@ import io
 import uuid
 
 import pytest
-from celery import current_app
+from celery import Celery, current_app
 from django.core.management import call_command
 
 
 @pytest.fixture
 def celery_conf():
-    """The Celery app's configuration, restored after the test."""
-    keys = ("task_always_eager", "broker_url", "broker_read_url", "broker_transport_options", "task_default_queue")
-    saved = {key: current_app.conf.get(key) for key in keys}
-    yield current_app.conf
-    current_app.conf.update(saved)
+    """The configuration of a Celery app of its own, the current one during the test (the site's app keeps its caches)."""
+    previous = current_app._get_current_object()
+    app = Celery("status-test", set_as_current=True)
+    app.config_from_object("django.conf:settings", namespace="CELERY")
+    try:
+        yield app.conf
+    finally:
+        previous.set_current()
+        app.close()
 
 
 def _depth_line(**kwargs) -> str:
@@ -25,7 +29,7 @@ def _depth_line(**kwargs) -> str:
 
 
 def _publish(queue: str, n: int = 1) -> None:
-    with current_app.connection_for_write() as conn:  # not the app's pool, which keeps the broker it was made with
+    with current_app.connection_for_write() as conn:
         for _ in range(n):
             current_app.send_task("recommendations.builds_prune", queue=queue, connection=conn)
 
