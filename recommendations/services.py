@@ -104,7 +104,8 @@ def _retry_when_locked(func):
             try:
                 return func(*args, **kwargs)
             except OperationalError as exc:
-                if "locked" not in str(exc) or connection.in_atomic_block or attempt == LOCKED_RETRIES:
+                if (connection.vendor != "sqlite" or "locked" not in str(exc) or connection.in_atomic_block
+                        or attempt == LOCKED_RETRIES):
                     raise
                 delay = min(0.1 * 2**attempt, 2.0) * random.uniform(0.5, 1.0)
                 logger.info("%s: the database is locked; trying again in %.2f s.", func.__name__, delay)
