@@ -27,8 +27,10 @@ they rate or read (``user_refresh``), so a full build is only needed for new nei
 """
 from __future__ import annotations
 
+import functools
 import io
 import json
+import random
 import logging
 import math
 import os
@@ -47,7 +49,7 @@ import numpy as np
 import scipy.sparse as sp
 from django.contrib.auth import get_user_model
 from django.contrib.contenttypes.models import ContentType
-from django.db import IntegrityError, connections, router, transaction
+from django.db import IntegrityError, OperationalError, connections, router, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -82,6 +84,35 @@ class BuildError(Exception):
     """Raised when a build cannot run (no data, a broken artifact…)."""
 
 
+# --- writes on SQLite ---------------------------------------------------------------------------------
+
+LOCKED_RETRIES = 10  # about 13 s of backoff in all, on top of the database's own busy timeout
+
+
+def _retry_when_locked(func):
+    """Run a write again when SQLite reports the database locked, unless an outer transaction must roll back first.
+
+    Several workers write one build at once. SQLite with Django's default options (deferred
+    transactions, a 5 s busy timeout) answers "database is locked" to a transaction that read
+    before it wrote while another holds the write lock, and to any write that waits longer than
+    the timeout; the transaction is rolled back, so running it again is safe.
+    """
+    @functools.wraps(func)
+    def run(*args, **kwargs):
+        connection = connections[router.db_for_write(BuildRun)]
+        for attempt in range(LOCKED_RETRIES + 1):
+            try:
+                return func(*args, **kwargs)
+            except OperationalError as exc:
+                if (connection.vendor != "sqlite" or "locked" not in str(exc) or connection.in_atomic_block
+                        or attempt == LOCKED_RETRIES):
+                    raise
+                delay = min(0.1 * 2**attempt, 2.0) * random.uniform(0.5, 1.0)
+                logger.info("%s: the database is locked; trying again in %.2f s.", func.__name__, delay)
+                time.sleep(delay)
+    return run
+
+
 # --- the lock -------------------------------------------------------------------------------------
 
 
@@ -90,6 +121,7 @@ def _owner(build_id: int) -> str:
     return f"build:{build_id}@{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
 
 
+@_retry_when_locked
 def build_lock_acquire(*, build_id: int) -> bool:
     """Take the full-build lease for ``build_id``; return False while another live lease exists.
 
@@ -123,6 +155,7 @@ def build_lock_acquire(*, build_id: int) -> bool:
         return True
 
 
+@_retry_when_locked
 def build_lock_extend(*, build_id: int) -> None:
     """Push the lease's expiry forward (a heartbeat between stages)."""
     BuildLock.objects.filter(name=FULL_BUILD_LOCK, owner__startswith=f"build:{build_id}@").update(
@@ -130,6 +163,7 @@ def build_lock_extend(*, build_id: int) -> None:
     )
 
 
+@_retry_when_locked
 def build_lock_release(*, build_id: int) -> None:
     BuildLock.objects.filter(name=FULL_BUILD_LOCK, owner__startswith=f"build:{build_id}@").delete()
 
@@ -333,6 +367,7 @@ def build_load(*, now: float | None = None) -> LoadedData:
 # --- artifacts -----------------------------------------------------------------------------------------
 
 
+@_retry_when_locked
 def _artifact_save(build: BuildRun, name: str, writer: Callable[[io.BytesIO], None]) -> None:
     """Store (or replace) the artifact ``name`` of ``build``: the bytes that ``writer`` writes.
 
@@ -485,6 +520,7 @@ PICK_COLUMNS = ("build", "user", "content_type", "object_id", "rank", "score", "
 POPULAR_COLUMNS = ("build", "window", "content_type", "object_id", "rank", "score")
 
 
+@_retry_when_locked
 def _bulk_insert(model, columns: tuple[str, ...], rows: list[tuple]) -> int:
     """Insert many rows fast: PostgreSQL's COPY, or one ``executemany`` elsewhere.
 
@@ -670,6 +706,7 @@ def _part_inputs_save(build: BuildRun, data: LoadedData) -> None:
     _artifact_save(build, "ratings", lambda f: np.savez(f, **ratings))
 
 
+@_retry_when_locked
 def build_part(*, build_id: int, part: str) -> int:
     """Fit and store one of ``BUILD_PARTS`` of a prepared build; return how many rows (or ratings) it stored.
 
@@ -995,6 +1032,7 @@ def _recommendation_rows(build_id: int, state: BuildState, user_pks: list, rows:
     return out
 
 
+@_retry_when_locked
 def build_score_chunk(*, build_id: int, start: int, stop: int) -> int:
     """Score users ``start:stop`` of a build and write their picks; safe to run twice."""
     build = BuildRun.objects.only("status").get(pk=build_id)
@@ -1064,6 +1102,7 @@ def _build_write_lock(build_id: int, key: str) -> bool:
     return status == BuildRun.Status.RUNNING
 
 
+@_retry_when_locked
 def _build_add(build_id: int, timings: dict[str, float], counts: dict[str, int] | None = None) -> None:
     """Add a chunk's or part's stage seconds to its build (summed over tasks, i.e. worker-seconds) and set its counts."""
     connection = connections[router.db_for_write(BuildRun)]
@@ -1077,6 +1116,7 @@ def _build_add(build_id: int, timings: dict[str, float], counts: dict[str, int] 
         build.save(update_fields=["timings", "counts"])
 
 
+@_retry_when_locked
 def build_finalize(*, build_id: int, prune: bool = True) -> BuildRun:
     """Switch the active build to ``build_id`` in one transaction, then prune old builds (unless ``prune`` is False).
 
@@ -1126,6 +1166,7 @@ def _orphan_picks_delete(build_id: int) -> int:
     return deleted
 
 
+@_retry_when_locked
 def build_fail(*, build_id: int, error: BaseException | str) -> None:
     """Mark a build failed, drop its rows and release its lock; the active build is untouched."""
     BuildRun.objects.filter(pk=build_id).exclude(status=BuildRun.Status.SUCCEEDED).update(
@@ -1135,6 +1176,7 @@ def build_fail(*, build_id: int, error: BaseException | str) -> None:
     build_lock_release(build_id=build_id)
 
 
+@_retry_when_locked
 def _build_rows_delete(build_id: int) -> None:
     for model in (UserRecommendation, SimilarItem, PopularItem, BuildArtifact):
         model.objects.filter(build_id=build_id).delete()

@@ -76,7 +76,7 @@ def pending_refreshes_run() -> int:
     return services.pending_refreshes_run()
 
 
-# The names these two tasks had until 2026-11-28. Beat rows are renamed by migration 0008, but a
+# The names these two tasks had until 2026-11-28. Beat rows are renamed after `migrate`, but a
 # message queued before an upgrade still carries the old name: the worker must know it.
 @shared_task(name="recommendations.full_build", **TASK_OPTIONS)
 def _full_build(build_id: int | None = None, triggered_by: str = "schedule") -> int | None:

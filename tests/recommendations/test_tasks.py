@@ -114,25 +114,3 @@ class TestTaskNames:
         assert rows == {"recommendations: nightly full build": "recommendations.full_build_fan_out",
                         "recommendations: refresh pending users": "recommendations.pending_refreshes_run"}
         assert set(rows.values()) <= set(app.tasks)
-
-    def test_migration_0008_renames_the_beat_rows_and_back(self, transactional_db):
-        from django.db import connection
-        from django.db.migrations.executor import MigrationExecutor
-        from django_celery_beat.models import IntervalSchedule, PeriodicTask
-
-        PeriodicTask.objects.all().delete()  # other transactional tests flush the rows migration 0002 installed
-        every_hour = IntervalSchedule.objects.create(every=1, period=IntervalSchedule.HOURS)
-        for name, task in [("nightly", "recommendations.full_build_fan_out"), ("an editor's extra build", "recommendations.full_build"),
-                           ("pending", "recommendations.pending_refreshes_run")]:
-            PeriodicTask.objects.create(name=name, task=task, interval=every_hour)
-        tasks_of = lambda: sorted(PeriodicTask.objects.values_list("task", flat=True))  # noqa: E731
-        try:
-            executor = MigrationExecutor(connection)
-            executor.migrate([("recommendations", "0007_explanation_as_text")])
-            assert tasks_of() == ["recommendations.full_build", "recommendations.full_build",
-                                  "recommendations.refresh_pending_users"]
-        finally:
-            executor = MigrationExecutor(connection)
-            executor.migrate([("recommendations", "0008_task_names")])
-        assert tasks_of() == ["recommendations.full_build_fan_out", "recommendations.full_build_fan_out",
-                              "recommendations.pending_refreshes_run"]
