@@ -1186,7 +1186,10 @@ def user_refresh_request(*, user_id: Any) -> None:
     from .tasks import user_refresh as user_refresh_task
 
     now = timezone.now()
-    state, created = UserRefresh.objects.get_or_create(user_id=user_id, defaults={"requested_at": now})
+    try:
+        state, created = UserRefresh.objects.get_or_create(user_id=user_id, defaults={"requested_at": now})
+    except IntegrityError:  # The user was deleted meanwhile: there is nothing left to refresh.
+        return
     if not created:
         UserRefresh.objects.filter(pk=state.pk).update(requested_at=now)
     debounce = timedelta(seconds=app_settings.REFRESH_DEBOUNCE_SECONDS)
@@ -1211,11 +1214,13 @@ def user_refresh(*, user_id: Any) -> int:
     build = BuildRun.objects.filter(is_active=True).only("pk").first()
     if build is None:
         return 0
+    user_pk = _user_pk(str(user_id))
+    if not get_user_model()._default_manager.filter(pk=user_pk).exists():
+        return 0  # Deleted since the refresh was queued: picks have no foreign key to refuse them.
     try:
         state = build_state(build.pk)
     except BuildError:
         return 0
-    user_pk = _user_pk(str(user_id))
     item_map = state.item_map
     user_map = IndexMap([user_pk])
     positive, negative, _, _ = _events_matrix(
@@ -1225,10 +1230,14 @@ def user_refresh(*, user_id: Any) -> int:
     recs: list[tuple] = []
     if positive.nnz:
         recs = _recommendation_rows(build.pk, state, [user_pk], positive, negative, source="refresh")
-    UserRefresh.objects.get_or_create(user_id=user_pk)
+    try:
+        UserRefresh.objects.get_or_create(user_id=user_pk)
+    except IntegrityError:
+        return 0  # The user was deleted during the computation.
     with transaction.atomic():
         # One refresh of a user at a time: a twin delivery waits here, then replaces the same rows.
-        UserRefresh.objects.select_for_update().filter(user_id=user_pk).values_list("pk", flat=True).first()
+        if UserRefresh.objects.select_for_update().filter(user_id=user_pk).values_list("pk", flat=True).first() is None:
+            return 0  # The user's deletion removed the row meanwhile.
         if not BuildRun.objects.filter(pk=build.pk, is_active=True).exists():
             return 0  # A new build became active meanwhile; it will be refreshed by its own switch.
         UserRecommendation.objects.filter(build_id=build.pk, user_id=user_pk).delete()

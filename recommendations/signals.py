@@ -36,11 +36,24 @@ def _interaction_changed(sender, instance, **kwargs) -> None:
             if user_id is not None:
                 from .services import user_refresh_request
 
-                if not _deleting_a_user(kwargs.get("origin")):
+                origin = kwargs.get("origin")
+                if not _deleting_a_user(origin):
                     # Now, in the writing transaction: a seen item must never be served from a stored body.
                     user_payload_invalidate(user_id=user_id)
-                transaction.on_commit(lambda: user_refresh_request(user_id=user_id))
+                    transaction.on_commit(lambda: user_refresh_request(user_id=user_id))
+                elif getattr(origin, "pk", None) != user_id:
+                    # Another reader's row, gone with a deleted user's object, or a bulk delete of users.
+                    transaction.on_commit(lambda: _refresh_if_user_left(user_id))
             return
+
+
+def _refresh_if_user_left(user_id) -> None:
+    """After a delete of users: refresh a reader whose history changed, unless they were deleted too."""
+    from .services import user_refresh_request
+
+    if get_user_model()._default_manager.filter(pk=user_id).exists():
+        user_payload_invalidate(user_id=user_id)
+        user_refresh_request(user_id=user_id)
 
 
 def _item_changed(sender, instance, **kwargs) -> None:
