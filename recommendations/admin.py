@@ -389,15 +389,16 @@ class PreviewForm(forms.Form):
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
-    """Computed rows: browse them; builds write them."""
+    """Computed rows: browse them; builds write them.
+
+    Deleting follows the model's delete permission (a superuser has it): the admin asks for it
+    on every row a delete cascades to, so denying it would forbid deleting a user who has picks.
+    """
 
     def has_add_permission(self, request):
         return False
 
     def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
         return False
 
 
