@@ -1183,7 +1183,7 @@ def user_refresh_request(*, user_id: Any) -> None:
     The request is recorded in the database first, so that if the broker is down the refresh
     is not lost: ``pending_refreshes_run`` (and the next full build) pick up every pending user.
     """
-    from .tasks import user_refresh as user_refresh_task
+    from .tasks import publish_options, user_refresh as user_refresh_task
 
     now = timezone.now()
     try:
@@ -1201,9 +1201,10 @@ def user_refresh_request(*, user_id: Any) -> None:
     if recently_queued and not created:
         return  # A refresh queued moments ago has not run yet; it will see this change too.
     try:
-        user_refresh_task.apply_async(args=[str(user_id)], countdown=app_settings.REFRESH_DEBOUNCE_SECONDS)
-    except Exception:  # The broker is down: the request stays pending in the database.
-        logger.warning("Could not queue the refresh of user %s; it stays pending.", user_id, exc_info=True)
+        user_refresh_task.apply_async(args=[str(user_id)], countdown=app_settings.REFRESH_DEBOUNCE_SECONDS,
+                                      **publish_options())
+    except Exception as exc:  # The broker is down: the request stays pending in the database.
+        logger.warning("Could not queue the refresh of user %s (%r); it stays pending.", user_id, exc)
         return
     UserRefresh.objects.filter(pk=user_id).update(queued_at=now)
 

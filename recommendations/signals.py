@@ -83,16 +83,16 @@ def _item_saved(sender, instance, raw=False, **kwargs) -> None:
         return
     if sender._meta.label not in app_settings.ITEM_MODELS:
         return
-    from .tasks import item_content_refresh
+    from .tasks import item_content_refresh, publish_options
 
     ct_id = ContentType.objects.get_for_model(sender).pk
     object_id = str(instance.pk)
 
     def queue() -> None:
         try:
-            item_content_refresh.delay(ct_id, object_id)
-        except Exception:
-            logger.warning("Could not queue the content refresh of %s:%s", ct_id, object_id, exc_info=True)
+            item_content_refresh.apply_async((ct_id, object_id), **publish_options())
+        except Exception as exc:  # The broker is down: the next build computes the item's neighbours.
+            logger.warning("Could not queue the content refresh of %s:%s (%r)", ct_id, object_id, exc)
 
     transaction.on_commit(queue)
 
