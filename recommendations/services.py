@@ -1230,7 +1230,8 @@ def user_refresh(*, user_id: Any) -> int:
     )
     recs: list[tuple] = []
     if positive.nnz:
-        recs = _recommendation_rows(build.pk, state, [user_pk], positive, negative, source="refresh")
+        recs = _existing_items_only(_recommendation_rows(build.pk, state, [user_pk], positive, negative,
+                                                         source="refresh"))
     try:
         UserRefresh.objects.get_or_create(user_id=user_pk)
     except IntegrityError:
@@ -1246,6 +1247,21 @@ def user_refresh(*, user_id: Any) -> int:
         UserRefresh.objects.filter(user_id=user_pk).update(refreshed_at=started)
         payloads.user_payload_invalidate(user_id=user_pk)
     return len(recs)
+
+
+def _existing_items_only(recs: list[tuple]) -> list[tuple]:
+    """Drop one user's picks whose item was deleted since the build (its model still scores it), re-ranked."""
+    wanted: dict[int, set[str]] = {}
+    for row in recs:
+        wanted.setdefault(row[2], set()).add(row[3])
+    found: set[tuple[int, str]] = set()
+    for ct_id, ids in wanted.items():
+        model = ContentType.objects.get_for_id(ct_id).model_class()
+        if model is not None:
+            pks = model._base_manager.filter(pk__in=[model._meta.pk.to_python(i) for i in ids]).values_list("pk", flat=True)
+            found.update((ct_id, str(pk)) for pk in pks)
+    kept = [row for row in recs if (row[2], row[3]) in found]
+    return [(*row[:4], rank, *row[5:]) for rank, row in enumerate(kept, 1)]
 
 
 def pending_refreshes_run() -> int:
@@ -1309,6 +1325,20 @@ def item_content_refresh(*, content_type_id: int, object_id: str) -> int:
         SimilarItem.objects.bulk_create(rows)
         payloads.user_payloads_invalidate()  # cold readers' picks come from content neighbours
     return len(rows)
+
+
+def item_rows_forget(*, content_type_id: int, object_id: str) -> int:
+    """Drop every stored row that points at a deleted item, in every build; return how many.
+
+    Its neighbours and the lists it is a neighbour in, the picks and the popular lists it is in:
+    serving would skip the missing item and show a short list until the next build.
+    """
+    item = Q(content_type_id=content_type_id, object_id=str(object_id))
+    target = Q(target_content_type_id=content_type_id, target_object_id=str(object_id))
+    deleted = SimilarItem.objects.filter(item | target).delete()[0]
+    deleted += UserRecommendation.objects.filter(item).delete()[0]
+    deleted += PopularItem.objects.filter(item).delete()[0]
+    return deleted
 
 
 def user_data_forget(*, user_id: Any) -> None:

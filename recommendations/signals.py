@@ -103,9 +103,19 @@ def _dispatch_save(sender, instance, **kwargs) -> None:
     _item_saved(sender, instance, **kwargs)
 
 
+def _item_deleted(sender, instance, **kwargs) -> None:
+    label = sender._meta.label
+    if label in app_settings.ITEM_MODELS and apps.get_model(label) is sender:
+        from .services import item_rows_forget
+
+        # In the deleting transaction: a rollback keeps the rows with the item.
+        item_rows_forget(content_type_id=ContentType.objects.get_for_model(sender).pk, object_id=str(instance.pk))
+
+
 def _dispatch_delete(sender, instance, **kwargs) -> None:
     _interaction_changed(sender, instance, **kwargs)
     _item_changed(sender, instance, **kwargs)
+    _item_deleted(sender, instance, **kwargs)
 
 
 def _user_deleted(sender, instance, **kwargs) -> None:
