@@ -1,4 +1,4 @@
-"""Deleting customers (shell, bulk, admin) with real commits: the after-commit hooks run and raise nothing."""
+"""Deleting customers (shell, bulk, admin) and products with real commits: the hooks raise nothing, no row is left."""
 from __future__ import annotations
 
 import logging
@@ -74,4 +74,29 @@ def test_the_admin_deletes_a_customer_with_picks(shop, client, problems):
     assert client.post(url, {"post": "yes"}).status_code == 302
     assert not Customer.objects.filter(pk=customer.pk).exists()
     _gone(customer.pk)
+    assert problems() == []
+
+
+def test_deleting_a_product_drops_the_rows_pointing_at_it(shop, problems):
+    from django.contrib.contenttypes.models import ContentType
+    from django.db.models import Q
+
+    from recommendations import selectors
+    from recommendations.models import PopularItem, SimilarItem
+
+    tent = shop["products"]["Tent for two"]  # camping0's pick, bought by the three other camping customers
+    ct, oid = ContentType.objects.get_for_model(Product), str(tent.pk)
+    item, target = Q(content_type=ct, object_id=oid), Q(target_content_type=ct, target_object_id=oid)
+
+    def pointing():
+        return [SimilarItem.objects.filter(item | target).count(), UserRecommendation.objects.filter(item).count(),
+                PopularItem.objects.filter(item).count()]
+
+    assert all(pointing())
+    tent.delete()
+    assert pointing() == [0, 0, 0]
+    for customer in shop["customers"].values():
+        services.user_refresh(user_id=customer.pk)
+    assert pointing() == [0, 0, 0]
+    assert "Tent for two" not in [p.name for p in selectors.recommended_for(shop["customers"]["camping0"], n=6)]
     assert problems() == []
