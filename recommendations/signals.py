@@ -1,5 +1,7 @@
 """Connects the app's hooks: a user's refresh on a committed interaction, an item's content neighbours on save.
 
+A deleted item takes the stored rows that point at it along; a deleted user queues no refresh.
+
 They also invalidate stored picks (``recommendations.payloads``) in the writing transaction: the
 reader's own on each interaction, everyone's on an item or an editor's rule saved or deleted
 and on a build made active.
