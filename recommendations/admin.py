@@ -28,7 +28,7 @@ from django.urls import NoReverseMatch, path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
-from . import selectors, services
+from . import payloads, selectors, services
 from .conf import app_settings
 from .models import BuildRun, ItemRule, PopularItem, SimilarItem, UserRecommendation
 
@@ -400,6 +400,14 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+    def delete_model(self, request, obj):
+        super().delete_model(request, obj)
+        payloads.user_payloads_invalidate()  # stored response bodies may hold the deleted row
+
+    def delete_queryset(self, request, queryset):
+        super().delete_queryset(request, queryset)
+        payloads.user_payloads_invalidate()
 
 
 class SourceFilter(admin.SimpleListFilter):

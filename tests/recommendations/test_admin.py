@@ -355,3 +355,17 @@ class TestDeletingAUserWithPicks:
         assert model_admin.has_delete_permission(request)
         request.user.is_superuser = False
         assert not model_admin.has_delete_permission(request)
+
+    @pytest.mark.parametrize("how", ["delete view", "delete selected"])
+    def test_deleting_picks_in_the_admin_forgets_stored_bodies(self, admin_client, built, how):
+        from recommendations.models import PayloadGeneration
+
+        row = UserRecommendation.objects.order_by("pk").first()
+        before = PayloadGeneration.objects.values_list("value", flat=True).first() or 0
+        if how == "delete view":
+            response = admin_client.post(_url(UserRecommendation, "delete", row.pk), {"post": "yes"})
+        else:
+            response = admin_client.post(_url(UserRecommendation, "changelist"),
+                                         {"action": "delete_selected", "_selected_action": [row.pk], "post": "yes"})
+        assert response.status_code == 302 and not UserRecommendation.objects.filter(pk=row.pk).exists()
+        assert PayloadGeneration.objects.values_list("value", flat=True).first() > before
