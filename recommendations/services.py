@@ -1258,8 +1258,8 @@ def _existing_items_only(recs: list[tuple]) -> list[tuple]:
     for ct_id, ids in wanted.items():
         model = ContentType.objects.get_for_id(ct_id).model_class()
         if model is not None:
-            pks = model._base_manager.filter(pk__in=[model._meta.pk.to_python(i) for i in ids]).values_list("pk", flat=True)
-            found.update((ct_id, str(pk)) for pk in pks)
+            pks = [model._meta.pk.to_python(i) for i in ids]
+            found.update((ct_id, str(pk)) for pk in model._base_manager.filter(pk__in=pks).values_list("pk", flat=True))
     kept = [row for row in recs if (row[2], row[3]) in found]
     return [(*row[:4], rank, *row[5:]) for rank, row in enumerate(kept, 1)]
 
