@@ -1225,10 +1225,13 @@ def user_refresh_request(*, user_id: Any) -> None:
     The request is recorded in the database first, so that if the broker is down the refresh
     is not lost: ``pending_refreshes_run`` (and the next full build) pick up every pending user.
     """
-    from .tasks import user_refresh as user_refresh_task
+    from .tasks import publish_options, user_refresh as user_refresh_task
 
     now = timezone.now()
-    state, created = UserRefresh.objects.get_or_create(user_id=user_id, defaults={"requested_at": now})
+    try:
+        state, created = UserRefresh.objects.get_or_create(user_id=user_id, defaults={"requested_at": now})
+    except IntegrityError:  # The user was deleted meanwhile: there is nothing left to refresh.
+        return
     if not created:
         UserRefresh.objects.filter(pk=state.pk).update(requested_at=now)
     debounce = timedelta(seconds=app_settings.REFRESH_DEBOUNCE_SECONDS)
@@ -1240,9 +1243,10 @@ def user_refresh_request(*, user_id: Any) -> None:
     if recently_queued and not created:
         return  # A refresh queued moments ago has not run yet; it will see this change too.
     try:
-        user_refresh_task.apply_async(args=[str(user_id)], countdown=app_settings.REFRESH_DEBOUNCE_SECONDS)
-    except Exception:  # The broker is down: the request stays pending in the database.
-        logger.warning("Could not queue the refresh of user %s; it stays pending.", user_id, exc_info=True)
+        user_refresh_task.apply_async(args=[str(user_id)], countdown=app_settings.REFRESH_DEBOUNCE_SECONDS,
+                                      **publish_options())
+    except Exception as exc:  # The broker is down: the request stays pending in the database.
+        logger.warning("Could not queue the refresh of user %s (%r); it stays pending.", user_id, exc)
         return
     UserRefresh.objects.filter(pk=user_id).update(queued_at=now)
 
@@ -1253,11 +1257,13 @@ def user_refresh(*, user_id: Any) -> int:
     build = BuildRun.objects.filter(is_active=True).only("pk").first()
     if build is None:
         return 0
+    user_pk = _user_pk(str(user_id))
+    if not get_user_model()._default_manager.filter(pk=user_pk).exists():
+        return 0  # Deleted since the refresh was queued: picks have no foreign key to refuse them.
     try:
         state = build_state(build.pk)
     except BuildError:
         return 0
-    user_pk = _user_pk(str(user_id))
     item_map = state.item_map
     user_map = IndexMap([user_pk])
     positive, negative, _, _ = _events_matrix(
@@ -1266,11 +1272,16 @@ def user_refresh(*, user_id: Any) -> int:
     )
     recs: list[tuple] = []
     if positive.nnz:
-        recs = _recommendation_rows(build.pk, state, [user_pk], positive, negative, source="refresh")
-    UserRefresh.objects.get_or_create(user_id=user_pk)
+        recs = _existing_items_only(_recommendation_rows(build.pk, state, [user_pk], positive, negative,
+                                                         source="refresh"))
+    try:
+        UserRefresh.objects.get_or_create(user_id=user_pk)
+    except IntegrityError:
+        return 0  # The user was deleted during the computation.
     with transaction.atomic():
         # One refresh of a user at a time: a twin delivery waits here, then replaces the same rows.
-        UserRefresh.objects.select_for_update().filter(user_id=user_pk).values_list("pk", flat=True).first()
+        if UserRefresh.objects.select_for_update().filter(user_id=user_pk).values_list("pk", flat=True).first() is None:
+            return 0  # The user's deletion removed the row meanwhile.
         if not BuildRun.objects.filter(pk=build.pk, is_active=True).exists():
             return 0  # A new build became active meanwhile; it will be refreshed by its own switch.
         UserRecommendation.objects.filter(build_id=build.pk, user_id=user_pk).delete()
@@ -1278,6 +1289,21 @@ def user_refresh(*, user_id: Any) -> int:
         UserRefresh.objects.filter(user_id=user_pk).update(refreshed_at=started)
         payloads.user_payload_invalidate(user_id=user_pk)
     return len(recs)
+
+
+def _existing_items_only(recs: list[tuple]) -> list[tuple]:
+    """Drop one user's picks whose item was deleted since the build (its model still scores it), re-ranked."""
+    wanted: dict[int, set[str]] = {}
+    for row in recs:
+        wanted.setdefault(row[2], set()).add(row[3])
+    found: set[tuple[int, str]] = set()
+    for ct_id, ids in wanted.items():
+        model = ContentType.objects.get_for_id(ct_id).model_class()
+        if model is not None:
+            pks = [model._meta.pk.to_python(i) for i in ids]
+            found.update((ct_id, str(pk)) for pk in model._base_manager.filter(pk__in=pks).values_list("pk", flat=True))
+    kept = [row for row in recs if (row[2], row[3]) in found]
+    return [(*row[:4], rank, *row[5:]) for rank, row in enumerate(kept, 1)]
 
 
 def pending_refreshes_run() -> int:
@@ -1341,6 +1367,20 @@ def item_content_refresh(*, content_type_id: int, object_id: str) -> int:
         SimilarItem.objects.bulk_create(rows)
         payloads.user_payloads_invalidate()  # cold readers' picks come from content neighbours
     return len(rows)
+
+
+def item_rows_forget(*, content_type_id: int, object_id: str) -> int:
+    """Drop every stored row that points at a deleted item, in every build; return how many.
+
+    Its neighbours and the lists it is a neighbour in, the picks and the popular lists it is in:
+    serving would skip the missing item and show a short list until the next build.
+    """
+    item = Q(content_type_id=content_type_id, object_id=str(object_id))
+    target = Q(target_content_type_id=content_type_id, target_object_id=str(object_id))
+    deleted = SimilarItem.objects.filter(item | target).delete()[0]
+    deleted += UserRecommendation.objects.filter(item).delete()[0]
+    deleted += PopularItem.objects.filter(item).delete()[0]
+    return deleted
 
 
 def user_data_forget(*, user_id: Any) -> None:

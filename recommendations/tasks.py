@@ -13,9 +13,23 @@ from .conf import app_settings
 TASK_OPTIONS = {"acks_late": True, "reject_on_worker_lost": True}
 
 
+# Bounded whatever the host's Celery settings say: with the broker down, a save in a web request
+# must not wait on Celery's publish retries or on a Redis result store's reconnects.
+PUBLISH_RETRY_POLICY = {"max_retries": 3, "interval_start": 0, "interval_step": 0.25, "interval_max": 0.25}
+
+
 def send_options() -> dict:
     """Options for sending the app's tasks: the ``QUEUE`` setting's queue where it is set."""
     return {"queue": app_settings.QUEUE} if app_settings.QUEUE else {}
+
+
+def publish_options() -> dict:
+    """Options for queuing a task from a web request: give up within about a second when the broker is down.
+
+    The caller keeps what was asked for in the database (``UserRefresh``), so nothing is lost, and
+    nobody waits for these results, so queuing does not subscribe to the result store.
+    """
+    return {**send_options(), "retry": True, "retry_policy": PUBLISH_RETRY_POLICY, "ignore_result": True}
 
 
 @shared_task(name="recommendations.full_build_fan_out", **TASK_OPTIONS)
