@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -23,6 +24,37 @@ def test_host_project_passes_its_own_tests():
     )
     output = result.stdout[-8000:] + result.stderr[-4000:]
     assert result.returncode == 0, output
+    summary = re.search(r"(\d+) passed", result.stdout)
+    assert summary and int(summary.group(1)) >= 15 and " failed" not in result.stdout, output
+
+
+def test_host_project_passes_its_own_tests_against_the_installed_wheel(recommendations_wheel, tmp_path):
+    # The package comes only from the wheel: the project is copied out of the repository, and
+    # neither the repository nor its recommendations/ folder is on the path (dependencies come
+    # from this venv's site-packages).
+    site = tmp_path / "site"
+    installed = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "--no-compile", "-q", "--target", str(site),
+         str(recommendations_wheel)],
+        capture_output=True, text=True, timeout=240,
+    )
+    assert installed.returncode == 0, installed.stdout[-3000:] + installed.stderr[-3000:]
+    project = tmp_path / "project"
+    shutil.copytree(ROOT / "tests" / "hostproject", project / "tests" / "hostproject",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    (project / "tests" / "__init__.py").write_text("")
+    env = {**os.environ, "BRE_HOSTPROJECT": "1", "DJANGO_SETTINGS_MODULE": "tests.hostproject.settings",
+           "PYTHONPATH": os.pathsep.join([str(site), str(project)]), "BRE_RECOMMENDATIONS_FROM": str(site)}
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "tests/hostproject/tests", "-c", "tests/hostproject/pytest.ini",
+         "--rootdir", "tests/hostproject", "-p", "no:cacheprovider", "-v"],
+        cwd=project, env=env, capture_output=True, text=True, timeout=600,
+    )
+    output = result.stdout[-8000:] + result.stderr[-4000:]
+    assert result.returncode == 0, output
+    assert "test_installed.py::test_package_is_imported_from_where_expected PASSED" in result.stdout, output
+    for module in ("test_deletes.py", "test_broker_down.py", "test_languages.py", "test_worker.py"):
+        assert f"tests/{module}::" in result.stdout, f"{module} did not run: {output}"
     summary = re.search(r"(\d+) passed", result.stdout)
     assert summary and int(summary.group(1)) >= 15 and " failed" not in result.stdout, output
 
