@@ -1251,6 +1251,7 @@ def user_refresh_request(*, user_id: Any) -> None:
     UserRefresh.objects.filter(pk=user_id).update(queued_at=now)
 
 
+@_retry_when_locked
 def user_refresh(*, user_id: Any) -> int:
     """Recompute one user's picks from the active model now; return how many were stored."""
     started = timezone.now()

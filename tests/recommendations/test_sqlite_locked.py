@@ -72,3 +72,17 @@ def test_a_write_inside_an_outer_transaction_is_not_retried(world, default_sqlit
             BuildRun.objects.filter(pk=build.pk).update(triggered_by="x")
     finally:
         thread.join()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_user_refresh_waits_out_another_writer(world, default_sqlite_options):
+    # Two worker processes refreshing two readers at once lock each other out the same way.
+    services.full_build_run(triggered_by="test")
+    user = world["users"]["space0"]
+    UserRecommendation.objects.filter(user_id=user.pk).delete()
+    thread = _hold_write_lock(1.0)
+    try:
+        stored = services.user_refresh(user_id=user.pk)
+    finally:
+        thread.join()
+    assert stored == UserRecommendation.objects.filter(user_id=user.pk).count() > 0
