@@ -71,6 +71,21 @@ def test_redis_reports_zero_for_a_queue_that_does_not_exist_and_counts_messages(
         client.delete(*[key for key in client.scan_iter(f"*{queue}*")])
 
 
+def test_redis_does_not_blame_the_workers_for_an_emptied_queue(db, celery_conf):
+    # Redis deletes a queue's list when its last message is taken, though the worker declared it.
+    redis = pytest.importorskip("redis")
+    url = "redis://127.0.0.1:6379/9"
+    queue = f"status-{uuid.uuid4().hex[:8]}"
+    _use(celery_conf, url, queue)
+    client = redis.Redis.from_url(url)
+    try:
+        _publish(queue)
+        assert client.lpop(queue) is not None and client.exists(f"_kombu.binding.{queue}")
+        assert _depth_line() == f"Queue depth: 0 messages in {queue!r}"
+    finally:
+        client.delete(*[key for key in client.scan_iter(f"*{queue}*")])
+
+
 def test_an_unreachable_broker_is_reported_plainly_and_quickly(db, celery_conf):
     import time
 

@@ -139,8 +139,9 @@ class Command(BaseCommand):
             try:
                 _, depth, _ = conn.default_channel.queue_declare(queue=queue, passive=True)
             except conn.channel_errors as exc:
+                # Not declared yet, or (on Redis) emptied: Redis deletes the list of an empty queue.
                 if getattr(exc, "reply_code", None) == 404 or "NOT_FOUND" in str(exc):
-                    return f"0 messages in {queue!r} (no worker has declared it yet)"
+                    return f"0 messages in {queue!r}"
                 raise
             return f"{depth} message{'' if depth == 1 else 's'} in {queue!r}"
         except (OperationalError, *conn.connection_errors) as exc:
