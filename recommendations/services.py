@@ -536,7 +536,7 @@ def _bulk_insert(model, columns: tuple[str, ...], rows: list[tuple]) -> int:
     names = ", ".join(qn(f.column) for f in fields)
     # One transaction: SQLite in autocommit mode would otherwise commit (and sync) every row.
     with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
+        if connection.vendor == "postgresql" and hasattr(cursor.cursor, "copy"):  # psycopg 3, not psycopg2
             with cursor.cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
                 for row in rows:
                     copy.write_row(row)
