@@ -320,7 +320,10 @@ class BuildRunAdmin(admin.ModelAdmin):
         except services.BuildAlreadyRunning as exc:
             self.message_user(request, str(exc), messages.ERROR)
         else:
-            self.message_user(request, f"Build #{build.pk} is queued; a worker will run it.", messages.SUCCESS)
+            if build.status == BuildRun.Status.FAILED:
+                self.message_user(request, f"Build #{build.pk}: {build.error}", messages.ERROR)
+            else:
+                self.message_user(request, f"Build #{build.pk} is queued; a worker will run it.", messages.SUCCESS)
         return HttpResponseRedirect(reverse("admin:recommendations_buildrun_changelist"))
 
     def changelist_view(self, request, extra_context=None):

@@ -204,9 +204,10 @@ def build_lock_holder() -> BuildLock | None:
 def full_build_start(*, triggered_by: str = "api") -> BuildRun:
     """Create a queued build and queue its task after commit.
 
-    Raises ``BuildAlreadyRunning`` when another build holds the lock.
+    Raises ``BuildAlreadyRunning`` when another build holds the lock. When the broker cannot be
+    reached (within about a second) the build is marked failed, with the reason as its ``error``.
     """
-    from .tasks import full_build_fan_out as full_build_fan_out_task
+    from .tasks import full_build_fan_out as full_build_fan_out_task, publish_options
 
     holder = build_lock_holder()
     if holder is not None:
@@ -215,7 +216,17 @@ def full_build_start(*, triggered_by: str = "api") -> BuildRun:
             f"{holder.acquired_at:%Y-%m-%d %H:%M:%S} UTC); wait for it to finish."
         )
     build = BuildRun.objects.create(triggered_by=triggered_by, algorithm=_algorithm()[0])
-    transaction.on_commit(lambda: full_build_fan_out_task.delay(build.pk))
+
+    def queue() -> None:
+        try:
+            full_build_fan_out_task.apply_async(args=[build.pk], **publish_options())
+        except Exception as exc:  # The broker is down: a build left "queued" would never run.
+            logger.warning("Could not queue build #%s (%r).", build.pk, exc)
+            build.status = BuildRun.Status.FAILED
+            build.error = f"The build could not be queued: the broker is unreachable ({exc})."
+            build_fail(build_id=build.pk, error=build.error)
+
+    transaction.on_commit(queue)
     return build
 
 

@@ -185,6 +185,7 @@ class BuildRunListStartApi(WriteThrottleMixin, generics.GenericAPIView):
         responses={
             202: OpenApiResponse(s.BuildRunStartOutputSerializer, description="The build is queued."),
             409: OpenApiResponse(description="Another build is running."),
+            503: OpenApiResponse(description="The build could not be queued: the broker is unreachable."),
         },
     )
     def post(self, request):
@@ -192,6 +193,9 @@ class BuildRunListStartApi(WriteThrottleMixin, generics.GenericAPIView):
             build = services.full_build_start(triggered_by="api")
         except services.BuildAlreadyRunning as exc:
             return Response({"detail": str(exc), "code": "build_already_running"}, status=status.HTTP_409_CONFLICT)
+        if build.status == build.Status.FAILED:
+            return Response({"detail": build.error, "code": "broker_unreachable"},
+                            status=status.HTTP_503_SERVICE_UNAVAILABLE)
         headers = {"Location": request.build_absolute_uri(f"{request.path.rstrip('/')}/{build.pk}/")}
         return Response(s.BuildRunStartOutputSerializer(build).data, status=status.HTTP_202_ACCEPTED, headers=headers)
 

@@ -124,13 +124,22 @@ class TestDashboard:
 
 class TestBuildNow:
     def test_queues_the_full_build_task_on_commit(self, admin_client, world, django_capture_on_commit_callbacks):
-        with mock.patch.object(tasks.full_build_fan_out, "delay") as delay, \
+        with mock.patch.object(tasks.full_build_fan_out, "apply_async") as apply_async, \
                 django_capture_on_commit_callbacks(execute=True):
             response = admin_client.post(_url(BuildRun, "build_now"), follow=True)
         build = BuildRun.objects.get()
         assert build.status == BuildRun.Status.QUEUED and build.triggered_by == "admin"
-        delay.assert_called_once_with(build.pk)
+        assert apply_async.call_count == 1 and apply_async.call_args.kwargs["args"] == [build.pk]
         assert f"Build #{build.pk} is queued" in response.content.decode()
+
+    def test_broker_down_fails_the_build_and_says_so(self, admin_client, world, django_capture_on_commit_callbacks):
+        from kombu.exceptions import OperationalError
+
+        with mock.patch.object(tasks.full_build_fan_out, "apply_async", side_effect=OperationalError("refused")), \
+                django_capture_on_commit_callbacks(execute=True):
+            admin_client.post(_url(BuildRun, "build_now"))
+        build = BuildRun.objects.get()
+        assert build.status == BuildRun.Status.FAILED and "broker is unreachable (refused)" in build.error
 
     def test_eager_mode_runs_it_to_an_active_build(self, admin_client, world, django_capture_on_commit_callbacks):
         with django_capture_on_commit_callbacks(execute=True):
@@ -143,9 +152,9 @@ class TestBuildNow:
         running = BuildRun.objects.create(status=BuildRun.Status.RUNNING)
         BuildLock.objects.create(name=services.FULL_BUILD_LOCK, owner=f"build:{running.pk}@host:1",
                                  expires_at=timezone.now() + timedelta(minutes=5))
-        with mock.patch.object(tasks.full_build_fan_out, "delay") as delay:
+        with mock.patch.object(tasks.full_build_fan_out, "apply_async") as apply_async:
             response = admin_client.post(_url(BuildRun, "build_now"), follow=True)
-        delay.assert_not_called()
+        apply_async.assert_not_called()
         assert BuildRun.objects.count() == 1
         messages = [(m.level_tag, m.message) for m in response.context["messages"]]
         assert messages and messages[0][0] == "error" and f"build:{running.pk}" in messages[0][1]
@@ -302,9 +311,9 @@ class TestStaffPermissions:
         assert viewer_client.get(_url(BuildRun, "preview"), {"user": "space0"}).status_code == 200
 
     def test_viewer_cannot_start_or_activate_a_build(self, viewer_client, built):
-        with mock.patch.object(tasks.full_build_fan_out, "delay") as delay:
+        with mock.patch.object(tasks.full_build_fan_out, "apply_async") as apply_async:
             assert viewer_client.post(_url(BuildRun, "build_now")).status_code == 403
-        delay.assert_not_called()
+        apply_async.assert_not_called()
         older = services.full_build_run()
         services.build_activate(build_id=built["build"].pk)
         viewer_client.post(_url(BuildRun, "changelist"), {"action": "make_active", "_selected_action": [older.pk]})

@@ -225,7 +225,7 @@ class TestBuildRunApis:
         queued = []
         from recommendations import tasks
 
-        monkeypatch.setattr(tasks.full_build_fan_out, "delay", lambda build_id: queued.append(build_id))
+        monkeypatch.setattr(tasks.full_build_fan_out, "apply_async", lambda args, **options: queued.append(args[0]))
         with django_capture_on_commit_callbacks(execute=True):
             response = client_for(users["staff"]).post("/api/builds/")
         assert response.status_code == 202, response.content

@@ -47,6 +47,8 @@ class Command(BaseCommand):
                 build = services.full_build_start(triggered_by="command")
             except services.BuildAlreadyRunning as exc:
                 raise CommandError(str(exc)) from None
+            if build.status == build.Status.FAILED:
+                raise CommandError(f"Build #{build.pk}: {build.error}")
             self.stdout.write(f"Queued build #{build.pk}.")
             if not wait:
                 return

@@ -99,3 +99,27 @@ def test_a_rating_saved_while_the_broker_is_down(shop, django_capture_on_commit_
     state = UserRefresh.objects.get(user=customer)
     assert state.refreshed_at >= state.requested_at
     assert any("Stand mixer" in p.rec_because for p in selectors.recommended_for(customer, n=6))
+
+
+def test_build_now_while_the_broker_is_down(transactional_db, shop, client, django_capture_on_commit_callbacks):
+    # The admin's button and the API, with real commits: no 500 and no long wait; the build says why it never ran.
+    from recommendations.models import BuildRun
+
+    client.force_login(Customer.objects.create_superuser("boss@example.com", "pw"))
+    with broker_down():
+        started = time.monotonic()
+        response = client.post("/admin/recommendations/buildrun/build-now/", follow=True)
+        took = time.monotonic() - started
+        api = client.post("/api/builds/")
+    assert response.status_code == 200 and took < 1.5, f"{response.status_code} after {took:.1f} s"
+    messages = [(m.level_tag, m.message) for m in response.context["messages"]]
+    assert messages and messages[0][0] == "error" and "could not be queued" in messages[0][1], messages
+    assert api.status_code == 503 and "could not be queued" in api.json()["detail"], api.content
+    failed = BuildRun.objects.exclude(is_active=True).order_by("pk")
+    assert [b.status for b in failed] == [BuildRun.Status.FAILED] * 2
+    assert all("broker" in b.error for b in failed)
+    # The broker is back (eager here): the next build runs.
+    with django_capture_on_commit_callbacks(execute=True):
+        build = services.full_build_start(triggered_by="after")
+    build.refresh_from_db()
+    assert build.status == BuildRun.Status.SUCCEEDED and build.is_active
