@@ -457,7 +457,7 @@ class UserRecommendationAdmin(ReadOnlyAdmin):
 
     @admin.display(description="because")
     def because(self, obj):
-        return selectors._because(obj.explanation or []) or "—"
+        return selectors.because(obj.explanation or []) or "—"
 
 
 @admin.register(PopularItem)

@@ -35,7 +35,7 @@ from django.utils.translation import gettext_lazy as _
 from rest_framework import authentication, exceptions
 
 from recommendations import payloads
-from recommendations.compiled import CompiledQuery
+from recommendations.db.compiled import CompiledQuery
 
 
 @functools.lru_cache(maxsize=8)

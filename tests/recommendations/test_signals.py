@@ -31,7 +31,7 @@ def test_the_configured_models_are_hooked_after_the_settings_change(world, djang
     assert not Collector(using="default").can_fast_delete(Like.objects.filter(pk__in=[]))
     assert not Collector(using="default").can_fast_delete(Item.objects.filter(pk__in=[]))
     like = Like.objects.select_related("user").first()
-    with mock.patch("recommendations.services.user_refresh_request") as request, \
+    with mock.patch("recommendations.tasks.user_refresh_request") as request, \
             django_capture_on_commit_callbacks(execute=True):
         like.delete()
     request.assert_called_once_with(user_id=like.user_id)

@@ -1,0 +1,142 @@
+"""Provides the incremental updates between full builds: one reader's picks, one item's content neighbours, a forgotten reader.
+
+A reader's picks are recomputed from the active build's model when they rate or read
+(``user_refresh``), so a full build is only needed for new neighbours. Requests are recorded in
+``UserRefresh`` before they are queued (``recommendations.tasks.user_refresh_request``), so a
+refresh the broker lost is still pending here (``pending_refreshes_list``).
+"""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from django.contrib.contenttypes.models import ContentType
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from . import payloads
+from .adapters import get_adapter
+from .algorithms.content import ContentSimilarity
+from .algorithms.matrices import IndexMap
+from .build.errors import BuildError
+from .build.load import events_matrix
+from .build.rows import PICK_COLUMNS, history_keys, pick_rows, user_pk
+from .build.state import build_rows_delete, build_state
+from .conf import app_settings
+from .db.bulk import rows_insert
+from .models import BuildRun, SimilarItem, UserRecommendation, UserRefresh
+
+logger = logging.getLogger(__name__)
+
+
+def user_refresh(*, user_id: Any) -> int:
+    """Recompute one user's picks from the active model now; return how many were stored."""
+    started = timezone.now()
+    build = BuildRun.objects.active().only("pk").first()
+    if build is None:
+        return 0
+    try:
+        state = build_state(build.pk)
+    except BuildError:
+        return 0
+    pk = user_pk(str(user_id))
+    positive, negative, _, _ = events_matrix(
+        get_adapter().interaction_columns(user_ids=[pk]), IndexMap([pk]), state.item_map, state.item_words,
+        grow_users=False, now=time.time(),
+    )
+    recs: list[tuple] = []
+    if positive.nnz:
+        titles = get_adapter().item_titles(history_keys(state, positive))  # a refresh shows the current titles
+        recs = pick_rows(build_id=build.pk, state=state, user_pks=[pk], rows=positive, negatives=negative,
+                         titles=titles, source="refresh")
+    UserRefresh.objects.get_or_create(user_id=pk)
+    with transaction.atomic():
+        # One refresh of a user at a time: a twin delivery waits here, then replaces the same rows.
+        UserRefresh.objects.select_for_update().filter(user_id=pk).values_list("pk", flat=True).first()
+        if not BuildRun.objects.active().filter(pk=build.pk).exists():
+            return 0  # A new build became active meanwhile; it will be refreshed by its own switch.
+        UserRecommendation.objects.filter(build_id=build.pk, user_id=pk).delete()
+        rows_insert(UserRecommendation, PICK_COLUMNS, recs)
+        UserRefresh.objects.filter(user_id=pk).update(refreshed_at=started)
+        payloads.user_payload_invalidate(user_id=pk)
+    return len(recs)
+
+
+def pending_refreshes_list(*, limit: int = 1000) -> list[Any]:
+    """Return users whose refresh was asked for and not done (e.g. the broker was down)."""
+    return list(
+        UserRefresh.objects.filter(Q(refreshed_at__isnull=True) | Q(refreshed_at__lt=F("requested_at")))
+        .values_list("user_id", flat=True)[:limit]
+    )
+
+
+def pending_refreshes_run() -> int:
+    """Refresh, in this process, every user whose refresh was asked for and not done; return how many."""
+    users = pending_refreshes_list()
+    for user_id in users:
+        user_refresh(user_id=user_id)
+    return len(users)
+
+
+def users_changed_since(build: BuildRun) -> list[Any]:
+    """Return the users who asked for a refresh after ``build`` read its data (its picks miss their change)."""
+    if build.data_until is None:
+        return []
+    return list(UserRefresh.objects.filter(requested_at__gt=build.data_until).values_list("user_id", flat=True))
+
+
+def _content_rows_delete(build_id: int, content_type_id: int, object_id: str) -> None:
+    SimilarItem.objects.filter(build_id=build_id, kind=SimilarItem.Kind.CONTENT,
+                               content_type_id=content_type_id, object_id=object_id).delete()
+
+
+def item_content_refresh(*, content_type_id: int, object_id: str) -> int:
+    """Recompute the content neighbours of one item in the active build; return how many were stored."""
+    build = BuildRun.objects.active().only("pk").first()
+    if build is None:
+        return 0
+    model = ContentType.objects.get_for_id(content_type_id).model_class()
+    adapter = get_adapter()
+    if model is None or not adapter.text_fields(model):
+        return 0
+    object_id = str(object_id)
+    pairs = list(adapter.item_texts(model))
+    ids = [object_id_ for object_id_, _ in pairs]
+    if object_id not in ids or len(pairs) < 2:
+        with transaction.atomic():
+            _content_rows_delete(build.pk, content_type_id, object_id)
+            payloads.user_payloads_invalidate()
+        return 0
+    content = ContentSimilarity(top_k=app_settings.N_SIMILAR).fit([text for _, text in pairs])
+    source = ids.index(object_id)
+    idx, scores = content.similar_items(source, n=app_settings.N_SIMILAR)
+    rows = [
+        SimilarItem(build_id=build.pk, kind=SimilarItem.Kind.CONTENT, content_type_id=content_type_id,
+                    object_id=object_id, target_content_type_id=content_type_id, target_object_id=ids[t],
+                    rank=rank, score=float(s))
+        for rank, (t, s) in enumerate(((t, s) for t, s in zip(idx, scores) if s > 0 and t != source), 1)
+    ]
+    with transaction.atomic():
+        _content_rows_delete(build.pk, content_type_id, object_id)
+        SimilarItem.objects.bulk_create(rows)
+        payloads.user_payloads_invalidate()  # cold readers' picks come from content neighbours
+    return len(rows)
+
+
+def user_data_forget(*, user_id: Any) -> None:
+    """Forget a deleted reader in stored results.
+
+    Their own rows go with the user (``on_delete=CASCADE``). Every existing build was computed
+    with their history, so none may be made active again, and the finished inactive ones lose
+    their results now; the active one is replaced, without them, by the next build. A running
+    build is treated like the active one: it finishes (its finalize drops the picks its chunks
+    still wrote for this reader) and is replaced by the next build.
+    """
+    BuildRun.objects.filter(reactivable=True).update(reactivable=False)
+    finished = BuildRun.objects.filter(is_active=False).exclude(status__in=[BuildRun.Status.RUNNING,
+                                                                            BuildRun.Status.QUEUED])
+    for build_id in finished.values_list("pk", flat=True):
+        build_rows_delete(build_id)
+    logger.info("Reader %s deleted: older builds can no longer be made active.", user_id)
