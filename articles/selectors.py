@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 from django.contrib.contenttypes.models import ContentType
-from django.db.models import Count, Q, QuerySet
-from django.utils import timezone
+from django.db.models import Q, QuerySet
+
+from recommendations.items import items_by_key
 
 from .models import Article, Book, NotInterested, Rating, Read
 
@@ -51,16 +52,9 @@ def user_not_interested(*, user, item) -> bool:
 
 def _attach_items(rows: list) -> list:
     """Set ``row.item_obj`` on interaction rows with one query per item model (no N+1)."""
-    by_ct: dict[int, set[int]] = {}
+    objects = items_by_key((row.content_type_id, row.object_id) for row in rows)
     for row in rows:
-        by_ct.setdefault(row.content_type_id, set()).add(row.object_id)
-    objects = {}
-    for ct_id, ids in by_ct.items():
-        model = ContentType.objects.get_for_id(ct_id).model_class()
-        for obj in model.objects.filter(pk__in=ids):
-            objects[(ct_id, obj.pk)] = obj
-    for row in rows:
-        row.item_obj = objects.get((row.content_type_id, row.object_id))
+        row.item_obj = objects.get((row.content_type_id, str(row.object_id)))
     return [row for row in rows if row.item_obj is not None]
 
 
@@ -80,14 +74,3 @@ def user_not_interested_list(*, user) -> list[NotInterested]:
 
 def user_rating_count(*, user) -> int:
     return Rating.objects.filter(user=user).count() if user.is_authenticated else 0
-
-
-def trending_counts(*, model, days: int = 7) -> dict[int, int]:
-    """Return {item id: reads in the last ``days``} for ``model`` (for display only)."""
-    since = timezone.now() - timezone.timedelta(days=days)
-    ct = ContentType.objects.get_for_model(model)
-    rows = (
-        Read.objects.filter(content_type=ct, created_at__gte=since)
-        .values("object_id").annotate(n=Count("id")).values_list("object_id", "n")
-    )
-    return dict(rows)

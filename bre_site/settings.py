@@ -116,8 +116,7 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"]["ENGINE"] = "bre_site.postgresql"
     # Server-side parameters let psycopg prepare a statement a connection runs often (from its
     # DB_PREPARE_THRESHOLD-th run), so PostgreSQL stops planning the hot queries (token lookup,
-    # stored picks) on every request: 0.42 -> 0.17 ms of backend CPU per stored-picks request
-    # (benchmarks/serving_breakdown.py). Turn off with DB_SERVER_SIDE_BINDING=0 behind PgBouncer in
+    # stored picks) on every request. Turn off with DB_SERVER_SIDE_BINDING=0 behind PgBouncer in
     # transaction pooling mode, which cannot keep prepared statements.
     if os.environ.get("DB_SERVER_SIDE_BINDING", "1") == "1":
         DATABASES["default"].setdefault("OPTIONS", {}).update(
@@ -224,20 +223,11 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_RESULT_EXPIRES = 3600
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = TIME_ZONE
-# A request that queues a task must not hang while the broker is down (issue 6, tests/reliability/
-# test_redis_outage.py): publishing gives up after about 0.5 s and the refresh stays pending in the
-# database (UserRefresh) until pending_refreshes_run runs. Nobody waits for the results of these tasks,
-# so queuing them does not subscribe to the result store either (with Redis that retried for ~19 s).
-# full_build and refresh_pending_users are the old names of two of them (recommendations/tasks.py).
+# A request that queues a task must not hang while the broker is down: publishing gives up soon
+# and the refresh stays pending in the database (UserRefresh) until pending_refreshes_run runs.
+# Which of the app's tasks ignore their results is the app's own business (recommendations/tasks.py).
 CELERY_BROKER_CONNECTION_TIMEOUT = float(os.environ.get("CELERY_BROKER_CONNECTION_TIMEOUT", "2"))
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
-CELERY_TASK_ANNOTATIONS = {
-    name: {"ignore_result": True}
-    for name in ("recommendations.full_build_fan_out", "recommendations.user_refresh",
-                 "recommendations.item_content_refresh", "recommendations.pending_refreshes_run",
-                 "recommendations.builds_prune",
-                 "recommendations.full_build", "recommendations.refresh_pending_users")
-}
 
 # --- Recommendations --------------------------------------------------------------------------
 RECOMMENDATIONS = {

@@ -96,8 +96,8 @@ class RecommendationOutputSerializer(serializers.Serializer):
     item = ItemPayloadField()
 
     def to_representation(self, obj) -> dict[str, Any]:
-        # The hot path of GET /api/recommendations/: build the dict directly (the fields above document
-        # the schema; DRF's generic field walk took 0.48 ms of CPU for 10 picks, this 0.19 ms).
+        # The hot path of GET /api/recommendations/: build the dict directly, without DRF's generic field
+        # walk; the fields above document the schema.
         return {
             "rank": int(obj.rec_rank),
             "score": float(obj.rec_score),
