@@ -38,7 +38,10 @@ from django.core.exceptions import FieldDoesNotExist
 from django.db import models
 from django.utils.module_loading import import_string
 
+from .adapters import DefaultAdapter
+from .algorithms import ALGORITHMS
 from .conf import DEFAULTS
+from .interactions import OPTIONAL_COLUMNS
 
 KINDS = ("read", "rating", "not_interested", "weight")
 COUNTS = ("N_RECOMMENDATIONS", "N_SIMILAR", "N_POPULAR", "BUILD_CHUNK_SIZE", "KEEP_BUILDS", "LOCK_TIMEOUT",
@@ -142,7 +145,7 @@ def _check_interactions(interactions, item_models) -> list[checks.CheckMessage]:
         weight = config.get("weight", 1.0)
         if isinstance(weight, bool) or not isinstance(weight, (int, float)):
             errors.append(_error(9, f"{where}: weight {weight!r} is not a number.", "Use e.g. 'weight': 1.0."))
-        for key in ("stars_field", "dwell_field", "progress_field", "weight_field", "timestamp_field"):
+        for key in (*OPTIONAL_COLUMNS.values(), "timestamp_field"):
             name = config.get(key)
             if name is None:
                 continue
@@ -183,8 +186,6 @@ def _check_text_fields(text_fields, item_models, item_labels) -> list[checks.Che
 
 
 def _check_misc(conf, item_models) -> list[checks.CheckMessage]:
-    from .adapters import DefaultAdapter
-
     errors: list[checks.CheckMessage] = []
     adapter_path = conf.get("ADAPTER", DEFAULTS["ADAPTER"])
     try:
@@ -195,10 +196,6 @@ def _check_misc(conf, item_models) -> list[checks.CheckMessage]:
         errors.append(_error(12, f"ADAPTER {adapter_path!r} does not import as a DefaultAdapter subclass.",
                              "Point it at a subclass of recommendations.adapters.DefaultAdapter."))
     algorithm = conf.get("ALGORITHM", DEFAULTS["ALGORITHM"])
-    try:
-        from .algorithms import ALGORITHMS
-    except ImportError:  # pragma: no cover - the algorithm layer is part of the package
-        ALGORITHMS = {}
     if ALGORITHMS and algorithm not in ALGORITHMS:
         errors.append(_error(13, f"ALGORITHM {algorithm!r} is not known.",
                              f"Use one of {', '.join(sorted(ALGORITHMS))}."))

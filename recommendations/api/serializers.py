@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -39,9 +41,6 @@ class RecommendationsQueryInputSerializer(serializers.Serializer):
 
     def validate_user(self, value):
         """Convert to the user model's primary key type (integer or UUID)."""
-        from django.contrib.auth import get_user_model
-        from django.core.exceptions import ValidationError as DjangoValidationError
-
         try:
             pk = get_user_model()._meta.pk.to_python(value)
         except (DjangoValidationError, ValueError, TypeError, OverflowError):

@@ -107,6 +107,11 @@ class BuildState:
         return cls(None, item_map, user_keys, item_words, None, None, build_id=build_id)
 
     @property
+    def model_loaded(self) -> bool:
+        """Whether the fitted model was loaded (serving predicted stars never needs it)."""
+        return self._model is not None
+
+    @property
     def model(self):
         if self._model is None:
             self._model = load_model(io.BytesIO(artifact_bytes(self.build_id, "model")))

@@ -136,3 +136,24 @@ class TestTaskNames:
             executor.migrate([("recommendations", "0008_task_names")])
         assert tasks_of() == ["recommendations.full_build_fan_out", "recommendations.full_build_fan_out",
                               "recommendations.pending_refreshes_run"]
+
+
+class TestTaskOptions:
+    """The app declares its own result options, so every host gets them without settings."""
+
+    def test_only_the_chord_keeps_results(self):
+        kept = {name for name, task in _app_tasks().items() if not task.ignore_result}
+        assert kept == {"recommendations.build_part", "recommendations.build_score_chunk",
+                        "recommendations.build_finalize"}
+
+    def test_every_task_is_acknowledged_late(self):
+        assert all(task.acks_late and task.reject_on_worker_lost for task in _app_tasks().values())
+
+    def test_the_old_names_are_still_registered(self):
+        assert {"recommendations.full_build", "recommendations.refresh_pending_users"} <= set(_app_tasks())
+
+
+def _app_tasks() -> dict:
+    from celery import current_app
+
+    return {name: task for name, task in current_app.tasks.items() if name.startswith("recommendations.")}

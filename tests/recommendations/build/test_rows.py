@@ -7,7 +7,7 @@ from django.db import models
 from django.test import override_settings
 
 from recommendations import selectors, services
-from recommendations.build import rows
+from recommendations.build.rows import explanations, explanations_block
 from recommendations.build.state import BuildState
 from recommendations.models import BuildLock, BuildRun, PopularItem, SimilarItem, UserRecommendation
 from tests.recommendations.columns import assert_columns_match_rows
@@ -34,11 +34,10 @@ class TestExplanationsBlock:
         rows = sp.random(n_users, n_items, density=0.1, random_state=seed + 10, format="csr",
                          data_rvs=lambda k: rng.integers(1, 3, k).astype(np.float32))
         rows = sp.vstack([rows[:5], sp.csr_matrix((1, n_items), dtype=np.float32), rows[6:]], format="csr")  # no history
-        state = BuildState(types.SimpleNamespace(similarity_=similarity), IndexMap([]), [], np.array([]),
-                                    rows, rows)
+        state = BuildState(types.SimpleNamespace(similarity_=similarity), IndexMap([]), [], np.array([]), rows, rows)
         targets = [rng.choice(n_items, size=rng.integers(0, 12), replace=False) for _ in range(n_users)]
-        expected = [rows.explanations(state, rows[i], targets[i]) for i in range(n_users)]
+        expected = [explanations(state, rows[i], targets[i]) for i in range(n_users)]
         # A small bound: many groups, and users alone in theirs.
         for max_entries in (1 << 19, 40):
-            assert rows.explanations_block(state, rows, targets, max_entries=max_entries) == expected
+            assert explanations_block(state, rows, targets, max_entries=max_entries) == expected
         assert any(len(e) == 3 for user in expected for e in user)
