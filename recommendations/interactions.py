@@ -6,7 +6,6 @@ one means adding its entry there and its field on ``InteractionRow`` and ``Inter
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -132,5 +131,3 @@ def optional_fields(config: dict[str, Any]) -> list[tuple[str, str]]:
     """The ``(column, model field)`` pairs an interaction config names, in ``OPTIONAL_COLUMNS`` order."""
     return [(column, config[key]) for column, key in OPTIONAL_COLUMNS.items() if config.get(key)]
 
-
-assert {f.name for f in dataclasses.fields(InteractionColumns)} >= set(FLOAT_COLUMNS)
