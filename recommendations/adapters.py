@@ -17,9 +17,11 @@ from typing import Any
 from django.apps import apps
 from django.contrib.contenttypes.fields import GenericForeignKey
 from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import FieldError, ImproperlyConfigured, ValidationError
 from django.core.signals import setting_changed
 from django.db import models
 from django.utils.module_loading import import_string
+from django.utils.translation import gettext
 
 from .conf import app_settings
 from .db.columns import interaction_columns_read
@@ -38,10 +40,21 @@ class DefaultAdapter:
         return [apps.get_model(label) for label in app_settings.ITEM_MODELS]
 
     def item_queryset(self, model: type[models.Model]) -> models.QuerySet:
-        """Return the items of ``model`` that may be recommended (``ITEM_FILTERS`` applied)."""
+        """Return the items of ``model`` that may be recommended (``ITEM_FILTERS`` applied).
+
+        Raise ``ImproperlyConfigured`` when a lookup of ``ITEM_FILTERS`` does not apply to the
+        model (check ``recommendations.E016`` reports it at startup).
+        """
         qs = model._default_manager.all()
         lookups = app_settings.ITEM_FILTERS.get(model._meta.label, {})
-        return qs.filter(**lookups) if lookups else qs
+        if not lookups:
+            return qs
+        try:
+            return qs.filter(**lookups)
+        except (FieldError, ValidationError, ValueError, TypeError) as exc:
+            raise ImproperlyConfigured(
+                f"RECOMMENDATIONS['ITEM_FILTERS'][{model._meta.label!r}] does not apply to {model._meta.label}: {exc}"
+            ) from exc
 
     def item_key(self, obj: models.Model) -> ItemKey:
         """Return ``(content_type_id, str(pk))`` of an item."""
@@ -51,10 +64,15 @@ class DefaultAdapter:
         return list(app_settings.TEXT_FIELDS.get(model._meta.label, []))
 
     def item_texts(self, model: type[models.Model]) -> Iterator[tuple[str, str]]:
-        """Yield ``(str(pk), text)`` for every item of ``model``, joining its ``TEXT_FIELDS``."""
+        """Yield ``(str(pk), text)`` for every item of ``model``, joining its ``TEXT_FIELDS``.
+
+        Related rows are loaded in bulk: foreign keys with the items, many-to-many fields with
+        one query each, so the cost does not grow with the number of items.
+        """
         fields = self.text_fields(model)
         m2m = [f for f in fields if isinstance(model._meta.get_field(f), models.ManyToManyField)]
-        qs = self.item_queryset(model).prefetch_related(*m2m)
+        fks = [f for f in fields if isinstance(model._meta.get_field(f), models.ForeignKey)]
+        qs = self.item_queryset(model).select_related(*fks).prefetch_related(*m2m)
         for obj in qs.iterator(chunk_size=2000) if not m2m else qs:
             yield str(obj.pk), self.item_text(obj, fields)
 
@@ -74,6 +92,21 @@ class DefaultAdapter:
 
     def item_title(self, obj: models.Model) -> str:
         return str(obj)
+
+    def explanation_text(self, explanation: list[dict[str, Any]]) -> str:
+        """Return the sentence shown beside a pick, e.g. "Because you read Dune and Emma", or ``""``.
+
+        ``explanation`` is the pick's list of ``{"title", "content_type", "object_id"}`` (the
+        history items that contributed most). The text is translated into the active language;
+        override to word it for your site (e.g. "Because you bought ...").
+        """
+        titles = [str(e["title"]) for e in explanation if e.get("title")]
+        if not titles:
+            return ""
+        if len(titles) == 1:
+            return gettext("Because you read %(title)s") % {"title": titles[0]}
+        return gettext("Because you read %(titles)s and %(last)s") % {
+            "titles": ", ".join(titles[:-1]), "last": titles[-1]}
 
     def item_titles(self, keys: Iterable[ItemKey]) -> dict[ItemKey, str]:
         """Return the display title of items by key, with one query per item model."""

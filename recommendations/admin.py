@@ -333,7 +333,7 @@ class UserRecommendationAdmin(ReadOnlyAdmin):
 
     @admin.display(description="because")
     def because(self, obj):
-        return selectors.because(obj.explanation or []) or "—"
+        return selectors.explanation_text(obj.explanation or []) or "—"
 
 
 @admin.register(PopularItem)

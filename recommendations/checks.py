@@ -14,16 +14,20 @@ E008   an interaction's ``kind`` is not one of read, rating, not_interested, wei
 E009   an interaction's ``weight`` is not a number
 E010   an interaction names a field (stars/dwell/progress/weight/timestamp) that does not exist
 E011   ``TEXT_FIELDS`` names a model that is not an item model, or a field it does not have
-E012   ``ADAPTER`` does not import, or is not a ``DefaultAdapter`` subclass
+E012   ``ADAPTER`` does not import (the message shows why), or is not a ``DefaultAdapter`` subclass
 E013   ``ALGORITHM`` is not a known algorithm
 E014   a count (``N_RECOMMENDATIONS``, ``N_SIMILAR``, ``N_POPULAR``, ``BUILD_CHUNK_SIZE``, ``KEEP_BUILDS``,
        ``LOCK_TIMEOUT``, ``MODEL_TOP_K``) is not a positive integer
 E015   ``ALGORITHM_PARAMS_FILE`` does not exist or is not valid JSON
-E016   ``ITEM_FILTERS`` names a model that is not an item model or is not a dict of lookups
+E016   ``ITEM_FILTERS`` names a model that is not an item model, is not a dict of lookups, or has a
+       lookup that does not resolve against the model (e.g. a field it does not have)
 E017   ``MMR_LAMBDA`` is not a number in [0, 1]
 W001   ``RECOMMENDATIONS`` has a key the app does not know (probably a typo)
 W002   an item model has no ``TEXT_FIELDS``: it gets no content-based neighbours
 =====  ==============================================================================
+
+An ``ITEM_MODELS`` entry that does not resolve is reported once (E003): the checks that compare
+other settings with the item models are skipped then, since their errors would only repeat it.
 """
 from __future__ import annotations
 
@@ -34,7 +38,7 @@ from django.apps import apps
 from django.conf import settings
 from django.contrib.contenttypes.fields import GenericForeignKey
 from django.core import checks
-from django.core.exceptions import FieldDoesNotExist
+from django.core.exceptions import FieldDoesNotExist, FieldError, ValidationError
 from django.db import models
 from django.utils.module_loading import import_string
 
@@ -78,7 +82,9 @@ def check_settings(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
             )
     item_labels = conf.get("ITEM_MODELS", DEFAULTS["ITEM_MODELS"])
     item_models: dict[str, type[models.Model]] = {}
+    complete = True  # every entry resolved: other settings may be compared with the item models
     if not isinstance(item_labels, (list, tuple)) or not item_labels:
+        complete = False
         errors.append(
             _error(2, "RECOMMENDATIONS['ITEM_MODELS'] must be a non-empty list.",
                    "Name your item models, e.g. 'ITEM_MODELS': ['shop.Product'].")
@@ -87,19 +93,20 @@ def check_settings(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
     for label in item_labels:
         model = _model(label)
         if model is None:
+            complete = False
             errors.append(
                 _error(3, f"ITEM_MODELS entry {label!r} is not an installed model.",
                        "Use 'app_label.ModelName' of a model in INSTALLED_APPS.")
             )
         else:
             item_models[model._meta.label] = model
-    errors += _check_interactions(conf.get("INTERACTIONS", []), item_models)
-    errors += _check_text_fields(conf.get("TEXT_FIELDS", {}), item_models, item_labels)
-    errors += _check_misc(conf, item_models)
+    errors += _check_interactions(conf.get("INTERACTIONS", []), item_models, complete)
+    errors += _check_text_fields(conf.get("TEXT_FIELDS", {}), item_models, complete)
+    errors += _check_misc(conf, item_models, complete)
     return errors
 
 
-def _check_interactions(interactions, item_models) -> list[checks.CheckMessage]:
+def _check_interactions(interactions, item_models, complete=True) -> list[checks.CheckMessage]:
     errors: list[checks.CheckMessage] = []
     if not isinstance(interactions, (list, tuple)):
         return [_error(4, "RECOMMENDATIONS['INTERACTIONS'] must be a list of dicts.",
@@ -131,7 +138,8 @@ def _check_interactions(interactions, item_models) -> list[checks.CheckMessage]:
         if not gfk:
             try:
                 field = model._meta.get_field(item_field)
-                ok = isinstance(field, models.ForeignKey) and field.related_model._meta.label in item_models
+                ok = isinstance(field, models.ForeignKey) and (
+                    field.related_model._meta.label in item_models or not complete)
             except FieldDoesNotExist:
                 ok = False
             if not ok:
@@ -160,7 +168,7 @@ def _check_interactions(interactions, item_models) -> list[checks.CheckMessage]:
     return errors
 
 
-def _check_text_fields(text_fields, item_models, item_labels) -> list[checks.CheckMessage]:
+def _check_text_fields(text_fields, item_models, complete=True) -> list[checks.CheckMessage]:
     errors: list[checks.CheckMessage] = []
     if not isinstance(text_fields, dict):
         return [_error(11, "RECOMMENDATIONS['TEXT_FIELDS'] must be a dict.",
@@ -168,15 +176,17 @@ def _check_text_fields(text_fields, item_models, item_labels) -> list[checks.Che
     for label, fields in text_fields.items():
         model = item_models.get(label)
         if model is None:
-            errors.append(_error(11, f"TEXT_FIELDS names {label!r}, which is not one of ITEM_MODELS.",
-                                 "Use the same 'app_label.ModelName' as in ITEM_MODELS."))
+            if complete:
+                errors.append(_error(11, f"TEXT_FIELDS names {label!r}, which is not one of ITEM_MODELS.",
+                                     "Use the same 'app_label.ModelName' as in ITEM_MODELS."))
             continue
         for name in fields if isinstance(fields, (list, tuple)) else [None]:
             try:
                 model._meta.get_field(name)
             except (FieldDoesNotExist, TypeError):
                 errors.append(_error(11, f"TEXT_FIELDS[{label!r}]: {name!r} is not a field of {label}.",
-                                     "List text, char or many-to-many fields of the model."))
+                                     "List text or char fields, foreign keys (their str() is used) or "
+                                     "many-to-many fields (their related objects' str()) of the model."))
     for label in item_models:
         if label not in text_fields:
             errors.append(checks.Warning(f"{label} has no TEXT_FIELDS: it gets no content-based neighbours.",
@@ -185,16 +195,17 @@ def _check_text_fields(text_fields, item_models, item_labels) -> list[checks.Che
     return errors
 
 
-def _check_misc(conf, item_models) -> list[checks.CheckMessage]:
+def _check_misc(conf, item_models, complete=True) -> list[checks.CheckMessage]:
     errors: list[checks.CheckMessage] = []
     adapter_path = conf.get("ADAPTER", DEFAULTS["ADAPTER"])
+    hint = "Point it at a subclass of recommendations.adapters.DefaultAdapter."
     try:
         adapter = import_string(adapter_path)
+    except Exception as exc:  # noqa: BLE001 - a module that fails to import raises anything; show it
+        errors.append(_error(12, f"ADAPTER {adapter_path!r} does not import: {type(exc).__name__}: {exc}", hint))
+    else:
         if not (isinstance(adapter, type) and issubclass(adapter, DefaultAdapter)):
-            raise TypeError
-    except (ImportError, TypeError):
-        errors.append(_error(12, f"ADAPTER {adapter_path!r} does not import as a DefaultAdapter subclass.",
-                             "Point it at a subclass of recommendations.adapters.DefaultAdapter."))
+            errors.append(_error(12, f"ADAPTER {adapter_path!r} is not a DefaultAdapter subclass.", hint))
     algorithm = conf.get("ALGORITHM", DEFAULTS["ALGORITHM"])
     if ALGORITHMS and algorithm not in ALGORITHMS:
         errors.append(_error(13, f"ALGORITHM {algorithm!r} is not known.",
@@ -210,14 +221,30 @@ def _check_misc(conf, item_models) -> list[checks.CheckMessage]:
         except (OSError, ValueError) as exc:
             errors.append(_error(15, f"ALGORITHM_PARAMS_FILE {params_file!r} cannot be read as JSON: {exc}.",
                                  "Write it with `python -m recommendations evaluate --tune --params-out FILE`."))
-    filters = conf.get("ITEM_FILTERS", {})
-    if not isinstance(filters, dict) or any(
-        label not in item_models or not isinstance(lookups, dict) for label, lookups in filters.items()
-    ):
-        errors.append(_error(16, "ITEM_FILTERS must map item model labels to dicts of lookups.",
-                             "e.g. {'shop.Product': {'is_active': True}}."))
+    errors += _check_item_filters(conf.get("ITEM_FILTERS", {}), item_models, complete)
     mmr = conf.get("MMR_LAMBDA", 0.0)
     if isinstance(mmr, bool) or not isinstance(mmr, (int, float)) or not 0 <= mmr <= 1:
         errors.append(_error(17, f"MMR_LAMBDA must be a number between 0 and 1, not {mmr!r}.",
                              "Use 0 to turn the diversity re-rank off, e.g. 0.3 for some diversity."))
+    return errors
+
+
+def _check_item_filters(filters, item_models, complete=True) -> list[checks.CheckMessage]:
+    """Check the shape of ``ITEM_FILTERS`` and resolve each model's lookups as serving will."""
+    hint = "e.g. {'shop.Product': {'is_active': True}}."
+    if not isinstance(filters, dict) or any(
+        (label not in item_models and complete) or not isinstance(lookups, dict) for label, lookups in filters.items()
+    ):
+        return [_error(16, "ITEM_FILTERS must map item model labels to dicts of lookups.", hint)]
+    errors: list[checks.CheckMessage] = []
+    for label, lookups in filters.items():
+        model = item_models.get(label)
+        if model is None or not lookups:
+            continue
+        try:
+            # Builds the query's WHERE clause without running it: every field, relation and lookup is resolved.
+            model._base_manager.filter(**lookups)
+        except (FieldError, ValidationError, ValueError, TypeError) as exc:
+            errors.append(_error(16, f"ITEM_FILTERS[{label!r}] does not apply to {label}: {exc}",
+                                 f"Use lookups on fields of {label}, as in {label}.objects.filter(...)."))
     return errors

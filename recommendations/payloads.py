@@ -24,7 +24,8 @@ reads it:
   title, ...), an editor's rule (pin, boost, ban) saved or deleted, the content neighbours of an
   item recomputed (``item_content_refresh``), and ``user_payloads_invalidate()``;
 * its ``config`` is the fingerprint of the serving settings (items, filters, interactions,
-  adapter, diversity, renderer), so a changed setting or adapter is never served stale bodies;
+  adapter, diversity, renderer) and of the request's language (the explanations are
+  translated), so a changed setting or adapter is never served stale bodies;
 * its ``version`` was not changed since the body's computation began: every interaction of the
   reader (read, rating, "not interested", their deletion) and their own refresh
   (``user_refresh``) replace it with a new random token, in the writing transaction, and clear
@@ -66,7 +67,7 @@ logger = logging.getLogger(__name__)
 
 GENERATION_PK = 1
 # Bump when the stored body format changes without a settings change (e.g. the output serializer).
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 @dataclass(frozen=True)

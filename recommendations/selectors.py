@@ -2,19 +2,22 @@
 
 Selectors only read rows of the active build; they never compute recommendations. Each
 returns host item instances with ``rec_score``, ``rec_rank``, ``rec_explanation`` (a list of
-``{"title", "content_type", "object_id"}``), ``rec_because`` ("Because you read X") and
-``rec_source`` ("personal", "popular" or "content"). The cost of a call is a fixed number
+``{"title", "content_type", "object_id"}``), ``rec_because`` ("Because you read X", in the
+active language, worded by ``adapter.explanation_text()``) and ``rec_source`` ("personal",
+"popular", "content" or "collaborative"). The cost of a call is a fixed number
 of queries: the stored rows, one per item model for the items, and one per interaction
 model for the user's history when seen items are filtered.
 """
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 from django.apps import apps
 from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import ImproperlyConfigured
 from django.db import models
 from django.db.models import Case, FloatField, IntegerField, Value, When
 
@@ -27,6 +30,8 @@ from .models import BuildRun, ItemRule, PopularItem, SimilarItem, UserRecommenda
 from .rules import rules_by_key
 
 Key = tuple[int, str]
+
+logger = logging.getLogger(__name__)
 
 
 def active_build() -> BuildRun | None:
@@ -55,14 +60,28 @@ def _seen_keys(user, candidates: Iterable[Key] | None = None) -> set[Key]:
     return get_adapter().user_item_keys(user.pk, candidates=candidates)
 
 
-def because(explanation: list[dict]) -> str:
-    """Return "Because you read X" for a pick's explanation, or "" when it names no title."""
-    titles = [e.get("title") for e in explanation if e.get("title")]
-    if not titles:
-        return ""
-    if len(titles) == 1:
-        return f"Because you read {titles[0]}"
-    return f"Because you read {', '.join(titles[:-1])} and {titles[-1]}"
+def explanation_text(explanation: list[dict]) -> str:
+    """Return the "Because you read ..." sentence of a stored explanation, in the active language."""
+    return get_adapter().explanation_text(explanation or [])
+
+
+_reported_settings: set[str] = set()
+
+
+def item_queryset(model: type[models.Model]) -> models.QuerySet:
+    """Return the items of ``model`` that may be served: the adapter's ``item_queryset()``.
+
+    When ``ITEM_FILTERS`` does not apply to the model, return none and log the error once.
+    Serving nothing hides what ``ITEM_FILTERS`` was meant to hide (unpublished, out of stock)
+    instead of a 500 on every page; check ``recommendations.E016`` names the cause at startup.
+    """
+    try:
+        return get_adapter().item_queryset(model)
+    except ImproperlyConfigured as exc:
+        if str(exc) not in _reported_settings:
+            _reported_settings.add(str(exc))
+            logger.error("Serving no %s recommendations: %s", model._meta.label, exc)
+        return model._default_manager.none()
 
 
 def _materialise(
@@ -95,7 +114,7 @@ def _materialise(
     def narrowed(item_model) -> models.QuerySet | None:
         if item_model._meta.label not in allowed or (model is not None and item_model is not model):
             return None
-        return queryset if queryset is not None and queryset.model is item_model else adapter.item_queryset(item_model)
+        return queryset if queryset is not None and queryset.model is item_model else item_queryset(item_model)
 
     objects = items_by_key((c[0] for cands in by_ct.values() for c in cands), queryset=narrowed)
     ranked = []
@@ -115,7 +134,7 @@ def _materialise(
         obj.rec_score = float(score)
         obj.rec_rank = rank
         obj.rec_explanation = explanation
-        obj.rec_because = because(explanation)
+        obj.rec_because = adapter.explanation_text(explanation)
         obj.rec_source = source
         result.append(obj)
     return result
@@ -228,7 +247,7 @@ def recommended_queryset(user, *, model, n: int = 10, queryset: models.QuerySet 
     seen = {oid for ct, oid in _seen_keys(user) if ct == _ct(model).pk}
     pk = model._meta.pk
     rows = [(pk.to_python(oid), score, rank) for oid, score, rank in rows if oid not in seen]
-    base = queryset if queryset is not None else get_adapter().item_queryset(model)
+    base = queryset if queryset is not None else item_queryset(model)
     if not rows:
         return base.none()
     ids = [r[0] for r in rows]
@@ -254,7 +273,7 @@ def similar_to(obj, *, n: int = 10, kind: str = "content", queryset: models.Quer
         SimilarItem.objects.filter(build__is_active=True, kind=kind, content_type=ct, object_id=str(obj.pk))
         .order_by("rank").values_list("target_content_type_id", "target_object_id", "score")[: n * 2]
     )
-    source = "content" if kind == SimilarItem.Kind.CONTENT else "personal"
+    source = str(kind)  # "content" or "collaborative"
     if not rows and kind == SimilarItem.Kind.COLLABORATIVE:
         return similar_to(obj, n=n, kind=SimilarItem.Kind.CONTENT, queryset=queryset)
     candidates = [((t_ct, t_id), score, [], source) for t_ct, t_id, score in rows]

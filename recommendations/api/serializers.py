@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -86,26 +87,53 @@ class ExplanationOutputSerializer(serializers.Serializer):
     title = serializers.CharField(allow_blank=True)
 
 
+class CitedItemOutputSerializer(serializers.Serializer):
+    """An item the explanation cites, named as ``item`` names items (``type`` and ``id``)."""
+
+    type = serializers.CharField(help_text='The item model\'s "app_label.modelname".')
+    id = serializers.CharField()
+    title = serializers.CharField(allow_blank=True)
+
+
+def _cited_items(explanation: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """Return the explanation's items as ``{"type", "id", "title"}`` (content types are cached by Django)."""
+    cited = []
+    for e in explanation:
+        try:
+            ct = ContentType.objects.get_for_id(int(e["content_type"]))
+        except ContentType.DoesNotExist:  # a model removed since the build
+            continue
+        cited.append({"type": f"{ct.app_label}.{ct.model}", "id": str(e["object_id"]), "title": e.get("title") or ""})
+    return cited
+
+
 class RecommendationOutputSerializer(serializers.Serializer):
     rank = serializers.IntegerField(source="rec_rank")
     score = serializers.FloatField(source="rec_score")
     source = serializers.ChoiceField(choices=["personal", "popular", "content"], source="rec_source")
-    because = serializers.CharField(source="rec_because", allow_blank=True, help_text='e.g. "Because you read X"')
+    because = serializers.CharField(
+        source="rec_because", allow_blank=True,
+        help_text='Ready to show, in the request\'s language: e.g. "Because you read X". Empty when nothing is cited.')
+    because_items = CitedItemOutputSerializer(
+        source="rec_explanation", many=True,
+        help_text="The items the explanation cites, best first: to word or link the explanation yourself.")
     explanation = ExplanationOutputSerializer(source="rec_explanation", many=True)
     item = ItemPayloadField()
 
     def to_representation(self, obj) -> dict[str, Any]:
         # The hot path of GET /api/recommendations/: build the dict directly, without DRF's generic field
         # walk; the fields above document the schema.
+        explanation = obj.rec_explanation or []
         return {
             "rank": int(obj.rec_rank),
             "score": float(obj.rec_score),
             "source": obj.rec_source,
             "because": obj.rec_because or "",
+            "because_items": _cited_items(explanation),
             "explanation": [
                 {"content_type": int(e["content_type"]), "object_id": str(e["object_id"]),
                  "title": e.get("title") or ""}
-                for e in obj.rec_explanation or []
+                for e in explanation
             ],
             "item": get_adapter().item_payload(obj),
         }

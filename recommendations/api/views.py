@@ -10,6 +10,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404
+from django.utils import translation
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, status
 from rest_framework.pagination import PageNumberPagination
@@ -81,7 +82,9 @@ class UserRecommendationsListApi(APIView):
     @staticmethod
     def _config(request) -> str:
         renderer = request.accepted_renderer
-        return payloads.config_fingerprint(f"{type(renderer).__module__}.{type(renderer).__qualname__}")
+        # The body holds translated explanations: a reader who switches language gets it recomputed.
+        return payloads.config_fingerprint(f"{type(renderer).__module__}.{type(renderer).__qualname__}",
+                                           translation.get_language() or "")
 
     def perform_authentication(self, request):
         """Authenticate the default request with a token and read its stored body in one query, where possible.
@@ -148,7 +151,7 @@ class SimilarItemsListApi(APIView):
         params.is_valid(raise_exception=True)
         model = _item_model(label or self.item_model or "")
         try:
-            obj = get_adapter().item_queryset(model).filter(pk=pk).first()
+            obj = selectors.item_queryset(model).filter(pk=pk).first()
         except (ValueError, TypeError, OverflowError, DjangoValidationError):
             obj = None  # a malformed id (e.g. text for an integer key) names no item
         if obj is None:

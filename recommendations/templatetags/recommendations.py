@@ -8,8 +8,10 @@ added by the selectors:
 * ``rec_score`` (float) and ``rec_rank`` (int, 1 = best);
 * ``rec_explanation``: a list of ``{"title", "content_type", "object_id"}`` of the history
   items that contributed most (may be empty);
-* ``rec_because``: ready-to-show text such as ``"Because you read Dune and Emma"`` (or ``""``);
-* ``rec_source``: ``"personal"``, ``"popular"`` or ``"content"``.
+* ``rec_because``: ready-to-show text in the active language, such as ``"Because you read Dune
+  and Emma"`` (or ``""``), worded by the adapter's ``explanation_text()``;
+* ``rec_source``: ``"personal"``, ``"popular"`` or ``"content"`` for picks, ``"content"`` or
+  ``"collaborative"`` for neighbours.
 
 Models are named by their ``"app_label.ModelName"`` label (case-insensitive), the way
 ``RECOMMENDATIONS["ITEM_MODELS"]`` names them. The partial

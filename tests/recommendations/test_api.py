@@ -107,6 +107,7 @@ class TestUserRecommendationsListApi:
         first = body[0]
         assert first["rank"] == 1 and first["score"] == pytest.approx(1.0) and first["source"] == "personal"
         assert first["because"] == "Because you read Item 7"
+        assert first["because_items"] == [{"type": "testapp.item", "id": str(items[7].pk), "title": "Item 7"}]
         assert first["explanation"] == [{"content_type": stored["ct"].pk, "object_id": str(items[7].pk),
                                          "title": "Item 7"}]
         assert first["item"] == {"type": "testapp.item", "id": str(items[1].pk), "title": "Item 1", "url": None}
@@ -241,3 +242,37 @@ class TestBuildRunApis:
         assert response.status_code == 409
         assert "already running" in response.json()["detail"]
         assert not BuildRun.objects.exists()
+
+
+class TestBrokenItemFilter:
+    """``ITEM_FILTERS`` with a lookup the item model lacks (check E016 names it): no 500, one logged error."""
+
+    @pytest.fixture
+    def broken(self, settings, stored, monkeypatch):
+        from recommendations import selectors
+
+        monkeypatch.setattr(selectors, "_reported_settings", set(), raising=False)
+        settings.RECOMMENDATIONS = {**TEST_RECOMMENDATIONS, "ITEM_FILTERS": {"testapp.Item": {"is_published": True}}}
+        return stored
+
+    def test_picks_and_neighbours_are_served_empty(self, users, broken, caplog):
+        client = client_for(users["ann"])
+        for url in ("/api/recommendations/", "/api/recommendations/?limit=3", "/api/recommendations/?type=item"):
+            response = client.get(url)
+            assert response.status_code == 200 and response.json() == [], url
+        # The item itself is not servable under the broken filter: 404 with a message, not a 500.
+        response = client_for(None).get(f"/api/things/{broken['items'][0].pk}/similar/")
+        assert response.status_code == 404 and response.json()["detail"]
+        errors = [r for r in caplog.records if r.levelname == "ERROR" and "is_published" in r.getMessage()]
+        assert len(errors) == 1  # logged once, not once per request
+
+
+class TestSchema:
+    def test_documents_the_cited_items_beside_the_text(self):
+        from drf_spectacular.generators import SchemaGenerator
+
+        schema = SchemaGenerator(patterns=urlpatterns).get_schema(request=None, public=True)
+        output = schema["components"]["schemas"]["RecommendationOutput"]
+        assert {"because", "because_items", "explanation"} <= set(output["properties"])
+        assert output["properties"]["because_items"]["items"] == {"$ref": "#/components/schemas/CitedItemOutput"}
+        assert set(schema["components"]["schemas"]["CitedItemOutput"]["properties"]) == {"type", "id", "title"}

@@ -50,7 +50,11 @@ BROKEN = {
              _with(BUILD_CHUNK_SIZE=2.5), _with(N_POPULAR=None), _with(MODEL_TOP_K=0)],
     "E015": [_with(ALGORITHM_PARAMS_FILE="/nonexistent/params.json")],
     "E016": [_with(ITEM_FILTERS={"testapp.Like": {"pk": 1}}), _with(ITEM_FILTERS={"testapp.Item": "is_active"}),
-             _with(ITEM_FILTERS=["testapp.Item"])],
+             _with(ITEM_FILTERS=["testapp.Item"]),
+             # Lookups that do not resolve against the model: every page would raise FieldError.
+             _with(ITEM_FILTERS={"testapp.Item": {"is_published": True}}),
+             _with(ITEM_FILTERS={"testapp.Item": {"name__startswithh": "A"}}),
+             _with(ITEM_FILTERS={"testapp.Item": {"is_active": True, "pk": "not-a-uuid"}})],
     "E017": [_with(MMR_LAMBDA=2), _with(MMR_LAMBDA=-0.1), _with(MMR_LAMBDA="0.5")],
     "W001": [_with(N_RECOMENDATIONS=5)],
     "W002": [_with(TEXT_FIELDS={})],
@@ -70,7 +74,7 @@ class TestCheckSettings:
     def test_broken_config_fires_its_id(self, check_id, case, conf):
         ids = _ids(conf)
         assert f"recommendations.{check_id}" in ids
-        if check_id not in ("E002", "E003", "E007"):  # those cascade into the interactions/text checks
+        if check_id != "E007":  # a ForeignKey to a non-item model also leaves that model without text fields
             assert set(ids) == {f"recommendations.{check_id}"}, ids
 
     def test_bad_params_file_json(self, tmp_path):
@@ -97,3 +101,43 @@ class TestCheckSettings:
         with override_settings(RECOMMENDATIONS=_with(MMR_LAMBDA=3)):
             ids = [m.id for m in checks.run_checks(tags=["recommendations"])]
         assert "recommendations.E017" in ids
+
+
+class TestRootErrors:
+    def test_a_misspelt_item_model_is_one_error(self):
+        # INTERACTIONS, TEXT_FIELDS and ITEM_FILTERS all name the real model: only the typo is reported.
+        conf = _with(ITEM_MODELS=["testapp.Itme"])
+        assert _ids(conf) == ["recommendations.E003"]
+
+    def test_an_empty_item_models_is_one_error(self):
+        assert _ids(_with(ITEM_MODELS=[])) == ["recommendations.E002"]
+
+    def test_a_resolved_item_model_still_gets_the_dependent_checks(self):
+        assert _ids(_with(TEXT_FIELDS={"testapp.Item": ["name"], "testapp.Score": ["stars"]})) == ["recommendations.E011"]
+
+
+class TestMessages:
+    def _message(self, conf, check_id):
+        with override_settings(RECOMMENDATIONS=conf):
+            (message,) = [m for m in check_settings() if m.id == f"recommendations.{check_id}"]
+        return message
+
+    def test_adapter_import_error_is_shown(self):
+        message = self._message(_with(ADAPTER="tests.recommendations.broken_adapter.ShopAdapter"), "E012")
+        assert "No module named 'a_package_that_is_not_installed'" in message.msg
+        assert "ModuleNotFoundError" in message.msg
+
+    def test_adapter_missing_module_is_shown(self):
+        assert "No module named 'nowhere'" in self._message(_with(ADAPTER="nowhere.Adapter"), "E012").msg
+
+    def test_adapter_of_the_wrong_class_is_named(self):
+        message = self._message(_with(ADAPTER="recommendations.conf.AppSettings"), "E012")
+        assert "is not a DefaultAdapter subclass" in message.msg
+
+    def test_bad_filter_lookup_names_the_field(self):
+        message = self._message(_with(ITEM_FILTERS={"testapp.Item": {"is_published": True}}), "E016")
+        assert "testapp.Item" in message.msg and "is_published" in message.msg
+
+    def test_text_fields_hint_mentions_foreign_keys(self):
+        message = self._message(_with(TEXT_FIELDS={"testapp.Item": ["colour"]}), "E011")
+        assert "foreign key" in message.hint

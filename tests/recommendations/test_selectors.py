@@ -92,6 +92,13 @@ class TestSimilarTo:
         neighbours = selectors.similar_to(new, kind="collaborative", n=3)
         assert neighbours and all(n.rec_source == "content" for n in neighbours)
 
+    def test_each_kind_reports_its_source(self, built):
+        rockets = built["items"]["Rockets to Mars"]
+        collaborative = selectors.similar_to(rockets, kind="collaborative", n=3)
+        content = selectors.similar_to(rockets, kind="content", n=3)
+        assert collaborative and {n.rec_source for n in collaborative} == {"collaborative"}
+        assert content and {n.rec_source for n in content} == {"content"}
+
     def test_unknown_kind_is_refused(self, built):
         with pytest.raises(ValueError, match="kind must be one of"):
             selectors.similar_to(built["items"]["Pasta from scratch"], kind="magic")
@@ -118,3 +125,33 @@ class TestPredictedStars:
         state = build_state(build.pk)
         assert state.rating_model is not None and not state.model_loaded
         assert selectors.predicted_stars(users[0], items[1]) == stars and build_state(build.pk) is state
+
+
+class TestBrokenItemFilter:
+    """``ITEM_FILTERS`` with a lookup the item model lacks: selectors serve nothing instead of raising."""
+
+    @pytest.fixture
+    def broken(self, built, settings, monkeypatch):
+        monkeypatch.setattr(selectors, "_reported_settings", set(), raising=False)
+        settings.RECOMMENDATIONS = {**settings.RECOMMENDATIONS, "ITEM_FILTERS": {"testapp.Item": {"is_published": True}}}
+        return built
+
+    def test_selectors_and_tags_return_nothing(self, broken):
+        from django.template import Context, Template
+
+        user = broken["users"]["space0"]
+        assert selectors.recommended_for(user, n=5) == []
+        assert list(selectors.recommended_queryset(user, model=Item, n=5)) == []
+        assert selectors.similar_to(broken["items"]["Rockets to Mars"], kind="collaborative") == []
+        assert selectors.popular_items(model=Item, n=3) == []
+        html = Template("{% load recommendations %}{% recommended_for user limit=3 as recs %}"
+                        "{% include 'recommendations/item_list.html' with items=recs %}").render(Context({"user": user}))
+        assert html.strip() == ""
+
+    def test_a_build_fails_with_a_clear_error_and_the_old_one_stays(self, broken):
+        from django.core.exceptions import ImproperlyConfigured
+
+        active = selectors.active_build()
+        with pytest.raises(ImproperlyConfigured, match="is_published"):
+            services.full_build_run()
+        assert selectors.active_build() == active
