@@ -28,7 +28,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
-from . import selectors, services
+from . import payloads, selectors, services
 from .admin_charts import build_metrics, durations_chart, metrics_chart, stage_names
 from .admin_items import ItemRecommendationsAdminMixin, item_admin_url, item_link
 from .conf import app_settings
@@ -265,7 +265,11 @@ class PreviewForm(forms.Form):
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
-    """Computed rows: browse them; builds write them."""
+    """Computed rows: browse them; builds write them.
+
+    Deleting follows the model's delete permission (a superuser has it): the admin asks for it
+    on every row a delete cascades to, so denying it would forbid deleting a user who has picks.
+    """
 
     def has_add_permission(self, request):
         return False
@@ -273,8 +277,13 @@ class ReadOnlyAdmin(admin.ModelAdmin):
     def has_change_permission(self, request, obj=None):
         return False
 
-    def has_delete_permission(self, request, obj=None):
-        return False
+    def delete_model(self, request, obj):
+        super().delete_model(request, obj)
+        payloads.user_payloads_invalidate()  # stored response bodies may hold the deleted row
+
+    def delete_queryset(self, request, queryset):
+        super().delete_queryset(request, queryset)
+        payloads.user_payloads_invalidate()
 
 
 class SourceFilter(admin.SimpleListFilter):

@@ -11,8 +11,9 @@ import logging
 import time
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.contrib.contenttypes.models import ContentType
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -26,7 +27,8 @@ from .build.rows import PICK_COLUMNS, history_keys, pick_rows, user_pk
 from .build.state import build_rows_delete, build_state
 from .conf import app_settings
 from .db.bulk import rows_insert
-from .models import BuildRun, SimilarItem, UserRecommendation, UserRefresh
+from .items import items_by_key
+from .models import BuildRun, PopularItem, SimilarItem, UserRecommendation, UserRefresh
 
 logger = logging.getLogger(__name__)
 
@@ -37,11 +39,13 @@ def user_refresh(*, user_id: Any) -> int:
     build = BuildRun.objects.active().only("pk").first()
     if build is None:
         return 0
+    pk = user_pk(str(user_id))
+    if not get_user_model()._default_manager.filter(pk=pk).exists():
+        return 0  # Deleted since the refresh was queued: picks have no foreign key to refuse them.
     try:
         state = build_state(build.pk)
     except BuildError:
         return 0
-    pk = user_pk(str(user_id))
     positive, negative, _, _ = events_matrix(
         get_adapter().interaction_columns(user_ids=[pk]), IndexMap([pk]), state.item_map, state.item_words,
         grow_users=False, now=time.time(),
@@ -49,12 +53,16 @@ def user_refresh(*, user_id: Any) -> int:
     recs: list[tuple] = []
     if positive.nnz:
         titles = get_adapter().item_titles(history_keys(state, positive))  # a refresh shows the current titles
-        recs = pick_rows(build_id=build.pk, state=state, user_pks=[pk], rows=positive, negatives=negative,
-                         titles=titles, source="refresh")
-    UserRefresh.objects.get_or_create(user_id=pk)
+        recs = existing_items_only(pick_rows(build_id=build.pk, state=state, user_pks=[pk], rows=positive,
+                                             negatives=negative, titles=titles, source="refresh"))
+    try:
+        UserRefresh.objects.get_or_create(user_id=pk)
+    except IntegrityError:
+        return 0  # The user was deleted during the computation.
     with transaction.atomic():
         # One refresh of a user at a time: a twin delivery waits here, then replaces the same rows.
-        UserRefresh.objects.select_for_update().filter(user_id=pk).values_list("pk", flat=True).first()
+        if UserRefresh.objects.select_for_update().filter(user_id=pk).values_list("pk", flat=True).first() is None:
+            return 0  # The user's deletion removed the row meanwhile.
         if not BuildRun.objects.active().filter(pk=build.pk).exists():
             return 0  # A new build became active meanwhile; it will be refreshed by its own switch.
         UserRecommendation.objects.filter(build_id=build.pk, user_id=pk).delete()
@@ -62,6 +70,13 @@ def user_refresh(*, user_id: Any) -> int:
         UserRefresh.objects.filter(user_id=pk).update(refreshed_at=started)
         payloads.user_payload_invalidate(user_id=pk)
     return len(recs)
+
+
+def existing_items_only(recs: list[tuple]) -> list[tuple]:
+    """Drop one user's picks whose item was deleted since the build (its model still scores it), re-ranked."""
+    found = items_by_key(((row[2], row[3]) for row in recs), queryset=lambda model: model._base_manager.all())
+    kept = [row for row in recs if (row[2], row[3]) in found]
+    return [(*row[:4], rank, *row[5:]) for rank, row in enumerate(kept, 1)]
 
 
 def pending_refreshes_list(*, limit: int = 1000) -> list[Any]:
@@ -123,6 +138,20 @@ def item_content_refresh(*, content_type_id: int, object_id: str) -> int:
         SimilarItem.objects.bulk_create(rows)
         payloads.user_payloads_invalidate()  # cold readers' picks come from content neighbours
     return len(rows)
+
+
+def item_rows_forget(*, content_type_id: int, object_id: str) -> int:
+    """Drop every stored row that points at a deleted item, in every build; return how many.
+
+    Its neighbours and the lists it is a neighbour in, the picks and the popular lists it is in:
+    serving would skip the missing item and show a short list until the next build.
+    """
+    item = Q(content_type_id=content_type_id, object_id=str(object_id))
+    target = Q(target_content_type_id=content_type_id, target_object_id=str(object_id))
+    deleted = SimilarItem.objects.filter(item | target).delete()[0]
+    deleted += UserRecommendation.objects.filter(item).delete()[0]
+    deleted += PopularItem.objects.filter(item).delete()[0]
+    return deleted
 
 
 def user_data_forget(*, user_id: Any) -> None:

@@ -1,5 +1,7 @@
 """Connects the app's hooks: a user's refresh on a committed interaction, an item's content neighbours on save.
 
+A deleted item takes the stored rows that point at it along; a deleted user queues no refresh.
+
 They also invalidate stored picks (``recommendations.payloads``) in the writing transaction: the
 reader's own on each interaction, everyone's on an item or an editor's rule saved or deleted
 and on a build made active. The save and delete hooks listen to the user model and the
@@ -38,11 +40,22 @@ def _interaction_changed(sender, instance, **kwargs) -> None:
         if apps.get_model(config["model"]) is sender:
             user_id = getattr(instance, f"{config.get('user_field', 'user')}_id", None)
             if user_id is not None:
-                if not _deleting_a_user(kwargs.get("origin")):
+                origin = kwargs.get("origin")
+                if not _deleting_a_user(origin):
                     # Now, in the writing transaction: a seen item must never be served from a stored body.
                     user_payload_invalidate(user_id=user_id)
-                transaction.on_commit(lambda: tasks.user_refresh_request(user_id=user_id))
+                    transaction.on_commit(lambda: tasks.user_refresh_request(user_id=user_id))
+                elif getattr(origin, "pk", None) != user_id:
+                    # Another reader's row, gone with a deleted user's object, or a bulk delete of users.
+                    transaction.on_commit(lambda: _refresh_if_user_left(user_id))
             return
+
+
+def _refresh_if_user_left(user_id) -> None:
+    """After a delete of users: refresh a reader whose history changed, unless they were deleted too."""
+    if get_user_model()._default_manager.filter(pk=user_id).exists():
+        user_payload_invalidate(user_id=user_id)
+        tasks.user_refresh_request(user_id=user_id)
 
 
 def _item_changed(sender, instance, **kwargs) -> None:
@@ -78,9 +91,9 @@ def _item_saved(sender, instance, raw=False, **kwargs) -> None:
 
     def queue() -> None:
         try:
-            tasks.item_content_refresh.delay(ct_id, object_id)
-        except Exception:
-            logger.warning("Could not queue the content refresh of %s:%s", ct_id, object_id, exc_info=True)
+            tasks.item_content_refresh.apply_async((ct_id, object_id), **tasks.publish_options())
+        except Exception as exc:  # The broker is down: the next build computes the item's neighbours.
+            logger.warning("Could not queue the content refresh of %s:%s (%r)", ct_id, object_id, exc)
 
     transaction.on_commit(queue)
 
@@ -91,9 +104,18 @@ def _dispatch_save(sender, instance, **kwargs) -> None:
     _item_saved(sender, instance, **kwargs)
 
 
+def _item_deleted(sender, instance, **kwargs) -> None:
+    label = sender._meta.label
+    if label in app_settings.ITEM_MODELS and apps.get_model(label) is sender:
+        # In the deleting transaction: a rollback keeps the rows with the item.
+        refresh.item_rows_forget(content_type_id=ContentType.objects.get_for_model(sender).pk,
+                                 object_id=str(instance.pk))
+
+
 def _dispatch_delete(sender, instance, **kwargs) -> None:
     _interaction_changed(sender, instance, **kwargs)
     _item_changed(sender, instance, **kwargs)
+    _item_deleted(sender, instance, **kwargs)
 
 
 def _user_deleted(sender, instance, **kwargs) -> None:

@@ -13,7 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 from celery import chord, shared_task
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from . import refresh
@@ -31,9 +31,23 @@ CHORD_MEMBER_OPTIONS = {**TASK_OPTIONS, "ignore_result": False}
 FIRE_AND_FORGET_OPTIONS = {**TASK_OPTIONS, "ignore_result": True}
 
 
+# Bounded whatever the host's Celery settings say: with the broker down, a save in a web request
+# must not wait on Celery's publish retries or on a Redis result store's reconnects.
+PUBLISH_RETRY_POLICY = {"max_retries": 3, "interval_start": 0, "interval_step": 0.25, "interval_max": 0.25}
+
+
 def send_options() -> dict:
     """Options for sending the app's tasks: the ``QUEUE`` setting's queue where it is set."""
     return {"queue": app_settings.QUEUE} if app_settings.QUEUE else {}
+
+
+def publish_options() -> dict:
+    """Options for queuing a task from a web request: give up within about a second when the broker is down.
+
+    The caller keeps what was asked for in the database (``UserRefresh``), so nothing is lost, and
+    nobody waits for these results, so queuing does not subscribe to the result store.
+    """
+    return {**send_options(), "retry": True, "retry_policy": PUBLISH_RETRY_POLICY, "ignore_result": True}
 
 
 # --- the full build -------------------------------------------------------------------------------
@@ -141,7 +155,10 @@ def user_refresh_request(*, user_id: Any) -> None:
     is not lost: ``pending_refreshes_run`` (and the next full build) pick up every pending user.
     """
     now = timezone.now()
-    state, created = UserRefresh.objects.get_or_create(user_id=user_id, defaults={"requested_at": now})
+    try:
+        state, created = UserRefresh.objects.get_or_create(user_id=user_id, defaults={"requested_at": now})
+    except IntegrityError:  # The user was deleted meanwhile: there is nothing left to refresh.
+        return
     if not created:
         UserRefresh.objects.filter(pk=state.pk).update(requested_at=now)
     debounce = timedelta(seconds=app_settings.REFRESH_DEBOUNCE_SECONDS)
@@ -153,9 +170,10 @@ def user_refresh_request(*, user_id: Any) -> None:
     if recently_queued and not created:
         return  # A refresh queued moments ago has not run yet; it will see this change too.
     try:
-        user_refresh.apply_async(args=[str(user_id)], countdown=app_settings.REFRESH_DEBOUNCE_SECONDS)
-    except Exception:  # The broker is down: the request stays pending in the database.
-        logger.warning("Could not queue the refresh of user %s; it stays pending.", user_id, exc_info=True)
+        user_refresh.apply_async(args=[str(user_id)], countdown=app_settings.REFRESH_DEBOUNCE_SECONDS,
+                                 **publish_options())
+    except Exception as exc:  # The broker is down: the request stays pending in the database.
+        logger.warning("Could not queue the refresh of user %s (%r); it stays pending.", user_id, exc)
         return
     UserRefresh.objects.filter(pk=user_id).update(queued_at=now)
 

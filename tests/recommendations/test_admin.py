@@ -7,6 +7,7 @@ from unittest import mock
 import pytest
 from django.contrib import admin
 from django.contrib.contenttypes.models import ContentType
+from django.db import connection
 from django.test import RequestFactory
 from django.urls import reverse
 from django.utils import timezone
@@ -312,3 +313,59 @@ class TestStaffPermissions:
     def test_staff_without_view_permission_cannot_preview(self, client, django_user_model, built):
         client.force_login(django_user_model.objects.create_user(username="clerk", password="x", is_staff=True))
         assert client.get(_url(BuildRun, "preview"), {"user": "space0"}).status_code == 403
+
+
+class TestDeletingAUserWithPicks:
+    """The admin asks for the delete permission of every row a delete cascades to, stored picks included."""
+
+    def test_superuser_deletes_a_reader_with_picks(self, admin_client, built, django_capture_on_commit_callbacks):
+        from django.contrib.auth import get_user_model
+
+        from recommendations.models import UserRefresh
+
+        reader = built["users"]["space0"]
+        assert UserRecommendation.objects.filter(user=reader).exists()
+        url = reverse("admin:auth_user_delete", args=[reader.pk])
+        assert admin_client.get(url).status_code == 200
+        with django_capture_on_commit_callbacks(execute=True):
+            response = admin_client.post(url, {"post": "yes"})
+        assert response.status_code == 302
+        assert not get_user_model().objects.filter(pk=reader.pk).exists()
+        assert not UserRecommendation.objects.filter(user_id=reader.pk).exists()
+        assert not UserRefresh.objects.filter(user_id=reader.pk).exists()
+        connection.check_constraints()  # deferred foreign keys: no row points at the deleted reader
+
+    def test_staff_needs_the_picks_delete_permission_too(self, client, django_user_model, built):
+        from django.contrib.auth.models import Permission
+
+        clerk = django_user_model.objects.create_user(username="clerk", password="x", is_staff=True)
+        clerk.user_permissions.add(*Permission.objects.filter(codename__in=["view_user", "delete_user"]))
+        client.force_login(clerk)
+        url = reverse("admin:auth_user_delete", args=[built["users"]["space0"].pk])
+        assert client.post(url, {"post": "yes"}).status_code == 403
+        clerk.user_permissions.add(Permission.objects.get(codename="delete_userrecommendation"))
+        assert client.post(url, {"post": "yes"}).status_code == 302
+
+    def test_results_still_cannot_be_added_or_changed(self, admin_client, built):
+        model_admin = admin.site._registry[UserRecommendation]
+        request = RequestFactory().get("/")
+        request.user = built["users"]["space0"]
+        request.user.is_superuser = True
+        assert not model_admin.has_add_permission(request) and not model_admin.has_change_permission(request)
+        assert model_admin.has_delete_permission(request)
+        request.user.is_superuser = False
+        assert not model_admin.has_delete_permission(request)
+
+    @pytest.mark.parametrize("how", ["delete view", "delete selected"])
+    def test_deleting_picks_in_the_admin_forgets_stored_bodies(self, admin_client, built, how):
+        from recommendations.models import PayloadGeneration
+
+        row = UserRecommendation.objects.order_by("pk").first()
+        before = PayloadGeneration.objects.values_list("value", flat=True).first() or 0
+        if how == "delete view":
+            response = admin_client.post(_url(UserRecommendation, "delete", row.pk), {"post": "yes"})
+        else:
+            response = admin_client.post(_url(UserRecommendation, "changelist"),
+                                         {"action": "delete_selected", "_selected_action": [row.pk], "post": "yes"})
+        assert response.status_code == 302 and not UserRecommendation.objects.filter(pk=row.pk).exists()
+        assert PayloadGeneration.objects.values_list("value", flat=True).first() > before

@@ -1,12 +1,13 @@
-"""The host's own Celery app runs a queued build and a refresh in real worker threads (not eager)."""
+"""The host's own Celery app runs a queued build, refreshes and customer deletes in real worker threads (not eager)."""
 from __future__ import annotations
 
+import logging
 import time
 
 import pytest
 
 from recommendations import selectors, services
-from recommendations.models import BuildRun, UserRecommendation
+from recommendations.models import BuildRun, UserRecommendation, UserRefresh
 from tests.hostproject.celery import app
 from tests.hostproject.shop.models import Customer, Product, Purchase
 
@@ -41,7 +42,7 @@ def _wait(predicate, timeout: float = 60.0) -> bool:
     return False
 
 
-def test_worker_builds_and_refreshes(worker):
+def test_worker_builds_and_refreshes(worker, caplog):
     products = {name: Product.objects.create(name=name, description=f"{group} gear")
                 for group, names in GROUPS.items() for name in names}
     customers = {}
@@ -66,3 +67,18 @@ def test_worker_builds_and_refreshes(worker):
     # Still the one camping product they lack first; the mixer's baking neighbours now follow, explained by it.
     assert picks[0].name == "Sleeping bag"
     assert any(p.name in GROUPS["baking"] and "Stand mixer" in p.rec_because for p in picks[1:])
+
+    # Deleted customers: one with a refresh just queued for them, one outright. The worker logs no error.
+    caplog.set_level(logging.INFO)
+    queued, outright = customers["baking3"], customers["camping3"]
+    Purchase.objects.create(buyer=queued, product=products["Tent for two"])
+    gone = [queued.pk, outright.pk]
+    queued.delete()
+    outright.delete()
+    other = customers["baking0"]
+    Purchase.objects.create(buyer=other, product=products["Head torch"])
+    assert _wait(lambda: UserRecommendation.objects.filter(build=build, user=other, source="refresh").exists())
+    time.sleep(1)  # the two workers have drained the queue
+    assert not UserRecommendation.objects.filter(user_id__in=gone).exists()
+    assert not UserRefresh.objects.filter(user_id__in=gone).exists()
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info] == []
