@@ -1,6 +1,7 @@
 """App config of the reusable recommendations app."""
 from django.apps import AppConfig
 from django.core import checks
+from django.db.models.signals import post_migrate
 
 
 class RecommendationsConfig(AppConfig):
@@ -10,6 +11,9 @@ class RecommendationsConfig(AppConfig):
 
     def ready(self):
         from . import checks as recommendation_checks
+        from . import schedule
         from . import signals  # noqa: F401  (connects on-save and on-commit hooks)
 
         checks.register(recommendation_checks.check_settings, "recommendations")
+        checks.register(recommendation_checks.check_database, "recommendations")
+        post_migrate.connect(schedule.periodic_tasks_install, sender=self, dispatch_uid="recommendations.schedule")

@@ -24,6 +24,7 @@ E016   ``ITEM_FILTERS`` names a model that is not an item model, is not a dict o
 E017   ``MMR_LAMBDA`` is not a number in [0, 1]
 W001   ``RECOMMENDATIONS`` has a key the app does not know (probably a typo)
 W002   an item model has no ``TEXT_FIELDS``: it gets no content-based neighbours
+W003   the default database is SQLite without ``"timeout"`` of 20 s or more and ``"transaction_mode": "IMMEDIATE"``
 =====  ==============================================================================
 
 An ``ITEM_MODELS`` entry that does not resolve is reported once (E003): the checks that compare
@@ -32,6 +33,7 @@ other settings with the item models are skipped then, since their errors would o
 from __future__ import annotations
 
 import json
+from importlib import import_module
 from pathlib import Path
 
 from django.apps import apps
@@ -248,3 +250,29 @@ def _check_item_filters(filters, item_models, complete=True) -> list[checks.Chec
             errors.append(_error(16, f"ITEM_FILTERS[{label!r}] does not apply to {label}: {exc}",
                                  f"Use lookups on fields of {label}, as in {label}.objects.filter(...)."))
     return errors
+
+
+SQLITE_WORKER_OPTIONS = {"timeout": 30, "transaction_mode": "IMMEDIATE"}
+
+
+def check_database(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    """Warn when workers would write to SQLite with options under which concurrent builds fail."""
+    database = settings.DATABASES.get("default", {})
+    try:
+        vendor = import_module(f"{database.get('ENGINE', '')}.base").DatabaseWrapper.vendor
+    except (ImportError, AttributeError):
+        return []
+    options = database.get("OPTIONS") or {}
+    timeout = options.get("timeout", 5)
+    if vendor != "sqlite" or (
+        str(options.get("transaction_mode", "")).upper() == "IMMEDIATE"
+        and isinstance(timeout, (int, float)) and timeout >= 20
+    ):
+        return []
+    return [checks.Warning(
+        "The default database is SQLite with options under which builds run by several workers fail "
+        "with 'database is locked'.",
+        hint=f'Set DATABASES["default"]["OPTIONS"] = {SQLITE_WORKER_OPTIONS!r} (or keep your OPTIONS and add '
+             "those two keys), or use PostgreSQL for workers.",
+        id="recommendations.W003",
+    )]

@@ -65,7 +65,7 @@ DEFAULTS: dict[str, Any] = {
     # Business rules from editors: stored in the ItemRule table (pin, boost, ban).
     # Diversity re-rank (maximal marginal relevance) when serving picks: 0 disables, 0-1 trades relevance for diversity.
     "MMR_LAMBDA": 0.0,
-    # Full builds: the crontab of the periodic build installed by the data migration (editable in admin).
+    # Full builds: the crontab of the periodic build that `migrate` installs (editable in admin).
     "BUILD_SCHEDULE": {"minute": "15", "hour": "3", "day_of_week": "*", "day_of_month": "*", "month_of_year": "*"},
     # Users per fan-out chunk of a full build.
     "BUILD_CHUNK_SIZE": 2000,

@@ -189,7 +189,7 @@ def users_changed_requeue(*, build: BuildRun) -> None:
 
 @shared_task(name="recommendations.full_build", **FIRE_AND_FORGET_OPTIONS)
 def full_build_old_name(build_id: int | None = None, triggered_by: str = "schedule") -> int | None:
-    """The former name of ``full_build_fan_out`` (beat rows are renamed by migration 0008)."""
+    """The former name of ``full_build_fan_out`` (beat rows are renamed after ``migrate``)."""
     return full_build_fan_out(build_id=build_id, triggered_by=triggered_by)
 
 

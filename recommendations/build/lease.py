@@ -17,6 +17,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from ..conf import app_settings
+from ..db.sqlite_locked import retry_when_locked
 from ..models import BuildLock, BuildRun
 from .errors import BuildError
 from .state import build_rows_delete
@@ -37,6 +38,7 @@ def lease_build_id(owner: str) -> int | None:
     return int(holder) if holder.isdigit() else None
 
 
+@retry_when_locked
 def build_lock_acquire(*, build_id: int) -> bool:
     """Take the full-build lease for ``build_id``; return False while another live lease exists.
 
@@ -70,6 +72,7 @@ def build_lock_acquire(*, build_id: int) -> bool:
         return True
 
 
+@retry_when_locked
 def build_lock_extend(*, build_id: int) -> None:
     """Push the lease's expiry forward (a heartbeat between stages)."""
     BuildLock.objects.filter(name=FULL_BUILD_LOCK, owner__startswith=f"build:{build_id}@").update(
@@ -77,6 +80,7 @@ def build_lock_extend(*, build_id: int) -> None:
     )
 
 
+@retry_when_locked
 def build_lock_release(*, build_id: int) -> None:
     """Release the lease if build ``build_id`` holds it."""
     BuildLock.objects.filter(name=FULL_BUILD_LOCK, owner__startswith=f"build:{build_id}@").delete()

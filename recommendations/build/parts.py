@@ -18,6 +18,7 @@ from ..algorithms.matrices import IndexMap
 from ..algorithms.rating import BiasedMF
 from ..conf import app_settings
 from ..db.bulk import rows_insert
+from ..db.sqlite_locked import retry_when_locked
 from ..models import BuildArtifact, BuildRun, SimilarItem
 from .lease import build_lock_extend
 from .load import LoadedData, explicit_ratings
@@ -90,6 +91,7 @@ def _part_fit_stored(build_id: int, part: str):
     return rating_model_fit(ratings)
 
 
+@retry_when_locked
 def build_part(*, build_id: int, part: str) -> int:
     """Fit and store one of ``BUILD_PARTS`` of a prepared build; return how many rows (or ratings) it stored.
 

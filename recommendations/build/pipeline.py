@@ -37,6 +37,7 @@ from ..algorithms import get_estimator
 from ..algorithms.base import topk_sparse_rows
 from ..conf import app_settings
 from ..db.bulk import rows_insert
+from ..db.sqlite_locked import retry_when_locked
 from ..models import BuildRun, PopularItem, UserRecommendation
 from .config import algorithm_settings, build_algorithm_settings
 from .errors import BuildError
@@ -185,6 +186,7 @@ def prune_similarity(model) -> None:
 # --- score ---------------------------------------------------------------------------------------------
 
 
+@retry_when_locked
 def build_score_chunk(*, build_id: int, start: int, stop: int) -> int:
     """Score users ``start:stop`` of a build and write their picks; safe to run twice."""
     build = BuildRun.objects.only("status").get(pk=build_id)
@@ -221,6 +223,7 @@ def build_score_chunk(*, build_id: int, start: int, stop: int) -> int:
 # --- switch, fail, prune, activate ------------------------------------------------------------------
 
 
+@retry_when_locked
 def build_finalize(*, build_id: int, prune: bool = True) -> BuildRun:
     """Switch the active build to ``build_id`` in one transaction, then prune old builds (unless ``prune`` is False).
 
@@ -269,6 +272,7 @@ def orphan_picks_delete(build_id: int) -> int:
     return deleted
 
 
+@retry_when_locked
 def build_fail(*, build_id: int, error: BaseException | str) -> None:
     """Mark a build failed, drop its rows and release its lock; the active build is untouched."""
     BuildRun.objects.filter(pk=build_id).exclude(status=BuildRun.Status.SUCCEEDED).update(

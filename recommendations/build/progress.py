@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from django.db import connections, router, transaction
 
 from ..db.locks import keyed_write_lock
+from ..db.sqlite_locked import retry_when_locked
 from ..models import BuildRun, UserRecommendation
 from .lease import build_lock_extend
 
@@ -40,6 +41,7 @@ def build_write_lock(build_id: int, key: str) -> bool:
     return status == BuildRun.Status.RUNNING
 
 
+@retry_when_locked
 def build_add(build_id: int, timings: dict[str, float], counts: dict[str, int] | None = None) -> None:
     """Add a chunk's or part's stage seconds to its build (summed over tasks: worker-seconds) and set its counts."""
     connection = connections[router.db_for_write(BuildRun)]

@@ -23,6 +23,7 @@ from ..algorithms import load_model
 from ..algorithms.matrices import IndexMap
 from ..algorithms.rating import BiasedMF
 from ..db.blobs import blob_insert, blob_read
+from ..db.sqlite_locked import retry_when_locked
 from ..models import BuildArtifact, PopularItem, SimilarItem, UserRecommendation
 from .errors import BuildError
 from .load import LoadedData
@@ -30,6 +31,7 @@ from .load import LoadedData
 STATES_KEPT = 2  # the active build and the one being built
 
 
+@retry_when_locked
 def artifact_save(build_id: int, name: str, writer: Callable[[io.BytesIO], None]) -> None:
     """Store (or replace) the artifact ``name`` of build ``build_id``: the bytes that ``writer`` writes."""
     buffer = io.BytesIO()
@@ -189,6 +191,7 @@ def build_state_forget(build_id: int) -> None:
         _STATES.pop(build_id, None)
 
 
+@retry_when_locked
 def build_rows_delete(build_id: int) -> None:
     """Delete every result row and artifact of a build, and forget its cached state."""
     for model in (UserRecommendation, SimilarItem, PopularItem, BuildArtifact):

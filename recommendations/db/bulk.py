@@ -12,9 +12,12 @@ from collections.abc import Iterable
 
 from django.db import connections, router, transaction
 
+from .sqlite_locked import retry_when_locked
+
 BATCH_SIZE = 50_000
 
 
+@retry_when_locked
 def rows_insert(model, columns: tuple[str, ...], rows: Iterable[tuple], *, using: str | None = None) -> int:
     """Insert ``rows`` (tuples in ``columns`` order) into ``model``'s table; return how many.
 

@@ -1,42 +1,13 @@
-"""Point the installed beat rows at the tasks' new names (``<entity>_<action>``, as their services).
+"""Kept for the migration history; it renames nothing any more.
 
-``recommendations.full_build`` became ``recommendations.full_build_fan_out`` and
-``recommendations.refresh_pending_users`` became ``recommendations.pending_refreshes_run``. Every
-beat row with an old name is renamed, also one an editor added in admin; the old names stay
-registered as tasks for messages queued before the upgrade.
+It once renamed the beat rows' task names and depended on django-celery-beat when that app was
+installed. ``recommendations.schedule`` now renames them after every ``migrate``, and this
+migration depends on nothing outside the app.
 """
-from django.conf import settings
 from django.db import migrations
-from django.utils import timezone
-
-HAS_BEAT = "django_celery_beat" in settings.INSTALLED_APPS
-RENAMES = {
-    "recommendations.full_build": "recommendations.full_build_fan_out",
-    "recommendations.refresh_pending_users": "recommendations.pending_refreshes_run",
-}
-
-
-def _rename(apps, renames: dict[str, str]) -> None:
-    if not HAS_BEAT:
-        return
-    PeriodicTask = apps.get_model("django_celery_beat", "PeriodicTask")
-    renamed = sum(PeriodicTask.objects.filter(task=old).update(task=new) for old, new in renames.items())
-    if renamed:  # what PeriodicTask's save signal does: a running beat reloads its schedule
-        apps.get_model("django_celery_beat", "PeriodicTasks").objects.update_or_create(
-            ident=1, defaults={"last_update": timezone.now()})
-
-
-def forwards(apps, schema_editor):
-    _rename(apps, RENAMES)
-
-
-def backwards(apps, schema_editor):
-    _rename(apps, {new: old for old, new in RENAMES.items()})
 
 
 class Migration(migrations.Migration):
-    dependencies = [("recommendations", "0007_explanation_as_text")] + (
-        [("django_celery_beat", "0019_alter_periodictasks_options")] if HAS_BEAT else []
-    )
+    dependencies = [("recommendations", "0007_explanation_as_text")]
 
-    operations = [migrations.RunPython(forwards, backwards)]
+    operations = []

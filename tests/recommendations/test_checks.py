@@ -7,7 +7,7 @@ import pytest
 from django.core import checks
 from django.test import override_settings
 
-from recommendations.checks import check_settings
+from recommendations.checks import check_database, check_settings
 from tests.recommendations.conftest import TESTAPP_RECOMMENDATIONS
 
 LIKE = TESTAPP_RECOMMENDATIONS["INTERACTIONS"][0]
@@ -88,7 +88,7 @@ class TestCheckSettings:
         import recommendations.checks as module
 
         documented = {line.split()[0] for line in module.__doc__.splitlines() if line[:1] in ("E", "W")}
-        assert documented == set(BROKEN)
+        assert documented == set(BROKEN) | {"W003"}  # W003: TestCheckDatabase
 
     @pytest.mark.parametrize("check_id", sorted(BROKEN))
     def test_every_message_has_a_hint(self, check_id):
@@ -141,3 +141,38 @@ class TestMessages:
     def test_text_fields_hint_mentions_foreign_keys(self):
         message = self._message(_with(TEXT_FIELDS={"testapp.Item": ["colour"]}), "E011")
         assert "foreign key" in message.hint
+
+
+class TestCheckDatabase:
+    """W003: workers on SQLite need a long busy timeout and immediate transactions."""
+
+    @staticmethod
+    def _ids(**default) -> list[str]:
+        with override_settings(DATABASES={"default": default}):
+            return [m.id for m in check_database()]
+
+    @pytest.mark.parametrize("options", [None, {}, {"timeout": 30}, {"transaction_mode": "IMMEDIATE"},
+                                         {"timeout": 5, "transaction_mode": "IMMEDIATE"},
+                                         {"timeout": 30, "transaction_mode": "DEFERRED"}])
+    def test_sqlite_without_the_worker_options_warns(self, options):
+        default = {"ENGINE": "django.db.backends.sqlite3", "NAME": "db.sqlite3"}
+        if options is not None:
+            default["OPTIONS"] = options
+        with override_settings(DATABASES={"default": default}):
+            messages = check_database()
+        assert [m.id for m in messages] == ["recommendations.W003"]
+        assert isinstance(messages[0], checks.Warning)
+        assert """{'timeout': 30, 'transaction_mode': 'IMMEDIATE'}""" in messages[0].hint
+
+    def test_sqlite_with_the_worker_options_and_other_databases_pass(self):
+        assert self._ids(ENGINE="django.db.backends.sqlite3", NAME="db.sqlite3",
+                         OPTIONS={"timeout": 30, "transaction_mode": "immediate", "init_command": "PRAGMA journal_mode=WAL"}) == []
+        assert self._ids(ENGINE="django.db.backends.postgresql", NAME="shop") == []
+        assert self._ids(ENGINE="bre_site.postgresql", NAME="shop") == []
+
+    def test_the_project_settings_pass_and_it_is_registered(self):
+        from django.conf import settings
+
+        assert settings.DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3" or check_database() == []
+        with override_settings(DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": "x"}}):
+            assert "recommendations.W003" in [m.id for m in checks.run_checks(tags=["recommendations"])]

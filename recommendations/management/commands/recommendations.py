@@ -6,12 +6,16 @@ import time
 from celery import current_app
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
+from kombu.exceptions import OperationalError
 from tqdm import tqdm
 
 from recommendations import payloads, services
 from recommendations.algorithms import get_estimator
 from recommendations.algorithms.evaluation import evaluate, leave_one_out_split
+from recommendations.conf import app_settings
 from recommendations.models import BuildRun, UserRefresh
+
+BROKER_TIMEOUT = 2.0  # seconds to reach the broker before `status` reports it unreachable
 
 
 class Command(BaseCommand):
@@ -119,14 +123,26 @@ class Command(BaseCommand):
 
     @staticmethod
     def _queue_depth() -> str:
+        if current_app.conf.task_always_eager:
+            return "no broker (tasks run eagerly)"
+        queue = app_settings.QUEUE or current_app.conf.task_default_queue
+        conn = current_app.connection_for_read()
+        conn.connect_timeout = min(conn.connect_timeout or BROKER_TIMEOUT, BROKER_TIMEOUT)  # a status must not hang
         try:
-            with current_app.connection_for_read() as conn:
-                channel = conn.default_channel
-                queue = current_app.conf.task_default_queue
-                _, depth, _ = channel.queue_declare(queue=queue, passive=True)
-                return f"{depth} message(s) in {queue!r}"
-        except Exception as exc:  # The broker may be down: say so, don't fail the command.
+            conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=BROKER_TIMEOUT)
+            try:
+                _, depth, _ = conn.default_channel.queue_declare(queue=queue, passive=True)
+            except conn.channel_errors as exc:
+                if getattr(exc, "reply_code", None) == 404 or "NOT_FOUND" in str(exc):
+                    return f"0 messages in {queue!r} (no worker has declared it yet)"
+                raise
+            return f"{depth} message{'' if depth == 1 else 's'} in {queue!r}"
+        except (OperationalError, *conn.connection_errors) as exc:
+            return f"unknown: the broker at {conn.as_uri()} is unreachable ({exc.__class__.__name__}: {exc})"
+        except Exception as exc:  # Whatever else the transport raises: say so, don't fail the command.
             return f"unknown ({exc.__class__.__name__}: {exc})"
+        finally:
+            conn.release()
 
     # --- unlock -----------------------------------------------------------------------------------
     def handle_unlock(self, *, force: bool, **options):
