@@ -24,7 +24,7 @@ E016   ``ITEM_FILTERS`` names a model that is not an item model, is not a dict o
 E017   ``MMR_LAMBDA`` is not a number in [0, 1]
 W001   ``RECOMMENDATIONS`` has a key the app does not know (probably a typo)
 W002   an item model has no ``TEXT_FIELDS``: it gets no content-based neighbours
-W003   the default database is SQLite without ``"timeout"`` of 20 s or more and ``"transaction_mode": "IMMEDIATE"``
+W003   the default database is SQLite without a ``"timeout"`` of 20 seconds or more and ``"transaction_mode": "IMMEDIATE"``
 =====  ==============================================================================
 
 An ``ITEM_MODELS`` entry that does not resolve is reported once (E003): the checks that compare

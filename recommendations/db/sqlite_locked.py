@@ -1,7 +1,7 @@
 """Provides ``retry_when_locked``: a build's write runs again when SQLite reports the database locked.
 
 Why: several workers write one build at once. SQLite with Django's default options (deferred
-transactions, a 5 s busy timeout) answers "database is locked" to a transaction that read before
+transactions, a five-second busy timeout) answers "database is locked" to a transaction that read before
 it wrote while another holds the write lock, and to any write that waits longer than the timeout;
 the transaction is rolled back, so running it again is safe (check ``recommendations.W003`` names
 the options that avoid most of it).
