@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 from django.contrib.contenttypes.models import ContentType
-from django.db.models import Count, Q, QuerySet
+from datetime import timedelta
+
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from .models import Article, Book, NotInterested, Rating, Read
@@ -32,6 +34,30 @@ def new_items(*, model, limit: int = 8) -> list:
     """Return the newest published items of ``model``."""
     order = "-published_at" if model is Article else "-created_at"
     return list(model.objects.filter(is_published=True).order_by(order, "-id")[:limit])
+
+
+def item_page_get(*, model, user, reopen_within: timedelta, **lookup) -> Article | Book | None:
+    """Return the published item of ``model`` matching ``lookup`` with what ``user`` did with it, in one query.
+
+    The item gets ``viewer_stars`` (``user``'s stars or None), ``viewer_not_interested`` and
+    ``viewer_read_id`` (their latest read of it within ``reopen_within``, or None); all empty
+    for an anonymous user. None when there is no such item.
+    """
+    qs = model.objects.filter(is_published=True, **lookup)
+    if user is not None and user.is_authenticated:
+        ct = ContentType.objects.get_for_model(model)
+        mine = {"user": user, "content_type": ct, "object_id": OuterRef("pk")}
+        since = timezone.now() - reopen_within
+        qs = qs.annotate(
+            viewer_stars=Subquery(Rating.objects.filter(**mine).values("stars")[:1]),
+            viewer_not_interested=Exists(NotInterested.objects.filter(**mine)),
+            viewer_read_id=Subquery(Read.objects.filter(**mine, created_at__gte=since)
+                                    .order_by("-created_at").values("pk")[:1]),
+        )
+    item = qs.first()
+    if item is not None and not hasattr(item, "viewer_stars"):
+        item.viewer_stars, item.viewer_not_interested, item.viewer_read_id = None, False, None
+    return item
 
 
 def user_rating_get(*, user, item) -> Rating | None:

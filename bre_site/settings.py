@@ -153,7 +153,22 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "home"
 
-CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# ``pages`` holds rendered page fragments (articles/page_cache.py). Their keys carry the active build, the
+# generation of served results and the reader's version, so an entry is never stale, only unused: the
+# embedded default, a memory cache per process, needs no server and no cross-process invalidation.
+# CACHE_URL (redis://host:port/db) shares one Redis cache between the web processes instead.
+CACHE_URL = os.environ.get("CACHE_URL", "")
+PAGE_CACHE_TIMEOUT = int(os.environ.get("PAGE_CACHE_TIMEOUT", "600"))
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "pages": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "bre-pages",
+              "TIMEOUT": PAGE_CACHE_TIMEOUT, "OPTIONS": {"MAX_ENTRIES": 5000}},
+}
+if CACHE_URL:
+    # Short socket timeouts: a cache that is down costs a render, never a hung request.
+    CACHES["pages"] = {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL,
+                       "KEY_PREFIX": "bre-pages", "TIMEOUT": PAGE_CACHE_TIMEOUT,
+                       "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5}}
 
 # --- REST framework -------------------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -1,0 +1,299 @@
+"""Page benchmark: the site's HTML pages against ``GET /api/recommendations/``, in process and over HTTP.
+
+In process (always): Django's test client on the database of ``DATABASE_URL`` (by default a copy
+of ``var/bench.sqlite3``, so the reads that detail pages record do not pile up in it), with
+``DEBUG`` off. For each page, signed in as the demo reader and anonymous, it makes warm-up
+requests, then ``--requests`` (default 20) timed ones, and reports the median milliseconds and
+the queries of one warm request. ``--profile PAGE`` prints a cProfile of that page instead.
+
+Over HTTP (``--http``): gunicorn (2 sync workers, ``DEBUG`` off) on the same database, driven by
+Debian's ``wrk`` with the demo reader's session cookie: the home page, a book page and
+``GET /api/recommendations/`` (token), each for ``--duration`` seconds at ``--connections``,
+in the same run, so their throughputs can be compared.
+
+The database must hold the demo data and an active build:
+``manage.py migrate && manage.py load_demo_data && manage.py recommendations build --sync``.
+Results go to ``benchmarks/results/pages.md`` (``--write``); ``benchmarks/assemble.py`` copies
+them into BENCHMARKS.md.
+
+Run: ``DATABASE_URL=sqlite:////abs/path/bench.sqlite3 .venv/bin/python benchmarks/pages.py --write``
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results" / "pages.md"
+GOAL_MS = 8.0
+GOAL_QUERIES = 6
+PAGES = ["home", "books list", "articles list", "book detail", "article detail", "my reading", "api picks"]
+
+
+def _setup_django() -> None:
+    sys.path.insert(0, str(ROOT))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bre_site.settings")
+    os.environ.setdefault("DEBUG", "0")
+    import django
+
+    django.setup()
+
+
+def page_urls() -> dict[str, str]:
+    """Return the URL of each page: a fixed book and article (the first published by id)."""
+    from articles.models import Article, Book
+
+    book = Book.objects.filter(is_published=True).order_by("pk").first()
+    article = Article.objects.filter(is_published=True).order_by("pk").first()
+    return {
+        "home": "/",
+        "books list": "/books/",
+        "articles list": "/articles/",
+        "book detail": book.get_absolute_url(),
+        "article detail": article.get_absolute_url(),
+        "my reading": "/my-reading/",
+        "api picks": "/api/recommendations/",
+    }
+
+
+def measure_in_process(*, requests: int, warmup: int) -> dict[str, dict[str, dict]]:
+    """Return {page: {"signed in"|"anonymous": {"ms": median, "queries": n, "status": code}}}."""
+    from django.contrib.auth import get_user_model
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+    from rest_framework.authtoken.models import Token
+
+    from articles.demo import DEMO_USERNAME
+
+    reader = get_user_model().objects.get(username=DEMO_USERNAME)
+    token, _ = Token.objects.get_or_create(user=reader)
+    signed_in = Client()
+    signed_in.force_login(reader)
+    clients = {"signed in": signed_in, "anonymous": Client()}
+    api = Client(HTTP_AUTHORIZATION=f"Token {token.key}")
+    results: dict[str, dict[str, dict]] = {}
+    for page, url in page_urls().items():
+        results[page] = {}
+        for who, client in clients.items():
+            if page in ("my reading", "api picks") and who == "anonymous":
+                continue
+            if page == "api picks":
+                client = api
+            for _ in range(warmup):
+                client.get(url)
+            timings = []
+            for _ in range(requests):
+                started = time.perf_counter()
+                response = client.get(url)
+                timings.append(1000 * (time.perf_counter() - started))
+            with CaptureQueriesContext(connection) as ctx:
+                response = client.get(url)
+            results[page][who] = {"ms": statistics.median(timings), "queries": len(ctx.captured_queries),
+                                  "status": response.status_code,
+                                  "sql": [q["sql"][:160] for q in ctx.captured_queries]}
+    return results
+
+
+def profile_page(page: str, who: str, n: int = 50) -> None:
+    """Print the cProfile of ``n`` warm requests of ``page``."""
+    import cProfile
+    import pstats
+
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    from articles.demo import DEMO_USERNAME
+
+    client = Client()
+    if who == "signed in":
+        client.force_login(get_user_model().objects.get(username=DEMO_USERNAME))
+    url = page_urls()[page]
+    for _ in range(5):
+        client.get(url)
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for _ in range(n):
+        client.get(url)
+    profiler.disable()
+    pstats.Stats(profiler).sort_stats("cumulative").print_stats(45)
+
+
+def table(results: dict[str, dict[str, dict]]) -> str:
+    lines = ["| page | signed in: ms / queries | anonymous: ms / queries |", "|---|---|---|"]
+    for page in PAGES:
+        row = results.get(page, {})
+        cells = []
+        for who in ("signed in", "anonymous"):
+            r = row.get(who)
+            cells.append(f"{r['ms']:.1f} / {r['queries']}" if r else "—")
+        name = "`GET /api/recommendations/`" if page == "api picks" else page
+        lines.append(f"| {name} | {cells[0]} | {cells[1]} |")
+    return "\n".join(lines)
+
+
+def goals_met(results: dict[str, dict[str, dict]]) -> bool:
+    return all(r["ms"] <= GOAL_MS and r["queries"] <= GOAL_QUERIES and r["status"] == 200
+               for page, row in results.items() for r in row.values())
+
+
+# --- Over HTTP --------------------------------------------------------------------------------
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wrk(url: str, headers: list[str], *, duration: int, connections: int) -> dict:
+    cmd = ["wrk", "--latency", "-t2", f"-c{connections}", f"-d{duration}s"]
+    for header in headers:
+        cmd += ["-H", header]
+    output = subprocess.run(cmd + [url], check=True, capture_output=True, text=True).stdout
+    rps = next(float(line.split()[1]) for line in output.splitlines() if line.startswith("Requests/sec"))
+    p99 = next(line.split()[1] for line in output.splitlines() if line.strip().startswith("99%"))
+    errors = "Non-2xx" in output or "Socket errors" in output
+    return {"rps": rps, "p99": p99, "errors": errors, "raw": output}
+
+
+def measure_http(*, duration: int, connections: int) -> dict[str, dict]:
+    """Start gunicorn on the benchmark database and compare pages with the API endpoint."""
+    from django.conf import settings
+    from django.contrib.auth import get_user_model
+    from django.contrib.sessions.backends.db import SessionStore
+    from rest_framework.authtoken.models import Token
+
+    from articles.demo import DEMO_USERNAME
+
+    if not shutil.which("wrk"):
+        sys.exit("wrk is needed for --http: apt-get install -y wrk")
+    reader = get_user_model().objects.get(username=DEMO_USERNAME)
+    token, _ = Token.objects.get_or_create(user=reader)
+    session = SessionStore()
+    session["_auth_user_id"] = str(reader.pk)
+    session["_auth_user_backend"] = "django.contrib.auth.backends.ModelBackend"
+    session["_auth_user_hash"] = reader.get_session_auth_hash()
+    session.create()
+    port = _free_port()
+    env = {**os.environ, "DEBUG": "0", "WEB_CONCURRENCY": "2"}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "bre_site.wsgi", "-b", f"127.0.0.1:{port}", "-w", "2"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(base + "/api/ping/", timeout=1)
+                break
+            except Exception:
+                time.sleep(0.2)
+        urls = page_urls()
+        cookie = f"Cookie: {settings.SESSION_COOKIE_NAME}={session.session_key}"
+        runs = {
+            "home (signed in)": (base + urls["home"], [cookie]),
+            "book detail (signed in)": (base + urls["book detail"], [cookie]),
+            "api picks": (base + urls["api picks"], [f"Authorization: Token {token.key}"]),
+        }
+        results = {}
+        for name, (url, headers) in runs.items():
+            _wrk(url, headers, duration=3, connections=connections)  # warm-up
+            results[name] = _wrk(url, headers, duration=duration, connections=connections)
+        return results
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+
+
+def machine() -> str:
+    load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
+    return f"{os.cpu_count()} cores ({platform.machine()}), Python {platform.python_version()}, load average {load}"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=20, help="timed requests per page (default 20)")
+    parser.add_argument("--warmup", type=int, default=5, help="warm-up requests per page (default 5)")
+    parser.add_argument("--profile", metavar="PAGE", choices=PAGES, help="print a cProfile of PAGE instead")
+    parser.add_argument("--anonymous", action="store_true", help="profile as an anonymous visitor")
+    parser.add_argument("--http", action="store_true", help="also measure over HTTP with gunicorn and wrk")
+    parser.add_argument("--duration", type=int, default=15, help="wrk seconds per URL (default 15)")
+    parser.add_argument("--connections", type=int, default=32, help="wrk connections (default 32)")
+    parser.add_argument("--no-copy", action="store_true", help="use DATABASE_URL's SQLite file itself, not a copy")
+    parser.add_argument("--write", action="store_true", help=f"write {RESULTS.relative_to(ROOT)}")
+    parser.add_argument("--note", default="", help="a sentence added to the written results")
+    args = parser.parse_args()
+
+    source = os.environ.get("DATABASE_URL", f"sqlite:///{ROOT / 'var' / 'bench.sqlite3'}")
+    workdir = None
+    if source.startswith("sqlite:///") and not args.no_copy:
+        workdir = tempfile.mkdtemp(prefix="bre-pages-")
+        copy = Path(workdir) / "pages.sqlite3"
+        shutil.copyfile(source[len("sqlite:///"):], copy)
+        os.environ["DATABASE_URL"] = f"sqlite:///{copy}"
+    else:
+        os.environ.setdefault("DATABASE_URL", source)
+    try:
+        _setup_django()
+        if args.profile:
+            profile_page(args.profile, "anonymous" if args.anonymous else "signed in")
+            return 0
+        results = measure_in_process(requests=args.requests, warmup=args.warmup)
+        print(table(results))
+        print(json.dumps({p: {w: r["sql"] for w, r in row.items()} for p, row in results.items()}, indent=1))
+        http = measure_http(duration=args.duration, connections=args.connections) if args.http else None
+        if http:
+            for name, r in http.items():
+                print(f"{name}: {r['rps']:.0f} requests/s, p99 {r['p99']}{' (errors)' if r['errors'] else ''}")
+        if args.write:
+            write_results(args, results, http)
+        return 0 if goals_met(results) else 1
+    finally:
+        if workdir:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def write_results(args, results, http) -> None:
+    now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    command = "DATABASE_URL=sqlite:///…/bench.sqlite3 python benchmarks/pages.py --write" + (" --http" if http else "")
+    text = [
+        "# Pages in process",
+        "",
+        f"Command: `{command}` · {now} · {machine()}.",
+        "",
+        f"The demo data on SQLite with an active build (`DEBUG=0`, Django's test client, median of "
+        f"{args.requests} requests after {args.warmup} warm-up requests; queries of one warm request). "
+        f"Goal: every page ≤ {GOAL_MS:g} ms and ≤ {GOAL_QUERIES} queries, signed in and anonymous: "
+        f"{'met' if goals_met(results) else 'NOT met'}.",
+        "",
+        table(results),
+        "",
+    ]
+    if args.note:
+        text += [args.note, ""]
+    if http:
+        api = http["api picks"]["rps"]
+        text += ["## Over HTTP", "", f"gunicorn (2 sync workers) and wrk, {args.connections} connections, "
+                 f"{args.duration} s per URL, one after the other in the same run.", "",
+                 "| URL | requests/s | p99 | × API |", "|---|---|---|---|"]
+        for name, r in http.items():
+            text.append(f"| {name} | {r['rps']:.0f} | {r['p99']} | {r['rps'] / api:.2f} |")
+        text.append("")
+    RESULTS.write_text("\n".join(text))
+    print(f"Wrote {RESULTS}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
