@@ -55,6 +55,7 @@ from django.utils.text import slugify
 
 from .csv_input import CsvInputError, cell_datetime, cell_int, cell_tags, cell_text, cell_url, check_unique, csv_rows
 from .models import WORDS_PER_MINUTE, Article, Book, NotInterested, Rating, Read, Tag
+from .recommendation_adapter import served_results_invalidate
 
 DEFAULT_DATA_DIR = Path(__file__).resolve().parent / "demo_data"
 DEMO_USERNAME = "demo"
@@ -420,6 +421,8 @@ def demo_data_load(
         with transaction.atomic():
             counts = _load(data, shift=shift, now=now, demo_username=demo_username, demo_password=demo_password,
                            admin_username=admin_username, admin_password=admin_password, force=force, say=say)
+            # Bulk writes send no signals: forget every served result (stored picks, cached pages) here.
+            served_results_invalidate()
     except DatabaseError as exc:
         raise DemoDataError(f"the database refused the demo data, nothing was stored ({exc})") from exc
     say("Done.")
