@@ -254,6 +254,12 @@ CELERY_TASK_ANNOTATIONS = {
                  "recommendations.full_build", "recommendations.refresh_pending_users")
 }
 
+# Worker processes (builds, refreshes) yield the CPU to the web processes and stay within bounds
+# (bre_site/worker_limits.py, applied when a Celery worker and each of its pool processes start).
+WORKER_NICE = int(os.environ.get("WORKER_NICE", "10"))
+WORKER_BLAS_THREADS = int(os.environ.get("WORKER_BLAS_THREADS", "1"))
+WORKER_MEMORY_LIMIT_MB = int(os.environ.get("WORKER_MEMORY_LIMIT_MB", "0"))
+
 # --- Recommendations --------------------------------------------------------------------------
 RECOMMENDATIONS = {
     "ITEM_MODELS": ["articles.Article", "articles.Book"],
