@@ -232,3 +232,35 @@ class TestBackends:
         with override_settings(CACHES=_redis_pages_cache(f"redis://127.0.0.1:{port}/0")):
             for url in _pages(catalog).values():
                 assert reader_client.get(url).status_code == 200
+
+
+class TestConditionalGet:
+    def test_an_unchanged_page_is_a_304_and_a_changed_one_is_sent(self, build, catalog):
+        browser = Client()
+        first = browser.get(reverse("book-list"))
+        etag = first["ETag"]
+        assert browser.get(reverse("book-list"), HTTP_IF_NONE_MATCH=etag).status_code == 304
+        catalog["books"][0].title = "Changed Title"
+        catalog["books"][0].save()
+        changed = browser.get(reverse("book-list"), HTTP_IF_NONE_MATCH=etag)
+        assert changed.status_code == 200 and "Changed Title" in changed.content.decode()
+
+
+class TestStaticFiles:
+    def test_production_serves_hashed_static_files_with_far_future_caching(self, tmp_path):
+        code = (
+            "import django; django.setup();"
+            "from django.core.management import call_command; call_command('collectstatic', '--noinput', verbosity=0);"
+            "from django.templatetags.static import static; from django.test import Client;"
+            "url = static('articles/site.css'); r = Client().get(url, HTTP_HOST='bre.example');"
+            "print(url, r.status_code, r['Cache-Control'])"
+        )
+        env = {**os.environ, "DJANGO_SETTINGS_MODULE": "bre_site.settings", "DJANGO_ENV": "production",
+               "SECRET_KEY": "test-only-key", "ALLOWED_HOSTS": "bre.example", "SECURE_SSL_REDIRECT": "0",
+               "BRE_VAR_DIR": str(tmp_path)}
+        result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+                                timeout=300)
+        assert result.returncode == 0, result.stderr
+        url, status, cache_control = result.stdout.split(maxsplit=2)
+        assert re.search(r"/site\.[0-9a-f]{12}\.css$", url) and status == "200"
+        assert "immutable" in cache_control and "max-age=315360000" in cache_control
