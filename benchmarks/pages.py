@@ -72,6 +72,7 @@ def page_urls() -> dict[str, str]:
 def measure_in_process(*, requests: int, warmup: int) -> dict[str, dict[str, dict]]:
     """Return {page: {"signed in"|"anonymous": {"ms": median, "queries": n, "status": code}}}."""
     from django.contrib.auth import get_user_model
+    from django.core.cache import caches
     from django.db import connection
     from django.test import Client
     from django.test.utils import CaptureQueriesContext
@@ -79,6 +80,7 @@ def measure_in_process(*, requests: int, warmup: int) -> dict[str, dict[str, dic
 
     from articles.demo import DEMO_USERNAME
 
+    pages_cache = caches["pages"]
     reader = get_user_model().objects.get(username=DEMO_USERNAME)
     token, _ = Token.objects.get_or_create(user=reader)
     signed_in = Client()
@@ -102,8 +104,19 @@ def measure_in_process(*, requests: int, warmup: int) -> dict[str, dict[str, dic
                 timings.append(1000 * (time.perf_counter() - started))
             with CaptureQueriesContext(connection) as ctx:
                 response = client.get(url)
+            # Uncached: the same request right after the page cache was emptied (a miss costs this).
+            cold = []
+            for _ in range(max(3, requests // 2)):
+                pages_cache.clear()
+                started = time.perf_counter()
+                client.get(url)
+                cold.append(1000 * (time.perf_counter() - started))
+            pages_cache.clear()
+            with CaptureQueriesContext(connection) as cold_ctx:
+                client.get(url)
             results[page][who] = {"ms": statistics.median(timings), "queries": len(ctx.captured_queries),
                                   "status": response.status_code,
+                                  "cold_ms": statistics.median(cold), "cold_queries": len(cold_ctx.captured_queries),
                                   "sql": [q["sql"][:160] for q in ctx.captured_queries]}
     return results
 
@@ -132,14 +145,16 @@ def profile_page(page: str, who: str, n: int = 50) -> None:
     pstats.Stats(profiler).sort_stats("cumulative").print_stats(45)
 
 
-def table(results: dict[str, dict[str, dict]]) -> str:
+def table(results: dict[str, dict[str, dict]], *, cold: bool = False) -> str:
+    """Return the Markdown table of warm (or, with ``cold``, uncached) ms / queries per page."""
     lines = ["| page | signed in: ms / queries | anonymous: ms / queries |", "|---|---|---|"]
+    ms, queries = ("cold_ms", "cold_queries") if cold else ("ms", "queries")
     for page in PAGES:
         row = results.get(page, {})
         cells = []
         for who in ("signed in", "anonymous"):
             r = row.get(who)
-            cells.append(f"{r['ms']:.1f} / {r['queries']}" if r else "—")
+            cells.append(f"{r[ms]:.1f} / {r[queries]}" if r else "—")
         name = "`GET /api/recommendations/`" if page == "api picks" else page
         lines.append(f"| {name} | {cells[0]} | {cells[1]} |")
     return "\n".join(lines)
@@ -252,6 +267,8 @@ def main() -> int:
             return 0
         results = measure_in_process(requests=args.requests, warmup=args.warmup)
         print(table(results))
+        print("Uncached (the page cache emptied before each request):")
+        print(table(results, cold=True))
         print(json.dumps({p: {w: r["sql"] for w, r in row.items()} for p, row in results.items()}, indent=1))
         http = measure_http(duration=args.duration, connections=args.connections) if args.http else None
         if http:
@@ -279,6 +296,11 @@ def write_results(args, results, http) -> None:
         f"{'met' if goals_met(results) else 'NOT met'}.",
         "",
         table(results),
+        "",
+        f"The same pages uncached: the page cache emptied before each request (median of "
+        f"{max(3, args.requests // 2)}; what the first request after a change costs):",
+        "",
+        table(results, cold=True),
         "",
     ]
     if args.note:
