@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import timedelta
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
@@ -30,8 +31,6 @@ from .models import Article, Book, Read, Tag
 PAGE_SIZE = 24
 ONBOARDING_RATINGS = 5
 N_TAG_FILTERS = 24
-# Reopening an item within this time continues the same read: a reload is not a second read.
-READ_REOPEN_WINDOW = timedelta(minutes=30)
 
 
 def _wants_json(request: HttpRequest) -> bool:
@@ -142,7 +141,9 @@ def book_list(request: HttpRequest) -> HttpResponse:
 
 def _item_detail(request: HttpRequest, *, model, template: str, **lookup) -> HttpResponse:
     user = request.user
-    item = selectors.item_page_get(model=model, user=user, reopen_within=READ_REOPEN_WINDOW, **lookup)
+    # Reopening an item within READ_REOPEN_SECONDS continues the same read: a reload is not a second read.
+    reopen_within = timedelta(seconds=settings.READ_REOPEN_SECONDS)
+    item = selectors.item_page_get(model=model, user=user, reopen_within=reopen_within, **lookup)
     if item is None:
         raise Http404(f"No published {model._meta.verbose_name} matches the given query.")
     context = {"item": item, "rating": None, "not_interested": False, "read_id": None}

@@ -164,7 +164,7 @@ PAGE_CACHE_TIMEOUT = int(os.environ.get("PAGE_CACHE_TIMEOUT", "600"))
 CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
     "pages": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "bre-pages",
-              "TIMEOUT": PAGE_CACHE_TIMEOUT, "OPTIONS": {"MAX_ENTRIES": 5000}},
+              "TIMEOUT": PAGE_CACHE_TIMEOUT, "OPTIONS": {"MAX_ENTRIES": 1000}},
 }
 if CACHE_URL:
     # Short socket timeouts: a cache that is down costs a render, never a hung request.
@@ -255,6 +255,9 @@ CELERY_TASK_ANNOTATIONS = {
                  "recommendations.builds_prune",
                  "recommendations.full_build", "recommendations.refresh_pending_users")
 }
+
+# Opening an item the reader opened less than this ago continues that read instead of recording another.
+READ_REOPEN_SECONDS = int(os.environ.get("READ_REOPEN_SECONDS", "1800"))
 
 # Worker processes (builds, refreshes) yield the CPU to the web processes and stay within bounds
 # (bre_site/worker_limits.py, applied when a Celery worker and each of its pool processes start).

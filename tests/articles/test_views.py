@@ -8,6 +8,7 @@ import json
 from datetime import timedelta
 
 import pytest
+from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
 from django.db import connection
 from django.test import Client
@@ -16,7 +17,6 @@ from django.urls import reverse
 from django.utils import timezone
 
 from articles.models import Article, Book, NotInterested, Rating, Read, Tag
-from articles.views import READ_REOPEN_WINDOW
 from recommendations.models import BuildRun, PopularItem, SimilarItem, UserRecommendation
 
 # Session, user, history checks, picks (rows, seen items, rules, items) and two popular lists.
@@ -153,7 +153,8 @@ class TestDetailPages:
     def test_book_page_records_a_read_and_shows_both_neighbour_kinds(self, reader_client, reader, build, catalog):
         book = catalog["books"][0]
         # The reader's read of this book is from an earlier visit, so opening it is a new read.
-        Read.objects.filter(user=reader).update(created_at=timezone.now() - READ_REOPEN_WINDOW - timedelta(minutes=1))
+        earlier = timezone.now() - timedelta(seconds=settings.READ_REOPEN_SECONDS + 60)
+        Read.objects.filter(user=reader).update(created_at=earlier)
         before = Read.objects.filter(user=reader).count()
         html = reader_client.get(book.get_absolute_url()).content.decode()
         read = Read.objects.filter(user=reader).latest("created_at")
@@ -172,7 +173,8 @@ class TestDetailPages:
         assert Read.objects.filter(user=reader, object_id=book.pk, content_type=_ct(Book)).count() == 1
         beacon = f'data-beacon-url="{reverse("read-beacon", args=[read.pk])}"'
         assert beacon in first and beacon in again
-        Read.objects.filter(pk=read.pk).update(created_at=timezone.now() - READ_REOPEN_WINDOW - timedelta(minutes=1))
+        earlier = timezone.now() - timedelta(seconds=settings.READ_REOPEN_SECONDS + 60)
+        Read.objects.filter(pk=read.pk).update(created_at=earlier)
         reader_client.get(book.get_absolute_url())
         assert Read.objects.filter(user=reader, object_id=book.pk, content_type=_ct(Book)).count() == 2
 
