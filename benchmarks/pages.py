@@ -142,7 +142,7 @@ def profile_page(page: str, who: str, n: int = 50) -> None:
     for _ in range(n):
         client.get(url)
     profiler.disable()
-    pstats.Stats(profiler).sort_stats("cumulative").print_stats(45)
+    pstats.Stats(profiler).sort_stats(os.environ.get("PROFILE_SORT", "cumulative")).print_stats(45)
 
 
 def table(results: dict[str, dict[str, dict]], *, cold: bool = False) -> str:
