@@ -145,6 +145,51 @@ def profile_page(page: str, who: str, n: int = 50) -> None:
     pstats.Stats(profiler).sort_stats(os.environ.get("PROFILE_SORT", "cumulative")).print_stats(45)
 
 
+BUILD_SNIPPET = """
+import django
+django.setup()
+from bre_site.worker_limits import worker_limits_apply
+if LIMITS:
+    worker_limits_apply()
+from django.core.management import call_command
+call_command("recommendations", "build", "--sync", verbosity=0)
+"""
+
+
+def measure_during_build(*, limits: bool | None, seconds: float = 60.0) -> dict[str, dict]:
+    """Time the signed-in home and book pages while a full build runs beside them (``limits=None``: no build).
+
+    The build runs in a child process on the same database, with the worker limits of
+    ``bre_site/worker_limits.py`` applied (``limits=True``) or not, as a Celery worker's pool
+    process would. Returns median and 95th percentile ms of the requests made while it ran.
+    """
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    from articles.demo import DEMO_USERNAME
+
+    client = Client()
+    client.force_login(get_user_model().objects.get(username=DEMO_USERNAME))
+    urls = page_urls()
+    build = None
+    if limits is not None:
+        build = subprocess.Popen([sys.executable, "-c", BUILD_SNIPPET.replace("LIMITS", str(limits))], cwd=ROOT,
+                                 env={**os.environ, "DEBUG": "0"}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(2)  # past the imports, into the build
+    timings: dict[str, list[float]] = {"home": [], "book detail": []}
+    started = time.monotonic()
+    while time.monotonic() - started < seconds and (build is None or build.poll() is None):
+        for page in timings:
+            t = time.perf_counter()
+            client.get(urls[page])
+            timings[page].append(1000 * (time.perf_counter() - t))
+        time.sleep(0.01)
+    if build is not None:
+        build.wait()
+    return {page: {"median": statistics.median(t), "p95": statistics.quantiles(t, n=20)[-1], "n": len(t)}
+            for page, t in timings.items()}
+
+
 def table(results: dict[str, dict[str, dict]], *, cold: bool = False) -> str:
     """Return the Markdown table of warm (or, with ``cold``, uncached) ms / queries per page."""
     lines = ["| page | signed in: ms / queries | anonymous: ms / queries |", "|---|---|---|"]
@@ -258,6 +303,9 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=5, help="warm-up requests per page (default 5)")
     parser.add_argument("--profile", metavar="PAGE", choices=PAGES, help="print a cProfile of PAGE instead")
     parser.add_argument("--anonymous", action="store_true", help="profile as an anonymous visitor")
+    parser.add_argument("--sql", action="store_true", help="print the queries of one warm request of each page")
+    parser.add_argument("--during-build", action="store_true",
+                        help="also time two pages while a full build runs, with and without the worker limits")
     parser.add_argument("--http", action="store_true", help="also measure over HTTP with gunicorn and wrk")
     parser.add_argument("--duration", type=int, default=15, help="wrk seconds per URL (default 15)")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved wrk rounds (default 3)")
@@ -285,22 +333,31 @@ def main() -> int:
         print(table(results))
         print("Uncached (the page cache emptied before each request):")
         print(table(results, cold=True))
-        print(json.dumps({p: {w: r["sql"] for w, r in row.items()} for p, row in results.items()}, indent=1))
+        if args.sql:
+            print(json.dumps({p: {w: r["sql"] for w, r in row.items()} for p, row in results.items()}, indent=1))
+        during = None
+        if args.during_build:
+            during = {"no build": measure_during_build(limits=None, seconds=20),
+                      "build, worker limits": measure_during_build(limits=True),
+                      "build, no limits": measure_during_build(limits=False)}
+            for name, row in during.items():
+                print(name, {p: f"{r['median']:.1f} / {r['p95']:.1f} ms ({r['n']})" for p, r in row.items()})
         http = measure_http(duration=args.duration, connections=args.connections, rounds=args.rounds) if args.http else None
         if http:
             for name, r in http.items():
                 print(f"{name}: {r['rps']:.0f} requests/s, p99 {r['p99']}{' (errors)' if r['errors'] else ''}")
         if args.write:
-            write_results(args, results, http)
+            write_results(args, results, http, during)
         return 0 if goals_met(results) else 1
     finally:
         if workdir:
             shutil.rmtree(workdir, ignore_errors=True)
 
 
-def write_results(args, results, http) -> None:
+def write_results(args, results, http, during=None) -> None:
     now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    command = "DATABASE_URL=sqlite:///…/bench.sqlite3 python benchmarks/pages.py --write" + (" --http" if http else "")
+    command = ("DATABASE_URL=sqlite:///…/bench.sqlite3 python benchmarks/pages.py --write"
+               + (" --during-build" if during else "") + (" --http" if http else ""))
     text = [
         "# Pages in process",
         "",
@@ -321,6 +378,17 @@ def write_results(args, results, http) -> None:
     ]
     if args.note:
         text += [args.note, ""]
+    if during:
+        text += ["## While a build runs", "",
+                 "The signed-in home and book pages in process (as above), requested one after the other while a "
+                 "full build ran in a child process on the same database: with the worker limits "
+                 "(`WORKER_NICE=10`, `WORKER_BLAS_THREADS=1`, as a Celery pool process applies them), without "
+                 "them, and with no build. Median / 95th percentile ms (requests).", "",
+                 "| | home | book detail |", "|---|---|---|"]
+        for name, row in during.items():
+            cells = [f"{row[p]['median']:.1f} / {row[p]['p95']:.1f} ({row[p]['n']})" for p in ("home", "book detail")]
+            text.append(f"| {name} | {cells[0]} | {cells[1]} |")
+        text.append("")
     if http:
         api = http["api picks"]["rps"]
         text += ["## Over HTTP", "", f"gunicorn (2 sync workers) and wrk (2 threads), {args.connections} connections, "
