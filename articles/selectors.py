@@ -68,7 +68,7 @@ def item_page_get(*, model, user, reopen_within: timedelta, **lookup) -> Article
 
 @functools.lru_cache(maxsize=8)
 def _item_page_sql(vendor: str, model, column: str) -> str:
-    """Return the SQL of ``item_page_get`` for ``model`` (built once: the ORM's query building cost more than the query)."""
+    """Return the SQL of ``item_page_get`` for ``model``, built once: building the ORM query cost more than running it."""
     q = connection.ops.quote_name
     item = q(model._meta.db_table)
 

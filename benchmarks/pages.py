@@ -342,7 +342,9 @@ def main() -> int:
                       "build, no limits": measure_during_build(limits=False)}
             for name, row in during.items():
                 print(name, {p: f"{r['median']:.1f} / {r['p95']:.1f} ms ({r['n']})" for p, r in row.items()})
-        http = measure_http(duration=args.duration, connections=args.connections, rounds=args.rounds) if args.http else None
+        http = None
+        if args.http:
+            http = measure_http(duration=args.duration, connections=args.connections, rounds=args.rounds)
         if http:
             for name, r in http.items():
                 print(f"{name}: {r['rps']:.0f} requests/s, p99 {r['p99']}{' (errors)' if r['errors'] else ''}")

@@ -19,7 +19,7 @@ from django.urls import reverse
 from articles import services as site_services
 from articles.models import Book, Rating, Tag
 from recommendations import selectors as rec_selectors
-from recommendations.models import BuildRun, PopularItem, UserRecommendation
+from recommendations.models import BuildRun, UserRecommendation
 from tests.articles.test_views import _ct, _section, build, catalog, reader, reader_client  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -19,9 +19,11 @@ from django.utils import timezone
 from articles.models import Article, Book, NotInterested, Rating, Read, Tag
 from recommendations.models import BuildRun, PopularItem, SimilarItem, UserRecommendation
 
-# Session, user, history checks, picks (rows, seen items, rules, items) and two popular lists.
+# Uncached (tests/articles/test_page_cache.py counts the cached pages): session, user, the page cache's
+# generations, history checks, picks (rows, seen items, rules, items) and two popular lists.
 HOME_MAX_QUERIES = 25
-# Session, user, the read, rating and mark, tags, two neighbour lists and the predicted stars.
+# Uncached: session, user, the item with the reader's rating, mark and read, the generations, tags, two
+# neighbour lists and the predicted stars.
 DETAIL_MAX_QUERIES = 20
 
 
