@@ -1,10 +1,15 @@
 """Page benchmark: the site's HTML pages against ``GET /api/recommendations/``, in process and over HTTP.
 
-In process (always): Django's test client on the database of ``DATABASE_URL`` (by default a copy
-of ``var/bench.sqlite3``, so the reads that detail pages record do not pile up in it), with
-``DEBUG`` off. For each page, signed in as the demo reader and anonymous, it makes warm-up
+In process (always): Django's test client on a copy of ``DATABASE_URL``'s SQLite file (default
+``var/bench.sqlite3``; ``--no-copy`` uses it in place, and another database is used as it is), so
+that what the run writes (reads, builds) does not pile up in it, with ``DEBUG`` off. For each page, signed in as the demo reader and anonymous, it makes warm-up
 requests, then ``--requests`` (default 20) timed ones, and reports the median milliseconds and
-the queries of one warm request. ``--profile PAGE`` prints a cProfile of that page instead.
+the queries of one warm request, then the same uncached (the page cache emptied before each
+request). ``--profile PAGE`` prints a cProfile of that page instead (``PROFILE_SORT=tottime``).
+
+While a build runs (``--during-build``): the signed-in home and book pages, timed while a full
+build runs in a child process on the same database, with the worker limits of
+``bre_site/worker_limits.py`` and without them, and with no build for comparison.
 
 Over HTTP (``--http``): gunicorn (2 sync workers, ``DEBUG`` off) on the same database, driven by
 Debian's ``wrk`` with the demo reader's session and CSRF cookies: the home page, a book page and
