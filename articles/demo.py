@@ -56,6 +56,7 @@ from recommendations.db.bulk import rows_insert
 
 from .demo_files import ArticleRow, BookRow, DemoData, DemoDataError, demo_data_read
 from .models import WORDS_PER_MINUTE, Article, Book, NotInterested, Rating, Read, Tag
+from .recommendation_adapter import served_results_invalidate
 
 DEFAULT_DATA_DIR = Path(__file__).resolve().parent / "demo_data"
 DEMO_USERNAME = "demo"
@@ -228,6 +229,8 @@ def demo_data_load(
         with transaction.atomic():
             counts = _load(data, shift=shift, now=now, demo_username=demo_username, demo_password=demo_password,
                            admin_username=admin_username, admin_password=admin_password, force=force, say=say)
+            # Bulk writes send no signals: forget every served result (stored picks, cached pages) here.
+            served_results_invalidate()
     except DatabaseError as exc:
         raise DemoDataError(f"the database refused the demo data, nothing was stored ({exc})") from exc
     say("Done.")

@@ -69,6 +69,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # An ETag from each page's bytes: a reader's browser revalidates an unchanged page with a 304.
+    "django.middleware.http.ConditionalGetMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -152,7 +154,22 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "home"
 
-CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# ``pages`` holds rendered page fragments (articles/page_cache.py). Their keys carry the active build, the
+# generation of served results and the reader's version, so an entry is never stale, only unused: the
+# embedded default, a memory cache per process, needs no server and no cross-process invalidation.
+# CACHE_URL (redis://host:port/db) shares one Redis cache between the web processes instead.
+CACHE_URL = os.environ.get("CACHE_URL", "")
+PAGE_CACHE_TIMEOUT = int(os.environ.get("PAGE_CACHE_TIMEOUT", "600"))
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "pages": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "bre-pages",
+              "TIMEOUT": PAGE_CACHE_TIMEOUT, "OPTIONS": {"MAX_ENTRIES": 1000}},
+}
+if CACHE_URL:
+    # Short socket timeouts: a cache that is down costs a render, never a hung request.
+    CACHES["pages"] = {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL,
+                       "KEY_PREFIX": "bre-pages", "TIMEOUT": PAGE_CACHE_TIMEOUT,
+                       "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5}}
 
 # --- REST framework -------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -228,6 +245,15 @@ CELERY_TIMEZONE = TIME_ZONE
 # Which of the app's tasks ignore their results is the app's own business (recommendations/tasks.py).
 CELERY_BROKER_CONNECTION_TIMEOUT = float(os.environ.get("CELERY_BROKER_CONNECTION_TIMEOUT", "2"))
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
+
+# Opening an item the reader opened less than this ago continues that read instead of recording another.
+READ_REOPEN_SECONDS = int(os.environ.get("READ_REOPEN_SECONDS", "1800"))
+
+# Worker processes (builds, refreshes) yield the CPU to the web processes and stay within bounds
+# (bre_site/worker_limits.py, applied when a Celery worker and each of its pool processes start).
+WORKER_NICE = int(os.environ.get("WORKER_NICE", "10"))
+WORKER_BLAS_THREADS = int(os.environ.get("WORKER_BLAS_THREADS", "1"))
+WORKER_MEMORY_LIMIT_MB = int(os.environ.get("WORKER_MEMORY_LIMIT_MB", "0"))
 
 # --- Recommendations --------------------------------------------------------------------------
 RECOMMENDATIONS = {

@@ -337,3 +337,18 @@ def predicted_stars(user, obj) -> float | None:
 def neighbours_for_admin(obj, *, n: int = 20) -> dict[str, list[Any]]:
     """Return both kinds of stored neighbours of ``obj`` (for its admin page)."""
     return {kind: similar_to(obj, n=n, kind=kind) for kind in SimilarItem.Kind.values}
+
+
+def serving_generation(*, user=None) -> tuple[int | None, int | None, str | None]:
+    """Return the active build's id, the generation of served results and ``user``'s own version, in one query.
+
+    A page cached under these three values is never served after a new build, an item or editor's
+    rule change (the generation) or an interaction or refresh of the reader (their version): the
+    same rules as the stored picks of ``recommendations.payloads``. Anonymous users get ``None``
+    as their version.
+    """
+    from .payloads import user_payload_snapshot
+
+    user_id = user.pk if user is not None and getattr(user, "is_authenticated", False) else None
+    snapshot = user_payload_snapshot(user_id=user_id)
+    return snapshot.build_id, snapshot.generation, snapshot.version
