@@ -64,8 +64,8 @@ class InteractionAdmin(admin.ModelAdmin):
     list_select_related = ("user", "content_type")
     list_filter = (("created_at", admin.DateFieldListFilter), "content_type")
     autocomplete_fields = ("user",)
-    # No date_hierarchy: its distinct-years query scans the whole table (2.2 s for 300k reads on
-    # SQLite); the date filter (today, past 7 days, this month, this year) costs nothing.
+    # No date_hierarchy: its distinct-years query scans the whole table, while the date filter
+    # (today, past 7 days, this month, this year) uses the index.
     # Exact username only: an OR with another column would stop the database using the user index.
     search_fields = ("=user__username",)
 

@@ -6,3 +6,8 @@ class ArticlesConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "articles"
     verbose_name = "Articles and books"
+
+    def ready(self) -> None:
+        from . import signals
+
+        signals.connect()

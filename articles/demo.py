@@ -17,9 +17,9 @@ same values:
   data always looks recent; nothing lands after the moment of loading.
 * Article reads: one ``Read`` per real view. Its time falls between the article's publication and now,
   most of them soon after publication (``published + age * u**2``). Dwell time is log-normal around the
-  article's reading time (its words at 230 per minute, at least 30 s), never below 12 s, so no imported
-  view looks like a bounce; a repeat view of the same article lasts half as long. Progress is dwell
-  over reading time, capped at 1.
+  article's reading time (its words at ``WORDS_PER_MINUTE``, at least half a minute), never below
+  ``MIN_VIEW_SECONDS``, so no imported view looks like a bounce; a repeat view of the same article
+  lasts half as long. Progress is dwell over reading time, capped at 1.
 * Book ratings: each goodbooks reader is active from a day in the last two years until now; each
   rated book gets one ``Read`` at a time in that window (a rating implies the book was read: the
   visit's dwell is log-normal around a minute plus the description's reading time, progress grows
@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
 import math
 import time
 from collections.abc import Iterable
@@ -48,13 +47,16 @@ from typing import IO
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
 from django.contrib.contenttypes.models import ContentType
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, transaction
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.text import slugify
 
-from .csv_input import CsvInputError, cell_datetime, cell_int, cell_tags, cell_text, cell_url, check_unique, csv_rows
+from recommendations.db.bulk import rows_insert
+
+from .demo_files import ArticleRow, BookRow, DemoData, DemoDataError, demo_data_read
 from .models import WORDS_PER_MINUTE, Article, Book, NotInterested, Rating, Read, Tag
+from .recommendation_adapter import served_results_invalidate
 
 DEFAULT_DATA_DIR = Path(__file__).resolve().parent / "demo_data"
 DEMO_USERNAME = "demo"
@@ -67,159 +69,6 @@ READER_USERNAME_REGEX = r"^(gb_[0-9]+|ibm_[0-9a-f]{12})$"
 BATCH_SIZE = 5000
 SALT = "bre-demo-v1"
 MIN_VIEW_SECONDS = 12.0
-
-FILES = {
-    "books": ("external_id", "title", "authors", "year", "isbn", "description", "cover_url", "tags"),
-    "articles": ("external_id", "title", "summary", "body", "author", "tags", "published_at"),
-    "book_ratings": ("user", "book", "stars"),
-    "article_reads": ("user", "article", "views"),
-}
-
-
-DemoDataError = CsvInputError  # bad demo data is reported like any other bad CSV input
-
-
-# --------------------------------------------------------------------------- reading and checking files
-
-
-@dataclass(frozen=True)
-class BookRow:
-    line: int
-    external_id: str
-    title: str
-    authors: str
-    year: int | None
-    isbn: str
-    description: str
-    cover_url: str
-    tags: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class ArticleRow:
-    line: int
-    external_id: str
-    title: str
-    summary: str
-    body: str
-    author: str
-    tags: tuple[str, ...]
-    published_at: datetime
-
-
-@dataclass(frozen=True)
-class DemoData:
-    """The parsed, checked content of a demo data directory."""
-
-    books: list[BookRow]
-    articles: list[ArticleRow]
-    book_ratings: list[tuple[str, str, int]]  # (user, book external id, stars)
-    article_reads: list[tuple[str, str, int]]  # (user, article external id, views)
-    time_anchor: datetime
-    demo_book_reader: str
-    demo_article_reader: str
-
-
-def _data_file(data_dir: Path, name: str) -> Path:
-    for candidate in (data_dir / f"{name}.csv.gz", data_dir / f"{name}.csv"):
-        if candidate.is_file():
-            return candidate
-    raise DemoDataError(f"missing file (expected {name}.csv.gz or {name}.csv)", path=data_dir / f"{name}.csv.gz")
-
-
-def demo_data_read(*, data_dir: Path | str) -> DemoData:
-    """Parse and check every file of ``data_dir``; raise DemoDataError naming the file and line."""
-    data_dir = Path(data_dir)
-    if not data_dir.is_dir():
-        raise DemoDataError("the demo data directory does not exist", path=data_dir)
-
-    manifest_path = data_dir / "manifest.json"
-    try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        anchor = datetime.fromisoformat(manifest["time_anchor"])
-        demo = manifest["demo"]
-        demo_book_reader, demo_article_reader = str(demo["goodbooks_user"]), str(demo["ibm_user"])
-    except FileNotFoundError:
-        raise DemoDataError("missing file", path=manifest_path) from None
-    except json.JSONDecodeError as exc:
-        raise DemoDataError(f"not valid JSON ({exc.msg})", path=manifest_path, line=exc.lineno) from None
-    except (UnicodeDecodeError, KeyError, TypeError, ValueError) as exc:
-        raise DemoDataError(f"needs time_anchor (ISO date) and demo.goodbooks_user, demo.ibm_user ({exc!r})",
-                            path=manifest_path) from None
-    if timezone.is_naive(anchor):
-        anchor = anchor.replace(tzinfo=dt_timezone.utc)
-
-    books: list[BookRow] = []
-    path = _data_file(data_dir, "books")
-    seen: set = set()
-    for line, row in csv_rows(path, FILES["books"]):
-        external_id = cell_text(row, "external_id", path=path, line=line, max_length=64, required=True)
-        check_unique(seen, external_id, "book external_id", path=path, line=line)
-        cover = cell_url(row, "cover_url", path=path, line=line)
-        books.append(BookRow(
-            line=line, external_id=external_id,
-            title=cell_text(row, "title", path=path, line=line, max_length=300, required=True),
-            authors=cell_text(row, "authors", path=path, line=line, max_length=500),
-            year=cell_int(row, "year", path=path, line=line, low=-5000, high=3000, required=False),
-            isbn=cell_text(row, "isbn", path=path, line=line, max_length=20),
-            description=cell_text(row, "description", path=path, line=line),
-            cover_url=cover, tags=cell_tags(row, path=path, line=line),
-        ))
-
-    articles: list[ArticleRow] = []
-    path = _data_file(data_dir, "articles")
-    seen = set()
-    for line, row in csv_rows(path, FILES["articles"]):
-        external_id = cell_text(row, "external_id", path=path, line=line, max_length=64, required=True)
-        check_unique(seen, external_id, "article external_id", path=path, line=line)
-        published = cell_datetime(row, "published_at", path=path, line=line)
-        articles.append(ArticleRow(
-            line=line, external_id=external_id,
-            title=cell_text(row, "title", path=path, line=line, max_length=300, required=True),
-            summary=cell_text(row, "summary", path=path, line=line),
-            body=cell_text(row, "body", path=path, line=line),
-            author=cell_text(row, "author", path=path, line=line, max_length=200),
-            tags=cell_tags(row, path=path, line=line), published_at=published,
-        ))
-
-    book_ids = {b.external_id for b in books}
-    ratings: list[tuple[str, str, int]] = []
-    path = _data_file(data_dir, "book_ratings")
-    seen = set()
-    for line, row in csv_rows(path, FILES["book_ratings"]):
-        user = cell_text(row, "user", path=path, line=line, max_length=40, required=True)
-        if not user.isdigit():
-            raise DemoDataError(f"user must be a goodbooks user id (digits), not {user!r}", path=path, line=line)
-        book = cell_text(row, "book", path=path, line=line, required=True)
-        if book not in book_ids:
-            raise DemoDataError(f"book {book!r} is not in books", path=path, line=line)
-        stars = cell_int(row, "stars", path=path, line=line, low=1, high=5)
-        check_unique(seen, (user, book), "rating of (user, book)", path=path, line=line)
-        ratings.append((user, book, stars))
-
-    article_ids = {a.external_id for a in articles}
-    reads: list[tuple[str, str, int]] = []
-    path = _data_file(data_dir, "article_reads")
-    seen = set()
-    for line, row in csv_rows(path, FILES["article_reads"]):
-        user = cell_text(row, "user", path=path, line=line, required=True).lower()
-        if len(user) != 12 or any(c not in "0123456789abcdef" for c in user):
-            raise DemoDataError(f"user must be 12 hex characters, not {user!r}", path=path, line=line)
-        article = cell_text(row, "article", path=path, line=line, required=True)
-        if article not in article_ids:
-            raise DemoDataError(f"article {article!r} is not in articles", path=path, line=line)
-        views = cell_int(row, "views", path=path, line=line, low=1, high=10_000)
-        check_unique(seen, (user, article), "row of (user, article)", path=path, line=line)
-        reads.append((user, article, views))
-
-    if demo_book_reader and demo_book_reader not in {u for u, _, _ in ratings}:
-        raise DemoDataError(f"demo.goodbooks_user {demo_book_reader!r} has no ratings in book_ratings",
-                            path=manifest_path)
-    if demo_article_reader and demo_article_reader not in {u for u, _, _ in reads}:
-        raise DemoDataError(f"demo.ibm_user {demo_article_reader!r} has no views in article_reads",
-                            path=manifest_path)
-    return DemoData(books, articles, ratings, reads, anchor, demo_book_reader, demo_article_reader)
-
 
 # --------------------------------------------------------------------------- synthetic, deterministic values
 
@@ -240,7 +89,7 @@ def _normal(u1: float, u2: float) -> float:
     return math.sqrt(-2.0 * math.log(1.0 - u1)) * math.cos(2.0 * math.pi * u2)
 
 
-@functools.lru_cache(maxsize=8192)  # called once per read, for ~3,000 distinct texts
+@functools.lru_cache(maxsize=8192)  # called once per read, for a few thousand distinct texts
 def _reading_seconds(text: str) -> float:
     return len(text.split()) / WORDS_PER_MINUTE * 60.0
 
@@ -332,46 +181,6 @@ def _bulk(model, objects: Iterable, batch_size: int = BATCH_SIZE) -> int:
     return total
 
 
-def _insert_rows(model, fields: tuple[str, ...], rows: Iterable[tuple], batch_size: int = BATCH_SIZE) -> int:
-    """Insert plain tuples into ``model``'s table with ``executemany``; return how many.
-
-    Used for the ~340,000 ratings and reads: ``bulk_create`` spends most of a 45 s load building model
-    instances and per-value SQL parameters, this takes a few seconds. Values must already be valid
-    (they are checked by :func:`demo_data_read`; the database constraints still apply).
-    """
-    opts = model._meta
-    columns = [opts.get_field(name) for name in fields]
-    is_datetime = [c.get_internal_type() == "DateTimeField" for c in columns]
-    sql = "INSERT INTO {} ({}) VALUES ({})".format(
-        connection.ops.quote_name(opts.db_table),
-        ", ".join(connection.ops.quote_name(c.column) for c in columns),
-        ", ".join(["%s"] * len(columns)),
-    )
-    if connection.vendor == "postgresql" and hasattr(connection.connection, "pgconn"):  # psycopg 3
-        # COPY is several times faster than executemany here (one stream instead of a round trip per batch).
-        copy_sql = "COPY {} ({}) FROM STDIN".format(
-            connection.ops.quote_name(opts.db_table), ", ".join(connection.ops.quote_name(c.column) for c in columns)
-        )
-        total = 0
-        with connection.cursor() as cursor, cursor.cursor.copy(copy_sql) as copy:
-            for row in rows:
-                copy.write_row(row)
-                total += 1
-        return total
-    adapt = connection.ops.adapt_datetimefield_value
-    total, batch = 0, []
-    with connection.cursor() as cursor:
-        for row in rows:
-            batch.append(tuple(adapt(v) if dt else v for v, dt in zip(row, is_datetime)))
-            if len(batch) >= batch_size:
-                cursor.executemany(sql, batch)
-                total, batch = total + len(batch), []
-        if batch:
-            cursor.executemany(sql, batch)
-            total += len(batch)
-    return total
-
-
 def _unique_slug(base: str, taken: set[str], fallback: str, max_length: int) -> str:
     base = (slugify(base)[:max_length].rstrip("-")) or fallback
     slug, n = base, 2
@@ -420,37 +229,40 @@ def demo_data_load(
         with transaction.atomic():
             counts = _load(data, shift=shift, now=now, demo_username=demo_username, demo_password=demo_password,
                            admin_username=admin_username, admin_password=admin_password, force=force, say=say)
+            # Bulk writes send no signals: forget every served result (stored picks, cached pages) here.
+            served_results_invalidate()
     except DatabaseError as exc:
         raise DemoDataError(f"the database refused the demo data, nothing was stored ({exc})") from exc
     say("Done.")
     return counts
 
 
-def _load(data: DemoData, *, shift: timedelta, now: datetime, demo_username: str, demo_password: str,
-          admin_username: str | None, admin_password: str, force: bool, say) -> dict[str, int | bool]:
-    User = get_user_model()
-    counts: dict[str, int | bool] = {"already_loaded": False}
+def _previous_check(*, demo_username: str, force: bool, say) -> None:
+    """Delete the previous demo data with ``force``; otherwise refuse to load over half of it."""
     if force:
         deleted = demo_data_delete(demo_username=demo_username)
         say(f"Deleted the previous demo data: {deleted}")
     elif (Book.objects.exclude(external_id="").exists() or Article.objects.exclude(external_id="").exists()
-          or User.objects.filter(username=demo_username).exists()):
+          or get_user_model().objects.filter(username=demo_username).exists()):
         raise DemoDataError(
             "the database already holds imported books/articles or the demo user, but not both; "
             "run `manage.py load_demo_data --force` to replace them"
         )
 
-    # Tags -------------------------------------------------------------------------------------------
+
+def _tags_load(data: DemoData) -> tuple[dict[str, int], int]:
+    """Create the missing tags; return every tag's id by name and how many were created."""
     names = list(dict.fromkeys(t for row in (*data.books, *data.articles) for t in row.tags))
     tag_ids = dict(Tag.objects.filter(name__in=names).values_list("name", "pk")) if names else {}
     taken = set(Tag.objects.values_list("slug", flat=True))
     new_tags = [Tag(name=n, slug=_unique_slug(n, taken, "tag", 120)) for n in names if n not in tag_ids]
     Tag.objects.bulk_create(new_tags, batch_size=BATCH_SIZE)
     tag_ids = dict(Tag.objects.filter(name__in=names).values_list("name", "pk")) if names else {}
-    counts["tags"] = len(new_tags)
-    say(f"Loading tags… {len(new_tags):,}")
+    return tag_ids, len(new_tags)
 
-    # Books ------------------------------------------------------------------------------------------
+
+def _books_load(data: DemoData, tag_ids: dict[str, int], now: datetime) -> dict[str, int]:
+    """Create the books and their tags; return their ids by external id."""
     catalogue_start = now - timedelta(days=730)  # books are older than every read
     Book.objects.bulk_create(
         [Book(external_id=b.external_id, title=b.title, authors=b.authors, year=b.year, isbn=b.isbn,
@@ -462,12 +274,12 @@ def _load(data: DemoData, *, shift: timedelta, now: datetime, demo_username: str
     book_pk = dict(Book.objects.exclude(external_id="").values_list("external_id", "pk"))
     BookTag = Book.tags.through
     _bulk(BookTag, (BookTag(book_id=book_pk[b.external_id], tag_id=tag_ids[t]) for b in data.books for t in b.tags))
-    counts["books"] = len(data.books)
-    say(f"Loading books… {len(data.books):,}")
+    return book_pk
 
-    # Articles ---------------------------------------------------------------------------------------
+
+def _articles_load(data: DemoData, tag_ids: dict[str, int], published: dict[str, datetime]) -> dict[str, int]:
+    """Create the articles and their tags; return their ids by external id."""
     taken = set(Article.objects.values_list("slug", flat=True))
-    published = {a.external_id: min(a.published_at + shift, now) for a in data.articles}
     Article.objects.bulk_create(
         [Article(external_id=a.external_id, title=a.title,
                  slug=_unique_slug(a.title[:80], taken, f"article-{slugify(a.external_id)}", 320),
@@ -480,32 +292,52 @@ def _load(data: DemoData, *, shift: timedelta, now: datetime, demo_username: str
     ArticleTag = Article.tags.through
     _bulk(ArticleTag, (ArticleTag(article_id=article_pk[a.external_id], tag_id=tag_ids[t])
                        for a in data.articles for t in a.tags))
-    counts["articles"] = len(data.articles)
-    say(f"Loading articles… {len(data.articles):,}")
+    return article_pk
 
-    # Readers ----------------------------------------------------------------------------------------
-    def username_of_book_reader(user: str) -> str:
-        return demo_username if user == data.demo_book_reader else f"{BOOK_READER_PREFIX}{user}"
 
-    def username_of_article_reader(user: str) -> str:
-        return demo_username if user == data.demo_article_reader else f"{ARTICLE_READER_PREFIX}{user}"
+@dataclass(frozen=True)
+class _Readers:
+    """Who the demo readers are: their usernames, since when they read books, and their article views."""
 
-    reader_since = {}  # goodbooks reader -> start of their active window
-    for user, _, _ in data.book_ratings:
-        if user not in reader_since:
-            reader_since[user] = now - timedelta(days=730 * (0.35 + 0.65 * _unit("since", user)))
-    books_by_id = {b.external_id: b for b in data.books}
-    articles_by_id = {a.external_id: a for a in data.articles}
-    first_seen: dict[str, datetime] = {}
-    for user, start in reader_since.items():
-        name = username_of_book_reader(user)
-        first_seen[name] = min(first_seen.get(name, start), start)
-    views = [(user, article, _article_view(user, articles_by_id[article], published[article], k, now))
-             for user, article, n_views in data.article_reads for k in range(n_views)]
-    for user, _, (when, _, _) in views:
-        name = username_of_article_reader(user)
-        first_seen[name] = min(first_seen.get(name, when), when)
+    data: DemoData
+    demo_username: str
+    book_since: dict[str, datetime]  # goodbooks reader -> start of their active window
+    views: list[tuple[str, str, tuple[datetime, float, float]]]  # (reader, article, (time, dwell, progress))
 
+    @classmethod
+    def make(cls, data: DemoData, demo_username: str, published: dict[str, datetime], now: datetime) -> _Readers:
+        since: dict[str, datetime] = {}
+        for user, _, _ in data.book_ratings:
+            if user not in since:
+                since[user] = now - timedelta(days=730 * (0.35 + 0.65 * _unit("since", user)))
+        articles_by_id = {a.external_id: a for a in data.articles}
+        views = [(user, article, _article_view(user, articles_by_id[article], published[article], k, now))
+                 for user, article, n_views in data.article_reads for k in range(n_views)]
+        return cls(data, demo_username, since, views)
+
+    def book_reader(self, user: str) -> str:
+        return self.demo_username if user == self.data.demo_book_reader else f"{BOOK_READER_PREFIX}{user}"
+
+    def article_reader(self, user: str) -> str:
+        return self.demo_username if user == self.data.demo_article_reader else f"{ARTICLE_READER_PREFIX}{user}"
+
+    def first_seen(self) -> dict[str, datetime]:
+        """Username -> the time of their first activity."""
+        first: dict[str, datetime] = {}
+        for user, start in self.book_since.items():
+            name = self.book_reader(user)
+            first[name] = min(first.get(name, start), start)
+        for user, _, (when, _, _) in self.views:
+            name = self.article_reader(user)
+            first[name] = min(first.get(name, when), when)
+        return first
+
+
+def _readers_load(readers: _Readers, *, demo_password: str) -> tuple[dict[str, int], int]:
+    """Create one account per reader and the demo account; return user ids by username and the readers made."""
+    User = get_user_model()
+    demo_username = readers.demo_username
+    first_seen = readers.first_seen()
     existing = set(User.objects.filter(
         Q(username__startswith=BOOK_READER_PREFIX) | Q(username__startswith=ARTICLE_READER_PREFIX)
     ).values_list("username", flat=True))
@@ -523,34 +355,56 @@ def _load(data: DemoData, *, shift: timedelta, now: datetime, demo_username: str
         demo_user.save(update_fields=["date_joined"])
     user_pk = dict(User.objects.filter(Q(username__regex=READER_USERNAME_REGEX) | Q(username=demo_username))
                    .values_list("username", "pk"))
-    counts["readers"] = len(first_seen) - (demo_username in first_seen)
-    say(f"Loading readers… {counts['readers']:,} (+ demo user {demo_username!r})")
+    return user_pk, len(first_seen) - (demo_username in first_seen)
 
-    # Ratings, and the read each rating implies -------------------------------------------------------
-    book_ct = ContentType.objects.get_for_model(Book)
-    article_ct = ContentType.objects.get_for_model(Article)
-    visits = [(user, book, stars, *_book_read(user, books_by_id[book], stars, reader_since[user], now))
-              for user, book, stars in data.book_ratings]
-    rating_fields = ("user", "content_type", "object_id", "stars", "created_at", "updated_at")
-    read_fields = ("user", "content_type", "object_id", "created_at", "dwell_seconds", "progress", "updated_at")
-    counts["ratings"] = _insert_rows(Rating, rating_fields, (
-        (user_pk[username_of_book_reader(user)], book_ct.pk, book_pk[book], stars,
+
+RATING_FIELDS = ("user", "content_type", "object_id", "stars", "created_at", "updated_at")
+READ_FIELDS = ("user", "content_type", "object_id", "created_at", "dwell_seconds", "progress", "updated_at")
+
+
+def _interactions_load(readers: _Readers, user_pk: dict[str, int], book_pk: dict[str, int],
+                       article_pk: dict[str, int], now: datetime, counts: dict, say) -> None:
+    """Insert the ratings, the read each rating implies, and the article views."""
+    book_ct = ContentType.objects.get_for_model(Book).pk
+    article_ct = ContentType.objects.get_for_model(Article).pk
+    books_by_id = {b.external_id: b for b in readers.data.books}
+    visits = [(user, book, stars, *_book_read(user, books_by_id[book], stars, readers.book_since[user], now))
+              for user, book, stars in readers.data.book_ratings]
+    counts["ratings"] = rows_insert(Rating, RATING_FIELDS, (
+        (user_pk[readers.book_reader(user)], book_ct, book_pk[book], stars,
          when + timedelta(seconds=dwell), when + timedelta(seconds=dwell))
         for user, book, stars, when, dwell, _ in visits))
     say(f"Loading ratings… {counts['ratings']:,}")
-    counts["book_reads"] = _insert_rows(Read, read_fields, (
-        (user_pk[username_of_book_reader(user)], book_ct.pk, book_pk[book], when, dwell, progress,
+    counts["book_reads"] = rows_insert(Read, READ_FIELDS, (
+        (user_pk[readers.book_reader(user)], book_ct, book_pk[book], when, dwell, progress,
          when + timedelta(seconds=dwell))
         for user, book, _, when, dwell, progress in visits))
     say(f"Loading book reads… {counts['book_reads']:,}")
-
-    # Article views ------------------------------------------------------------------------------------
-    counts["article_reads"] = _insert_rows(Read, read_fields, (
-        (user_pk[username_of_article_reader(user)], article_ct.pk, article_pk[article], when, dwell, progress,
+    counts["article_reads"] = rows_insert(Read, READ_FIELDS, (
+        (user_pk[readers.article_reader(user)], article_ct, article_pk[article], when, dwell, progress,
          when + timedelta(seconds=dwell))
-        for user, article, (when, dwell, progress) in views))
+        for user, article, (when, dwell, progress) in readers.views))
     say(f"Loading article reads… {counts['article_reads']:,}")
 
+
+def _load(data: DemoData, *, shift: timedelta, now: datetime, demo_username: str, demo_password: str,
+          admin_username: str | None, admin_password: str, force: bool, say) -> dict[str, int | bool]:
+    counts: dict[str, int | bool] = {"already_loaded": False}
+    _previous_check(demo_username=demo_username, force=force, say=say)
+    tag_ids, counts["tags"] = _tags_load(data)
+    say(f"Loading tags… {counts['tags']:,}")
+    book_pk = _books_load(data, tag_ids, now)
+    counts["books"] = len(data.books)
+    say(f"Loading books… {len(data.books):,}")
+    published = {a.external_id: min(a.published_at + shift, now) for a in data.articles}
+    article_pk = _articles_load(data, tag_ids, published)
+    counts["articles"] = len(data.articles)
+    say(f"Loading articles… {len(data.articles):,}")
+    readers = _Readers.make(data, demo_username, published, now)
+    user_pk, counts["readers"] = _readers_load(readers, demo_password=demo_password)
+    say(f"Loading readers… {counts['readers']:,} (+ demo user {demo_username!r})")
+    _interactions_load(readers, user_pk, book_pk, article_pk, now, counts, say)
+    User = get_user_model()
     if admin_username and not User.objects.filter(username=admin_username).exists():
         User.objects.create_superuser(username=admin_username, email="", password=admin_password)
         counts["admin_created"] = True

@@ -42,6 +42,7 @@ from .csv_input import (
     csv_rows,
 )
 from .models import Article, Book, Rating, Read, Tag
+from .recommendation_adapter import served_results_invalidate
 
 KINDS = ("books", "articles", "ratings", "reads")
 REQUIRED = {
@@ -239,6 +240,8 @@ def csv_import(*, kind: str, path: Path | str, dry_run: bool = False, now: datet
                 counts = _import_items(kind, _item_rows(kind, path, now), now)
             else:
                 counts = _import_interactions(kind, _interaction_rows(kind, path, now), path)
+            # Bulk writes send no signals: forget every served result (stored picks, cached pages) here.
+            served_results_invalidate()
             if dry_run:
                 transaction.set_rollback(True)
     except DatabaseError as exc:

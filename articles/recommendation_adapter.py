@@ -18,3 +18,17 @@ class ArticlesAdapter(DefaultAdapter):
         else:
             payload["summary"] = obj.summary
         return payload
+
+
+def serving_generation(*, user=None):
+    """Return (active build, generation of served results, ``user``'s version): the page cache's key."""
+    from recommendations.selectors import serving_generation as _serving_generation
+
+    return _serving_generation(user=user)
+
+
+def served_results_invalidate() -> None:
+    """Bump the generation of served results (stored picks and cached pages) in the current transaction."""
+    from recommendations.payloads import user_payloads_invalidate
+
+    user_payloads_invalidate()

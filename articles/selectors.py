@@ -1,9 +1,15 @@
 """Provides the reads of the content site: lists with search and tags, details, a reader's history."""
 from __future__ import annotations
 
+import functools
+from datetime import timedelta
+
 from django.contrib.contenttypes.models import ContentType
-from django.db.models import Count, Q, QuerySet
+from django.db import connection
+from django.db.models import Q, QuerySet
 from django.utils import timezone
+
+from recommendations.items import items_by_key
 
 from .models import Article, Book, NotInterested, Rating, Read
 
@@ -34,6 +40,53 @@ def new_items(*, model, limit: int = 8) -> list:
     return list(model.objects.filter(is_published=True).order_by(order, "-id")[:limit])
 
 
+def item_page_get(*, model, user, reopen_within: timedelta, **lookup) -> Article | Book | None:
+    """Return the published item of ``model`` matching ``lookup`` with what ``user`` did with it, in one query.
+
+    The item gets ``viewer_stars`` (``user``'s stars or None), ``viewer_not_interested`` and
+    ``viewer_read_id`` (their latest read of it within ``reopen_within``, or None); all empty
+    for an anonymous user. None when there is no such item. ``lookup`` is one field, e.g. ``pk=3``.
+    """
+    if user is None or not user.is_authenticated:
+        item = model.objects.filter(is_published=True, **lookup).first()
+        if item is not None:
+            item.viewer_stars, item.viewer_not_interested, item.viewer_read_id = None, False, None
+        return item
+    (field_name, value), = lookup.items()
+    field = model._meta.pk if field_name == "pk" else model._meta.get_field(field_name)
+    ct = ContentType.objects.get_for_model(model)
+    since = connection.ops.adapt_datetimefield_value(timezone.now() - reopen_within)
+    mine = [user.pk, ct.pk]
+    rows = list(model.objects.raw(
+        _item_page_sql(connection.vendor, model, field.column),
+        [*mine, *mine, *mine, since, True, field.get_db_prep_value(value, connection)],
+    ))
+    if not rows:
+        return None
+    item = rows[0]
+    item.viewer_not_interested = bool(item.viewer_not_interested)
+    return item
+
+
+@functools.lru_cache(maxsize=8)
+def _item_page_sql(vendor: str, model, column: str) -> str:
+    """Return the SQL of ``item_page_get`` for ``model``, built once: building the ORM query cost more than running it."""
+    q = connection.ops.quote_name
+    item = q(model._meta.db_table)
+
+    def mine(interaction) -> str:
+        return (f"FROM {q(interaction._meta.db_table)} x WHERE x.{q('user_id')} = %s "
+                f"AND x.{q('content_type_id')} = %s AND x.{q('object_id')} = i.{q(model._meta.pk.column)}")
+
+    return (
+        f"SELECT i.*, (SELECT x.{q('stars')} {mine(Rating)} LIMIT 1) AS viewer_stars, "
+        f"(SELECT COUNT(*) {mine(NotInterested)}) AS viewer_not_interested, "
+        f"(SELECT x.{q('id')} {mine(Read)} AND x.{q('created_at')} >= %s ORDER BY x.{q('created_at')} DESC LIMIT 1)"
+        f" AS viewer_read_id "
+        f"FROM {item} i WHERE i.{q('is_published')} = %s AND i.{q(column)} = %s"
+    )
+
+
 def user_rating_get(*, user, item) -> Rating | None:
     """Return ``user``'s rating of ``item``, if any."""
     if not user.is_authenticated:
@@ -51,16 +104,9 @@ def user_not_interested(*, user, item) -> bool:
 
 def _attach_items(rows: list) -> list:
     """Set ``row.item_obj`` on interaction rows with one query per item model (no N+1)."""
-    by_ct: dict[int, set[int]] = {}
+    objects = items_by_key((row.content_type_id, row.object_id) for row in rows)
     for row in rows:
-        by_ct.setdefault(row.content_type_id, set()).add(row.object_id)
-    objects = {}
-    for ct_id, ids in by_ct.items():
-        model = ContentType.objects.get_for_id(ct_id).model_class()
-        for obj in model.objects.filter(pk__in=ids):
-            objects[(ct_id, obj.pk)] = obj
-    for row in rows:
-        row.item_obj = objects.get((row.content_type_id, row.object_id))
+        row.item_obj = objects.get((row.content_type_id, str(row.object_id)))
     return [row for row in rows if row.item_obj is not None]
 
 
@@ -80,14 +126,3 @@ def user_not_interested_list(*, user) -> list[NotInterested]:
 
 def user_rating_count(*, user) -> int:
     return Rating.objects.filter(user=user).count() if user.is_authenticated else 0
-
-
-def trending_counts(*, model, days: int = 7) -> dict[int, int]:
-    """Return {item id: reads in the last ``days``} for ``model`` (for display only)."""
-    since = timezone.now() - timezone.timedelta(days=days)
-    ct = ContentType.objects.get_for_model(model)
-    rows = (
-        Read.objects.filter(content_type=ct, created_at__gte=since)
-        .values("object_id").annotate(n=Count("id")).values_list("object_id", "n")
-    )
-    return dict(rows)

@@ -6,8 +6,10 @@ interested, read beacon) are CSRF protected and also work as plain form posts wi
 """
 from __future__ import annotations
 
+from datetime import timedelta
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
@@ -17,6 +19,7 @@ from django.db.models import Count
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.functional import SimpleLazyObject
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
@@ -73,15 +76,21 @@ def _signed_in_or_error(request: HttpRequest, action: str) -> HttpResponse | Non
 
 @require_GET
 def home(request: HttpRequest) -> HttpResponse:
-    """Top picks (signed in), popular this week and new items; onboarding for a new reader."""
-    context = {"new_articles": selectors.new_items(model=Article, limit=6), "onboarding": False}
+    """Top picks (signed in), popular this week and new items; onboarding for a new reader.
+
+    The content is a cached fragment of the reader's own (``{% pagefragment %}``): the context is
+    lazy, so a cached page reads none of it.
+    """
+    context = {"new_articles": SimpleLazyObject(lambda: selectors.new_items(model=Article, limit=6)),
+               "onboarding": False}
     user = request.user
     if user.is_authenticated:
-        rating_count = selectors.user_rating_count(user=user)
+        rating_count = SimpleLazyObject(lambda: selectors.user_rating_count(user=user))
         context["rating_count"] = rating_count
         context["ratings_needed"] = ONBOARDING_RATINGS
         # A reader with almost no history gets the quick-rate grid (MovieLens-style onboarding).
-        context["onboarding"] = rating_count < ONBOARDING_RATINGS and not Read.objects.filter(user=user).exists()
+        context["onboarding"] = SimpleLazyObject(
+            lambda: rating_count < ONBOARDING_RATINGS and not Read.objects.filter(user=user).exists())
     return render(request, "articles/home.html", context)
 
 
@@ -99,15 +108,17 @@ def _item_list(request: HttpRequest, *, model, queryset_for, template: str) -> H
     search = tag = ""
     if form.is_valid():
         search, tag = form.cleaned_data["q"].strip(), form.cleaned_data["tag"]
-    page = Paginator(queryset_for(search=search, tag=tag), PAGE_SIZE).get_page(request.GET.get("page"))
+    # Lazy: the list is a cached fragment, and a cached page runs none of these queries.
+    paginator = Paginator(queryset_for(search=search, tag=tag), PAGE_SIZE)
+    page = SimpleLazyObject(lambda: paginator.get_page(request.GET.get("page")))
     filters = {k: v for k, v in (("q", search), ("tag", tag)) if v}
     context = {
         "form": form,
         "page": page,
-        "items": page.object_list,
+        "items": SimpleLazyObject(lambda: page.object_list),
         "search": search,
         "active_tag": tag,
-        "tags": _tag_filters(model),
+        "tags": SimpleLazyObject(lambda: _tag_filters(model)),
         "filter_query": urlencode(filters),
         "search_query": urlencode({"q": search}) if search else "",
     }
@@ -123,18 +134,27 @@ def article_list(request: HttpRequest) -> HttpResponse:
 @require_GET
 def book_list(request: HttpRequest) -> HttpResponse:
     """Books by title, with search, tag filters and pagination."""
-    return _item_list(request, model=Book, queryset_for=selectors.book_list, template="articles/book_list.html")
+    # A book's card shows no tags: no need to fetch them.
+    return _item_list(request, model=Book, queryset_for=lambda **kw: selectors.book_list(**kw).prefetch_related(None),
+                      template="articles/book_list.html")
 
 
-def _item_detail(request: HttpRequest, item: Article | Book, template: str) -> HttpResponse:
+def _item_detail(request: HttpRequest, *, model, template: str, **lookup) -> HttpResponse:
     user = request.user
-    context = {"item": item, "rating": None, "not_interested": False, "read": None}
+    # Reopening an item within READ_REOPEN_SECONDS continues the same read: a reload is not a second read.
+    reopen_within = timedelta(seconds=settings.READ_REOPEN_SECONDS)
+    item = selectors.item_page_get(model=model, user=user, reopen_within=reopen_within, **lookup)
+    if item is None:
+        raise Http404(f"No published {model._meta.verbose_name} matches the given query.")
+    context = {"item": item, "rating": None, "not_interested": False, "read_id": None}
     if user.is_authenticated:
-        # Opening the page is a read; the page script reports dwell time and progress later.
-        context["read"] = services.read_record(user=user, item=item)
-        context["rating"] = selectors.user_rating_get(user=user, item=item)
-        context["not_interested"] = selectors.user_not_interested(user=user, item=item)
-    context["rating_form"] = RatingForm(initial={"stars": context["rating"].stars if context["rating"] else None})
+        # Opening the page is a read (reopening it soon after continues the same one); the page script
+        # reports dwell time and progress later.
+        context["read_id"] = item.viewer_read_id or services.read_record(user=user, item=item).pk
+        context["rating"] = {"stars": item.viewer_stars} if item.viewer_stars is not None else None
+        context["not_interested"] = item.viewer_not_interested
+    context["rating_form"] = SimpleLazyObject(
+        lambda: RatingForm(initial={"stars": context["rating"]["stars"] if context["rating"] else None}))
     response = render(request, template, context)
     response["Cache-Control"] = "private, no-store"
     return response
@@ -143,15 +163,13 @@ def _item_detail(request: HttpRequest, item: Article | Book, template: str) -> H
 @require_GET
 def article_detail(request: HttpRequest, slug: str) -> HttpResponse:
     """One article with its rating control, "Readers also read" and "Similar articles"."""
-    article = get_object_or_404(Article.objects.prefetch_related("tags"), slug=slug, is_published=True)
-    return _item_detail(request, article, "articles/article_detail.html")
+    return _item_detail(request, model=Article, template="articles/article_detail.html", slug=slug)
 
 
 @require_GET
 def book_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """One book with its rating control, "Readers also read" and "Similar books"."""
-    book = get_object_or_404(Book.objects.prefetch_related("tags"), pk=pk, is_published=True)
-    return _item_detail(request, book, "articles/book_detail.html")
+    return _item_detail(request, model=Book, template="articles/book_detail.html", pk=pk)
 
 
 @login_required
@@ -159,10 +177,11 @@ def book_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def my_reading(request: HttpRequest) -> HttpResponse:
     """The reader's history, ratings and "not interested" marks, each removable."""
     user = request.user
+    # Lazy: the lists are a cached fragment of the reader's own.
     context = {
-        "reads": selectors.user_reads(user=user, limit=100),
-        "ratings": selectors.user_ratings(user=user),
-        "not_interested": selectors.user_not_interested_list(user=user),
+        "reads": SimpleLazyObject(lambda: selectors.user_reads(user=user, limit=100)),
+        "ratings": SimpleLazyObject(lambda: selectors.user_ratings(user=user)),
+        "not_interested": SimpleLazyObject(lambda: selectors.user_not_interested_list(user=user)),
     }
     return render(request, "articles/my_reading.html", context)
 

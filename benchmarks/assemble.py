@@ -14,6 +14,7 @@ ORDER = [
     ("algorithms_speed.md", "Algorithm speed and memory against implicit"),
     ("pipeline.md", "The build pipeline, end to end"),
     ("serving.md", "Serving"),
+    ("pages.md", "Pages"),
 ]
 
 HEADER = """# Benchmarks

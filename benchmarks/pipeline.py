@@ -696,7 +696,7 @@ def _profile_in_process(top: int = 30, chunks: int = 3) -> dict[str, Any]:
 
     from threadpoolctl import threadpool_limits
 
-    build = BuildRun.objects.create(triggered_by="benchmark-profile", algorithm=services._algorithm()[0])
+    build = BuildRun.objects.create(triggered_by="benchmark-profile", algorithm=services.algorithm_settings()[0])
     out: dict[str, Any] = {}
     with threadpool_limits(1):  # like the workers: one BLAS thread
         _profile_stages(build.pk, out, top, chunks)

@@ -69,6 +69,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # An ETag from each page's bytes: a reader's browser revalidates an unchanged page with a 304.
+    "django.middleware.http.ConditionalGetMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -116,8 +118,7 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"]["ENGINE"] = "bre_site.postgresql"
     # Server-side parameters let psycopg prepare a statement a connection runs often (from its
     # DB_PREPARE_THRESHOLD-th run), so PostgreSQL stops planning the hot queries (token lookup,
-    # stored picks) on every request: 0.42 -> 0.17 ms of backend CPU per stored-picks request
-    # (benchmarks/serving_breakdown.py). Turn off with DB_SERVER_SIDE_BINDING=0 behind PgBouncer in
+    # stored picks) on every request. Turn off with DB_SERVER_SIDE_BINDING=0 behind PgBouncer in
     # transaction pooling mode, which cannot keep prepared statements.
     if os.environ.get("DB_SERVER_SIDE_BINDING", "1") == "1":
         DATABASES["default"].setdefault("OPTIONS", {}).update(
@@ -153,7 +154,22 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "home"
 
-CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# ``pages`` holds rendered page fragments (articles/page_cache.py). Their keys carry the active build, the
+# generation of served results and the reader's version, so an entry is never stale, only unused: the
+# embedded default, a memory cache per process, needs no server and no cross-process invalidation.
+# CACHE_URL (redis://host:port/db) shares one Redis cache between the web processes instead.
+CACHE_URL = os.environ.get("CACHE_URL", "")
+PAGE_CACHE_TIMEOUT = int(os.environ.get("PAGE_CACHE_TIMEOUT", "600"))
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "pages": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "bre-pages",
+              "TIMEOUT": PAGE_CACHE_TIMEOUT, "OPTIONS": {"MAX_ENTRIES": 1000}},
+}
+if CACHE_URL:
+    # Short socket timeouts: a cache that is down costs a render, never a hung request.
+    CACHES["pages"] = {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL,
+                       "KEY_PREFIX": "bre-pages", "TIMEOUT": PAGE_CACHE_TIMEOUT,
+                       "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5}}
 
 # --- REST framework -------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -224,20 +240,20 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_RESULT_EXPIRES = 3600
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = TIME_ZONE
-# A request that queues a task must not hang while the broker is down (issue 6, tests/reliability/
-# test_redis_outage.py): publishing gives up after about 0.5 s and the refresh stays pending in the
-# database (UserRefresh) until pending_refreshes_run runs. Nobody waits for the results of these tasks,
-# so queuing them does not subscribe to the result store either (with Redis that retried for ~19 s).
-# full_build and refresh_pending_users are the old names of two of them (recommendations/tasks.py).
+# A request that queues a task must not hang while the broker is down: publishing gives up soon
+# and the refresh stays pending in the database (UserRefresh) until pending_refreshes_run runs.
+# Which of the app's tasks ignore their results is the app's own business (recommendations/tasks.py).
 CELERY_BROKER_CONNECTION_TIMEOUT = float(os.environ.get("CELERY_BROKER_CONNECTION_TIMEOUT", "2"))
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
-CELERY_TASK_ANNOTATIONS = {
-    name: {"ignore_result": True}
-    for name in ("recommendations.full_build_fan_out", "recommendations.user_refresh",
-                 "recommendations.item_content_refresh", "recommendations.pending_refreshes_run",
-                 "recommendations.builds_prune",
-                 "recommendations.full_build", "recommendations.refresh_pending_users")
-}
+
+# Opening an item the reader opened less than this ago continues that read instead of recording another.
+READ_REOPEN_SECONDS = int(os.environ.get("READ_REOPEN_SECONDS", "1800"))
+
+# Worker processes (builds, refreshes) yield the CPU to the web processes and stay within bounds
+# (bre_site/worker_limits.py, applied when a Celery worker and each of its pool processes start).
+WORKER_NICE = int(os.environ.get("WORKER_NICE", "10"))
+WORKER_BLAS_THREADS = int(os.environ.get("WORKER_BLAS_THREADS", "1"))
+WORKER_MEMORY_LIMIT_MB = int(os.environ.get("WORKER_MEMORY_LIMIT_MB", "0"))
 
 # --- Recommendations --------------------------------------------------------------------------
 RECOMMENDATIONS = {

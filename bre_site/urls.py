@@ -7,12 +7,11 @@ from articles.api import exceptions as api_errors
 from recommendations.api.views import SimilarItemsListApi
 
 api_urlpatterns = [
-    # First: Django tries the patterns in order, and a reader's picks are the most requested URL
-    # (behind the site's API patterns, resolving it took about twice as long: cProfile, in process).
+    # First: Django tries the patterns in order, and a reader's picks are the most requested URL.
     path("", include("recommendations.api.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
-    # The per-model paths for neighbours; the generic one is items/<label>/<pk>/similar/.
+    # Per-model paths for neighbours; the generic one is items/<label>/<pk>/similar/.
     path("articles/<int:pk>/similar/", SimilarItemsListApi.as_view(item_model="articles.Article"),
          name="api-article-similar"),
     path("books/<int:pk>/similar/", SimilarItemsListApi.as_view(item_model="articles.Book"),

@@ -10,13 +10,13 @@
 * ``ItemRecommendationsAdminMixin``: for a host's item ``ModelAdmin``; it shows the item's
   stored neighbours on its change page and adds pin / boost / ban / clear actions.
 
-This module knows nothing about the host's models: items are reached through content types.
+This module knows nothing about the host's models: items are reached through content types. The
+dashboard's charts are in ``admin_charts``, the item helpers and the mixin in ``admin_items``.
 """
 from __future__ import annotations
 
-from typing import Any
-
 from django import forms
+from django.apps import apps
 from django.contrib import admin, messages
 from django.contrib.admin.views.main import ChangeList
 from django.contrib.auth import get_user_model
@@ -24,43 +24,21 @@ from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
-from django.urls import NoReverseMatch, path, reverse
+from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
 from . import payloads, selectors, services
+from .admin_charts import build_metrics, durations_chart, metrics_chart, stage_names
+from .admin_items import ItemRecommendationsAdminMixin, item_admin_url, item_link
 from .conf import app_settings
+from .items import items_by_key
 from .models import BuildRun, ItemRule, PopularItem, SimilarItem, UserRecommendation
 
-STAGES = ("load", "fit", "score", "write", "switch")
-
-
-def _stages(builds) -> list[str]:
-    """Return the stage names in the builds' timings: the five main ones first, then any others."""
-    names = [s for s in STAGES if any(s in b.timings for b in builds)]
-    for build in builds:
-        names += [k for k in build.timings if k not in names and isinstance(build.timings[k], (int, float))]
-    return names
-# Keys of an evaluation result that are bookkeeping, not quality metrics.
-_NOT_METRICS = {"fit_seconds", "score_seconds", "n_users", "n_skipped_users", "best_score"}
-CHART_COLOURS = ("#417690", "#e07b39", "#3a9a5b", "#b8455b", "#7a5fb0", "#8c8c3c", "#2e8b9a", "#c0a030")
+__all__ = ["ItemRecommendationsAdminMixin", "item_admin_url", "item_link", "metrics_chart"]
 
 
 # --- helpers ----------------------------------------------------------------------------------------
-
-
-def item_admin_url(obj) -> str | None:
-    """Return the admin change URL of any model instance, or None when it has no admin."""
-    opts = obj._meta
-    try:
-        return reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[obj.pk])
-    except NoReverseMatch:
-        return None
-
-
-def item_link(obj) -> str:
-    url = item_admin_url(obj)
-    return format_html('<a href="{}">{}</a>', url, obj) if url else format_html("{}", obj)
 
 
 def _attach_items(rows, pairs: tuple[tuple[str, str, str], ...]) -> None:
@@ -68,27 +46,10 @@ def _attach_items(rows, pairs: tuple[tuple[str, str, str], ...]) -> None:
 
     ``pairs`` lists ``(content_type_id attribute, object_id attribute, target attribute)``.
     """
-    wanted: dict[int, set[str]] = {}
-    for row in rows:
-        for ct_attr, id_attr, _ in pairs:
-            wanted.setdefault(getattr(row, ct_attr), set()).add(getattr(row, id_attr))
-    found: dict[tuple[int, str], Any] = {}
-    for ct_id, ids in wanted.items():
-        model = ContentType.objects.get_for_id(ct_id).model_class()
-        if model is None:
-            continue
-        pk = model._meta.pk
-        keys = []
-        for object_id in ids:
-            try:
-                keys.append(pk.to_python(object_id))
-            except ValidationError:
-                continue
-        for obj in model._default_manager.filter(pk__in=keys):
-            found[(ct_id, str(obj.pk))] = obj
+    found = items_by_key((getattr(row, ct_attr), getattr(row, id_attr)) for row in rows for ct_attr, id_attr, _ in pairs)
     for row in rows:
         for ct_attr, id_attr, target in pairs:
-            setattr(row, target, found.get((getattr(row, ct_attr), getattr(row, id_attr))))
+            setattr(row, target, found.get((getattr(row, ct_attr), str(getattr(row, id_attr)))))
 
 
 def _item_changelist(pairs):
@@ -106,91 +67,6 @@ def _item_cell(obj, missing_key: str) -> str:
     if obj is None:
         return format_html('<span title="deleted or not loaded">{}</span>', missing_key)
     return item_link(obj)
-
-
-def build_metrics(build: BuildRun) -> dict[str, float]:
-    """Return the numeric offline metrics of ``build`` (e.g. ``{"ndcg@10": 0.21}``), flattened.
-
-    ``manage.py recommendations evaluate`` stores ``{"results": {algorithm: {metric: value}}}``;
-    the build's own algorithm is shown (else the first result). Plain ``{metric: value}`` dicts
-    work too.
-    """
-    metrics = build.metrics or {}
-    results = metrics.get("results")
-    if isinstance(results, dict) and results:
-        chosen = results.get(build.algorithm) or next(iter(results.values()))
-        metrics = chosen if isinstance(chosen, dict) else {}
-    return {
-        key: float(value)
-        for key, value in metrics.items()
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and key not in _NOT_METRICS
-        and not key.startswith("n_")
-    }
-
-
-def metrics_chart(builds: list[BuildRun], *, width: int = 640, height: int = 180) -> dict[str, Any] | None:
-    """Lay out an SVG line chart of the builds' metrics (oldest left); None when no build has metrics.
-
-    Everything is computed here so the template only draws: no JavaScript, no CDN.
-    """
-    series: dict[str, list[tuple[int, float]]] = {}
-    builds = [b for b in builds if build_metrics(b)]
-    for index, build in enumerate(builds):
-        for key, value in build_metrics(build).items():
-            series.setdefault(key, []).append((index, value))
-    if not series:
-        return None
-    left, right, top, bottom = 44, 12, 12, 28
-    inner_w, inner_h = width - left - right, height - top - bottom
-    top_value = max(v for points in series.values() for _, v in points) or 1.0
-    span = max(len(builds) - 1, 1)
-
-    def xy(index: int, value: float) -> tuple[float, float]:
-        return (round(left + inner_w * index / span, 1), round(top + inner_h * (1 - value / top_value), 1))
-
-    lines = []
-    for n, (key, points) in enumerate(sorted(series.items())):
-        coords = [xy(i, v) for i, v in points]
-        lines.append({
-            "name": key, "colour": CHART_COLOURS[n % len(CHART_COLOURS)],
-            "points": " ".join(f"{x},{y}" for x, y in coords),
-            "dots": [{"x": x, "y": y, "value": v} for (x, y), (_, v) in zip(coords, points)],
-            "last": points[-1][1],
-        })
-    ticks = [{"y": round(top + inner_h * (1 - f), 1), "label": f"{top_value * f:.3g}"} for f in (0, 0.5, 1)]
-    labels = [{"x": xy(i, 0)[0], "text": f"#{b.pk}"} for i, b in enumerate(builds)]
-    return {"width": width, "height": height, "left": left, "right": width - right, "bottom": height - bottom,
-            "lines": lines, "ticks": ticks, "labels": labels}
-
-
-def durations_chart(builds: list[BuildRun], *, width: int = 640, height: int = 120) -> dict[str, Any] | None:
-    """Lay out stacked bars of seconds per stage for each finished build (oldest left)."""
-    builds = [b for b in builds if b.timings]
-    if not builds:
-        return None
-    left, top, bottom = 44, 8, 24
-    inner_h = height - top - bottom
-    stages = _stages(builds)
-    totals = [sum(float(b.timings.get(s, 0) or 0) for s in stages) for b in builds]
-    top_value = max(totals) or 1.0
-    slot = (width - left - 8) / len(builds)
-    bar_w = max(4.0, min(36.0, slot * 0.7))
-    bars = []
-    for i, build in enumerate(builds):
-        x = left + slot * i + (slot - bar_w) / 2
-        y = top + inner_h
-        segments = []
-        for n, stage in enumerate(stages):
-            seconds = float(build.timings.get(stage, 0) or 0)
-            h = inner_h * seconds / top_value
-            y -= h
-            segments.append({"y": round(y, 1), "h": round(h, 1), "stage": stage, "seconds": seconds,
-                             "colour": CHART_COLOURS[n % len(CHART_COLOURS)]})
-        bars.append({"x": round(x, 1), "w": round(bar_w, 1), "segments": segments, "label": f"#{build.pk}",
-                     "total": round(totals[i], 2), "cx": round(x + bar_w / 2, 1)})
-    legend = [{"stage": s, "colour": CHART_COLOURS[n % len(CHART_COLOURS)]} for n, s in enumerate(stages)]
-    return {"width": width, "height": height, "left": left, "bottom": height - bottom, "top": top,
-            "max": f"{top_value:.3g}", "bars": bars, "legend": legend}
 
 
 # --- builds ----------------------------------------------------------------------------------------
@@ -241,7 +117,7 @@ class BuildRunAdmin(admin.ModelAdmin):
 
     @admin.display(description="seconds per stage")
     def stages_display(self, obj):
-        return self._lines((s, f"{obj.timings[s]:.2f}") for s in _stages([obj]))
+        return self._lines((s, f"{obj.timings[s]:.2f}") for s in stage_names([obj]))
 
     @admin.display(description="counts")
     def counts_display(self, obj):
@@ -494,8 +370,6 @@ class PopularItemAdmin(ReadOnlyAdmin):
 
 def item_content_types():
     """Return the content types of ``RECOMMENDATIONS["ITEM_MODELS"]``."""
-    from django.apps import apps
-
     models = []
     for label in app_settings.ITEM_MODELS:
         try:
@@ -547,124 +421,3 @@ class ItemRuleAdmin(admin.ModelAdmin):
     @admin.display(description="item")
     def item(self, obj):
         return _item_cell(getattr(obj, "item_obj", None), f"{obj.content_type_id}:{obj.object_id}")
-
-
-
-# --- a mixin for the host's item admins ----------------------------------------------------------------------
-
-
-class ItemRecommendationsAdminMixin:
-    """Add recommendation controls to a host's item ``ModelAdmin``.
-
-    * the readonly fields ``recommendation_rule`` (the item's editor rule, with links to
-      change it) and ``recommendation_neighbours`` (its stored neighbours of both kinds);
-    * the actions "Pin in recommendations", "Boost in recommendations", "Ban from
-      recommendations" and "Clear recommendation rule";
-    * the changelist column ``recommendation_rule_display`` (the rules of a page load in one query).
-
-    Usage::
-
-        @admin.register(Product)
-        class ProductAdmin(ItemRecommendationsAdminMixin, admin.ModelAdmin):
-            list_display = ("name", "recommendation_rule_display")
-            readonly_fields = ("recommendation_rule", "recommendation_neighbours")
-    """
-
-    recommendation_boost_factor = 1.5
-    recommendation_neighbours_n = 20
-
-    def get_actions(self, request):
-        actions = super().get_actions(request)
-        if self.has_change_permission(request):
-            for name in ("recommendation_pin", "recommendation_boost", "recommendation_ban", "recommendation_clear"):
-                func = getattr(type(self), name)
-                actions[name] = (func, name, func.short_description)
-        return actions
-
-    def get_changelist(self, request, **kwargs):
-        base = super().get_changelist(request, **kwargs)
-
-        class RuleChangeList(base):
-            """Load the rules of the page's items in one query (``rec_rule_action`` on each row)."""
-
-            def get_results(self, request):
-                super().get_results(request)
-                rows = list(self.result_list)
-                if rows:
-                    ct = ContentType.objects.get_for_model(self.model)
-                    rules = dict(ItemRule.objects.filter(content_type=ct, object_id__in=[str(r.pk) for r in rows])
-                                 .values_list("object_id", "action"))
-                    for row in rows:
-                        row.rec_rule_action = rules.get(str(row.pk))
-
-        return RuleChangeList
-
-    def _rule_set(self, request, queryset, action: str, factor: float = 1.5):
-        count = 0
-        for obj in queryset:
-            services.item_rule_set(obj=obj, action=action, factor=factor, note=f"admin: {request.user}")
-            count += 1
-        label = dict(ItemRule.Action.choices)[action].lower()
-        self.message_user(request, f"{count} item(s): {label} in recommendations.", messages.SUCCESS)
-
-    def recommendation_pin(self, request, queryset):
-        self._rule_set(request, queryset, ItemRule.Action.PIN)
-
-    recommendation_pin.short_description = "Pin in recommendations"
-
-    def recommendation_boost(self, request, queryset):
-        self._rule_set(request, queryset, ItemRule.Action.BOOST, factor=self.recommendation_boost_factor)
-
-    recommendation_boost.short_description = "Boost in recommendations"
-
-    def recommendation_ban(self, request, queryset):
-        self._rule_set(request, queryset, ItemRule.Action.BAN)
-
-    recommendation_ban.short_description = "Ban from recommendations"
-
-    def recommendation_clear(self, request, queryset):
-        for obj in queryset:
-            services.item_rule_clear(obj=obj)
-        self.message_user(request, f"Cleared the recommendation rules of {queryset.count()} item(s).", messages.SUCCESS)
-
-    recommendation_clear.short_description = "Clear recommendation rule"
-
-    @admin.display(description="recommendations")
-    def recommendation_rule_display(self, obj):
-        action = getattr(obj, "rec_rule_action", None)
-        return dict(ItemRule.Action.choices).get(action, "—") if action else "—"
-
-    @admin.display(description="recommendation rule")
-    def recommendation_rule(self, obj):
-        if obj is None or obj.pk is None:
-            return "—"
-        ct = ContentType.objects.get_for_model(obj)
-        rule = ItemRule.objects.filter(content_type=ct, object_id=str(obj.pk)).first()
-        if rule is None:
-            url = reverse("admin:recommendations_itemrule_add") + f"?content_type={ct.pk}&object_id={obj.pk}"
-            return format_html('None. <a href="{}">Add a rule</a> (or use the actions of the list).', url)
-        url = reverse("admin:recommendations_itemrule_change", args=[rule.pk])
-        factor = f" ×{rule.factor:g}" if rule.action == ItemRule.Action.BOOST else ""
-        return format_html('{}{} <a href="{}">change</a>', rule.get_action_display(), factor, url)
-
-    @admin.display(description="stored neighbours")
-    def recommendation_neighbours(self, obj):
-        if obj is None or obj.pk is None:
-            return "—"
-        if selectors.active_build() is None:
-            return "No active build yet: run a build to compute neighbours."
-        neighbours = selectors.neighbours_for_admin(obj, n=self.recommendation_neighbours_n)
-        columns = []
-        for kind, items in neighbours.items():
-            title = kind.capitalize()
-            if kind == SimilarItem.Kind.COLLABORATIVE and items and all(i.rec_source == "content" for i in items):
-                title += " (none stored: the content fallback readers get)"
-            rows = format_html_join(
-                "", '<tr><td>{}</td><td>{}</td><td>{}</td></tr>',
-                ((item.rec_rank, item_link(item), f"{item.rec_score:.3f}") for item in items),
-            ) or mark_safe('<tr><td colspan="3">none stored</td></tr>')
-            columns.append(format_html(
-                '<div class="recommendations-neighbours"><strong>{}</strong><table><thead><tr><th>#</th>'
-                '<th>item</th><th>score</th></tr></thead><tbody>{}</tbody></table></div>', title, rows))
-        return format_html('<div style="display:flex;flex-wrap:wrap;gap:2em;align-items:flex-start">{}</div>',
-                           format_html_join("", "{}", ((c,) for c in columns)))

@@ -24,7 +24,7 @@ E016   ``ITEM_FILTERS`` names a model that is not an item model, is not a dict o
 E017   ``MMR_LAMBDA`` is not a number in [0, 1]
 W001   ``RECOMMENDATIONS`` has a key the app does not know (probably a typo)
 W002   an item model has no ``TEXT_FIELDS``: it gets no content-based neighbours
-W003   the default database is SQLite without ``"timeout"`` of 20 s or more and ``"transaction_mode": "IMMEDIATE"``
+W003   the default database is SQLite without a ``"timeout"`` of 20 seconds or more and ``"transaction_mode": "IMMEDIATE"``
 =====  ==============================================================================
 
 An ``ITEM_MODELS`` entry that does not resolve is reported once (E003): the checks that compare
@@ -33,6 +33,7 @@ other settings with the item models are skipped then, since their errors would o
 from __future__ import annotations
 
 import json
+from importlib import import_module
 from pathlib import Path
 
 from django.apps import apps
@@ -43,7 +44,10 @@ from django.core.exceptions import FieldDoesNotExist, FieldError, ValidationErro
 from django.db import models
 from django.utils.module_loading import import_string
 
+from .adapters import DefaultAdapter
+from .algorithms import ALGORITHMS
 from .conf import DEFAULTS
+from .interactions import OPTIONAL_COLUMNS
 
 KINDS = ("read", "rating", "not_interested", "weight")
 COUNTS = ("N_RECOMMENDATIONS", "N_SIMILAR", "N_POPULAR", "BUILD_CHUNK_SIZE", "KEEP_BUILDS", "LOCK_TIMEOUT",
@@ -151,7 +155,7 @@ def _check_interactions(interactions, item_models, complete=True) -> list[checks
         weight = config.get("weight", 1.0)
         if isinstance(weight, bool) or not isinstance(weight, (int, float)):
             errors.append(_error(9, f"{where}: weight {weight!r} is not a number.", "Use e.g. 'weight': 1.0."))
-        for key in ("stars_field", "dwell_field", "progress_field", "weight_field", "timestamp_field"):
+        for key in (*OPTIONAL_COLUMNS.values(), "timestamp_field"):
             name = config.get(key)
             if name is None:
                 continue
@@ -194,8 +198,6 @@ def _check_text_fields(text_fields, item_models, complete=True) -> list[checks.C
 
 
 def _check_misc(conf, item_models, complete=True) -> list[checks.CheckMessage]:
-    from .adapters import DefaultAdapter
-
     errors: list[checks.CheckMessage] = []
     adapter_path = conf.get("ADAPTER", DEFAULTS["ADAPTER"])
     hint = "Point it at a subclass of recommendations.adapters.DefaultAdapter."
@@ -207,10 +209,6 @@ def _check_misc(conf, item_models, complete=True) -> list[checks.CheckMessage]:
         if not (isinstance(adapter, type) and issubclass(adapter, DefaultAdapter)):
             errors.append(_error(12, f"ADAPTER {adapter_path!r} is not a DefaultAdapter subclass.", hint))
     algorithm = conf.get("ALGORITHM", DEFAULTS["ALGORITHM"])
-    try:
-        from .algorithms import ALGORITHMS
-    except ImportError:  # pragma: no cover - the algorithm layer is part of the package
-        ALGORITHMS = {}
     if ALGORITHMS and algorithm not in ALGORITHMS:
         errors.append(_error(13, f"ALGORITHM {algorithm!r} is not known.",
                              f"Use one of {', '.join(sorted(ALGORITHMS))}."))
@@ -259,8 +257,6 @@ SQLITE_WORKER_OPTIONS = {"timeout": 30, "transaction_mode": "IMMEDIATE"}
 
 def check_database(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
     """Warn when workers would write to SQLite with options under which concurrent builds fail."""
-    from importlib import import_module
-
     database = settings.DATABASES.get("default", {})
     try:
         vendor = import_module(f"{database.get('ENGINE', '')}.base").DatabaseWrapper.vendor

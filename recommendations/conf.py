@@ -83,9 +83,6 @@ DEFAULTS: dict[str, Any] = {
     "EASE_MAX_ITEMS": 20000,
 }
 
-IMPORT_STRINGS = ("ADAPTER",)
-
-
 class AppSettings:
     """Lazy, cached view of ``settings.RECOMMENDATIONS`` merged over ``DEFAULTS``."""
 
@@ -121,9 +118,6 @@ app_settings = AppSettings(DEFAULTS)
 def _reload_app_settings(*, setting: str, **kwargs: Any) -> None:
     if setting == "RECOMMENDATIONS":
         app_settings.reload()
-        from . import adapters
-
-        adapters.get_adapter.cache_clear()
 
 
 setting_changed.connect(_reload_app_settings)

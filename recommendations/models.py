@@ -22,8 +22,7 @@ class JSONTextField(models.TextField):
 
     ``JSONField`` is ``jsonb`` on PostgreSQL: the server parses every value written and prints
     every value read. The picks' explanations are only ever written whole and read whole (never
-    queried inside), by the hundred thousand per build: as text, the 181k picks of MovieLens-1M
-    ``COPY`` in 1.6 s instead of 2.4 s (see docs/decisions.md).
+    queried inside), by the hundred thousand per build, so text is cheaper (see docs/decisions.md).
     """
 
     def from_db_value(self, value, expression, connection):
@@ -42,6 +41,12 @@ class JSONTextField(models.TextField):
 
     def value_to_string(self, obj) -> str:
         return json.dumps(self.value_from_object(obj))
+
+
+class BuildRunQuerySet(models.QuerySet):
+    def active(self) -> models.QuerySet:
+        """Return the build whose results are served (at most one row)."""
+        return self.filter(is_active=True)
 
 
 class BuildRun(models.Model):
@@ -72,6 +77,8 @@ class BuildRun(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     activated_at = models.DateTimeField(null=True, blank=True)
+
+    objects = BuildRunQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -106,14 +113,10 @@ class BuildArtifact(models.Model):
 
 
 # The foreign keys of the two bulk result tables (``SimilarItem``, ``UserRecommendation``) have
-# no database constraint and no single-column index. Django still deletes their rows with the
-# build, user or content type they point at (``on_delete=CASCADE`` is carried out by the ORM,
-# not the database), and every read goes through the composite lookup index, whose first column
-# is the build. What it saves: PostgreSQL checks each foreign-key constraint row by row, so the
-# constraints cost more than the rows' insert itself (181k picks of MovieLens-1M: COPY and
-# commit 7.8 s with them, 2.4 s without them and the unused indexes). What it costs: a row
-# written for a user deleted during the build is not refused by the database; ``build_finalize``
-# removes such rows (see ``services._orphan_picks_delete``). Written up in docs/decisions.md.
+# no database constraint and no single-column index: PostgreSQL checks a constraint row by row,
+# which cost more than inserting the rows (docs/decisions.md). Django still deletes the rows with
+# what they point at (``on_delete=CASCADE`` is carried out by the ORM), every read goes through the
+# composite lookup index, and ``build_finalize`` removes picks of a user deleted during the build.
 RESULT_ROW_KEYS = {"db_constraint": False, "db_index": False}
 
 

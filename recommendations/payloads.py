@@ -2,7 +2,7 @@
 
 ``GET /api/recommendations/`` without parameters is the request every client makes. Computing
 it takes the stored rows, the reader's history (to drop what they have seen since), the editors'
-rules, the items themselves and a serializer: about 10 ms of Python per request. This module
+rules, the items themselves and a serializer: most of a request's CPU. This module
 keeps the finished response body per reader (``UserPayload``), so that the request costs
 authentication plus one indexed lookup.
 
@@ -10,7 +10,7 @@ authentication plus one indexed lookup.
 slow path runs once and its bytes are stored), not by builds or refreshes. A full build would
 otherwise render every reader's picks, most of whom will not come before the next build, and an
 editor's rule would force all of them to be rendered again; the first request after a change
-pays the slow path once instead (about one request in the life of a body).
+pays the slow path once instead.
 
 **When a body is served.** Only while all of these still hold, checked by the same query that
 reads it:
@@ -53,15 +53,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from django.core.cache import cache
 from django.core.signals import setting_changed
-from django.db import DatabaseError, connections, router, transaction
+from django.db import DatabaseError, router, transaction
 from django.db.models import F, Subquery
 from django.utils import timezone
 
-from .compiled import binary_results
 from .conf import app_settings
+from .db.payload_lookup import payload_row_read
 from .models import BuildRun, PayloadGeneration, UserPayload
+from .rules import rules_cache_clear
 
 logger = logging.getLogger(__name__)
 
@@ -100,29 +100,9 @@ def _new_version() -> str:
     return uuid.uuid4().hex
 
 
-@functools.lru_cache(maxsize=8)
-def _lookup_sql(alias: str) -> str:
-    def q(name: str) -> str:
-        return connections[alias].ops.quote_name(name)
-
-    payload, build, generation = (q(m._meta.db_table) for m in (UserPayload, BuildRun, PayloadGeneration))
-    return (
-        f"SELECT (SELECT b.{q('id')} FROM {build} b WHERE b.{q('is_active')} = %s LIMIT 1), "
-        f"(SELECT g.{q('value')} FROM {generation} g WHERE g.{q('id')} = %s), "
-        f"p.{q('version')}, p.{q('build_id')}, p.{q('generation')}, p.{q('config')}, p.{q('body')} "
-        f"FROM (SELECT 1 AS one) o LEFT JOIN {payload} p ON p.{q('user_id')} = %s"
-    )
-
-
 def user_payload_snapshot(*, user_id: Any) -> PayloadSnapshot:
     """Read, with one query, the active build, the generation and ``user_id``'s stored body."""
-    alias = router.db_for_read(UserPayload)
-    connection = connections[alias]
-    user_param = UserPayload._meta.pk.target_field.get_db_prep_value(user_id, connection)
-    with connection.cursor() as cursor:
-        binary_results(cursor)  # the body as its bytes, not as hex text
-        cursor.execute(_lookup_sql(alias), [True, GENERATION_PK, user_param])
-        row = cursor.fetchone()
+    row = payload_row_read(user_id=user_id, generation_pk=GENERATION_PK)
     body = row[6]
     return PayloadSnapshot(
         build_id=row[0], generation=row[1], version=row[2], stored_build_id=row[3], stored_generation=row[4],
@@ -138,7 +118,7 @@ def fresh_body_subquery(*, user: Any, config: str) -> Subquery:
     trip (``recommendations.api.authentication``). A NULL means "not known fresh": the caller
     then takes ``user_payload_get_or_build()``, which reads again and renders if needed.
     """
-    active = BuildRun.objects.filter(is_active=True).values("id")[:1]
+    active = BuildRun.objects.active().values("id")[:1]
     generation = PayloadGeneration.objects.filter(pk=GENERATION_PK).values("value")
     fresh = UserPayload.objects.filter(
         user=user, build_id=Subquery(active), generation=Subquery(generation), config=config, body__isnull=False,
@@ -181,9 +161,7 @@ def user_payload_get_or_build(*, user_id: Any, config: str, render: Callable[[],
     if snapshot.version is None or snapshot.generation is None:
         snapshot = _rows_ensure(user_id=user_id, snapshot=snapshot)
     # The editors' rules are cached for a few seconds per process: read them afresh for a body that may live long.
-    from .selectors import RULES_CACHE_KEY
-
-    cache.delete(RULES_CACHE_KEY)
+    rules_cache_clear()
     body = render()
     user_payload_store(user_id=user_id, snapshot=snapshot, config=config, body=body)
     return body

@@ -10,7 +10,6 @@ model for the user's history when seen items are filtered.
 """
 from __future__ import annotations
 
-import io
 import logging
 from collections.abc import Iterable
 from typing import Any
@@ -18,15 +17,17 @@ from typing import Any
 import numpy as np
 from django.apps import apps
 from django.contrib.contenttypes.models import ContentType
-from django.db import models
-from django.core.cache import cache
 from django.core.exceptions import ImproperlyConfigured
+from django.db import models
 from django.db.models import Case, FloatField, IntegerField, Value, When
-from django.db.models.signals import post_delete, post_save
 
 from .adapters import get_adapter
+from .build.errors import BuildError
+from .build.state import build_state
 from .conf import app_settings
-from .models import BuildArtifact, BuildRun, ItemRule, PopularItem, SimilarItem, UserRecommendation
+from .items import items_by_key
+from .models import BuildRun, ItemRule, PopularItem, SimilarItem, UserRecommendation
+from .rules import rules_by_key
 
 Key = tuple[int, str]
 
@@ -35,7 +36,7 @@ logger = logging.getLogger(__name__)
 
 def active_build() -> BuildRun | None:
     """Return the build whose results are served, if any."""
-    return BuildRun.objects.filter(is_active=True).first()
+    return BuildRun.objects.active().first()
 
 
 def _model_of(model) -> type[models.Model] | None:
@@ -46,26 +47,6 @@ def _model_of(model) -> type[models.Model] | None:
 
 def _ct(model) -> ContentType:
     return ContentType.objects.get_for_model(model)
-
-
-RULES_CACHE_KEY = "recommendations:item-rules"
-
-
-def _rules() -> dict[Key, ItemRule]:
-    """Return the editors' rules; cached for a few seconds (cleared on every change in this process)."""
-    rules = cache.get(RULES_CACHE_KEY)
-    if rules is None:
-        rules = {(r.content_type_id, r.object_id): r for r in ItemRule.objects.all()}
-        cache.set(RULES_CACHE_KEY, rules, 10)
-    return rules
-
-
-def _clear_rules_cache(**kwargs) -> None:
-    cache.delete(RULES_CACHE_KEY)
-
-
-post_save.connect(_clear_rules_cache, sender=ItemRule, dispatch_uid="recommendations.rules.save")
-post_delete.connect(_clear_rules_cache, sender=ItemRule, dispatch_uid="recommendations.rules.delete")
 
 
 def _seen_keys(user, candidates: Iterable[Key] | None = None) -> set[Key]:
@@ -117,7 +98,7 @@ def _materialise(
     Applies the item filters, the editors' rules (ban, boost, pin) and the exclusions, with
     one query per item model.
     """
-    rules = _rules() if rules is None else rules
+    rules = rules_by_key() if rules is None else rules
     adapter = get_adapter()
     by_ct: dict[int, list[tuple[Key, float, list[dict], str]]] = {}
     for cand in candidates:
@@ -128,18 +109,14 @@ def _materialise(
         if rule is not None and rule.action == ItemRule.Action.BAN:
             continue
         by_ct.setdefault(key[0], []).append(cand)
-    objects: dict[Key, Any] = {}
-    for ct_id, cands in by_ct.items():
-        item_model = ContentType.objects.get_for_id(ct_id).model_class()
-        if item_model is None or item_model._meta.label not in app_settings.ITEM_MODELS:
-            continue
-        if model is not None and item_model is not model:
-            continue
-        qs = queryset if queryset is not None and queryset.model is item_model else item_queryset(item_model)
-        pk = item_model._meta.pk
-        ids = [pk.to_python(c[0][1]) for c in cands]
-        for obj in qs.filter(pk__in=ids):
-            objects[(ct_id, str(obj.pk))] = obj
+    allowed = set(app_settings.ITEM_MODELS)
+
+    def narrowed(item_model) -> models.QuerySet | None:
+        if item_model._meta.label not in allowed or (model is not None and item_model is not model):
+            return None
+        return queryset if queryset is not None and queryset.model is item_model else item_queryset(item_model)
+
+    objects = items_by_key((c[0] for cands in by_ct.values() for c in cands), queryset=narrowed)
     ranked = []
     for ct_id, cands in by_ct.items():
         for key, score, explanation, source in cands:
@@ -205,7 +182,7 @@ def recommended_for(user, *, model=None, n: int = 10, queryset: models.QuerySet 
         rows = rows.filter(content_type=_ct(model))
     rows = list(rows.order_by("rank").values_list("content_type_id", "object_id", "score", "explanation"))
     seen = _seen_keys(user, candidates=[(ct, oid) for ct, oid, _, _ in rows]) if rows else _seen_keys(user)
-    rules = _rules()
+    rules = rules_by_key()
     candidates = [((ct, oid), score, expl or [], "personal") for ct, oid, score, expl in rows]
     lam = app_settings.MMR_LAMBDA if mmr_lambda is None else mmr_lambda
     fetch = n * 2 if lam > 0 else n
@@ -232,7 +209,7 @@ def _content_fallback(seen: set[Key], *, n: int, model, queryset, exclude: set[K
     if not seen or n <= 0:
         return []
     sources = set(list(seen)[:50])
-    build_id = BuildRun.objects.filter(is_active=True).values_list("pk", flat=True).first()
+    build_id = BuildRun.objects.active().values_list("pk", flat=True).first()
     # IN lists on the indexed columns (build, kind, content_type, object_id) instead of an OR of pairs,
     # which SQLite cannot use its index for; the pairs are checked in Python.
     rows = [
@@ -332,9 +309,6 @@ def has_personal_recommendations(user) -> bool:
     return UserRecommendation.objects.filter(build__is_active=True, user=user).exists()
 
 
-_RATING_CACHE: dict[int, Any] = {}
-
-
 def predicted_stars(user, obj) -> float | None:
     """Return the stars ``user`` would probably give ``obj`` (1-5), from the active build's rating model.
 
@@ -343,30 +317,18 @@ def predicted_stars(user, obj) -> float | None:
     """
     if user is None or not getattr(user, "is_authenticated", False):
         return None
-    build_id = BuildRun.objects.filter(is_active=True).values_list("pk", flat=True).first()
+    build_id = BuildRun.objects.active().values_list("pk", flat=True).first()
     if build_id is None:
         return None
-    entry = _RATING_CACHE.get(build_id)
-    if entry is None:
-        from .algorithms.matrices import IndexMap
-        from .algorithms.rating import BiasedMF
-
-        blobs = dict(BuildArtifact.objects.filter(build_id=build_id, name__in=["rating_model", "maps"])
-                     .values_list("name", "data"))
-        if "rating_model" not in blobs or "maps" not in blobs:
-            _RATING_CACHE[build_id] = entry = (None, None, None)
-        else:
-            rating_model = BiasedMF.load(io.BytesIO(bytes(blobs["rating_model"])))
-            with np.load(io.BytesIO(bytes(blobs["maps"])), allow_pickle=False) as maps:
-                item_map = IndexMap(zip(maps["item_ct"].tolist(), maps["item_id"].tolist()))
-                user_map = IndexMap(maps["user_id"].tolist())
-            _RATING_CACHE.clear()
-            _RATING_CACHE[build_id] = entry = (rating_model, user_map, item_map)
-    rating_model, user_map, item_map = entry
+    try:
+        state = build_state(build_id)
+        rating_model = state.rating_model
+    except BuildError:
+        return None
     if rating_model is None:
         return None
-    u = user_map.get(str(user.pk))
-    i = item_map.get((_ct(type(obj)).pk, str(obj.pk)))
+    u = state.user_map.get(str(user.pk))
+    i = state.item_map.get((_ct(type(obj)).pk, str(obj.pk)))
     if u is None or i is None:
         return None
     return float(np.round(rating_model.predict(np.asarray([u]), np.asarray([i]))[0], 1))
@@ -375,3 +337,18 @@ def predicted_stars(user, obj) -> float | None:
 def neighbours_for_admin(obj, *, n: int = 20) -> dict[str, list[Any]]:
     """Return both kinds of stored neighbours of ``obj`` (for its admin page)."""
     return {kind: similar_to(obj, n=n, kind=kind) for kind in SimilarItem.Kind.values}
+
+
+def serving_generation(*, user=None) -> tuple[int | None, int | None, str | None]:
+    """Return the active build's id, the generation of served results and ``user``'s own version, in one query.
+
+    A page cached under these three values is never served after a new build, an item or editor's
+    rule change (the generation) or an interaction or refresh of the reader (their version): the
+    same rules as the stored picks of ``recommendations.payloads``. Anonymous users get ``None``
+    as their version.
+    """
+    from .payloads import user_payload_snapshot
+
+    user_id = user.pk if user is not None and getattr(user, "is_authenticated", False) else None
+    snapshot = user_payload_snapshot(user_id=user_id)
+    return snapshot.build_id, snapshot.generation, snapshot.version

@@ -4,7 +4,8 @@ A deleted item takes the stored rows that point at it along; a deleted user queu
 
 They also invalidate stored picks (``recommendations.payloads``) in the writing transaction: the
 reader's own on each interaction, everyone's on an item or an editor's rule saved or deleted
-and on a build made active.
+and on a build made active. The save and delete hooks listen to the user model and the
+configured item and interaction models only, and are connected again when the settings change.
 """
 from __future__ import annotations
 
@@ -18,9 +19,12 @@ from django.core.signals import setting_changed
 from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 
+from . import refresh, tasks
+from .build.pipeline import build_switched
 from .conf import DEFAULTS, app_settings
 from .models import BuildRun, ItemRule
 from .payloads import user_payload_invalidate, user_payloads_invalidate
+from .rules import rules_cache_clear
 
 logger = logging.getLogger(__name__)
 
@@ -36,13 +40,11 @@ def _interaction_changed(sender, instance, **kwargs) -> None:
         if apps.get_model(config["model"]) is sender:
             user_id = getattr(instance, f"{config.get('user_field', 'user')}_id", None)
             if user_id is not None:
-                from .services import user_refresh_request
-
                 origin = kwargs.get("origin")
                 if not _deleting_a_user(origin):
                     # Now, in the writing transaction: a seen item must never be served from a stored body.
                     user_payload_invalidate(user_id=user_id)
-                    transaction.on_commit(lambda: user_refresh_request(user_id=user_id))
+                    transaction.on_commit(lambda: tasks.user_refresh_request(user_id=user_id))
                 elif getattr(origin, "pk", None) != user_id:
                     # Another reader's row, gone with a deleted user's object, or a bulk delete of users.
                     transaction.on_commit(lambda: _refresh_if_user_left(user_id))
@@ -51,11 +53,9 @@ def _interaction_changed(sender, instance, **kwargs) -> None:
 
 def _refresh_if_user_left(user_id) -> None:
     """After a delete of users: refresh a reader whose history changed, unless they were deleted too."""
-    from .services import user_refresh_request
-
     if get_user_model()._default_manager.filter(pk=user_id).exists():
         user_payload_invalidate(user_id=user_id)
-        user_refresh_request(user_id=user_id)
+        tasks.user_refresh_request(user_id=user_id)
 
 
 def _item_changed(sender, instance, **kwargs) -> None:
@@ -67,6 +67,7 @@ def _item_changed(sender, instance, **kwargs) -> None:
 
 
 def _rule_changed(sender, instance, **kwargs) -> None:
+    rules_cache_clear()
     user_payloads_invalidate()
 
 
@@ -85,14 +86,12 @@ def _item_saved(sender, instance, raw=False, **kwargs) -> None:
         return
     if sender._meta.label not in app_settings.ITEM_MODELS:
         return
-    from .tasks import item_content_refresh, publish_options
-
     ct_id = ContentType.objects.get_for_model(sender).pk
     object_id = str(instance.pk)
 
     def queue() -> None:
         try:
-            item_content_refresh.apply_async((ct_id, object_id), **publish_options())
+            tasks.item_content_refresh.apply_async((ct_id, object_id), **tasks.publish_options())
         except Exception as exc:  # The broker is down: the next build computes the item's neighbours.
             logger.warning("Could not queue the content refresh of %s:%s (%r)", ct_id, object_id, exc)
 
@@ -108,10 +107,9 @@ def _dispatch_save(sender, instance, **kwargs) -> None:
 def _item_deleted(sender, instance, **kwargs) -> None:
     label = sender._meta.label
     if label in app_settings.ITEM_MODELS and apps.get_model(label) is sender:
-        from .services import item_rows_forget
-
         # In the deleting transaction: a rollback keeps the rows with the item.
-        item_rows_forget(content_type_id=ContentType.objects.get_for_model(sender).pk, object_id=str(instance.pk))
+        refresh.item_rows_forget(content_type_id=ContentType.objects.get_for_model(sender).pk,
+                                 object_id=str(instance.pk))
 
 
 def _dispatch_delete(sender, instance, **kwargs) -> None:
@@ -122,33 +120,24 @@ def _dispatch_delete(sender, instance, **kwargs) -> None:
 
 def _user_deleted(sender, instance, **kwargs) -> None:
     if sender is get_user_model():
-        from .services import user_data_forget
-
         # In the deleting transaction: a rollback undoes this too.
-        user_data_forget(user_id=instance.pk)
+        refresh.user_data_forget(user_id=instance.pk)
 
 
-_DELETE_HOOKS = {"user": (_user_deleted, "recommendations.user_deleted"),
-                 "configured": (_dispatch_delete, "recommendations.post_delete")}
-_delete_senders: list[tuple[type, str]] = []
+# hook name -> (signal, receiver, dispatch uid)
+_HOOKS = {"user_deleted": (post_delete, _user_deleted, "recommendations.user_deleted"),
+          "deleted": (post_delete, _dispatch_delete, "recommendations.post_delete"),
+          "saved": (post_save, _dispatch_save, "recommendations.post_save")}
+_connected: list[tuple[type, str]] = []
 
 
-def delete_hooks_connect() -> None:
-    """Connect the delete hooks to the user model and to the configured item and interaction models only.
+def _configured_models() -> list[type]:
+    """Return the configured item and interaction models that resolve; a broken setting is skipped.
 
-    A ``post_delete`` receiver without a sender listens to every model of the project, and Django
-    deletes a queryset of a model with listeners row by row (it fetches the rows and sends a
-    signal for each) instead of with one ``DELETE``. Pruning an old build's picks and neighbours
-    (330k rows on MovieLens-1M) cost about 1.2 s of CPU in the serial tail of every build, and
-    every bulk delete of the host project paid the same. Run again when ``RECOMMENDATIONS`` or
-    ``AUTH_USER_MODEL`` changes (``override_settings`` in tests).
+    A broken setting must not break start-up: the system checks name each mistake
+    (recommendations.E0xx). It is read from settings, not app_settings, whose cache would outlive
+    a test's ``del settings.X``.
     """
-    for sender, hook in _delete_senders:
-        post_delete.disconnect(sender=sender, dispatch_uid=_DELETE_HOOKS[hook][1])
-    _delete_senders.clear()
-    senders = [(get_user_model(), "user")]
-    # A broken setting must not break start-up: the system checks name each mistake (recommendations.E0xx).
-    # Read from settings, not app_settings: filling its cache here would outlive a test's ``del settings.X``.
     configured = getattr(settings, "RECOMMENDATIONS", None) or {}
     if not isinstance(configured, dict):  # recommendations.E001
         configured = {}
@@ -157,25 +146,50 @@ def delete_hooks_connect() -> None:
     labels = list(items) if isinstance(items, (list, tuple)) else []
     if isinstance(interactions, (list, tuple)):
         labels += [config.get("model") for config in interactions if isinstance(config, dict)]
+    models = []
     for label in labels:
         try:
-            senders.append((apps.get_model(label), "configured"))
+            models.append(apps.get_model(label))
         except (LookupError, ValueError, TypeError, AttributeError):
             continue
-    for sender, hook in dict.fromkeys(senders):
-        receiver, uid = _DELETE_HOOKS[hook]
-        post_delete.connect(receiver, sender=sender, dispatch_uid=uid, weak=False)
-        _delete_senders.append((sender, hook))
+    return models
+
+
+def model_hooks_connect() -> None:
+    """Connect the save and delete hooks to the user model and the configured item and interaction models only.
+
+    A receiver without a sender would run for every model of the project, and Django deletes a
+    queryset of a model with ``post_delete`` listeners row by row (it fetches the rows and sends a
+    signal for each) instead of with one ``DELETE``: pruning a build's rows and every bulk delete
+    of the host project would pay for it. Run again when ``RECOMMENDATIONS`` or
+    ``AUTH_USER_MODEL`` changes (``override_settings`` in tests).
+    """
+    for sender, hook in _connected:
+        signal, _, uid = _HOOKS[hook]
+        signal.disconnect(sender=sender, dispatch_uid=uid)
+    _connected.clear()
+    hooks = [(get_user_model(), "user_deleted")]
+    for model in _configured_models():
+        hooks += [(model, "deleted"), (model, "saved")]
+    for sender, hook in dict.fromkeys(hooks):
+        signal, receiver, uid = _HOOKS[hook]
+        signal.connect(receiver, sender=sender, dispatch_uid=uid, weak=False)
+        _connected.append((sender, hook))
 
 
 def _settings_changed(*, setting: str, **kwargs) -> None:
     if setting in ("RECOMMENDATIONS", "AUTH_USER_MODEL"):
-        delete_hooks_connect()
+        model_hooks_connect()
 
 
-post_save.connect(_dispatch_save, dispatch_uid="recommendations.post_save")
-delete_hooks_connect()
+def _build_switched(sender, build: BuildRun, **kwargs) -> None:
+    """A new build is active: refresh again the readers whose change arrived after it read its data."""
+    tasks.users_changed_requeue(build=build)
+
+
+model_hooks_connect()
 setting_changed.connect(_settings_changed, dispatch_uid="recommendations.settings_changed")
 post_save.connect(_rule_changed, sender=ItemRule, dispatch_uid="recommendations.rule_saved")
-post_save.connect(_build_saved, sender=BuildRun, dispatch_uid="recommendations.build_saved")
 post_delete.connect(_rule_changed, sender=ItemRule, dispatch_uid="recommendations.rule_deleted")
+post_save.connect(_build_saved, sender=BuildRun, dispatch_uid="recommendations.build_saved")
+build_switched.connect(_build_switched, dispatch_uid="recommendations.build_switched")

@@ -15,16 +15,14 @@ from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from articles import selectors, services
 from articles.models import NotInterested, Rating, Read
 
 from . import serializers as s
-from recommendations.api.views import WriteThrottleMixin
-
 from .filters import ArticleFilter, BookFilter
+from .throttling import WriteRateThrottle, WriteThrottled
 
 HISTORY_LIMIT = 1000
 
@@ -107,7 +105,7 @@ class BookDetailApi(generics.RetrieveAPIView):
 # --- reads -------------------------------------------------------------------------------------------------
 
 
-class ReadListCreateApi(WriteThrottleMixin, generics.GenericAPIView):
+class ReadListCreateApi(WriteThrottled, generics.GenericAPIView):
     """A reader's reads: list your own (staff: ``?user=``), or record that you opened an item."""
 
     permission_classes = [IsAuthenticated]
@@ -131,7 +129,7 @@ class ReadListCreateApi(WriteThrottleMixin, generics.GenericAPIView):
         return Response(s.ReadOutputSerializer(read).data, status=status.HTTP_201_CREATED)
 
 
-class ReadDetailApi(WriteThrottleMixin, APIView):
+class ReadDetailApi(WriteThrottled, APIView):
     """One read: show it, report its dwell time and progress (values only grow), or remove it."""
 
     permission_classes = [IsAuthenticated]
@@ -155,7 +153,7 @@ class ReadDetailApi(WriteThrottleMixin, APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class ReadBeaconApi(WriteThrottleMixin, APIView):
+class ReadBeaconApi(WriteThrottled, APIView):
     """The page's leave beacon (``navigator.sendBeacon``): report dwell time and progress of a read.
 
     Accepts JSON or form data (a beacon sends ``FormData`` with the CSRF token when the
@@ -164,7 +162,7 @@ class ReadBeaconApi(WriteThrottleMixin, APIView):
 
     permission_classes = [IsAuthenticated]
     parser_classes = [JSONParser, FormParser, MultiPartParser]
-    write_scope = "beacon"
+    throttle_scope = "beacon"
 
     @extend_schema(request=s.ReadUpdateInputSerializer, responses={204: None})
     def post(self, request, pk: int):
@@ -184,7 +182,7 @@ _RATING_SET_RESPONSES = {
 }
 
 
-class RatingListSetApi(WriteThrottleMixin, generics.GenericAPIView):
+class RatingListSetApi(WriteThrottled, generics.GenericAPIView):
     """A reader's ratings: list your own (staff: ``?user=``), or rate an item (rating again updates it)."""
 
     permission_classes = [IsAuthenticated]
@@ -212,7 +210,7 @@ class RatingListSetApi(WriteThrottleMixin, generics.GenericAPIView):
         return self.post(request)
 
 
-class RatingDetailApi(WriteThrottleMixin, APIView):
+class RatingDetailApi(WriteThrottled, APIView):
     """One rating: show it or remove it."""
 
     permission_classes = [IsAuthenticated]
@@ -231,7 +229,7 @@ class RatingDetailApi(WriteThrottleMixin, APIView):
 # --- not interested ---------------------------------------------------------------------------------------------
 
 
-class NotInterestedListApi(WriteThrottleMixin, generics.GenericAPIView):
+class NotInterestedListApi(WriteThrottled, generics.GenericAPIView):
     """A reader's "not interested" marks: list, mark an item, or take a mark back by item."""
 
     permission_classes = [IsAuthenticated]
@@ -261,7 +259,7 @@ class NotInterestedListApi(WriteThrottleMixin, generics.GenericAPIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class NotInterestedDetailApi(WriteThrottleMixin, APIView):
+class NotInterestedDetailApi(WriteThrottled, APIView):
     """One "not interested" mark: show it or take it back."""
 
     permission_classes = [IsAuthenticated]
@@ -290,11 +288,11 @@ class PingApi(APIView):
         return Response({"status": "ok"})
 
 
-class AuthTokenObtainApi(WriteThrottleMixin, ObtainAuthToken):
+class AuthTokenObtainApi(WriteThrottled, ObtainAuthToken):
     """Exchange a username and password for an API token (send it as ``Authorization: Token <key>``)."""
 
     # DRF's ObtainAuthToken turns throttling off; password guessing is exactly what it should slow down.
-    throttle_classes = [ScopedRateThrottle]
+    throttle_classes = [WriteRateThrottle]
 
     @extend_schema(
         request=inline_serializer(

@@ -1,29 +1,19 @@
 """Provides ``TokenAuthentication``: DRF's token authentication with its lookup compiled once per process.
 
-DRF looks a token up with ``Token.objects.select_related("user").get(key=key)`` on every
-request. Building that query costs more CPU than everything else a small API request does:
-about 1 ms of the 1.7 ms of a trivial DRF endpoint in process (benchmarks/results/serving.md).
-This class runs the same SQL, compiled by the ORM once per process and database alias
-(``recommendations.compiled``), so everything else is DRF's: the header parsing, the ``401``
-bodies ("Invalid token.", "User inactive or deleted."), ``WWW-Authenticate: Token``. Nothing
-is cached between requests but the SQL text: a deleted token or a deactivated user is refused
-at once. Use it in place of DRF's::
+DRF builds the query ``Token.objects.select_related("user").get(key=key)`` afresh on every
+request, which costs more CPU than the rest of a small API request. This class runs the same SQL,
+compiled by the ORM once per process and database alias (``recommendations.db.compiled``);
+everything else is DRF's: the header parsing, the ``401`` bodies, ``WWW-Authenticate: Token``.
+Nothing but the SQL text is kept between requests, so a deleted token or a deactivated user is
+refused at once. Use it in place of DRF's::
 
     REST_FRAMEWORK = {"DEFAULT_AUTHENTICATION_CLASSES": [
         "recommendations.api.authentication.TokenAuthentication", ...]}
 
-It lives in the app's API because the app's hottest request, a reader's stored picks
-(``recommendations.payloads``), was authentication plus one query: with DRF's own lookup,
-authentication was most of its CPU.
-
-``authenticate_with_stored_picks()`` goes one step further for that request: the token lookup
-also reads the reader's stored body, if it is fresh (``payloads.fresh_body_subquery``), so the
-request is one round trip to the database instead of two. Each round trip costs the web worker a
-wait for the database process to be scheduled: under the serving benchmark's load (2 cores
-shared by gunicorn, PostgreSQL and the load generator), the stored-body query alone took 11% of
-a worker's wall time, most of it waiting (py-spy). The price is a method that knows of the app's
-payloads; anything it does not find (no token header, an unknown key, an inactive user, a stale
-body) goes back to the usual path, which gives DRF's answers.
+``authenticate_with_stored_picks()`` also reads the reader's stored picks body, if it is fresh
+(``payloads.fresh_body_subquery``), in the same round trip, so the app's hottest request is one
+query. Anything it does not find (no token, an unknown key, an inactive user, a stale body) goes
+back to the usual path, which gives DRF's answers. docs/decisions.md has the measurements.
 """
 from __future__ import annotations
 
@@ -35,7 +25,7 @@ from django.utils.translation import gettext_lazy as _
 from rest_framework import authentication, exceptions
 
 from recommendations import payloads
-from recommendations.compiled import CompiledQuery
+from recommendations.db.compiled import CompiledQuery
 
 
 @functools.lru_cache(maxsize=8)

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -40,9 +42,6 @@ class RecommendationsQueryInputSerializer(serializers.Serializer):
 
     def validate_user(self, value):
         """Convert to the user model's primary key type (integer or UUID)."""
-        from django.contrib.auth import get_user_model
-        from django.core.exceptions import ValidationError as DjangoValidationError
-
         try:
             pk = get_user_model()._meta.pk.to_python(value)
         except (DjangoValidationError, ValueError, TypeError, OverflowError):
@@ -122,8 +121,8 @@ class RecommendationOutputSerializer(serializers.Serializer):
     item = ItemPayloadField()
 
     def to_representation(self, obj) -> dict[str, Any]:
-        # The hot path of GET /api/recommendations/: build the dict directly (the fields above document
-        # the schema; DRF's generic field walk took 0.48 ms of CPU for 10 picks, this 0.19 ms).
+        # The hot path of GET /api/recommendations/: build the dict directly, without DRF's generic field
+        # walk; the fields above document the schema.
         explanation = obj.rec_explanation or []
         return {
             "rank": int(obj.rec_rank),

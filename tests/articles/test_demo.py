@@ -182,7 +182,7 @@ class TestDemoDataBadInput:
         def fail(*args, **kwargs):
             raise IntegrityError("simulated failure while inserting reads")
 
-        monkeypatch.setattr(demo, "_insert_rows", fail)  # after tags, books, articles and users exist
+        monkeypatch.setattr(demo, "rows_insert", fail)  # after tags, books, articles and users exist
         with pytest.raises(CommandError, match="nothing was stored"):
             _load(data_dir)
         _assert_nothing_loaded()

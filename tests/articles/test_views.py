@@ -5,20 +5,25 @@ The rows of an active build are created directly, so these tests do not depend o
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import pytest
+from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 
 from articles.models import Article, Book, NotInterested, Rating, Read, Tag
 from recommendations.models import BuildRun, PopularItem, SimilarItem, UserRecommendation
 
-# Session, user, history checks, picks (rows, seen items, rules, items) and two popular lists.
+# Uncached (tests/articles/test_page_cache.py counts the cached pages): session, user, the page cache's
+# generations, history checks, picks (rows, seen items, rules, items) and two popular lists.
 HOME_MAX_QUERIES = 25
-# Session, user, the read, rating and mark, tags, two neighbour lists and the predicted stars.
+# Uncached: session, user, the item with the reader's rating, mark and read, the generations, tags, two
+# neighbour lists and the predicted stars.
 DETAIL_MAX_QUERIES = 20
 
 
@@ -149,6 +154,9 @@ class TestHome:
 class TestDetailPages:
     def test_book_page_records_a_read_and_shows_both_neighbour_kinds(self, reader_client, reader, build, catalog):
         book = catalog["books"][0]
+        # The reader's read of this book is from an earlier visit, so opening it is a new read.
+        earlier = timezone.now() - timedelta(seconds=settings.READ_REOPEN_SECONDS + 60)
+        Read.objects.filter(user=reader).update(created_at=earlier)
         before = Read.objects.filter(user=reader).count()
         html = reader_client.get(book.get_absolute_url()).content.decode()
         read = Read.objects.filter(user=reader).latest("created_at")
@@ -158,6 +166,19 @@ class TestDetailPages:
         assert f'data-beacon-url="{reverse("read-beacon", args=[read.pk])}"' in html
         assert 'alt="Cover of Book 0"' in html
         assert html.count('type="radio"') == 5 and "Your rating" in html
+
+    def test_reopening_soon_after_continues_the_same_read(self, reader_client, reader, build, catalog):
+        book = catalog["books"][2]
+        first = reader_client.get(book.get_absolute_url()).content.decode()
+        read = Read.objects.get(user=reader, object_id=book.pk, content_type=_ct(Book))
+        again = reader_client.get(book.get_absolute_url()).content.decode()
+        assert Read.objects.filter(user=reader, object_id=book.pk, content_type=_ct(Book)).count() == 1
+        beacon = f'data-beacon-url="{reverse("read-beacon", args=[read.pk])}"'
+        assert beacon in first and beacon in again
+        earlier = timezone.now() - timedelta(seconds=settings.READ_REOPEN_SECONDS + 60)
+        Read.objects.filter(pk=read.pk).update(created_at=earlier)
+        reader_client.get(book.get_absolute_url())
+        assert Read.objects.filter(user=reader, object_id=book.pk, content_type=_ct(Book)).count() == 2
 
     def test_article_page_shows_both_neighbour_kinds(self, reader_client, build, catalog):
         html = reader_client.get(catalog["articles"][0].get_absolute_url()).content.decode()
@@ -182,12 +203,13 @@ class TestDetailPages:
     def test_detail_page_query_count_is_fixed(self, reader_client, build, catalog, django_assert_max_num_queries):
         book0 = catalog["books"][0]
         book_ct = _ct(Book)
-        reader_client.get(book0.get_absolute_url())  # warm the content-type cache
+        _ct(Article)  # warm the content-type cache
         for rank, target in enumerate(catalog["books"][1:8], 2):
             for kind in ("collaborative", "content"):
                 SimilarItem.objects.create(build=build, kind=kind, content_type=book_ct, object_id=str(book0.pk),
                                            target_content_type=book_ct, target_object_id=str(target.pk),
                                            rank=rank, score=0.5)
+        # Uncached: nothing of this page is in the page cache yet.
         with django_assert_max_num_queries(DETAIL_MAX_QUERIES):
             html = reader_client.get(book0.get_absolute_url()).content.decode()
         assert _section(html, "also-read").count('class="card"') == 6

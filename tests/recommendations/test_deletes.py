@@ -36,7 +36,7 @@ class TestUserDeleted:
         services.user_refresh_request(user_id=reader.pk)
         assert UserRefresh.objects.filter(user=reader).exists()
         queued = []
-        monkeypatch.setattr("recommendations.services.user_refresh_request",
+        monkeypatch.setattr("recommendations.tasks.user_refresh_request",
                             lambda *, user_id: queued.append(user_id))
         pk = reader.pk
         with caplog.at_level(logging.INFO):

@@ -108,6 +108,25 @@ class TestSimilarTo:
         assert len(items) == 8
 
 
+class TestPredictedStars:
+    def test_reads_the_build_state_cache_and_never_loads_the_model(self, world):
+        from recommendations.build.state import build_state, build_state_forget
+        from tests.recommendations.testapp.models import Score
+
+        users, items = list(world["users"].values()), list(world["items"].values())
+        for u, user in enumerate(users):
+            for i, item in enumerate(items):
+                if (u + i) % 3 == 0 and not Score.objects.filter(user=user, item=item).exists():
+                    Score.objects.create(user=user, item=item, stars=1 + (u * i) % 5)
+        build = services.full_build_run()
+        build_state_forget(build.pk)  # as in a web process that never scored a chunk
+        stars = selectors.predicted_stars(users[0], items[1])
+        assert isinstance(stars, float)
+        state = build_state(build.pk)
+        assert state.rating_model is not None and not state.model_loaded
+        assert selectors.predicted_stars(users[0], items[1]) == stars and build_state(build.pk) is state
+
+
 class TestBrokenItemFilter:
     """``ITEM_FILTERS`` with a lookup the item model lacks: selectors serve nothing instead of raising."""
 

@@ -31,7 +31,7 @@ def test_the_configured_models_are_hooked_after_the_settings_change(world, djang
     assert not Collector(using="default").can_fast_delete(Like.objects.filter(pk__in=[]))
     assert not Collector(using="default").can_fast_delete(Item.objects.filter(pk__in=[]))
     like = Like.objects.select_related("user").first()
-    with mock.patch("recommendations.services.user_refresh_request") as request, \
+    with mock.patch("recommendations.tasks.user_refresh_request") as request, \
             django_capture_on_commit_callbacks(execute=True):
         like.delete()
     request.assert_called_once_with(user_id=like.user_id)
@@ -42,3 +42,29 @@ def test_the_sites_models_are_hooked_again_when_the_override_ends(db):
 
     assert not Collector(using="default").can_fast_delete(Rating.objects.filter(pk__in=[]))
     assert Collector(using="default").can_fast_delete(Like.objects.filter(pk__in=[]))
+
+
+def test_the_save_hook_listens_to_the_configured_models_only(world, django_capture_on_commit_callbacks):
+    """Saving a model the app does not know runs none of its code; saving an item does."""
+    from django.contrib.auth.models import Group
+
+    from recommendations import signals
+
+    with mock.patch.object(signals, "_item_changed") as item_changed, \
+            mock.patch.object(signals, "_interaction_changed") as interaction_changed:
+        Group.objects.create(name="editors")
+        Session.objects.create(session_key="k" * 32, session_data="", expire_date="2030-01-01T00:00:00Z")
+        assert not item_changed.called and not interaction_changed.called
+        Item.objects.create(name="A new item")
+        assert item_changed.call_count == 1
+
+
+def test_a_rule_saved_or_deleted_clears_the_rules_cache(world):
+    from recommendations import rules, services
+
+    item = Item.objects.first()
+    assert rules.rules_by_key() == {}
+    services.item_rule_set(obj=item, action="ban")
+    assert [rule.action for rule in rules.rules_by_key().values()] == ["ban"]
+    services.item_rule_clear(obj=item)
+    assert rules.rules_by_key() == {}

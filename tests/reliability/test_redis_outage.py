@@ -41,7 +41,8 @@ def test_redis_down_for_30_s_while_readers_read_and_rate(processes, fault_queue,
     broker, backend = redis.url, redis.url[:-1] + "1"
     recs = fault_recommendations(chunk_size=50, lock_timeout=60)
     try:
-        with override_settings(RECOMMENDATIONS=recs), \
+        # READ_REOPEN_SECONDS=0: every page view is a new read, so that each one can be counted as stored.
+        with override_settings(RECOMMENDATIONS=recs, READ_REOPEN_SECONDS=0), \
                 celery_publishing(queue=fault_queue, broker_url=broker, result_backend=backend):
             library = make_library(n_users=60, n_books=80, per_user=10, seed=11)
             services.full_build_run(triggered_by="test")

@@ -3,8 +3,17 @@ from __future__ import annotations
 
 import time
 
+from celery import current_app
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
+from kombu.exceptions import OperationalError
+from tqdm import tqdm
+
+from recommendations import payloads, services
+from recommendations.algorithms import get_estimator
+from recommendations.algorithms.evaluation import evaluate, leave_one_out_split
+from recommendations.conf import app_settings
+from recommendations.models import BuildRun, UserRefresh
 
 BROKER_TIMEOUT = 2.0  # seconds to reach the broker before `status` reports it unreachable
 
@@ -38,8 +47,6 @@ class Command(BaseCommand):
 
     # --- build ----------------------------------------------------------------------------------
     def handle_build(self, *, sync: bool, wait: bool, timeout: float, **options):
-        from recommendations import services
-
         if sync:
             build = self._run_sync(services)
         else:
@@ -58,8 +65,6 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS(self._summary(build)))
 
     def _run_sync(self, services):
-        from tqdm import tqdm
-
         bars: dict[str, tqdm] = {}
 
         def progress(stage: str, done: int, total: int) -> None:
@@ -77,9 +82,6 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from None
 
     def _wait(self, build_id: int, timeout: float):
-        from tqdm import tqdm
-
-        from recommendations.models import BuildRun
 
         deadline = time.monotonic() + timeout
         stages = ["load", "fit", "write", "score", "switch"]
@@ -108,10 +110,7 @@ class Command(BaseCommand):
 
     # --- status ---------------------------------------------------------------------------------
     def handle_status(self, **options):
-        from recommendations import services
-        from recommendations.models import BuildRun, UserRefresh
-
-        active = BuildRun.objects.filter(is_active=True).first()
+        active = BuildRun.objects.active().first()
         self.stdout.write(f"Active build: {self._summary(active) if active else 'none'}")
         running = BuildRun.objects.filter(status__in=[BuildRun.Status.QUEUED, BuildRun.Status.RUNNING])
         for build in running:
@@ -126,11 +125,6 @@ class Command(BaseCommand):
 
     @staticmethod
     def _queue_depth() -> str:
-        from celery import current_app
-        from kombu.exceptions import OperationalError
-
-        from recommendations.conf import app_settings
-
         if current_app.conf.task_always_eager:
             return "no broker (tasks run eagerly)"
         queue = app_settings.QUEUE or current_app.conf.task_default_queue
@@ -155,8 +149,6 @@ class Command(BaseCommand):
 
     # --- unlock -----------------------------------------------------------------------------------
     def handle_unlock(self, *, force: bool, **options):
-        from recommendations import services
-
         try:
             released = services.build_lock_break(force=force)
         except services.BuildError as exc:
@@ -165,18 +157,11 @@ class Command(BaseCommand):
 
     # --- payloads-clear ---------------------------------------------------------------------------
     def handle_payloads_clear(self, **options):
-        from recommendations import payloads
-
         payloads.user_payloads_invalidate()
         self.stdout.write(self.style.SUCCESS("Every stored picks body is stale; each is recomputed on its next request."))
 
     # --- evaluate -------------------------------------------------------------------------------
     def handle_evaluate(self, *, k: str, seed: int, **options):
-        from recommendations import services
-        from recommendations.algorithms import get_estimator
-        from recommendations.algorithms.evaluation import evaluate, leave_one_out_split
-        from recommendations.models import BuildRun
-
         try:
             ks = sorted({int(x) for x in k.split(",") if x.strip()})
         except ValueError:
@@ -185,7 +170,7 @@ class Command(BaseCommand):
         if data.user_items.nnz == 0:
             raise CommandError("There are no interactions to evaluate on.")
         train, test = leave_one_out_split(data.user_items, random_state=seed, min_train=1)
-        name, params = services._algorithm()
+        name, params = services.algorithm_settings()
         self.stdout.write(f"Evaluating {name} and toppop on {data.user_items.nnz:,} interactions "
                           f"({int((test.getnnz(axis=1) > 0).sum()):,} test users, leave-one-out, full ranking)…")
         results = {}
@@ -194,7 +179,7 @@ class Command(BaseCommand):
             results[algo] = result.as_dict()
             shown = ", ".join(f"{key} {value:.4f}" for key, value in result.metrics.items() if isinstance(value, float))
             self.stdout.write(f"  {algo}: {shown} (fit {result.fit_seconds:.2f}s)")
-        build = BuildRun.objects.filter(is_active=True).first()
+        build = BuildRun.objects.active().first()
         if build is not None:
             build.metrics = {"evaluated_at": timezone.now().isoformat(), "protocol": "leave-one-out, full ranking",
                              "results": results}

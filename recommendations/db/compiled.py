@@ -1,14 +1,14 @@
 """Provides ``CompiledQuery``: a queryset's SQL compiled once, its rows turned into instances as the ORM does.
 
-Building a query (cloning the queryset, resolving lookups, compiling joins and columns) can cost
-more CPU than running it: about 1 ms for DRF's token lookup with its user, against 0.1 ms for
-the round trip. For the few queries a hot request path runs with a different value each time,
-``CompiledQuery`` keeps the ORM's SQL and row layout and only substitutes the value: the same
-SQL through Django's cursor (so it is logged and counted like any query), the same converters,
-``Model.from_db()`` and ``select_related`` population as ``QuerySet.__iter__``.
-
-``binary_results()`` asks psycopg 3 for a cursor's results in PostgreSQL's binary format, for
-queries that read large ``bytea`` values (stored response bodies).
+Why: building a query (cloning the queryset, resolving lookups, compiling joins and columns) can
+cost more CPU than running it. For the few queries a hot request path runs with a different value
+each time (the API's token lookup), ``CompiledQuery`` keeps the ORM's SQL and row layout and only
+substitutes the value: the same SQL through Django's cursor (logged and counted like any query),
+the same converters, ``Model.from_db()`` and ``select_related`` population as ``QuerySet.__iter__``.
+What happens if it breaks: it uses the compiler's internals (``get_compiler``, ``klass_info``,
+``get_related_populators``). Where the ORM would assemble rows differently (composite keys)
+``usable`` is False and callers run the queryset itself, the portable path; a Django upgrade that
+changes these internals fails ``tests/recommendations/db/test_compiled.py``.
 """
 from __future__ import annotations
 
@@ -19,29 +19,10 @@ from django.db import connections
 from django.db.models import QuerySet
 from django.db.models.query import get_related_populators
 
-try:
-    from psycopg import ClientCursor as _ClientCursor
-    from psycopg import Cursor as _Cursor
-    from psycopg.pq import Format
-
-    _BINARY = Format.BINARY
-except ImportError:  # psycopg2, or no PostgreSQL driver
-    _ClientCursor = _Cursor = None
+from .binary import binary_results
 
 # Stands for the value while the query is compiled: no real lookup value holds NUL characters.
 PLACEHOLDER = "\x00value\x00"
-
-
-def binary_results(cursor: Any) -> None:
-    """Ask for binary results on a Django cursor, where psycopg 3 binds on the server; else do nothing.
-
-    A ``bytea`` value then comes as its bytes, not as hex text that PostgreSQL must encode and
-    psycopg decode (twice its size; about 0.05-0.1 ms of each side's CPU at 7 KB). Other values
-    load as the same Python types. Client-side cursors cannot ask for binary results.
-    """
-    raw = getattr(cursor, "cursor", None)
-    if _Cursor is not None and isinstance(raw, _Cursor) and not isinstance(raw, _ClientCursor):
-        raw.format = _BINARY
 
 
 class CompiledQuery:

@@ -1,0 +1,71 @@
+"""Provides the cache of rendered page fragments, keyed by what the fragment shows.
+
+A key carries the active build, the generation of served results (bumped by every item, tag or
+editor's rule change) and, for a reader's own fragments, the reader's version (replaced by each
+of their interactions and by their refresh). A change therefore never invalidates an entry: it
+changes the key, so a stale entry is never read, in any process, and simply ages out. That is
+why the embedded default (a per-process memory cache) is correct with several gunicorn
+workers; ``CACHE_URL`` shares one Redis cache between them instead.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import caches
+from django.http import HttpRequest
+from django.middleware.csrf import get_token
+
+from .recommendation_adapter import serving_generation
+
+logger = logging.getLogger(__name__)
+
+CACHE_ALIAS = "pages"
+# Rendered in place of the CSRF token while a fragment is cached; each response gets its own token.
+CSRF_PLACEHOLDER = "bre-csrf-token-placeholder-c0ffee"
+
+
+def page_generation(request: HttpRequest) -> tuple[Any, Any, Any]:
+    """Return (active build, generation, reader's version) for ``request``, read once per request."""
+    state = getattr(request, "_bre_page_generation", None)
+    if state is None:
+        state = serving_generation(user=getattr(request, "user", None))
+        request._bre_page_generation = state
+    return state
+
+
+def fragment_key(request: HttpRequest, name: str, *, per_user: bool, vary: tuple = ()) -> str:
+    """Return the cache key of fragment ``name`` as ``request`` would render it."""
+    build_id, generation, version = page_generation(request)
+    parts: list[Any] = [name, build_id, generation, request.get_full_path(), *vary]
+    if per_user:
+        user = request.user
+        parts += [user.pk, version] if user.is_authenticated else [None, None]
+    digest = hashlib.sha1(json.dumps(parts, default=str).encode()).hexdigest()
+    return f"{name}:{digest}"
+
+
+def fragment_render(request: HttpRequest, key: str, render) -> str:
+    """Return the cached fragment ``key``, or ``render()`` it and cache it; with this request's CSRF token.
+
+    ``render`` is called with the CSRF placeholder as the token. A cache that fails (Redis down)
+    costs the render, never the page.
+    """
+    cache = caches[CACHE_ALIAS]
+    html = None
+    try:
+        html = cache.get(key)
+    except Exception:
+        logger.warning("Could not read the page cache", exc_info=True)
+    if html is None:
+        html = render(CSRF_PLACEHOLDER)
+        try:
+            cache.set(key, html, settings.PAGE_CACHE_TIMEOUT)
+        except Exception:
+            logger.warning("Could not write the page cache", exc_info=True)
+    if CSRF_PLACEHOLDER in html:
+        html = html.replace(CSRF_PLACEHOLDER, get_token(request))
+    return html

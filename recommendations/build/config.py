@@ -1,0 +1,38 @@
+"""Provides the build's configuration: the algorithm, its parameters and the feedback model."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from ..algorithms import ALGORITHMS
+from ..algorithms.feedback import FeedbackConfig
+from ..conf import app_settings
+
+
+def algorithm_settings() -> tuple[str, dict[str, Any]]:
+    """Return the configured algorithm's name and parameters (``ALGORITHM_PARAMS_FILE`` overrides the settings)."""
+    name, params = app_settings.ALGORITHM, dict(app_settings.ALGORITHM_PARAMS)
+    if app_settings.ALGORITHM_PARAMS_FILE:
+        data = json.loads(Path(app_settings.ALGORITHM_PARAMS_FILE).read_text())
+        name, params = data.get("algorithm", name), dict(data.get("params", {}))
+    return name, params
+
+
+def build_algorithm_settings() -> tuple[str, dict[str, Any]]:
+    """Return the algorithm and parameters a build fits: the settings, with ``EASE_MAX_ITEMS`` where it applies."""
+    name, params = algorithm_settings()
+    if "max_items" in param_names(name) and "max_items" not in params:
+        params["max_items"] = app_settings.EASE_MAX_ITEMS
+    return name, params
+
+
+def param_names(name: str) -> list[str]:
+    """Return the hyperparameter names of algorithm ``name`` (none for an unknown name)."""
+    cls = ALGORITHMS.get(name)
+    return list(cls._param_names()) if cls is not None else []
+
+
+def feedback_config() -> FeedbackConfig:
+    """Return the feedback model's configuration (``FEEDBACK`` over its defaults)."""
+    return FeedbackConfig(**app_settings.FEEDBACK)

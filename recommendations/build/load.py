@@ -1,0 +1,125 @@
+"""Provides the build's loading: item texts and interactions from the adapter, turned into confidence matrices."""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from django.contrib.contenttypes.models import ContentType
+
+from ..adapters import get_adapter
+from ..algorithms.feedback import FeedbackEvents, confidence_matrix
+from ..algorithms.matrices import IndexMap
+from ..conf import app_settings
+from ..interactions import InteractionColumns
+from .config import feedback_config
+
+
+@dataclass
+class LoadedData:
+    """Everything a build learns from, as matrices over the build's user and item positions."""
+
+    user_items: sp.csr_matrix
+    negatives: sp.csr_matrix
+    user_map: IndexMap
+    item_map: IndexMap
+    item_words: np.ndarray
+    texts: dict[int, list[tuple[str, str]]]  # content_type_id -> [(object_id, text)]
+    n_events: int
+    cols: InteractionColumns | None = None
+    event_users: np.ndarray | None = None
+    event_items: np.ndarray | None = None
+
+
+def positions(keys: list, lookup: Callable[[Any], int]) -> np.ndarray:
+    """``[lookup(k) for k in keys]`` as int64, calling ``lookup`` once per distinct key, in first-appearance order.
+
+    A full build maps millions of interactions onto a few thousand users and items: one Python
+    call per row would dominate the load.
+    """
+    table = {key: lookup(key) for key in dict.fromkeys(keys)}
+    return np.fromiter(map(table.__getitem__, keys), dtype=np.int64, count=len(keys))
+
+
+def events_matrix(cols: InteractionColumns, user_map: IndexMap, item_map: IndexMap,
+                  item_words: np.ndarray, *, grow_users: bool, now: float):
+    """Turn interaction columns into (positive, negative) confidence matrices with the feedback model.
+
+    Return the two matrices and the positions ``(users, items)`` of every event (-1 where the
+    item or user is unknown) so callers can reuse them. With ``grow_users`` unknown users are added.
+    """
+    items = np.full(len(cols), -1, dtype=np.int64)
+    cts = np.asarray(cols.content_type_id, dtype=np.int64)
+    for ct in np.unique(cts).tolist():
+        rows = np.flatnonzero(cts == ct)
+        object_ids = cols.object_id if len(rows) == len(cols) else [cols.object_id[i] for i in rows.tolist()]
+        items[rows] = positions(object_ids, lambda object_id, ct=ct: item_map.get((ct, object_id), -1))
+    # dict.fromkeys keeps first appearance: users get the positions the row-by-row loop gave them.
+    users = positions(cols.user_id, user_map.add if grow_users else (lambda u: user_map.get(u, -1)))
+    keep = (items >= 0) & (users >= 0)
+    # A plain weighted interaction counts as a read (its weight is not used by the feedback model).
+    kind = np.where(cols.kind == "weight", "read", cols.kind)
+    events = FeedbackEvents(
+        user=users[keep], item=items[keep], kind=kind[keep], stars=cols.stars[keep],
+        dwell_seconds=cols.dwell_seconds[keep], progress=cols.progress[keep],
+        timestamp=np.where(np.isnan(cols.timestamp), now, cols.timestamp)[keep], item_words=item_words,
+    )
+    positive, negative = confidence_matrix(events, len(user_map), len(item_map), feedback_config(), now=now)
+    return positive.tocsr().astype(np.float32), negative.tocsr().astype(np.float32), users, items
+
+
+def item_texts_load() -> tuple[IndexMap, dict[int, list[tuple[str, str]]], np.ndarray]:
+    """Return every item's position, its text per content type, and its word count (NaN without text)."""
+    adapter = get_adapter()
+    item_map = IndexMap()
+    texts: dict[int, list[tuple[str, str]]] = {}
+    words: list[float] = []
+    for model in adapter.item_models():
+        ct_id = ContentType.objects.get_for_model(model).pk
+        pairs = list(adapter.item_texts(model)) if adapter.text_fields(model) else [
+            (str(pk), "") for pk in adapter.item_queryset(model).values_list("pk", flat=True).iterator()
+        ]
+        texts[ct_id] = pairs
+        for object_id, text in pairs:
+            item_map.add((ct_id, object_id))
+            words.append(float(len(text.split())) if text else np.nan)
+    return item_map, texts, np.asarray(words, dtype=np.float64)
+
+
+def build_load(*, now: float | None = None) -> LoadedData:
+    """Read every item text and interaction through the adapter and build the matrices."""
+    now = time.time() if now is None else now
+    item_map, texts, item_words = item_texts_load()
+    user_map = IndexMap()
+    cols = get_adapter().interaction_columns()
+    positive, negative, users, items = events_matrix(cols, user_map, item_map, item_words, grow_users=True, now=now)
+    keep = (users >= 0) & (items >= 0)
+    return LoadedData(positive, negative, user_map, item_map, item_words, texts, int(keep.sum()),
+                      cols=cols, event_users=users, event_items=items)
+
+
+def recent_counts(data: LoadedData) -> np.ndarray:
+    """Count distinct readers per item over the last ``POPULAR_WINDOW_DAYS`` days (rejections excluded)."""
+    since = time.time() - app_settings.POPULAR_WINDOW_DAYS * 86400
+    cols = data.cols
+    ok = (
+        (data.event_users >= 0) & (data.event_items >= 0) & (cols.timestamp > since)
+        & (cols.kind != "not_interested") & ~(cols.stars <= 2)
+    )
+    pairs = sp.csr_matrix(
+        (np.ones(int(ok.sum()), dtype=np.float32), (data.event_users[ok], data.event_items[ok])),
+        shape=(len(data.user_map), len(data.item_map)),
+    )
+    pairs.data[:] = 1  # duplicates were summed: count each reader once
+    return np.asarray((pairs > 0).sum(axis=0)).ravel().astype(np.float64)
+
+
+def explicit_ratings(data: LoadedData) -> dict[str, np.ndarray]:
+    """Return the explicit ratings the star predictor learns from: user and item positions, stars, shape."""
+    cols = data.cols
+    ok = (cols.kind == "rating") & ~np.isnan(cols.stars) & (data.event_users >= 0) & (data.event_items >= 0)
+    return {"users": data.event_users[ok], "items": data.event_items[ok], "stars": cols.stars[ok],
+            "shape": np.asarray([len(data.user_map), len(data.item_map)], dtype=np.int64)}

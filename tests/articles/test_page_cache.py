@@ -1,0 +1,266 @@
+"""Tests of the cached pages (articles/page_cache.py): query counts, freshness, CSRF tokens and both backends."""
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+from django.core.cache import caches
+from django.db import connection
+from django.test import Client, override_settings
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from articles import services as site_services
+from articles.models import Book, Rating, Tag
+from recommendations import selectors as rec_selectors
+from recommendations.models import BuildRun, UserRecommendation
+from tests.articles.test_views import _ct, _section, build, catalog, reader, reader_client  # noqa: F401
+
+ROOT = Path(__file__).resolve().parents[2]
+MAX_QUERIES = 6
+REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
+
+
+def _pages(catalog) -> dict[str, str]:
+    return {
+        "home": reverse("home"),
+        "books list": reverse("book-list"),
+        "articles list": reverse("article-list"),
+        "book detail": catalog["books"][0].get_absolute_url(),
+        "article detail": catalog["articles"][0].get_absolute_url(),
+        "my reading": reverse("my-reading"),
+    }
+
+
+def _warm_queries(client: Client, url: str) -> list[str]:
+    first = client.get(url)
+    assert first.status_code == 200
+    with CaptureQueriesContext(connection) as ctx:
+        again = client.get(url)
+    assert again.status_code == 200
+    return [q["sql"] for q in ctx.captured_queries]
+
+
+PAGE_NAMES = ["home", "books list", "articles list", "book detail", "article detail", "my reading"]
+
+
+class TestQueryCounts:
+    @pytest.mark.parametrize("page", PAGE_NAMES)
+    def test_signed_in_page_takes_at_most_six_queries_and_writes_nothing(self, reader_client, build, catalog, page):
+        queries = _warm_queries(reader_client, _pages(catalog)[page])
+        assert len(queries) <= MAX_QUERIES, queries
+        assert not [q for q in queries if q.lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE"))]
+
+    @pytest.mark.parametrize("page", [p for p in PAGE_NAMES if p != "my reading"])
+    def test_anonymous_page_takes_at_most_six_queries(self, client, build, catalog, page):
+        queries = _warm_queries(client, _pages(catalog)[page])
+        assert len(queries) <= MAX_QUERIES, queries
+
+    def test_a_cached_page_is_the_same_page(self, client, build, catalog):
+        for url in _pages(catalog).values():
+            if url != reverse("my-reading"):
+                assert client.get(url).content == client.get(url).content
+
+
+class TestInvalidation:
+    """A change shows on the next page load: keys change, so nothing stale can be read."""
+
+    def test_a_rating_hides_the_rated_pick_on_the_next_home_page(self, reader_client, build, catalog,
+                                                                  django_capture_on_commit_callbacks):
+        book = catalog["books"][3]
+        assert "Book 3" in _section(reader_client.get("/").content.decode(), "picks")
+        with django_capture_on_commit_callbacks(execute=True):
+            response = reader_client.post(reverse("item-rate", args=["book", book.pk]), {"stars": 4})
+        assert response.status_code == 302
+        assert "Book 3" not in _section(reader_client.get("/").content.decode(), "picks")
+
+    def test_a_new_build_shows_its_picks(self, reader_client, reader, build, catalog):
+        first_pick = re.compile(r'data-section="picks">\s*<li class="card" data-item="([^"]+)"')
+        assert first_pick.search(reader_client.get("/").content.decode()).group(1) == f"book-{catalog['books'][3].pk}"
+        new = BuildRun.objects.create(status=BuildRun.Status.SUCCEEDED)
+        UserRecommendation.objects.create(build=new, user=reader, content_type=_ct(Book),
+                                          object_id=str(catalog["books"][6].pk), rank=1, score=1.0)
+        BuildRun.objects.filter(pk=build.pk).update(is_active=False)
+        new.is_active = True
+        new.save(update_fields=["is_active"])
+        assert first_pick.search(reader_client.get("/").content.decode()).group(1) == f"book-{catalog['books'][6].pk}"
+
+    def test_an_item_renamed_shows_on_lists_and_details(self, client, build, catalog):
+        book = catalog["books"][0]
+        client.get(reverse("book-list")), client.get(book.get_absolute_url())
+        book.title = "A Renamed Book"
+        book.save()
+        assert "A Renamed Book" in client.get(reverse("book-list")).content.decode()
+        assert "A Renamed Book" in client.get(book.get_absolute_url()).content.decode()
+
+    def test_tags_changed_show_on_the_list(self, client, build, catalog):
+        assert "Poetry" not in client.get(reverse("book-list")).content.decode()
+        poetry = Tag.objects.create(name="Poetry", slug="poetry")
+        catalog["books"][2].tags.add(poetry)
+        assert "Poetry" in client.get(reverse("book-list")).content.decode()
+        poetry.name = "Verse"
+        poetry.save()
+        assert "Verse" in client.get(reverse("book-list")).content.decode()
+
+    def test_an_imported_csv_shows_on_the_list(self, client, build, catalog, tmp_path):
+        client.get(reverse("book-list"))
+        path = tmp_path / "books.csv"
+        path.write_text("external_id,title,authors\nx-1,Imported Book,Someone\n")
+        from articles.imports import csv_import
+
+        csv_import(kind="books", path=path)
+        assert "Imported Book" in client.get(reverse("book-list")).content.decode()
+
+    def test_my_reading_shows_a_new_rating(self, reader_client, catalog):
+        reader_client.get(reverse("my-reading"))
+        reader_client.post(reverse("item-rate", args=["book", catalog["books"][6].pk]), {"stars": 2})
+        assert "Book 6" in _section(reader_client.get(reverse("my-reading")).content.decode(), "ratings")
+
+    def test_shared_fragments_show_nothing_of_the_reader(self, reader_client, build, catalog):
+        url = catalog["books"][1].get_absolute_url()  # rated 5 stars by the reader
+        assert 'value="5" checked' in reader_client.get(url).content.decode()
+        html = Client().get(url).content.decode()  # anonymous (``client`` is the reader's, signed in)
+        assert "checked" not in html and "Log in</a> to rate this" in html
+
+
+class TestFreshness:
+    """A reader who rates a book sees changed picks on the next home page, once their refresh has run."""
+
+    @pytest.fixture
+    def world(self, django_user_model):
+        books = [Book.objects.create(title=f"Novel {i}", authors=f"Author {i}") for i in range(12)]
+        ct = _ct(Book)
+        for u in range(8):
+            user = django_user_model.objects.create_user(username=f"r{u}", password="pw-r-123")
+            for i in range(12):
+                if (i + u) % 3 != 0:
+                    Rating.objects.create(user=user, content_type=ct, object_id=books[i].pk, stars=1 + (i * u) % 5)
+        me = django_user_model.objects.create_user(username="me", password="pw-me-123")
+        for i in range(5):  # enough ratings to skip the onboarding grid
+            Rating.objects.create(user=me, content_type=ct, object_id=books[i].pk, stars=5)
+        from recommendations import services as rec_services
+
+        rec_services.full_build_run()
+        assert BuildRun.objects.filter(is_active=True).exists()
+        return books, me
+
+    @staticmethod
+    def _picks(html: str) -> list[str]:
+        return re.findall(r'data-item="(book-\d+)"', _section(html, "picks"))
+
+    def test_rating_changes_the_picks_on_the_next_home_page(self, client, world, django_capture_on_commit_callbacks):
+        books, me = world
+        client.force_login(me)
+        before = self._picks(client.get("/").content.decode())
+        assert before and self._picks(client.get("/").content.decode()) == before  # cached, same picks
+        rated = Book.objects.get(pk=int(before[0].split("-")[1]))
+        with django_capture_on_commit_callbacks(execute=True) as callbacks:  # the refresh runs (eager tasks)
+            site_services.rating_set(user=me, item=rated, stars=1)
+        assert callbacks
+        after = self._picks(client.get("/").content.decode())
+        fresh = [f"book-{item.pk}" for item in rec_selectors.recommended_for(me, n=12)]
+        assert after == fresh and after != before and f"book-{rated.pk}" not in after
+
+
+class TestCsrfInCachedFragments:
+    def test_each_session_gets_its_own_token_from_the_same_cached_fragment(self, reader, build, catalog):
+        sessions, tokens = [], []
+        for _ in range(2):  # the second session reads the fragment the first one cached
+            browser = Client(enforce_csrf_checks=True)
+            browser.force_login(reader)
+            with CaptureQueriesContext(connection) as ctx:
+                html = _section(browser.get("/").content.decode(), "picks")
+            found = set(re.findall(r'name="csrfmiddlewaretoken" value="([^"]+)"', html))
+            assert len(found) == 1 and "placeholder" not in html
+            sessions.append((browser, re.findall(r'action="(/items/book/\d+/not-interested)"', html)))
+            tokens.append(found.pop())
+        assert len(ctx.captured_queries) <= MAX_QUERIES  # the second page was the cached one
+        assert tokens[0] != tokens[1]
+        for i, (browser, actions) in enumerate(sessions):
+            assert browser.post(actions[i], {"csrfmiddlewaretoken": tokens[i]}).status_code == 302
+
+
+def _redis_up() -> bool:
+    try:
+        with socket.create_connection((REDIS_HOST, REDIS_PORT), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def _redis_pages_cache(location: str) -> dict:
+    return {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+        "pages": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": location,
+                  "KEY_PREFIX": f"bre-pages-test-{uuid.uuid4().hex}", "TIMEOUT": 60,
+                  "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5}},
+    }
+
+
+class TestBackends:
+    def test_cache_url_selects_redis_and_the_default_needs_no_server(self):
+        code = "import bre_site.settings as s; print(s.CACHES['pages']['BACKEND'])"
+        env = {k: v for k, v in os.environ.items() if k != "CACHE_URL"}
+        embedded = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True)
+        redis = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                               env={**env, "CACHE_URL": f"redis://{REDIS_HOST}:{REDIS_PORT}/12"})
+        assert embedded.stdout.strip() == "django.core.cache.backends.locmem.LocMemCache"
+        assert redis.stdout.strip() == "django.core.cache.backends.redis.RedisCache"
+
+    @pytest.mark.skipif(not _redis_up(), reason="no Redis on 127.0.0.1:6379")
+    def test_redis_backend_serves_and_invalidates(self, reader_client, reader, build, catalog):
+        with override_settings(CACHES=_redis_pages_cache(f"redis://{REDIS_HOST}:{REDIS_PORT}/12")):
+            try:
+                queries = _warm_queries(reader_client, "/")
+                assert len(queries) <= MAX_QUERIES
+                assert "Book 3" in _section(reader_client.get("/").content.decode(), "picks")
+                Rating.objects.create(user=reader, content_type=_ct(Book), object_id=catalog["books"][3].pk, stars=3)
+                assert "Book 3" not in _section(reader_client.get("/").content.decode(), "picks")
+            finally:
+                caches["pages"].clear()
+
+    def test_a_cache_that_is_down_costs_a_render_not_the_page(self, reader_client, build, catalog):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]  # closed once the block ends: nothing listens there
+        with override_settings(CACHES=_redis_pages_cache(f"redis://127.0.0.1:{port}/0")):
+            for url in _pages(catalog).values():
+                assert reader_client.get(url).status_code == 200
+
+
+class TestConditionalGet:
+    def test_an_unchanged_page_is_a_304_and_a_changed_one_is_sent(self, build, catalog):
+        browser = Client()
+        first = browser.get(reverse("book-list"))
+        etag = first["ETag"]
+        assert browser.get(reverse("book-list"), HTTP_IF_NONE_MATCH=etag).status_code == 304
+        catalog["books"][0].title = "Changed Title"
+        catalog["books"][0].save()
+        changed = browser.get(reverse("book-list"), HTTP_IF_NONE_MATCH=etag)
+        assert changed.status_code == 200 and "Changed Title" in changed.content.decode()
+
+
+class TestStaticFiles:
+    def test_production_serves_hashed_static_files_with_far_future_caching(self, tmp_path):
+        code = (
+            "import django; django.setup();"
+            "from django.core.management import call_command; call_command('collectstatic', '--noinput', verbosity=0);"
+            "from django.templatetags.static import static; from django.test import Client;"
+            "url = static('articles/site.css'); r = Client().get(url, HTTP_HOST='bre.example');"
+            "print(url, r.status_code, r['Cache-Control'])"
+        )
+        env = {**os.environ, "DJANGO_SETTINGS_MODULE": "bre_site.settings", "DJANGO_ENV": "production",
+               "SECRET_KEY": "test-only-key", "ALLOWED_HOSTS": "bre.example", "SECURE_SSL_REDIRECT": "0",
+               "BRE_VAR_DIR": str(tmp_path)}
+        result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+                                timeout=300)
+        assert result.returncode == 0, result.stderr
+        url, status, cache_control = result.stdout.split(maxsplit=2)
+        assert re.search(r"/site\.[0-9a-f]{12}\.css$", url) and status == "200"
+        assert "immutable" in cache_control and "max-age=315360000" in cache_control
