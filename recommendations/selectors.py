@@ -27,6 +27,7 @@ from .build.state import build_state
 from .conf import app_settings
 from .items import items_by_key
 from .models import BuildRun, ItemRule, PopularItem, SimilarItem, UserRecommendation
+from .payloads import user_payload_snapshot
 from .rules import rules_by_key
 
 Key = tuple[int, str]
@@ -347,8 +348,6 @@ def serving_generation(*, user=None) -> tuple[int | None, int | None, str | None
     same rules as the stored picks of ``recommendations.payloads``. Anonymous users get ``None``
     as their version.
     """
-    from .payloads import user_payload_snapshot
-
     user_id = user.pk if user is not None and getattr(user, "is_authenticated", False) else None
     snapshot = user_payload_snapshot(user_id=user_id)
     return snapshot.build_id, snapshot.generation, snapshot.version
