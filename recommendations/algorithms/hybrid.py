@@ -10,7 +10,7 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
 
-from .base import ItemSimilarityRecommender, RecommenderBase, n_threads_to_use, sparse_matmul
+from .base import ItemSimilarityRecommender, RecommenderBase, get_estimator, n_threads_to_use, sparse_matmul
 from .content import ContentSimilarity
 
 __all__ = ["Hybrid", "Auto", "AUTO_DEFAULTS", "unit_scale", "row_max_scaled"]
@@ -89,6 +89,8 @@ class Hybrid(RecommenderBase):
     content_similarity_ : csr_matrix or None (other models)
     """
 
+    algorithm_name = "hybrid"
+
     _state_attributes = RecommenderBase._state_attributes + (
         "similarity_",
         "collaborative_",
@@ -113,6 +115,11 @@ class Hybrid(RecommenderBase):
     def item_based(self) -> bool:  # type: ignore[override]
         return getattr(self, "similarity_", None) is not None
 
+    @property
+    def item_similarity_(self) -> sp.csr_matrix | None:
+        """The blended item-item matrix (None when the collaborative model is not item-based)."""
+        return self.similarity_
+
     def fit(
         self,
         user_items: sp.csr_matrix,
@@ -129,8 +136,6 @@ class Hybrid(RecommenderBase):
         item_similarity : sparse (n_items, n_items), optional
             A precomputed content similarity (used instead of ``item_texts``).
         """
-        from . import get_estimator
-
         X = self._fit_common(user_items)
         params = dict(self.collaborative_params or {})
         model = get_estimator(self.collaborative, **params)
@@ -236,14 +241,14 @@ class Auto(ItemSimilarityRecommender):
         Seed of the iALS component when its params give none.
     n_threads : int
         0 (all cores) or more than 1: fit the iALS component in a second thread while this one
-        fits the item-item components (both release the GIL: on MovieLens-1M with one core each,
-        ``fit`` takes 7.5 s instead of 10.3 s). 1: one after the other. The result is
-        the same either way.
+        fits the item-item components (both release the GIL). 1: one after the other. The
+        result is the same either way.
 
     Attributes
     ----------
     item_similarity_ : csr_matrix float32, shape (n_items, n_items)
-        The item-item part (also exposed as ``similarity_`` when there is no iALS term).
+        The item-item part, always present after fit. ``similarity_`` is its old name and exists
+        only when there is no iALS term (``item_based``).
     factor_model_ : IALS or None
         The fitted iALS component.
     components_ : ndarray of str
@@ -251,6 +256,8 @@ class Auto(ItemSimilarityRecommender):
     effective_weights_ : ndarray float32
         Their weights after any fallback.
     """
+
+    algorithm_name = "auto"
 
     _state_attributes = RecommenderBase._state_attributes + (
         "item_similarity_",
@@ -288,19 +295,31 @@ class Auto(ItemSimilarityRecommender):
         return getattr(self, "factor_model_", None) is None
 
     @property
-    def similarity_(self) -> sp.csr_matrix:
-        """The item-item matrix, only when the model is purely item-based.
+    def item_similarity_(self) -> sp.csr_matrix:
+        """The item-item part of the blend: the attribute to read (``similarity_`` is its old name)."""
+        try:
+            return self._item_similarity
+        except AttributeError:
+            raise AttributeError("item_similarity_ (Auto is not fitted yet)") from None
 
-        With an iALS term ``X @ similarity_`` would not be the score, so the attribute is
-        absent (``getattr(model, "similarity_", None)`` is None); see ``item_similarity_``.
+    @item_similarity_.setter
+    def item_similarity_(self, value: sp.spmatrix) -> None:
+        self._item_similarity = sp.csr_matrix(value, dtype=np.float32)
+
+    @property
+    def similarity_(self) -> sp.csr_matrix:
+        """Old name of ``item_similarity_``, present only when the model is purely item-based.
+
+        With an iALS term ``X @ similarity_`` would not be the score, so the attribute is then
+        absent (``getattr(model, "similarity_", None)`` is None).
         """
-        if not self.item_based or getattr(self, "item_similarity_", None) is None:
+        if not self.item_based or getattr(self, "_item_similarity", None) is None:
             raise AttributeError("similarity_ (Auto with an iALS term is not purely item-item; see item_similarity_)")
-        return self.item_similarity_
+        return self._item_similarity
 
     @similarity_.setter
     def similarity_(self, value: sp.spmatrix) -> None:
-        self.item_similarity_ = sp.csr_matrix(value, dtype=np.float32)
+        self.item_similarity_ = value
 
     def _item_weights(self) -> sp.csr_matrix:
         return self.item_similarity_
@@ -359,7 +378,7 @@ class Auto(ItemSimilarityRecommender):
             content = _content_similarity(self.n_items_, item_texts, item_similarity, self.content_params)
             if content is not None and float(self.content_weight) > 0:
                 blended = blended + np.float32(self.content_weight) * unit_scale(content)[0]
-        self.item_similarity_ = sp.csr_matrix(blended, dtype=np.float32)
+        self.item_similarity_ = blended
         self.item_similarity_.sort_indices()
         self.factor_model_ = None
         if factor_model is not None:

@@ -25,6 +25,8 @@ class TopPop(RecommenderBase):
         Number of users with a stored interaction per item.
     """
 
+    algorithm_name = "toppop"
+
     def __init__(self, random_state: int | None = None) -> None:
         self.random_state = random_state
 
