@@ -223,3 +223,98 @@ def test_evaluate_tune_folds_and_summed_metric_reach_the_tuner(tmp_path: Path, t
         "--tune-folds", "0", "--quiet",
     )
     assert res.returncode == 1 and "n_folds must be at least 1" in res.stderr
+
+
+def test_recommend_help_lists_the_algorithm_names():
+    from recommendations.algorithms import ALGORITHMS
+
+    res = run_cli("recommend", "--help")
+    assert res.returncode == 0
+    for name in ALGORITHMS:
+        assert name in res.stdout
+    assert "--no-tune" in res.stdout
+
+
+def test_evaluate_default_list_skips_ease_over_its_item_limit_and_keeps_the_others(tmp_path: Path, train_csv: Path):
+    # the negatives name 20,001 distinct items, so the catalogue is above EASE^R's limit
+    test = write(tmp_path / "TEST.csv", "user,item\nu2,c\nu6,f\n")
+    negatives = ["user,item"] + [f"u2,n{j}" for j in range(20_001)]
+    neg = write(tmp_path / "NEG.csv", "\n".join(negatives) + "\n")
+    res = run_cli("evaluate", "--train", str(train_csv), "--test", str(test), "--negatives", str(neg),
+                  "--k", "2", "--json", "--quiet")
+    assert res.returncode == 0, res.stderr
+    payload = json.loads(res.stdout)
+    assert [r["algorithm"] for r in payload["results"]] == ["toppop", "itemknn", "rp3beta", "ials", "auto"]
+    assert [s["algorithm"] for s in payload["skipped"]] == ["ease"]
+    assert "EASE refuses 20,007 items" in payload["skipped"][0]["reason"]
+    table = run_cli("evaluate", "--train", str(train_csv), "--test", str(test), "--negatives", str(neg),
+                    "--k", "2", "--algorithms", "toppop,ease", "--quiet")
+    assert table.returncode == 0 and "skipped ease: EASE refuses" in table.stdout
+    alone = run_cli("evaluate", "--train", str(train_csv), "--test", str(test), "--negatives", str(neg),
+                    "--k", "2", "--algorithms", "ease")
+    assert alone.returncode == 1 and "no algorithm could be evaluated" in alone.stderr
+
+
+def _many_users_csv(tmp_path: Path) -> tuple[Path, Path, set[tuple[str, str]]]:
+    """60 users in two taste groups (enough for auto to tune), and one held-out item each for 20 of them."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    rows, test, held = ["user,item,timestamp"], ["user,item"], set()
+    for u in range(60):
+        pool = [f"i{j}" for j in (range(0, 15) if u % 2 else range(15, 30))]
+        items = rng.choice(pool, size=6, replace=False).tolist()
+        if u < 20:
+            held.add((f"u{u}", items[-1]))
+            test.append(f"u{u},{items[-1]}")
+            items = items[:-1]
+        rows += [f"u{u},{item},{1_600_000_000 + 10 * u + t}" for t, item in enumerate(items)]
+    return write(tmp_path / "TRAIN.csv", "\n".join(rows) + "\n"), write(tmp_path / "TEST.csv", "\n".join(test) + "\n"), held
+
+
+def test_evaluate_auto_tunes_on_train_only(tmp_path: Path, monkeypatch):
+    """A spy on the tuner: it sees the training matrix and timestamps, and no held-out test pair."""
+    import scipy.sparse as sp
+
+    from recommendations.algorithms import auto as auto_module
+    from recommendations.cli import main
+
+    train_csv, test_csv, held = _many_users_csv(tmp_path)
+    seen = []
+    real = auto_module.tune_auto
+
+    def spy(train, **kwargs):
+        seen.append((sp.csr_matrix(train, copy=True), kwargs.get("timestamps")))
+        return real(train, **kwargs)
+
+    monkeypatch.setattr(auto_module, "tune_auto", spy)
+    out = tmp_path / "out.json"
+    with open(out, "w") as fh:
+        monkeypatch.setattr(sys, "stdout", fh)
+        status = main(["evaluate", "--train", str(train_csv), "--test", str(test_csv), "--k", "5",
+                       "--algorithms", "auto", "--json", "--quiet"])
+    monkeypatch.undo()
+    assert status == 0 and len(seen) == 1
+    payload = json.loads(out.read_text())
+    assert payload["results"][0]["params"]["tuned"]["tuned"] is True
+    matrix, stamps = seen[0]
+    assert stamps is not None and stamps.nnz == matrix.nnz  # the validation split is the latest item per user
+    # rebuild the id order the CLI used (first appearance: TRAIN, then TEST) and look for the held-out pairs
+    users, items = {}, {}
+    for r in read_csv(train_csv) + read_csv(test_csv):
+        users.setdefault(r["user"], len(users))
+        items.setdefault(r["item"], len(items))
+    train_pairs = {(r["user"], r["item"]) for r in read_csv(train_csv)}
+    assert matrix.nnz == len(train_pairs)
+    for user, item in held:
+        assert matrix[users[user], items[item]] == 0, f"held-out ({user}, {item}) reached tuning"
+
+
+def test_recommend_auto_tunes_unless_no_tune(tmp_path: Path):
+    train_csv, _, _ = _many_users_csv(tmp_path)
+    res = run_cli("recommend", "--train", str(train_csv), "--k", "3", "--output", str(tmp_path / "R.csv"))
+    assert res.returncode == 0, res.stderr
+    assert "tuning" in res.stderr and "chose" in res.stderr
+    res = run_cli("recommend", "--train", str(train_csv), "--k", "3", "--no-tune", "--output", str(tmp_path / "R.csv"))
+    assert res.returncode == 0, res.stderr
+    assert "tuning" not in res.stderr and "'tune': False" in res.stderr

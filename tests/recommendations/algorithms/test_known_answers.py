@@ -292,7 +292,7 @@ class TestAuto:
 
     def test_defaults_blend_rp3beta_itemknn_and_ials(self):
         model = Auto()
-        assert model.component_weights(100) == {"rp3beta": 1.0, "itemknn": 0.5, "ials": 0.05}
+        assert model.component_weights(100) == {"rp3beta": 1.0, "itemknn": 0.5, "ease": 0.5, "ials": 0.05}
 
     def test_ease_similarity_can_be_replaced_by_a_pruned_matrix(self):
         model = EASE(l2_norm=1.0).fit(TINY)

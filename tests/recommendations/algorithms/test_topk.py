@@ -171,3 +171,34 @@ def test_topk_block_sparse_and_dense_keep_the_same_values(ties):
         for row in range(30):
             wanted = [c for c in cols[row] if reference[row, c] != 0]
             assert sorted(wanted) == from_dense[row].indices.tolist()
+
+
+@pytest.mark.parametrize("shape,k", [((6, 40), 10), ((5, 12), 11), ((3, 9), 9)])
+def test_topk_dense_rows_short_rows_keep_the_lowest_tied_columns(shape, k):
+    block = np.random.default_rng(1).integers(0, 2, shape).astype(np.float32)
+    indices, values = topk_dense_rows(block, k)
+    expected_indices, expected_values = _reference_topk(block, k)
+    np.testing.assert_array_equal(indices, expected_indices)
+    np.testing.assert_array_equal(values, expected_values)
+
+
+@pytest.mark.parametrize("exclude_seen", [True, False])
+def test_toppop_recommend_all_needs_no_users_by_items_block(monkeypatch, exclude_seen):
+    from recommendations.algorithms.popularity import TopPop
+
+    rng = np.random.default_rng(9)
+    dense = (rng.random((300, 80)) < 0.1 * (1 + (np.arange(80) % 7 == 0) * 4)).astype(np.float32)
+    dense[4] = 0  # an empty history
+    dense[5] = 1  # a user who has seen everything
+    X = sp.csr_matrix(dense)
+    model = TopPop().fit(X)
+    expected = topn_rows(model._scores_block(X, None, exclude_seen), 10)
+
+    def no_dense_block(*args, **kwargs):
+        raise AssertionError("TopPop built a users x items score block")
+
+    monkeypatch.setattr(TopPop, "_score", no_dense_block)
+    monkeypatch.setattr(TopPop, "_scores_block", no_dense_block)
+    indices, scores = model.recommend_all(X, n=10, exclude_seen=exclude_seen, batch_size=64)
+    np.testing.assert_array_equal(indices, expected[0])
+    np.testing.assert_array_equal(scores, expected[1])
