@@ -1,4 +1,18 @@
-"""Provides the tuning of ``auto``: its members, then its blend weights, on validation carved out of TRAIN."""
+"""Provides the tuning of ``auto``: its members, then its blend weights, on validation carved out of TRAIN.
+
+1. One item per user of TRAIN is held out as validation (the latest one when timestamps are
+   given, else a random one); with several folds, independent random carvings are made and
+   every score is the mean over them.
+2. Each member (RP3beta, ItemKNN, EASE^R when the catalogue allows it, iALS) is fitted on the
+   rest for its starting parameters and random points of its search space, one candidate of
+   each member in turn, while the time budget lasts. The validation users' scores of each fit
+   are computed once, in the form ``Auto`` blends them, and the best fit per objective is kept
+   in memory (for a sampled objective only the scores of each user's candidates).
+3. The blend weights are searched by coordinate ascent over a grid on those cached scores (the
+   best item-item member is the anchor, weight 1), keeping a change only when it improves the
+   validation objective. A blend of cached scores is exactly ``Auto.fit``'s blend, so no refit
+   is needed.
+"""
 
 from __future__ import annotations
 
@@ -154,6 +168,13 @@ class _Member:
     last_fit_seconds: float = 0.0
     n_tried: int = 0
 
+    @classmethod
+    def start(cls, name: str, protocols: Mapping[str, int | None], base: dict[str, Any],
+              points: list[dict[str, Any]]) -> _Member:
+        """A member whose candidates are ``base``, then each search point merged over it."""
+        candidates = [base] + [{**base, **p} for p in points if p]
+        return cls(name, candidates, {obj: (-np.inf, dict(base)) for obj in protocols}, {obj: [] for obj in protocols})
+
 
 @dataclass
 class _Search:
@@ -241,7 +262,7 @@ def _search_members(search: _Search, members: list[_Member], deadline: float | N
 
 def _search_blend(
     search: _Search, obj: str, names: list[str], results: dict[str, TuningResult],
-    weight_grid: Sequence[float], n_passes: int, deadline: float | None,
+    weight_grid: Sequence[float], n_passes: int,
 ) -> TuningResult:
     """Coordinate ascent over ``weight_grid`` on cached scores, anchored on the best item-item member."""
     metric = search.metric
@@ -265,8 +286,6 @@ def _search_blend(
             for value in weight_grid:
                 if n == anchor or value == weights[n]:
                     continue
-                if deadline is not None and time.perf_counter() > deadline:
-                    break
                 candidate = {**weights, n: float(value)}
                 key = tuple(sorted((m, v) for m, v in candidate.items() if v > 0))
                 if key not in memo:  # coordinate ascent revisits points; their score is known
@@ -309,70 +328,19 @@ def tune_auto_protocols(
     time_budget: float | None = None,
     log: Callable[[str], None] | None = None,
 ) -> dict[str, TuningResult]:
-    """Tune ``auto`` on a validation split carved out of ``train``: its members first, then its blend weights.
+    """Tune ``auto`` on validation carved out of ``train`` (TRAIN only): its members, then its blend weights.
 
-    1. One item per user of ``train`` is held out as validation (the latest one when ``timestamps``
-       is given, else a random one); with ``n_folds`` > 1, that many independent random carvings
-       are made and every score below is the mean over them.
-    2. Each member (``rp3beta``, ``itemknn``, ``ease`` when the catalogue is at most
-       ``ease_max_items``, ``ials``) is fitted on the rest for its starting parameters and
-       ``n_iter`` random points of its search space, one candidate of each member in turn. The
-       validation users' scores of each fit are computed once, in the form ``Auto`` blends them,
-       and the best fit per protocol is kept in memory (for a sampled protocol only the scores of
-       each user's candidates, which is all that protocol reads).
-    3. The blend weights are searched by coordinate ascent over ``weight_grid`` on those cached
-       scores (the best single item-item member is the anchor, weight 1), ``n_passes`` passes,
-       keeping a change only when it improves the validation objective. A blend of cached scores
-       is exactly ``Auto.fit``'s blend, so no refit is needed.
+    See the module docstring for the steps. ``protocols`` maps an objective name to the sampled
+    negatives per validation user, or None for full ranking; one search serves them all. The
+    search starts each member at ``start_params`` (default ``AUTO_DEFAULTS``), then tries
+    ``n_iter`` (``member_iter[name]``) random points of ``search_spaces`` (default
+    ``DEFAULT_SEARCH_SPACES``) while ``time_budget`` seconds last. ``max_users`` validation users
+    are scored (their cached full-ranking scores take users x items x 4 bytes per member and
+    fold). Up to ``dense_ease_max_items`` items the default EASE^R member keeps its dense weights.
 
-    The member results double as tuned baselines: ``result.members[name]`` is the tuning of that
-    member alone, with the same candidates and folds. Nothing here reads a test split.
-
-    Parameters
-    ----------
-    train : sparse matrix (n_users, n_items)
-        Training data ONLY.
-    protocols : mapping
-        Objective name -> number of sampled negatives per validation user, or None for full
-        ranking. One search serves every objective (members are fitted once per fold).
-    metric : str
-        Metrics key to maximise, or a sum of keys such as ``"HR@10+NDCG@10"``.
-    ks : sequence of int
-    timestamps : sparse matrix, optional
-        Same pattern as ``train``; selects the time-based validation split (one fold only).
-    n_iter : int or None
-        Random points per member search space (None: the whole grid).
-    member_iter : mapping, optional
-        Per-member override of ``n_iter``.
-    members : sequence of str, optional
-        Members to consider (default: all four).
-    search_spaces : mapping, optional
-        Per-member search spaces (default ``DEFAULT_SEARCH_SPACES``).
-    weight_grid : sequence of float
-    n_passes : int
-    ease_max_items : int, optional
-        Largest catalogue for EASE^R (default ``EASE_MAX_ITEMS``).
-    dense_ease_max_items : int
-        Up to this many items the default EASE^R member keeps its dense weights (``top_k=None``).
-    max_users : int, optional
-        Score a random sample of this many validation users (all still train the models).
-    n_folds : int
-        Independent random validation carvings averaged over. Fitting costs grow linearly; so
-        does the memory of the cached full-ranking scores (validation users x items x 4 bytes per
-        member and fold).
-    random_state : int
-    start_params : mapping, optional
-        Member name -> its first search point (default ``AUTO_DEFAULTS``).
-    time_budget : float, optional
-        Seconds for the whole search. Each member's first candidate is always tried; further
-        candidates and blend points only while time is left.
-    log : callable, optional
-
-    Returns
-    -------
-    dict
-        Objective name -> :class:`TuningResult` with ``algorithm="auto"``, ``best_params`` ready
-        for ``get_estimator("auto", **params)``, the blend trials, and ``members``.
+    Returns a dict: objective name -> :class:`TuningResult` with ``algorithm="auto"``,
+    ``best_params`` ready for ``get_estimator("auto", **params)``, the blend trials, and
+    ``members`` (each member tuned alone: a baseline with the same candidates and folds).
     """
     deadline = None if time_budget is None else time.perf_counter() + float(time_budget)
     train = sp.csr_matrix(train, dtype=np.float32)
@@ -383,19 +351,18 @@ def tune_auto_protocols(
     spaces = {**DEFAULT_SEARCH_SPACES, **(search_spaces or {})}
     folds, rng = _make_folds(train, protocols, timestamps, max_users, random_state, n_folds)
     search = _Search(folds, protocols, ks, metric, log or (lambda line: None), {obj: {} for obj in protocols})
-    state = []
-    for name in names:
-        base = _member_base(name, n_items, ease_max_items, dense_ease_max_items, (start_params or {}).get(name))
-        budget = (member_iter or {}).get(name, n_iter)
-        candidates = [base] + [{**base, **c} for c in search_candidates(spaces.get(name, {}), budget, rng) if c]
-        state.append(_Member(name, candidates, {obj: (-np.inf, dict(base)) for obj in protocols},
-                             {obj: [] for obj in protocols}))
+    state = [
+        _Member.start(name, protocols, _member_base(name, n_items, ease_max_items, dense_ease_max_items,
+                                                    (start_params or {}).get(name)),
+                      search_candidates(spaces.get(name, {}), (member_iter or {}).get(name, n_iter), rng))
+        for name in names
+    ]
     _search_members(search, state, deadline)
     results = {}
     for obj in protocols:
         members_done = {m.name: TuningResult(m.name, m.best[obj][1], float(m.best[obj][0]), metric, m.trials[obj])
                         for m in state}
-        results[obj] = _search_blend(search, obj, names, members_done, weight_grid, n_passes, deadline)
+        results[obj] = _search_blend(search, obj, names, members_done, weight_grid, n_passes)
     return results
 
 
@@ -405,5 +372,8 @@ def tune_auto(
     n_negatives: int | None = None,
     **kwargs: Any,
 ) -> TuningResult:
-    """Tune ``auto`` for one protocol (sampled with ``n_negatives``, else full ranking); see :func:`tune_auto_protocols`."""
+    """Tune ``auto`` for one protocol (sampled with ``n_negatives``, else full ranking).
+
+    See :func:`tune_auto_protocols` for the other arguments.
+    """
     return tune_auto_protocols(train, {"validation": n_negatives}, **kwargs)["validation"]

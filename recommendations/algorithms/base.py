@@ -11,27 +11,13 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
 
-from .blocks import BLOCK_ELEMENTS, block_rows_for, map_blocks, n_threads_to_use
+from .blocks import BLOCK_ELEMENTS, block_rows_for, map_blocks, n_threads_to_use  # noqa: F401
 from .products import sparse_dot_split, sparse_matmul, split_heavy_rows
-from .topk import topk_dense_rows, topk_keep_mask, topk_sparse_rows, topn_rows, topn_sparse_rows
+from .topk import topk_dense_rows, topk_keep_mask, topk_sparse_rows, topn_rows, topn_sparse_rows  # noqa: F401
 
-__all__ = [
-    "RecommenderBase",
-    "ItemSimilarityRecommender",
-    "check_user_items",
-    "get_estimator",
-    # Re-exported from topk, products and blocks for callers that import them from here.
-    "topn_rows",
-    "topn_sparse_rows",
-    "topk_sparse_rows",
-    "topk_keep_mask",
-    "topk_dense_rows",
-    "split_heavy_rows",
-    "sparse_dot_split",
-    "sparse_matmul",
-    "n_threads_to_use",
-    "BLOCK_ELEMENTS",
-]
+# The selection, product and block helpers stay importable from here (the F401 re-exports above)
+# for callers that imported them before they moved to topk, products and blocks.
+__all__ = ["RecommenderBase", "ItemSimilarityRecommender", "check_user_items", "get_estimator"]
 
 #: A block of scores storing at most this share of its cells is ranked sparse (topn_sparse_rows).
 SPARSE_SCORES_FRACTION = 1 / 4
@@ -188,7 +174,8 @@ class RecommenderBase:
         """
         self._check_fitted()
         X = check_user_items(user_items_rows, self.n_items_, "user_items_rows")
-        return np.asarray(self._score(X, None if users is None else np.asarray(users, dtype=np.int64)), dtype=np.float32)
+        rows = None if users is None else np.asarray(users, dtype=np.int64)
+        return np.asarray(self._score(X, rows), dtype=np.float32)
 
     def _scores_block(
         self, X: sp.csr_matrix, users: NDArray[np.int64] | None, exclude_seen: bool

@@ -146,7 +146,20 @@ def _history_topk_fast(
         floor_nonempty = np.full(n_items, -np.inf)
         floor_nonempty[counts > 0] = minima
         floor[full] = floor_nonempty[full]
-    # Every row holds at most top_n entries: select on a dense (n_items, top_n) padding.
+    kept, kept_counts, kth = _padded_top_k(cos, rows, cols, values, k)
+    # A row with fewer than k positive values kept from a full superset may be missing items.
+    certified = ~full | ((kept_counts >= k) & (kth > np.maximum(floor, 0.0) * (1 + 1e-5)))
+    return kept, np.flatnonzero(~certified)
+
+
+def _padded_top_k(
+    cos: sp.csr_matrix, rows: NDArray[np.int64], cols: NDArray, values: NDArray[np.float64], k: int
+) -> tuple[sp.csr_matrix, NDArray[np.int64], NDArray[np.float64]]:
+    """The ``k`` best positive rescored values of each row of ``cos`` (rows hold at most top_n
+    entries, so they are selected on a dense (n_items, top_n) padding), their count per row and
+    each row's smallest kept value (inf when none)."""
+    n_items = cos.shape[0]
+    counts = np.diff(cos.indptr)
     width = max(1, int(counts.max()) if counts.size else 1)
     slot = np.arange(cos.nnz) - np.repeat(cos.indptr[:-1], counts)
     padded_values = np.zeros((n_items, width), dtype=np.float32)
@@ -163,9 +176,7 @@ def _history_topk_fast(
     kept = sp.csr_matrix(
         (padded_values[positive], (kept_rows, padded_cols[positive])), shape=cos.shape, dtype=np.float32
     )
-    # A row with fewer than k positive values kept from a full superset may be missing items.
-    certified = ~full | ((kept_counts >= k) & (kth > np.maximum(floor, 0.0) * (1 + 1e-5)))
-    return kept, np.flatnonzero(~certified)
+    return kept, kept_counts, kth
 
 
 class ItemKNN(ItemSimilarityRecommender):

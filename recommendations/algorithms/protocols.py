@@ -67,23 +67,17 @@ def evaluate_scores(
         ``score_block(user_indices) -> ndarray (len(user_indices), n_items)`` raw scores.
     train, test : csr_matrix of shape (n_users, n_items)
         Test users are the rows of ``test`` with at least one entry and at least one train item.
-    ks : sequence of int
     negatives : csr_matrix, optional
         Sampled protocol when given: each positive is ranked against its user's negatives and
-        the user's other test positives (set semantics; duplicates count once). Without it, full
-        ranking: against every item not in the user's train data.
-    batch_size : int
-        Users scored per block.
+        other test positives. Without it, full ranking: against every item not in train.
 
     Returns
     -------
     metrics : dict
         ``HR@k``, ``NDCG@k``, ``Recall@k``, ``Precision@k``, ``MAP@k`` and ``Coverage@k`` (share of
-        the catalogue that appears in at least one evaluated user's top-k, train items excluded).
-    n_users : int
-        Users evaluated.
-    n_skipped : int
-        Test users skipped because they have no train data.
+        the catalogue in at least one evaluated user's top-k, train items excluded).
+    n_users, n_skipped : int
+        Users evaluated; test users skipped because they have no train data.
     """
     train, test = _sorted_csr(train), _sorted_csr(test)
     n_items = train.shape[1]

@@ -459,12 +459,7 @@ def topn_sparse_rows(
     rows = np.searchsorted(np.cumsum(row_counts), keep, side="right").astype(np.int64)
     cols, found = cols[keep].astype(np.int64), found[keep]
     if seen is not None and seen.nnz:
-        seen_keys = np.repeat(np.arange(m, dtype=np.int64) * n_items, seen_counts) + seen.indices
-        if not seen.has_sorted_indices:
-            seen_keys.sort()
-        keys = rows * n_items + cols
-        at = np.minimum(np.searchsorted(seen_keys, keys), seen_keys.size - 1)
-        unseen = seen_keys[at] != keys
+        unseen = _not_in(rows, cols, seen, seen_counts)
         rows, cols, found = rows[unseen], cols[unseen], found[unseen]
     row_counts = np.bincount(rows, minlength=m)
     short = row_counts < n
@@ -477,3 +472,15 @@ def topn_sparse_rows(
     indices[rows[top], rank[top]] = cols[top]
     values[rows[top], rank[top]] = found[top]
     return indices, values, short
+
+
+def _not_in(rows: NDArray[np.int64], cols: NDArray[np.int64], seen: sp.csr_matrix,
+            seen_counts: NDArray[np.int64]) -> NDArray[np.bool_]:
+    """Mask of the (row, col) pairs that are not stored in ``seen``."""
+    n_items = seen.shape[1]
+    seen_keys = np.repeat(np.arange(seen.shape[0], dtype=np.int64) * n_items, seen_counts) + seen.indices
+    if not seen.has_sorted_indices:
+        seen_keys.sort()
+    keys = rows * n_items + cols
+    at = np.minimum(np.searchsorted(seen_keys, keys), seen_keys.size - 1)
+    return seen_keys[at] != keys

@@ -171,48 +171,18 @@ def tune(
     """Search hyperparameters on a validation split carved out of ``train`` (never the test).
 
     One item per user of ``train`` is held out (the latest one when ``timestamps`` is given, else
-    a random one); each candidate is fitted on the rest and scored on the held-out items, with
-    ``n_negatives`` sampled negatives per user (sampled protocol) or full ranking when None.
-    With ``n_folds`` > 1 this is repeated on that many independent random carvings and the
-    candidate's score is the mean over folds (each fold costs one more fit per candidate).
-    The search is the grid ``search_space`` (product of value lists), or a random sample of
-    ``n_iter`` of its points, always including ``base_params`` alone as the first candidate.
+    a random one; ``n_folds`` independent random carvings are averaged); each candidate is fitted
+    on the rest and scored on the held-out items, against ``n_negatives`` sampled negatives or
+    by full ranking. Candidates: ``base_params`` alone, then the grid ``search_space`` (default
+    ``DEFAULT_SEARCH_SPACES[algorithm]``) or ``n_iter`` random points of it, each merged over
+    ``base_params``.
 
-    Parameters
-    ----------
-    algorithm : str
-        Registry name (``get_estimator(algorithm, **params)``).
-    train : sparse matrix (n_users, n_items)
-        Training data ONLY.
-    search_space : mapping, optional
-        Defaults to ``DEFAULT_SEARCH_SPACES[algorithm]``.
-    factory : callable, optional
-        ``factory(algorithm, **params) -> estimator``; defaults to ``get_estimator``.
-    metric : str
-        Key of the metrics dict to maximise, or a sum of keys such as ``"HR@10+NDCG@10"``.
-    ks : sequence of int
-    n_negatives : int, optional
-    timestamps : sparse matrix, optional
-        Same pattern as ``train``; selects the time-based validation split.
-    n_iter : int, optional
-        Random-search budget.
-    base_params : mapping, optional
-        Fixed parameters merged under every candidate.
-    max_users : int, optional
-        Score only a random sample of this many validation users (all still train the model).
-    n_folds : int
-        Independent random validation carvings to average over (1: the single split; the time
-        split allows only 1).
-    random_state : int
-    log : callable, optional
-        Receives one line per trial.
-
-    Returns
-    -------
-    TuningResult
+    ``factory(algorithm, **params)`` builds a candidate (default ``get_estimator``); ``metric`` is a
+    metrics key or a sum of keys such as ``"HR@10+NDCG@10"``; ``timestamps`` (same pattern as
+    ``train``) selects the time-based split; ``max_users`` validation users are scored (all still
+    train the model); ``log`` receives one line per trial. Returns a :class:`TuningResult`.
     """
-    if factory is None:
-        factory = get_estimator
+    factory = factory or get_estimator
     base = dict(base_params or {})
     ks = with_metric_k(ks, metric)
     space = dict(DEFAULT_SEARCH_SPACES.get(algorithm, {}) if search_space is None else search_space)
@@ -222,22 +192,17 @@ def tune(
         sample_negatives(fit_part, valid, n_negatives=n_negatives, random_state=seed + 1) if n_negatives else None
         for fit_part, valid, seed in folds
     ]
-    candidates = [{}] + [c for c in search_candidates(space, n_iter, rng) if c]
+    candidates = [{**base, **c} for c in [{}] + [c for c in search_candidates(space, n_iter, rng) if c]]
     trials: list[dict[str, Any]] = []
-    best_score, best_params = -np.inf, dict(base)
-    for cand in candidates:
-        params = {**base, **cand}
+    for params in candidates:
         per_fold, fit_seconds = _fold_scores(factory, algorithm, params, folds, fold_negatives, ks, metric)
-        score = float(np.mean(per_fold))
-        trial = {"params": params, metric: score, "fit_seconds": fit_seconds}
-        if len(folds) > 1:
-            trial["folds"] = per_fold
-        trials.append(trial)
+        trials.append({"params": params, metric: float(np.mean(per_fold)), "fit_seconds": fit_seconds,
+                       **({"folds": per_fold} if len(folds) > 1 else {})})
         if log is not None:
-            log(f"tune {algorithm} {params} -> {metric}={score:.4f} (fit {fit_seconds:.1f}s)")
-        if np.isfinite(score) and score > best_score:
-            best_score, best_params = score, params
-    return TuningResult(algorithm, best_params, float(best_score), metric, trials)
+            log(f"tune {algorithm} {params} -> {metric}={trials[-1][metric]:.4f} (fit {fit_seconds:.1f}s)")
+    finite = [t for t in trials if np.isfinite(t[metric])]
+    best = max(finite, key=lambda t: t[metric]) if finite else {"params": dict(base), metric: -np.inf}
+    return TuningResult(algorithm, best["params"], float(best[metric]), metric, trials)
 
 
 def _fold_scores(

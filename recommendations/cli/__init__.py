@@ -22,7 +22,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     rec = sub.add_parser("recommend", help="fit on TRAIN.csv and write the top-k items per user",
-                         description=f"Fit on TRAIN.csv and write the top-k unseen items per user. Algorithms: {names}.")
+                         description=f"Fit on TRAIN.csv and write the top-k unseen items per user. "
+                                     f"Algorithms: {names}.")
     rec.add_argument("--train", required=True, help="CSV with header: user,item[,rating][,timestamp]")
     rec.add_argument("--k", type=int, default=10, help="items per user (default 10)")
     rec.add_argument("--algorithm", default=None, metavar="NAME",

@@ -267,7 +267,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         if not args.quiet and not args.json:
             print(f"evaluated {name}", file=sys.stderr)
     if not results:
-        raise CSVError("no algorithm could be evaluated: " + "; ".join(f"{s['algorithm']}: {s['reason']}" for s in skipped))
+        reasons = "; ".join(f"{s['algorithm']}: {s['reason']}" for s in skipped)
+        raise CSVError(f"no algorithm could be evaluated: {reasons}")
     _print_results(args, data, ks, results, skipped, tuning_log)
     return 0
 

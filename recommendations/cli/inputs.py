@@ -211,7 +211,9 @@ def interaction_matrix(
     return X
 
 
-def timestamp_matrix(data: Interactions, rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]) -> sp.csr_matrix | None:
+def timestamp_matrix(
+    data: Interactions, rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]
+) -> sp.csr_matrix | None:
     """The latest timestamp of each (user, item) pair, or None when the file has no timestamp column."""
     from recommendations.algorithms.splits import last_timestamp_matrix
 

@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from recommendations.algorithms import auto as auto_module
 from recommendations.algorithms.auto import MIN_TUNING_USERS, Auto
 from recommendations.algorithms.blend import AUTO_DEFAULTS
 from recommendations.algorithms.splits import last_timestamp_matrix
+
+from .synthetic import record_tuning
 
 FAST = {
     "rp3beta": {"alpha": 0.7, "beta": 0.2, "top_k": 20},
@@ -31,16 +32,7 @@ def _clustered(n_users: int = 80, n_items: int = 40, seed: int = 0) -> sp.csr_ma
 
 @pytest.fixture
 def spy(monkeypatch):
-    """Record every matrix (and timestamps) the tuner is given."""
-    seen = []
-    real = auto_module.tune_auto
-
-    def recording(train, **kwargs):
-        seen.append((sp.csr_matrix(train, copy=True), kwargs.get("timestamps")))
-        return real(train, **kwargs)
-
-    monkeypatch.setattr(auto_module, "tune_auto", recording)
-    return seen
+    return record_tuning(monkeypatch)
 
 
 def test_default_fit_tunes_and_records_its_choice(spy):

@@ -269,25 +269,18 @@ def _many_users_csv(tmp_path: Path) -> tuple[Path, Path, set[tuple[str, str]]]:
             test.append(f"u{u},{items[-1]}")
             items = items[:-1]
         rows += [f"u{u},{item},{1_600_000_000 + 10 * u + t}" for t, item in enumerate(items)]
-    return write(tmp_path / "TRAIN.csv", "\n".join(rows) + "\n"), write(tmp_path / "TEST.csv", "\n".join(test) + "\n"), held
+    train_csv = write(tmp_path / "TRAIN.csv", "\n".join(rows) + "\n")
+    return train_csv, write(tmp_path / "TEST.csv", "\n".join(test) + "\n"), held
 
 
 def test_evaluate_auto_tunes_on_train_only(tmp_path: Path, monkeypatch):
     """A spy on the tuner: it sees the training matrix and timestamps, and no held-out test pair."""
-    import scipy.sparse as sp
-
-    from recommendations.algorithms import auto as auto_module
     from recommendations.cli import main
 
+    from .synthetic import record_tuning
+
     train_csv, test_csv, held = _many_users_csv(tmp_path)
-    seen = []
-    real = auto_module.tune_auto
-
-    def spy(train, **kwargs):
-        seen.append((sp.csr_matrix(train, copy=True), kwargs.get("timestamps")))
-        return real(train, **kwargs)
-
-    monkeypatch.setattr(auto_module, "tune_auto", spy)
+    seen = record_tuning(monkeypatch)
     out = tmp_path / "out.json"
     with open(out, "w") as fh:
         monkeypatch.setattr(sys, "stdout", fh)
