@@ -12,6 +12,15 @@ from .inputs import WEIGHTINGS, CSVError, Interactions, read_interactions
 
 __all__ = ["CSVError", "Interactions", "read_interactions", "build_parser", "main"]
 
+WEIGHT_HELP = (
+    "interaction weight of a (user, item) pair: binary (1; the default), count (its rows), rating (the mean "
+    "of its ratings), or event (the sum of its rows' event weights; the default with --event-weights)"
+)
+EVENT_HELP = (
+    "weights of the 'event' column's types, e.g. view=1,like=4,bookmark=3: repeated rows of a pair are "
+    "summed, so three views and a like weigh 7; a type not listed is an error naming its line"
+)
+
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of ``python -m recommendations``."""
@@ -24,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     rec = sub.add_parser("recommend", help="fit on TRAIN.csv and write the top-k items per user",
                          description=f"Fit on TRAIN.csv and write the top-k unseen items per user. "
                                      f"Algorithms: {names}.")
-    rec.add_argument("--train", required=True, help="CSV with header: user,item[,rating][,timestamp]")
+    rec.add_argument("--train", required=True, help="CSV with header: user,item[,rating][,timestamp][,event]")
     rec.add_argument("--k", type=int, default=10, help="items per user (default 10)")
     rec.add_argument("--algorithm", default=None, metavar="NAME",
                      help=f"one of: {names} (default: auto, or the one in --params)")
@@ -34,8 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--no-tune", action="store_true",
                      help="auto: use its untuned defaults instead of tuning on a validation split of TRAIN")
     rec.add_argument("--output", default=None, help="output CSV user,item,rank,score (default: stdout)")
-    rec.add_argument("--weight", choices=WEIGHTINGS, default="binary",
-                     help="interaction weight: binary (default), count of rows, or the rating value")
+    rec.add_argument("--weight", choices=WEIGHTINGS, default=None, help=WEIGHT_HELP)
+    rec.add_argument("--event-weights", default=None, metavar="TYPE=W,...", help=EVENT_HELP)
     rec.set_defaults(func=cmd_recommend)
 
     ev = sub.add_parser("evaluate", help="fit on TRAIN.csv and score the items of TEST.csv",
@@ -48,7 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help=f"comma-separated, from: {names}; one that refuses the data is skipped with its reason")
     ev.add_argument("--params", default=None, help="parameters file for the algorithm it names")
     ev.add_argument("--json", action="store_true", help="print the results as JSON")
-    ev.add_argument("--weight", choices=WEIGHTINGS, default="binary")
+    ev.add_argument("--weight", choices=WEIGHTINGS, default=None, help=WEIGHT_HELP)
+    ev.add_argument("--event-weights", default=None, metavar="TYPE=W,...", help=EVENT_HELP)
     ev.add_argument("--tune", action="store_true",
                     help="tune each algorithm on a validation split of TRAIN (auto tunes itself without it)")
     ev.add_argument("--params-out", default=None, help="write the best tuned algorithm and parameters here")

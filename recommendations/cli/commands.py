@@ -17,8 +17,10 @@ import scipy.sparse as sp
 from .inputs import (
     CSVError,
     IdIndex,
+    Interactions,
     interaction_matrix,
     interaction_weights,
+    parse_event_weights,
     read_interactions,
     timestamp_matrix,
 )
@@ -79,6 +81,17 @@ def _fit(est: Any, name: str, X: sp.csr_matrix, stamps: sp.csr_matrix | None) ->
     return time.perf_counter() - t0
 
 
+def _train_matrix(
+    args: argparse.Namespace, train: Interactions, rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]
+) -> sp.csr_matrix:
+    """TRAIN as a matrix weighted by ``--weight`` (default: ``event`` with ``--event-weights``, else binary)."""
+    event_weights = parse_event_weights(args.event_weights) if args.event_weights else None
+    weighting = args.weight or ("event" if event_weights is not None else "binary")
+    if event_weights is not None and weighting != "event":
+        raise CSVError(f"--event-weights needs --weight event, not --weight {weighting}")
+    return interaction_matrix(rows, cols, interaction_weights(train, weighting, event_weights), shape, weighting)
+
+
 def cmd_recommend(args: argparse.Namespace) -> int:
     """Fit on TRAIN and write the top-k unseen items of every TRAIN user."""
     if args.k < 1:
@@ -90,7 +103,7 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     users, items = IdIndex(), IdIndex()
     u = users.add_all(train.users)
     i = items.add_all(train.items)
-    X = interaction_matrix(u, i, interaction_weights(train, args.weight), (len(users), len(items)), args.weight)
+    X = _train_matrix(args, train, u, i, (len(users), len(items)))
     est = make_estimator(name, params)
     fit_seconds = _fit(est, name, X, timestamp_matrix(train, u, i, X.shape))
     indices, scores = est.recommend_all(X, n=args.k, exclude_seen=True)
@@ -174,7 +187,7 @@ def _evaluation_data(args: argparse.Namespace) -> _EvaluationData:
         nu = users.add_all(negatives.users)
         ni = items.add_all(negatives.items)
     shape = (len(users), len(items))
-    X = interaction_matrix(tu, ti, interaction_weights(train, args.weight), shape, args.weight)
+    X = _train_matrix(args, train, tu, ti, shape)
     T = interaction_matrix(su, si, np.ones(len(test), dtype=np.float32), shape, "binary")
     N = None
     if negatives is not None:

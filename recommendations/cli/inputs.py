@@ -19,11 +19,12 @@ __all__ = [
     "IdIndex",
     "read_interactions",
     "interaction_weights",
+    "parse_event_weights",
     "interaction_matrix",
     "timestamp_matrix",
 ]
 
-WEIGHTINGS = ("binary", "count", "rating")
+WEIGHTINGS = ("binary", "count", "rating", "event")
 
 
 class CSVError(ValueError):
@@ -40,6 +41,7 @@ class Interactions:
     ratings: np.ndarray | None
     timestamps: np.ndarray | None
     lines: np.ndarray
+    events: list[str] | None = None
 
     def __len__(self) -> int:
         return len(self.users)
@@ -59,12 +61,13 @@ def _parse_timestamp(value: str) -> float:
 def read_interactions(
     path: str,
     required: Sequence[str] = ("user", "item"),
-    optional: Sequence[str] = ("rating", "timestamp"),
+    optional: Sequence[str] = ("rating", "timestamp", "event"),
 ) -> Interactions:
     """Read a CSV with a header row; ``required`` columns must exist, ``optional`` ones are parsed if present.
 
     Column names are matched case-insensitively after stripping spaces. Ids are strings.
-    ``rating`` must be a finite number; ``timestamp`` a number (e.g. unix seconds) or an ISO 8601 date.
+    ``rating`` must be a finite number; ``timestamp`` a number (e.g. unix seconds) or an ISO 8601 date;
+    ``event`` is a non-empty event type (view, like, ...).
 
     Raises
     ------
@@ -120,6 +123,7 @@ class _Columns:
         self.items: list[str] = []
         self.ratings: list[float] = []
         self.stamps: list[float] = []
+        self.events: list[str] = []
         self.lines: list[int] = []
 
     def add(self, row: list[str], line: int) -> None:
@@ -133,6 +137,10 @@ class _Columns:
         self.items.append(row[idx["item"]].strip() if "item" in idx else "")
         if "rating" in idx:
             self.ratings.append(self._number(row[idx["rating"]], line, _finite_float, "is not a number"))
+        if "event" in idx:
+            if not row[idx["event"]].strip():
+                raise CSVError(f"{path}:{line}: empty event")
+            self.events.append(row[idx["event"]].strip().lower())
         if "timestamp" in idx:
             self.stamps.append(self._number(row[idx["timestamp"]], line, _parse_timestamp,
                                             "is neither a number nor an ISO 8601 date"))
@@ -156,6 +164,7 @@ class _Columns:
             items=self.items,
             ratings=np.asarray(self.ratings, dtype=np.float64) if "rating" in self.col_idx else None,
             timestamps=np.asarray(self.stamps, dtype=np.float64) if "timestamp" in self.col_idx else None,
+            events=self.events if "event" in self.col_idx else None,
             lines=np.asarray(self.lines, dtype=np.int64),
         )
 
@@ -186,18 +195,51 @@ class IdIndex:
         return len(self.keys)
 
 
-def interaction_weights(data: Interactions, weighting: str) -> np.ndarray:
-    """One weight per row: the rating (``--weight rating``) or 1."""
+def interaction_weights(data: Interactions, weighting: str, event_weights: dict[str, float] | None = None) -> np.ndarray:
+    """One weight per row: the rating (``--weight rating``), its event's weight (``--weight event``) or 1."""
     if weighting == "rating":
         if data.ratings is None:
             raise CSVError(f"{data.path}:1: --weight rating needs a 'rating' column")
         return data.ratings.astype(np.float32)
+    if weighting == "event":
+        if data.events is None:
+            raise CSVError(f"{data.path}:1: --weight event (or --event-weights) needs an 'event' column")
+        weights = event_weights or {}
+        out = np.ones(len(data), dtype=np.float32)
+        for j, event in enumerate(data.events):
+            if event_weights is not None:
+                if event not in weights:
+                    raise CSVError(f"{data.path}:{data.lines[j]}: event '{event}' has no weight in --event-weights "
+                                   f"(given: {', '.join(sorted(weights))})")
+                out[j] = weights[event]
+        return out
     return np.ones(len(data), dtype=np.float32)
+
+
+def parse_event_weights(text: str) -> dict[str, float]:
+    """``"view=1,like=4"`` -> ``{"view": 1.0, "like": 4.0}``; a bad entry is a CSVError naming it."""
+    weights: dict[str, float] = {}
+    for entry in (e.strip() for e in text.split(",")):
+        if not entry:
+            continue
+        name, sep, value = entry.partition("=")
+        try:
+            number = float(value)
+        except ValueError:
+            number = math.nan
+        if not sep or not name.strip() or not math.isfinite(number):
+            raise CSVError(f"--event-weights: '{entry}' is not TYPE=NUMBER (e.g. view=1,like=4)")
+        weights[name.strip().lower()] = number
+    if not weights:
+        raise CSVError("--event-weights: give at least one TYPE=NUMBER")
+    return weights
 
 
 def interaction_matrix(
     rows: np.ndarray, cols: np.ndarray, values: np.ndarray, shape: tuple[int, int], weighting: str
 ) -> sp.csr_matrix:
+    """The users x items matrix: 1 per pair (binary), the pair's rows summed (count, event), or
+    the mean of its ratings (rating: a level, which repeats must not inflate)."""
     X = sp.csr_matrix((values.astype(np.float32), (rows, cols)), shape=shape, dtype=np.float32)
     X.sum_duplicates()
     if weighting == "binary":

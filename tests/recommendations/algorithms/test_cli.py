@@ -311,3 +311,32 @@ def test_recommend_auto_tunes_unless_no_tune(tmp_path: Path):
     res = run_cli("recommend", "--train", str(train_csv), "--k", "3", "--no-tune", "--output", str(tmp_path / "R.csv"))
     assert res.returncode == 0, res.stderr
     assert "tuning" not in res.stderr and "'tune': False" in res.stderr
+
+
+def test_event_weights_sum_the_rows_of_a_pair(tmp_path: Path):
+    from recommendations.cli.inputs import IdIndex, interaction_matrix, interaction_weights, parse_event_weights
+
+    path = write(tmp_path / "E.csv", "user,item,event\nu1,a,view\nu1,a,VIEW\nu1,a,like\nu1,b,view\nu2,b,like\n")
+    data = read_interactions(str(path))
+    assert data.events == ["view", "view", "like", "view", "like"]
+    users, items = IdIndex(), IdIndex()
+    rows, cols = users.add_all(data.users), items.add_all(data.items)
+    weights = parse_event_weights("view=1, like=4")
+    X = interaction_matrix(rows, cols, interaction_weights(data, "event", weights), (2, 2), "event")
+    assert X.toarray().tolist() == [[6.0, 1.0], [0.0, 4.0]]  # two views and a like: 1 + 1 + 4
+
+
+def test_event_weights_cli_errors_and_help(tmp_path: Path):
+    path = write(tmp_path / "E.csv", "user,item,event\nu1,a,view\nu1,b,like\nu2,a,share\nu2,c,view\n")
+    res = run_cli("recommend", "--train", str(path), "--algorithm", "itemknn", "--event-weights", "view=1,like=4")
+    assert res.returncode == 1 and "E.csv:4: event 'share' has no weight in --event-weights" in res.stderr
+    res = run_cli("recommend", "--train", str(path), "--algorithm", "itemknn", "--event-weights", "view=1,like")
+    assert res.returncode == 1 and "--event-weights: 'like' is not TYPE=NUMBER" in res.stderr
+    res = run_cli("recommend", "--train", str(path), "--algorithm", "itemknn", "--k", "1",
+                  "--event-weights", "view=1,like=4,share=2", "--output", str(tmp_path / "R.csv"))
+    assert res.returncode == 0, res.stderr
+    no_event = write(tmp_path / "N.csv", "user,item\nu1,a\n")
+    res = run_cli("recommend", "--train", str(no_event), "--algorithm", "toppop", "--event-weights", "view=1")
+    assert res.returncode == 1 and "needs an 'event' column" in res.stderr
+    helptext = run_cli("recommend", "--help").stdout
+    assert "--event-weights" in helptext and "summed" in helptext
