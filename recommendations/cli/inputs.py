@@ -195,7 +195,9 @@ class IdIndex:
         return len(self.keys)
 
 
-def interaction_weights(data: Interactions, weighting: str, event_weights: dict[str, float] | None = None) -> np.ndarray:
+def interaction_weights(
+    data: Interactions, weighting: str, event_weights: dict[str, float] | None = None
+) -> np.ndarray:
     """One weight per row: the rating (``--weight rating``), its event's weight (``--weight event``) or 1."""
     if weighting == "rating":
         if data.ratings is None:
