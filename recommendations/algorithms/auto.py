@@ -201,8 +201,12 @@ class Auto(ItemSimilarityRecommender):
         if splittable < MIN_TUNING_USERS:
             return {"tuned": False, "reason": f"{splittable} users with 2+ interactions "
                                               f"(tuning needs {MIN_TUNING_USERS})"}
-        start = {name: self._component_params(name) for name in (*ITEM_COMPONENTS, "ials")}
-        start["ials"].setdefault("random_state", self.random_state)
+        # Members left at None start from AUTO_DEFAULTS inside the tuner, which keeps EASE^R's
+        # weights dense on small catalogues (pruning drops its negative weights).
+        given = {name: getattr(self, name) for name in (*ITEM_COMPONENTS, "ials")}
+        start = {name: dict(params) for name, params in given.items() if params is not None}
+        if "ials" in start:
+            start["ials"].setdefault("random_state", self.random_state)
         started = time.perf_counter()
         result = tune_auto(
             X, metric=self.tune_metric, ks=(10,), timestamps=timestamps, n_iter=int(self.tune_iter),

@@ -100,3 +100,20 @@ def test_untuned_defaults_give_ease_a_weight():
     assert small["ease"] > 0
     big = Auto(tune=False).component_weights(30_000)
     assert "ease" not in big and big["itemknn"] == pytest.approx(small["itemknn"] + small["ease"])
+
+
+def test_default_members_start_from_auto_defaults_with_dense_ease_on_small_catalogues(monkeypatch):
+    from recommendations.algorithms import auto_tuning
+
+    tried = []
+    real = auto_tuning._Search.try_member
+
+    def record(self, member, params):
+        tried.append((member.name, dict(params)))
+        return real(self, member, params)
+
+    monkeypatch.setattr(auto_tuning._Search, "try_member", record)
+    small = {"rp3beta": FAST["rp3beta"], "itemknn": FAST["itemknn"], "ials": FAST["ials"]}
+    Auto(**small, tune_budget=0, tune_iter=0).fit(_clustered(seed=5))
+    ease_start = next(params for name, params in tried if name == "ease")
+    assert ease_start["l2_norm"] == AUTO_DEFAULTS["ease"]["l2_norm"] and ease_start["top_k"] is None
