@@ -270,6 +270,18 @@ class Auto(ItemSimilarityRecommender):
         content: sp.csr_matrix | None,
     ) -> tuple[sp.csr_matrix, Any]:
         """The blended item-item matrix and the fitted iALS member (or None)."""
+        scaled: dict[str, sp.csr_matrix] = {}
+
+        def fit_member(name: str) -> None:
+            params = self._component_params(name, config)
+            if name == "ease":
+                params.setdefault("max_items", int(self.ease_max_items))
+            scaled[name] = unit_scale(get_estimator(name, **params).fit(X).similarity_)[0]
+
+        # EASE^R's dense BLAS runs before the iALS thread starts: two BLAS calls at once can
+        # split their work differently, and the model must not depend on timing.
+        if "ease" in weights:
+            fit_member("ease")
         factor_model, factor_fit = None, None
         # Leaving the executor waits for the iALS fit, also when an item-item component failed.
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="bre-auto-ials") as pool:
@@ -281,15 +293,10 @@ class Auto(ItemSimilarityRecommender):
                     factor_fit = pool.submit(factor_model.fit, X)
             blended = sp.csr_matrix((self.n_items_, self.n_items_), dtype=np.float32)
             for name in ITEM_COMPONENTS:
-                if name not in weights:
-                    continue
-                params = self._component_params(name, config)
-                if name == "ease":
-                    params.setdefault("max_items", int(self.ease_max_items))
-                component = get_estimator(name, **params).fit(X)
-                scaled, _ = unit_scale(component.similarity_)
-                del component
-                blended = blended + np.float32(weights[name]) * scaled
+                if name in weights:
+                    if name not in scaled:
+                        fit_member(name)
+                    blended = blended + np.float32(weights[name]) * scaled.pop(name)
             if content is not None and float(self.content_weight) > 0:
                 blended = blended + np.float32(self.content_weight) * unit_scale(content)[0]
         blended = sp.csr_matrix(blended, dtype=np.float32)
