@@ -207,6 +207,11 @@ class Auto(ItemSimilarityRecommender):
         start = {name: dict(params) for name, params in given.items() if params is not None}
         if "ials" in start:
             start["ials"].setdefault("random_state", self.random_state)
+        if timestamps is not None:
+            # the same pattern as X: pairs dropped from X (a zero weight) drop their time too
+            rows, cols = X.nonzero()
+            times = np.asarray(sp.csr_matrix(timestamps)[rows, cols], dtype=np.float64).ravel()
+            timestamps = sp.csr_matrix((times, X.indices.copy(), X.indptr.copy()), shape=X.shape)
         started = time.perf_counter()
         result = tune_auto(
             X, metric=self.tune_metric, ks=(10,), timestamps=timestamps, n_iter=int(self.tune_iter),

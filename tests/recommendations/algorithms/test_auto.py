@@ -59,7 +59,7 @@ def test_timestamps_hold_out_each_users_latest_item(spy):
     stamps = last_timestamp_matrix(rows, cols, np.arange(rows.size, dtype=np.float64), X.shape)
     model = Auto(**FAST, tune_budget=5, tune_iter=0).fit(X, timestamps=stamps)
     assert model.tuning_["validation"] == "latest interaction per user"
-    assert spy[0][1] is stamps
+    assert (spy[0][1] != stamps).nnz == 0
 
 
 def test_budget_bounds_the_member_search(spy):
@@ -117,3 +117,18 @@ def test_default_members_start_from_auto_defaults_with_dense_ease_on_small_catal
     Auto(**small, tune_budget=0, tune_iter=0).fit(_clustered(seed=5))
     ease_start = next(params for name, params in tried if name == "ease")
     assert ease_start["l2_norm"] == AUTO_DEFAULTS["ease"]["l2_norm"] and ease_start["top_k"] is None
+
+
+def test_timestamps_of_pairs_the_matrix_dropped_are_ignored(spy):
+    X = _clustered(seed=6)
+    rows, cols = X.nonzero()
+    extra_rows, extra_cols = np.array([0, 1]), np.array([X.shape[1] - 1, X.shape[1] - 2])
+    stamps = last_timestamp_matrix(np.r_[rows, extra_rows], np.r_[cols, extra_cols],
+                                   np.arange(rows.size + 2, dtype=np.float64), X.shape)
+    X[0, X.shape[1] - 1] = 0  # a pair with a time but no weight (e.g. a zero rating)
+    X[1, X.shape[1] - 2] = 0
+    X.eliminate_zeros()
+    model = Auto(**FAST, tune_budget=1, tune_iter=0).fit(X, timestamps=stamps)
+    assert model.tuning_["validation"] == "latest interaction per user"
+    seen_times = spy[0][1]
+    assert seen_times.nnz == X.nnz and np.array_equal(seen_times.indices, X.indices)
