@@ -9,6 +9,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ORDER = [
     ("citeulike_cmn.md", "Accuracy: the published CiteULike-a table, reproduced and beaten"),
+    ("defaults.md", "Out of the box: auto tunes itself, with no flags"),
     ("accuracy.md", "Accuracy on more data sets"),
     ("rating_prediction.md", "Rating prediction"),
     ("algorithms_speed.md", "Algorithm speed and memory against implicit"),

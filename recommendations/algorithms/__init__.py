@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import ItemSimilarityRecommender, RecommenderBase
+from .base import ItemSimilarityRecommender, RecommenderBase, get_estimator
 from .graph import P3alpha, RP3beta
 from .knn import ItemKNN, UserKNN
 from .linear import EASE
@@ -24,38 +24,11 @@ __all__ = [
 ]
 
 ALGORITHMS: dict[str, type[RecommenderBase]] = {
-    "toppop": TopPop,
-    "itemknn": ItemKNN,
-    "userknn": UserKNN,
-    "p3alpha": P3alpha,
-    "rp3beta": RP3beta,
-    "ease": EASE,
-    "ials": IALS,
-    "hybrid": Hybrid,
-    "auto": Auto,
+    cls.algorithm_name: cls for cls in (TopPop, ItemKNN, UserKNN, P3alpha, RP3beta, EASE, IALS, Hybrid, Auto)
 }
 
 #: Class name -> class, for load_model (includes models not in the public registry).
 ALGORITHM_CLASSES: dict[str, type[RecommenderBase]] = {cls.__name__: cls for cls in ALGORITHMS.values()}
-
-
-def get_estimator(name: str, **params: Any) -> RecommenderBase:
-    """Return an unfitted estimator by registry name.
-
-    Raises
-    ------
-    ValueError
-        For an unknown name (the message lists the valid ones) or an unknown parameter.
-    """
-    try:
-        cls = ALGORITHMS[name]
-    except KeyError:
-        raise ValueError(f"Unknown algorithm {name!r}; valid names: {', '.join(ALGORITHMS)}") from None
-    valid = set(cls._param_names())
-    unknown = sorted(set(params) - valid)
-    if unknown:
-        raise ValueError(f"{name}: unknown parameter(s) {unknown}; valid: {sorted(valid)}")
-    return cls(**params)
 
 
 def load_model(file: Any) -> RecommenderBase:

@@ -11,8 +11,7 @@ import scipy.sparse as sp
 from numpy.typing import NDArray
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from .base import topn_rows
-from .knn import blockwise_topk
+from .topk import blockwise_topk, topn_rows
 
 __all__ = ["ContentSimilarity"]
 
@@ -99,7 +98,9 @@ class ContentSimilarity:
             block.data[block.indices == rows] = 0.0
             return block
 
-        self.similarity_ = blockwise_topk(self.n_items_, self.n_items_, block_fn, int(self.top_k), self.n_threads)
+        self.similarity_ = blockwise_topk(
+            self.n_items_, self.n_items_, block_fn, int(self.top_k), self.n_threads, ties="partition"
+        )
         return self
 
     def similar_items(self, item_index: int, n: int = 10) -> tuple[NDArray[np.int64], NDArray[np.float32]]:

@@ -35,6 +35,8 @@ class IALS(RecommenderBase):
     item_factors_ : ndarray float32, shape (n_items, factors)
     """
 
+    algorithm_name = "ials"
+
     _state_attributes = RecommenderBase._state_attributes + ("user_factors_", "item_factors_")
 
     def __init__(

@@ -178,53 +178,11 @@ def confidence_matrix(
         raise ValueError("FeedbackEvents has user or item positions outside the matrix shape")
     words = item_words if item_words is not None else events.item_words
     weight = np.zeros(n, dtype=np.float64)
-
-    # Ratings: 1-2 stars negative, more stars more positive.
     rating = events.kind == "rating"
-    stars = events.stars
-    if np.any(rating & np.isnan(stars)):
-        raise ValueError("FeedbackEvents: a rating event has no stars")
-    negative_rating = rating & (stars <= config.negative_max_stars)
-    positive_rating = rating & ~negative_rating
-    weight[positive_rating] = config.rating_weight * (stars[positive_rating] - config.negative_max_stars)
-    weight[negative_rating] = -config.negative_rating_weight * (
-        config.negative_max_stars + 1.0 - stars[negative_rating]
-    )
-
-    # Reads: engagement from dwell time (relative to the estimated reading time) and progress.
+    weight[rating] = _rating_weights(events.stars[rating], config)
     read = events.kind == "read"
-    dwell = events.dwell_seconds
-    progress = np.clip(events.progress, 0.0, 1.0)
-    expected = np.full(n, np.nan)
-    if words is not None:
-        words = np.asarray(words, dtype=np.float64)
-        expected = words[events.item] / config.words_per_minute * 60.0
-    dwell_ratio = np.where(
-        np.isfinite(dwell) & np.isfinite(expected) & (expected > 0),
-        np.clip(dwell / np.where(expected > 0, expected, 1.0), 0.0, 1.0),
-        np.nan,
-    )
-    signals = np.vstack([dwell_ratio, progress if config.use_progress else np.full(n, np.nan)])
-    known = np.isfinite(signals)
-    n_known = known.sum(axis=0)
-    engagement = np.where(n_known > 0, np.where(known, signals, 0.0).sum(axis=0) / np.maximum(n_known, 1), 1.0)
-    read_value = config.read_weight * (config.min_read_fraction + (1.0 - config.min_read_fraction) * engagement)
-    repeat = _repeat_rank(events.user[read], events.item[read], events.timestamp[read])
-    read_value[read] *= config.repeat_factor ** repeat
-    bounce = (
-        read
-        & (config.bounce_seconds > 0)
-        & np.isfinite(dwell)
-        & (dwell < config.bounce_seconds)
-        & ~(np.isfinite(progress) & (progress >= config.bounce_max_progress))
-    )
-    weight[read] = read_value[read]
-    weight[bounce] = -config.bounce_weight
-
-    # Explicit "not interested".
+    weight[read] = _read_weights(events, read, words, config)
     weight[events.kind == "not_interested"] = -config.not_interested_weight
-
-    # Recency decay with a half-life.
     if config.half_life_days:
         reference = float(np.max(events.timestamp)) if now is None else float(now)
         age_days = np.maximum(reference - events.timestamp, 0.0) / 86_400.0
@@ -239,3 +197,47 @@ def confidence_matrix(
     negative.data = np.where(negative.data < 0, -negative.data, 0.0)
     negative.eliminate_zeros()
     return sp.csr_matrix(positive, dtype=np.float32), sp.csr_matrix(negative, dtype=np.float32)
+
+
+def _rating_weights(stars: NDArray[np.float64], config: FeedbackConfig) -> NDArray[np.float64]:
+    """Signed weight of rating events: 1-2 stars negative, more stars more positive."""
+    if np.any(np.isnan(stars)):
+        raise ValueError("FeedbackEvents: a rating event has no stars")
+    negative = stars <= config.negative_max_stars
+    return np.where(
+        negative,
+        -config.negative_rating_weight * (config.negative_max_stars + 1.0 - stars),
+        config.rating_weight * (stars - config.negative_max_stars),
+    )
+
+
+def _read_weights(
+    events: FeedbackEvents, read: NDArray[np.bool_], words: NDArray | None, config: FeedbackConfig
+) -> NDArray[np.float64]:
+    """Weight of read events: engagement from dwell time (against the estimated reading time) and
+    progress, damped for repeats; a bounce (short dwell, little progress) is negative."""
+    n = len(events)
+    dwell = events.dwell_seconds
+    progress = np.clip(events.progress, 0.0, 1.0)
+    expected = np.full(n, np.nan)
+    if words is not None:
+        expected = np.asarray(words, dtype=np.float64)[events.item] / config.words_per_minute * 60.0
+    dwell_ratio = np.where(
+        np.isfinite(dwell) & np.isfinite(expected) & (expected > 0),
+        np.clip(dwell / np.where(expected > 0, expected, 1.0), 0.0, 1.0),
+        np.nan,
+    )
+    signals = np.vstack([dwell_ratio, progress if config.use_progress else np.full(n, np.nan)])
+    known = np.isfinite(signals)
+    n_known = known.sum(axis=0)
+    engagement = np.where(n_known > 0, np.where(known, signals, 0.0).sum(axis=0) / np.maximum(n_known, 1), 1.0)
+    value = config.read_weight * (config.min_read_fraction + (1.0 - config.min_read_fraction) * engagement)
+    value[read] *= config.repeat_factor ** _repeat_rank(events.user[read], events.item[read], events.timestamp[read])
+    bounce = (
+        (config.bounce_seconds > 0)
+        & np.isfinite(dwell)
+        & (dwell < config.bounce_seconds)
+        & ~(np.isfinite(progress) & (progress >= config.bounce_max_progress))
+    )
+    value[bounce] = -config.bounce_weight
+    return value[read]

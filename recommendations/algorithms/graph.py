@@ -6,8 +6,8 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.preprocessing import normalize as sk_normalize
 
-from .base import ItemSimilarityRecommender, topk_sparse_rows
-from .knn import blockwise_topk
+from .base import ItemSimilarityRecommender
+from .topk import blockwise_topk, topk_sparse_rows
 
 __all__ = ["P3alpha", "RP3beta"]
 
@@ -49,7 +49,7 @@ def _random_walk_similarity(
         block.data[block.indices == rows] = 0.0
         return block
 
-    W = blockwise_topk(n_items, n_items, block_fn, int(top_k), n_threads)
+    W = blockwise_topk(n_items, n_items, block_fn, int(top_k), n_threads, ties="partition")
     if normalize_similarity:
         W = sp.csr_matrix(sk_normalize(W, norm="l1", axis=1), dtype=np.float32)
     # similarityMatrixTopK: keep the top_k of every column as well.
@@ -80,6 +80,8 @@ class RP3beta(ItemSimilarityRecommender):
     ----------
     similarity_ : csr_matrix float32, shape (n_items, n_items)
     """
+
+    algorithm_name = "rp3beta"
 
     def __init__(
         self,
@@ -121,6 +123,8 @@ class P3alpha(ItemSimilarityRecommender):
     random_state : int or None
         Unused (deterministic).
     """
+
+    algorithm_name = "p3alpha"
 
     def __init__(
         self,

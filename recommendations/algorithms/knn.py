@@ -1,129 +1,21 @@
-"""Provides ItemKNN and UserKNN (cosine with shrink, topK, TF-IDF/BM25 weighting) and blockwise top-k."""
+"""Provides ItemKNN and UserKNN (cosine with shrink, topK, TF-IDF/BM25 weighting)."""
 
 from __future__ import annotations
-
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
 
-from .base import (
-    BLOCK_ELEMENTS,
-    ItemSimilarityRecommender,
-    RecommenderBase,
-    check_user_items,
-    n_threads_to_use,
-    sparse_matmul,
-    topk_keep_mask,
-    topn_rows,
-)
+from .base import ItemSimilarityRecommender, RecommenderBase, check_user_items
+from .blocks import n_threads_to_use
+from .products import sparse_matmul
+from .topk import blockwise_topk, topk_dense_rows, topn_rows
 from .weighting import bm25_weight, tfidf_weight
 
-__all__ = ["ItemKNN", "UserKNN", "blockwise_topk", "FEATURE_WEIGHTINGS", "NEIGHBOURHOODS"]
+__all__ = ["ItemKNN", "UserKNN", "FEATURE_WEIGHTINGS", "NEIGHBOURHOODS"]
 
 FEATURE_WEIGHTINGS = ("none", "tfidf", "bm25")
 NEIGHBOURHOODS = ("candidate", "history")
-
-
-def blockwise_topk(
-    n_rows: int,
-    n_cols: int,
-    block_fn: Callable[[int, int], NDArray[np.float32]],
-    k: int,
-    n_threads: int = 0,
-    block_rows: int | None = None,
-) -> sp.csr_matrix:
-    """Build a sparse matrix keeping the ``k`` largest nonzero values of each row, block by block.
-
-    Only one dense ``(block_rows, n_cols)`` block per thread exists at a time, so a
-    ``n_rows x n_cols`` dense array is never built. Selection uses ``np.argpartition``.
-
-    Parameters
-    ----------
-    n_rows, n_cols : int
-        Shape of the (virtual) dense matrix.
-    block_fn : callable (start, end) -> ndarray or sparse matrix, shape (end - start, n_cols)
-        Returns rows ``start:end``; entries that must never be kept (e.g. the diagonal) set to 0.
-        A sparse block is selected row by row on its stored values (no dense copy), which is
-        much faster when most entries are zero.
-    k : int
-        Neighbours kept per row.
-    n_threads : int
-        Worker threads (0: all cores). numpy and scipy release the GIL in the heavy parts.
-    block_rows : int, optional
-        Rows per block (default: about 16M elements per block).
-
-    Returns
-    -------
-    csr_matrix float32, shape (n_rows, n_cols), at most ``k`` entries per row, no zeros.
-    """
-    k = int(min(k, n_cols))
-    if block_rows is None:
-        block_rows = max(1, min(n_rows, BLOCK_ELEMENTS // max(1, n_cols)))
-    starts = list(range(0, n_rows, block_rows))
-
-    def work(start: int) -> tuple[NDArray, NDArray, NDArray]:
-        end = min(n_rows, start + block_rows)
-        block = block_fn(start, end)
-        if sp.issparse(block):
-            return _select_sparse_rows(sp.csr_matrix(block), k, start)
-        block = np.asarray(block, dtype=np.float32)
-        if k <= 0:
-            empty = np.zeros(0, dtype=np.int64)
-            return empty, empty, np.zeros(0, dtype=np.float32)
-        if k < n_cols:
-            cols = np.argpartition(-block, k - 1, axis=1)[:, :k]
-        else:
-            cols = np.broadcast_to(np.arange(n_cols), block.shape)
-        values = np.take_along_axis(block, cols, axis=1)
-        rows = np.broadcast_to(np.arange(start, end)[:, None], cols.shape)
-        keep = values != 0
-        return rows[keep].astype(np.int64), cols[keep].astype(np.int64), values[keep]
-
-    threads = n_threads_to_use(n_threads)
-    if threads > 1 and len(starts) > 1:
-        with ThreadPoolExecutor(max_workers=threads) as pool:
-            parts = list(pool.map(work, starts))
-    else:
-        parts = [work(start) for start in starts]
-    if parts:
-        rows = np.concatenate([p[0] for p in parts])
-        cols = np.concatenate([p[1] for p in parts])
-        values = np.concatenate([p[2] for p in parts]).astype(np.float32)
-    else:
-        rows = cols = np.zeros(0, dtype=np.int64)
-        values = np.zeros(0, dtype=np.float32)
-    out = sp.csr_matrix((values, (rows, cols)), shape=(n_rows, n_cols), dtype=np.float32)
-    out.sort_indices()
-    return out
-
-
-def _select_sparse_rows(block: sp.csr_matrix, k: int, row_offset: int) -> tuple[NDArray, NDArray, NDArray]:
-    """Top-``k`` nonzero values of each row of a CSR block, selected on the stored values only."""
-    indptr, indices, data = block.indptr, block.indices, block.data.astype(np.float32, copy=False)
-    counts = np.diff(indptr)
-    keep_parts: list[NDArray] = []
-    long_rows = np.flatnonzero(counts > k)
-    if long_rows.size and k > 0:
-        # One argpartition per row on exactly the values it always saw (ties are kept the same
-        # way); the negation, the Python ints and the offsets are hoisted out of the loop.
-        negated, bounds = -data, indptr.tolist()
-        picks = [negated[bounds[row] : bounds[row + 1]].argpartition(k - 1)[:k] for row in long_rows.tolist()]
-        keep_parts.append(np.concatenate(picks) + np.repeat(indptr[long_rows], k))
-    short = np.flatnonzero((counts <= k) & (counts > 0))
-    if short.size:
-        starts, lengths = indptr[short], counts[short]
-        keep_parts.append(np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum()))
-    if not keep_parts or k <= 0:
-        empty = np.zeros(0, dtype=np.int64)
-        return empty, empty, np.zeros(0, dtype=np.float32)
-    keep = np.concatenate(keep_parts)
-    rows = np.repeat(np.arange(block.shape[0], dtype=np.int64), counts)[keep] + row_offset
-    values = data[keep]
-    nonzero = values != 0
-    return rows[nonzero], indices[keep][nonzero].astype(np.int64), values[nonzero]
 
 
 def _weight_user_items(X: sp.csr_matrix, feature_weighting: str, K1: float, B: float) -> sp.csr_matrix:
@@ -161,32 +53,6 @@ def _cosine_block(
     return block
 
 
-def _select_topk_block(
-    block: sp.csr_matrix, k: int, self_columns: NDArray[np.int64]
-) -> tuple[NDArray[np.int64], NDArray[np.int32], NDArray[np.float32]]:
-    """Row-wise top-``k`` of a CSR block of similarities, as CSR parts (counts, indices, data).
-
-    ``block[r, self_columns[r]]`` (the item itself) is set to 0 first; zeros are never kept.
-    The selection is ``base.topk_keep_mask``: the values ``argpartition`` on each row would keep,
-    except that at a tie on the ``k``-th value the lowest columns are kept (``argpartition``
-    keeps an arbitrary subset). Column indices come out sorted within each row. ``block.data``
-    is overwritten.
-    """
-    indptr, indices, data = block.indptr, block.indices, block.data
-    counts = np.diff(indptr)
-    data[indices == np.repeat(self_columns.astype(indices.dtype, copy=False), counts)] = 0.0
-    keep = topk_keep_mask(indptr, indices, data, k)
-    keep &= data != 0
-    positions = np.flatnonzero(keep)
-    kept_counts = np.diff(np.searchsorted(positions, indptr))
-    out = sp.csr_matrix(
-        (data.take(positions), indices.take(positions), np.concatenate([[0], np.cumsum(kept_counts)])),
-        shape=block.shape,
-    )
-    out.sort_indices()
-    return kept_counts, out.indices, out.data
-
-
 def _history_topk(
     left: sp.csr_matrix,
     right_t: sp.csr_matrix,
@@ -199,10 +65,9 @@ def _history_topk(
 ) -> sp.csr_matrix:
     """Row-wise top-``k`` of the shrunk cosine of ``left``'s rows against ``right_t``'s columns.
 
-    The exact path of ``neighbourhood="history"``: blocks of rows of the sparse product
-    (about ``BLOCK_ELEMENTS / n_cols`` rows each, in a thread pool), each selected by
-    :func:`_select_topk_block` and written straight into CSR (no COO, no global sort).
-    ``self_columns[r]`` is the column of row ``r``'s own item (default: ``r``), never kept.
+    The exact path of ``neighbourhood="history"``: :func:`~.topk.blockwise_topk` over blocks of
+    rows of the sparse product. ``self_columns[r]`` is the column of row ``r``'s own item
+    (default: ``r``), never kept.
 
     Returns
     -------
@@ -212,33 +77,16 @@ def _history_topk(
     n_rows, n_cols = left.shape[0], right_t.shape[1]
     if self_columns is None:
         self_columns = np.arange(n_rows, dtype=np.int64)
-    block_rows = max(1, min(n_rows, BLOCK_ELEMENTS // max(1, n_cols)))
-    starts = list(range(0, n_rows, block_rows))
 
-    def work(start: int) -> tuple[NDArray, NDArray, NDArray]:
-        end = min(n_rows, start + block_rows)
-        block = _cosine_block(left, right_t, left_norms, right_norms, shrink, start, end, False)
-        return _select_topk_block(block, k, self_columns[start:end])
+    def block_fn(start: int, end: int) -> sp.csr_matrix:
+        return _cosine_block(left, right_t, left_norms, right_norms, shrink, start, end, False)
 
-    threads = n_threads_to_use(n_threads)
-    if threads > 1 and len(starts) > 1:
-        with ThreadPoolExecutor(max_workers=threads) as pool:
-            parts = list(pool.map(work, starts))
-    else:
-        parts = [work(start) for start in starts]
-    counts = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, dtype=np.int64)
-    indptr = np.concatenate([[0], np.cumsum(counts)])
-    indices = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, dtype=np.int32)
-    data = np.concatenate([p[2] for p in parts]) if parts else np.zeros(0, dtype=np.float32)
-    out = sp.csr_matrix((data.astype(np.float32, copy=False), indices, indptr), shape=(n_rows, n_cols))
-    out.has_sorted_indices = True
-    return out
+    return blockwise_topk(n_rows, n_cols, block_fn, k, n_threads, exclude_columns=self_columns)
 
 
 #: ``sparse_dot_topn`` pays off when the item-item product is near-dense: each row holds many
-#: more entries than the kept top-n, and scipy materialises them all. Measured on 2 cores: on the
-#: 138,000 x 20,000 synthetic matrix (about 4.5 x n_items multiply-adds per item row) the fit takes
-#: 18 s instead of 51 s; on CiteULike-a (0.06 x n_items) its heap costs more than scipy's product.
+#: more entries than the kept top-n, and scipy materialises them all; on sparse products its heap
+#: costs more than scipy's product (measurements in docs/decisions.md).
 DENSE_PRODUCT_RATIO = 0.5
 
 
@@ -298,7 +146,20 @@ def _history_topk_fast(
         floor_nonempty = np.full(n_items, -np.inf)
         floor_nonempty[counts > 0] = minima
         floor[full] = floor_nonempty[full]
-    # Every row holds at most top_n entries: select on a dense (n_items, top_n) padding.
+    kept, kept_counts, kth = _padded_top_k(cos, rows, cols, values, k)
+    # A row with fewer than k positive values kept from a full superset may be missing items.
+    certified = ~full | ((kept_counts >= k) & (kth > np.maximum(floor, 0.0) * (1 + 1e-5)))
+    return kept, np.flatnonzero(~certified)
+
+
+def _padded_top_k(
+    cos: sp.csr_matrix, rows: NDArray[np.int64], cols: NDArray, values: NDArray[np.float64], k: int
+) -> tuple[sp.csr_matrix, NDArray[np.int64], NDArray[np.float64]]:
+    """The ``k`` best positive rescored values of each row of ``cos`` (rows hold at most top_n
+    entries, so they are selected on a dense (n_items, top_n) padding), their count per row and
+    each row's smallest kept value (inf when none)."""
+    n_items = cos.shape[0]
+    counts = np.diff(cos.indptr)
     width = max(1, int(counts.max()) if counts.size else 1)
     slot = np.arange(cos.nnz) - np.repeat(cos.indptr[:-1], counts)
     padded_values = np.zeros((n_items, width), dtype=np.float32)
@@ -306,8 +167,7 @@ def _history_topk_fast(
     padded_values[rows, slot] = values.astype(np.float32)
     padded_cols[rows, slot] = cols
     if k < width:
-        best = np.argpartition(-padded_values, k - 1, axis=1)[:, :k]
-        padded_values = np.take_along_axis(padded_values, best, axis=1)
+        best, padded_values = topk_dense_rows(padded_values, k, ties="partition")
         padded_cols = np.take_along_axis(padded_cols, best, axis=1)
     positive = padded_values > 0
     kept_counts = positive.sum(axis=1)
@@ -316,9 +176,7 @@ def _history_topk_fast(
     kept = sp.csr_matrix(
         (padded_values[positive], (kept_rows, padded_cols[positive])), shape=cos.shape, dtype=np.float32
     )
-    # A row with fewer than k positive values kept from a full superset may be missing items.
-    certified = ~full | ((kept_counts >= k) & (kth > np.maximum(floor, 0.0) * (1 + 1e-5)))
-    return kept, np.flatnonzero(~certified)
+    return kept, kept_counts, kth
 
 
 class ItemKNN(ItemSimilarityRecommender):
@@ -341,7 +199,7 @@ class ItemKNN(ItemSimilarityRecommender):
     ``top_k``-th value, the history fit keeps the lowest item indices (its scipy path,
     :func:`_history_topk`; rows certified by the ``sparse_dot_topn`` path on near-dense
     products keep an arbitrary subset of the tied items); the candidate fit keeps the subset
-    ``np.argpartition`` picks, as the published reproduction did.
+    ``np.argpartition`` picks (``ties="partition"``), as the published reproduction did.
 
     Parameters
     ----------
@@ -365,6 +223,8 @@ class ItemKNN(ItemSimilarityRecommender):
     similarity_ : csr_matrix float32, shape (n_items, n_items)
     item_popularity_ : ndarray float32, shape (n_items,)
     """
+
+    algorithm_name = "itemknn"
 
     def __init__(
         self,
@@ -428,7 +288,9 @@ class ItemKNN(ItemSimilarityRecommender):
                 item_users, weighted, norms, norms, float(self.shrink), int(self.top_k), self.n_threads
             )
         else:
-            neighbours = blockwise_topk(self.n_items_, self.n_items_, block_fn, int(self.top_k), self.n_threads)
+            neighbours = blockwise_topk(
+                self.n_items_, self.n_items_, block_fn, int(self.top_k), self.n_threads, ties="partition"
+            )
         # The shrunk cosine is symmetric, so row i of the blocks holds s_ij for every j: kept
         # as is, row i is history item i's neighbourhood; transposed, column i is candidate i's.
         if self.neighbourhood == "history":
@@ -478,6 +340,8 @@ class UserKNN(RecommenderBase):
     user_norms_ : ndarray float32, shape (n_users,)
     item_length_norm_ : ndarray float32, shape (n_items,)  (BM25 only; ones otherwise)
     """
+
+    algorithm_name = "userknn"
 
     _state_attributes = RecommenderBase._state_attributes + (
         "user_items_weighted_",
@@ -557,8 +421,9 @@ class UserKNN(RecommenderBase):
         sims /= np.multiply.outer(norms, self.user_norms_) + np.float32(self.shrink + 1e-6)
         k = min(int(self.top_k), self.n_users_)
         if k < self.n_users_:
-            drop = np.argpartition(-sims, k - 1, axis=1)[:, k:]
-            np.put_along_axis(sims, drop, 0.0, axis=1)
+            best, values = topk_dense_rows(sims, k, ties="partition")
+            sims = np.zeros_like(sims)
+            np.put_along_axis(sims, best, values, axis=1)
         return np.asarray((sp.csr_matrix(sims) @ self.user_items_weighted_).toarray(), dtype=np.float32)
 
     def _item_cosine(self, items: NDArray[np.int64], target: int) -> NDArray[np.float32]:

@@ -38,6 +38,8 @@ class EASE(ItemSimilarityRecommender):
         Sparse ``B`` (built lazily from ``coef_`` when ``top_k`` is None; that costs memory).
     """
 
+    algorithm_name = "ease"
+
     _state_attributes = ("n_users_", "n_items_", "item_popularity_", "coef_", "_similarity")
 
     def __init__(

@@ -31,3 +31,20 @@ def random_user_items() -> sp.csr_matrix:
     dense[:, 7] = 0.0
     dense[0, :3] = 1.0
     return sp.csr_matrix(dense)
+
+
+def record_tuning(monkeypatch) -> list:
+    """Make ``Auto`` record every (matrix, timestamps) its tuner is given; return the record list."""
+    import scipy.sparse as sp
+
+    from recommendations.algorithms import auto as auto_module
+
+    seen: list = []
+    real = auto_module.tune_auto
+
+    def recording(train, **kwargs):
+        seen.append((sp.csr_matrix(train, copy=True), kwargs.get("timestamps")))
+        return real(train, **kwargs)
+
+    monkeypatch.setattr(auto_module, "tune_auto", recording)
+    return seen

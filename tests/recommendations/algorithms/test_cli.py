@@ -223,3 +223,120 @@ def test_evaluate_tune_folds_and_summed_metric_reach_the_tuner(tmp_path: Path, t
         "--tune-folds", "0", "--quiet",
     )
     assert res.returncode == 1 and "n_folds must be at least 1" in res.stderr
+
+
+def test_recommend_help_lists_the_algorithm_names():
+    from recommendations.algorithms import ALGORITHMS
+
+    res = run_cli("recommend", "--help")
+    assert res.returncode == 0
+    for name in ALGORITHMS:
+        assert name in res.stdout
+    assert "--no-tune" in res.stdout
+
+
+def test_evaluate_default_list_skips_ease_over_its_item_limit_and_keeps_the_others(tmp_path: Path, train_csv: Path):
+    # the negatives name 20,001 distinct items, so the catalogue is above EASE^R's limit
+    test = write(tmp_path / "TEST.csv", "user,item\nu2,c\nu6,f\n")
+    negatives = ["user,item"] + [f"u2,n{j}" for j in range(20_001)]
+    neg = write(tmp_path / "NEG.csv", "\n".join(negatives) + "\n")
+    res = run_cli("evaluate", "--train", str(train_csv), "--test", str(test), "--negatives", str(neg),
+                  "--k", "2", "--json", "--quiet")
+    assert res.returncode == 0, res.stderr
+    payload = json.loads(res.stdout)
+    assert [r["algorithm"] for r in payload["results"]] == ["toppop", "itemknn", "rp3beta", "ials", "auto"]
+    assert [s["algorithm"] for s in payload["skipped"]] == ["ease"]
+    assert "EASE refuses 20,007 items" in payload["skipped"][0]["reason"]
+    table = run_cli("evaluate", "--train", str(train_csv), "--test", str(test), "--negatives", str(neg),
+                    "--k", "2", "--algorithms", "toppop,ease", "--quiet")
+    assert table.returncode == 0 and "skipped ease: EASE refuses" in table.stdout
+    alone = run_cli("evaluate", "--train", str(train_csv), "--test", str(test), "--negatives", str(neg),
+                    "--k", "2", "--algorithms", "ease")
+    assert alone.returncode == 1 and "no algorithm could be evaluated" in alone.stderr
+
+
+def _many_users_csv(tmp_path: Path) -> tuple[Path, Path, set[tuple[str, str]]]:
+    """60 users in two taste groups (enough for auto to tune), and one held-out item each for 20 of them."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    rows, test, held = ["user,item,timestamp"], ["user,item"], set()
+    for u in range(60):
+        pool = [f"i{j}" for j in (range(0, 15) if u % 2 else range(15, 30))]
+        items = rng.choice(pool, size=6, replace=False).tolist()
+        if u < 20:
+            held.add((f"u{u}", items[-1]))
+            test.append(f"u{u},{items[-1]}")
+            items = items[:-1]
+        rows += [f"u{u},{item},{1_600_000_000 + 10 * u + t}" for t, item in enumerate(items)]
+    train_csv = write(tmp_path / "TRAIN.csv", "\n".join(rows) + "\n")
+    return train_csv, write(tmp_path / "TEST.csv", "\n".join(test) + "\n"), held
+
+
+def test_evaluate_auto_tunes_on_train_only(tmp_path: Path, monkeypatch):
+    """A spy on the tuner: it sees the training matrix and timestamps, and no held-out test pair."""
+    from recommendations.cli import main
+
+    from .synthetic import record_tuning
+
+    train_csv, test_csv, held = _many_users_csv(tmp_path)
+    seen = record_tuning(monkeypatch)
+    out = tmp_path / "out.json"
+    with open(out, "w") as fh:
+        monkeypatch.setattr(sys, "stdout", fh)
+        status = main(["evaluate", "--train", str(train_csv), "--test", str(test_csv), "--k", "5",
+                       "--algorithms", "auto", "--json", "--quiet"])
+    monkeypatch.undo()
+    assert status == 0 and len(seen) == 1
+    payload = json.loads(out.read_text())
+    assert payload["results"][0]["params"]["tuned"]["tuned"] is True
+    matrix, stamps = seen[0]
+    assert stamps is not None and stamps.nnz == matrix.nnz  # the validation split is the latest item per user
+    # rebuild the id order the CLI used (first appearance: TRAIN, then TEST) and look for the held-out pairs
+    users, items = {}, {}
+    for r in read_csv(train_csv) + read_csv(test_csv):
+        users.setdefault(r["user"], len(users))
+        items.setdefault(r["item"], len(items))
+    train_pairs = {(r["user"], r["item"]) for r in read_csv(train_csv)}
+    assert matrix.nnz == len(train_pairs)
+    for user, item in held:
+        assert matrix[users[user], items[item]] == 0, f"held-out ({user}, {item}) reached tuning"
+
+
+def test_recommend_auto_tunes_unless_no_tune(tmp_path: Path):
+    train_csv, _, _ = _many_users_csv(tmp_path)
+    res = run_cli("recommend", "--train", str(train_csv), "--k", "3", "--output", str(tmp_path / "R.csv"))
+    assert res.returncode == 0, res.stderr
+    assert "tuning" in res.stderr and "chose" in res.stderr
+    res = run_cli("recommend", "--train", str(train_csv), "--k", "3", "--no-tune", "--output", str(tmp_path / "R.csv"))
+    assert res.returncode == 0, res.stderr
+    assert "tuning" not in res.stderr and "'tune': False" in res.stderr
+
+
+def test_event_weights_sum_the_rows_of_a_pair(tmp_path: Path):
+    from recommendations.cli.inputs import IdIndex, interaction_matrix, interaction_weights, parse_event_weights
+
+    path = write(tmp_path / "E.csv", "user,item,event\nu1,a,view\nu1,a,VIEW\nu1,a,like\nu1,b,view\nu2,b,like\n")
+    data = read_interactions(str(path))
+    assert data.events == ["view", "view", "like", "view", "like"]
+    users, items = IdIndex(), IdIndex()
+    rows, cols = users.add_all(data.users), items.add_all(data.items)
+    weights = parse_event_weights("view=1, like=4")
+    X = interaction_matrix(rows, cols, interaction_weights(data, "event", weights), (2, 2), "event")
+    assert X.toarray().tolist() == [[6.0, 1.0], [0.0, 4.0]]  # two views and a like: 1 + 1 + 4
+
+
+def test_event_weights_cli_errors_and_help(tmp_path: Path):
+    path = write(tmp_path / "E.csv", "user,item,event\nu1,a,view\nu1,b,like\nu2,a,share\nu2,c,view\n")
+    res = run_cli("recommend", "--train", str(path), "--algorithm", "itemknn", "--event-weights", "view=1,like=4")
+    assert res.returncode == 1 and "E.csv:4: event 'share' has no weight in --event-weights" in res.stderr
+    res = run_cli("recommend", "--train", str(path), "--algorithm", "itemknn", "--event-weights", "view=1,like")
+    assert res.returncode == 1 and "--event-weights: 'like' is not TYPE=NUMBER" in res.stderr
+    res = run_cli("recommend", "--train", str(path), "--algorithm", "itemknn", "--k", "1",
+                  "--event-weights", "view=1,like=4,share=2", "--output", str(tmp_path / "R.csv"))
+    assert res.returncode == 0, res.stderr
+    no_event = write(tmp_path / "N.csv", "user,item\nu1,a\n")
+    res = run_cli("recommend", "--train", str(no_event), "--algorithm", "toppop", "--event-weights", "view=1")
+    assert res.returncode == 1 and "needs an 'event' column" in res.stderr
+    helptext = run_cli("recommend", "--help").stdout
+    assert "--event-weights" in helptext and "summed" in helptext

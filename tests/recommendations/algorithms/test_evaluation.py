@@ -275,7 +275,7 @@ def test_tune_auto_blend_score_is_what_auto_gets_on_validation():
     train = _clustered()
     results = ev.tune_auto_protocols(train, {"sampled": 30, "full": None}, n_iter=2, search_spaces=FAST_SPACES,
                                      random_state=3)
-    fit_part, valid, _ = ev._validation_split(sp.csr_matrix(train), None, None, 3)
+    fit_part, valid, _ = ev.validation_split(sp.csr_matrix(train), None, None, 3)
     negatives = ev.sample_negatives(fit_part, valid, n_negatives=30, random_state=4)
     for protocol, neg in (("sampled", negatives), ("full", None)):
         res = results[protocol]
@@ -310,7 +310,7 @@ def test_objective_value_adds_the_named_metrics_and_rejects_empty_parts():
     assert ev.objective_value(metrics, "NDCG@10") == 0.25
     assert ev.objective_value(metrics, "HR@10+NDCG@10") == pytest.approx(0.75)
     assert math.isnan(ev.objective_value(metrics, "HR@10+MAP@10"))
-    assert ev._with_metric_k((5,), "HR@10+NDCG@20") == (5, 10, 20)
+    assert ev.with_metric_k((5,), "HR@10+NDCG@20") == (5, 10, 20)
     with pytest.raises(ValueError, match="bad tuning metric"):
         ev.objective_value(metrics, "HR@10+")
 
@@ -348,7 +348,7 @@ def test_tune_with_folds_averages_independent_carvings_and_fold_zero_is_the_sing
         assert t3["HR@10+NDCG@10"] == pytest.approx(np.mean(t3["folds"]))
         assert len(set(t3["folds"])) > 1  # the folds hold out different items
     # each value is the sum of the two metrics measured directly on fold 1's carving
-    fit_part, valid, _ = ev._validation_split(sp.csr_matrix(train), None, None, ev._fold_seed(1, 1))
+    fit_part, valid, _ = ev.validation_split(sp.csr_matrix(train), None, None, ev.fold_seed(1, 1))
     m = ev.evaluate(_popularity_factory([])("pop", noise=0.0), fit_part, valid, ks=(10,)).metrics
     assert three.trials[0]["folds"][1] == pytest.approx(m["HR@10"] + m["NDCG@10"])
 
@@ -373,8 +373,8 @@ def test_tune_auto_with_folds_scores_what_auto_gets_on_every_fold():
         assert res.metric == metric
         per_fold = []
         for f in range(2):
-            seed = ev._fold_seed(3, f)
-            fit_part, valid, _ = ev._validation_split(sp.csr_matrix(train), None, None, seed)
+            seed = ev.fold_seed(3, f)
+            fit_part, valid, _ = ev.validation_split(sp.csr_matrix(train), None, None, seed)
             neg = ev.sample_negatives(fit_part, valid, n_negatives=30, random_state=seed + 1) if protocol == "sampled" else None
             m = ev.evaluate(get_estimator("auto", **res.best_params), fit_part, valid, ks=(10,), negatives=neg).metrics
             per_fold.append(m["HR@10"] + m["NDCG@10"])

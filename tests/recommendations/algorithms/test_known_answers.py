@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from recommendations.algorithms.base import topk_sparse_rows
+from recommendations.algorithms.topk import blockwise_topk, topk_sparse_rows
 from recommendations.algorithms.content import ContentSimilarity
 from recommendations.algorithms.graph import P3alpha, RP3beta
 from recommendations.algorithms.hybrid import Auto, Hybrid, unit_scale
-from recommendations.algorithms.knn import ItemKNN, UserKNN, blockwise_topk
+from recommendations.algorithms.knn import ItemKNN, UserKNN
 from recommendations.algorithms.linear import EASE
 from recommendations.algorithms.popularity import TopPop
 
@@ -271,9 +271,28 @@ class TestAuto:
         np.testing.assert_allclose(model.similarity_.toarray(), expected.toarray(), rtol=1e-4, atol=1e-6)
         assert model.components_.tolist() == ["rp3beta", "ease", "itemknn"]
 
+    def test_item_similarity_is_the_one_name_and_similarity_stays_for_item_only_blends(self, tmp_path):
+        from recommendations.algorithms import load_model
+
+        rng = np.random.default_rng(6)
+        X = sp.csr_matrix((rng.random((40, 15)) < 0.3).astype(np.float32))
+        parts = {"rp3beta": {"top_k": 5}, "itemknn": {"top_k": 5}, "ials": {"factors": 4, "iterations": 2}}
+        blend = Auto(**parts, weights={"rp3beta": 1.0, "ials": 0.1}).fit(X)
+        assert blend.item_similarity_.shape == (15, 15) and not blend.item_based
+        assert getattr(blend, "similarity_", None) is None
+        item_only = Auto(**parts, weights={"rp3beta": 1.0, "itemknn": 0.5}).fit(X)
+        assert item_only.similarity_ is item_only.item_similarity_
+        knn = ItemKNN(top_k=5).fit(X)
+        assert knn.item_similarity_ is knn.similarity_
+        blend.save(tmp_path / "auto.npz")
+        loaded = load_model(tmp_path / "auto.npz")
+        assert (loaded.item_similarity_ != blend.item_similarity_).nnz == 0
+        with pytest.raises(AttributeError, match="not fitted"):
+            Auto().item_similarity_
+
     def test_defaults_blend_rp3beta_itemknn_and_ials(self):
         model = Auto()
-        assert model.component_weights(100) == {"rp3beta": 1.0, "itemknn": 0.5, "ials": 0.05}
+        assert model.component_weights(100) == {"rp3beta": 1.0, "itemknn": 0.5, "ease": 0.5, "ials": 0.05}
 
     def test_ease_similarity_can_be_replaced_by_a_pruned_matrix(self):
         model = EASE(l2_norm=1.0).fit(TINY)

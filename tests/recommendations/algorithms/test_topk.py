@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from recommendations.algorithms import base
-from recommendations.algorithms.base import sparse_dot_split, split_heavy_rows, topk_dense_rows, topn_rows
+from recommendations.algorithms import base, products
+from recommendations.algorithms.products import sparse_dot_split, split_heavy_rows
+from recommendations.algorithms.topk import topk_block, topk_dense_rows, topn_rows, topn_sparse_rows
 from recommendations.algorithms.knn import ItemKNN
 
 
@@ -60,7 +61,7 @@ def test_split_heavy_rows_product_equals_sparse_product():
 @pytest.mark.parametrize("fraction", [1.0, 0.05])
 def test_item_based_topn_equals_dense_scoring(monkeypatch, fraction):
     """recommend_all (dense rows split off or not) == top-n of the masked dense scores."""
-    monkeypatch.setattr(base, "HEAVY_ROW_FRACTION", fraction)
+    monkeypatch.setattr(products, "HEAVY_ROW_FRACTION", fraction)
     rng = np.random.default_rng(0)
     popularity = 1.0 / np.arange(1, 401) ** 0.8
     dense = (rng.random((300, 400)) < 0.2 * popularity / popularity.mean()).astype(np.float32)
@@ -103,7 +104,7 @@ def test_sparse_matmul_equals_scipy_product(negative):
     rng = np.random.default_rng(7)
     A = _random_csr(rng, (40, 70), 0.1, negative)
     B = _random_csr(rng, (70, 90), 0.08, negative)
-    got, expected = base.sparse_matmul(A, B), sp.csr_matrix(A @ B)
+    got, expected = products.sparse_matmul(A, B), sp.csr_matrix(A @ B)
     assert got.dtype == np.float32 and got.shape == (40, 90)
     # the very same entries in the very same order as scipy's own product
     np.testing.assert_array_equal(got.indptr, expected.indptr)
@@ -112,8 +113,8 @@ def test_sparse_matmul_equals_scipy_product(negative):
     # products that cancel to 0 are dropped, as scipy does
     ones = sp.csr_matrix(np.array([[1.0, 1.0]], dtype=np.float32))
     cancel = sp.csr_matrix(np.array([[1.0], [-1.0]], dtype=np.float32))
-    assert base.sparse_matmul(ones, cancel).nnz == 0
-    assert base.sparse_matmul(sp.csr_matrix((3, 4), dtype=np.float32), B[:4]).nnz == 0
+    assert products.sparse_matmul(ones, cancel).nnz == 0
+    assert products.sparse_matmul(sp.csr_matrix((3, 4), dtype=np.float32), B[:4]).nnz == 0
 
 
 @pytest.mark.parametrize("kind", ["uniform", "integer_ties", "with_negatives"])
@@ -126,7 +127,7 @@ def test_topn_sparse_rows_equals_dense_topn(kind, exclude_seen):
     if seen is not None:
         dense[seen.toarray() != 0] = -np.inf
     expected_indices, expected_values = topn_rows(dense, 10)
-    indices, values, short = base.topn_sparse_rows(scores.copy(), seen, 10)
+    indices, values, short = topn_sparse_rows(scores.copy(), seen, 10)
     np.testing.assert_array_equal(short, ~(expected_values[:, -1] > 0))
     assert short.any() and not short.all()
     np.testing.assert_array_equal(indices[~short], expected_indices[~short])
@@ -145,3 +146,59 @@ def test_item_based_topn_sparse_and_dense_paths_agree(monkeypatch):
     np.testing.assert_array_equal(sparse[0], dense[0])
     np.testing.assert_array_equal(sparse[1], dense[1])
     assert (dense[0] == -1).sum() == 0  # every user got 10 items (popularity fills the short rows)
+
+
+@pytest.mark.parametrize("ties", ["lowest", "partition"])
+def test_topk_block_sparse_and_dense_keep_the_same_values(ties):
+    rng = np.random.default_rng(8)
+    dense = rng.integers(0, 4, (30, 50)).astype(np.float32)  # many ties, many zeros
+    exclude = rng.integers(0, 50, 30)
+    from_dense = topk_block(dense, 6, exclude, ties=ties)
+    from_sparse = topk_block(sp.csr_matrix(dense), 6, exclude, ties=ties)
+    for got in (from_dense, from_sparse):
+        assert np.diff(got.indptr).max() <= 6 and (got.data != 0).all()
+        assert not got[np.arange(30), exclude].any()
+        assert got.has_sorted_indices
+    # the kept values are each row's best six (which of the tied columns depends on the rule)
+    expected = -np.sort(-np.where(np.arange(50) == exclude[:, None], 0, dense), axis=1)[:, :6]
+    for got in (from_dense, from_sparse):
+        kept = -np.sort(-got.toarray(), axis=1)[:, :6]
+        np.testing.assert_array_equal(kept, expected)
+    if ties == "lowest":
+        assert (from_dense != from_sparse).nnz == 0
+        reference = np.where(np.arange(50) == exclude[:, None], 0, dense)
+        cols, _ = _reference_topk(reference, 6)
+        for row in range(30):
+            wanted = [c for c in cols[row] if reference[row, c] != 0]
+            assert sorted(wanted) == from_dense[row].indices.tolist()
+
+
+@pytest.mark.parametrize("shape,k", [((6, 40), 10), ((5, 12), 11), ((3, 9), 9)])
+def test_topk_dense_rows_short_rows_keep_the_lowest_tied_columns(shape, k):
+    block = np.random.default_rng(1).integers(0, 2, shape).astype(np.float32)
+    indices, values = topk_dense_rows(block, k)
+    expected_indices, expected_values = _reference_topk(block, k)
+    np.testing.assert_array_equal(indices, expected_indices)
+    np.testing.assert_array_equal(values, expected_values)
+
+
+@pytest.mark.parametrize("exclude_seen", [True, False])
+def test_toppop_recommend_all_needs_no_users_by_items_block(monkeypatch, exclude_seen):
+    from recommendations.algorithms.popularity import TopPop
+
+    rng = np.random.default_rng(9)
+    dense = (rng.random((300, 80)) < 0.1 * (1 + (np.arange(80) % 7 == 0) * 4)).astype(np.float32)
+    dense[4] = 0  # an empty history
+    dense[5] = 1  # a user who has seen everything
+    X = sp.csr_matrix(dense)
+    model = TopPop().fit(X)
+    expected = topn_rows(model._scores_block(X, None, exclude_seen), 10)
+
+    def no_dense_block(*args, **kwargs):
+        raise AssertionError("TopPop built a users x items score block")
+
+    monkeypatch.setattr(TopPop, "_score", no_dense_block)
+    monkeypatch.setattr(TopPop, "_scores_block", no_dense_block)
+    indices, scores = model.recommend_all(X, n=10, exclude_seen=exclude_seen, batch_size=64)
+    np.testing.assert_array_equal(indices, expected[0])
+    np.testing.assert_array_equal(scores, expected[1])

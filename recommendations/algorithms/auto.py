@@ -1,0 +1,340 @@
+"""Provides Auto, the production default: a blend of item-item models and iALS that tunes itself on its data."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from numpy.typing import NDArray
+
+from .auto_tuning import tune_auto
+from .base import ItemSimilarityRecommender, RecommenderBase, get_estimator
+from .blend import AUTO_DEFAULTS, EASE_MAX_ITEMS, ITEM_COMPONENTS, content_similarity, row_max_scaled, unit_scale
+from .blocks import n_threads_to_use
+from .products import sparse_matmul
+from .tuning import jsonable
+
+__all__ = ["Auto", "MIN_TUNING_USERS"]
+
+#: Below this many users with at least two interactions, validation is too thin to choose on:
+#: ``Auto`` keeps its untuned defaults.
+MIN_TUNING_USERS = 20
+
+
+class Auto(ItemSimilarityRecommender):
+    """The production default: a weighted blend of item-item models plus an optional iALS term.
+
+    ``score(X) = X @ similarity_ + weights["ials"] * rownorm(U(X) @ item_factors.T)`` where
+    ``similarity_ = sum_m weights[m] * unit_scale(W_m)`` over RP3beta, ItemKNN and EASE^R
+    (each scaled to mean row L1 norm 1), plus ``content_weight`` times the content similarity
+    when item texts are given to ``fit``; ``rownorm`` divides each user's iALS scores by their
+    largest absolute value. With ``weights["ials"] == 0`` the model is purely item-based
+    (``item_based`` is True) and the Django app can refresh a user's picks as
+    ``row @ similarity_``; otherwise ``similarity_`` is absent and ``recommend(user_index, row)``
+    adds the factor term (one small least-squares solve for a changed history). ``explain``
+    uses the item-item part only. Above ``ease_max_items`` items EASE^R is
+    skipped and its weight moves to ItemKNN, so big catalogues get RP3beta + ItemKNN.
+
+    By default (``tune=None`` and no ``weights``) ``fit`` first tunes the model on the data it
+    is given: it holds out each user's latest interaction (``timestamps`` given to ``fit``) or
+    one random interaction, searches member parameters for ``tune_budget`` seconds and then the
+    blend weights, chooses on that validation only, and fits the chosen blend on all the data
+    (see :func:`~.auto_tuning.tune_auto_protocols`). ``tuning_`` records what was chosen and why.
+
+    Parameters
+    ----------
+    rp3beta, itemknn, ease, ials : dict or None
+        Parameters of each component (None: the defaults in ``AUTO_DEFAULTS``).
+    weights : dict or None
+        Blend weight per component name; 0 or missing skips the component.
+    ease_max_items : int
+        Largest catalogue for which EASE^R is used.
+    content_weight : float
+        Weight of the content similarity (only when texts or a similarity are given to fit).
+    content_params : dict or None
+    random_state : int or None
+        Seed of the iALS component when its params give none.
+    n_threads : int
+        0 (all cores) or more than 1: fit the iALS component in a second thread while this one
+        fits the item-item components (both release the GIL). 1: one after the other. The
+        result is the same either way.
+    tune : bool or None
+        Tune on a validation split of the training data in ``fit``. None: tune unless ``weights``
+        is given (a configuration chosen elsewhere, e.g. a parameters file, is used as it is).
+    tune_budget : float
+        Seconds for the search of member parameters; every member's starting parameters are
+        always tried, and the blend-weight search after it is bounded by its grid.
+    tune_users : int or None
+        Validation users scored (a random sample; all users still train the members).
+    tune_iter : int
+        Random points of each member's search space tried after its starting parameters.
+    tune_folds : int
+        Independent random validation carvings averaged over (1 with timestamps).
+    tune_metric : str
+        Validation objective (full ranking), e.g. ``"NDCG@10"`` or ``"HR@10+NDCG@10"``.
+
+    Attributes
+    ----------
+    item_similarity_ : csr_matrix float32, shape (n_items, n_items)
+        The item-item part, always present after fit. ``similarity_`` is its old name and exists
+        only when there is no iALS term (``item_based``).
+    factor_model_ : IALS or None
+        The fitted iALS component.
+    components_ : ndarray of str
+        The components actually blended.
+    effective_weights_ : ndarray float32
+        Their weights after any fallback.
+    tuning_ : dict
+        ``{"tuned": bool, ...}``: when tuned, the validation used, the chosen ``params``, the
+        validation score of each member (``member_scores``) and of the ``blend``, the candidates
+        tried per member and the tuning ``seconds``; otherwise the ``reason``.
+    """
+
+    algorithm_name = "auto"
+
+    _state_attributes = RecommenderBase._state_attributes + (
+        "item_similarity_",
+        "components_",
+        "effective_weights_",
+        "factor_model_",
+    )
+
+    def __init__(
+        self,
+        rp3beta: dict[str, Any] | None = None,
+        itemknn: dict[str, Any] | None = None,
+        ease: dict[str, Any] | None = None,
+        ials: dict[str, Any] | None = None,
+        weights: dict[str, float] | None = None,
+        ease_max_items: int = EASE_MAX_ITEMS,
+        content_weight: float = 0.0,
+        content_params: dict[str, Any] | None = None,
+        random_state: int | None = None,
+        n_threads: int = 0,
+        tune: bool | None = None,
+        tune_budget: float = 120.0,
+        tune_users: int | None = 2000,
+        tune_iter: int = 4,
+        tune_folds: int = 1,
+        tune_metric: str = "NDCG@10",
+    ) -> None:
+        self.rp3beta = rp3beta
+        self.itemknn = itemknn
+        self.ease = ease
+        self.ials = ials
+        self.weights = weights
+        self.ease_max_items = ease_max_items
+        self.content_weight = content_weight
+        self.content_params = content_params
+        self.random_state = random_state
+        self.n_threads = n_threads
+        self.tune = tune
+        self.tune_budget = tune_budget
+        self.tune_users = tune_users
+        self.tune_iter = tune_iter
+        self.tune_folds = tune_folds
+        self.tune_metric = tune_metric
+
+    @property
+    def item_based(self) -> bool:  # type: ignore[override]
+        return getattr(self, "factor_model_", None) is None
+
+    @property
+    def item_similarity_(self) -> sp.csr_matrix:
+        """The item-item part of the blend: the attribute to read (``similarity_`` is its old name)."""
+        try:
+            return self._item_similarity
+        except AttributeError:
+            raise AttributeError("item_similarity_ (Auto is not fitted yet)") from None
+
+    @item_similarity_.setter
+    def item_similarity_(self, value: sp.spmatrix) -> None:
+        self._item_similarity = sp.csr_matrix(value, dtype=np.float32)
+
+    @property
+    def similarity_(self) -> sp.csr_matrix:
+        """Old name of ``item_similarity_``, present only when the model is purely item-based.
+
+        With an iALS term ``X @ similarity_`` would not be the score, so the attribute is then
+        absent (``getattr(model, "similarity_", None)`` is None).
+        """
+        if not self.item_based or getattr(self, "_item_similarity", None) is None:
+            raise AttributeError("similarity_ (Auto with an iALS term is not purely item-item; see item_similarity_)")
+        return self._item_similarity
+
+    @similarity_.setter
+    def similarity_(self, value: sp.spmatrix) -> None:
+        self.item_similarity_ = value
+
+    def _item_weights(self) -> sp.csr_matrix:
+        return self.item_similarity_
+
+    def component_weights(self, n_items: int, config: dict[str, Any] | None = None) -> dict[str, float]:
+        """Weights actually used for a catalogue of ``n_items`` (after the EASE fallback).
+
+        ``config`` is a chosen configuration (``tuning_["params"]``); default: the parameters.
+        """
+        given = (config or {}).get("weights", self.weights)
+        weights = dict(AUTO_DEFAULTS["weights"] if given is None else given)
+        unknown = set(weights) - {*ITEM_COMPONENTS, "ials"}
+        if unknown:
+            raise ValueError(f"Auto weights has unknown components {sorted(unknown)}")
+        if float(weights.get("ease", 0)) > 0 and n_items > int(self.ease_max_items):
+            weights["itemknn"] = float(weights.get("itemknn", 0.0)) + float(weights.pop("ease"))
+        return {name: float(w) for name, w in weights.items() if float(w) > 0}
+
+    def _component_params(self, name: str, config: dict[str, Any] | None = None) -> dict[str, Any]:
+        params = (config or {}).get(name, getattr(self, name))
+        return dict(AUTO_DEFAULTS[name] if params is None else params)
+
+    def _tunes(self) -> bool:
+        return self.weights is None if self.tune is None else bool(self.tune)
+
+    def _tune(self, X: sp.csr_matrix, timestamps: sp.spmatrix | None) -> dict[str, Any]:
+        """Choose member parameters and blend weights on validation carved out of ``X``."""
+        splittable = int((np.diff(X.indptr) >= 2).sum())
+        if splittable < MIN_TUNING_USERS:
+            return {"tuned": False, "reason": f"{splittable} users with 2+ interactions "
+                                              f"(tuning needs {MIN_TUNING_USERS})"}
+        # Members left at None start from AUTO_DEFAULTS inside the tuner, which keeps EASE^R's
+        # weights dense on small catalogues (pruning drops its negative weights).
+        given = {name: getattr(self, name) for name in (*ITEM_COMPONENTS, "ials")}
+        start = {name: dict(params) for name, params in given.items() if params is not None}
+        if "ials" in start:
+            start["ials"].setdefault("random_state", self.random_state)
+        if timestamps is not None:
+            # the same pattern as X: pairs dropped from X (a zero weight) drop their time too
+            rows, cols = X.nonzero()
+            times = np.asarray(sp.csr_matrix(timestamps)[rows, cols], dtype=np.float64).ravel()
+            timestamps = sp.csr_matrix((times, X.indices.copy(), X.indptr.copy()), shape=X.shape)
+        started = time.perf_counter()
+        result = tune_auto(
+            X, metric=self.tune_metric, ks=(10,), timestamps=timestamps, n_iter=int(self.tune_iter),
+            ease_max_items=int(self.ease_max_items), max_users=self.tune_users,
+            n_folds=1 if timestamps is not None else int(self.tune_folds),
+            random_state=0 if self.random_state is None else int(self.random_state),
+            start_params=start, time_budget=float(self.tune_budget),
+        )
+        return {
+            "tuned": True,
+            "validation": "latest interaction per user" if timestamps is not None else "random leave-one-out",
+            "folds": 1 if timestamps is not None else int(self.tune_folds),
+            "metric": self.tune_metric,
+            "params": result.best_params,
+            "blend": result.best_score,
+            "member_scores": {name: r.best_score for name, r in result.members.items()},
+            "candidates": {name: len(r.trials) for name, r in result.members.items()},
+            "budget_seconds": float(self.tune_budget),
+            "seconds": time.perf_counter() - started,
+        }
+
+    def fit(
+        self,
+        user_items: sp.csr_matrix,
+        item_texts: Sequence[str] | None = None,
+        item_similarity: sp.spmatrix | None = None,
+        timestamps: sp.spmatrix | None = None,
+    ) -> Auto:
+        """Tune (see ``tune``), fit every component with a positive weight and blend them; return ``self``.
+
+        Parameters
+        ----------
+        user_items : csr_matrix, shape (n_users, n_items)
+        item_texts : sequence of str, optional
+            One text per item for the content part (with ``content_weight`` > 0).
+        item_similarity : sparse (n_items, n_items), optional
+            A precomputed content similarity (used instead of ``item_texts``).
+        timestamps : sparse (n_users, n_items), optional
+            Same pattern as ``user_items``: the time of each pair (see
+            ``splits.last_timestamp_matrix``); tuning then holds out each user's latest item.
+        """
+        X = self._fit_common(user_items)
+        if self._tunes():
+            self.tuning_ = self._tune(X, timestamps)
+        else:
+            self.tuning_ = {"tuned": False, "reason": "tune=False" if self.tune is False else "weights given"}
+        config = self.tuning_.get("params")
+        weights = self.component_weights(self.n_items_, config)
+        if not any(name in weights for name in ITEM_COMPONENTS):
+            raise ValueError(f"Auto needs a positive weight for at least one of {ITEM_COMPONENTS}")
+        self.item_similarity_, factor_model = self._fit_components(
+            X, weights, config, content_similarity(self.n_items_, item_texts, item_similarity, self.content_params)
+        )
+        self.factor_model_ = factor_model
+        self.components_ = np.array(list(weights), dtype=str)
+        self.effective_weights_ = np.array(list(weights.values()), dtype=np.float32)
+        return self
+
+    def _fit_components(
+        self, X: sp.csr_matrix, weights: dict[str, float], config: dict[str, Any] | None,
+        content: sp.csr_matrix | None,
+    ) -> tuple[sp.csr_matrix, Any]:
+        """The blended item-item matrix and the fitted iALS member (or None)."""
+        scaled: dict[str, sp.csr_matrix] = {}
+
+        def fit_member(name: str) -> None:
+            params = self._component_params(name, config)
+            if name == "ease":
+                params.setdefault("max_items", int(self.ease_max_items))
+            scaled[name] = unit_scale(get_estimator(name, **params).fit(X).similarity_)[0]
+
+        # EASE^R's dense BLAS runs before the iALS thread starts: two BLAS calls at once can
+        # split their work differently, and the model must not depend on timing.
+        if "ease" in weights:
+            fit_member("ease")
+        factor_model, factor_fit = None, None
+        # Leaving the executor waits for the iALS fit, also when an item-item component failed.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="bre-auto-ials") as pool:
+            if "ials" in weights:
+                params = self._component_params("ials", config)
+                params.setdefault("random_state", self.random_state)
+                factor_model = get_estimator("ials", **params)
+                if n_threads_to_use(self.n_threads) > 1:
+                    factor_fit = pool.submit(factor_model.fit, X)
+            blended = sp.csr_matrix((self.n_items_, self.n_items_), dtype=np.float32)
+            for name in ITEM_COMPONENTS:
+                if name in weights:
+                    if name not in scaled:
+                        fit_member(name)
+                    blended = blended + np.float32(weights[name]) * scaled.pop(name)
+            if content is not None and float(self.content_weight) > 0:
+                blended = blended + np.float32(self.content_weight) * unit_scale(content)[0]
+        blended = sp.csr_matrix(blended, dtype=np.float32)
+        blended.sort_indices()
+        if factor_model is not None:
+            factor_model = factor_fit.result() if factor_fit is not None else factor_model.fit(X)
+        return blended, factor_model
+
+    def _set_state(self, state: dict[str, Any]) -> None:
+        tuning = state.pop("tuning_json", None)
+        super()._set_state(state)
+        if "factor_model_" not in state:
+            self.factor_model_ = None
+        self.tuning_ = json.loads(tuning) if tuning is not None else {"tuned": False, "reason": "not recorded"}
+
+    def _get_state(self) -> dict[str, Any]:
+        state = {k: v for k, v in super()._get_state().items() if v is not None}
+        if getattr(self, "tuning_", None) is not None:
+            state["tuning_json"] = json.dumps(jsonable(self.tuning_))
+        return state
+
+    def _ials_weight(self) -> float:
+        weights = dict(zip(self.components_.tolist(), self.effective_weights_.tolist()))
+        return float(weights.get("ials", 0.0))
+
+    def _score(self, X: sp.csr_matrix, users: NDArray[np.int64] | None = None) -> NDArray[np.float32]:
+        scores = sparse_matmul(X, self.item_similarity_).toarray()
+        if self.factor_model_ is not None:
+            factor_scores = row_max_scaled(self.factor_model_._score(X, users))
+            scores += np.float32(self._ials_weight()) * factor_scores.astype(np.float32)
+        return scores
+
+    def _topn_block(self, X, users, n, exclude_seen):
+        if self.factor_model_ is not None:
+            return RecommenderBase._topn_block(self, X, users, n, exclude_seen)
+        return super()._topn_block(X, users, n, exclude_seen)

@@ -1,0 +1,379 @@
+"""Provides the tuning of ``auto``: its members, then its blend weights, on validation carved out of TRAIN.
+
+1. One item per user of TRAIN is held out as validation (the latest one when timestamps are
+   given, else a random one); with several folds, independent random carvings are made and
+   every score is the mean over them.
+2. Each member (RP3beta, ItemKNN, EASE^R when the catalogue allows it, iALS) is fitted on the
+   rest for its starting parameters and random points of its search space, one candidate of
+   each member in turn, while the time budget lasts. The validation users' scores of each fit
+   are computed once, in the form ``Auto`` blends them, and the best fit per objective is kept
+   in memory (for a sampled objective only the scores of each user's candidates).
+3. The blend weights are searched by coordinate ascent over a grid on those cached scores (the
+   best item-item member is the anchor, weight 1), keeping a change only when it improves the
+   validation objective. A blend of cached scores is exactly ``Auto.fit``'s blend, so no refit
+   is needed.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import scipy.sparse as sp
+from numpy.typing import NDArray
+
+from .base import get_estimator
+from .blend import AUTO_DEFAULTS, EASE_MAX_ITEMS, ITEM_COMPONENTS, row_max_scaled, unit_scale
+from .protocols import evaluate_scores
+from .splits import sample_negatives
+from .tuning import (
+    DEFAULT_SEARCH_SPACES,
+    TuningResult,
+    jsonable,
+    objective_value,
+    search_candidates,
+    validation_folds,
+    with_metric_k,
+)
+
+__all__ = ["BLEND_WEIGHT_GRID", "tune_auto", "tune_auto_protocols"]
+
+#: Blend weights tried for each member of ``auto`` (the anchor member is fixed at 1; the blend is
+#: scale-free, so this loses nothing). Item-item members are unit-scaled and the iALS term is
+#: divided by each user's largest score (see ``Auto``), so one grid serves all of them.
+BLEND_WEIGHT_GRID: tuple[float, ...] = (0.0, 0.02, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.0)
+
+
+@dataclass
+class _Fold:
+    """One validation carving, with what its measurements need."""
+
+    fit_part: sp.csr_matrix
+    valid: sp.csr_matrix
+    users: NDArray[np.int64]
+    row_of: NDArray[np.int64]
+    Xv: sp.csr_matrix
+    negatives: dict[str, sp.csr_matrix | None]
+    #: per sampled objective: the candidate columns of each validation user (-1 = padding)
+    columns: dict[str, NDArray[np.int64]]
+
+    def compact(self, obj: str, M: NDArray) -> NDArray:
+        """What objective ``obj`` reads of ``M``: everything (full ranking) or the candidates' scores."""
+        cols = self.columns.get(obj)
+        if cols is None:
+            return M
+        out = np.take_along_axis(M, np.maximum(cols, 0), axis=1)
+        out[cols < 0] = np.nan
+        return out
+
+    def measure(self, obj: str, C: NDArray, ks: Sequence[int], metric: str) -> float:
+        """Validation objective of the compacted scores ``C`` (one row per validation user)."""
+        cols = self.columns.get(obj)
+        n_items = self.fit_part.shape[1]
+        if cols is None:
+            def block(rows: NDArray[np.int64]) -> NDArray:
+                return C[self.row_of[rows]]
+        else:
+            def block(rows: NDArray[np.int64]) -> NDArray:
+                # the sampled protocol reads only each user's candidates; other items may hold anything
+                r = self.row_of[rows]
+                S = np.zeros((rows.size, n_items), dtype=np.float32)
+                c, v = cols[r], C[r]
+                keep = c >= 0
+                S[np.nonzero(keep)[0], c[keep]] = v[keep]
+                return S
+        m, _, _ = evaluate_scores(block, self.fit_part, self.valid, ks=ks, negatives=self.negatives[obj])
+        return objective_value(m, metric)
+
+
+def _candidate_columns(valid: sp.csr_matrix, negatives: sp.csr_matrix, users: NDArray[np.int64]) -> NDArray[np.int64]:
+    """Per validation user (rows in ``users`` order): its negatives and positives, padded with -1."""
+    cand = [np.union1d(negatives.indices[negatives.indptr[u] : negatives.indptr[u + 1]],
+                       valid.indices[valid.indptr[u] : valid.indptr[u + 1]]) for u in users]
+    width = max((c.size for c in cand), default=0)
+    out = np.full((users.size, width), -1, dtype=np.int64)
+    for r, c in enumerate(cand):
+        out[r, : c.size] = c
+    return out
+
+
+def _make_folds(
+    train: sp.csr_matrix,
+    protocols: Mapping[str, int | None],
+    timestamps: sp.spmatrix | None,
+    max_users: int | None,
+    random_state: int,
+    n_folds: int,
+) -> tuple[list[_Fold], np.random.Generator]:
+    carvings, rng = validation_folds(train, timestamps, max_users, random_state, n_folds)
+    folds = []
+    for fit_part, valid, seed in carvings:
+        valid.sort_indices()
+        users = np.flatnonzero((np.diff(valid.indptr) > 0) & (np.diff(fit_part.indptr) > 0))
+        row_of = np.full(train.shape[0], -1, dtype=np.int64)
+        row_of[users] = np.arange(users.size)
+        negatives = {
+            obj: (sample_negatives(fit_part, valid, n_negatives=n_neg, random_state=seed + 1) if n_neg else None)
+            for obj, n_neg in protocols.items()
+        }
+        columns = {obj: _candidate_columns(valid, neg, users) for obj, neg in negatives.items() if neg is not None}
+        folds.append(_Fold(fit_part, valid, users, row_of, fit_part[users], negatives, columns))
+    return folds, rng
+
+
+def _member_names(members: Sequence[str] | None, n_items: int, ease_max_items: int) -> list[str]:
+    names = list(members) if members is not None else [*ITEM_COMPONENTS, "ials"]
+    unknown = set(names) - {*ITEM_COMPONENTS, "ials"}
+    if unknown:
+        raise ValueError(f"tune_auto: unknown members {sorted(unknown)}")
+    if "ease" in names and n_items > ease_max_items:
+        names.remove("ease")
+    if not any(n in ITEM_COMPONENTS for n in names):
+        raise ValueError(f"tune_auto needs at least one of {ITEM_COMPONENTS}")
+    return names
+
+
+def _member_base(name: str, n_items: int, ease_max_items: int, dense_ease_max_items: int,
+                 start: Mapping[str, Any] | None) -> dict[str, Any]:
+    """First search point of a member: ``start`` (the caller's parameters) or ``AUTO_DEFAULTS``."""
+    base = dict(AUTO_DEFAULTS[name] if start is None else start)
+    if name == "ease":
+        base.setdefault("max_items", int(ease_max_items))
+        if start is None and n_items <= dense_ease_max_items:
+            # pruning EASE^R to its top-k positive weights drops the negative ones, which matter on
+            # dense data; a small catalogue keeps B whole
+            base["top_k"] = None
+    return base
+
+
+def _blend_form(name: str, est: Any, Xv: sp.csr_matrix) -> NDArray[np.float32]:
+    """A fitted member's scores of the validation users, in the form ``Auto`` blends them."""
+    if name == "ials":
+        return row_max_scaled(np.asarray(est.score(Xv), dtype=np.float32))
+    return np.asarray((Xv @ unit_scale(est.similarity_)[0]).toarray(), dtype=np.float32)
+
+
+@dataclass
+class _Member:
+    """The search state of one member: candidates left, best per objective, trials, cached scores."""
+
+    name: str
+    candidates: list[dict[str, Any]]
+    best: dict[str, tuple[float, dict[str, Any]]]
+    trials: dict[str, list[dict[str, Any]]]
+    seen: set[str] = field(default_factory=set)
+    last_fit_seconds: float = 0.0
+    n_tried: int = 0
+
+    @classmethod
+    def start(cls, name: str, protocols: Mapping[str, int | None], base: dict[str, Any],
+              points: list[dict[str, Any]]) -> _Member:
+        """A member whose candidates are ``base``, then each search point merged over it."""
+        candidates = [base] + [{**base, **p} for p in points if p]
+        return cls(name, candidates, {obj: (-np.inf, dict(base)) for obj in protocols}, {obj: [] for obj in protocols})
+
+
+@dataclass
+class _Search:
+    """What every step of one ``auto`` tuning shares."""
+
+    folds: list[_Fold]
+    protocols: Mapping[str, int | None]
+    ks: Sequence[int]
+    metric: str
+    say: Callable[[str], None]
+    #: objective -> member -> per-fold cached scores of the member's best fit
+    cached: dict[str, dict[str, list[NDArray[np.float32]]]]
+
+    def try_member(self, member: _Member, params: dict[str, Any]) -> None:
+        """Fit ``params`` on every fold, score it for every objective, keep it where it is best."""
+        per_fold: dict[str, list[float]] = {obj: [] for obj in self.protocols}
+        kept: dict[str, list[NDArray]] = {obj: [] for obj in self.protocols}
+        fit_seconds = 0.0
+        for fold in self.folds:
+            t0 = time.perf_counter()
+            est = get_estimator(member.name, **params).fit(fold.fit_part)
+            fit_seconds += time.perf_counter() - t0
+            M = _blend_form(member.name, est, fold.Xv)
+            del est
+            for obj in self.protocols:
+                C = fold.compact(obj, M)
+                per_fold[obj].append(fold.measure(obj, C, self.ks, self.metric))
+                kept[obj].append(C)
+            del M
+        member.last_fit_seconds = fit_seconds
+        member.n_tried += 1
+        scores = {obj: float(np.mean(v)) for obj, v in per_fold.items()}
+        for obj, score in scores.items():
+            trial = {"params": params, self.metric: score, "fit_seconds": fit_seconds}
+            if len(self.folds) > 1:
+                trial["folds"] = per_fold[obj]
+            member.trials[obj].append(trial)
+            if np.isfinite(score) and score > member.best[obj][0]:
+                member.best[obj] = (score, params)
+                self.cached[obj][member.name] = kept[obj]
+        self.say(f"tune auto member {member.name} {params} -> "
+                 + ", ".join(f"{obj} {self.metric}={v:.4f}" for obj, v in scores.items())
+                 + f" (fit {fit_seconds:.1f}s)")
+
+    def blend_score(self, obj: str, weights: Mapping[str, float]) -> tuple[float, list[float]]:
+        """Validation objective of a blend of the cached member scores (mean over folds)."""
+        mats = self.cached[obj]
+        per_fold = []
+        for f, fold in enumerate(self.folds):
+            M = None
+            for n, value in weights.items():
+                if value > 0:
+                    part = mats[n][f] * np.float32(value)
+                    M = part if M is None else M + part
+            per_fold.append(fold.measure(obj, M, self.ks, self.metric))
+        return float(np.mean(per_fold)), per_fold
+
+
+def _search_members(search: _Search, members: list[_Member], deadline: float | None) -> None:
+    """Try each member's candidates, one of each member in turn, until they run out or time does.
+
+    Every member's first candidate (its starting parameters) is always tried; later ones only
+    while the deadline leaves room for another fit as long as that member's last one.
+    """
+    while True:
+        progressed = False
+        for member in members:
+            while member.candidates:
+                params = member.candidates.pop(0)
+                key = json.dumps(jsonable(params), sort_keys=True)
+                if key not in member.seen:
+                    break
+            else:
+                continue
+            member.seen.add(key)
+            if member.n_tried and deadline is not None and time.perf_counter() + member.last_fit_seconds > deadline:
+                member.candidates.clear()
+                search.say(f"tune auto member {member.name}: time budget reached after {member.n_tried} candidates")
+                continue
+            search.try_member(member, params)
+            progressed = True
+        if not progressed:
+            return
+
+
+def _search_blend(
+    search: _Search, obj: str, names: list[str], results: dict[str, TuningResult],
+    weight_grid: Sequence[float], n_passes: int,
+) -> TuningResult:
+    """Coordinate ascent over ``weight_grid`` on cached scores, anchored on the best item-item member."""
+    metric = search.metric
+    available = [n for n in names if n in search.cached[obj]]
+    items = [n for n in available if n in ITEM_COMPONENTS]
+    if not items:
+        # no member scored anything finite (e.g. no usable validation user): the first item member alone
+        anchor = next(n for n in names if n in ITEM_COMPONENTS)
+        search.say(f"tune auto blend [{obj}]: no finite validation score; {anchor} alone")
+        return TuningResult("auto", {"weights": {anchor: 1.0}, anchor: results[anchor].best_params},
+                            float("nan"), metric, [], members=results)
+    anchor = max(items, key=lambda n: results[n].best_score)
+    weights = {n: 0.0 for n in available}
+    weights[anchor] = 1.0
+    best_score = results[anchor].best_score
+    trials: list[dict[str, Any]] = [{"weights": {anchor: 1.0}, metric: best_score}]
+    memo: dict[tuple, float] = {((anchor, 1.0),): best_score}
+    for _ in range(n_passes):
+        improved = False
+        for n in available:
+            for value in weight_grid:
+                if n == anchor or value == weights[n]:
+                    continue
+                candidate = {**weights, n: float(value)}
+                key = tuple(sorted((m, v) for m, v in candidate.items() if v > 0))
+                if key not in memo:  # coordinate ascent revisits points; their score is known
+                    memo[key], per_fold = search.blend_score(obj, candidate)
+                    trial = {"weights": {m: v for m, v in candidate.items() if v > 0}, metric: memo[key]}
+                    if len(search.folds) > 1:
+                        trial["folds"] = per_fold
+                    trials.append(trial)
+                if np.isfinite(memo[key]) and memo[key] > best_score + 1e-9:
+                    best_score, weights[n], improved = memo[key], float(value), True
+        search.say(f"tune auto blend [{obj}] weights {weights} -> {metric}={best_score:.4f}")
+        if not improved:
+            break
+    chosen = {n: float(w) for n, w in weights.items() if w > 0}
+    params: dict[str, Any] = {"weights": chosen}
+    for n in chosen:
+        params[n] = results[n].best_params
+    return TuningResult("auto", params, float(best_score), metric, trials, members=results)
+
+
+def tune_auto_protocols(
+    train: sp.spmatrix,
+    protocols: Mapping[str, int | None],
+    *,
+    metric: str = "NDCG@10",
+    ks: Sequence[int] = (10,),
+    timestamps: sp.spmatrix | None = None,
+    n_iter: int | None = 4,
+    member_iter: Mapping[str, int] | None = None,
+    members: Sequence[str] | None = None,
+    search_spaces: Mapping[str, Mapping[str, Sequence[Any]]] | None = None,
+    weight_grid: Sequence[float] = BLEND_WEIGHT_GRID,
+    n_passes: int = 2,
+    ease_max_items: int | None = None,
+    dense_ease_max_items: int = 5000,
+    max_users: int | None = None,
+    n_folds: int = 1,
+    random_state: int = 0,
+    start_params: Mapping[str, Mapping[str, Any]] | None = None,
+    time_budget: float | None = None,
+    log: Callable[[str], None] | None = None,
+) -> dict[str, TuningResult]:
+    """Tune ``auto`` on validation carved out of ``train`` (TRAIN only): its members, then its blend weights.
+
+    See the module docstring for the steps. ``protocols`` maps an objective name to the sampled
+    negatives per validation user, or None for full ranking; one search serves them all. The
+    search starts each member at ``start_params`` (default ``AUTO_DEFAULTS``), then tries
+    ``n_iter`` (``member_iter[name]``) random points of ``search_spaces`` (default
+    ``DEFAULT_SEARCH_SPACES``) while ``time_budget`` seconds last. ``max_users`` validation users
+    are scored (their cached full-ranking scores take users x items x 4 bytes per member and
+    fold). Up to ``dense_ease_max_items`` items the default EASE^R member keeps its dense weights.
+
+    Returns a dict: objective name -> :class:`TuningResult` with ``algorithm="auto"``,
+    ``best_params`` ready for ``get_estimator("auto", **params)``, the blend trials, and
+    ``members`` (each member tuned alone: a baseline with the same candidates and folds).
+    """
+    deadline = None if time_budget is None else time.perf_counter() + float(time_budget)
+    train = sp.csr_matrix(train, dtype=np.float32)
+    ks = with_metric_k(ks, metric)
+    n_items = train.shape[1]
+    ease_max_items = EASE_MAX_ITEMS if ease_max_items is None else int(ease_max_items)
+    names = _member_names(members, n_items, ease_max_items)
+    spaces = {**DEFAULT_SEARCH_SPACES, **(search_spaces or {})}
+    folds, rng = _make_folds(train, protocols, timestamps, max_users, random_state, n_folds)
+    search = _Search(folds, protocols, ks, metric, log or (lambda line: None), {obj: {} for obj in protocols})
+    state = [
+        _Member.start(name, protocols, _member_base(name, n_items, ease_max_items, dense_ease_max_items,
+                                                    (start_params or {}).get(name)),
+                      search_candidates(spaces.get(name, {}), (member_iter or {}).get(name, n_iter), rng))
+        for name in names
+    ]
+    _search_members(search, state, deadline)
+    results = {}
+    for obj in protocols:
+        members_done = {m.name: TuningResult(m.name, m.best[obj][1], float(m.best[obj][0]), metric, m.trials[obj])
+                        for m in state}
+        results[obj] = _search_blend(search, obj, names, members_done, weight_grid, n_passes)
+    return results
+
+
+def tune_auto(
+    train: sp.spmatrix,
+    *,
+    n_negatives: int | None = None,
+    **kwargs: Any,
+) -> TuningResult:
+    """Tune ``auto`` for one protocol (sampled with ``n_negatives``, else full ranking).
+
+    See :func:`tune_auto_protocols` for the other arguments.
+    """
+    return tune_auto_protocols(train, {"validation": n_negatives}, **kwargs)["validation"]

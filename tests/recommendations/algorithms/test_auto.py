@@ -1,0 +1,134 @@
+"""Auto tunes itself on the data it is given, and only on that data."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from recommendations.algorithms.auto import MIN_TUNING_USERS, Auto
+from recommendations.algorithms.blend import AUTO_DEFAULTS
+from recommendations.algorithms.splits import last_timestamp_matrix
+
+from .synthetic import record_tuning
+
+FAST = {
+    "rp3beta": {"alpha": 0.7, "beta": 0.2, "top_k": 20},
+    "itemknn": {"top_k": 20, "shrink": 10.0},
+    "ease": {"l2_norm": 50.0, "top_k": None},
+    "ials": {"factors": 8, "regularization": 0.1, "alpha": 5.0, "iterations": 3, "random_state": 0},
+}
+
+
+def _clustered(n_users: int = 80, n_items: int = 40, seed: int = 0) -> sp.csr_matrix:
+    """Two taste groups with noise: enough users with 2+ items for a validation split."""
+    rng = np.random.default_rng(seed)
+    group = rng.integers(0, 2, n_users)
+    likes = np.where(group[:, None] == (np.arange(n_items) < n_items // 2)[None, :], 0.35, 0.04)
+    return sp.csr_matrix((rng.random((n_users, n_items)) < likes).astype(np.float32))
+
+
+@pytest.fixture
+def spy(monkeypatch):
+    return record_tuning(monkeypatch)
+
+
+def test_default_fit_tunes_and_records_its_choice(spy):
+    X = _clustered()
+    model = Auto(**FAST, tune_budget=30, tune_iter=1, random_state=0).fit(X)
+    tuning = model.tuning_
+    assert tuning["tuned"] is True and len(spy) == 1
+    assert (spy[0][0] != X).nnz == 0  # exactly the data given to fit
+    assert tuning["validation"] == "random leave-one-out"
+    assert set(tuning["member_scores"]) == {"rp3beta", "itemknn", "ease", "ials"}
+    assert np.isfinite(tuning["blend"]) and tuning["blend"] >= max(tuning["member_scores"].values()) - 1e-9
+    assert tuning["seconds"] > 0 and tuning["budget_seconds"] == 30
+    chosen = tuning["params"]["weights"]
+    assert dict(zip(model.components_.tolist(), model.effective_weights_.tolist())) == pytest.approx(chosen)
+    # the chosen member parameters are the ones fitted: refitting them untuned gives the same model
+    untuned = Auto(**{k: v for k, v in tuning["params"].items()}, random_state=0).fit(X)
+    assert untuned.tuning_ == {"tuned": False, "reason": "weights given"}
+    assert (untuned.item_similarity_ != model.item_similarity_).nnz == 0
+
+
+def test_timestamps_hold_out_each_users_latest_item(spy):
+    X = _clustered(seed=1)
+    rows, cols = X.nonzero()
+    stamps = last_timestamp_matrix(rows, cols, np.arange(rows.size, dtype=np.float64), X.shape)
+    model = Auto(**FAST, tune_budget=5, tune_iter=0).fit(X, timestamps=stamps)
+    assert model.tuning_["validation"] == "latest interaction per user"
+    assert (spy[0][1] != stamps).nnz == 0
+
+
+def test_budget_bounds_the_member_search(spy):
+    X = _clustered(seed=2)
+    model = Auto(**FAST, tune_budget=0, tune_iter=3).fit(X)
+    # each member's starting point is always tried; nothing more once the budget is spent
+    assert model.tuning_["candidates"] == {"rp3beta": 1, "itemknn": 1, "ease": 1, "ials": 1}
+    roomy = Auto(**FAST, tune_budget=600, tune_iter=3).fit(X)
+    assert sum(roomy.tuning_["candidates"].values()) > 4
+
+
+def test_given_weights_or_tune_false_skip_tuning(spy):
+    X = _clustered(seed=3)
+    assert Auto(**FAST, weights={"rp3beta": 1.0}).fit(X).tuning_["reason"] == "weights given"
+    assert Auto(**FAST, tune=False).fit(X).tuning_["reason"] == "tune=False"
+    assert Auto(**FAST, weights={"rp3beta": 1.0}, tune=True, tune_budget=1, tune_iter=0).fit(X).tuning_["tuned"]
+    assert len(spy) == 1
+
+
+def test_thin_data_keeps_the_defaults(spy):
+    X = _clustered(n_users=MIN_TUNING_USERS - 1)
+    model = Auto(**FAST).fit(X)
+    assert model.tuning_["tuned"] is False and "tuning needs" in model.tuning_["reason"]
+    assert spy == []
+
+
+def test_tuning_record_survives_save_and_load(tmp_path):
+    from recommendations.algorithms import load_model
+
+    model = Auto(**FAST, tune_budget=5, tune_iter=0).fit(_clustered(seed=4))
+    model.save(tmp_path / "auto.npz")
+    assert load_model(tmp_path / "auto.npz").tuning_ == json.loads(json.dumps(model.tuning_))
+
+
+def test_untuned_defaults_give_ease_a_weight():
+    assert AUTO_DEFAULTS["weights"].get("ease", 0) > 0
+    small = Auto(tune=False).component_weights(1000)
+    assert small["ease"] > 0
+    big = Auto(tune=False).component_weights(30_000)
+    assert "ease" not in big and big["itemknn"] == pytest.approx(small["itemknn"] + small["ease"])
+
+
+def test_default_members_start_from_auto_defaults_with_dense_ease_on_small_catalogues(monkeypatch):
+    from recommendations.algorithms import auto_tuning
+
+    tried = []
+    real = auto_tuning._Search.try_member
+
+    def record(self, member, params):
+        tried.append((member.name, dict(params)))
+        return real(self, member, params)
+
+    monkeypatch.setattr(auto_tuning._Search, "try_member", record)
+    small = {"rp3beta": FAST["rp3beta"], "itemknn": FAST["itemknn"], "ials": FAST["ials"]}
+    Auto(**small, tune_budget=0, tune_iter=0).fit(_clustered(seed=5))
+    ease_start = next(params for name, params in tried if name == "ease")
+    assert ease_start["l2_norm"] == AUTO_DEFAULTS["ease"]["l2_norm"] and ease_start["top_k"] is None
+
+
+def test_timestamps_of_pairs_the_matrix_dropped_are_ignored(spy):
+    X = _clustered(seed=6)
+    rows, cols = X.nonzero()
+    extra_rows, extra_cols = np.array([0, 1]), np.array([X.shape[1] - 1, X.shape[1] - 2])
+    stamps = last_timestamp_matrix(np.r_[rows, extra_rows], np.r_[cols, extra_cols],
+                                   np.arange(rows.size + 2, dtype=np.float64), X.shape)
+    X[0, X.shape[1] - 1] = 0  # a pair with a time but no weight (e.g. a zero rating)
+    X[1, X.shape[1] - 2] = 0
+    X.eliminate_zeros()
+    model = Auto(**FAST, tune_budget=1, tune_iter=0).fit(X, timestamps=stamps)
+    assert model.tuning_["validation"] == "latest interaction per user"
+    seen_times = spy[0][1]
+    assert seen_times.nnz == X.nnz and np.array_equal(seen_times.indices, X.indices)
