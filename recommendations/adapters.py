@@ -14,7 +14,7 @@ import functools
 import sqlite3
 import uuid
 import warnings
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -141,6 +141,17 @@ class DefaultAdapter:
             for obj in model._default_manager.filter(pk__in=[pk.to_python(i) for i in ids]):
                 titles[(ct_id, str(obj.pk))] = self.item_title(obj)
         return titles
+
+    def diversity_key(self, obj: models.Model) -> Hashable | None:
+        """Return what makes two items "the same again" in one list (an author, a series, a brand), or None.
+
+        Serving caps how many picks share a key (``DIVERSITY_CAPS``: by default at most 2 among
+        the first 6 and 3 in a list of 12). ``None``, the default, means the item is never capped
+        and does not count. Override to return e.g. ``obj.author_id``; keys of different item
+        models may be equal on purpose (an author who writes both books and articles). It is
+        called on every served candidate, so read only fields loaded with the item.
+        """
+        return None
 
     def item_payload(self, obj: models.Model) -> dict[str, Any]:
         """Return the JSON the API shows for an item; override to add fields."""

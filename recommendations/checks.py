@@ -22,6 +22,7 @@ E015   ``ALGORITHM_PARAMS_FILE`` does not exist or is not valid JSON
 E016   ``ITEM_FILTERS`` names a model that is not an item model, is not a dict of lookups, or has a
        lookup that does not resolve against the model (e.g. a field it does not have)
 E017   ``MMR_LAMBDA`` is not a number in [0, 1]
+E018   ``DIVERSITY_CAPS`` is not a list of (window, max) pairs of positive integers with distinct windows
 W001   ``RECOMMENDATIONS`` has a key the app does not know (probably a typo)
 W002   an item model has no ``TEXT_FIELDS``: it gets no content-based neighbours
 W003   the default database is SQLite without ``"timeout"`` of 20 s or more and ``"transaction_mode": "IMMEDIATE"``
@@ -230,7 +231,20 @@ def _check_misc(conf, item_models, complete=True) -> list[checks.CheckMessage]:
     if isinstance(mmr, bool) or not isinstance(mmr, (int, float)) or not 0 <= mmr <= 1:
         errors.append(_error(17, f"MMR_LAMBDA must be a number between 0 and 1, not {mmr!r}.",
                              "Use 0 to turn the diversity re-rank off, e.g. 0.3 for some diversity."))
+    errors += _check_diversity_caps(conf.get("DIVERSITY_CAPS", DEFAULTS["DIVERSITY_CAPS"]))
     return errors
+
+
+def _check_diversity_caps(caps) -> list[checks.CheckMessage]:
+    from .algorithms.diversity import validate_caps
+
+    try:
+        validate_caps(caps)
+    except ValueError as exc:
+        return [_error(18, f"DIVERSITY_CAPS is not valid: {exc}.",
+                       "e.g. [(6, 2), (12, 3)]: at most 2 items of one key among the first 6 and 3 among "
+                       "the first 12; [] turns the cap off.")]
+    return []
 
 
 def _check_item_filters(filters, item_models, complete=True) -> list[checks.CheckMessage]:

@@ -65,6 +65,9 @@ DEFAULTS: dict[str, Any] = {
     # Business rules from editors: stored in the ItemRule table (pin, boost, ban).
     # Diversity re-rank (maximal marginal relevance) when serving picks: 0 disables, 0-1 trades relevance for diversity.
     "MMR_LAMBDA": 0.0,
+    # Diversity cap when serving picks: (window, max) pairs, "at most max items sharing a key (the
+    # adapter's diversity_key(): author, brand, ...) among the first window"; [] turns it off.
+    "DIVERSITY_CAPS": [(6, 2), (12, 3)],
     # Full builds: the crontab of the periodic build that `migrate` installs (editable in admin).
     "BUILD_SCHEDULE": {"minute": "15", "hour": "3", "day_of_week": "*", "day_of_month": "*", "month_of_year": "*"},
     # Users per fan-out chunk of a full build.
