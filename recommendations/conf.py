@@ -68,6 +68,9 @@ DEFAULTS: dict[str, Any] = {
     # Diversity cap when serving picks: (window, max) pairs, "at most max items sharing a key (the
     # adapter's diversity_key(): author, brand, ...) among the first window"; [] turns it off.
     "DIVERSITY_CAPS": [(6, 2), (12, 3)],
+    # Below the caps, a pick competes as if this many places further down for each pick of its key
+    # already in the list (0: only the caps act).
+    "DIVERSITY_PENALTY": 8.0,
     # Full builds: the crontab of the periodic build that `migrate` installs (editable in admin).
     "BUILD_SCHEDULE": {"minute": "15", "hour": "3", "day_of_week": "*", "day_of_month": "*", "month_of_year": "*"},
     # Users per fan-out chunk of a full build.

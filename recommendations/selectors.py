@@ -247,7 +247,7 @@ DIVERSITY_POOL = 3
 
 
 def _diversity_caps() -> list[tuple[int, int]]:
-    """Return the valid ``DIVERSITY_CAPS``, or none when the adapter gives no keys.
+    """Return the valid ``DIVERSITY_CAPS``, or none when the adapter gives no keys (or the cap is off).
 
     A malformed value serves uncapped lists and is logged once (check ``recommendations.E018``).
     """
@@ -270,6 +270,8 @@ def _capped(items: list[Any], n: int, caps: list[tuple[int, int]], rules: dict[K
             fill: bool) -> list[Any]:
     """Cut ``items`` (best first) to ``n`` so that few share the adapter's ``diversity_key()``.
 
+    ``DIVERSITY_CAPS`` bounds each key; below the bounds ``DIVERSITY_PENALTY`` moves a repeat down.
+
     Pinned items keep their place: they are never capped and do not count. With ``fill``, a
     pool too uniform to fill the list within the caps is completed by the best skipped items.
     """
@@ -280,7 +282,10 @@ def _capped(items: list[Any], n: int, caps: list[tuple[int, int]], rules: dict[K
     for item in items:
         rule = rules.get((_ct(type(item)).pk, str(item.pk)))
         keys.append(None if rule is not None and rule.action == ItemRule.Action.PIN else adapter.diversity_key(item))
-    chosen = [items[i] for i in capped_ranking(keys, n, caps, fill=fill)]
+    penalty = app_settings.DIVERSITY_PENALTY
+    if isinstance(penalty, bool) or not isinstance(penalty, (int, float)) or not penalty >= 0:
+        penalty = 0.0  # reported by check recommendations.E018
+    chosen = [items[i] for i in capped_ranking(keys, n, caps, penalty=penalty, fill=fill)]
     for rank, item in enumerate(chosen, 1):
         item.rec_rank = rank
     return chosen

@@ -18,6 +18,7 @@ from numpy.typing import ArrayLike, NDArray
 
 __all__ = [
     "DEFAULT_CAPS",
+    "DEFAULT_PENALTY",
     "cap_limits",
     "capped_ranking",
     "capped_top_n",
@@ -31,6 +32,8 @@ __all__ = [
 
 #: At most 2 items of a key among the first 6, at most 3 in a list of 12.
 DEFAULT_CAPS: tuple[tuple[int, int], ...] = ((6, 2), (12, 3))
+#: Places a candidate moves down per item of its key already in the list (see :func:`capped_ranking`).
+DEFAULT_PENALTY = 8.0
 
 
 def validate_caps(caps: Sequence[Sequence[int]]) -> list[tuple[int, int]]:
@@ -101,6 +104,7 @@ def capped_ranking(
     n: int,
     caps: Sequence[Sequence[int]] = DEFAULT_CAPS,
     *,
+    penalty: float = 0.0,
     fill: bool = True,
 ) -> list[int]:
     """Choose up to ``n`` of the candidates, best first, so that no key exceeds its cap.
@@ -110,6 +114,11 @@ def capped_ranking(
     and takes a later slot once its key's limit allows it, so a list is full and within its caps
     whenever the candidates allow it. Candidates whose key is ``None`` are never capped and do
     not count.
+
+    ``penalty`` softens repeats below the cap: a candidate competes as if it stood ``penalty``
+    places further down the candidates for each item of its key already in the list. With 0,
+    only the caps act; with a few places, the third book of an author comes before a slightly
+    better-ranked one only when nothing close to it is by someone else.
 
     When too few candidates fit the caps (say, every candidate has the same author), ``fill``
     decides what happens: True (the default) fills the remaining slots with the best skipped
@@ -123,7 +132,9 @@ def capped_ranking(
     n : int
         Length of the list wanted.
     caps : sequence of (int, int)
-        ``(window, max)`` pairs; empty means no cap (the first ``n`` candidates).
+        ``(window, max)`` pairs; empty means no cap.
+    penalty : float
+        Places a candidate moves down per item of its key already chosen (0: none).
     fill : bool
         Fill the list with skipped candidates when the caps leave it short.
 
@@ -133,36 +144,42 @@ def capped_ranking(
         Indices into ``keys`` of the chosen candidates, in list order; at most ``n`` of them.
     """
     n = max(0, min(int(n), len(keys)))
-    limits = cap_limits(caps, n)
-    if not len(caps):
+    if not len(caps) and penalty <= 0:
         return list(range(n))
+    limits = cap_limits(caps, n)
     chosen: list[int] = []
-    skipped: list[int] = []
+    waiting: list[int] = []  # candidates looked at and not chosen, best first
     counts: dict[Hashable, int] = {}
     upcoming = 0
+
+    def place(position: int, limit: int) -> float | None:
+        """Where the candidate competes now, or None when its key is at its limit."""
+        key = keys[position]
+        count = 0 if key is None else counts.get(key, 0)
+        return None if count >= limit else position + penalty * count
+
     while len(chosen) < n:
         limit = limits[len(chosen)]
-        pick = None
-        # Skipped candidates are better than any not yet looked at: they go first when they fit.
-        for j, position in enumerate(skipped):
-            if counts[keys[position]] < limit:
-                pick = skipped.pop(j)
-                break
-        while pick is None and upcoming < len(keys):
-            key = keys[upcoming]
-            if key is None or counts.get(key, 0) < limit:
-                pick = upcoming
-            else:
-                skipped.append(upcoming)
+        best, best_place = None, float("inf")
+        for j, position in enumerate(waiting):
+            at = place(position, limit)
+            if at is not None and at < best_place:
+                best, best_place = j, at
+        # A candidate not looked at yet competes at its own position at best: stop past the best so far.
+        while upcoming < len(keys) and upcoming < best_place:
+            waiting.append(upcoming)
+            at = place(upcoming, limit)
+            if at is not None and at < best_place:
+                best, best_place = len(waiting) - 1, at
             upcoming += 1
-        if pick is None:
+        if best is None:
             break
-        chosen.append(pick)
-        key = keys[pick]
-        if key is not None:
-            counts[key] = counts.get(key, 0) + 1
+        position = waiting.pop(best)
+        chosen.append(position)
+        if keys[position] is not None:
+            counts[keys[position]] = counts.get(keys[position], 0) + 1
     if fill and len(chosen) < n:
-        chosen += skipped[: n - len(chosen)]
+        chosen += waiting[: n - len(chosen)]
     return chosen
 
 
@@ -172,6 +189,7 @@ def capped_top_n(
     n: int,
     caps: Sequence[Sequence[int]] = DEFAULT_CAPS,
     *,
+    penalty: float = 0.0,
     fill: bool = True,
 ) -> NDArray[np.int64]:
     """Apply :func:`capped_ranking` to many candidate lists at once.
@@ -185,6 +203,7 @@ def capped_top_n(
     n : int
         Length of each capped list (at most ``m``).
     caps : sequence of (int, int)
+    penalty : float
     fill : bool
         See :func:`capped_ranking`.
 
@@ -199,7 +218,7 @@ def capped_top_n(
     for row, cands in enumerate(candidates):
         cands = cands[cands >= 0]
         keys = item_keys[cands]
-        chosen = capped_ranking([int(k) if k >= 0 else None for k in keys], n, caps, fill=fill)
+        chosen = capped_ranking([int(k) if k >= 0 else None for k in keys], n, caps, penalty=penalty, fill=fill)
         out[row, : len(chosen)] = cands[chosen]
     return out
 

@@ -57,7 +57,8 @@ BROKEN = {
              _with(ITEM_FILTERS={"testapp.Item": {"is_active": True, "pk": "not-a-uuid"}})],
     "E017": [_with(MMR_LAMBDA=2), _with(MMR_LAMBDA=-0.1), _with(MMR_LAMBDA="0.5")],
     "E018": [_with(DIVERSITY_CAPS=[(6, 0)]), _with(DIVERSITY_CAPS=[(12, 3), (12, 2)]), _with(DIVERSITY_CAPS="6,2"),
-             _with(DIVERSITY_CAPS=[(6, 2, 1)]), _with(DIVERSITY_CAPS=[[6, "2"]]), _with(DIVERSITY_CAPS=None)],
+             _with(DIVERSITY_CAPS=[(6, 2, 1)]), _with(DIVERSITY_CAPS=[[6, "2"]]), _with(DIVERSITY_CAPS=None),
+             _with(DIVERSITY_PENALTY=-1), _with(DIVERSITY_PENALTY="8"), _with(DIVERSITY_PENALTY=float("nan"))],
     "W001": [_with(N_RECOMENDATIONS=5)],
     "W002": [_with(TEXT_FIELDS={})],
 }

@@ -32,7 +32,9 @@ class KeyedAdapter(DefaultAdapter):
         return obj.name.split()[0]
 
 
-KEYED = {**TESTAPP_RECOMMENDATIONS, "ADAPTER": "tests.recommendations.test_diversity.KeyedAdapter"}
+# The caps alone (no penalty): their effect is easy to follow by hand.
+KEYED = {**TESTAPP_RECOMMENDATIONS, "ADAPTER": "tests.recommendations.test_diversity.KeyedAdapter",
+         "DIVERSITY_PENALTY": 0}
 
 
 @pytest.fixture
@@ -63,12 +65,19 @@ def api_names(response) -> list[str]:
 
 
 class TestSelectors:
-    def test_default_caps(self, shelf):
+    def test_caps(self, shelf):
         assert names(selectors.recommended_for(shelf["reader"], n=6)) == CAPPED_12[:6]
         picks = selectors.recommended_for(shelf["reader"], n=12)
         assert names(picks) == CAPPED_12
         assert [p.rec_rank for p in picks] == list(range(1, 13))
         assert [p.rec_source for p in picks[-4:]] == ["popular"] * 4
+
+    def test_default_penalty_softens_repeats_below_the_caps(self, shelf):
+        conf = {key: value for key, value in KEYED.items() if key != "DIVERSITY_PENALTY"}
+        with override_settings(RECOMMENDATIONS=conf):
+            # A second King (9 places down as a repeat) still beats Austen 2 (17 as a repeat), not Grisham 1 (10).
+            assert names(selectors.recommended_for(shelf["reader"], n=6)) == ["King 1", "Austen 1", "King 2",
+                                                                              "Grisham 1", "Woolf 1", "Austen 2"]
 
     def test_caps_off_serve_the_stored_order(self, shelf):
         with override_settings(RECOMMENDATIONS={**KEYED, "DIVERSITY_CAPS": []}):
@@ -128,4 +137,6 @@ class TestApi:
             assert api_names(client.get(URL)) == STORED[:10]
         with override_settings(RECOMMENDATIONS={**KEYED, "DIVERSITY_CAPS": [(4, 1)]}):
             assert api_names(client.get(URL))[:4] == ["King 1", "Austen 1", "Grisham 1", "Woolf 1"]
+        with override_settings(RECOMMENDATIONS={**KEYED, "DIVERSITY_PENALTY": 8}):
+            assert api_names(client.get(URL))[:3] == ["King 1", "Austen 1", "King 2"]
         assert api_names(client.get(URL)) == CAPPED_12[:10]

@@ -85,6 +85,24 @@ class TestCappedRanking:
             assert len(filled) == min(12, m)
             assert filled[: len(strict)] == strict
 
+    def test_penalty_moves_repeats_down(self):
+        keys = ["a", "a", "b", "c"]
+        assert dv.capped_ranking(keys, 4, [(4, 2)]) == [0, 1, 2, 3]
+        # The second "a" competes at 1 + 2 = 3: after "b" (2), before "c" (3, a tie goes to the better-ranked).
+        assert dv.capped_ranking(keys, 4, [(4, 2)], penalty=2) == [0, 2, 1, 3]
+        assert dv.capped_ranking(keys, 4, [(4, 2)], penalty=2.5) == [0, 2, 3, 1]
+        assert dv.capped_ranking(keys, 4, [], penalty=2.5) == [0, 2, 3, 1]
+
+    def test_penalty_never_breaks_the_caps(self):
+        rng = np.random.default_rng(1)
+        limits = dv.cap_limits(dv.DEFAULT_CAPS, 12)
+        for _ in range(300):
+            keys = [None if v == 0 else int(v) for v in rng.integers(0, 6, size=int(rng.integers(0, 40)))]
+            for penalty in (1.0, 8.0):
+                strict = dv.capped_ranking(keys, 12, penalty=penalty, fill=False)
+                assert all(c <= limits[i] for i, c in enumerate(_max_prefix_counts(keys, strict)))
+                assert len(dv.capped_ranking(keys, 12, penalty=penalty)) == min(12, len(keys))
+
     def test_greedy_is_best_first_among_the_allowed(self):
         # Brute force on small pools: slot by slot, the pick is the best candidate the caps allow.
         for keys in itertools.product("ab", repeat=7):
