@@ -253,19 +253,27 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--results", type=Path, default=RESULTS)
     args = parser.parse_args()
-    started = dt.datetime.now(dt.timezone.utc)
+    command = " ".join(["python", "benchmarks/diversity.py", *sys.argv[1:]])
+
+    def measured(part) -> list[str]:
+        started = dt.datetime.now(dt.timezone.utc)
+        lines = part(args)
+        return lines + ["", f"Command: `{command}` · machine: {os.cpu_count()} cores, Python "
+                        f"{platform.python_version()}, shared with other jobs (load average {loadavg()} at the end) "
+                        f"· run started {started:%Y-%m-%d %H:%M} UTC.", ""]
+
     sections = []
     if args.part in ("offline", "both"):
-        sections += offline(args) + [""]
+        sections += measured(offline)
     if args.part in ("demo", "both"):
-        sections += demo(args) + [""]
+        sections += measured(demo)
     header = [
         "# Diversity: repeated authors in top-N lists, and the cost of the cap",
         "",
-        f"Command: `{' '.join(['python', 'benchmarks/diversity.py', *sys.argv[1:]])}`",
-        "",
-        f"Machine: {os.cpu_count()} cores, Python {platform.python_version()}, shared with other jobs "
-        f"(load average {loadavg()} at the end) · run started {started:%Y-%m-%d %H:%M} UTC.",
+        "`DIVERSITY_CAPS` (default `[(6, 2), (12, 3)]`: at most 2 items of one author among the first 6, 3 in "
+        "a list of 12) and `DIVERSITY_PENALTY` (default 8: below the caps, a repeat of an author competes 8 "
+        "places further down per book of that author already listed), applied by "
+        "`recommendations.algorithms.diversity.capped_ranking`.",
         "",
     ]
     text = "\n".join(header + sections)
