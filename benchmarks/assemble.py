@@ -10,6 +10,7 @@ HERE = Path(__file__).resolve().parent
 ORDER = [
     ("citeulike_cmn.md", "Accuracy: the published CiteULike-a table, reproduced and beaten"),
     ("accuracy.md", "Accuracy on more data sets"),
+    ("diversity.md", "Diversity: repeated authors and the cost of the cap"),
     ("rating_prediction.md", "Rating prediction"),
     ("algorithms_speed.md", "Algorithm speed and memory against implicit"),
     ("pipeline.md", "The build pipeline, end to end"),
