@@ -249,7 +249,7 @@ def _check_diversity(caps, penalty) -> list[checks.CheckMessage]:
                              "the first 12; [] turns the cap off."))
     if isinstance(penalty, bool) or not isinstance(penalty, (int, float)) or not penalty >= 0:
         errors.append(_error(18, f"DIVERSITY_PENALTY must be a number >= 0, not {penalty!r}.",
-                             "e.g. 8.0 (places a pick moves down per pick of its key already listed); 0 leaves "
+                             "e.g. 12.0 (places a pick moves down per pick of its key already listed); 0 leaves "
                              "only the caps."))
     return errors
 

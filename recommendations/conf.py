@@ -70,7 +70,7 @@ DEFAULTS: dict[str, Any] = {
     "DIVERSITY_CAPS": [(6, 2), (12, 3)],
     # Below the caps, a pick competes as if this many places further down for each pick of its key
     # already in the list (0: only the caps act).
-    "DIVERSITY_PENALTY": 8.0,
+    "DIVERSITY_PENALTY": 12.0,
     # Full builds: the crontab of the periodic build that `migrate` installs (editable in admin).
     "BUILD_SCHEDULE": {"minute": "15", "hour": "3", "day_of_week": "*", "day_of_month": "*", "month_of_year": "*"},
     # Users per fan-out chunk of a full build.

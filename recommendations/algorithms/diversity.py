@@ -33,7 +33,7 @@ __all__ = [
 #: At most 2 items of a key among the first 6, at most 3 in a list of 12.
 DEFAULT_CAPS: tuple[tuple[int, int], ...] = ((6, 2), (12, 3))
 #: Places a candidate moves down per item of its key already in the list (see :func:`capped_ranking`).
-DEFAULT_PENALTY = 8.0
+DEFAULT_PENALTY = 12.0
 
 
 def validate_caps(caps: Sequence[Sequence[int]]) -> list[tuple[int, int]]:
