@@ -299,7 +299,9 @@ def intra_list_diversity(
         raise ValueError("give exactly one of item_keys and similarity")
     lists = np.asarray(lists, dtype=np.int64)
     keys = None if item_keys is None else np.asarray(item_keys, dtype=np.int64)
-    sim = None if similarity is None else (sp.csr_matrix(similarity) if sp.issparse(similarity) else np.asarray(similarity))
+    sim = None
+    if similarity is not None:
+        sim = sp.csr_matrix(similarity) if sp.issparse(similarity) else np.asarray(similarity)
     scores = []
     for items in lists:
         items = items[items >= 0]

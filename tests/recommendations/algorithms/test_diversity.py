@@ -35,7 +35,8 @@ class TestCapLimits:
     def test_no_caps(self):
         assert (dv.cap_limits([], 4) > 10**9).all()
 
-    @pytest.mark.parametrize("caps", [[(6, 0)], [(0, 1)], [(6, 2), (6, 3)], "6,2", [(6,)], [(6, 2.5)], [(True, 1)], None])
+    @pytest.mark.parametrize(
+        "caps", [[(6, 0)], [(0, 1)], [(6, 2), (6, 3)], "6,2", [(6,)], [(6, 2.5)], [(True, 1)], None])
     def test_invalid(self, caps):
         with pytest.raises(ValueError):
             dv.validate_caps(caps)
