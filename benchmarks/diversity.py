@@ -19,7 +19,8 @@ full ranking (train items excluded) for ``--max-test-users`` random test users. 
 ``--pool`` items are cut to a list of 10 either as they are or by the cap
 (``recommendations.algorithms.diversity.capped_top_n``: the default caps with penalties of 0, 8,
 12 (the default) and 16 places; key = first author of books.csv). Reported for each: HR@10,
-NDCG@10 (of the list served), catalogue coverage, intra-list diversity by author, novelty (mean self-information, bits) and the popularity share
+NDCG@10 (of the list served), catalogue coverage, intra-list diversity by author, novelty (mean
+self-information, bits) and the popularity share
 (slots taken by the most popular 20% of books), plus the lists with 3+ books of one author.
 Goal: at most 2% relative loss of NDCG@10.
 
@@ -124,10 +125,11 @@ def demo(args: argparse.Namespace) -> list[str]:
                 worst.append(max(keys.values(), default=0))
             ms = 1000 * (time.perf_counter() - started) / max(1, len(users))
         worst, short = np.asarray(worst), np.asarray(short)
-        for readers, mask in (("readers who rated books", is_book_reader), ("every reader", np.ones_like(is_book_reader))):
+        everyone = np.ones_like(is_book_reader)
+        for readers, mask in (("readers who rated books", is_book_reader), ("every reader", everyone)):
             w = worst[mask]
-            row = (label, readers, int(mask.sum()), float(np.mean(w >= 3)), float(np.mean(w > 3)), int(w.max(initial=0)),
-                   int(short[mask].sum()), ms)
+            row = (label, readers, int(mask.sum()), float(np.mean(w >= 3)), float(np.mean(w > 3)),
+                   int(w.max(initial=0)), int(short[mask].sum()), ms)
             rows.append(row)
             log(f"{label}, {readers}: {row[3]:.1%} of lists hold 3+ of one author, {row[4]:.1%} more than 3, "
                 f"max {row[5]}, {row[6]} lists shorter than {LIST_LENGTH}, {ms:.1f} ms per list")
@@ -205,7 +207,8 @@ def offline(args: argparse.Namespace) -> list[str]:
     k = 10
     caps = f"caps {list(dv.DEFAULT_CAPS)}"
     variants = {"no cap": None, f"{caps}, no penalty": 0.0, f"{caps} + penalty 8": 8.0,
-                f"{caps} + penalty {dv.DEFAULT_PENALTY:g} (the defaults)": dv.DEFAULT_PENALTY, f"{caps} + penalty 16": 16.0}
+                f"{caps} + penalty {dv.DEFAULT_PENALTY:g} (the defaults)": dv.DEFAULT_PENALTY,
+                f"{caps} + penalty 16": 16.0}
     lists: dict[str, list] = {label: [] for label in variants}
     positives = []
     for start in range(0, test_users.size, 512):
@@ -217,7 +220,8 @@ def offline(args: argparse.Namespace) -> list[str]:
         pool = np.take_along_axis(pool, order, axis=1)
         pool = np.where(np.isfinite(np.take_along_axis(S, pool, axis=1)), pool, -1)
         for label, penalty in variants.items():
-            lists[label].append(pool[:, :k] if penalty is None else dv.capped_top_n(pool, item_keys, k, penalty=penalty))
+            capped = pool[:, :k] if penalty is None else dv.capped_top_n(pool, item_keys, k, penalty=penalty)
+            lists[label].append(capped)
         positives.append(test.indices[test.indptr[block]])  # one held-out book per user
     positives = np.concatenate(positives)
     popularity = np.diff(train.tocsc().indptr)
@@ -264,7 +268,8 @@ def offline(args: argparse.Namespace) -> list[str]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--part", choices=("demo", "offline", "both"), default="both")
-    parser.add_argument("--sqlite", type=Path, help="Reuse (or create and keep) this SQLite database for the demo part.")
+    parser.add_argument("--sqlite", type=Path,
+                        help="Reuse (or create and keep) this SQLite database for the demo part.")
     parser.add_argument("--max-test-users", type=int, default=10000, help="Random test users of goodbooks (0: all).")
     parser.add_argument("--pool", type=int, default=100, help="Candidates per user the capped list is cut from.")
     parser.add_argument("--seed", type=int, default=0)
