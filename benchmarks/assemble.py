@@ -11,6 +11,7 @@ ORDER = [
     ("citeulike_cmn.md", "Accuracy: the published CiteULike-a table, reproduced and beaten"),
     ("defaults.md", "Out of the box: auto tunes itself, with no flags"),
     ("accuracy.md", "Accuracy on more data sets"),
+    ("diversity.md", "Diversity: repeated authors and the cost of the cap"),
     ("rating_prediction.md", "Rating prediction"),
     ("algorithms_speed.md", "Algorithm speed and memory against implicit"),
     ("pipeline.md", "The build pipeline, end to end"),

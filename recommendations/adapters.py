@@ -11,7 +11,7 @@ How interactions are read from the database is not the adapter's job: ``recommen
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Iterator
+from collections.abc import Hashable, Iterable, Iterator
 from typing import Any
 
 from django.apps import apps
@@ -111,6 +111,17 @@ class DefaultAdapter:
     def item_titles(self, keys: Iterable[ItemKey]) -> dict[ItemKey, str]:
         """Return the display title of items by key, with one query per item model."""
         return {key: self.item_title(obj) for key, obj in items_by_key(keys).items()}
+
+    def diversity_key(self, obj: models.Model) -> Hashable | None:
+        """Return what makes two items "the same again" in one list (an author, a series, a brand), or None.
+
+        Serving caps how many picks share a key (``DIVERSITY_CAPS``: by default at most 2 among
+        the first 6 and 3 in a list of 12). ``None``, the default, means the item is never capped
+        and does not count. Override to return e.g. ``obj.author_id``; keys of different item
+        models may be equal on purpose (an author who writes both books and articles). It is
+        called on every served candidate, so read only fields loaded with the item.
+        """
+        return None
 
     def item_payload(self, obj: models.Model) -> dict[str, Any]:
         """Return the JSON the API shows for an item; override to add fields."""

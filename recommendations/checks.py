@@ -22,6 +22,8 @@ E015   ``ALGORITHM_PARAMS_FILE`` does not exist or is not valid JSON
 E016   ``ITEM_FILTERS`` names a model that is not an item model, is not a dict of lookups, or has a
        lookup that does not resolve against the model (e.g. a field it does not have)
 E017   ``MMR_LAMBDA`` is not a number in [0, 1]
+E018   ``DIVERSITY_CAPS`` is not a list of (window, max) pairs of positive integers with distinct windows,
+       or ``DIVERSITY_PENALTY`` is not a number >= 0
 W001   ``RECOMMENDATIONS`` has a key the app does not know (probably a typo)
 W002   an item model has no ``TEXT_FIELDS``: it gets no content-based neighbours
 W003   the default database is SQLite without a ``"timeout"`` of 20 seconds or more and ``"transaction_mode": "IMMEDIATE"``
@@ -228,6 +230,25 @@ def _check_misc(conf, item_models, complete=True) -> list[checks.CheckMessage]:
     if isinstance(mmr, bool) or not isinstance(mmr, (int, float)) or not 0 <= mmr <= 1:
         errors.append(_error(17, f"MMR_LAMBDA must be a number between 0 and 1, not {mmr!r}.",
                              "Use 0 to turn the diversity re-rank off, e.g. 0.3 for some diversity."))
+    errors += _check_diversity(conf.get("DIVERSITY_CAPS", DEFAULTS["DIVERSITY_CAPS"]),
+                               conf.get("DIVERSITY_PENALTY", DEFAULTS["DIVERSITY_PENALTY"]))
+    return errors
+
+
+def _check_diversity(caps, penalty) -> list[checks.CheckMessage]:
+    from .algorithms.diversity import validate_caps
+
+    errors: list[checks.CheckMessage] = []
+    try:
+        validate_caps(caps)
+    except ValueError as exc:
+        errors.append(_error(18, f"DIVERSITY_CAPS is not valid: {exc}.",
+                             "e.g. [(6, 2), (12, 3)]: at most 2 items of one key among the first 6 and 3 among "
+                             "the first 12; [] turns the cap off."))
+    if isinstance(penalty, bool) or not isinstance(penalty, (int, float)) or not penalty >= 0:
+        errors.append(_error(18, f"DIVERSITY_PENALTY must be a number >= 0, not {penalty!r}.",
+                             "e.g. 12.0 (places a pick moves down per pick of its key already listed); 0 leaves "
+                             "only the caps."))
     return errors
 
 

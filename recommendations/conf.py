@@ -65,6 +65,12 @@ DEFAULTS: dict[str, Any] = {
     # Business rules from editors: stored in the ItemRule table (pin, boost, ban).
     # Diversity re-rank (maximal marginal relevance) when serving picks: 0 disables, 0-1 trades relevance for diversity.
     "MMR_LAMBDA": 0.0,
+    # Diversity cap when serving picks: (window, max) pairs, "at most max items sharing a key (the
+    # adapter's diversity_key(): author, brand, ...) among the first window"; [] turns it off.
+    "DIVERSITY_CAPS": [(6, 2), (12, 3)],
+    # Below the caps, a pick competes as if this many places further down for each pick of its key
+    # already in the list (0: only the caps act).
+    "DIVERSITY_PENALTY": 12.0,
     # Full builds: the crontab of the periodic build that `migrate` installs (editable in admin).
     "BUILD_SCHEDULE": {"minute": "15", "hour": "3", "day_of_week": "*", "day_of_month": "*", "month_of_year": "*"},
     # Users per fan-out chunk of a full build.

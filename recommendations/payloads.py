@@ -133,7 +133,8 @@ def config_fingerprint(*parts: str) -> str:
 
 @functools.lru_cache(maxsize=32)
 def _fingerprint(parts: tuple[str, ...]) -> str:
-    names = ("ITEM_MODELS", "ITEM_FILTERS", "INTERACTIONS", "ADAPTER", "EXCLUDE_SEEN", "MMR_LAMBDA")
+    names = ("ITEM_MODELS", "ITEM_FILTERS", "INTERACTIONS", "ADAPTER", "EXCLUDE_SEEN", "MMR_LAMBDA",
+             "DIVERSITY_CAPS", "DIVERSITY_PENALTY")
     data = {name: getattr(app_settings, name) for name in names}
     text = json.dumps([FORMAT_VERSION, data, parts], sort_keys=True, default=repr)
     return hashlib.sha1(text.encode()).hexdigest()

@@ -173,7 +173,9 @@ def recommended_for(user, *, model=None, n: int = 10, queryset: models.QuerySet 
     """Return up to ``n`` picks for ``user`` (of ``model`` only, when given), best first.
 
     A user with no stored picks (a new reader, or one the active build has not seen) gets
-    content neighbours of what they did, then the most popular items.
+    content neighbours of what they did, then the most popular items. ``DIVERSITY_CAPS`` limits
+    how many picks share the adapter's ``diversity_key()`` (an author): every stored pick is a
+    candidate, then the fallbacks.
     """
     model = _model_of(model)
     if user is None or not getattr(user, "is_authenticated", False):
@@ -186,23 +188,85 @@ def recommended_for(user, *, model=None, n: int = 10, queryset: models.QuerySet 
     rules = rules_by_key()
     candidates = [((ct, oid), score, expl or [], "personal") for ct, oid, score, expl in rows]
     lam = app_settings.MMR_LAMBDA if mmr_lambda is None else mmr_lambda
-    fetch = n * 2 if lam > 0 else n
+    caps = _diversity_caps()
+    # With a cap, every stored pick is a candidate: those it skips leave room for the next best.
+    fetch = max(n, len(candidates)) if caps else n * 2 if lam > 0 else n
     items = _materialise(candidates, n=fetch, model=model, queryset=queryset, exclude=seen, rules=rules)
-    items = _mmr(items, n, lam) if lam > 0 else items
+    items = _mmr(items, n * DIVERSITY_POOL if caps else n, lam) if lam > 0 else items
+    pool = items
+    if caps:
+        items = _capped(pool, n, caps, rules, fill=False)
     if len(items) < n:
         if rows:
             seen = _seen_keys(user)  # the fallbacks need the whole history, not just the candidates
-        have = {(_ct(type(i)).pk, str(i.pk)) for i in items}
-        extra = _content_fallback(seen, n=n - len(items), model=model, queryset=queryset,
+        have = {(_ct(type(i)).pk, str(i.pk)) for i in pool}
+        need = (n - len(items)) * (DIVERSITY_POOL if caps else 1)
+        extra = _content_fallback(seen, n=need, model=model, queryset=queryset,
                                   exclude=seen | have, rules=rules)
         have |= {(_ct(type(i)).pk, str(i.pk)) for i in extra}
-        items += extra
+        if caps:
+            pool = pool + extra
+            items = _capped(pool, n, caps, rules, fill=False)
+        else:
+            items += extra
         if len(items) < n:
-            items += popular_items(model=model, n=n - len(items), queryset=queryset,
-                                   exclude=seen | have, rules=rules)
+            popular = popular_items(model=model, n=(n - len(items)) * (DIVERSITY_POOL if caps else 1),
+                                    queryset=queryset, exclude=seen | have, rules=rules)
+            items = _capped(pool + popular, n, caps, rules, fill=True) if caps else items + popular
         for rank, item in enumerate(items, 1):
             item.rec_rank = rank
     return items
+
+
+# --- diversity cap ----------------------------------------------------------------------------
+
+#: Fallback candidates (content neighbours, popular items) read per missing pick when a diversity cap is on.
+DIVERSITY_POOL = 3
+
+
+def _diversity_caps() -> list[tuple[int, int]]:
+    """Return the valid ``DIVERSITY_CAPS``, or none when the adapter gives no keys (or the cap is off).
+
+    A malformed value serves uncapped lists and is logged once (check ``recommendations.E018``).
+    """
+    from .adapters import DefaultAdapter
+    from .algorithms.diversity import validate_caps
+
+    if type(get_adapter()).diversity_key is DefaultAdapter.diversity_key:
+        return []  # no item has a key: nothing to cap, and no pool to read
+    try:
+        return validate_caps(app_settings.DIVERSITY_CAPS)
+    except ValueError as exc:
+        message = f"DIVERSITY_CAPS: {exc}"
+        if message not in _reported_settings:
+            _reported_settings.add(message)
+            logger.error("Serving picks without a diversity cap: %s", message)
+        return []
+
+
+def _capped(items: list[Any], n: int, caps: list[tuple[int, int]], rules: dict[Key, ItemRule], *,
+            fill: bool) -> list[Any]:
+    """Cut ``items`` (best first) to ``n`` so that few share the adapter's ``diversity_key()``.
+
+    ``DIVERSITY_CAPS`` bounds each key; below the bounds ``DIVERSITY_PENALTY`` moves a repeat down.
+
+    Pinned items keep their place: they are never capped and do not count. With ``fill``, a
+    pool too uniform to fill the list within the caps is completed by the best skipped items.
+    """
+    from .algorithms.diversity import capped_ranking
+
+    adapter = get_adapter()
+    keys = []
+    for item in items:
+        rule = rules.get((_ct(type(item)).pk, str(item.pk)))
+        keys.append(None if rule is not None and rule.action == ItemRule.Action.PIN else adapter.diversity_key(item))
+    penalty = app_settings.DIVERSITY_PENALTY
+    if isinstance(penalty, bool) or not isinstance(penalty, (int, float)) or not penalty >= 0:
+        penalty = 0.0  # reported by check recommendations.E018
+    chosen = [items[i] for i in capped_ranking(keys, n, caps, penalty=penalty, fill=fill)]
+    for rank, item in enumerate(chosen, 1):
+        item.rec_rank = rank
+    return chosen
 
 
 def _content_fallback(seen: set[Key], *, n: int, model, queryset, exclude: set[Key], rules) -> list[Any]:
@@ -238,7 +302,8 @@ def recommended_queryset(user, *, model, n: int = 10, queryset: models.QuerySet 
 
     The QuerySet chains with the host's own managers, e.g.
     ``recommended_queryset(user, model=Article, queryset=Article.objects.filter(is_published=True))``.
-    Explanations are on the items returned by ``recommended_for``.
+    Explanations, and the diversity cap (``DIVERSITY_CAPS``), are on the items returned by
+    ``recommended_for``: this QuerySet keeps the stored order.
     """
     model = _model_of(model)
     rows = list(

@@ -140,7 +140,8 @@ class TestHome:
             reader_client.get(reverse("home"))
         # Nine more picks shown must not add queries: the count is fixed, not per item.
         for i in range(9):
-            book = Book.objects.create(title=f"Extra {i}", authors="X")
+            # Nine authors: nine books by one would be capped at three (DIVERSITY_CAPS) and take the fallbacks.
+            book = Book.objects.create(title=f"Extra {i}", authors=f"Extra author {i}")
             UserRecommendation.objects.create(build=build, user=reader, content_type=_ct(Book),
                                               object_id=str(book.pk), rank=10 + i, score=0.01)
         with django_assert_max_num_queries(HOME_MAX_QUERIES):

@@ -56,6 +56,9 @@ BROKEN = {
              _with(ITEM_FILTERS={"testapp.Item": {"name__startswithh": "A"}}),
              _with(ITEM_FILTERS={"testapp.Item": {"is_active": True, "pk": "not-a-uuid"}})],
     "E017": [_with(MMR_LAMBDA=2), _with(MMR_LAMBDA=-0.1), _with(MMR_LAMBDA="0.5")],
+    "E018": [_with(DIVERSITY_CAPS=[(6, 0)]), _with(DIVERSITY_CAPS=[(12, 3), (12, 2)]), _with(DIVERSITY_CAPS="6,2"),
+             _with(DIVERSITY_CAPS=[(6, 2, 1)]), _with(DIVERSITY_CAPS=[[6, "2"]]), _with(DIVERSITY_CAPS=None),
+             _with(DIVERSITY_PENALTY=-1), _with(DIVERSITY_PENALTY="8"), _with(DIVERSITY_PENALTY=float("nan"))],
     "W001": [_with(N_RECOMENDATIONS=5)],
     "W002": [_with(TEXT_FIELDS={})],
 }
@@ -96,6 +99,10 @@ class TestCheckSettings:
             messages = [m for m in check_settings() if m.id == f"recommendations.{check_id}"]
         assert messages and all(m.hint for m in messages)
         assert all(isinstance(m, checks.Warning if check_id.startswith("W") else checks.Error) for m in messages)
+
+    def test_diversity_caps_off_or_as_lists_pass(self, db):
+        assert _ids(_with(DIVERSITY_CAPS=[])) == []
+        assert _ids(_with(DIVERSITY_CAPS=[[12, 3], [6, 2]])) == []
 
     def test_registered_with_django(self):
         with override_settings(RECOMMENDATIONS=_with(MMR_LAMBDA=3)):
