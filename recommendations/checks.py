@@ -24,6 +24,7 @@ E016   ``ITEM_FILTERS`` names a model that is not an item model, is not a dict o
 E017   ``MMR_LAMBDA`` is not a number in [0, 1]
 E018   ``DIVERSITY_CAPS`` is not a list of (window, max) pairs of positive integers with distinct windows,
        or ``DIVERSITY_PENALTY`` is not a number >= 0
+E019   ``TUNE_BUDGET_SECONDS``, ``RETUNE_GROWTH`` or ``RETUNE_DAYS`` is not a number >= 0
 W001   ``RECOMMENDATIONS`` has a key the app does not know (probably a typo)
 W002   an item model has no ``TEXT_FIELDS``: it gets no content-based neighbours
 W003   the default database is SQLite without a ``"timeout"`` of 20 seconds or more and ``"transaction_mode": "IMMEDIATE"``
@@ -232,6 +233,17 @@ def _check_misc(conf, item_models, complete=True) -> list[checks.CheckMessage]:
                              "Use 0 to turn the diversity re-rank off, e.g. 0.3 for some diversity."))
     errors += _check_diversity(conf.get("DIVERSITY_CAPS", DEFAULTS["DIVERSITY_CAPS"]),
                                conf.get("DIVERSITY_PENALTY", DEFAULTS["DIVERSITY_PENALTY"]))
+    errors += _check_tuning(conf)
+    return errors
+
+
+def _check_tuning(conf) -> list[checks.CheckMessage]:
+    errors: list[checks.CheckMessage] = []
+    for key in ("TUNE_BUDGET_SECONDS", "RETUNE_GROWTH", "RETUNE_DAYS"):
+        value = conf.get(key, DEFAULTS[key])
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+            errors.append(_error(19, f"{key} must be a number >= 0, not {value!r}.",
+                                 f"e.g. '{key}': {DEFAULTS[key]} (0 re-tunes at every build for RETUNE_*)."))
     return errors
 
 

@@ -65,6 +65,11 @@ class BuildRun(models.Model):
     counts = models.JSONField(default=dict, blank=True)
     timings = models.JSONField(default=dict, blank=True, help_text="Seconds per stage.")
     metrics = models.JSONField(default=dict, blank=True, help_text="Offline evaluation of this build.")
+    tuning = models.JSONField(
+        default=dict, blank=True,
+        help_text="How the algorithm's configuration was chosen: tuned here (validation scores of each member "
+                  "and of the blend, seconds) or reused from an earlier build.",
+    )
     error = models.TextField(blank=True)
     reactivable = models.BooleanField(
         default=True,

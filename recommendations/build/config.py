@@ -20,10 +20,14 @@ def algorithm_settings() -> tuple[str, dict[str, Any]]:
 
 
 def build_algorithm_settings() -> tuple[str, dict[str, Any]]:
-    """Return the algorithm and parameters a build fits: the settings, with ``EASE_MAX_ITEMS`` where it applies."""
+    """Return the algorithm and parameters a build fits: the settings, with ``EASE_MAX_ITEMS`` and
+    ``TUNE_BUDGET_SECONDS`` where they apply."""
     name, params = algorithm_settings()
-    if "max_items" in param_names(name) and "max_items" not in params:
+    names = param_names(name)
+    if "max_items" in names and "max_items" not in params:
         params["max_items"] = app_settings.EASE_MAX_ITEMS
+    if "tune_budget" in names and "tune_budget" not in params:
+        params["tune_budget"] = float(app_settings.TUNE_BUDGET_SECONDS)
     return name, params
 
 

@@ -47,6 +47,7 @@ from .parts import BUILD_PARTS, PART_COUNTS, part_inputs_save, part_store, parts
 from .progress import StageTimer, build_add, build_write_lock, picks_stored
 from .rows import PICK_COLUMNS, POPULAR_COLUMNS, history_keys, pick_rows, popular_rows, user_pk
 from .state import build_rows_delete, build_state, state_save
+from .tuning import fit_params, tuning_record
 
 logger = logging.getLogger(__name__)
 
@@ -112,7 +113,9 @@ def _build_fit(build: BuildRun, timer: StageTimer, progress: Progress, parts_inl
     if data.user_items.nnz == 0:
         raise BuildError("There are no interactions to learn from yet.")
     with timer.stage("fit"):
-        model = get_estimator(build.algorithm, **build.params).fit(data.user_items)
+        params, decision = fit_params(build, data.n_events)
+        model = get_estimator(build.algorithm, **params).fit(data.user_items)
+        build.tuning = tuning_record(build, model, decision, data.n_events)
         prune_similarity(model)
         popular = popular_rows(build.pk, data, recent)
         parts = parts_fit(build.pk, data, model) if parts_inline else {}
@@ -146,10 +149,10 @@ def build_prepare(*, build_id: int, progress: Progress = None, parts_inline: boo
         build_rows_delete(build_id)
         build.algorithm, build.params = build_algorithm_settings()
         build.status, build.started_at = BuildRun.Status.RUNNING, timezone.now()
-        build.timings, build.counts, build.data_until = {}, {}, timezone.now()
+        build.timings, build.counts, build.tuning, build.data_until = {}, {}, {}, timezone.now()
         build.save()
         data = _build_fit(build, StageTimer(build), progress, parts_inline)
-        build.save(update_fields=["timings", "counts"])
+        build.save(update_fields=["timings", "counts", "tuning"])
         build_lock_extend(build_id=build_id)
         return chunk_spans(len(data.user_map), app_settings.BUILD_CHUNK_SIZE)
     except Exception as exc:

@@ -59,6 +59,8 @@ BROKEN = {
     "E018": [_with(DIVERSITY_CAPS=[(6, 0)]), _with(DIVERSITY_CAPS=[(12, 3), (12, 2)]), _with(DIVERSITY_CAPS="6,2"),
              _with(DIVERSITY_CAPS=[(6, 2, 1)]), _with(DIVERSITY_CAPS=[[6, "2"]]), _with(DIVERSITY_CAPS=None),
              _with(DIVERSITY_PENALTY=-1), _with(DIVERSITY_PENALTY="8"), _with(DIVERSITY_PENALTY=float("nan"))],
+    "E019": [_with(TUNE_BUDGET_SECONDS=-1), _with(TUNE_BUDGET_SECONDS="60"), _with(RETUNE_GROWTH=-0.1),
+             _with(RETUNE_GROWTH=True), _with(RETUNE_DAYS=None), _with(RETUNE_DAYS=float("nan"))],
     "W001": [_with(N_RECOMENDATIONS=5)],
     "W002": [_with(TEXT_FIELDS={})],
 }
@@ -103,6 +105,9 @@ class TestCheckSettings:
     def test_diversity_caps_off_or_as_lists_pass(self, db):
         assert _ids(_with(DIVERSITY_CAPS=[])) == []
         assert _ids(_with(DIVERSITY_CAPS=[[12, 3], [6, 2]])) == []
+
+    def test_tuning_settings_at_zero_pass(self, db):
+        assert _ids(_with(TUNE_BUDGET_SECONDS=0, RETUNE_GROWTH=0, RETUNE_DAYS=0.5)) == []
 
     def test_registered_with_django(self):
         with override_settings(RECOMMENDATIONS=_with(MMR_LAMBDA=3)):

@@ -1,0 +1,174 @@
+"""Tests of recommendations/build/tuning.py: a build of ``auto`` tunes, records it, and later builds reuse or re-tune."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.test import override_settings
+from django.utils import timezone
+
+from recommendations import services
+from recommendations.algorithms import auto
+from recommendations.build import tuning
+from recommendations.models import BuildRun
+from tests.recommendations.conftest import TESTAPP_RECOMMENDATIONS
+from tests.recommendations.testapp.models import Item, Like
+
+# A zero budget still tries each member's starting parameters and the blend grid: a real tuning, in well under a second.
+AUTO = {**TESTAPP_RECOMMENDATIONS, "ALGORITHM": "auto", "ALGORITHM_PARAMS": {}, "TUNE_BUDGET_SECONDS": 0}
+
+
+@pytest.fixture
+def crowd(db):
+    """Thirty readers in three taste groups over twelve items: enough users for ``auto`` to tune."""
+    with override_settings(RECOMMENDATIONS=AUTO):
+        items = [Item.objects.create(name=f"Item {i}", description=f"Group {i // 4} book {i}.") for i in range(12)]
+        users = []
+        for u in range(30):
+            user = get_user_model().objects.create_user(username=f"reader{u}", password="x")
+            users.append(user)
+            group = u % 3
+            for j in range(4):
+                if j != u % 4:
+                    Like.objects.create(user=user, item=items[group * 4 + j])
+        yield {"items": items, "users": users}
+
+
+@pytest.fixture
+def tune_calls(monkeypatch):
+    """Count the tunings ``auto`` runs (the real search still runs)."""
+    calls = []
+    real = auto.tune_auto
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs.get("time_budget"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(auto, "tune_auto", spy)
+    return calls
+
+
+def _grow(crowd, share: float) -> None:
+    """Add likes until the interactions grew by at least ``share``."""
+    n = Like.objects.count()
+    target = int(n * share) + 1
+    added = 0
+    for user in crowd["users"]:
+        for item in crowd["items"]:
+            if added >= target:
+                return
+            if not Like.objects.filter(user=user, item=item).exists():
+                Like.objects.create(user=user, item=item)
+                added += 1
+
+
+class TestFirstBuild:
+    def test_records_the_chosen_configuration_scores_and_time(self, crowd, tune_calls):
+        build = services.full_build_run()
+        assert build.status == BuildRun.Status.SUCCEEDED
+        assert tune_calls == [0.0]  # TUNE_BUDGET_SECONDS reaches auto's tune_budget
+        stored = BuildRun.objects.get(pk=build.pk).tuning
+        assert stored["tuned"] is True and stored["retune_reason"] == "no earlier tuned configuration"
+        assert set(stored["params"]["weights"]) and all(w > 0 for w in stored["params"]["weights"].values())
+        assert set(stored["member_scores"]) >= {"rp3beta", "itemknn"}
+        assert all(0 <= s <= 1 for s in stored["member_scores"].values()) and 0 <= stored["blend"] <= 1
+        assert stored["seconds"] > 0 and stored["budget_seconds"] == 0
+        assert stored["tuned_build"] == build.pk and stored["tuned_interactions"] == Like.objects.count()
+
+    def test_an_algorithm_that_does_not_tune_records_nothing(self, crowd, tune_calls):
+        with override_settings(RECOMMENDATIONS={**AUTO, "ALGORITHM": "itemknn"}):
+            build = services.full_build_run()
+        assert BuildRun.objects.get(pk=build.pk).tuning == {} and tune_calls == []
+
+    def test_given_weights_are_fitted_as_they_are(self, crowd, tune_calls):
+        with override_settings(RECOMMENDATIONS={**AUTO, "ALGORITHM_PARAMS": {"weights": {"rp3beta": 1.0}}}):
+            build = services.full_build_run()
+        assert BuildRun.objects.get(pk=build.pk).tuning == {} and tune_calls == []
+
+
+class TestLaterBuilds:
+    def test_second_build_reuses_the_configuration_without_tuning(self, crowd, tune_calls):
+        first = services.full_build_run()
+        second = services.full_build_run()
+        assert len(tune_calls) == 1
+        first, second = BuildRun.objects.get(pk=first.pk), BuildRun.objects.get(pk=second.pk)
+        assert second.is_active and second.tuning["reused_from"] == first.pk
+        assert second.tuning["tuned"] is False and second.tuning["seconds"] == 0
+        assert second.tuning["params"] == first.tuning["params"]
+        assert second.tuning["member_scores"] == first.tuning["member_scores"]
+        assert second.tuning["tuned_build"] == first.pk
+        # The fitted model is the reused blend.
+        model = services.build_state(second.pk).model
+        assert dict(zip(model.components_.tolist(), model.effective_weights_.tolist())) == pytest.approx(
+            first.tuning["params"]["weights"])
+
+    def test_a_reuse_counts_growth_and_age_from_the_tuning_not_the_last_build(self, crowd, tune_calls):
+        first = services.full_build_run()
+        _grow(crowd, 0.12)
+        services.full_build_run()  # +12%: reuses
+        _grow(crowd, 0.12)
+        third = services.full_build_run()  # +25% since the tuning: tunes
+        assert len(tune_calls) == 2
+        assert BuildRun.objects.get(pk=third.pk).tuning["tuned_build"] == third.pk != first.pk
+
+    def test_growth_beyond_the_share_retunes(self, crowd, tune_calls):
+        services.full_build_run()
+        _grow(crowd, 0.2)
+        build = services.full_build_run()
+        assert len(tune_calls) == 2
+        record = BuildRun.objects.get(pk=build.pk).tuning
+        assert record["tuned"] is True and "grew" in record["retune_reason"]
+        assert record["tuned_interactions"] == Like.objects.count()
+
+    def test_growth_below_the_share_reuses(self, crowd, tune_calls):
+        services.full_build_run()
+        _grow(crowd, 0.05)
+        build = services.full_build_run()
+        assert len(tune_calls) == 1 and "reused_from" in BuildRun.objects.get(pk=build.pk).tuning
+
+    def test_age_retunes(self, crowd, tune_calls):
+        first = services.full_build_run()
+        record = BuildRun.objects.get(pk=first.pk).tuning
+        record["tuned_at"] = (timezone.now() - timedelta(days=7, minutes=1)).isoformat()
+        BuildRun.objects.filter(pk=first.pk).update(tuning=record)
+        build = services.full_build_run()
+        assert len(tune_calls) == 2
+        assert "older than 7 days" in BuildRun.objects.get(pk=build.pk).tuning["retune_reason"]
+
+    def test_settings_decide_the_share_and_the_age(self, crowd, tune_calls):
+        services.full_build_run()
+        with override_settings(RECOMMENDATIONS={**AUTO, "RETUNE_GROWTH": 0}):
+            services.full_build_run()  # any build is growth enough
+        assert len(tune_calls) == 2
+        with override_settings(RECOMMENDATIONS={**AUTO, "RETUNE_DAYS": 0}):
+            services.full_build_run()
+        assert len(tune_calls) == 3
+        services.full_build_run()
+        assert len(tune_calls) == 3
+
+    def test_changed_algorithm_settings_retune(self, crowd, tune_calls):
+        services.full_build_run()
+        with override_settings(RECOMMENDATIONS={**AUTO, "ALGORITHM_PARAMS": {"content_weight": 0.1}}):
+            build = services.full_build_run()
+        assert len(tune_calls) == 2
+        assert BuildRun.objects.get(pk=build.pk).tuning["retune_reason"] == "the algorithm's settings changed"
+        # A new tuning budget alone is not a new configuration to tune for.
+        with override_settings(RECOMMENDATIONS={**AUTO, "ALGORITHM_PARAMS": {"content_weight": 0.1},
+                                                "TUNE_BUDGET_SECONDS": 5}):
+            services.full_build_run()
+        assert len(tune_calls) == 2
+
+    def test_a_failed_tuning_build_is_not_reused(self, crowd, tune_calls, monkeypatch):
+        services.full_build_run()
+        BuildRun.objects.update(status=BuildRun.Status.FAILED, is_active=False)
+        services.full_build_run()
+        assert len(tune_calls) == 2
+
+
+class TestJsonSafe:
+    def test_non_finite_scores_become_null(self):
+        import numpy as np
+
+        assert tuning.json_safe({"blend": float("-inf"), "m": {"x": np.float32(0.5)}, "l": [float("nan")]}) == {
+            "blend": None, "m": {"x": 0.5}, "l": [None]}
