@@ -1,6 +1,6 @@
 """Provides the admin of the recommendations app: a build dashboard, read-only results, editor rules and a reader preview.
 
-* ``BuildRun``: status, duration per stage, counts and offline metrics of every build, a
+* ``BuildRun``: status, duration per stage, counts, offline metrics and tuning of every build, a
   server-side SVG chart of the metrics over builds, a "Build now" button that queues
   ``services.full_build_start`` and a "Make this build active" action (``services.build_activate``).
 * "Preview as reader" (``<admin>/recommendations/buildrun/preview/``): pick a user and see
@@ -29,7 +29,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
 from . import payloads, selectors, services
-from .admin_charts import build_metrics, durations_chart, metrics_chart, stage_names
+from .admin_charts import build_metrics, durations_chart, metrics_chart, stage_names, tuning_rows, tuning_summary
 from .admin_items import ItemRecommendationsAdminMixin, item_admin_url, item_link
 from .conf import app_settings
 from .items import items_by_key
@@ -78,13 +78,13 @@ class BuildRunAdmin(admin.ModelAdmin):
 
     change_list_template = "admin/recommendations/buildrun/change_list.html"
     list_display = ("build_label", "status", "is_active", "algorithm", "created", "duration_display",
-                    "stages_display", "counts_display", "metrics_display")
+                    "stages_display", "counts_display", "metrics_display", "tuning_display")
     list_filter = ("status", "is_active", "triggered_by")
     date_hierarchy = "created_at"
     actions = ("make_active",)
     fields = ("status", "is_active", "algorithm", "triggered_by", "task_id", "created_at", "started_at",
               "finished_at", "activated_at", "data_until", "duration_display", "stages_table", "counts_table",
-              "metrics_table", "params", "error")
+              "metrics_table", "tuning_table", "params", "error")
     readonly_fields = fields
 
     def has_add_permission(self, request):
@@ -153,6 +153,14 @@ class BuildRunAdmin(admin.ModelAdmin):
         if obj.metrics.get("evaluated_at"):
             rows.append(("evaluated at", obj.metrics["evaluated_at"]))
         return self._table(rows)
+
+    @admin.display(description="tuning")
+    def tuning_display(self, obj):
+        return tuning_summary(obj.tuning) or "—"
+
+    @admin.display(description="tuning")
+    def tuning_table(self, obj):
+        return self._table(tuning_rows(obj.tuning))
 
     # --- actions
     # Builds are read-only rows; starting one needs the "add build run" permission and switching the

@@ -39,6 +39,52 @@ def build_metrics(build: BuildRun) -> dict[str, float]:
     }
 
 
+def _number(value: Any, fmt: str = ".4f") -> str:
+    return format(value, fmt) if isinstance(value, (int, float)) and not isinstance(value, bool) else "—"
+
+
+def tuning_summary(tuning: dict[str, Any]) -> str:
+    """One line on how a build got its configuration ("" for an algorithm that does not tune itself)."""
+    if not tuning:
+        return ""
+    if "reused_from" in tuning:
+        return f"reused from build #{tuning['reused_from']}"
+    if tuning.get("tuned"):
+        return f"tuned in {_number(tuning.get('seconds'), '.1f')} s, blend {_number(tuning.get('blend'))}"
+    return f"not tuned: {tuning.get('reason', 'unknown')}"
+
+
+def tuning_rows(tuning: dict[str, Any]) -> list[tuple[str, str]]:
+    """The build page's table of ``BuildRun.tuning``: decision, validation scores, chosen configuration, time."""
+    if not tuning:
+        return []
+    rows = [("decision", tuning_summary(tuning))]
+    if tuning.get("retune_reason"):
+        rows.append(("why it tuned", tuning["retune_reason"]))
+    if tuning.get("tuned_build") is not None:
+        rows.append(("tuned by", f"build #{tuning['tuned_build']} at {tuning.get('tuned_at', '?')} on "
+                                 f"{tuning.get('tuned_interactions', '?'):,} interactions"))
+    if tuning.get("validation"):
+        rows.append(("validation", f"{tuning['validation']}, {tuning.get('metric', '')}"))
+    if "blend" in tuning:
+        rows.append(("blend score", _number(tuning["blend"])))
+    candidates = tuning.get("candidates") or {}
+    for name, score in (tuning.get("member_scores") or {}).items():
+        tried = f" ({candidates[name]} candidates)" if name in candidates else ""
+        rows.append((f"{name} score", _number(score) + tried))
+    params = tuning.get("params") or {}
+    if params.get("weights"):
+        rows.append(("weights", ", ".join(f"{n} {_number(w, '.3g')}" for n, w in params["weights"].items())))
+    for name, value in params.items():
+        if name != "weights" and isinstance(value, dict):
+            rows.append((f"{name} parameters", ", ".join(f"{k}={v}" for k, v in sorted(value.items()))))
+    if "seconds" in tuning:
+        budget = tuning.get("budget_seconds")
+        rows.append(("tuning seconds", _number(tuning["seconds"], ".2f")
+                     + (f" (budget {_number(budget, 'g')})" if budget is not None else "")))
+    return rows
+
+
 def metrics_chart(builds: list[BuildRun], *, width: int = 640, height: int = 180) -> dict[str, Any] | None:
     """Lay out an SVG line chart of the builds' metrics (oldest left); None when no build has metrics.
 

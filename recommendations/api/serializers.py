@@ -148,13 +148,47 @@ class SimilarItemOutputSerializer(serializers.Serializer):
         return {"rank": int(obj.rec_rank), "score": float(obj.rec_score), "item": get_adapter().item_payload(obj)}
 
 
+def _prop(type_: str | list[str], description: str) -> dict[str, Any]:
+    return {"type": type_, "description": description}
+
+
+TUNING_SCHEMA = {
+    "type": "object",
+    "description": "How the algorithm's configuration was chosen; empty for an algorithm that does not tune itself.",
+    "properties": {
+        "tuned": _prop("boolean", "Whether this build tuned (false when it reused a configuration or could not tune)."),
+        "reused_from": _prop("integer", "The build whose configuration this build reused."),
+        "retune_reason": _prop("string", "Why this build tuned instead of reusing a configuration."),
+        "reason": _prop("string", "Why the algorithm could not tune (e.g. too few users)."),
+        "params": _prop("object", "The chosen configuration: blend weights and each member's parameters."),
+        "member_scores": _prop("object", "Validation score of each member with its best parameters."),
+        "blend": _prop("number", "Validation score of the chosen blend."),
+        "metric": _prop("string", "The validation objective, e.g. NDCG@10."),
+        "validation": _prop("string", "How validation was carved out of the training data."),
+        "candidates": _prop("object", "Parameter sets tried per member."),
+        "seconds": _prop("number", "Seconds this build spent tuning (0 when it reused a configuration)."),
+        "budget_seconds": _prop("number", "The member search's time budget."),
+        "tuned_build": _prop("integer", "The build that tuned the configuration in use."),
+        "tuned_at": _prop("string", "When it tuned (ISO 8601)."),
+        "tuned_interactions": _prop("integer", "Interactions it tuned on."),
+    },
+    "additionalProperties": True,
+}
+
+
+@extend_schema_field(TUNING_SCHEMA)
+class TuningField(serializers.JSONField):
+    """``BuildRun.tuning``, documented key by key in the schema."""
+
+
 class BuildRunOutputSerializer(serializers.ModelSerializer):
     duration = serializers.FloatField(allow_null=True, read_only=True, help_text="Seconds from start to finish.")
+    tuning = TuningField(read_only=True)
 
     class Meta:
         model = BuildRun
         fields = [
-            "id", "status", "is_active", "algorithm", "params", "counts", "timings", "metrics", "error",
+            "id", "status", "is_active", "algorithm", "params", "counts", "timings", "metrics", "tuning", "error",
             "triggered_by", "data_until", "created_at", "started_at", "finished_at", "activated_at", "duration",
         ]
 

@@ -6,7 +6,9 @@ from datetime import timedelta
 import pytest
 from django.contrib.auth import get_user_model
 from django.test import override_settings
+from django.urls import reverse
 from django.utils import timezone
+from rest_framework.test import APIClient
 
 from recommendations import services
 from recommendations.algorithms import auto
@@ -164,6 +166,42 @@ class TestLaterBuilds:
         BuildRun.objects.update(status=BuildRun.Status.FAILED, is_active=False)
         services.full_build_run()
         assert len(tune_calls) == 2
+
+
+class TestShown:
+    def test_admin_build_page_and_list_show_the_tuning(self, crowd, admin_client):
+        first = BuildRun.objects.get(pk=services.full_build_run().pk)
+        second = services.full_build_run()
+        page = admin_client.get(reverse("admin:recommendations_buildrun_change", args=[first.pk])).content.decode()
+        weights = ", ".join(f"{n} {w:.3g}" for n, w in first.tuning["params"]["weights"].items())
+        assert "tuned in " in page and "no earlier tuned configuration" in page and weights in page
+        for name, score in first.tuning["member_scores"].items():
+            assert f"{name} score" in page and f"{score:.4f}" in page
+        assert f"{first.tuning['blend']:.4f}" in page and "tuning seconds" in page
+        listing = admin_client.get(reverse("admin:recommendations_buildrun_changelist")).content.decode()
+        assert f"reused from build #{first.pk}" in listing and f"#{second.pk}" in listing
+        reused = admin_client.get(reverse("admin:recommendations_buildrun_change", args=[second.pk])).content.decode()
+        assert f"build #{first.pk} at" in reused and weights in reused
+
+    def test_staff_builds_api_returns_the_tuning(self, crowd, django_user_model):
+        first = services.full_build_run()
+        second = services.full_build_run()
+        client = APIClient()
+        client.force_authenticate(django_user_model.objects.create_user("staffer", password="x", is_staff=True))
+        detail = client.get(f"/api/builds/{first.pk}/").json()
+        stored = BuildRun.objects.get(pk=first.pk).tuning
+        assert detail["tuning"] == stored and detail["tuning"]["tuned"] is True
+        assert set(detail["tuning"]) >= {"params", "member_scores", "blend", "seconds"}
+        listed = {b["id"]: b for b in client.get("/api/builds/").json()["results"]}
+        assert listed[second.pk]["tuning"]["reused_from"] == first.pk
+
+    def test_schema_documents_the_tuning(self):
+        from drf_spectacular.generators import SchemaGenerator
+
+        schema = SchemaGenerator().get_schema(request=None, public=True)
+        field = schema["components"]["schemas"]["BuildRunOutput"]["properties"]["tuning"]
+        assert field["type"] == "object" and field["description"].startswith("How the algorithm's configuration")
+        assert {"params", "member_scores", "blend", "seconds", "reused_from"} <= set(field["properties"])
 
 
 class TestJsonSafe:
