@@ -17,8 +17,9 @@ from recommendations.models import BuildRun
 from tests.recommendations.conftest import TESTAPP_RECOMMENDATIONS
 from tests.recommendations.testapp.models import Item, Like
 
-# A zero budget still tries each member's starting parameters and the blend grid: a real tuning, in well under a second.
-AUTO = {**TESTAPP_RECOMMENDATIONS, "ALGORITHM": "auto", "ALGORITHM_PARAMS": {}, "TUNE_BUDGET_SECONDS": 0}
+# A zero budget and no random candidates still try each member's starting parameters and the blend grid: a real,
+# short tuning.
+AUTO = {**TESTAPP_RECOMMENDATIONS, "ALGORITHM": "auto", "ALGORITHM_PARAMS": {"tune_iter": 0}, "TUNE_BUDGET_SECONDS": 0}
 
 
 @pytest.fixture
@@ -79,7 +80,7 @@ class TestFirstBuild:
         assert stored["tuned_build"] == build.pk and stored["tuned_interactions"] == Like.objects.count()
 
     def test_an_algorithm_that_does_not_tune_records_nothing(self, crowd, tune_calls):
-        with override_settings(RECOMMENDATIONS={**AUTO, "ALGORITHM": "itemknn"}):
+        with override_settings(RECOMMENDATIONS={**AUTO, "ALGORITHM": "itemknn", "ALGORITHM_PARAMS": {}}):
             build = services.full_build_run()
         assert BuildRun.objects.get(pk=build.pk).tuning == {} and tune_calls == []
 
@@ -151,12 +152,12 @@ class TestLaterBuilds:
 
     def test_changed_algorithm_settings_retune(self, crowd, tune_calls):
         services.full_build_run()
-        with override_settings(RECOMMENDATIONS={**AUTO, "ALGORITHM_PARAMS": {"content_weight": 0.1}}):
+        with override_settings(RECOMMENDATIONS={**AUTO, "ALGORITHM_PARAMS": {"tune_iter": 0, "content_weight": 0.1}}):
             build = services.full_build_run()
         assert len(tune_calls) == 2
         assert BuildRun.objects.get(pk=build.pk).tuning["retune_reason"] == "the algorithm's settings changed"
         # A new tuning budget alone is not a new configuration to tune for.
-        with override_settings(RECOMMENDATIONS={**AUTO, "ALGORITHM_PARAMS": {"content_weight": 0.1},
+        with override_settings(RECOMMENDATIONS={**AUTO, "ALGORITHM_PARAMS": {"tune_iter": 0, "content_weight": 0.1},
                                                 "TUNE_BUDGET_SECONDS": 5}):
             services.full_build_run()
         assert len(tune_calls) == 2
