@@ -29,7 +29,8 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
 from . import payloads, selectors, services
-from .admin_charts import build_metrics, durations_chart, metrics_chart, stage_names, tuning_rows, tuning_summary
+from .admin_charts import build_metrics, durations_chart, metrics_chart, stage_names, tuning_rows
+from .build.tuning import tuning_summary
 from .admin_items import ItemRecommendationsAdminMixin, item_admin_url, item_link
 from .conf import app_settings
 from .items import items_by_key

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .build.tuning import tuning_summary
 from .models import BuildRun
 
 STAGES = ("load", "fit", "score", "write", "switch")
@@ -41,17 +42,6 @@ def build_metrics(build: BuildRun) -> dict[str, float]:
 
 def _number(value: Any, fmt: str = ".4f") -> str:
     return format(value, fmt) if isinstance(value, (int, float)) and not isinstance(value, bool) else "—"
-
-
-def tuning_summary(tuning: dict[str, Any]) -> str:
-    """One line on how a build got its configuration ("" for an algorithm that does not tune itself)."""
-    if not tuning:
-        return ""
-    if "reused_from" in tuning:
-        return f"reused from build #{tuning['reused_from']}"
-    if tuning.get("tuned"):
-        return f"tuned in {_number(tuning.get('seconds'), '.1f')} s, blend {_number(tuning.get('blend'))}"
-    return f"not tuned: {tuning.get('reason', 'unknown')}"
 
 
 def tuning_rows(tuning: dict[str, Any]) -> list[tuple[str, str]]:

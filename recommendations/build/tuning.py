@@ -110,3 +110,18 @@ def json_safe(obj: Any) -> Any:
     if isinstance(obj, float) and not math.isfinite(obj):
         return None
     return obj
+
+
+def tuning_summary(tuning: dict[str, Any]) -> str:
+    """One line on how a build got its configuration ("" for an algorithm that does not tune itself)."""
+    if not tuning:
+        return ""
+    if "reused_from" in tuning:
+        return f"reused from build #{tuning['reused_from']}"
+    if tuning.get("tuned"):
+        return f"tuned in {_fmt(tuning.get('seconds'), '.1f')} s, blend {_fmt(tuning.get('blend'), '.4f')}"
+    return f"not tuned: {tuning.get('reason', 'unknown')}"
+
+
+def _fmt(value: Any, spec: str) -> str:
+    return format(value, spec) if isinstance(value, (int, float)) and not isinstance(value, bool) else "—"

@@ -10,6 +10,7 @@ from kombu.exceptions import OperationalError
 from tqdm import tqdm
 
 from recommendations import payloads, services
+from recommendations.build.tuning import tuning_summary
 from recommendations.algorithms import get_estimator
 from recommendations.algorithms.evaluation import evaluate, leave_one_out_split
 from recommendations.conf import app_settings
@@ -106,7 +107,9 @@ class Command(BaseCommand):
     def _summary(build) -> str:
         timings = ", ".join(f"{k} {v:.2f}s" for k, v in build.timings.items())
         counts = ", ".join(f"{k} {v:,}" for k, v in build.counts.items())
-        return f"Build #{build.pk} is active ({build.algorithm}). {counts}. Stages: {timings}."
+        tuning = tuning_summary(build.tuning)
+        return (f"Build #{build.pk} is active ({build.algorithm}{', ' + tuning if tuning else ''}). {counts}. "
+                f"Stages: {timings}.")
 
     # --- status ---------------------------------------------------------------------------------
     def handle_status(self, **options):

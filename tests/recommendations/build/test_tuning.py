@@ -1,10 +1,12 @@
 """Tests of recommendations/build/tuning.py: a build of ``auto`` tunes, records it, and later builds reuse or re-tune."""
 from __future__ import annotations
 
+import io
 from datetime import timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.core.management import call_command
 from django.test import override_settings
 from django.urls import reverse
 from django.utils import timezone
@@ -195,6 +197,14 @@ class TestShown:
         assert set(detail["tuning"]) >= {"params", "member_scores", "blend", "seconds"}
         listed = {b["id"]: b for b in client.get("/api/builds/").json()["results"]}
         assert listed[second.pk]["tuning"]["reused_from"] == first.pk
+
+    def test_build_command_says_whether_it_tuned(self, crowd):
+        out = io.StringIO()
+        call_command("recommendations", "build", "--sync", stdout=out)
+        first = BuildRun.objects.get()
+        assert f"(auto, tuned in {first.tuning['seconds']:.1f} s, blend {first.tuning['blend']:.4f})" in out.getvalue()
+        call_command("recommendations", "build", "--sync", stdout=out)
+        assert f"(auto, reused from build #{first.pk})" in out.getvalue()
 
     def test_schema_documents_the_tuning(self):
         from drf_spectacular.generators import SchemaGenerator
