@@ -49,6 +49,7 @@ from django.utils.module_loading import import_string
 
 from .adapters import DefaultAdapter
 from .algorithms import ALGORITHMS
+from .algorithms.diversity import validate_caps
 from .conf import DEFAULTS
 from .interactions import OPTIONAL_COLUMNS
 
@@ -248,8 +249,6 @@ def _check_tuning(conf) -> list[checks.CheckMessage]:
 
 
 def _check_diversity(caps, penalty) -> list[checks.CheckMessage]:
-    from .algorithms.diversity import validate_caps
-
     errors: list[checks.CheckMessage] = []
     try:
         validate_caps(caps)

@@ -21,7 +21,8 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import models
 from django.db.models import Case, FloatField, IntegerField, Value, When
 
-from .adapters import get_adapter
+from .adapters import DefaultAdapter, get_adapter
+from .algorithms.diversity import capped_ranking, validate_caps
 from .build.errors import BuildError
 from .build.state import build_state
 from .conf import app_settings
@@ -229,9 +230,6 @@ def _diversity_caps() -> list[tuple[int, int]]:
 
     A malformed value serves uncapped lists and is logged once (check ``recommendations.E018``).
     """
-    from .adapters import DefaultAdapter
-    from .algorithms.diversity import validate_caps
-
     if type(get_adapter()).diversity_key is DefaultAdapter.diversity_key:
         return []  # no item has a key: nothing to cap, and no pool to read
     try:
@@ -253,8 +251,6 @@ def _capped(items: list[Any], n: int, caps: list[tuple[int, int]], rules: dict[K
     Pinned items keep their place: they are never capped and do not count. With ``fill``, a
     pool too uniform to fill the list within the caps is completed by the best skipped items.
     """
-    from .algorithms.diversity import capped_ranking
-
     adapter = get_adapter()
     keys = []
     for item in items:

@@ -11,7 +11,7 @@ import recommendations
 PACKAGE = Path(recommendations.__file__).parent
 # The algorithm layer and the CSV command line have their own owner and rules (no Django at all).
 DJANGO_SIDE = sorted(p for p in PACKAGE.rglob("*.py")
-                     if "algorithms" not in p.parts and "migrations" not in p.parts and p.name != "cli.py")
+                     if not {"algorithms", "migrations", "cli"} & set(p.relative_to(PACKAGE).parts))
 FAST_PATHS = ["blobs.py", "bulk.py", "binary.py", "compiled.py", "locks.py", "packed_postgresql.py",
               "packed_sqlite.py", "payload_lookup.py", "sqlite_locked.py"]
 
