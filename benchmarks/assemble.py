@@ -15,6 +15,7 @@ ORDER = [
     ("rating_prediction.md", "Rating prediction"),
     ("algorithms_speed.md", "Algorithm speed and memory against implicit"),
     ("pipeline.md", "The build pipeline, end to end"),
+    ("layout_check.md", "The new layout against the old one"),
     ("build_tuning.md", "Full builds: tuned, reusing the tuning, untuned"),
     ("serving.md", "Serving"),
     ("pages.md", "Pages"),
