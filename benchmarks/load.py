@@ -67,6 +67,7 @@ def _run(env: dict[str, str], *args: str) -> str:
 SETUP = r"""
 import json
 from django.contrib.auth import get_user_model
+from django.conf import settings
 from django.contrib.sessions.backends.db import SessionStore
 from rest_framework.authtoken.models import Token
 from articles.models import Article, Book
@@ -74,7 +75,7 @@ user = get_user_model().objects.get(username="demo")
 token, _ = Token.objects.get_or_create(user=user)
 session = SessionStore()
 session["_auth_user_id"] = str(user.pk)
-session["_auth_user_backend"] = "django.contrib.auth.backends.ModelBackend"
+session["_auth_user_backend"] = settings.AUTHENTICATION_BACKENDS[0]
 session["_auth_user_hash"] = user.get_session_auth_hash()
 session.create()
 print(json.dumps({

@@ -255,7 +255,7 @@ def measure_http(*, duration: int, connections: int, rounds: int) -> dict[str, d
     token, _ = Token.objects.get_or_create(user=reader)
     session = SessionStore()
     session["_auth_user_id"] = str(reader.pk)
-    session["_auth_user_backend"] = "django.contrib.auth.backends.ModelBackend"
+    session["_auth_user_backend"] = settings.AUTHENTICATION_BACKENDS[0]
     session["_auth_user_hash"] = reader.get_session_auth_hash()
     session.create()
     port = _free_port()

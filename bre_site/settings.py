@@ -150,6 +150,11 @@ STORAGES = {
     },
 }
 
+# Django's database sessions and ModelBackend, each with its per-request lookup compiled once per
+# process (bre_site/sessions.py, bre_site/auth.py): every request still reads both from the database.
+SESSION_ENGINE = "bre_site.sessions"
+AUTHENTICATION_BACKENDS = ["bre_site.auth.ModelBackend"]
+
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "home"
