@@ -32,3 +32,18 @@ def test_gunicorn_reads_it_from_the_project_root():
     settings = {name.strip(): value.strip() for name, _, value in (line.partition("=") for line in out.splitlines())}
     assert settings["config"] == "./gunicorn.conf.py"
     assert settings["post_worker_init"] == "<post_worker_init()>"  # ours, not gunicorn's default
+
+
+def test_workers_follow_gunicorns_advice_unless_web_concurrency_says():
+    import os
+
+    gunicorn = Path(sys.executable).with_name("gunicorn")
+
+    def workers(**env) -> str:
+        base = {k: v for k, v in os.environ.items() if k != "WEB_CONCURRENCY"}
+        out = subprocess.run([str(gunicorn), "--print-config", "bre_site.wsgi:application"], cwd=ROOT,
+                             capture_output=True, text=True, check=True, env={**base, **env}).stdout
+        return next(line.partition("=")[2].strip() for line in out.splitlines() if line.split("=")[0].strip() == "workers")
+
+    assert workers() == str(2 * os.cpu_count() + 1)
+    assert workers(WEB_CONCURRENCY="3") == "3"
