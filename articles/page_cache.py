@@ -91,17 +91,27 @@ def page_render(request: HttpRequest, template: str, context: dict, *, vary: tup
     return HttpResponse(html)
 
 
-def _cached_or_render(key: str, render) -> str:
+def cached_data(request: HttpRequest, name: str, *, vary: tuple, render) -> Any:
+    """Return what ``render()`` returned for a request with the same key, else call it and cache that.
+
+    For data shared by every reader (the key is a shared fragment's): ``render()`` returns None
+    for what must not be cached.
+    """
+    return _cached_or_render(fragment_key(request, name, per_user=False, vary=vary), lambda _: render())
+
+
+def _cached_or_render(key: str, render) -> Any:
     cache = caches[CACHE_ALIAS]
-    html = None
+    value = None
     try:
-        html = cache.get(key)
+        value = cache.get(key)
     except Exception:
         logger.warning("Could not read the page cache", exc_info=True)
-    if html is None:
-        html = render(CSRF_PLACEHOLDER)
-        try:
-            cache.set(key, html, settings.PAGE_CACHE_TIMEOUT)
-        except Exception:
-            logger.warning("Could not write the page cache", exc_info=True)
-    return html
+    if value is None:
+        value = render(CSRF_PLACEHOLDER)
+        if value is not None:
+            try:
+                cache.set(key, value, settings.PAGE_CACHE_TIMEOUT)
+            except Exception:
+                logger.warning("Could not write the page cache", exc_info=True)
+    return value

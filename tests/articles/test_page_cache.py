@@ -327,3 +327,34 @@ class TestWholePages:
         reader.username = "renamed"
         reader.save()
         assert "Signed in as <strong>renamed</strong>" in reader_client.get("/").content.decode()
+
+
+class TestCachedApiLists:
+    """The item lists of the API are cached like the pages: shared, and fresh after a change."""
+
+    @pytest.mark.parametrize("url", ["/api/books/?page=1", "/api/articles/"])
+    def test_a_warm_list_reads_only_the_generations(self, client, build, catalog, url):
+        first = client.get(url)
+        with CaptureQueriesContext(connection) as ctx:
+            again = client.get(url)
+        assert again.status_code == 200 and again.json() == first.json()
+        assert len(ctx.captured_queries) == 1, [q["sql"] for q in ctx.captured_queries]
+
+    def test_a_renamed_book_and_a_new_tag_show_at_once(self, client, build, catalog):
+        client.get("/api/books/")
+        book = catalog["books"][0]
+        book.title = "Renamed In The API"
+        book.save()
+        assert "Renamed In The API" in [b["title"] for b in client.get("/api/books/").json()["results"]]
+        poetry = Tag.objects.create(name="Poetry", slug="poetry")
+        book.tags.add(poetry)
+        listed = next(b for b in client.get("/api/books/").json()["results"] if b["id"] == book.pk)
+        assert "poetry" in [t["slug"] for t in listed["tags"]]
+
+    def test_pagination_links_follow_the_host_and_bad_input_is_still_a_400(self, client, build, catalog):
+        Book.objects.bulk_create(Book(title=f"More {i}") for i in range(25))  # a second page
+        one = client.get("/api/books/", HTTP_HOST="localhost").json()
+        other = client.get("/api/books/", HTTP_HOST="127.0.0.1").json()
+        assert one["next"].startswith("http://localhost/") and other["next"].startswith("http://127.0.0.1/")
+        assert client.get("/api/books/?year=abc").status_code == 400
+        assert client.get("/api/books/?page=999").status_code == 404
