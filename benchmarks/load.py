@@ -20,6 +20,7 @@ import json
 import os
 import platform
 import re
+import runpy
 import shutil
 import socket
 import subprocess
@@ -60,11 +61,22 @@ def _environment(database: str, *, postgres_url: str, redis_url: str, cache_url:
     return env
 
 
+def _cpu_seconds(group: int) -> float:
+    """Return the CPU seconds (user + system) used so far by the processes of process group ``group``."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == group:  # pgrp; utime and stime follow at 11 and 12
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 def _conf_workers() -> int:
     """Return the workers gunicorn.conf.py gives gunicorn."""
-    namespace: dict = {}
-    exec((ROOT / "gunicorn.conf.py").read_text(), namespace)
-    return namespace["workers"]
+    return runpy.run_path(str(ROOT / "gunicorn.conf.py"))["workers"]
 
 
 def _run(env: dict[str, str], *args: str) -> str:
@@ -262,11 +274,18 @@ def main() -> None:
         time.sleep(3)  # the first build is under way
         at_start = _builds_summary(builds.started)
         print(f"==> wrk: {args.connections} connections, {args.duration} s, {len(paths)} URLs", flush=True)
+        cpu_before = {"web": _cpu_seconds(server.pid), "worker": _cpu_seconds(worker.pid)}
         wrk = subprocess.run(["wrk", "-t", "2", "-c", str(args.connections), "-d", f"{args.duration}s",
                               "--timeout", "10s", "--latency", "-s", str(script), base],
                              capture_output=True, text=True)
         print(wrk.stdout)
         figures = _parse_wrk(wrk.stdout)
+        # CPU the site spent per request, whatever share of the cores the machine gave it: what
+        # the figures would be on cores of its own (2 cores / this = requests/s, wrk aside).
+        web_cpu = _cpu_seconds(server.pid) - cpu_before["web"]
+        figures["web_cpu_ms_per_request"] = round(1000 * web_cpu / max(1, figures["requests"]), 2)
+        figures["web_cpu_cores_used"] = round(web_cpu / args.duration, 2)
+        figures["build_cpu_cores_used"] = round((_cpu_seconds(worker.pid) - cpu_before["worker"]) / args.duration, 2)
         at_end = _builds_summary(builds.started)
         builds.stop.set()
         builds.join(timeout=60)

@@ -159,7 +159,7 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "home"
 
-# ``pages`` holds rendered page fragments (articles/page_cache.py). Their keys carry the active build, the
+# ``pages`` holds rendered pages, fragments and API lists (articles/page_cache.py). Their keys carry the active build, the
 # generation of served results and the reader's version, so an entry is never stale, only unused: the
 # embedded default, a memory cache per process, needs no server and no cross-process invalidation.
 # CACHE_URL (redis://host:port/db) shares one Redis cache between the web processes instead.
