@@ -74,9 +74,9 @@ def _cpu_seconds(group: int) -> float:
     return total
 
 
-def _conf_workers() -> int:
-    """Return the workers gunicorn.conf.py gives gunicorn."""
-    return runpy.run_path(str(ROOT / "gunicorn.conf.py"))["workers"]
+def _conf(name: str):
+    """Return setting ``name`` of gunicorn.conf.py."""
+    return runpy.run_path(str(ROOT / "gunicorn.conf.py")).get(name)
 
 
 def _run(env: dict[str, str], *args: str) -> str:
@@ -318,7 +318,9 @@ def main() -> None:
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": f"{os.cpu_count()} cores, "
         f"{platform.machine()}, Python {platform.python_version()}",
         "command": " ".join([".venv/bin/python benchmarks/load.py", *sys.argv[1:]]),
-        "connections": args.connections, "duration_s": args.duration, "gunicorn_workers": args.gunicorn_workers or _conf_workers(),
+        "connections": args.connections, "duration_s": args.duration, "gunicorn_workers": args.gunicorn_workers or _conf("workers"),
+        "gunicorn_worker_class": _conf("worker_class"), "gunicorn_threads": _conf("threads"),
+        "gunicorn_cmd_args": os.environ.get("GUNICORN_CMD_ARGS", ""),
         "urls": len(paths), **figures,
         "builds_when_load_started": at_start, "builds_when_load_ended": at_end,
         "builds_afterwards": _builds_summary(builds.started), "build_error": builds.error,
