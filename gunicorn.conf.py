@@ -11,9 +11,19 @@ collection per worker in the run, pausing it for 70-80 ms while the 16 requests 
 wait. Freezing without loading the URLs first left three or four of 10-13 ms each (what the
 first requests loaded); with them loaded, none.
 
-The command line still sets the rest (bind address, workers); ``--config`` names another file.
+Workers: ``WEB_CONCURRENCY``, else gunicorn's advice of (2 × cores) + 1, each with
+``GUNICORN_THREADS`` threads (default 4, the ``gthread`` worker). A sync worker idles while it
+waits for the database or Redis, and one worker per core left cores idle under load; threads
+also keep clients' connections alive instead of a new TCP connection per request.
+
+The command line still sets the rest (bind address) and overrides these; ``--config`` names another file.
 """
 import gc
+import os
+
+workers = int(os.environ.get("WEB_CONCURRENCY") or 2 * (os.cpu_count() or 1) + 1)
+worker_class = "gthread"
+threads = int(os.environ.get("GUNICORN_THREADS") or 4)
 
 
 def post_worker_init(worker):

@@ -6,6 +6,9 @@ of their interactions and by their refresh). A change therefore never invalidate
 changes the key, so a stale entry is never read, in any process, and simply ages out. That is
 why the embedded default (a per-process memory cache) is correct with several gunicorn
 workers; ``CACHE_URL`` shares one Redis cache between them instead.
+
+``page_render()`` caches a whole page the same way, keyed by the reader too, so that a warm page
+renders no template at all; the fragments inside it still spare the first render after a change.
 """
 from __future__ import annotations
 
@@ -15,9 +18,11 @@ import logging
 from typing import Any
 
 from django.conf import settings
+from django.contrib.messages import get_messages
 from django.core.cache import caches
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.middleware.csrf import get_token
+from django.template.loader import render_to_string
 
 from .recommendation_adapter import serving_generation
 
@@ -52,20 +57,61 @@ def fragment_render(request: HttpRequest, key: str, render) -> str:
     """Return the cached fragment ``key``, or ``render()`` it and cache it; with this request's CSRF token.
 
     ``render`` is called with the CSRF placeholder as the token. A cache that fails (Redis down)
-    costs the render, never the page.
+    costs the render, never the page. Inside ``page_render()`` the placeholder is kept: the whole
+    page is cached with it, and the page's response gets the token.
     """
-    cache = caches[CACHE_ALIAS]
-    html = None
-    try:
-        html = cache.get(key)
-    except Exception:
-        logger.warning("Could not read the page cache", exc_info=True)
-    if html is None:
-        html = render(CSRF_PLACEHOLDER)
-        try:
-            cache.set(key, html, settings.PAGE_CACHE_TIMEOUT)
-        except Exception:
-            logger.warning("Could not write the page cache", exc_info=True)
-    if CSRF_PLACEHOLDER in html:
+    html = _cached_or_render(key, render)
+    if CSRF_PLACEHOLDER in html and not getattr(request, "_bre_page_rendering", False):
         html = html.replace(CSRF_PLACEHOLDER, get_token(request))
     return html
+
+
+def page_render(request: HttpRequest, template: str, context: dict, *, vary: tuple = ()) -> HttpResponse:
+    """Return ``template`` rendered as ``render()`` would, the whole body cached for this reader and path.
+
+    The key is a ``per_user`` fragment's plus the template, the reader's name (the page header shows
+    it) and ``vary``. A request with messages to show renders uncached: they are shown once.
+    """
+    if get_messages(request):
+        return HttpResponse(render_to_string(template, context, request))
+    user = request.user
+    name = user.get_username() if user.is_authenticated else None
+    key = fragment_key(request, "page", per_user=True, vary=(template, name, *vary))
+
+    def render(csrf_token: str) -> str:
+        request._bre_page_rendering = True
+        try:
+            return render_to_string(template, {**context, "csrf_token": csrf_token}, request)
+        finally:
+            request._bre_page_rendering = False
+
+    html = _cached_or_render(key, render)
+    if CSRF_PLACEHOLDER in html:
+        html = html.replace(CSRF_PLACEHOLDER, get_token(request))
+    return HttpResponse(html)
+
+
+def cached_data(request: HttpRequest, name: str, *, vary: tuple, render) -> Any:
+    """Return what ``render()`` returned for a request with the same key, else call it and cache that.
+
+    For data shared by every reader (the key is a shared fragment's): ``render()`` returns None
+    for what must not be cached.
+    """
+    return _cached_or_render(fragment_key(request, name, per_user=False, vary=vary), lambda _: render())
+
+
+def _cached_or_render(key: str, render) -> Any:
+    cache = caches[CACHE_ALIAS]
+    value = None
+    try:
+        value = cache.get(key)
+    except Exception:
+        logger.warning("Could not read the page cache", exc_info=True)
+    if value is None:
+        value = render(CSRF_PLACEHOLDER)
+        if value is not None:
+            try:
+                cache.set(key, value, settings.PAGE_CACHE_TIMEOUT)
+            except Exception:
+                logger.warning("Could not write the page cache", exc_info=True)
+    return value

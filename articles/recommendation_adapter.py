@@ -50,3 +50,10 @@ def served_results_invalidate() -> None:
     from recommendations.payloads import user_payloads_invalidate
 
     user_payloads_invalidate()
+
+
+def build_switched_connect(receiver, *, dispatch_uid: str) -> None:
+    """Call ``receiver(sender, build=..., **kwargs)`` each time a build has become active."""
+    from recommendations.build.pipeline import build_switched
+
+    build_switched.connect(receiver, dispatch_uid=dispatch_uid)

@@ -27,6 +27,7 @@ from django.views.decorators.http import require_GET, require_POST
 from . import selectors, services
 from .forms import ItemSearchForm, RatingForm, ReadBeaconForm, SignupForm
 from .models import Article, Book, Read, Tag
+from .page_cache import page_render
 
 PAGE_SIZE = 24
 ONBOARDING_RATINGS = 5
@@ -79,7 +80,7 @@ def home(request: HttpRequest) -> HttpResponse:
     """Top picks (signed in), popular this week and new items; onboarding for a new reader.
 
     The content is a cached fragment of the reader's own (``{% pagefragment %}``): the context is
-    lazy, so a cached page reads none of it.
+    lazy, so a cached page reads none of it; the whole page is cached too (``page_render``).
     """
     context = {"new_articles": SimpleLazyObject(lambda: selectors.new_items(model=Article, limit=6)),
                "onboarding": False}
@@ -91,7 +92,7 @@ def home(request: HttpRequest) -> HttpResponse:
         # A reader with almost no history gets the quick-rate grid (MovieLens-style onboarding).
         context["onboarding"] = SimpleLazyObject(
             lambda: rating_count < ONBOARDING_RATINGS and not Read.objects.filter(user=user).exists())
-    return render(request, "articles/home.html", context)
+    return page_render(request, "articles/home.html", context)
 
 
 def _tag_filters(model) -> list[Tag]:
@@ -122,7 +123,7 @@ def _item_list(request: HttpRequest, *, model, queryset_for, template: str) -> H
         "filter_query": urlencode(filters),
         "search_query": urlencode({"q": search}) if search else "",
     }
-    return render(request, template, context)
+    return page_render(request, template, context)
 
 
 @require_GET
@@ -155,7 +156,8 @@ def _item_detail(request: HttpRequest, *, model, template: str, **lookup) -> Htt
         context["not_interested"] = item.viewer_not_interested
     context["rating_form"] = SimpleLazyObject(
         lambda: RatingForm(initial={"stars": context["rating"]["stars"] if context["rating"] else None}))
-    response = render(request, template, context)
+    # The read (new or continued) is in the page: its id is part of the key.
+    response = page_render(request, template, context, vary=(context["read_id"],))
     response["Cache-Control"] = "private, no-store"
     return response
 
@@ -183,7 +185,7 @@ def my_reading(request: HttpRequest) -> HttpResponse:
         "ratings": SimpleLazyObject(lambda: selectors.user_ratings(user=user)),
         "not_interested": SimpleLazyObject(lambda: selectors.user_not_interested_list(user=user)),
     }
-    return render(request, "articles/my_reading.html", context)
+    return page_render(request, "articles/my_reading.html", context)
 
 
 def signup(request: HttpRequest) -> HttpResponse:
@@ -193,7 +195,7 @@ def signup(request: HttpRequest) -> HttpResponse:
     form = SignupForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         user = form.save()
-        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        login(request, user, backend=settings.AUTHENTICATION_BACKENDS[0])
         messages.success(request, f"Welcome, {user.username}! Rate a few books to get your picks.")
         return redirect("home")
     return render(request, "registration/signup.html", {"form": form})

@@ -6,10 +6,12 @@ Run from the project root (127.0.0.1 only; needs Debian's ``wrk``: ``apt-get ins
     .venv/bin/python benchmarks/load.py --database postgres     # PostgreSQL 127.0.0.1:5432 + Redis 127.0.0.1:6379
 
 It sets up its own database (``var/loadbench-sqlite/db.sqlite3`` or the PostgreSQL database
-``bre_load``) with the shipped demo data, serves the site with gunicorn (2 workers), starts one
+``bre_load``, ``--postgres-url``) with the shipped demo data, serves the site with gunicorn (workers from
+``gunicorn.conf.py``, or ``--gunicorn-workers``), starts one
 Celery worker, keeps a full build running through that worker for the whole window (a new one is
 queued as soon as one finishes), and drives the site with ``wrk``. It prints requests, errors,
-p50 and p99, and appends the figures as JSON to ``var/reliability/load.jsonl``.
+p50 and p99, and appends the figures as JSON to ``var/reliability/load.jsonl``. On PostgreSQL the
+site caches its pages in Redis (``--cache-url``); on SQLite in each process's memory.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ import json
 import os
 import platform
 import re
+import runpy
 import shutil
 import socket
 import subprocess
@@ -38,7 +41,7 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _environment(database: str) -> dict[str, str]:
+def _environment(database: str, *, postgres_url: str, redis_url: str, cache_url: str) -> dict[str, str]:
     var_dir = ROOT / "var" / f"loadbench-{database}"
     var_dir.mkdir(parents=True, exist_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CELERY_", "DATABASE_URL"))}
@@ -49,11 +52,31 @@ def _environment(database: str) -> dict[str, str]:
     if database == "sqlite":
         env["DATABASE_URL"] = f"sqlite:///{var_dir / 'db.sqlite3'}"
     else:
-        env["DATABASE_URL"] = "postgres://postgres@127.0.0.1:5432/bre_load"
-        # Databases 7 and 8 of the local Redis: apart from the test suite's 0 and 1.
-        env["CELERY_BROKER_URL"] = "redis://127.0.0.1:6379/7"
-        env["CELERY_RESULT_BACKEND"] = "redis://127.0.0.1:6379/8"
+        env["DATABASE_URL"] = postgres_url
+        # The broker's Redis database also keeps the results (the settings' default for Redis).
+        env["CELERY_BROKER_URL"] = redis_url
+    env.pop("CACHE_URL", None)
+    if cache_url:
+        env["CACHE_URL"] = cache_url
     return env
+
+
+def _cpu_seconds(group: int) -> float:
+    """Return the CPU seconds (user + system) used so far by the processes of process group ``group``."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == group:  # pgrp; utime and stime follow at 11 and 12
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def _conf(name: str):
+    """Return setting ``name`` of gunicorn.conf.py."""
+    return runpy.run_path(str(ROOT / "gunicorn.conf.py")).get(name)
 
 
 def _run(env: dict[str, str], *args: str) -> str:
@@ -67,6 +90,7 @@ def _run(env: dict[str, str], *args: str) -> str:
 SETUP = r"""
 import json
 from django.contrib.auth import get_user_model
+from django.conf import settings
 from django.contrib.sessions.backends.db import SessionStore
 from rest_framework.authtoken.models import Token
 from articles.models import Article, Book
@@ -74,7 +98,7 @@ user = get_user_model().objects.get(username="demo")
 token, _ = Token.objects.get_or_create(user=user)
 session = SessionStore()
 session["_auth_user_id"] = str(user.pk)
-session["_auth_user_backend"] = "django.contrib.auth.backends.ModelBackend"
+session["_auth_user_backend"] = settings.AUTHENTICATION_BACKENDS[0]
 session["_auth_user_hash"] = user.get_session_auth_hash()
 session.create()
 print(json.dumps({
@@ -167,13 +191,26 @@ def main() -> None:
     parser.add_argument("--database", choices=["sqlite", "postgres"], default="sqlite")
     parser.add_argument("--duration", type=int, default=60, help="seconds of load (default: 60)")
     parser.add_argument("--connections", type=int, default=64)
-    parser.add_argument("--gunicorn-workers", type=int, default=2)
+    parser.add_argument("--gunicorn-workers", type=int, default=None,
+                        help="gunicorn workers (default: gunicorn.conf.py's, (2 × cores) + 1)")
+    # Databases 7 and 9 of the local Redis by default: apart from the test suite's 0 and 1.
+    parser.add_argument("--postgres-url", default="postgres://postgres@127.0.0.1:5432/bre_load",
+                        help="the PostgreSQL database of --database postgres, created if missing")
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/7",
+                        help="Celery's broker and results with --database postgres")
+    parser.add_argument("--cache-url", default=None,
+                        help="CACHE_URL of the site (default: redis://127.0.0.1:6379/9 with postgres, "
+                             "the embedded per-process cache with sqlite; '' for the embedded one)")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: apt-get install -y wrk")
-    env = _environment(args.database)
+    if args.cache_url is None:
+        args.cache_url = "redis://127.0.0.1:6379/9" if args.database == "postgres" else ""
+    env = _environment(args.database, postgres_url=args.postgres_url, redis_url=args.redis_url,
+                       cache_url=args.cache_url)
     if args.database == "postgres":
-        subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-c", "CREATE DATABASE bre_load"],
+        name = args.postgres_url.rsplit("/", 1)[1]
+        subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-c", f'CREATE DATABASE "{name}"'],
                        capture_output=True)
 
     print(f"==> {args.database}: migrate, demo data, first build", flush=True)
@@ -207,7 +244,7 @@ def main() -> None:
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
     server = subprocess.Popen(
         [str(BIN / "gunicorn"), "bre_site.wsgi:application", "--bind", f"127.0.0.1:{port}",
-         "--workers", str(args.gunicorn_workers), "--timeout", "120",
+         *(["--workers", str(args.gunicorn_workers)] if args.gunicorn_workers else []), "--timeout", "120",
          "--error-logfile", str(log_dir / f"load-gunicorn-{args.database}.log")],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
     builds = Builds()
@@ -237,11 +274,18 @@ def main() -> None:
         time.sleep(3)  # the first build is under way
         at_start = _builds_summary(builds.started)
         print(f"==> wrk: {args.connections} connections, {args.duration} s, {len(paths)} URLs", flush=True)
+        cpu_before = {"web": _cpu_seconds(server.pid), "worker": _cpu_seconds(worker.pid)}
         wrk = subprocess.run(["wrk", "-t", "2", "-c", str(args.connections), "-d", f"{args.duration}s",
                               "--timeout", "10s", "--latency", "-s", str(script), base],
                              capture_output=True, text=True)
         print(wrk.stdout)
         figures = _parse_wrk(wrk.stdout)
+        # CPU the site spent per request, whatever share of the cores the machine gave it: what
+        # the figures would be on cores of its own (2 cores / this = requests/s, wrk aside).
+        web_cpu = _cpu_seconds(server.pid) - cpu_before["web"]
+        figures["web_cpu_ms_per_request"] = round(1000 * web_cpu / max(1, figures["requests"]), 2)
+        figures["web_cpu_cores_used"] = round(web_cpu / args.duration, 2)
+        figures["build_cpu_cores_used"] = round((_cpu_seconds(worker.pid) - cpu_before["worker"]) / args.duration, 2)
         at_end = _builds_summary(builds.started)
         builds.stop.set()
         builds.join(timeout=60)
@@ -270,11 +314,13 @@ def main() -> None:
     record = {
         "benchmark": "load during full builds", "database": args.database,
         "load_average_1_5_15": [round(x, 1) for x in os.getloadavg()],
-        "broker": env.get("CELERY_BROKER_URL", "filesystem://"),
+        "broker": env.get("CELERY_BROKER_URL", "filesystem://"), "cache": env.get("CACHE_URL", "per-process memory"),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": f"{os.cpu_count()} cores, "
         f"{platform.machine()}, Python {platform.python_version()}",
-        "command": f".venv/bin/python benchmarks/load.py --database {args.database}",
-        "connections": args.connections, "duration_s": args.duration, "gunicorn_workers": args.gunicorn_workers,
+        "command": " ".join([".venv/bin/python benchmarks/load.py", *sys.argv[1:]]),
+        "connections": args.connections, "duration_s": args.duration, "gunicorn_workers": args.gunicorn_workers or _conf("workers"),
+        "gunicorn_worker_class": _conf("worker_class"), "gunicorn_threads": _conf("threads"),
+        "gunicorn_cmd_args": os.environ.get("GUNICORN_CMD_ARGS", ""),
         "urls": len(paths), **figures,
         "builds_when_load_started": at_start, "builds_when_load_ended": at_end,
         "builds_afterwards": _builds_summary(builds.started), "build_error": builds.error,

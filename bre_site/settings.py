@@ -150,11 +150,16 @@ STORAGES = {
     },
 }
 
+# Django's database sessions and ModelBackend, each with its per-request lookup compiled once per
+# process (bre_site/sessions.py, bre_site/auth.py): every request still reads both from the database.
+SESSION_ENGINE = "bre_site.sessions"
+AUTHENTICATION_BACKENDS = ["bre_site.auth.ModelBackend"]
+
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "home"
 
-# ``pages`` holds rendered page fragments (articles/page_cache.py). Their keys carry the active build, the
+# ``pages`` holds rendered pages, fragments and API lists (articles/page_cache.py). Their keys carry the active build, the
 # generation of served results and the reader's version, so an entry is never stale, only unused: the
 # embedded default, a memory cache per process, needs no server and no cross-process invalidation.
 # CACHE_URL (redis://host:port/db) shares one Redis cache between the web processes instead.

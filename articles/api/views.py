@@ -19,6 +19,7 @@ from rest_framework.views import APIView
 
 from articles import selectors, services
 from articles.models import NotInterested, Rating, Read
+from articles.page_cache import cached_data
 
 from . import serializers as s
 from .filters import ArticleFilter, BookFilter
@@ -60,7 +61,30 @@ _USER_PARAM = {"parameters": [s.UserFilterInputSerializer]}
 # --- items --------------------------------------------------------------------------------------------
 
 
-class ArticleListApi(generics.ListAPIView):
+class CachedListMixin:
+    """Serve a JSON list from the page cache until the items or the active build change.
+
+    The lists show nothing about the reader, so everyone shares them; the key holds the full
+    URL (the pagination links are absolute) and the media type.
+    """
+
+    def list(self, request, *args, **kwargs):
+        if request.accepted_renderer.format != "json":
+            return super().list(request, *args, **kwargs)
+        response = None
+
+        def render():
+            nonlocal response
+            response = super(CachedListMixin, self).list(request, *args, **kwargs)
+            return response.data if response.status_code == 200 else None
+
+        data = cached_data(request, f"api:{type(self).__name__}",
+                           vary=(request.build_absolute_uri(), request.accepted_media_type), render=render)
+        return response if response is not None else Response(data)
+
+
+
+class ArticleListApi(CachedListMixin, generics.ListAPIView):
     """List published articles, newest first; filter by search words, tag, author or dates."""
 
     permission_classes = [AllowAny]
@@ -81,7 +105,7 @@ class ArticleDetailApi(generics.RetrieveAPIView):
         return selectors.article_list()
 
 
-class BookListApi(generics.ListAPIView):
+class BookListApi(CachedListMixin, generics.ListAPIView):
     """List published books by title; filter by search words, tag, author or year."""
 
     permission_classes = [AllowAny]

@@ -264,3 +264,97 @@ class TestStaticFiles:
         url, status, cache_control = result.stdout.split(maxsplit=2)
         assert re.search(r"/site\.[0-9a-f]{12}\.css$", url) and status == "200"
         assert "immutable" in cache_control and "max-age=315360000" in cache_control
+
+
+class TestWholePages:
+    """``page_render()``: a warm page renders no template, and what differs per request still does."""
+
+    @pytest.mark.parametrize("page", PAGE_NAMES)
+    def test_a_warm_signed_in_page_renders_no_template(self, reader_client, build, catalog, page):
+        url = _pages(catalog)[page]
+        assert reader_client.get(url).templates  # the first request renders
+        again = reader_client.get(url)
+        assert again.status_code == 200 and again.templates == []
+
+    def test_a_warm_page_builds_no_orm_query(self, reader_client, build, catalog, monkeypatch):
+        """The session, the user and the generations are read with SQL compiled once per process."""
+        for url in (reverse("home"), catalog["books"][0].get_absolute_url()):
+            reader_client.get(url)
+            reader_client.get(url)  # the detail page's second open continues the read: nothing to write
+
+            def refuse(*args, **kwargs):
+                raise AssertionError("a warm page built an ORM query")
+
+            with monkeypatch.context() as patch:
+                patch.setattr("django.db.models.sql.compiler.SQLCompiler.as_sql", refuse)
+                response = reader_client.get(url)
+            assert response.status_code == 200 and b"Signed in as <strong>reader</strong>" in response.content
+
+    def test_a_message_shows_once_over_a_cached_page(self, reader_client, build, catalog):
+        reader_client.get("/"), reader_client.get("/")  # cached
+        book = catalog["books"][3]
+        response = reader_client.post(reverse("item-rate", args=["book", book.pk]), {"stars": 9, "next": "/"},
+                                      follow=True)
+        assert 'class="message message--error"' in response.content.decode()
+        assert "message--error" not in reader_client.get("/").content.decode()
+
+    def test_the_cached_page_gets_a_working_token_in_every_form(self, reader, build, catalog):
+        browser = Client(enforce_csrf_checks=True)
+        browser.force_login(reader)
+        browser.get("/")
+        html = browser.get("/").content.decode()  # the cached body
+        tokens = re.findall(r'name="csrfmiddlewaretoken" value="([^"]+)"', html)
+        assert tokens and set(tokens) != {"placeholder"} and "bre-csrf-token-placeholder" not in html
+        assert len(set(tokens)) == 1  # one token per response, header and fragments alike
+        response = browser.post(reverse("logout"), {"csrfmiddlewaretoken": tokens[0]})
+        assert response.status_code == 302
+        assert "Signed in as" not in browser.get("/").content.decode()
+
+    def test_logout_ends_the_session_for_every_holder_of_the_cookie(self, reader, build, catalog):
+        """A cached signed-in page is never served to a session that has ended, in any process."""
+        browser = Client()
+        browser.force_login(reader)
+        stolen = Client()
+        stolen.cookies = browser.cookies.__class__(browser.cookies)  # the same session cookie
+        assert "Signed in as" in stolen.get("/").content.decode()
+        assert "Signed in as" in stolen.get("/").content.decode()  # cached
+        browser.post(reverse("logout"))
+        html = stolen.get("/").content.decode()
+        assert "Signed in as" not in html and "Log in" in html
+
+    def test_a_renamed_reader_sees_the_new_name(self, reader_client, reader, build):
+        reader_client.get("/")
+        reader.username = "renamed"
+        reader.save()
+        assert "Signed in as <strong>renamed</strong>" in reader_client.get("/").content.decode()
+
+
+class TestCachedApiLists:
+    """The item lists of the API are cached like the pages: shared, and fresh after a change."""
+
+    @pytest.mark.parametrize("url", ["/api/books/?page=1", "/api/articles/"])
+    def test_a_warm_list_reads_only_the_generations(self, client, build, catalog, url):
+        first = client.get(url)
+        with CaptureQueriesContext(connection) as ctx:
+            again = client.get(url)
+        assert again.status_code == 200 and again.json() == first.json()
+        assert len(ctx.captured_queries) == 1, [q["sql"] for q in ctx.captured_queries]
+
+    def test_a_renamed_book_and_a_new_tag_show_at_once(self, client, build, catalog):
+        client.get("/api/books/")
+        book = catalog["books"][0]
+        book.title = "Renamed In The API"
+        book.save()
+        assert "Renamed In The API" in [b["title"] for b in client.get("/api/books/").json()["results"]]
+        poetry = Tag.objects.create(name="Poetry", slug="poetry")
+        book.tags.add(poetry)
+        listed = next(b for b in client.get("/api/books/").json()["results"] if b["id"] == book.pk)
+        assert "poetry" in [t["slug"] for t in listed["tags"]]
+
+    def test_pagination_links_follow_the_host_and_bad_input_is_still_a_400(self, client, build, catalog):
+        Book.objects.bulk_create(Book(title=f"More {i}") for i in range(25))  # a second page
+        one = client.get("/api/books/", HTTP_HOST="localhost").json()
+        other = client.get("/api/books/", HTTP_HOST="127.0.0.1").json()
+        assert one["next"].startswith("http://localhost/") and other["next"].startswith("http://127.0.0.1/")
+        assert client.get("/api/books/?year=abc").status_code == 400
+        assert client.get("/api/books/?page=999").status_code == 404
