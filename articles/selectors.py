@@ -95,13 +95,6 @@ def user_rating_get(*, user, item) -> Rating | None:
     return Rating.objects.filter(user=user, content_type=ct, object_id=item.pk).first()
 
 
-def user_not_interested(*, user, item) -> bool:
-    if not user.is_authenticated:
-        return False
-    ct = ContentType.objects.get_for_model(item)
-    return NotInterested.objects.filter(user=user, content_type=ct, object_id=item.pk).exists()
-
-
 def _attach_items(rows: list) -> list:
     """Set ``row.item_obj`` on interaction rows with one query per item model (no N+1)."""
     objects = items_by_key((row.content_type_id, row.object_id) for row in rows)
