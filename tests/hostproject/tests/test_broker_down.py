@@ -15,8 +15,8 @@ import pytest
 from recommendations import selectors, services, tasks
 from recommendations.models import UserRecommendation, UserRefresh
 from tests.hostproject.celery import app
-from tests.hostproject.shop.models import Customer, Product, Purchase, Review
-from tests.hostproject.tests.test_deletes import GROUPS
+from tests.hostproject.shop.models import Customer, Review
+from tests.hostproject.tests.shopdata import shop_create
 
 CLOSED = "redis://127.0.0.1:1/0"
 
@@ -58,15 +58,7 @@ def broker_down(retry_policy=None):
 
 @pytest.fixture
 def shop(db):
-    products = {name: Product.objects.create(name=name, description=f"{group} gear: {name.lower()}")
-                for group, names in GROUPS.items() for name in names}
-    customers = {}
-    for group, names in GROUPS.items():
-        for i in range(4):
-            customers[f"{group}{i}"] = customer = Customer.objects.create_user(f"{group}{i}@example.com", "pw")
-            for j, name in enumerate(names):
-                if j != i:
-                    Purchase.objects.create(buyer=customer, product=products[name])
+    products, customers = shop_create()
     services.full_build_run()
     return {"products": products, "customers": customers}
 

@@ -9,27 +9,14 @@ from django.urls import reverse
 
 from recommendations import services
 from recommendations.models import UserPayload, UserRecommendation, UserRefresh
-from tests.hostproject.shop.models import Customer, Product, Purchase, Review
+from tests.hostproject.shop.models import Customer, Product, Review
+from tests.hostproject.tests.shopdata import shop_create
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-GROUPS = {
-    "camping": ["Tent for two", "Sleeping bag", "Camping stove", "Head torch"],
-    "baking": ["Stand mixer", "Loaf tin", "Proving basket", "Baking stone"],
-}
-
-
 @pytest.fixture
 def shop():
-    products = {name: Product.objects.create(name=name, description=f"{group} gear: {name.lower()}")
-                for group, names in GROUPS.items() for name in names}
-    customers = {}
-    for group, names in GROUPS.items():
-        for i in range(4):
-            customers[f"{group}{i}"] = customer = Customer.objects.create_user(f"{group}{i}@example.com", "pw")
-            for j, name in enumerate(names):
-                if j != i:
-                    Purchase.objects.create(buyer=customer, product=products[name])
+    products, customers = shop_create()
     Review.objects.create(author=customers["camping0"], product=products["Loaf tin"], stars=1)
     services.full_build_run()
     return {"products": products, "customers": customers}

@@ -9,15 +9,10 @@ import pytest
 from recommendations import selectors, services
 from recommendations.models import BuildRun, UserRecommendation, UserRefresh
 from tests.hostproject.celery import app
-from tests.hostproject.shop.models import Customer, Product, Purchase
+from tests.hostproject.shop.models import Purchase
+from tests.hostproject.tests.shopdata import GROUPS, shop_create
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-GROUPS = {
-    "camping": ["Tent for two", "Sleeping bag", "Camping stove", "Head torch"],
-    "baking": ["Stand mixer", "Loaf tin", "Proving basket", "Baking stone"],
-}
-
 
 @pytest.fixture
 def worker():
@@ -43,15 +38,7 @@ def _wait(predicate, timeout: float = 60.0) -> bool:
 
 
 def test_worker_builds_and_refreshes(worker, caplog):
-    products = {name: Product.objects.create(name=name, description=f"{group} gear")
-                for group, names in GROUPS.items() for name in names}
-    customers = {}
-    for group, names in GROUPS.items():
-        for i in range(4):
-            customers[f"{group}{i}"] = customer = Customer.objects.create_user(f"{group}{i}@example.com", "pw")
-            for j, name in enumerate(names):
-                if j != i:
-                    Purchase.objects.create(buyer=customer, product=products[name])
+    products, customers = shop_create()
     build = services.full_build_start(triggered_by="host-worker")
     assert _wait(lambda: BuildRun.objects.get(pk=build.pk).status in ("succeeded", "failed"))
     build.refresh_from_db()
