@@ -5,10 +5,11 @@ import functools
 from datetime import timedelta
 
 from django.contrib.contenttypes.models import ContentType
-from django.db import connection
-from django.db.models import Q, QuerySet
+from django.db import connections, router
+from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery, Value
 from django.utils import timezone
 
+from recommendations.db.compiled import CompiledQuery
 from recommendations.items import items_by_key
 
 from .models import Article, Book, NotInterested, Rating, Read
@@ -55,36 +56,32 @@ def item_page_get(*, model, user, reopen_within: timedelta, **lookup) -> Article
     (field_name, value), = lookup.items()
     field = model._meta.pk if field_name == "pk" else model._meta.get_field(field_name)
     ct = ContentType.objects.get_for_model(model)
-    since = connection.ops.adapt_datetimefield_value(timezone.now() - reopen_within)
-    mine = [user.pk, ct.pk]
-    rows = list(model.objects.raw(
-        _item_page_sql(connection.vendor, model, field.column),
-        [*mine, *mine, *mine, since, True, field.get_db_prep_value(value, connection)],
-    ))
-    if not rows:
-        return None
-    item = rows[0]
-    item.viewer_not_interested = bool(item.viewer_not_interested)
+    alias = router.db_for_read(model)
+    query = _item_page_query(model, field_name, ct.pk, alias)
+    db = connections[alias]
+    since = db.ops.adapt_datetimefield_value(timezone.now() - reopen_within)
+    item = query.first(user.pk, since, field.get_db_prep_value(value, db))
+    if item is not None:
+        item.viewer_not_interested = bool(item.viewer_not_interested)
     return item
 
 
-@functools.lru_cache(maxsize=8)
-def _item_page_sql(vendor: str, model, column: str) -> str:
-    """Return the SQL of ``item_page_get`` for ``model``, built once: building the ORM query cost more than running it."""
-    q = connection.ops.quote_name
-    item = q(model._meta.db_table)
+@functools.lru_cache(maxsize=16)
+def _item_page_query(model, field_name: str, ct_id: int, alias: str) -> CompiledQuery:
+    """Return ``item_page_get``'s query for ``model``, compiled once: building it cost more than running it."""
+    def make(user_id, since, value) -> QuerySet:
+        def mine(interaction) -> QuerySet:
+            # The values are bound as expressions: integer and date fields would refuse the placeholders.
+            return interaction.objects.filter(user_id=Value(user_id), content_type_id=ct_id, object_id=OuterRef("pk"))
 
-    def mine(interaction) -> str:
-        return (f"FROM {q(interaction._meta.db_table)} x WHERE x.{q('user_id')} = %s "
-                f"AND x.{q('content_type_id')} = %s AND x.{q('object_id')} = i.{q(model._meta.pk.column)}")
+        latest_read = mine(Read).filter(created_at__gte=Value(since)).order_by("-created_at")
+        return model.objects.filter(is_published=True, **{field_name: Value(value)}).order_by().annotate(
+            viewer_stars=Subquery(mine(Rating).values("stars")[:1]),
+            viewer_not_interested=Exists(mine(NotInterested)),
+            viewer_read_id=Subquery(latest_read.values("pk")[:1]),
+        )
 
-    return (
-        f"SELECT i.*, (SELECT x.{q('stars')} {mine(Rating)} LIMIT 1) AS viewer_stars, "
-        f"(SELECT COUNT(*) {mine(NotInterested)}) AS viewer_not_interested, "
-        f"(SELECT x.{q('id')} {mine(Read)} AND x.{q('created_at')} >= %s ORDER BY x.{q('created_at')} DESC LIMIT 1)"
-        f" AS viewer_read_id "
-        f"FROM {item} i WHERE i.{q('is_published')} = %s AND i.{q(column)} = %s"
-    )
+    return CompiledQuery(make, alias, values=3)
 
 
 def user_rating_get(*, user, item) -> Rating | None:

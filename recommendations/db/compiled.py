@@ -28,21 +28,27 @@ PLACEHOLDER = "\x00value\x00"
 class CompiledQuery:
     """``make_queryset(PLACEHOLDER)`` compiled for one database alias; ``first(value)`` runs it with ``value``.
 
+    With ``values=n``, ``make_queryset`` takes n placeholders and ``first()`` n values, each put
+    wherever its placeholder is (one value may be used several times, e.g. a user in subqueries).
+
     ``usable`` is False when the ORM would assemble rows differently (composite keys): callers
     then run the queryset itself. ``binary=True`` asks for binary results (``binary_results()``).
     """
 
-    def __init__(self, make_queryset: Callable[[str], QuerySet], alias: str, *, binary: bool = False):
-        queryset = make_queryset(PLACEHOLDER).using(alias)
+    def __init__(self, make_queryset: Callable[..., QuerySet], alias: str, *, binary: bool = False,
+                 values: int = 1):
+        placeholders = [PLACEHOLDER, *(f"\x00value{n}\x00" for n in range(1, values))]
+        queryset = make_queryset(*placeholders).using(alias)
         self.alias = alias
         self.binary = binary
         self.compiler = queryset.query.get_compiler(using=alias)
         self.sql, params = self.compiler.as_sql()
         self.params = list(params)
-        self.value_index = [i for i, p in enumerate(self.params) if p == PLACEHOLDER]
+        # Where each value goes: a value the ORM transformed (e.g. "%value%") is not found, so unusable.
+        self.value_index = [[i for i, p in enumerate(self.params) if p == ph] for ph in placeholders]
         select, klass_info = self.compiler.select, self.compiler.klass_info
         columns = [col[0] for col in select]
-        self.usable = len(self.value_index) == 1 and not self.compiler.has_composite_fields(columns)
+        self.usable = all(self.value_index) and not self.compiler.has_composite_fields(columns)
         self.converters = self.compiler.get_converters(columns)
         self.model = klass_info["model"]
         start, end = klass_info["select_fields"][0], klass_info["select_fields"][-1] + 1
@@ -51,10 +57,12 @@ class CompiledQuery:
         self.populators = get_related_populators(klass_info, select, alias)
         self.annotations = dict(self.compiler.annotation_col_map)
 
-    def first(self, value: Any) -> Any | None:
-        """Return the first instance for ``value`` (annotations set as attributes), or None."""
+    def first(self, *values: Any) -> Any | None:
+        """Return the first instance for ``values`` (annotations set as attributes), or None."""
         params = list(self.params)
-        params[self.value_index[0]] = value
+        for positions, value in zip(self.value_index, values, strict=True):
+            for i in positions:
+                params[i] = value
         with connections[self.alias].cursor() as cursor:
             if self.binary:
                 binary_results(cursor)

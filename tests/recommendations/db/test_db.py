@@ -100,6 +100,20 @@ class TestCompiledQuery:
         assert query.first("a") == a and query.first("b") == b
         assert query.first("nobody") is None
 
+    def test_several_values_each_put_wherever_it_is_used(self, db):
+        User = get_user_model()
+        a = User.objects.create(username="a", first_name="x", last_name="a")
+        b = User.objects.create(username="b", first_name="y", last_name="b")
+        query = CompiledQuery(lambda name, first: User.objects.filter(username=name, last_name=name, first_name=first),
+                              connection.alias, values=2)
+        assert query.usable and [len(positions) for positions in query.value_index] == [2, 1]
+        assert query.first("a", "x") == a and query.first("b", "y") == b
+        assert query.first("a", "y") is None
+
+    def test_a_value_the_orm_transforms_is_not_usable(self, db):
+        User = get_user_model()
+        assert not CompiledQuery(lambda name: User.objects.filter(username__contains=name), connection.alias).usable
+
     def test_binary_results_leave_other_drivers_alone(self, db):
         with connection.cursor() as cursor:
             binary.binary_results(cursor)  # SQLite or a client-side cursor: nothing changes
