@@ -7,7 +7,7 @@ Run from the project root (127.0.0.1 only; needs Debian's ``wrk``: ``apt-get ins
 
 It sets up its own database (``var/loadbench-sqlite/db.sqlite3`` or the PostgreSQL database
 ``bre_load``, ``--postgres-url``) with the shipped demo data, serves the site with gunicorn (workers from
-``gunicorn.conf.py``, or ``--gunicorn-workers``), starts one
+``gunicorn.conf.py``, or ``--gunicorn-workers``; ``GUNICORN_CMD_ARGS`` is honoured and recorded), starts one
 Celery worker, keeps a full build running through that worker for the whole window (a new one is
 queued as soon as one finishes), and drives the site with ``wrk``. It prints requests, errors,
 p50 and p99, and appends the figures as JSON to ``var/reliability/load.jsonl``. On PostgreSQL the
@@ -20,7 +20,6 @@ import json
 import os
 import platform
 import re
-import runpy
 import shutil
 import socket
 import subprocess
@@ -33,6 +32,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 RESULTS = ROOT / "var" / "reliability" / "load.jsonl"
+# Issue 20's goals per stack: (requests/s at least, p99 ms at most); 0 errors on both.
+GOALS = {"postgres": (300.0, 300.0), "sqlite": (0.0, 1000.0)}
 
 
 def _free_port() -> int:
@@ -74,9 +75,20 @@ def _cpu_seconds(group: int) -> float:
     return total
 
 
-def _conf(name: str):
-    """Return setting ``name`` of gunicorn.conf.py."""
-    return runpy.run_path(str(ROOT / "gunicorn.conf.py")).get(name)
+def _gunicorn_config(cli_args: list[str], env: dict[str, str]) -> dict:
+    """Return the workers, worker class, threads and keep-alive gunicorn will run with, as gunicorn resolves them.
+
+    From ``gunicorn.conf.py``, ``GUNICORN_CMD_ARGS`` and ``cli_args``: ``--worker-class sync`` with
+    ``threads`` above 1 runs the threaded worker, which the settings alone do not show.
+    """
+    snippet = ("import json, sys; from gunicorn.app.wsgiapp import WSGIApplication; "
+               f"sys.argv = ['gunicorn', *{cli_args!r}]; cfg = WSGIApplication('%(prog)s').cfg; "
+               "print(json.dumps([cfg.workers, cfg.worker_class_str, cfg.threads, cfg.keepalive]))")
+    out = subprocess.run([str(BIN / "python"), "-c", snippet], cwd=ROOT, env=env, capture_output=True, text=True,
+                         check=True).stdout
+    workers, worker_class, threads, keepalive = json.loads(out.strip().splitlines()[-1])
+    return {"gunicorn_workers": workers, "gunicorn_worker_class": worker_class, "gunicorn_threads": threads,
+            "gunicorn_keepalive_s": keepalive}
 
 
 def _run(env: dict[str, str], *args: str) -> str:
@@ -186,6 +198,22 @@ def _builds_summary(ids: list[int]) -> list[str]:
             for b in BuildRun.objects.filter(pk__in=ids).order_by("pk")]
 
 
+def _goals_print(database: str, figures: dict, load_average: list[float]) -> None:
+    """Print one line per goal of issue 20 for ``database``, met or not, and warn when the machine was busy."""
+    min_rps, max_p99 = GOALS[database]
+    p99 = figures["p99_ms"] if figures["p99_ms"] is not None else float("inf")
+    lines = [(f"p99 <= {max_p99:.0f} ms, measured {p99:.0f} ms", p99 <= max_p99),
+             (f"0 errors, measured {figures['errors']}", figures["errors"] == 0)]
+    if min_rps:
+        lines.insert(0, (f">= {min_rps:.0f} requests/s, measured {figures['requests_per_second']:.1f}",
+                         figures["requests_per_second"] >= min_rps))
+    for text, met in lines:
+        print(f"goal ({database}): {text}: {'met' if met else 'NOT met'}")
+    if load_average[0] > 1.5 * (os.cpu_count() or 1):
+        print(f"WARNING: load average {load_average[0]:.1f} on {os.cpu_count()} cores: other work shared the "
+              "machine, so these figures understate the site.")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--database", choices=["sqlite", "postgres"], default="sqlite")
@@ -242,11 +270,13 @@ def main() -> None:
         [str(BIN / "celery"), "-A", "bre_site", "worker", "-c", "1", "--loglevel=WARNING",
          "--logfile", str(log_dir / f"load-worker-{args.database}.log")],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
-    server = subprocess.Popen(
-        [str(BIN / "gunicorn"), "bre_site.wsgi:application", "--bind", f"127.0.0.1:{port}",
-         *(["--workers", str(args.gunicorn_workers)] if args.gunicorn_workers else []), "--timeout", "120",
-         "--error-logfile", str(log_dir / f"load-gunicorn-{args.database}.log")],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
+    gunicorn_args = ["bre_site.wsgi:application", "--bind", f"127.0.0.1:{port}",
+                     *(["--workers", str(args.gunicorn_workers)] if args.gunicorn_workers else []), "--timeout", "120",
+                     "--error-logfile", str(log_dir / f"load-gunicorn-{args.database}.log")]
+    gunicorn_config = _gunicorn_config(gunicorn_args, env)
+    print(f"==> gunicorn: {gunicorn_config}", flush=True)
+    server = subprocess.Popen([str(BIN / "gunicorn"), *gunicorn_args], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.STDOUT, start_new_session=True)
     builds = Builds()
     try:
         base = f"http://127.0.0.1:{port}"
@@ -318,8 +348,7 @@ def main() -> None:
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": f"{os.cpu_count()} cores, "
         f"{platform.machine()}, Python {platform.python_version()}",
         "command": " ".join([".venv/bin/python benchmarks/load.py", *sys.argv[1:]]),
-        "connections": args.connections, "duration_s": args.duration, "gunicorn_workers": args.gunicorn_workers or _conf("workers"),
-        "gunicorn_worker_class": _conf("worker_class"), "gunicorn_threads": _conf("threads"),
+        "connections": args.connections, "duration_s": args.duration, **gunicorn_config,
         "gunicorn_cmd_args": os.environ.get("GUNICORN_CMD_ARGS", ""),
         "urls": len(paths), **figures,
         "builds_when_load_started": at_start, "builds_when_load_ended": at_end,
@@ -329,6 +358,7 @@ def main() -> None:
     with open(RESULTS, "a") as f:
         f.write(json.dumps(record) + "\n")
     print(json.dumps(record, indent=2))
+    _goals_print(args.database, figures, record["load_average_1_5_15"])
     if figures["errors"]:
         raise SystemExit(f"{figures['errors']} errors under load")
     if builds.error or not at_start or not at_end:

@@ -7,7 +7,8 @@ What it does, in one run:
 2. Migrates, loads the shipped demo data (``manage.py load_demo_data``) and runs a full build in
    process (``manage.py recommendations build --sync``), unless an active build exists.
 3. Gives the demo reader an API token and checks that its picks are personal.
-4. Starts gunicorn (2 sync workers, DEBUG off) on 127.0.0.1, then drives it with Debian's ``wrk``
+4. Starts gunicorn (2 workers of the class ``gunicorn.conf.py`` and ``GUNICORN_CMD_ARGS`` give, DEBUG off) on
+   127.0.0.1, then drives it with Debian's ``wrk``
    (installed with apt-get when missing): 32 connections for 30 s on ``GET /api/ping/`` (the
    trivial endpoint, same authentication) and 30 s on ``GET /api/recommendations/``, both with
    ``Authorization: Token ...``, after a short warm-up of each. The 30 s are cut into
@@ -310,6 +311,22 @@ def machine() -> str:
     return f"{os.cpu_count()} cores ({cpu}){mem}, {platform.system()} {platform.release()}, Python {platform.python_version()}"
 
 
+def gunicorn_workers(cli_args: list[str], env: dict[str, str]) -> str:
+    """Describe the workers gunicorn will run with ``cli_args``, as gunicorn resolves them.
+
+    From gunicorn's own configuration (``gunicorn.conf.py``, ``GUNICORN_CMD_ARGS``, the command line):
+    ``--worker-class sync`` with ``threads`` above 1 runs the threaded worker, which the settings alone do not show.
+    """
+    snippet = ("import sys; from gunicorn.app.wsgiapp import WSGIApplication; "
+               f"sys.argv = ['gunicorn', *{cli_args!r}]; cfg = WSGIApplication('%(prog)s').cfg; "
+               "print(cfg.workers, cfg.worker_class_str, cfg.threads, cfg.keepalive)")
+    out = run([PYTHON, "-c", snippet], env, capture_output=True).stdout.split()
+    workers, worker_class, threads, keepalive = out[-4:]
+    if worker_class == "gthread":
+        return f"{workers} gthread workers x {threads} threads (keep-alive {keepalive} s)"
+    return f"{workers} {worker_class} workers"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=30, help="Seconds per measured run (default 30).")
@@ -382,7 +399,8 @@ def main() -> int:
         gunicorn = str(Path(PYTHON).with_name("gunicorn"))
         server_cmd = [gunicorn, "bre_site.wsgi:application", "--workers", str(args.workers), "--bind",
                       f"127.0.0.1:{port}", "--backlog", "2048", "--log-level", "warning"]
-        log(f"Starting gunicorn: {' '.join(server_cmd[1:])}")
+        args.workers_described = gunicorn_workers(server_cmd[1:], env)
+        log(f"Starting gunicorn: {' '.join(server_cmd[1:])} ({args.workers_described})")
         server = subprocess.Popen(server_cmd, cwd=ROOT, env=env)
         wait_until_up(f"{base}/api/ping/")
 
@@ -484,7 +502,7 @@ def write_results(args, rec, ping, ratio, p99_ok, ratio_ok, profile, raw, load, 
 - Machine: {machine()}
 - Load average (1 min) before / after the measured runs: {load[0]:.1f} / {load[1]:.1f}
   {"(the machine was busy with other processes: these figures understate the code)" if max(load) > 1.5 * (os.cpu_count() or 1) else "(quiet machine)"}
-- Stack: gunicorn {args.workers} sync workers, DEBUG off, PostgreSQL on 127.0.0.1, demo data + one full build;
+- Stack: gunicorn: {args.workers_described}{f" (GUNICORN_CMD_ARGS={os.environ['GUNICORN_CMD_ARGS']!r})" if os.environ.get("GUNICORN_CMD_ARGS") else ""}, DEBUG off, PostgreSQL on 127.0.0.1, demo data + one full build;
   load from Debian's `wrk` on the same machine ({args.threads} threads, {args.connections} connections,
   {args.duration} s per endpoint after {args.warmup} s of warm-up, in {max(1, args.rounds)} interleaved rounds: ping then
   recommendations, each round), token authentication on both endpoints. Requests/s and the percentiles are
@@ -528,10 +546,10 @@ trip (Django's per-request connection health check polls the socket first: `bre_
 DRF's own token lookup through the ORM (replaced here by
 `recommendations.api.authentication.TokenAuthentication`: the same SQL compiled once per process),
 DRF's dispatch, and the stored body, which the token lookup reads in the same query. gunicorn's own
-work (HTTP parsing, one connection per request with sync workers) and wrk's come on top, in the
+work (HTTP parsing, and with sync workers one connection per request) and wrk's come on top, in the
 table above.
 
-With {args.connections} connections on {args.workers} sync workers, a request waits for the others ahead of it,
+With {args.connections} connections on {args.workers_described}, a request waits for the others ahead of it,
 so latency is about connections / throughput (Little's law): here {args.connections} / {rec['rps']:.0f} requests/s
 = {1000 * args.connections / rec['rps']:.1f} ms on average. p99 <= 20 ms at 32 connections needs about
 1,600 requests/s or more, and a narrow spread.
