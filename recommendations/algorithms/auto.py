@@ -19,7 +19,7 @@ from .blocks import n_threads_to_use
 from .products import sparse_matmul
 from .tuning import jsonable
 
-__all__ = ["Auto", "MIN_TUNING_USERS", "VALIDATION_CELLS", "validation_users"]
+__all__ = ["Auto", "MIN_TUNING_USERS", "MIN_VALIDATION_USERS", "VALIDATION_CELLS", "validation_users"]
 
 #: Below this many users with at least two interactions, validation is too thin to choose on:
 #: ``Auto`` keeps its untuned defaults.
