@@ -285,6 +285,9 @@ def tune_dataset(ds: dict, names: list[str], args: argparse.Namespace) -> tuple[
     params = {(n, p): {} for n in names for p in protocols}
     scores: dict = {}
     if args.no_tune:
+        if "auto" in names and protocols.get("sampled"):
+            # what `evaluate --negatives` does: auto tunes itself for the protocol it is scored by
+            params[("auto", "sampled")] = {"tune_negatives": protocols["sampled"]}
         return params, scores
     X = ds["train_for_tuning"]
     if "auto" in names or any(n in AUTO_MEMBERS for n in names):
@@ -462,8 +465,9 @@ def main(argv=None) -> int:
     parser.add_argument("--max-test-users", type=int, default=None,
                         help="evaluate a random sample of this many test users per split (all users still train)")
     parser.add_argument("--no-write", action="store_true")
-    parser.add_argument("--auto-timestamps", action="store_true",
-                        help="on time-based splits, give auto's fit the TRAIN pairs' time (proxy) for its validation")
+    parser.add_argument("--auto-timestamps", action=argparse.BooleanOptionalAction, default=True,
+                        help="on time-based splits, give auto's fit the TRAIN pairs' time (proxy) for its validation, "
+                             "as the command line does with a timestamp column (default: on)")
     parser.add_argument("--merge", action="store_true",
                         help="replace only the rows this run measures in accuracy.json, keep the others")
     parser.add_argument("--report-only", action="store_true",

@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import subprocess
 import sys
 import tempfile
@@ -50,12 +51,16 @@ def write_csvs(folder: Path, data: Path) -> dict[str, Path]:
     return paths
 
 
-def run_cli(*args: str) -> tuple[subprocess.CompletedProcess, float]:
+def run_cli(*args: str) -> tuple[subprocess.CompletedProcess, float, float]:
+    """Run the command line; return its result, wall seconds and CPU seconds (user + system, all threads)."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     env.pop("DJANGO_SETTINGS_MODULE", None)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     res = subprocess.run([sys.executable, "-m", "recommendations", *args], capture_output=True, text=True, env=env)
-    return res, time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return res, time.perf_counter() - t0, cpu
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,15 +80,17 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         paths = write_csvs(Path(tmp), Path(args.data))
         if not args.skip_recommend:
-            res, seconds = run_cli("recommend", "--train", str(paths["TRAIN"]), "--output", str(Path(tmp) / "R.csv"))
-            print(res.stderr.strip().splitlines()[-1] if res.stderr.strip() else res.returncode)
-            record["recommend"] = {"seconds": seconds, "returncode": res.returncode, "stderr_tail": res.stderr[-2000:],
-                                   "load_after": os.getloadavg()}
+            res, seconds, cpu = run_cli("recommend", "--train", str(paths["TRAIN"]), "--output",
+                                        str(Path(tmp) / "R.csv"))
+            print(res.stderr.strip().splitlines()[-1] if res.stderr.strip() else res.returncode, flush=True)
+            record["recommend"] = {"seconds": seconds, "cpu_seconds": cpu, "returncode": res.returncode,
+                                   "stderr_tail": res.stderr[-2000:], "load_after": os.getloadavg()}
         for protocol in args.protocols.split(","):
             extra = ["--negatives", str(paths["NEGATIVES"])] if protocol == "sampled" else []
-            res, seconds = run_cli("evaluate", "--train", str(paths["TRAIN"]), "--test", str(paths["TEST"]), *extra,
-                                   "--algorithms", args.algorithms, "--k", "5,10", "--json", "--quiet")
-            entry = {"seconds": seconds, "returncode": res.returncode, "load_after": os.getloadavg()}
+            res, seconds, cpu = run_cli("evaluate", "--train", str(paths["TRAIN"]), "--test", str(paths["TEST"]),
+                                        *extra, "--algorithms", args.algorithms, "--k", "5,10", "--json", "--quiet")
+            entry = {"seconds": seconds, "cpu_seconds": cpu, "returncode": res.returncode,
+                     "load_after": os.getloadavg()}
             if res.returncode == 0:
                 payload = json.loads(res.stdout)
                 entry["results"] = [
@@ -92,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
                 entry["skipped"] = payload["skipped"]
                 for r in entry["results"]:
                     print(f"{protocol} {r['algorithm']}: HR@10 {r['HR@10']:.4f} NDCG@10 {r['NDCG@10']:.4f} "
-                          f"(fit {r['fit_seconds']:.0f}s)")
+                          f"(fit {r['fit_seconds']:.0f}s; command {seconds:.0f}s wall, {cpu:.0f}s CPU)", flush=True)
             else:
                 entry["stderr_tail"] = res.stderr[-2000:]
                 print(f"{protocol}: exit {res.returncode}: {res.stderr[-500:]}")

@@ -542,6 +542,8 @@ def _build_with_workers(concurrency: int, workdir: Path) -> dict[str, Any]:
         "workers": concurrency,
         "build_id": build.pk,
         "timings": dict(build.timings),
+        "tuning": dict(build.tuning or {}),
+        "algorithm_params": dict(build.params or {}),
         "counts": dict(build.counts),
         "stored_picks": UserRecommendation.objects.filter(build_id=build.pk).count(),
         "stored_neighbours": SimilarItem.objects.filter(build_id=build.pk).count(),

@@ -1,6 +1,7 @@
 """Provides the Django settings of the pipeline benchmark: the test settings on a throwaway database and Redis."""
 from __future__ import annotations
 
+import json
 import os
 
 import dj_database_url
@@ -39,6 +40,8 @@ RECOMMENDATIONS = {
     ],
     "TEXT_FIELDS": {"testapp.Item": ["name", "description"]},
     "ALGORITHM": os.environ.get("BRE_PIPELINE_ALGORITHM", "auto"),
+    # e.g. '{"tune": false}': the untuned build that a tuned one is compared with
+    "ALGORITHM_PARAMS": json.loads(os.environ.get("BRE_PIPELINE_ALGORITHM_PARAMS", "{}")),
     "BUILD_CHUNK_SIZE": int(os.environ.get("BRE_PIPELINE_CHUNK_SIZE", "1000")),
     "LOCK_TIMEOUT": 7200,
 }

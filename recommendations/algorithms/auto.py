@@ -19,11 +19,21 @@ from .blocks import n_threads_to_use
 from .products import sparse_matmul
 from .tuning import jsonable
 
-__all__ = ["Auto", "MIN_TUNING_USERS"]
+__all__ = ["Auto", "MIN_TUNING_USERS", "MIN_VALIDATION_USERS", "VALIDATION_CELLS", "validation_users"]
 
 #: Below this many users with at least two interactions, validation is too thin to choose on:
 #: ``Auto`` keeps its untuned defaults.
 MIN_TUNING_USERS = 20
+
+#: ``tune_users="auto"`` scores as many validation users as keep one member's cached full-ranking
+#: scores within this many cells (4 bytes each), and never fewer than ``MIN_VALIDATION_USERS``.
+VALIDATION_CELLS = 50_000_000
+MIN_VALIDATION_USERS = 2000
+
+
+def validation_users(n_items: int) -> int:
+    """Validation users ``tune_users="auto"`` scores on a catalogue of ``n_items`` items."""
+    return max(MIN_VALIDATION_USERS, VALIDATION_CELLS // max(int(n_items), 1))
 
 
 class Auto(ItemSimilarityRecommender):
@@ -69,14 +79,19 @@ class Auto(ItemSimilarityRecommender):
     tune_budget : float
         Seconds for the search of member parameters; every member's starting parameters are
         always tried, and the blend-weight search after it is bounded by its grid.
-    tune_users : int or None
-        Validation users scored (a random sample; all users still train the members).
+    tune_users : int, "auto" or None
+        Validation users scored (a random sample; all users still train the members). "auto":
+        :func:`validation_users` of the catalogue; None: every user.
     tune_iter : int
         Random points of each member's search space tried after its starting parameters.
     tune_folds : int
         Independent random validation carvings averaged over (1 with timestamps).
     tune_metric : str
-        Validation objective (full ranking), e.g. ``"NDCG@10"`` or ``"HR@10+NDCG@10"``.
+        Validation objective, e.g. ``"NDCG@10"`` or ``"HR@10+NDCG@10"``.
+    tune_negatives : int or None
+        The validation protocol: None ranks each held-out item against every item (what
+        ``recommend`` and builds serve); n ranks it against n sampled negatives, to tune for the
+        sampled protocol (``evaluate --negatives`` sets it), which rewards other blends.
 
     Attributes
     ----------
@@ -118,10 +133,11 @@ class Auto(ItemSimilarityRecommender):
         n_threads: int = 0,
         tune: bool | None = None,
         tune_budget: float = 120.0,
-        tune_users: int | None = 2000,
+        tune_users: int | str | None = "auto",
         tune_iter: int = 4,
         tune_folds: int = 1,
         tune_metric: str = "NDCG@10",
+        tune_negatives: int | None = None,
     ) -> None:
         self.rp3beta = rp3beta
         self.itemknn = itemknn
@@ -139,6 +155,7 @@ class Auto(ItemSimilarityRecommender):
         self.tune_iter = tune_iter
         self.tune_folds = tune_folds
         self.tune_metric = tune_metric
+        self.tune_negatives = tune_negatives
 
     @property
     def item_based(self) -> bool:  # type: ignore[override]
@@ -215,7 +232,8 @@ class Auto(ItemSimilarityRecommender):
         started = time.perf_counter()
         result = tune_auto(
             X, metric=self.tune_metric, ks=(10,), timestamps=timestamps, n_iter=int(self.tune_iter),
-            ease_max_items=int(self.ease_max_items), max_users=self.tune_users,
+            ease_max_items=int(self.ease_max_items), n_negatives=self.tune_negatives,
+            max_users=validation_users(X.shape[1]) if self.tune_users == "auto" else self.tune_users,
             n_folds=1 if timestamps is not None else int(self.tune_folds),
             random_state=0 if self.random_state is None else int(self.random_state),
             start_params=start, time_budget=float(self.tune_budget),
@@ -225,6 +243,7 @@ class Auto(ItemSimilarityRecommender):
             "validation": "latest interaction per user" if timestamps is not None else "random leave-one-out",
             "folds": 1 if timestamps is not None else int(self.tune_folds),
             "metric": self.tune_metric,
+            "protocol": "full ranking" if not self.tune_negatives else f"{int(self.tune_negatives)} sampled negatives",
             "params": result.best_params,
             "blend": result.best_score,
             "member_scores": {name: r.best_score for name, r in result.members.items()},

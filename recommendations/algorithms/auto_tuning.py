@@ -4,13 +4,13 @@
    given, else a random one); with several folds, independent random carvings are made and
    every score is the mean over them.
 2. Each member (RP3beta, ItemKNN, EASE^R when the catalogue allows it, iALS) is fitted on the
-   rest for its starting parameters and random points of its search space, one candidate of
+   rest for its starting parameters, its registry defaults and random points of its search space, one candidate of
    each member in turn, while the time budget lasts. The validation users' scores of each fit
    are computed once, in the form ``Auto`` blends them, and the best fit per objective is kept
    in memory (for a sampled objective only the scores of each user's candidates).
-3. The blend weights are searched by coordinate ascent over a grid on those cached scores (the
-   best item-item member is the anchor, weight 1), keeping a change only when it improves the
-   validation objective. A blend of cached scores is exactly ``Auto.fit``'s blend, so no refit
+3. The blend weights are searched by coordinate ascent over a grid on those cached scores,
+   starting from the better of the best item-item member alone and the untuned default blend,
+   keeping a change only when it improves the validation objective. A blend of cached scores is exactly ``Auto.fit``'s blend, so no refit
    is needed.
 """
 
@@ -27,7 +27,7 @@ from numpy.typing import NDArray
 
 from .base import get_estimator
 from .blend import AUTO_DEFAULTS, EASE_MAX_ITEMS, ITEM_COMPONENTS, row_max_scaled, unit_scale
-from .protocols import evaluate_scores
+from .metrics import metrics_from_positions, tie_aware_ranks
 from .splits import sample_negatives
 from .tuning import (
     DEFAULT_SEARCH_SPACES,
@@ -39,7 +39,7 @@ from .tuning import (
     with_metric_k,
 )
 
-__all__ = ["BLEND_WEIGHT_GRID", "tune_auto", "tune_auto_protocols"]
+__all__ = ["BLEND_WEIGHT_GRID", "default_blend_weights", "registry_point", "tune_auto", "tune_auto_protocols"]
 
 #: Blend weights tried for each member of ``auto`` (the anchor member is fixed at 1; the blend is
 #: scale-free, so this loses nothing). Item-item members are unit-scaled and the iALS term is
@@ -59,33 +59,52 @@ class _Fold:
     negatives: dict[str, sp.csr_matrix | None]
     #: per sampled objective: the candidate columns of each validation user (-1 = padding)
     columns: dict[str, NDArray[np.int64]]
+    #: the held-out item of each validation user (rows in ``users`` order)
+    positives: NDArray[np.int64]
 
     def compact(self, obj: str, M: NDArray) -> NDArray:
-        """What objective ``obj`` reads of ``M``: everything (full ranking) or the candidates' scores."""
+        """What objective ``obj`` reads of ``M``: every item (train items set to -inf, in place) or the candidates."""
         cols = self.columns.get(obj)
         if cols is None:
+            np.nan_to_num(M, copy=False, nan=-np.inf)
+            M[np.repeat(np.arange(self.Xv.shape[0]), np.diff(self.Xv.indptr)), self.Xv.indices] = -np.inf
             return M
         out = np.take_along_axis(M, np.maximum(cols, 0), axis=1)
         out[cols < 0] = np.nan
         return out
 
+    def positions(self, obj: str, C: NDArray, block: int = 512) -> NDArray[np.float64]:
+        """Tie-aware 0-based position of each validation user's held-out item in the compacted scores ``C``.
+
+        The same ranks as ``protocols.evaluate_scores`` (rank = higher + 0.5 x tied), read from the
+        cached scores directly: a blend search measures hundreds of blends.
+        """
+        cols = self.columns.get(obj)
+        rows = np.arange(self.users.size)
+        if cols is not None:
+            pos_col = np.argmax(cols == self.positives[:, None], axis=1)
+            candidates = np.array(C, dtype=np.float64)
+            positive = candidates[rows, pos_col].copy()
+            candidates[rows, pos_col] = np.nan  # the positive is not its own candidate
+            return tie_aware_ranks(positive, candidates)
+        n_train = np.diff(self.Xv.indptr)
+        out = np.empty(rows.size)
+        for a in range(0, rows.size, block):
+            r = rows[a : a + block]
+            S = C[r]
+            ps = S[np.arange(r.size), self.positives[r]][:, None]
+            higher = (S > ps).sum(axis=1)
+            tied = (S == ps).sum(axis=1) - 1.0
+            # train items are -inf and are not candidates: they must not tie with a -inf positive
+            tied -= np.where(np.isneginf(ps[:, 0]), n_train[r], 0)
+            out[a : a + block] = higher + 0.5 * tied
+        return out
+
     def measure(self, obj: str, C: NDArray, ks: Sequence[int], metric: str) -> float:
         """Validation objective of the compacted scores ``C`` (one row per validation user)."""
-        cols = self.columns.get(obj)
-        n_items = self.fit_part.shape[1]
-        if cols is None:
-            def block(rows: NDArray[np.int64]) -> NDArray:
-                return C[self.row_of[rows]]
-        else:
-            def block(rows: NDArray[np.int64]) -> NDArray:
-                # the sampled protocol reads only each user's candidates; other items may hold anything
-                r = self.row_of[rows]
-                S = np.zeros((rows.size, n_items), dtype=np.float32)
-                c, v = cols[r], C[r]
-                keep = c >= 0
-                S[np.nonzero(keep)[0], c[keep]] = v[keep]
-                return S
-        m, _, _ = evaluate_scores(block, self.fit_part, self.valid, ks=ks, negatives=self.negatives[obj])
+        if self.users.size == 0:
+            return float("nan")
+        m = metrics_from_positions(self.positions(obj, C), np.arange(self.users.size), ks)
         return objective_value(m, metric)
 
 
@@ -120,7 +139,9 @@ def _make_folds(
             for obj, n_neg in protocols.items()
         }
         columns = {obj: _candidate_columns(valid, neg, users) for obj, neg in negatives.items() if neg is not None}
-        folds.append(_Fold(fit_part, valid, users, row_of, fit_part[users], negatives, columns))
+        # leave-one-out holds out one item per user: the first stored item of each validation row
+        positives = valid.indices[valid.indptr[users]].astype(np.int64)
+        folds.append(_Fold(fit_part, valid, users, row_of, fit_part[users], negatives, columns, positives))
     return folds, rng
 
 
@@ -237,11 +258,12 @@ def _search_members(search: _Search, members: list[_Member], deadline: float | N
     """Try each member's candidates, one of each member in turn, until they run out or time does.
 
     Every member's first candidate (its starting parameters) is always tried; later ones only
-    while the deadline leaves room for another fit as long as that member's last one.
+    while the deadline leaves room for another fit as long as that member's last one, the
+    quickest members first, so a slow member (EASE^R on a big catalogue) does not starve the others.
     """
     while True:
         progressed = False
-        for member in members:
+        for member in sorted(members, key=lambda m: m.last_fit_seconds):
             while member.candidates:
                 params = member.candidates.pop(0)
                 key = json.dumps(jsonable(params), sort_keys=True)
@@ -280,6 +302,17 @@ def _search_blend(
     best_score = results[anchor].best_score
     trials: list[dict[str, Any]] = [{"weights": {anchor: 1.0}, metric: best_score}]
     memo: dict[tuple, float] = {((anchor, 1.0),): best_score}
+    # The untuned blend is the other starting point: the ascent then keeps its members unless
+    # validation says otherwise, instead of growing a blend from one member.
+    default = default_blend_weights(available)
+    default_anchor = max((n for n in default if n in ITEM_COMPONENTS), key=default.get, default=None)
+    if default_anchor is not None and len(default) > 1:
+        score, _ = search.blend_score(obj, default)
+        memo[tuple(sorted(default.items()))] = score
+        trials.append({"weights": dict(default), metric: score, "start": "untuned defaults"})
+        if np.isfinite(score) and score > best_score:
+            anchor, best_score = default_anchor, score
+            weights = {n: default.get(n, 0.0) / default[default_anchor] for n in available}
     for _ in range(n_passes):
         improved = False
         for n in available:
@@ -304,6 +337,33 @@ def _search_blend(
     for n in chosen:
         params[n] = results[n].best_params
     return TuningResult("auto", params, float(best_score), metric, trials, members=results)
+
+
+def default_blend_weights(available: Sequence[str]) -> dict[str, float]:
+    """``AUTO_DEFAULTS``' blend weights over the ``available`` members (EASE^R's weight moves to ItemKNN
+    when EASE^R is not available, as in ``Auto.component_weights``)."""
+    weights = {n: float(w) for n, w in AUTO_DEFAULTS["weights"].items() if float(w) > 0}
+    if "ease" in weights and "ease" not in available and "itemknn" in available:
+        weights["itemknn"] = weights.get("itemknn", 0.0) + weights.pop("ease")
+    return {n: w for n, w in weights.items() if n in available}
+
+
+def registry_point(name: str, space: Mapping[str, Sequence[Any]]) -> dict[str, Any]:
+    """The registry defaults of ``name`` for the parameters its search ``space`` varies.
+
+    Tried right after a member's starting parameters, so ``auto`` always validates each member
+    as a user would get it from the registry, not only ``AUTO_DEFAULTS``.
+    """
+    defaults = get_estimator(name).get_params()
+    return {key: defaults[key] for key in space if key in defaults}
+
+
+def _member_points(name: str, space: Mapping[str, Sequence[Any]], n_iter: int | None,
+                   rng: np.random.Generator) -> list[dict[str, Any]]:
+    """The ``n_iter`` search points of a member after its start: its registry defaults, then random points."""
+    if n_iter is not None and n_iter <= 0:
+        return []
+    return [registry_point(name, space)] + search_candidates(space, None if n_iter is None else n_iter - 1, rng)
 
 
 def tune_auto_protocols(
@@ -333,8 +393,9 @@ def tune_auto_protocols(
     See the module docstring for the steps. ``protocols`` maps an objective name to the sampled
     negatives per validation user, or None for full ranking; one search serves them all. The
     search starts each member at ``start_params`` (default ``AUTO_DEFAULTS``), then tries
-    ``n_iter`` (``member_iter[name]``) random points of ``search_spaces`` (default
-    ``DEFAULT_SEARCH_SPACES``) while ``time_budget`` seconds last. ``max_users`` validation users
+    ``n_iter`` (``member_iter[name]``) more points while ``time_budget`` seconds last: the member's
+    registry defaults (:func:`registry_point`), then random points of ``search_spaces`` (default
+    ``DEFAULT_SEARCH_SPACES``). ``max_users`` validation users
     are scored (their cached full-ranking scores take users x items x 4 bytes per member and
     fold). Up to ``dense_ease_max_items`` items the default EASE^R member keeps its dense weights.
 
@@ -354,7 +415,7 @@ def tune_auto_protocols(
     state = [
         _Member.start(name, protocols, _member_base(name, n_items, ease_max_items, dense_ease_max_items,
                                                     (start_params or {}).get(name)),
-                      search_candidates(spaces.get(name, {}), (member_iter or {}).get(name, n_iter), rng))
+                      _member_points(name, spaces.get(name, {}), (member_iter or {}).get(name, n_iter), rng))
         for name in names
     ]
     _search_members(search, state, deadline)

@@ -9,7 +9,11 @@ from numpy.typing import NDArray
 
 from .base import ItemSimilarityRecommender, RecommenderBase, topk_sparse_rows
 
-__all__ = ["EASE"]
+__all__ = ["EASE", "DUAL_SHARE"]
+
+#: ``fit`` solves EASE^R in its dual (user-side) form when there are fewer users than this share
+#: of the items: it inverts an n_users x n_users matrix instead of an n_items x n_items one.
+DUAL_SHARE = 0.75
 
 
 class EASE(ItemSimilarityRecommender):
@@ -74,12 +78,14 @@ class EASE(ItemSimilarityRecommender):
         if float(self.l2_norm) <= 0:
             raise ValueError(f"l2_norm must be > 0, got {self.l2_norm}")
         X = self._fit_common(user_items)
-        gram = (X.T @ X).toarray().astype(np.float32)
-        gram[np.diag_indices(n_items)] += np.float32(self.l2_norm)
-        P = _spd_inverse(gram)
-        del gram
-        B = P
-        B /= -np.diag(P).copy()[None, :]
+        if X.shape[0] < DUAL_SHARE * n_items:
+            B = _ease_dual(X, float(self.l2_norm))
+        else:
+            gram = (X.T @ X).toarray().astype(np.float32)
+            gram[np.diag_indices(n_items)] += np.float32(self.l2_norm)
+            B = _spd_inverse(gram)
+            del gram
+            B /= -np.diag(B).copy()[None, :]
         B[np.diag_indices(n_items)] = 0.0
         if self.top_k is None:
             self.coef_ = B
@@ -178,3 +184,38 @@ def _spd_inverse(A: NDArray[np.float32]) -> NDArray[np.float32]:
         lower = np.tril(block, -1)
         inv[start:end, start:end] = np.tril(block) + lower.T
     return inv.T
+
+
+def _ease_dual(X: sp.csr_matrix, l2_norm: float, block: int = 2048) -> NDArray[np.float32]:
+    """EASE^R's ``B`` (diagonal not yet zeroed) from the user side, by the Woodbury identity.
+
+    ``(X^T X + l I)^-1 = (I - H) / l`` with ``H = X^T (X X^T + l I)^-1 X``, so for ``i != j``
+    ``B_ij = -P_ij / P_jj = H_ij / (1 - H_jj)``: one n_users x n_users inverse and two sparse
+    products instead of an n_items x n_items inverse. The inverse is taken in float64 (``1 - H_jj``
+    is small for an item most users have); the products, which move the most memory, in float32.
+
+    Parameters
+    ----------
+    X : csr_matrix float32, shape (n_users, n_items)
+    l2_norm : float
+
+    Returns
+    -------
+    B : ndarray float32, shape (n_items, n_items)
+    """
+    X64 = sp.csr_matrix(X, dtype=np.float64)
+    K = (X64 @ X64.T).toarray()
+    K[np.diag_indices(K.shape[0])] += l2_norm
+    K_inv = _spd_inverse(K)
+    del K
+    XT = sp.csr_matrix(X.T, dtype=np.float32)
+    W = np.ascontiguousarray((XT @ K_inv.astype(np.float32)).T)  # (X X^T + l I)^-1 X, (n_users, n_items)
+    del K_inv
+    n_items = X.shape[1]
+    B = np.empty((n_items, n_items), dtype=np.float32)
+    for start in range(0, n_items, block):
+        end = min(n_items, start + block)
+        H = XT @ np.ascontiguousarray(W[:, start:end])
+        scale = 1.0 - H[np.arange(start, end), np.arange(end - start)].astype(np.float64)
+        B[:, start:end] = H / scale[None, :].astype(np.float32)
+    return B

@@ -1,6 +1,7 @@
 """Provides the build's loading: item texts and interactions from the adapter, turned into confidence matrices."""
 from __future__ import annotations
 
+import inspect
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from django.contrib.contenttypes.models import ContentType
 from ..adapters import get_adapter
 from ..algorithms.feedback import FeedbackEvents, confidence_matrix
 from ..algorithms.matrices import IndexMap
+from ..algorithms.splits import last_timestamp_matrix
 from ..conf import app_settings
 from ..interactions import InteractionColumns
 from .config import feedback_config
@@ -123,3 +125,26 @@ def explicit_ratings(data: LoadedData) -> dict[str, np.ndarray]:
     ok = (cols.kind == "rating") & ~np.isnan(cols.stars) & (data.event_users >= 0) & (data.event_items >= 0)
     return {"users": data.event_users[ok], "items": data.event_items[ok], "stars": cols.stars[ok],
             "shape": np.asarray([len(data.user_map), len(data.item_map)], dtype=np.int64)}
+
+
+def interaction_times(data: LoadedData) -> sp.csr_matrix | None:
+    """The latest time of each (user, item) pair with a timestamp, or None when no event has one.
+
+    A self-tuning algorithm validates on each user's latest interaction with it (else on a random one).
+    """
+    cols = data.cols
+    if cols is None or data.event_users is None:
+        return None
+    ok = (data.event_users >= 0) & (data.event_items >= 0) & np.isfinite(cols.timestamp)
+    ok &= cols.kind != "not_interested"
+    if not ok.any():
+        return None
+    return last_timestamp_matrix(data.event_users[ok], data.event_items[ok], cols.timestamp[ok],
+                                 (len(data.user_map), len(data.item_map)))
+
+
+def fit_inputs(model: Any, data: LoadedData) -> dict[str, Any]:
+    """Keyword arguments of ``model.fit`` beyond the matrix: the timestamps, for a fit that takes them."""
+    if "timestamps" not in inspect.signature(model.fit).parameters:
+        return {}
+    return {"timestamps": interaction_times(data)}

@@ -42,7 +42,7 @@ from ..models import BuildRun, PopularItem, UserRecommendation
 from .config import algorithm_settings, build_algorithm_settings
 from .errors import BuildError
 from .lease import build_lock_acquire, build_lock_extend, build_lock_holder, build_lock_release
-from .load import LoadedData, build_load, recent_counts
+from .load import LoadedData, build_load, fit_inputs, recent_counts
 from .parts import BUILD_PARTS, PART_COUNTS, part_inputs_save, part_store, parts_fit
 from .progress import StageTimer, build_add, build_write_lock, picks_stored
 from .rows import PICK_COLUMNS, POPULAR_COLUMNS, history_keys, pick_rows, popular_rows, user_pk
@@ -114,7 +114,8 @@ def _build_fit(build: BuildRun, timer: StageTimer, progress: Progress, parts_inl
         raise BuildError("There are no interactions to learn from yet.")
     with timer.stage("fit"):
         params, decision = fit_params(build, data.n_events)
-        model = get_estimator(build.algorithm, **params).fit(data.user_items)
+        model = get_estimator(build.algorithm, **params)
+        model.fit(data.user_items, **fit_inputs(model, data))
         build.tuning = tuning_record(build, model, decision, data.n_events)
         prune_similarity(model)
         popular = popular_rows(build.pk, data, recent)

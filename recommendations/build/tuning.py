@@ -22,7 +22,7 @@ from ..models import BuildRun
 from .config import param_names
 
 # Parameters that say how to tune, not what to fit: changing them does not force a new tuning.
-TUNING_PARAMS = ("tune", "tune_budget", "tune_users", "tune_iter", "tune_folds", "tune_metric")
+TUNING_PARAMS = ("tune", "tune_budget", "tune_users", "tune_iter", "tune_folds", "tune_metric", "tune_negatives")
 
 # What a reusing build copies from the record of the build that tuned.
 CARRIED = ("params", "metric", "validation", "folds", "blend", "member_scores", "candidates", "settings",

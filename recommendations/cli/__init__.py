@@ -51,7 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
                         description=f"Fit each algorithm on TRAIN.csv and score TEST.csv. Algorithms: {names}.")
     ev.add_argument("--train", required=True)
     ev.add_argument("--test", required=True, help="CSV user,item of held-out positives")
-    ev.add_argument("--negatives", default=None, help="CSV user,item of sampled negatives (sampled protocol)")
+    ev.add_argument("--negatives", default=None,
+                    help="CSV user,item of sampled negatives (sampled protocol; auto then tunes for it)")
     ev.add_argument("--k", default="5,10", help="cut-offs, e.g. 5,10")
     ev.add_argument("--algorithms", default="toppop,itemknn,rp3beta,ease,ials,auto",
                     help=f"comma-separated, from: {names}; one that refuses the data is skipped with its reason")

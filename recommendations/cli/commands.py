@@ -196,14 +196,19 @@ def _evaluation_data(args: argparse.Namespace) -> _EvaluationData:
     return _EvaluationData(X, T, N, timestamp_matrix(train, tu, ti, shape), cold_users)
 
 
+def _negatives_per_user(data: _EvaluationData) -> int | None:
+    """The sampled protocol's negatives per test user (median), or None for full ranking."""
+    if data.N is None:
+        return None
+    per_user = np.diff(data.N.indptr)
+    return int(np.median(per_user[per_user > 0])) if (per_user > 0).any() else None
+
+
 def _tune_all(args: argparse.Namespace, algorithms: list[str], data: _EvaluationData) -> tuple[dict, list]:
     """``--tune``: tune each algorithm on validation carved out of TRAIN; write ``--params-out``."""
     from recommendations.algorithms import evaluation as ev
 
-    n_neg = None
-    if data.N is not None:
-        per_user = np.diff(data.N.indptr)
-        n_neg = int(np.median(per_user[per_user > 0])) if (per_user > 0).any() else None
+    n_neg = _negatives_per_user(data)
     stamps = None
     if args.tune_split == "time":
         if data.stamps is None:
@@ -238,7 +243,11 @@ def _evaluate_one(name: str, params: dict[str, Any], data: _EvaluationData, ks: 
     """Fit ``name`` on TRAIN (``auto`` tunes itself on it) and score TEST."""
     from recommendations.algorithms import evaluation as ev
 
-    est = make_estimator(name, params)
+    fit_params = dict(params)
+    if name == "auto" and "tune_negatives" not in params:
+        # auto tunes for the protocol it is scored by: sampled negatives reward other blends than full ranking
+        fit_params["tune_negatives"] = _negatives_per_user(data)
+    est = make_estimator(name, fit_params)
     fit_seconds = _fit(est, name, data.X, data.stamps)
     result = ev.evaluate(est, data.X, data.T, ks=ks, negatives=data.N, name=name, params=params, fit=False)
     result.fit_seconds = fit_seconds

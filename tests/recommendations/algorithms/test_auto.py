@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from recommendations.algorithms.auto import MIN_TUNING_USERS, Auto
+from recommendations.algorithms.auto import MIN_TUNING_USERS, MIN_VALIDATION_USERS, VALIDATION_CELLS, Auto, validation_users
 from recommendations.algorithms.blend import AUTO_DEFAULTS
 from recommendations.algorithms.splits import last_timestamp_matrix
 
@@ -132,3 +132,52 @@ def test_timestamps_of_pairs_the_matrix_dropped_are_ignored(spy):
     assert model.tuning_["validation"] == "latest interaction per user"
     seen_times = spy[0][1]
     assert seen_times.nnz == X.nnz and np.array_equal(seen_times.indices, X.indices)
+
+
+def test_sampled_negatives_set_the_validation_protocol(monkeypatch):
+    from recommendations.algorithms import auto as auto_module
+
+    asked = []
+    real = auto_module.tune_auto
+    monkeypatch.setattr(auto_module, "tune_auto", lambda train, **kw: asked.append(kw) or real(train, **kw))
+    X = _clustered(seed=7)
+    sampled = Auto(**FAST, tune_budget=1, tune_iter=0, tune_negatives=15).fit(X)
+    full = Auto(**FAST, tune_budget=1, tune_iter=0).fit(X)
+    assert [kw["n_negatives"] for kw in asked] == [15, None]
+    assert sampled.tuning_["protocol"] == "15 sampled negatives" and full.tuning_["protocol"] == "full ranking"
+    # "auto" validation users follow the catalogue: more users on a smaller one
+    assert asked[0]["max_users"] == validation_users(X.shape[1]) >= MIN_VALIDATION_USERS
+    assert validation_users(100_000) == MIN_VALIDATION_USERS < validation_users(5_000) == VALIDATION_CELLS // 5_000
+
+
+def test_members_try_their_registry_defaults_right_after_their_start(monkeypatch):
+    from recommendations.algorithms import auto_tuning, get_estimator
+
+    tried = []
+    real = auto_tuning._Search.try_member
+
+    def record(self, member, params):
+        tried.append((member.name, dict(params)))
+        return real(self, member, params)
+
+    monkeypatch.setattr(auto_tuning._Search, "try_member", record)
+    Auto(**FAST, tune_budget=600, tune_iter=1).fit(_clustered(seed=8))
+    for name in ("rp3beta", "itemknn", "ials"):
+        first, second = [params for member, params in tried if member == name][:2]
+        assert first == FAST[name]
+        registry = get_estimator(name).get_params()
+        assert second == {**FAST[name], **{k: registry[k] for k in auto_tuning.DEFAULT_SEARCH_SPACES[name]}}
+
+
+def test_blend_search_starts_from_the_untuned_blend_when_it_validates_better(monkeypatch):
+    from recommendations.algorithms import auto_tuning
+
+    assert auto_tuning.default_blend_weights(["rp3beta", "itemknn", "ials"]) == pytest.approx(
+        {"rp3beta": 1.0, "itemknn": 1.0, "ials": 0.05})  # EASE^R's weight moves to ItemKNN, as in Auto
+    # validation prefers the untuned blend; a grid of 0 and 1 alone cannot reach its weights from one member
+    monkeypatch.setattr(auto_tuning._Search, "blend_score",
+                        lambda self, obj, weights: (1.0 if weights == AUTO_DEFAULTS["weights"] else 0.5, []))
+    result = auto_tuning.tune_auto(_clustered(seed=9), start_params=FAST, n_iter=0, weight_grid=(0.0, 1.0))
+    started = [t for t in result.trials if t.get("start") == "untuned defaults"]
+    assert len(started) == 1 and started[0]["weights"] == AUTO_DEFAULTS["weights"]
+    assert result.best_params["weights"] == AUTO_DEFAULTS["weights"] and result.best_score == 1.0

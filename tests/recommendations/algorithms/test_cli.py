@@ -340,3 +340,28 @@ def test_event_weights_cli_errors_and_help(tmp_path: Path):
     assert res.returncode == 1 and "needs an 'event' column" in res.stderr
     helptext = run_cli("recommend", "--help").stdout
     assert "--event-weights" in helptext and "summed" in helptext
+
+
+def test_evaluate_tunes_auto_for_the_protocol_it_scores(tmp_path: Path, monkeypatch):
+    """With --negatives, auto's validation ranks against as many sampled negatives; without, by full ranking."""
+    from recommendations.algorithms import auto as auto_module
+    from recommendations.cli import main
+
+    train_csv, test_csv, held = _many_users_csv(tmp_path)
+    neg_csv = write(tmp_path / "NEG.csv", "user,item\n" + "".join(
+        f"{user},i{j}\n" for user, _ in sorted(held) for j in range(30) if (user, f"i{j}") not in held)[:-1] + "\n")
+    asked = []
+    real = auto_module.tune_auto
+    monkeypatch.setattr(auto_module, "tune_auto", lambda train, **kw: asked.append(kw["n_negatives"]) or real(train, **kw))
+    protocols = []
+    for extra in (["--negatives", str(neg_csv)], []):
+        out = tmp_path / "out.json"
+        with open(out, "w") as fh:
+            monkeypatch.setattr(sys, "stdout", fh)
+            status = main(["evaluate", "--train", str(train_csv), "--test", str(test_csv), *extra, "--k", "5",
+                           "--algorithms", "auto", "--json", "--quiet"])
+            monkeypatch.setattr(sys, "stdout", sys.__stdout__)
+        assert status == 0
+        protocols.append(json.loads(out.read_text())["results"][0]["params"]["tuned"]["protocol"])
+    assert asked == [29, None]
+    assert protocols == ["29 sampled negatives", "full ranking"]

@@ -164,6 +164,25 @@ class TestEASEKnownAnswers:
         np.testing.assert_allclose(model.coef_, B, rtol=1e-3, atol=1e-5)
         np.testing.assert_allclose(model.similarity_.toarray(), B, rtol=1e-3, atol=1e-5)
 
+    def test_fewer_users_than_items_solves_the_dual_with_the_same_answer(self, monkeypatch):
+        from recommendations.algorithms import linear
+
+        dual_calls = []
+        real = linear._ease_dual
+        monkeypatch.setattr(linear, "_ease_dual", lambda *a, **k: dual_calls.append(a[0].shape) or real(*a, **k))
+        rng = np.random.default_rng(2)
+        X = (rng.random((15, 50)) < 0.2).astype(np.float64)
+        X[:, 3] = 1.0  # an item every user has: 1 - H_jj is smallest there
+        lam = 2.0
+        P = np.linalg.inv(X.T @ X + lam * np.eye(50))
+        B = -P / np.diag(P)[None, :]
+        np.fill_diagonal(B, 0.0)
+        model = EASE(l2_norm=lam).fit(sp.csr_matrix(X.astype(np.float32)))
+        assert dual_calls == [(15, 50)]
+        np.testing.assert_allclose(model.coef_, B, rtol=1e-4, atol=1e-6)
+        pruned = EASE(l2_norm=lam, top_k=5).fit(sp.csr_matrix(X.astype(np.float32)))
+        assert (pruned.similarity_.toarray() != 0).sum(axis=0).max() <= 5
+
     def test_refuses_big_catalogue_with_clear_message(self):
         with pytest.raises(ValueError, match=r"max_items=2.*rp3beta"):
             EASE(max_items=2).fit(TINY)

@@ -221,3 +221,27 @@ class TestJsonSafe:
 
         assert tuning.json_safe({"blend": float("-inf"), "m": {"x": np.float32(0.5)}, "l": [float("nan")]}) == {
             "blend": None, "m": {"x": 0.5}, "l": [None]}
+
+
+class TestTimestamps:
+    def test_a_build_gives_auto_the_interaction_times_so_it_validates_on_each_latest(self, crowd, monkeypatch):
+        given = []
+        real = auto.tune_auto
+
+        def spy(*args, **kwargs):
+            given.append(kwargs.get("timestamps"))
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(auto, "tune_auto", spy)
+        start = timezone.now() - timedelta(days=30)
+        latest = {}
+        for n, like in enumerate(Like.objects.order_by("user_id", "pk")):
+            like.created_at = start + timedelta(hours=n)
+            like.save(update_fields=["created_at"])
+            latest[like.user_id] = like.created_at.timestamp()
+        build = services.full_build_run()
+        stored = BuildRun.objects.get(pk=build.pk).tuning
+        assert stored["validation"] == "latest interaction per user"
+        (stamps,) = given
+        row_latest = stamps.max(axis=1).toarray().ravel()
+        assert sorted(row_latest.tolist()) == pytest.approx(sorted(latest.values()))
