@@ -16,6 +16,14 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from .experiments.models import Arm, ArmPicks, DefaultConfiguration, Experiment
+
+__all__ = [
+    "Arm", "ArmPicks", "BuildArtifact", "BuildLock", "BuildRun", "DefaultConfiguration", "Experiment", "ItemRule",
+    "JSONTextField", "PayloadGeneration", "PopularItem", "SimilarItem", "UserPayload", "UserRecommendation",
+    "UserRefresh",
+]
+
 
 class JSONTextField(models.TextField):
     """A JSON value stored as its text on every database, read back as the Python value.
