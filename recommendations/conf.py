@@ -93,6 +93,12 @@ DEFAULTS: dict[str, Any] = {
     "TUNE_BUDGET_SECONDS": 20.0,
     "RETUNE_GROWTH": 0.2,
     "RETUNE_DAYS": 7.0,
+    # Online experiments (recommendations.experiments): the level of their intervals and tests; the p-value
+    # under which a sample-ratio mismatch is flagged; the normal mixture's standard deviation of the
+    # always-valid test, as a share of the control arm's value (0.1: effects around a 10% lift).
+    "EXPERIMENT_ALPHA": 0.05,
+    "EXPERIMENT_SRM_ALPHA": 0.001,
+    "EXPERIMENT_MIXTURE_TAU": 0.1,
 }
 
 class AppSettings:

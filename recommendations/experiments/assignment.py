@@ -15,6 +15,8 @@ from django.db.models.signals import post_delete, post_save
 from django.utils import timezone
 
 from ..algorithms.experiments_stats import bucket
+from ..build.pipeline import build_switched
+from ..models import BuildRun
 from .models import Arm, Experiment
 
 LIVE_CACHE_KEY = "recommendations:experiments-live"
@@ -67,14 +69,21 @@ def arm_index(experiment: LiveExperiment, unit: str) -> int:
 
 
 def live_experiments() -> list[LiveExperiment]:
-    """Return the experiments that assign readers now (cached for ``LIVE_CACHE_SECONDS``)."""
+    """Return the experiments that assign readers now (cached for ``LIVE_CACHE_SECONDS``).
+
+    An experiment whose algorithm arms the active build has not fitted yet is left out until a build has:
+    its readers would otherwise get the arm's fallbacks (popular items) instead of its picks.
+    """
     snapshot = cache.get(LIVE_CACHE_KEY)
     if snapshot is None:
         snapshot = []
+        counts = BuildRun.objects.active().values_list("counts", flat=True).first() or {}
+        fitted = set((counts.get("arms") or {}).keys())
         for e in Experiment.objects.filter(state=Experiment.State.RUNNING).prefetch_related("arms"):
             arms = tuple(ArmInfo(a.pk, a.name, a.share, a.is_control, a.algorithm, a.build_id)
                          for a in sorted(e.arms.all(), key=lambda a: a.pk))
-            if len(arms) >= 2:
+            ready = all(str(a.pk) in fitted for a in arms if a.algorithm and not a.build_id)
+            if len(arms) >= 2 and ready:
                 snapshot.append(LiveExperiment(e.pk, e.slug, e.kind, tuple(e.surfaces or ()), e.salt, e.start,
                                                e.stop, arms))
         cache.set(LIVE_CACHE_KEY, snapshot, LIVE_CACHE_SECONDS)
@@ -93,6 +102,7 @@ def live_cache_clear(**kwargs) -> None:
     cache.delete(LIVE_CACHE_KEY)
 
 
+build_switched.connect(live_cache_clear, dispatch_uid="experiments-live-build-switched")
 for _model in (Experiment, Arm):
     post_save.connect(live_cache_clear, sender=_model, dispatch_uid=f"experiments-live-{_model.__name__}-save")
     post_delete.connect(live_cache_clear, sender=_model, dispatch_uid=f"experiments-live-{_model.__name__}-delete")
