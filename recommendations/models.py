@@ -16,6 +16,13 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from .impressions.models import Attribution, DailyMetric, Impression
+
+__all__ = [
+    "Attribution", "BuildArtifact", "BuildLock", "BuildRun", "DailyMetric", "Impression", "ItemRule", "JSONTextField",
+    "PayloadGeneration", "PopularItem", "SimilarItem", "UserPayload", "UserRecommendation", "UserRefresh",
+]
+
 
 class JSONTextField(models.TextField):
     """A JSON value stored as its text on every database, read back as the Python value.
