@@ -17,11 +17,12 @@ from django.db.models import Q
 from django.utils import timezone
 
 from .experiments.models import Arm, ArmPicks, DefaultConfiguration, Experiment
+from .impressions.models import Attribution, DailyMetric, Impression
 
 __all__ = [
-    "Arm", "ArmPicks", "BuildArtifact", "BuildLock", "BuildRun", "DefaultConfiguration", "Experiment", "ItemRule",
-    "JSONTextField", "PayloadGeneration", "PopularItem", "SimilarItem", "UserPayload", "UserRecommendation",
-    "UserRefresh",
+    "Arm", "ArmPicks", "Attribution", "BuildArtifact", "BuildLock", "BuildRun", "DailyMetric", "DefaultConfiguration",
+    "Experiment", "Impression", "ItemRule", "JSONTextField", "PayloadGeneration", "PopularItem", "SimilarItem",
+    "UserPayload", "UserRecommendation", "UserRefresh",
 ]
 
 

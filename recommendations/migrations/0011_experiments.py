@@ -11,7 +11,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('recommendations', '0009_build_tuning'),
+        ('recommendations', '0010_impressions'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
