@@ -37,6 +37,14 @@ class HeldoutSplitTests:
         assert heldout_split(ratings, n_readers=10, seed=3).wants == heldout_split(ratings, n_readers=10, seed=3).wants
         assert heldout_split(ratings, n_readers=10, seed=3).wants != heldout_split(ratings, n_readers=10, seed=4).wants
 
+    def test_held_out_books_are_random_not_the_first_in_file_order(self):
+        # goodbooks v1 is sorted by book (popularity): its order is no time proxy.
+        ratings = _ratings()
+        split = heldout_split(ratings, n_readers=10, seed=1)
+        in_file = {u: [b for v, b, s in ratings if v == u and s >= 4] for u in split.wants}
+        for order in (in_file, {u: sorted(books) for u, books in in_file.items()}):
+            assert any(set(wants) != set(order[u][:len(wants)]) for u, wants in split.wants.items())
+
     def test_short_histories_are_dropped(self):
         ratings = _ratings() + [("999", "1", 5), ("999", "2", 5)]
         split = heldout_split(ratings, n_readers=100, seed=0)

@@ -1,0 +1,152 @@
+"""Provides the markdown report of the online simulation (``benchmarks/results/online_simulation.md``)."""
+from __future__ import annotations
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def _rate(result, count: int) -> str:
+    rate, low, high = result.rate(count)
+    return f"{_pct(rate)} ({count}/{result.n_experiments}; 95% {_pct(low)}-{_pct(high)})"
+
+
+def _goal(ok: bool) -> str:
+    return "met" if ok else "**not met**"
+
+
+def _aa_section(f: dict) -> str:
+    aa = f["aa"]
+    r = aa["resplit"]
+    fixed, seq, peek = (c / r.n_experiments for c in (r.fixed, r.sequential_daily, r.peeking_fixed))
+    ok = 0.02 <= fixed <= 0.08 and 0.02 <= seq <= 0.08
+    p, s, d = aa["as_run"]
+    return f"""## A/A: false positives
+
+The A/A phase's {r.n_readers} readers (both arms the default configuration) were split again with
+{r.n_experiments} salts through the real assignment (`experiments.assignment.arm_index`, a SHA-256 of the
+salt and the reader), and each split was compared by the real results code
+(`experiments.results.compare_metric`: CTR as a ratio of per-reader sums, delta-method variance over
+readers; the always-valid p is the mSPRT's running minimum over daily looks). The stack ran once; the
+re-splits reuse its per-reader, per-day rows.
+
+| reading | false-positive rate at alpha .05 | goal 2-8% |
+|---|---|---|
+| fixed-horizon p, read once at the end | {_rate(r, r.fixed)} | {_goal(0.02 <= fixed <= 0.08)} |
+| always-valid p, read every simulated day | {_rate(r, r.sequential_daily)} | {_goal(0.02 <= seq <= 0.08)} |
+| fixed-horizon p, read every day, stop at the first p < .05 (what not to do) | {_rate(r, r.peeking_fixed)} | (shows the inflation; {_pct(peek)}) |
+
+The A/A experiment as it ran: CTR difference {d.diff:+.4f} (95% {d.ci_low:+.4f} to {d.ci_high:+.4f}),
+p {p:.3f}, always-valid p {s:.3f}. Both A/A goals: {_goal(ok)}.
+"""
+
+
+def _ab_section(f: dict) -> str:
+    ab = f["ab"]
+    d, (true, low, high, true_control) = ab["diff"], ab["true"]
+    inside = d.ci_low <= true <= d.ci_high
+    within = low <= d.diff <= high
+    ok = ab["p"] < 0.01 and inside and within
+    lift = f"{100 * d.relative_lift:+.1f}%" if d.relative_lift is not None else "n/a"
+    true_rel = true / true_control if true_control else float("nan")
+    return f"""## A/B: `auto` against `toppop`
+
+Readers {ab['readers'][0]} (toppop) and {ab['readers'][1]} (auto); impressions {ab['impressions'][0]:,} and
+{ab['impressions'][1]:,}. CTR is clicks per impression of the home page's picks, from the stored rows.
+
+| | toppop (control) | auto | difference (auto - toppop) | 95% interval | p (fixed horizon) | always-valid p |
+|---|---|---|---|---|---|---|
+| measured | {d.control:.4f} | {d.treatment:.4f} | {d.diff:+.4f} ({lift}) | {d.ci_low:+.4f} to {d.ci_high:+.4f} | {ab['p']:.2g} | {ab['p_sequential']:.2g} |
+| true (click model's expected clicks of the lists shown) | | | {true:+.4f} ({100 * true_rel:+.1f}% of the control's CTR) | {low:+.4f} to {high:+.4f} (bootstrap over readers) | | |
+
+- Detects the known winner at p < .01: {_goal(ab['p'] < 0.01)} (p = {ab['p']:.2g}).
+- The true difference lies in the measured interval: {'yes' if inside else 'no'}; the measured difference lies in
+  the true difference's interval: {'yes' if within else 'no'}. Goal: {_goal(inside and within)}.
+- The A/B split's own SRM check: p = {ab['srm'].p_value:.3f}, flagged: {'yes' if ab['srm'].flagged else 'no'}.
+
+A/B goals together: {_goal(ok)}.
+"""
+
+
+def _power_section(f: dict) -> str:
+    pw = f["power"]
+    ratio_readers = pw["n_ab"] / pw["n_il"]
+    ratio_impressions = pw["impressions_ab"] / pw["impressions_il"]
+    il = pw["il_result"]
+    curve = lambda c: ", ".join(f"{n}: {p:.2f}" for n, p in c)  # noqa: E731
+    return f"""## Interleaving against A/B
+
+The interleaving phase's {pw['il_readers']} readers saw toppop (team A) and auto (team B) merged by team
+draft; each click is credited to the team that contributed the item (the impression's `arm` records
+the teams). Its sign test over readers: auto preferred by {il.wins_b}, toppop by {il.wins_a}, ties {il.ties},
+p = {il.p_value:.2g}. CTR of the interleaved lists: {pw['il_ctr']:.4f}.
+
+Readers needed to find auto better at alpha .05 with 80% power, by resampling each phase's readers
+(A/B: half per arm, the delta-method test; interleaving: the sign test):
+
+| design | readers | impressions |
+|---|---|---|
+| A/B | {pw['n_ab']:,} | {pw['impressions_ab']:,.0f} |
+| team-draft interleaving | {pw['n_il']:,} | {pw['impressions_il']:,.0f} |
+| ratio A/B : interleaving | {ratio_readers:.1f}x | {ratio_impressions:.1f}x |
+
+Goal >= 10x fewer impressions for interleaving: {_goal(ratio_impressions >= 10)} (measured {ratio_impressions:.1f}x).
+
+Power curves (readers: power): A/B {curve(pw['curve_ab'])}; interleaving {curve(pw['curve_il'])}.
+"""
+
+
+def _srm_section(f: dict) -> str:
+    lines = []
+    ok = True
+    for label, (n, rates) in (("the simulated readers", f["srm"]["simulated"]), ("all readers of the site", f["srm"]["site"])):
+        (b, nb), (h, nh) = rates["broken"], rates["honest"]
+        lines.append(f"| {label} | {n:,} | {b}/{nb} ({_pct(b / nb)}) | {h}/{nh} ({_pct(h / nh)}) |")
+        ok = ok and b / nb >= 0.8
+    return f"""## Sample-ratio mismatch
+
+Readers assigned by the real assignment with shares 55/45 while the experiment declares 50/50,
+checked by `srm_check` (chi-square, flagged below p = .001), over many salts; the same readers split
+50/50 as declared show the false alarms.
+
+| readers | n | broken 55/45 flagged | honest 50/50 flagged |
+|---|---|---|---|
+{chr(10).join(lines)}
+
+Flagged (goal: the broken split is flagged): {_goal(ok)}.
+"""
+
+
+def report(f: dict, args) -> str:
+    """Return the markdown report of figures ``f`` of a run with ``args``."""
+    lists = f["lists"]
+    phases = "\n".join(f"| {k} | {v['readers']} | {v['impressions']:,} | {v['clicks']:,} | {v['seconds']:.0f} |"
+                       for k, v in f["phases"].items())
+    return f"""# Online simulation
+
+Command: `{f['command']}`. Machine: {f['machine']} (shared with other jobs: load average
+{f['load_before'][0]:.1f} before, {f['load_after'][0]:.1f} after). Date: {f['date']}. Took {f['seconds'] / 60:.1f} minutes.
+
+goodbooks-10k v1 readers of the site's 2,000-book catalogue ({f['n_ratings']:,} ratings; {f['n_train']:,}
+loaded, the rest held out). v1 has no timestamps and is sorted by book, so each simulated reader's
+held-out "wants" are a seeded random 30% of their 4-5 star ratings, not their latest ones. Readers use
+the site through Django's test client in one process (the normal middleware, views, templates,
+impression recording and attribution; no HTTP hop), signed in with `force_login`. A click follows the
+card's link (`?rid=...&pos=...`), then the read beacon and the rating (or "Not interested") go
+through the site's endpoints. Click model: examination 1/log2(rank + 1) times {args.p_want} for a
+held-out book not yet read, {args.p_other} otherwise. No worker runs during the simulation, so readers'
+picks are not refreshed between days (serving still hides what they read). One simulated day is one
+visit of each reader; days are wall-clock intervals the simulator records. Every figure below is
+computed from the app's rows (`Impression`, `Attribution`), except the true CTR.
+
+| phase | readers | impressions | clicks | seconds |
+|---|---|---|---|---|
+{phases}
+
+Lists shown {lists['shown']:,}; found in the stored impressions by their `recommendation_id`
+{lists['stored']:,}, with as many items {lists['same_length']:,}.
+
+{_aa_section(f)}
+{_ab_section(f)}
+{_power_section(f)}
+{_srm_section(f)}"""

@@ -1,0 +1,170 @@
+"""Provides the online simulation's preparation, phases and analysis on the site; needs Django set up."""
+from __future__ import annotations
+
+import os
+import sqlite3
+from dataclasses import dataclass
+
+import numpy as np
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.db import connection
+
+from articles.demo import demo_data_load
+from benchmarks import online_sim_stats as st
+from benchmarks.online_sim_drive import (
+    Outcomes,
+    SimReader,
+    days_run,
+    experiment_create,
+    experiment_switch,
+    outcomes_read,
+    readers_sign_in,
+)
+from benchmarks.online_sim_site import data_dir_write
+from recommendations.conf import app_settings
+from recommendations.experiments.models import Experiment
+from recommendations.impressions.models import Impression
+
+# Phase -> (experiment slug, kind, arms as (name, algorithm, share), the first being the control or team A).
+EXPERIMENTS = {
+    "aa": ("sim-aa", Experiment.Kind.AB, [("a1", "", 0.5), ("a2", "", 0.5)]),
+    "ab": ("sim-ab", Experiment.Kind.AB, [("toppop", "toppop", 0.5), ("auto", "", 0.5)]),
+    "il": ("sim-il", Experiment.Kind.INTERLEAVING, [("toppop", "toppop", 0.5), ("auto", "", 0.5)]),
+}
+POWER = 0.8
+
+
+def site_prepare(split, work, say) -> None:
+    """Migrate, load the sample with the demo loader, define the experiments (not live yet) and build."""
+    call_command("migrate", verbosity=0)
+    demo_reader = min({u for u, _, _ in split.train} - set(split.wants), key=int)
+    data_dir = data_dir_write(work / "data", split.train, demo_reader)
+    counts = demo_data_load(data_dir=data_dir, admin_username=None)
+    say(f"Loaded {counts['readers']:,} readers, {counts['ratings']:,} ratings, {counts['books']:,} books")
+    for slug, kind, arms in EXPERIMENTS.values():
+        experiment_create(slug, kind, arms, live=False)
+    call_command("recommendations", "build", "--sync")
+
+
+def site_migrate() -> None:
+    """Apply migrations newer than the prepared database's (a new branch merged since it was made)."""
+    call_command("migrate", verbosity=0)
+
+
+def database_copy(dest) -> None:
+    """Copy the site's SQLite database to ``dest`` with SQLite's backup API (consistent under WAL)."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    connection.ensure_connection()
+    partial = dest.with_suffix(".partial")
+    target = sqlite3.connect(partial)
+    connection.connection.backup(target)
+    target.close()
+    os.replace(partial, dest)
+
+
+@dataclass
+class Phase:
+    key: str
+    outcomes: Outcomes
+    readers: list[SimReader]
+    bounds: list
+
+    def expected(self) -> np.ndarray:
+        """Return each reader's expected clicks under the click model (summed over the lists shown), by outcome row."""
+        by_user = {s.user_id: sum(x.expected_clicks for x in s.shown) for s in self.readers}
+        return np.array([by_user.get(u, 0.0) for u in self.outcomes.user_ids])
+
+    def arm(self, name: str) -> np.ndarray:
+        return np.array([a == name for a in self.outcomes.arms])
+
+
+def phases_run(split, groups: list[list[str]], args, model, say) -> dict[str, Phase]:
+    """Run the A/A, A/B and interleaving phases in turn, each with its readers (``groups[i]``), and read their rows back."""
+    experiments = {key: Experiment.objects.get(slug=slug) for key, (slug, _, _) in EXPERIMENTS.items()}
+    phases, previous = {}, None
+    for i, key in enumerate(EXPERIMENTS):
+        readers = readers_sign_in(split.wants, groups[i])
+        experiment_switch(previous, experiments[key])
+        previous = experiments[key]
+        say(f"Phase {key}: {len(readers)} readers, {args.days} days")
+        bounds = days_run(readers, model, days=args.days, seed=args.seed + i, say=say)
+        phases[key] = Phase(key, outcomes_read(EXPERIMENTS[key][0], bounds), readers, bounds)
+    return phases
+
+
+def lists_check(phases: dict[str, Phase]) -> dict[str, int]:
+    """Compare the lists the readers were shown with the impressions stored: same id, same items."""
+    stored = dict(Impression.objects.filter(surface="home").values_list("recommendation_id", "items"))
+    stored = {str(k): v for k, v in stored.items()}
+    shown = [x for p in phases.values() for s in p.readers for x in s.shown]
+    found = sum(x.recommendation_id in stored for x in shown)
+    same = sum(len(stored.get(x.recommendation_id, [])) == len(x.items) for x in shown)
+    return {"shown": len(shown), "stored": found, "same_length": same, "home_impressions": len(stored)}
+
+
+def aa_figures(phase: Phase, args) -> dict:
+    """The A/A phase as run (its own split), and its readers re-split ``args.salts`` times."""
+    o = phase.outcomes
+    data = st.columns(o.impressions, o.clicks)
+    alpha, tau = app_settings.EXPERIMENT_ALPHA, app_settings.EXPERIMENT_MIXTURE_TAU
+    as_run = st.looks(data, np.array([0 if a == "a1" else 1 for a in o.arms]), alpha=alpha, relative_tau=tau)
+    units = [f"u:{u}" for u in o.user_ids]
+    resplit = st.aa_experiments(units, data, n_salts=args.salts, alpha=alpha, relative_tau=tau)
+    return {"as_run": as_run[-1], "as_run_sequential": min(s for _, s, _ in as_run), "resplit": resplit,
+            "ctr": o.clicks.sum() / o.impressions.sum()}
+
+
+def ab_figures(phase: Phase, args) -> dict:
+    """The A/B phase: the measured CTR difference (auto - toppop) and the click model's true one."""
+    o = phase.outcomes
+    control, treatment = phase.arm("toppop"), phase.arm("auto")
+    arms = np.where(control, 0, np.where(treatment, 1, -1))
+    data = st.columns(o.impressions, o.clicks)
+    daily = st.looks(data, arms, alpha=app_settings.EXPERIMENT_ALPHA, relative_tau=app_settings.EXPERIMENT_MIXTURE_TAU)
+    p_fixed, p_sequential, diff = daily[-1]
+    expected, imps = phase.expected(), o.impressions.sum(axis=1)
+    true = st.true_ctr_lift((expected[control], expected[treatment]), (imps[control], imps[treatment]),
+                            draws=max(args.draws, 200), seed=args.seed)
+    honest_srm = st.es.srm_check([int(control.sum()), int(treatment.sum())], [0.5, 0.5])
+    return {"diff": diff, "p": p_fixed, "p_sequential": p_sequential, "true": true, "srm": honest_srm,
+            "readers": (int(control.sum()), int(treatment.sum())),
+            "impressions": (int(o.impressions[control].sum()), int(o.impressions[treatment].sum()))}
+
+
+def power_figures(ab: Phase, il: Phase, args) -> dict:
+    """Readers (and impressions) each design needs to find auto better at alpha .05 with 80% power."""
+    alpha = app_settings.EXPERIMENT_ALPHA
+    o = ab.outcomes
+    totals = {name: (o.clicks[ab.arm(name)].sum(axis=1), o.impressions[ab.arm(name)].sum(axis=1))
+              for name in ("toppop", "auto")}
+    ab_test = st.ab_test(totals["toppop"], totals["auto"], alpha=alpha, direction=1.0)
+    n_ab, curve_ab = st.readers_for_power(ab_test, target=POWER, draws=args.draws, seed=args.seed)
+    i = il.outcomes
+    credit_a, credit_b = i.credit_a.sum(axis=1), i.credit_b.sum(axis=1)
+    il_test = st.interleaving_test(credit_a, credit_b, alpha=alpha, direction=1.0)
+    n_il, curve_il = st.readers_for_power(il_test, target=POWER, draws=args.draws, seed=args.seed, low=4)
+    per_reader_ab = o.impressions.sum() / max(len(o.user_ids), 1)
+    per_reader_il = i.impressions.sum() / max(len(i.user_ids), 1)
+    preference = st.es.interleaving_preference(credit_a, credit_b)
+    return {"n_ab": n_ab, "n_il": n_il, "curve_ab": curve_ab, "curve_il": curve_il,
+            "impressions_ab": n_ab * per_reader_ab, "impressions_il": n_il * per_reader_il,
+            "il_result": preference, "il_readers": len(i.user_ids),
+            "il_ctr": i.clicks.sum() / max(i.impressions.sum(), 1)}
+
+
+def analyse(phases: dict[str, Phase], args, say) -> dict:
+    """Return every figure of the report, computed from the app's rows."""
+    say("Analysing the stored impressions and attributions")
+    figures = {"lists": lists_check(phases), "aa": aa_figures(phases["aa"], args),
+               "ab": ab_figures(phases["ab"], args), "power": power_figures(phases["ab"], phases["il"], args)}
+    simulated = [f"u:{u}" for p in phases.values() for u in p.outcomes.user_ids]
+    site = [f"u:{pk}" for pk in get_user_model().objects.values_list("pk", flat=True)]
+    figures["srm"] = {"simulated": (len(simulated), st.srm_rates(simulated, n_salts=args.salts,
+                                                                 threshold=app_settings.EXPERIMENT_SRM_ALPHA)),
+                      "site": (len(site), st.srm_rates(site, n_salts=args.salts,
+                                                       threshold=app_settings.EXPERIMENT_SRM_ALPHA))}
+    figures["phases"] = {k: {"readers": len(p.outcomes.user_ids), "impressions": int(p.outcomes.impressions.sum()),
+                             "clicks": int(p.outcomes.clicks.sum()),
+                             "seconds": (p.bounds[-1] - p.bounds[0]).total_seconds()} for k, p in phases.items()}
+    return figures
