@@ -61,13 +61,12 @@ class SimReader:
 
 def readers_sign_in(wants: dict[str, dict[str, int]], names: list[str]) -> list[SimReader]:
     """Sign each goodbooks reader in ``names`` in with their own client."""
-    users = dict(get_user_model().objects.filter(username__in=[f"gb_{n}" for n in names])
-                 .values_list("username", "pk"))
+    users = {u.username: u for u in get_user_model().objects.filter(username__in=[f"gb_{n}" for n in names])}
     out = []
     for name in names:
         client = Client()
-        client.force_login(get_user_model()(pk=users[f"gb_{name}"]))
-        out.append(SimReader(Reader(name, dict(wants[name])), users[f"gb_{name}"], client))
+        client.force_login(users[f"gb_{name}"])
+        out.append(SimReader(Reader(name, dict(wants[name])), users[f"gb_{name}"].pk, client))
     return out
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -65,15 +66,13 @@ def database_copy(dest) -> None:
 
 @dataclass
 class Phase:
+    """What the analysis needs of a phase: the rows read back, the click model's expectations, its day bounds."""
+
     key: str
     outcomes: Outcomes
-    readers: list[SimReader]
+    expected: np.ndarray  # each reader's expected clicks under the click model, by outcome row
     bounds: list
-
-    def expected(self) -> np.ndarray:
-        """Return each reader's expected clicks under the click model (summed over the lists shown), by outcome row."""
-        by_user = {s.user_id: sum(x.expected_clicks for x in s.shown) for s in self.readers}
-        return np.array([by_user.get(u, 0.0) for u in self.outcomes.user_ids])
+    lists: dict
 
     def arm(self, name: str) -> np.ndarray:
         return np.array([a == name for a in self.outcomes.arms])
@@ -89,18 +88,21 @@ def phases_run(split, groups: list[list[str]], args, model, say) -> dict[str, Ph
         previous = experiments[key]
         say(f"Phase {key}: {len(readers)} readers, {args.days} days")
         bounds = days_run(readers, model, days=args.days, seed=args.seed + i, say=say)
-        phases[key] = Phase(key, outcomes_read(EXPERIMENTS[key][0], bounds), readers, bounds)
+        outcomes = outcomes_read(EXPERIMENTS[key][0], bounds)
+        by_user = {r.user_id: sum(x.expected_clicks for x in r.shown) for r in readers}
+        expected = np.array([by_user.get(u, 0.0) for u in outcomes.user_ids])
+        phases[key] = Phase(key, outcomes, expected, bounds, lists_check(readers))
     return phases
 
 
-def lists_check(phases: dict[str, Phase]) -> dict[str, int]:
+def lists_check(readers: list[SimReader]) -> dict[str, int]:
     """Compare the lists the readers were shown with the impressions stored: same id, same items."""
-    stored = dict(Impression.objects.filter(surface="home").values_list("recommendation_id", "items"))
-    stored = {str(k): v for k, v in stored.items()}
-    shown = [x for p in phases.values() for s in p.readers for x in s.shown]
-    found = sum(x.recommendation_id in stored for x in shown)
-    same = sum(len(stored.get(x.recommendation_id, [])) == len(x.items) for x in shown)
-    return {"shown": len(shown), "stored": found, "same_length": same, "home_impressions": len(stored)}
+    shown = [x for r in readers for x in r.shown]
+    stored = {str(rid): items for rid, items in Impression.objects.filter(
+        recommendation_id__in=[x.recommendation_id for x in shown if x.recommendation_id])
+        .values_list("recommendation_id", "items")}
+    return {"shown": len(shown), "stored": sum(x.recommendation_id in stored for x in shown),
+            "same_length": sum(len(stored.get(x.recommendation_id, [])) == len(x.items) for x in shown)}
 
 
 def aa_figures(phase: Phase, args) -> dict:
@@ -123,7 +125,7 @@ def ab_figures(phase: Phase, args) -> dict:
     data = st.columns(o.impressions, o.clicks)
     daily = st.looks(data, arms, alpha=app_settings.EXPERIMENT_ALPHA, relative_tau=app_settings.EXPERIMENT_MIXTURE_TAU)
     p_fixed, p_sequential, diff = daily[-1]
-    expected, imps = phase.expected(), o.impressions.sum(axis=1)
+    expected, imps = phase.expected, o.impressions.sum(axis=1)
     true = st.true_ctr_lift((expected[control], expected[treatment]), (imps[control], imps[treatment]),
                             draws=max(args.draws, 200), seed=args.seed)
     honest_srm = st.es.srm_check([int(control.sum()), int(treatment.sum())], [0.5, 0.5])
@@ -156,14 +158,21 @@ def power_figures(ab: Phase, il: Phase, args) -> dict:
 def analyse(phases: dict[str, Phase], args, say) -> dict:
     """Return every figure of the report, computed from the app's rows."""
     say("Analysing the stored impressions and attributions")
-    figures = {"lists": lists_check(phases), "aa": aa_figures(phases["aa"], args),
-               "ab": ab_figures(phases["ab"], args), "power": power_figures(phases["ab"], phases["il"], args)}
+    figures = {"lists": {k: sum(p.lists[k] for p in phases.values()) for k in ("shown", "stored", "same_length")}}
+    for name, compute in (("aa", lambda: aa_figures(phases["aa"], args)), ("ab", lambda: ab_figures(phases["ab"], args)),
+                          ("power", lambda: power_figures(phases["ab"], phases["il"], args))):
+        started = time.monotonic()
+        figures[name] = compute()
+        say(f"  {name}: {time.monotonic() - started:.1f} s")
+    started = time.monotonic()
     simulated = [f"u:{u}" for p in phases.values() for u in p.outcomes.user_ids]
     site = [f"u:{pk}" for pk in get_user_model().objects.values_list("pk", flat=True)]
     figures["srm"] = {"simulated": (len(simulated), st.srm_rates(simulated, n_salts=args.salts,
                                                                  threshold=app_settings.EXPERIMENT_SRM_ALPHA)),
-                      "site": (len(site), st.srm_rates(site, n_salts=args.salts,
+                      # Fewer splits of the whole site's readers: each costs a hash per reader.
+                      "site": (len(site), st.srm_rates(site, n_salts=max(args.salts // 4, 20),
                                                        threshold=app_settings.EXPERIMENT_SRM_ALPHA))}
+    say(f"  srm: {time.monotonic() - started:.1f} s")
     figures["phases"] = {k: {"readers": len(p.outcomes.user_ids), "impressions": int(p.outcomes.impressions.sum()),
                              "clicks": int(p.outcomes.clicks.sum()),
                              "seconds": (p.bounds[-1] - p.bounds[0]).total_seconds()} for k, p in phases.items()}

@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import pickle
 import platform
 import random
 import shutil
@@ -72,6 +73,8 @@ def arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--var-dir", type=Path, default=ROOT / "var" / "online-sim",
                         help="Keeps the prepared database between runs (default var/online-sim).")
     parser.add_argument("--fresh", action="store_true", help="Prepare the database again.")
+    parser.add_argument("--analyse-only", action="store_true",
+                        help="Analyse the phases the last run kept (var-dir/phases.pickle) instead of running them.")
     parser.add_argument("--quick", action="store_true", help="Smoke run: 60 readers per phase, 3 days, no results file.")
     args = parser.parse_args(argv)
     if args.quick:
@@ -99,29 +102,36 @@ def main(argv: list[str] | None = None) -> int:
     say(f"{len(rows):,} ratings of the catalogue; {len(split.wants)} simulated readers, "
         f"{sum(map(len, split.wants.values())):,} held-out wants; {len(split.train):,} ratings loaded")
     work = args.var_dir / "run"
-    shutil.rmtree(work, ignore_errors=True)
     snapshot = snapshot_path(args)
     reuse = snapshot.exists() and not args.fresh
+    if not args.analyse_only:
+        shutil.rmtree(work, ignore_errors=True)
+        if reuse:
+            say(f"Copying the prepared database {snapshot}")
+            work.mkdir(parents=True)
+            shutil.copyfile(snapshot, work / "db.sqlite3")
     environment_set(work, f"sqlite:///{work / 'db.sqlite3'}")
-    if reuse:
-        say(f"Copying the prepared database {snapshot}")
-        shutil.copyfile(snapshot, work / "db.sqlite3")
     import django  # noqa: PLC0415 (the settings read the environment set just above)
 
     django.setup()
     from benchmarks import online_sim_run  # noqa: PLC0415 (needs Django set up)
 
-    if reuse:
-        online_sim_run.site_migrate()
+    kept = args.var_dir / "phases.pickle"
+    if args.analyse_only:
+        phases = pickle.loads(kept.read_bytes())
     else:
-        online_sim_run.site_prepare(split, work, say)
-        online_sim_run.database_copy(snapshot)
-    model = ClickModel(p_want=args.p_want, p_other=args.p_other, seed=args.seed)
-    pool = split.readers
-    random.Random(args.seed).shuffle(pool)
-    third = len(pool) // 3
-    groups = [pool[i * third:i * third + args.readers] for i in range(3)]
-    phases = online_sim_run.phases_run(split, groups, args, model, say)
+        if reuse:
+            online_sim_run.site_migrate()
+        else:
+            online_sim_run.site_prepare(split, work, say)
+            online_sim_run.database_copy(snapshot)
+        pool = split.readers
+        random.Random(args.seed).shuffle(pool)
+        third = len(pool) // 3
+        groups = [pool[i * third:i * third + args.readers] for i in range(3)]
+        model = ClickModel(p_want=args.p_want, p_other=args.p_other, seed=args.seed)
+        phases = online_sim_run.phases_run(split, groups, args, model, say)
+        kept.write_bytes(pickle.dumps(phases))
     figures = online_sim_run.analyse(phases, args, say)
     figures.update(seconds=time.monotonic() - started, load_before=load_before, load_after=os.getloadavg(),
                    machine=machine(), date=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
