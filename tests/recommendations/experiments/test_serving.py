@@ -1,0 +1,88 @@
+"""Tests of serving under experiments: each arm's stored lists, interleaving, and stopped experiments."""
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.cache import cache
+from django.utils import timezone
+
+from recommendations import services
+from recommendations.experiments.assignment import arm_index, live_experiments, reader_unit
+from recommendations.experiments.models import ArmPicks, Experiment
+from recommendations.experiments.promote import experiment_create, experiment_stop
+from recommendations.experiments.serving import picks_served, teams_from_label
+from recommendations.experiments.validation import ArmSpec
+from recommendations.selectors import recommended_for
+
+from .conftest import ab_experiment
+
+
+def _keys(items):
+    return [(type(i).__name__, i.pk) for i in items]
+
+
+@pytest.mark.django_db
+class ArmListsTests:
+    def test_a_build_stores_the_lists_of_each_algorithm_arm(self, experiment):
+        build = services.full_build_run()
+        treatment = experiment.arms.get(name="treatment")
+        assert build.counts["arms"] == {str(treatment.pk): ArmPicks.objects.filter(build=build).count()}
+        assert ArmPicks.objects.filter(build=build, arm=treatment).count() == 8
+
+    def test_each_reader_gets_their_arms_list(self, experiment):
+        services.full_build_run()
+        live = next(e for e in live_experiments() if e.slug == experiment.slug)
+        seen_arms = set()
+        for user in get_user_model().objects.all():
+            served = picks_served(user, surface="home", n=3)
+            arm = live.arms[arm_index(live, reader_unit(user))]
+            assert (served.experiment, served.arm) == (experiment.slug, arm.name)
+            if arm.name == "treatment":
+                stored = json.loads(ArmPicks.objects.get(arm_id=arm.pk, user=user).items)
+                assert [str(i.pk) for i in served.items] == [oid for _, oid, _ in stored][: len(served.items)]
+            else:
+                assert _keys(served.items) == _keys(recommended_for(user, n=3))
+            seen_arms.add(arm.name)
+        assert seen_arms == {"control", "treatment"}
+
+    def test_a_stopped_experiment_serves_the_default(self, experiment, world):
+        services.full_build_run()
+        experiment_stop(experiment=experiment)
+        for user in world["users"].values():
+            served = picks_served(user, surface="home", n=3)
+            assert served.experiment == "" and served.arm == ""
+            assert _keys(served.items) == _keys(recommended_for(user, n=3))
+
+    def test_an_experiment_past_its_stop_serves_the_default(self, experiment, world):
+        services.full_build_run()
+        Experiment.objects.filter(pk=experiment.pk).update(stop=timezone.now() - timedelta(seconds=1))
+        cache.clear()
+        assert picks_served(world["users"]["space0"], surface="home").experiment == ""
+
+    def test_readers_outside_the_surfaces_get_the_default(self, world):
+        ab_experiment(surfaces=["home"])
+        services.full_build_run()
+        assert picks_served(world["users"]["space0"], surface="api:recommendations").experiment == ""
+
+
+@pytest.mark.django_db
+class InterleavingServingTests:
+    def test_the_list_merges_both_arms_with_team_labels(self, world):
+        now = timezone.now()
+        experiment_create(name="i", slug="inter", kind=Experiment.Kind.INTERLEAVING, start=now - timedelta(hours=1),
+                          stop=now + timedelta(days=7),
+                          arms=[ArmSpec("default", 0.5, True), ArmSpec("popular", 0.5, False, "toppop")])
+        services.full_build_run()
+        user = world["users"]["space0"]
+        served = picks_served(user, surface="home", n=4)
+        assert served.experiment == "inter"
+        assert teams_from_label(served.arm) == served.teams and len(served.teams) == len(served.items)
+        default = {i.pk for i in recommended_for(user, n=4)}
+        for item, team in zip(served.items, served.teams):
+            if team == 0:
+                assert item.pk in default
+        # The same reader sees the same merge on the next request.
+        assert _keys(picks_served(user, surface="home", n=4).items) == _keys(served.items)
