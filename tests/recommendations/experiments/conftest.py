@@ -7,6 +7,7 @@ import pytest
 from django.core.cache import cache
 from django.utils import timezone
 
+from recommendations.experiments.assignment import live_cache_clear
 from recommendations.experiments.promote import experiment_create
 from recommendations.experiments.validation import ArmSpec
 
@@ -15,8 +16,10 @@ from recommendations.experiments.validation import ArmSpec
 def _fresh_cache():
     """Live experiments are cached for a few seconds; a rolled-back test must not leak them."""
     cache.clear()
+    live_cache_clear()
     yield
     cache.clear()
+    live_cache_clear()
 
 
 def ab_experiment(slug: str = "toppop-test", *, treatment: str = "toppop", shares=(0.5, 0.5), **kwargs):

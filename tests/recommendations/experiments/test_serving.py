@@ -6,11 +6,10 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.core.cache import cache
 from django.utils import timezone
 
 from recommendations import services
-from recommendations.experiments.assignment import arm_index, live_experiments, reader_unit
+from recommendations.experiments.assignment import arm_index, live_cache_clear, live_experiments, reader_unit
 from recommendations.experiments.models import ArmPicks, Experiment
 from recommendations.experiments.promote import experiment_create, experiment_stop
 from recommendations.experiments.serving import picks_served, teams_from_label
@@ -59,7 +58,7 @@ class ArmListsTests:
     def test_an_experiment_past_its_stop_serves_the_default(self, experiment, world):
         services.full_build_run()
         Experiment.objects.filter(pk=experiment.pk).update(stop=timezone.now() - timedelta(seconds=1))
-        cache.clear()
+        live_cache_clear()
         assert picks_served(world["users"]["space0"], surface="home").experiment == ""
 
     def test_readers_outside_the_surfaces_get_the_default(self, world):
@@ -86,3 +85,26 @@ class InterleavingServingTests:
                 assert item.pk in default
         # The same reader sees the same merge on the next request.
         assert _keys(picks_served(user, surface="home", n=4).items) == _keys(served.items)
+
+
+@pytest.mark.django_db
+class ApiServingTests:
+    def test_the_api_serves_each_reader_their_arms_list_not_the_stored_body(self, world):
+        from rest_framework.test import APIClient
+
+        for user in world["users"].values():  # store everyone's default body first
+            client = APIClient()
+            client.force_authenticate(user)
+            client.get("/api/recommendations/")
+        experiment = ab_experiment(surfaces=["api:recommendations"])
+        services.full_build_run()
+        live = next(e for e in live_experiments() if e.slug == experiment.slug)
+        treated = [u for u in world["users"].values() if live.arms[arm_index(live, reader_unit(u))].name == "treatment"]
+        assert treated
+        for user in treated:
+            client = APIClient()
+            client.force_authenticate(user)
+            body = client.get("/api/recommendations/").json()
+            stored = json.loads(ArmPicks.objects.get(arm__name="treatment", user=user).items)
+            ids = [row["item"]["id"] for row in body]
+            assert ids[: len(stored)] == [oid for _, oid, _ in stored][: len(ids)]
