@@ -55,6 +55,13 @@ class ArmListsTests:
             assert served.experiment == "" and served.arm == ""
             assert _keys(served.items) == _keys(recommended_for(user, n=3))
 
+    @pytest.mark.parametrize("state", [Experiment.State.STOPPED, Experiment.State.DRAFT])
+    def test_an_experiment_not_running_serves_the_default_before_its_stop(self, experiment, world, state):
+        services.full_build_run()
+        Experiment.objects.filter(pk=experiment.pk).update(state=state)
+        live_cache_clear()
+        assert all(picks_served(u, surface="home").experiment == "" for u in world["users"].values())
+
     def test_an_experiment_past_its_stop_serves_the_default(self, experiment, world):
         services.full_build_run()
         Experiment.objects.filter(pk=experiment.pk).update(stop=timezone.now() - timedelta(seconds=1))
