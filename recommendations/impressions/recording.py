@@ -26,6 +26,7 @@ from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
 from ..conf import app_settings
+from .attribution import event, events_resolve
 from .models import Impression
 
 logger = logging.getLogger(__name__)
@@ -38,6 +39,7 @@ MAX_PENDING = 200_000
 _lock = threading.Lock()
 _wake = threading.Event()
 _pending: list[dict[str, Any]] = []
+_events: list[dict[str, Any]] = []
 _state: dict[str, Any] = {"thread": None, "pid": None, "dropped": 0}
 
 
@@ -48,7 +50,7 @@ def item_keys(items: Iterable[Any]) -> list[str]:
         if isinstance(item, (tuple, list)):
             keys.append(f"{item[0]}:{item[1]}")
         else:
-            keys.append(f"{ContentType.objects.get_for_model(item, for_concrete_model=False).pk}:{item.pk}")
+            keys.append(f"{ContentType.objects.get_for_model(item).pk}:{item.pk}")
     return keys
 
 
@@ -105,6 +107,40 @@ def impression_record_for_request(request, *, surface: str, items: Iterable[Any]
                              build_id=build_id, experiment=experiment, arm=arm, recommendation_id=recommendation_id)
 
 
+def attribution_record(*, kind: str, user=None, session_key: str | None = None, item: Any = None,
+                       recommendation_id: uuid.UUID | None = None, position: int | None = None,
+                       value: float | None = None, at: datetime | None = None) -> None:
+    """Queue an event to attribute to the list that led to it; written with the next flush.
+
+    ``kind`` is an ``Attribution.Kind``. A click names its list (``recommendation_id``) and
+    ``position`` (or ``item``); reads, ratings and "Not interested" marks name the ``item``
+    (a model instance, ``(content_type_id, object_id)`` or ``"content_type_id:object_id"``)
+    and are tied to the reader's latest list that showed it within ``ATTRIBUTION_WINDOW_SECONDS``.
+    """
+    if not app_settings.IMPRESSIONS:
+        return
+    user_id = getattr(user, "pk", None) if getattr(user, "is_authenticated", False) else None
+    key = item if isinstance(item, str) or item is None else item_keys([item])[0]
+    queued = event(kind=kind, user_id=user_id, session_hash="" if user_id is not None else session_hash(session_key),
+                   recommendation_id=recommendation_id, position=position, item=key, value=value, at=at)
+    with _lock:
+        _events.append(queued)
+        del _events[:-MAX_PENDING]
+    if BACKGROUND_FLUSH and (app_settings.IMPRESSION_FLUSH_SECONDS or 0) > 0:
+        _ensure_thread()
+
+
+def attribution_record_for_request(request, *, kind: str, item: Any = None,
+                                   recommendation_id: uuid.UUID | None = None, position: int | None = None,
+                                   value: float | None = None) -> None:
+    """Queue an event of ``request``'s reader (or session), as ``attribution_record()``; bots are not recorded."""
+    if is_bot(request.META.get("HTTP_USER_AGENT")):
+        return
+    session = getattr(request, "session", None)
+    attribution_record(kind=kind, user=getattr(request, "user", None), session_key=getattr(session, "session_key", None),
+                       item=item, recommendation_id=recommendation_id, position=position, value=value)
+
+
 def _enqueue(rows: list[dict[str, Any]], *, front: bool = False) -> None:
     with _lock:
         if front:
@@ -127,17 +163,26 @@ def _enqueue(rows: list[dict[str, Any]], *, front: bool = False) -> None:
 def impressions_flush() -> int:
     """Write every waiting impression now; return how many were written (a failed batch waits for the next call)."""
     with _lock:
-        batch = _pending[:]
+        batch, events = _pending[:], _events[:]
         _pending.clear()
-    if not batch:
-        return 0
-    try:
-        _write(batch)
-    except DatabaseError:
-        logger.warning("Could not write %d impressions; they wait for the next flush", len(batch), exc_info=True)
-        _enqueue(batch, front=True)
-        return 0
-    return len(batch)
+        _events.clear()
+    written = 0
+    if batch:
+        try:
+            _write(batch)
+            written = len(batch)
+        except DatabaseError:
+            logger.warning("Could not write %d impressions; they wait for the next flush", len(batch), exc_info=True)
+            _enqueue(batch, front=True)
+    if events:
+        try:
+            retry = events_resolve(events)
+        except DatabaseError:
+            logger.warning("Could not attribute %d events; they wait for the next flush", len(events), exc_info=True)
+            retry = events
+        with _lock:
+            _events[:0] = retry
+    return written
 
 
 def _write(batch: list[dict[str, Any]]) -> None:
@@ -158,16 +203,17 @@ def _write(batch: list[dict[str, Any]]) -> None:
 
 
 def impressions_pending() -> int:
-    """Return how many impressions wait in this process's buffer."""
+    """Return how many impressions and attribution events wait in this process's buffer."""
     with _lock:
-        return len(_pending)
+        return len(_pending) + len(_events)
 
 
 def impressions_discard() -> int:
     """Drop the waiting impressions without writing them (tests); return how many there were."""
     with _lock:
-        count = len(_pending)
+        count = len(_pending) + len(_events)
         _pending.clear()
+        _events.clear()
     return count
 
 
