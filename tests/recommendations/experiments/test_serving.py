@@ -115,3 +115,27 @@ class ApiServingTests:
             stored = json.loads(ArmPicks.objects.get(arm__name="treatment", user=user).items)
             ids = [row["item"]["id"] for row in body]
             assert ids[: len(stored)] == [oid for _, oid, _ in stored][: len(ids)]
+
+
+@pytest.mark.django_db
+class TemplateTagServingTests:
+    def test_the_tag_serves_the_arm_and_records_the_impression_with_it(self, world, rf):
+        from django.template import Context, Template
+
+        from recommendations.impressions.models import Impression
+        from recommendations.impressions.recording import impressions_flush
+
+        experiment = ab_experiment(surfaces=["home"])
+        services.full_build_run()
+        live = next(e for e in live_experiments() if e.slug == experiment.slug)
+        template = Template('{% load recommendations %}{% recommended_for user limit=3 surface="home" as recs %}'
+                            '{% for item in recs %}{{ item.pk }},{% endfor %}')
+        for user in world["users"].values():
+            request = rf.get("/")
+            request.user = user
+            shown = template.render(Context({"request": request, "user": user})).strip(",").split(",")
+            arm = live.arms[arm_index(live, reader_unit(user))]
+            assert shown == [str(i.pk) for i in picks_served(user, surface="home", n=3).items]
+            impressions_flush()
+            impression = Impression.objects.filter(user=user).latest("created_at")
+            assert (impression.surface, impression.experiment, impression.arm) == ("home", experiment.slug, arm.name)
