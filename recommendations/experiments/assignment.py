@@ -3,24 +3,30 @@
 A reader's arm is ``bucket(arm shares, experiment salt, reader)``: a SHA-256 of the salt and the user
 id (or, for an anonymous reader, the session key), so the same reader gets the same arm in every
 request and every process, with no stored assignment, and experiments with different salts split
-readers independently. The live experiments are cached for a few seconds and forgotten on every change.
+readers independently. The live experiments are kept in process memory for ``LIVE_CACHE_SECONDS``
+(no cache round trip per request) and forgotten in the process that changes one; other processes
+see a change within those seconds.
 """
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.core.cache import cache
 from django.db.models.signals import post_delete, post_save
 from django.utils import timezone
 
 from ..algorithms.experiments_stats import bucket
 from ..build.pipeline import build_switched
 from ..models import BuildRun
+from ..payloads import user_payloads_invalidate
 from .models import Arm, Experiment
 
-LIVE_CACHE_KEY = "recommendations:experiments-live"
 LIVE_CACHE_SECONDS = 10
+
+_live_lock = threading.Lock()
+_live: dict[str, object] = {"snapshot": None, "expires": 0.0}
 
 
 @dataclass(frozen=True)
@@ -74,7 +80,8 @@ def live_experiments() -> list[LiveExperiment]:
     An experiment whose algorithm arms the active build has not fitted yet is left out until a build has:
     its readers would otherwise get the arm's fallbacks (popular items) instead of its picks.
     """
-    snapshot = cache.get(LIVE_CACHE_KEY)
+    with _live_lock:
+        snapshot = _live["snapshot"] if _live["expires"] > time.monotonic() else None
     if snapshot is None:
         snapshot = []
         counts = BuildRun.objects.active().values_list("counts", flat=True).first() or {}
@@ -86,7 +93,8 @@ def live_experiments() -> list[LiveExperiment]:
             if len(arms) >= 2 and ready:
                 snapshot.append(LiveExperiment(e.pk, e.slug, e.kind, tuple(e.surfaces or ()), e.salt, e.start,
                                                e.stop, arms))
-        cache.set(LIVE_CACHE_KEY, snapshot, LIVE_CACHE_SECONDS)
+        with _live_lock:
+            _live.update(snapshot=snapshot, expires=time.monotonic() + LIVE_CACHE_SECONDS)
     now = timezone.now()
     return [e for e in snapshot if e.start <= now < e.stop]
 
@@ -99,10 +107,17 @@ def experiment_for(surface: str) -> LiveExperiment | None:
 
 def live_cache_clear(**kwargs) -> None:
     """Forget the cached live experiments (connected to every save and delete of an experiment or arm)."""
-    cache.delete(LIVE_CACHE_KEY)
+    with _live_lock:
+        _live.update(snapshot=None, expires=0.0)
 
 
 build_switched.connect(live_cache_clear, dispatch_uid="experiments-live-build-switched")
+def experiment_changed(**kwargs) -> None:
+    """Forget the live experiments and bump the generation of served results: cached pages show the new lists."""
+    live_cache_clear()
+    user_payloads_invalidate()
+
+
 for _model in (Experiment, Arm):
-    post_save.connect(live_cache_clear, sender=_model, dispatch_uid=f"experiments-live-{_model.__name__}-save")
-    post_delete.connect(live_cache_clear, sender=_model, dispatch_uid=f"experiments-live-{_model.__name__}-delete")
+    post_save.connect(experiment_changed, sender=_model, dispatch_uid=f"experiments-live-{_model.__name__}-save")
+    post_delete.connect(experiment_changed, sender=_model, dispatch_uid=f"experiments-live-{_model.__name__}-delete")

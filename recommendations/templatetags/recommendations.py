@@ -31,6 +31,7 @@ from django import template
 from django.apps import apps
 
 from .. import selectors
+from ..experiments.serving import picks_served
 from ..impressions.pages import served_list
 
 register = template.Library()
@@ -65,6 +66,8 @@ def recommended_for(context, user, limit=10, model=None, surface="tag"):
     """
     Return the stored top picks for ``user``, best first.
 
+    Under a live experiment whose surfaces include ``surface``, the reader gets their arm's picks
+    (``recommendations.experiments``), recorded with the experiment and arm.
     Signed-in users with history get their personal picks (each with ``rec_because``); new
     users get content neighbours of their little history, then popular items; anonymous
     users get popular items. Items the user has
@@ -84,8 +87,12 @@ def recommended_for(context, user, limit=10, model=None, surface="tag"):
 
         {% recommended_for user model="library.book" limit=6 as book_picks %}
     """
-    items = selectors.recommended_for(user, model=_model(model), n=_limit(limit, "recommended_for"))
-    return served_list(_request(context), items, surface=surface)
+    request = _request(context)
+    session_key = getattr(getattr(request, "session", None), "session_key", None)
+    # Under a live experiment of ``surface``, the reader's arm's list (or both arms interleaved).
+    served = picks_served(user, surface=surface, session_key=session_key, model=_model(model),
+                          n=_limit(limit, "recommended_for"))
+    return served_list(request, served.items, surface=surface, experiment=served.experiment, arm=served.arm)
 
 
 @register.simple_tag(takes_context=True)
