@@ -25,6 +25,7 @@ from benchmarks.online_sim_drive import (
 from benchmarks.online_sim_site import data_dir_write
 from recommendations.conf import app_settings
 from recommendations.experiments.models import Experiment
+from recommendations.experiments.results import experiment_results
 from recommendations.impressions.models import Impression
 
 # Phase -> (experiment slug, kind, arms as (name, algorithm, share), the first being the control or team A).
@@ -32,7 +33,12 @@ EXPERIMENTS = {
     "aa": ("sim-aa", Experiment.Kind.AB, [("a1", "", 0.5), ("a2", "", 0.5)]),
     "ab": ("sim-ab", Experiment.Kind.AB, [("toppop", "toppop", 0.5), ("auto", "", 0.5)]),
     "il": ("sim-il", Experiment.Kind.INTERLEAVING, [("toppop", "toppop", 0.5), ("auto", "", 0.5)]),
+    # A closer pair: auto against plain item-kNN, where the difference is smaller.
+    "ab-knn": ("sim-ab-knn", Experiment.Kind.AB, [("itemknn", "itemknn", 0.5), ("auto", "", 0.5)]),
+    "il-knn": ("sim-il-knn", Experiment.Kind.INTERLEAVING, [("itemknn", "itemknn", 0.5), ("auto", "", 0.5)]),
 }
+# (A/B phase, interleaving phase, control arm) of each compared pair; "auto" is the treatment (team B).
+PAIRS = [("ab", "il", "toppop"), ("ab-knn", "il-knn", "itemknn")]
 POWER = 0.8
 
 
@@ -117,10 +123,10 @@ def aa_figures(phase: Phase, args) -> dict:
             "ctr": o.clicks.sum() / o.impressions.sum()}
 
 
-def ab_figures(phase: Phase, args) -> dict:
-    """The A/B phase: the measured CTR difference (auto - toppop) and the click model's true one."""
+def ab_figures(phase: Phase, args, control_name: str) -> dict:
+    """An A/B phase: the measured CTR difference (auto - control) and the click model's true one."""
     o = phase.outcomes
-    control, treatment = phase.arm("toppop"), phase.arm("auto")
+    control, treatment = phase.arm(control_name), phase.arm("auto")
     arms = np.where(control, 0, np.where(treatment, 1, -1))
     data = st.columns(o.impressions, o.clicks)
     daily = st.looks(data, arms, alpha=app_settings.EXPERIMENT_ALPHA, relative_tau=app_settings.EXPERIMENT_MIXTURE_TAU)
@@ -128,28 +134,33 @@ def ab_figures(phase: Phase, args) -> dict:
     expected, imps = phase.expected, o.impressions.sum(axis=1)
     true = st.true_ctr_lift((expected[control], expected[treatment]), (imps[control], imps[treatment]),
                             draws=max(args.draws, 200), seed=args.seed)
-    honest_srm = st.es.srm_check([int(control.sum()), int(treatment.sum())], [0.5, 0.5])
-    return {"diff": diff, "p": p_fixed, "p_sequential": p_sequential, "true": true, "srm": honest_srm,
+    official = experiment_results(Experiment.objects.get(slug=EXPERIMENTS[phase.key][0]))
+    treated = next(a for a in official.arms if a.name == "auto").metrics["ctr"]
+    return {"control": control_name, "diff": diff, "p": p_fixed, "p_sequential": p_sequential, "true": true, "srm": official.srm,
+            "official": (treated.difference, treated.sequential_p_value),
             "readers": (int(control.sum()), int(treatment.sum())),
             "impressions": (int(o.impressions[control].sum()), int(o.impressions[treatment].sum()))}
 
 
-def power_figures(ab: Phase, il: Phase, args) -> dict:
-    """Readers (and impressions) each design needs to find auto better at alpha .05 with 80% power."""
+def power_figures(ab: Phase, il: Phase, args, control_name: str, direction: float) -> dict:
+    """Readers (and impressions) each design needs to find the better arm at alpha .05 with 80% power.
+
+    ``direction`` is +1 when auto is the better arm (by the click model's true difference), -1 else.
+    """
     alpha = app_settings.EXPERIMENT_ALPHA
     o = ab.outcomes
     totals = {name: (o.clicks[ab.arm(name)].sum(axis=1), o.impressions[ab.arm(name)].sum(axis=1))
-              for name in ("toppop", "auto")}
-    ab_test = st.ab_test(totals["toppop"], totals["auto"], alpha=alpha, direction=1.0)
+              for name in (control_name, "auto")}
+    ab_test = st.ab_test(totals[control_name], totals["auto"], alpha=alpha, direction=direction)
     n_ab, curve_ab = st.readers_for_power(ab_test, target=POWER, draws=args.draws, seed=args.seed)
     i = il.outcomes
     credit_a, credit_b = i.credit_a.sum(axis=1), i.credit_b.sum(axis=1)
-    il_test = st.interleaving_test(credit_a, credit_b, alpha=alpha, direction=1.0)
+    il_test = st.interleaving_test(credit_a, credit_b, alpha=alpha, direction=direction)
     n_il, curve_il = st.readers_for_power(il_test, target=POWER, draws=args.draws, seed=args.seed, low=4)
     per_reader_ab = o.impressions.sum() / max(len(o.user_ids), 1)
     per_reader_il = i.impressions.sum() / max(len(i.user_ids), 1)
-    preference = st.es.interleaving_preference(credit_a, credit_b)
-    return {"n_ab": n_ab, "n_il": n_il, "curve_ab": curve_ab, "curve_il": curve_il,
+    preference = experiment_results(Experiment.objects.get(slug=EXPERIMENTS[il.key][0])).interleaving
+    return {"control": control_name, "n_ab": n_ab, "n_il": n_il, "curve_ab": curve_ab, "curve_il": curve_il,
             "impressions_ab": n_ab * per_reader_ab, "impressions_il": n_il * per_reader_il,
             "il_result": preference, "il_readers": len(i.user_ids),
             "il_ctr": i.clicks.sum() / max(i.impressions.sum(), 1)}
@@ -158,12 +169,16 @@ def power_figures(ab: Phase, il: Phase, args) -> dict:
 def analyse(phases: dict[str, Phase], args, say) -> dict:
     """Return every figure of the report, computed from the app's rows."""
     say("Analysing the stored impressions and attributions")
-    figures = {"lists": {k: sum(p.lists[k] for p in phases.values()) for k in ("shown", "stored", "same_length")}}
-    for name, compute in (("aa", lambda: aa_figures(phases["aa"], args)), ("ab", lambda: ab_figures(phases["ab"], args)),
-                          ("power", lambda: power_figures(phases["ab"], phases["il"], args))):
-        started = time.monotonic()
-        figures[name] = compute()
-        say(f"  {name}: {time.monotonic() - started:.1f} s")
+    figures = {"days": args.days, "lists": {k: sum(p.lists[k] for p in phases.values()) for k in ("shown", "stored", "same_length")}}
+    started = time.monotonic()
+    figures["aa"] = aa_figures(phases["aa"], args)
+    figures["ab"], figures["power"] = [], []
+    for ab, il, control in PAIRS:
+        if ab in phases and il in phases:
+            figures["ab"].append(ab_figures(phases[ab], args, control))
+            direction = 1.0 if figures["ab"][-1]["true"][0] > 0 else -1.0
+            figures["power"].append(power_figures(phases[ab], phases[il], args, control, direction))
+    say(f"  A/A, A/B, power: {time.monotonic() - started:.1f} s")
     started = time.monotonic()
     simulated = [f"u:{u}" for p in phases.values() for u in p.outcomes.user_ids]
     site = [f"u:{pk}" for pk in get_user_model().objects.values_list("pk", flat=True)]

@@ -128,18 +128,23 @@ def power(test: Callable[[np.random.Generator, int], bool], n: int, *, draws: in
 
 
 def readers_for_power(test: Callable[[np.random.Generator, int], bool], *, target: float, draws: int, seed: int,
-                      low: int = 8, high: int = 200_000) -> tuple[int, list[tuple[int, float]]]:
-    """Return the smallest reader count (within 5%) whose power reaches ``target``, and the curve measured."""
+                      low: int = 8, high: int = 50_000) -> tuple[int | None, list[tuple[int, float]]]:
+    """Return the smallest reader count (within 5%) whose power reaches ``target``, and the curve measured.
+
+    None when ``high`` readers do not reach it.
+    """
     curve = []
     lo, hi = low, low
-    while hi < high:
+    while True:
         p = power(test, hi, draws=draws, seed=seed)
         curve.append((hi, p))
         if p >= target:
             break
-        lo, hi = hi, hi * 2
-    while hi > lo * 1.05:
-        mid = int(math.sqrt(lo * hi))
+        if hi >= high:
+            return None, curve
+        lo, hi = hi, min(hi * 2, high)
+    while hi > lo * 1.05 and hi - lo > 1:
+        mid = min(max(int(math.sqrt(lo * hi)), lo + 1), hi - 1)
         p = power(test, mid, draws=draws, seed=seed)
         curve.append((mid, p))
         lo, hi = (lo, mid) if p >= target else (mid, hi)

@@ -52,6 +52,7 @@ from benchmarks.online_sim_site import books_of_catalogue, environment_set  # no
 
 DATA = Path("/work/shared/data/goodbooks-10k")
 RESULTS = ROOT / "benchmarks" / "results" / "online_simulation.md"
+N_PHASES = 5  # A/A, then A/B and interleaving of two pairs (online_sim_run.EXPERIMENTS)
 
 
 def say(message: str) -> None:
@@ -60,9 +61,9 @@ def say(message: str) -> None:
 
 def arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--readers", type=int, default=500, help="Simulated readers per phase (default 500).")
+    parser.add_argument("--readers", type=int, default=200, help="Simulated readers per phase (default 200).")
     parser.add_argument("--pool", type=int, default=1500,
-                        help="Readers whose wants are held out (default 1500); each phase draws from its third.")
+                        help="Readers whose wants are held out (default 1500); each phase draws from its fifth.")
     parser.add_argument("--days", type=int, default=5, help="Simulated days per phase (default 5).")
     parser.add_argument("--salts", type=int, default=200, help="A/A re-splits and SRM splits (default 200).")
     parser.add_argument("--draws", type=int, default=200, help="Resamples per point of the power curves.")
@@ -79,14 +80,14 @@ def arguments(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.quick:
         args.readers, args.days, args.draws = 60, 3, 50
-    if 3 * args.readers > args.pool:
-        parser.error(f"--readers {args.readers} needs --pool {3 * args.readers} or more")
+    if N_PHASES * args.readers > args.pool:
+        parser.error(f"--readers {args.readers} needs --pool {N_PHASES * args.readers} or more")
     return args
 
 
 def snapshot_path(args: argparse.Namespace) -> Path:
     """Return where the prepared database (loaded, experiments defined, built) of this sample is kept."""
-    return args.var_dir / f"prepared-seed{args.seed}-pool{args.pool}-v1.sqlite3"
+    return args.var_dir / f"prepared-seed{args.seed}-pool{args.pool}-v2.sqlite3"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -127,8 +128,8 @@ def main(argv: list[str] | None = None) -> int:
             online_sim_run.database_copy(snapshot)
         pool = split.readers
         random.Random(args.seed).shuffle(pool)
-        third = len(pool) // 3
-        groups = [pool[i * third:i * third + args.readers] for i in range(3)]
+        share = len(pool) // N_PHASES
+        groups = [pool[i * share:i * share + args.readers] for i in range(N_PHASES)]
         model = ClickModel(p_want=args.p_want, p_other=args.p_other, seed=args.seed)
         phases = online_sim_run.phases_run(split, groups, args, model, say)
         kept.write_bytes(pickle.dumps(phases))
