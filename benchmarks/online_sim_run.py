@@ -118,7 +118,7 @@ def aa_figures(phase: Phase, args) -> dict:
     alpha, tau = app_settings.EXPERIMENT_ALPHA, app_settings.EXPERIMENT_MIXTURE_TAU
     as_run = st.looks(data, np.array([0 if a == "a1" else 1 for a in o.arms]), alpha=alpha, relative_tau=tau)
     units = [f"u:{u}" for u in o.user_ids]
-    resplit = st.aa_experiments(units, data, n_salts=args.salts, alpha=alpha, relative_tau=tau)
+    resplit = st.aa_experiments(units, data, n_salts=args.salts, alpha=alpha, relative_tau=tau, other_taus=(0.5, 2.0))
     return {"as_run": as_run[-1], "as_run_sequential": min(s for _, s, _ in as_run), "resplit": resplit,
             "ctr": o.clicks.sum() / o.impressions.sum()}
 

@@ -76,6 +76,8 @@ class AAResult:
     fixed: int
     peeking_fixed: int
     sequential_daily: int
+    #: Relative mixture tau -> splits whose always-valid p fell below alpha on some day.
+    sequential_by_tau: dict[float, int]
 
     def rate(self, count: int) -> tuple[float, float, float]:
         low, high = wilson(count, self.n_experiments)
@@ -83,16 +85,22 @@ class AAResult:
 
 
 def aa_experiments(units: list[str], data: dict[str, np.ndarray], *, n_salts: int, alpha: float,
-                   relative_tau: float) -> AAResult:
-    """Split the A/A readers ``n_salts`` times and count the splits each way of reading calls significant."""
-    fixed = peeking = sequential = 0
+                   relative_tau: float, other_taus: tuple[float, ...] = ()) -> AAResult:
+    """Split the A/A readers ``n_salts`` times and count the splits each way of reading calls significant.
+
+    ``other_taus`` are mixture widths (relative to the control's CTR) tried besides the setting's.
+    """
+    fixed = peeking = 0
+    by_tau = dict.fromkeys((relative_tau, *other_taus), 0)
     for salt in range(n_salts):
         arms = assign(units, f"aa-resplit-{salt}")
-        daily = looks(data, arms, alpha=alpha, relative_tau=relative_tau)
-        fixed += daily[-1][0] < alpha
-        peeking += any(p < alpha for p, _, _ in daily)
-        sequential += any(s < alpha for _, s, _ in daily)
-    return AAResult(n_salts, len(units), fixed, peeking, sequential)
+        for tau in by_tau:
+            daily = looks(data, arms, alpha=alpha, relative_tau=tau)
+            by_tau[tau] += any(s < alpha for _, s, _ in daily)
+            if tau == relative_tau:
+                fixed += daily[-1][0] < alpha
+                peeking += any(p < alpha for p, _, _ in daily)
+    return AAResult(n_salts, len(units), fixed, peeking, by_tau[relative_tau], by_tau)
 
 
 def bootstrap_interval(values: Callable[[np.random.Generator], float], *, draws: int, seed: int,

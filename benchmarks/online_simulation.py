@@ -61,7 +61,7 @@ def say(message: str) -> None:
 
 def arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--readers", type=int, default=200, help="Simulated readers per phase (default 200).")
+    parser.add_argument("--readers", type=int, default=150, help="Simulated readers per phase (default 150).")
     parser.add_argument("--pool", type=int, default=1500,
                         help="Readers whose wants are held out (default 1500); each phase draws from its fifth.")
     parser.add_argument("--days", type=int, default=5, help="Simulated days per phase (default 5).")
