@@ -24,6 +24,8 @@ from django.http import HttpRequest, HttpResponse
 from django.middleware.csrf import get_token
 from django.template.loader import render_to_string
 
+from recommendations.impressions.pages import slot_tokens, slots_marker
+
 from .recommendation_adapter import serving_generation
 
 logger = logging.getLogger(__name__)
@@ -42,10 +44,20 @@ def page_generation(request: HttpRequest) -> tuple[Any, Any, Any]:
     return state
 
 
+def _cache_path(request: HttpRequest) -> str:
+    """Return the request's path and query without the list a link came from (``rid``, ``pos``): same page, same key."""
+    if "rid" not in request.GET and "pos" not in request.GET:
+        return request.get_full_path()
+    query = request.GET.copy()
+    query.pop("rid", None)
+    query.pop("pos", None)
+    return f"{request.path}?{query.urlencode()}" if query else request.path
+
+
 def fragment_key(request: HttpRequest, name: str, *, per_user: bool, vary: tuple = ()) -> str:
     """Return the cache key of fragment ``name`` as ``request`` would render it."""
     build_id, generation, version = page_generation(request)
-    parts: list[Any] = [name, build_id, generation, request.get_full_path(), *vary]
+    parts: list[Any] = [name, build_id, generation, _cache_path(request), *vary]
     if per_user:
         user = request.user
         parts += [user.pk, version] if user.is_authenticated else [None, None]
@@ -60,7 +72,7 @@ def fragment_render(request: HttpRequest, key: str, render) -> str:
     costs the render, never the page. Inside ``page_render()`` the placeholder is kept: the whole
     page is cached with it, and the page's response gets the token.
     """
-    html = _cached_or_render(key, render)
+    html = _cached_or_render(key, render, request)
     if CSRF_PLACEHOLDER in html and not getattr(request, "_bre_page_rendering", False):
         html = html.replace(CSRF_PLACEHOLDER, get_token(request))
     return html
@@ -85,7 +97,7 @@ def page_render(request: HttpRequest, template: str, context: dict, *, vary: tup
         finally:
             request._bre_page_rendering = False
 
-    html = _cached_or_render(key, render)
+    html = _cached_or_render(key, render, request)
     if CSRF_PLACEHOLDER in html:
         html = html.replace(CSRF_PLACEHOLDER, get_token(request))
     return HttpResponse(html)
@@ -100,7 +112,12 @@ def cached_data(request: HttpRequest, name: str, *, vary: tuple, render) -> Any:
     return _cached_or_render(fragment_key(request, name, per_user=False, vary=vary), lambda _: render())
 
 
-def _cached_or_render(key: str, render) -> Any:
+def _cached_or_render(key: str, render, request: HttpRequest | None = None) -> Any:
+    """Return the cached value of ``key`` or render and cache it; HTML keeps the notes of its lists.
+
+    The lists a render adds carry placeholder ids; their notes (``slots_marker``) are cached
+    after the HTML, so that every response of it records the lists under fresh ids.
+    """
     cache = caches[CACHE_ALIAS]
     value = None
     try:
@@ -108,7 +125,10 @@ def _cached_or_render(key: str, render) -> Any:
     except Exception:
         logger.warning("Could not read the page cache", exc_info=True)
     if value is None:
+        before = slot_tokens(request)
         value = render(CSRF_PLACEHOLDER)
+        if isinstance(value, str) and request is not None:
+            value += slots_marker(request, exclude=before)
         if value is not None:
             try:
                 cache.set(key, value, settings.PAGE_CACHE_TIMEOUT)

@@ -16,13 +16,15 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Count
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.functional import SimpleLazyObject
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
+
+from recommendations import services as rec_services
 
 from . import selectors, services
 from .forms import ItemSearchForm, RatingForm, ReadBeaconForm, SignupForm
@@ -140,6 +142,21 @@ def book_list(request: HttpRequest) -> HttpResponse:
                       template="articles/book_list.html")
 
 
+def _click_record(request: HttpRequest, item) -> HttpResponse | None:
+    """Attribute the opening of ``item`` from a list (``?rid=<recommendation_id>&pos=<n>``); a broken id is a 400."""
+    rid = request.GET.get("rid")
+    if rid is None:
+        return None
+    try:
+        recommendation_id = rec_services.recommendation_id_parse(rid)
+        position = rec_services.position_parse(request.GET["pos"]) if request.GET.get("pos") else None
+    except ValidationError as error:
+        return HttpResponseBadRequest(_error_message(error), content_type="text/plain; charset=utf-8")
+    rec_services.attribution_record_for_request(request, kind="click", item=item,
+                                                recommendation_id=recommendation_id, position=position)
+    return None
+
+
 def _item_detail(request: HttpRequest, *, model, template: str, **lookup) -> HttpResponse:
     user = request.user
     # Reopening an item within READ_REOPEN_SECONDS continues the same read: a reload is not a second read.
@@ -147,6 +164,9 @@ def _item_detail(request: HttpRequest, *, model, template: str, **lookup) -> Htt
     item = selectors.item_page_get(model=model, user=user, reopen_within=reopen_within, **lookup)
     if item is None:
         raise Http404(f"No published {model._meta.verbose_name} matches the given query.")
+    refused = _click_record(request, item)
+    if refused:
+        return refused
     context = {"item": item, "rating": None, "not_interested": False, "read_id": None}
     if user.is_authenticated:
         # Opening the page is a read (reopening it soon after continues the same one); the page script

@@ -19,6 +19,7 @@ ORDER = [
     ("build_tuning.md", "Full builds: tuned, reusing the tuning, untuned"),
     ("serving.md", "Serving"),
     ("pages.md", "Pages"),
+    ("online_simulation.md", "Online simulation: experiments checked against the truth"),
 ]
 
 HEADER = """# Benchmarks

@@ -69,6 +69,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # A fresh recommendation_id per response for each list of a (cached) page; outside the ETag, so a 304 records nothing.
+    "recommendations.impressions.pages.ImpressionMiddleware",
     # An ETag from each page's bytes: a reader's browser revalidates an unchanged page with a 304.
     "django.middleware.http.ConditionalGetMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",

@@ -93,6 +93,29 @@ DEFAULTS: dict[str, Any] = {
     "TUNE_BUDGET_SECONDS": 20.0,
     "RETUNE_GROWTH": 0.2,
     "RETUNE_DAYS": 7.0,
+    # Impressions (recommendations.impressions): record every served list. False serves the same ids
+    # and records nothing (to measure what recording costs).
+    "IMPRESSIONS": True,
+    # Buffered impressions are written by a background thread every this many seconds, or as soon as
+    # IMPRESSION_FLUSH_SIZE are waiting, and at exit; 0 starts no thread (call impressions_flush()).
+    "IMPRESSION_FLUSH_SECONDS": 1.0,
+    "IMPRESSION_FLUSH_SIZE": 500,
+    # Raw impressions and their attributions older than this many days are purged by the daily rollup.
+    "IMPRESSION_RETENTION_DAYS": 30,
+    # A read, rating or "Not interested" mark this many seconds or less after a list showed the item
+    # is attributed to that list (the latest such list of the reader).
+    "ATTRIBUTION_WINDOW_SECONDS": 1800,
+    # A read counts as a read-through from this progress (0-1); a rating is positive feedback from these stars.
+    "READ_THROUGH_PROGRESS": 0.8,
+    "POSITIVE_STARS": 4,
+    # Requests whose User-Agent matches this regular expression (case-insensitive) are bots: not recorded.
+    "BOT_USER_AGENTS": r"bot\b|bot/|crawl|spider|slurp|bingpreview|facebookexternalhit|mediapartners|archiver",
+    # Online experiments (recommendations.experiments): the level of their intervals and tests; the p-value
+    # under which a sample-ratio mismatch is flagged; the normal mixture's standard deviation of the
+    # always-valid test, as a share of the control arm's value (0.1: effects around a 10% lift).
+    "EXPERIMENT_ALPHA": 0.05,
+    "EXPERIMENT_SRM_ALPHA": 0.001,
+    "EXPERIMENT_MIXTURE_TAU": 0.1,
 }
 
 class AppSettings:

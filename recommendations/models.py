@@ -16,6 +16,15 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from .experiments.models import Arm, ArmPicks, DefaultConfiguration, Experiment
+from .impressions.models import Attribution, DailyMetric, Impression
+
+__all__ = [
+    "Arm", "ArmPicks", "Attribution", "BuildArtifact", "BuildLock", "BuildRun", "DailyMetric", "DefaultConfiguration",
+    "Experiment", "Impression", "ItemRule", "JSONTextField", "PayloadGeneration", "PopularItem", "SimilarItem",
+    "UserPayload", "UserRecommendation", "UserRefresh",
+]
+
 
 class JSONTextField(models.TextField):
     """A JSON value stored as its text on every database, read back as the Python value.

@@ -10,6 +10,7 @@ model for the user's history when seen items are filtered.
 """
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterable
 from typing import Any
@@ -27,7 +28,7 @@ from .build.errors import BuildError
 from .build.state import build_state
 from .conf import app_settings
 from .items import items_by_key
-from .models import BuildRun, ItemRule, PopularItem, SimilarItem, UserRecommendation
+from .models import ArmPicks, BuildRun, ItemRule, PopularItem, SimilarItem, UserRecommendation
 from .payloads import user_payload_snapshot
 from .rules import rules_by_key
 
@@ -169,22 +170,41 @@ def _mmr(items: list[Any], n: int, lam: float) -> list[Any]:
     return chosen
 
 
+def stored_picks(user, *, model=None, arm=None) -> list[tuple[int, str, float, list]]:
+    """Return ``user``'s stored picks as ``(content_type_id, object_id, score, explanation)``, best first.
+
+    Without ``arm`` (or with an arm that serves the default configuration) these are the active
+    build's picks; an experiment arm with an algorithm of its own reads the lists the active build
+    stored for it (``ArmPicks``), and an arm naming a kept build reads that build's picks.
+    """
+    if arm is not None and arm.algorithm and not arm.build_id:
+        body = (ArmPicks.objects.filter(build__is_active=True, arm_id=arm.pk, user=user)
+                .values_list("items", flat=True).first())
+        ct_id = _ct(model).pk if model is not None else None
+        return [(ct, oid, score, []) for ct, oid, score in json.loads(body or "[]") if ct_id in (None, ct)]
+    if arm is not None and arm.build_id:
+        rows = UserRecommendation.objects.filter(build_id=arm.build_id, user=user)
+    else:
+        rows = UserRecommendation.objects.filter(build__is_active=True, user=user)
+    if model is not None:
+        rows = rows.filter(content_type=_ct(model))
+    return list(rows.order_by("rank").values_list("content_type_id", "object_id", "score", "explanation"))
+
+
 def recommended_for(user, *, model=None, n: int = 10, queryset: models.QuerySet | None = None,
-                    mmr_lambda: float | None = None) -> list[Any]:
+                    mmr_lambda: float | None = None, arm=None) -> list[Any]:
     """Return up to ``n`` picks for ``user`` (of ``model`` only, when given), best first.
 
     A user with no stored picks (a new reader, or one the active build has not seen) gets
     content neighbours of what they did, then the most popular items. ``DIVERSITY_CAPS`` limits
     how many picks share the adapter's ``diversity_key()`` (an author): every stored pick is a
-    candidate, then the fallbacks.
+    candidate, then the fallbacks. ``arm`` (an experiment arm, see ``stored_picks``) chooses whose
+    stored picks are the candidates.
     """
     model = _model_of(model)
     if user is None or not getattr(user, "is_authenticated", False):
         return popular_items(model=model, n=n, queryset=queryset)
-    rows = UserRecommendation.objects.filter(build__is_active=True, user=user)
-    if model is not None:
-        rows = rows.filter(content_type=_ct(model))
-    rows = list(rows.order_by("rank").values_list("content_type_id", "object_id", "score", "explanation"))
+    rows = stored_picks(user, model=model, arm=arm)
     seen = _seen_keys(user, candidates=[(ct, oid) for ct, oid, _, _ in rows]) if rows else _seen_keys(user)
     rules = rules_by_key()
     candidates = [((ct, oid), score, expl or [], "personal") for ct, oid, score, expl in rows]

@@ -30,6 +30,14 @@ from .build.pipeline import (
     full_build_run,
 )
 from .build.state import BuildState, build_state
+from .impressions.attribution import position_parse, recommendation_id_parse
+from .impressions.recording import (
+    attribution_record,
+    attribution_record_for_request,
+    impression_record,
+    impression_record_for_request,
+    impressions_flush,
+)
 from .refresh import (
     item_content_refresh,
     item_rows_forget,
@@ -46,7 +54,9 @@ __all__ = [
     "LoadedData", "Progress", "algorithm_settings", "build_activate", "build_fail", "build_finalize",
     "build_load", "build_lock_acquire", "build_lock_break", "build_lock_extend", "build_lock_holder",
     "build_lock_release", "build_part", "build_prepare", "build_score_chunk", "build_state", "builds_prune",
-    "full_build_fan_out", "full_build_run", "full_build_start", "item_content_refresh", "item_rows_forget", "item_rule_clear",
-    "item_rule_set", "pending_refreshes_list", "pending_refreshes_run", "user_data_forget", "user_refresh",
+    "attribution_record", "attribution_record_for_request", "full_build_fan_out", "full_build_run",
+    "full_build_start", "impression_record", "impression_record_for_request",
+    "impressions_flush", "item_content_refresh", "item_rows_forget", "item_rule_clear",
+    "item_rule_set", "pending_refreshes_list", "pending_refreshes_run", "position_parse", "recommendation_id_parse", "user_data_forget", "user_refresh",
     "user_refresh_request",
 ]

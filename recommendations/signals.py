@@ -22,6 +22,7 @@ from django.db.models.signals import post_delete, post_save
 from . import refresh, tasks
 from .build.pipeline import build_switched
 from .conf import DEFAULTS, app_settings
+from .impressions.hooks import interaction_attribute
 from .models import BuildRun, ItemRule
 from .payloads import user_payload_invalidate, user_payloads_invalidate
 from .rules import rules_cache_clear
@@ -44,6 +45,8 @@ def _interaction_changed(sender, instance, **kwargs) -> None:
                 if not _deleting_a_user(origin):
                     # Now, in the writing transaction: a seen item must never be served from a stored body.
                     user_payload_invalidate(user_id=user_id)
+                    if "created" in kwargs:  # saved, not deleted
+                        interaction_attribute(config, instance, created=kwargs["created"])
                     transaction.on_commit(lambda: tasks.user_refresh_request(user_id=user_id))
                 elif getattr(origin, "pk", None) != user_id:
                     # Another reader's row, gone with a deleted user's object, or a bulk delete of users.

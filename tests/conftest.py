@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 from django.core.cache import caches
 
+from recommendations.impressions import recording
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -18,6 +20,15 @@ def _clear_cache():
     yield
     for cache in caches.all():
         cache.clear()
+
+
+@pytest.fixture(autouse=True)
+def _impression_buffer(monkeypatch):
+    """No background writer in tests (it would write beside the test's transaction); each test starts empty."""
+    monkeypatch.setattr(recording, "BACKGROUND_FLUSH", False)
+    recording.impressions_discard()
+    yield
+    recording.impressions_discard()
 
 
 @pytest.fixture(scope="session")

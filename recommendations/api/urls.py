@@ -5,7 +5,7 @@ per model: ``path("books/<int:pk>/similar/", SimilarItemsListApi.as_view(item_mo
 """
 from django.urls import path
 
-from . import views
+from . import experiments, views
 
 app_name = "recommendations_api"
 
@@ -14,4 +14,6 @@ urlpatterns = [
     path("items/<str:label>/<str:pk>/similar/", views.SimilarItemsListApi.as_view(), name="similar-items"),
     path("builds/", views.BuildRunListStartApi.as_view(), name="builds"),
     path("builds/<int:pk>/", views.BuildRunDetailApi.as_view(), name="build-detail"),
+    path("experiments/", experiments.ExperimentListApi.as_view(), name="experiments"),
+    path("experiments/<slug:slug>/results/", experiments.ExperimentResultsApi.as_view(), name="experiment-results"),
 ]

@@ -21,6 +21,8 @@ from rest_framework.views import APIView
 from recommendations import payloads, selectors, services
 from recommendations.adapters import get_adapter
 from recommendations.conf import app_settings
+from recommendations.experiments.assignment import experiment_for
+from recommendations.experiments.serving import picks_served
 from recommendations.models import BuildRun
 
 from . import serializers as s
@@ -46,6 +48,10 @@ def _item_model(name: str):
         if name.lower() in (model._meta.model_name, model._meta.label_lower):
             return model
     raise Http404(f"Unknown item model {name!r}.")
+
+
+#: The surface of ``GET recommendations/`` in experiments and impressions.
+API_PICKS_SURFACE = "api:recommendations"
 
 
 class UserRecommendationsListApi(APIView):
@@ -74,9 +80,11 @@ class UserRecommendationsListApi(APIView):
         """Return whether this is the default request: no parameters, plain JSON (not the browsable API, not
         ``; indent=4``), stored bodies on."""
         renderer = request.accepted_renderer
+        # A live experiment on this surface serves each reader their arm's list: never a stored default body.
         return (
             not request.query_params and app_settings.STORED_PAYLOADS
             and renderer.format == "json" and request.accepted_media_type == renderer.media_type
+            and experiment_for(API_PICKS_SURFACE) is None
         )
 
     @staticmethod
@@ -130,7 +138,10 @@ class UserRecommendationsListApi(APIView):
                 raise Http404("No such reader.")
             user = get_object_or_404(get_user_model(), pk=data["user"])
         model = _item_model(data["type"]) if data.get("type") else None
-        items = selectors.recommended_for(user, model=model, n=data["limit"])
+        if user == request.user:
+            items = picks_served(user, surface=API_PICKS_SURFACE, n=data["limit"], model=model).items
+        else:  # staff looking at a reader: what the reader would get without experiments
+            items = selectors.recommended_for(user, model=model, n=data["limit"])
         return Response(s.RecommendationOutputSerializer(items, many=True).data)
 
 

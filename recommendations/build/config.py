@@ -8,10 +8,18 @@ from typing import Any
 from ..algorithms import ALGORITHMS
 from ..algorithms.feedback import FeedbackConfig
 from ..conf import app_settings
+from ..experiments.models import DefaultConfiguration
 
 
 def algorithm_settings() -> tuple[str, dict[str, Any]]:
-    """Return the configured algorithm's name and parameters (``ALGORITHM_PARAMS_FILE`` overrides the settings)."""
+    """Return the configured algorithm's name and parameters.
+
+    An experiment's promoted winner (``DefaultConfiguration``) overrides ``ALGORITHM_PARAMS_FILE``,
+    which overrides the settings.
+    """
+    promoted = DefaultConfiguration.objects.filter(pk=1).values_list("algorithm", "params").first()
+    if promoted is not None:
+        return promoted[0], dict(promoted[1] or {})
     name, params = app_settings.ALGORITHM, dict(app_settings.ALGORITHM_PARAMS)
     if app_settings.ALGORITHM_PARAMS_FILE:
         data = json.loads(Path(app_settings.ALGORITHM_PARAMS_FILE).read_text())
@@ -22,7 +30,12 @@ def algorithm_settings() -> tuple[str, dict[str, Any]]:
 def build_algorithm_settings() -> tuple[str, dict[str, Any]]:
     """Return the algorithm and parameters a build fits: the settings, with ``EASE_MAX_ITEMS`` and
     ``TUNE_BUDGET_SECONDS`` where they apply."""
-    name, params = algorithm_settings()
+    return fit_settings(*algorithm_settings())
+
+
+def fit_settings(name: str, params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """Return ``name`` and ``params`` completed with ``EASE_MAX_ITEMS`` and ``TUNE_BUDGET_SECONDS`` where they apply."""
+    params = dict(params)
     names = param_names(name)
     if "max_items" in names and "max_items" not in params:
         params["max_items"] = app_settings.EASE_MAX_ITEMS

@@ -38,6 +38,8 @@ from ..algorithms.base import topk_sparse_rows
 from ..conf import app_settings
 from ..db.bulk import rows_insert
 from ..db.sqlite_locked import retry_when_locked
+from ..experiments.models import Arm, Experiment
+from ..experiments.picks import arm_picks_build
 from ..models import BuildRun, PopularItem, UserRecommendation
 from .config import algorithm_settings, build_algorithm_settings
 from .errors import BuildError
@@ -128,8 +130,10 @@ def _build_fit(build: BuildRun, timer: StageTimer, progress: Progress, parts_inl
         counts = {PART_COUNTS[part]: part_store(build.pk, part, result) for part, result in parts.items()}
         if not parts_inline:
             part_inputs_save(build.pk, data)
+    with timer.stage("experiments"):
+        arms = arm_picks_build(build.pk, data)
     build.counts = {"users": len(data.user_map), "items": len(data.item_map), "interactions": data.n_events,
-                    "nonzeros": int(data.user_items.nnz), **counts}
+                    "nonzeros": int(data.user_items.nnz), **counts, **({"arms": arms} if arms else {})}
     return data
 
 
@@ -294,6 +298,9 @@ def builds_prune() -> None:
     keep = list(
         BuildRun.objects.filter(status=BuildRun.Status.SUCCEEDED).order_by("-created_at").values_list("pk", flat=True)
     )[: app_settings.KEEP_BUILDS]
+    # A build that an experiment arm serves is kept while the experiment may still run.
+    keep += list(Arm.objects.filter(build__isnull=False).exclude(experiment__state=Experiment.State.STOPPED)
+                 .values_list("build_id", flat=True))
     old = BuildRun.objects.filter(status=BuildRun.Status.SUCCEEDED, is_active=False).exclude(pk__in=keep)
     for build_id in old.values_list("pk", flat=True):
         build_rows_delete(build_id)

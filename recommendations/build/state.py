@@ -24,7 +24,7 @@ from ..algorithms.matrices import IndexMap
 from ..algorithms.rating import BiasedMF
 from ..db.blobs import blob_insert, blob_read
 from ..db.sqlite_locked import retry_when_locked
-from ..models import BuildArtifact, PopularItem, SimilarItem, UserRecommendation
+from ..models import ArmPicks, BuildArtifact, PopularItem, SimilarItem, UserRecommendation
 from .errors import BuildError
 from .load import LoadedData
 
@@ -194,6 +194,6 @@ def build_state_forget(build_id: int) -> None:
 @retry_when_locked
 def build_rows_delete(build_id: int) -> None:
     """Delete every result row and artifact of a build, and forget its cached state."""
-    for model in (UserRecommendation, SimilarItem, PopularItem, BuildArtifact):
+    for model in (UserRecommendation, SimilarItem, PopularItem, BuildArtifact, ArmPicks):
         model.objects.filter(build_id=build_id).delete()
     build_state_forget(build_id)

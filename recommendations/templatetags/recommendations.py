@@ -14,7 +14,13 @@ added by the selectors:
   ``"collaborative"`` for neighbours.
 
 Models are named by their ``"app_label.ModelName"`` label (case-insensitive), the way
-``RECOMMENDATIONS["ITEM_MODELS"]`` names them. The partial
+``RECOMMENDATIONS["ITEM_MODELS"]`` names them.
+
+Each list tag returns a list with a ``recommendation_id`` and records it as an impression on
+``surface`` (default ``"tag"``): put the id and the 1-based position in the item links
+(``?rid={{ recs.recommendation_id }}&pos={{ forloop.counter }}``) so that the clicks and what
+follows are attributed to the list. Cached pages need ``ImpressionMiddleware``
+(``recommendations.impressions.pages``) so that each view gets its own id. The partial
 ``recommendations/item_list.html`` renders any of the lists as links::
 
     {% include "recommendations/item_list.html" with items=recs %}
@@ -25,6 +31,8 @@ from django import template
 from django.apps import apps
 
 from .. import selectors
+from ..experiments.serving import picks_served
+from ..impressions.pages import served_list
 
 register = template.Library()
 
@@ -49,11 +57,17 @@ def _limit(value, tag: str) -> int:
     return max(0, limit)
 
 
-@register.simple_tag
-def recommended_for(user, limit=10, model=None):
+def _request(context):
+    return context.get("request") if context is not None else None
+
+
+@register.simple_tag(takes_context=True)
+def recommended_for(context, user, limit=10, model=None, surface="tag"):
     """
     Return the stored top picks for ``user``, best first.
 
+    Under a live experiment whose surfaces include ``surface``, the reader gets their arm's picks
+    (``recommendations.experiments``), recorded with the experiment and arm.
     Signed-in users with history get their personal picks (each with ``rec_because``); new
     users get content neighbours of their little history, then popular items; anonymous
     users get popular items. Items the user has
@@ -61,7 +75,7 @@ def recommended_for(user, limit=10, model=None):
 
     Syntax::
 
-        {% recommended_for user [limit=N] [model="app_label.ModelName"] as context_name %}
+        {% recommended_for user [limit=N] [model="app_label.ModelName"] [surface="home"] as context_name %}
 
     Example usage::
 
@@ -73,11 +87,16 @@ def recommended_for(user, limit=10, model=None):
 
         {% recommended_for user model="library.book" limit=6 as book_picks %}
     """
-    return selectors.recommended_for(user, model=_model(model), n=_limit(limit, "recommended_for"))
+    request = _request(context)
+    session_key = getattr(getattr(request, "session", None), "session_key", None)
+    # Under a live experiment of ``surface``, the reader's arm's list (or both arms interleaved).
+    served = picks_served(user, surface=surface, session_key=session_key, model=_model(model),
+                          n=_limit(limit, "recommended_for"))
+    return served_list(request, served.items, surface=surface, experiment=served.experiment, arm=served.arm)
 
 
-@register.simple_tag
-def similar_items(obj, kind="content", limit=10):
+@register.simple_tag(takes_context=True)
+def similar_items(context, obj, kind="content", limit=10, surface="tag"):
     """
     Return the stored neighbours of ``obj`` (items of the same model), best first.
 
@@ -86,7 +105,7 @@ def similar_items(obj, kind="content", limit=10):
 
     Syntax::
 
-        {% similar_items obj [kind="content"|"collaborative"] [limit=N] as context_name %}
+        {% similar_items obj [kind="content"|"collaborative"] [limit=N] [surface="detail"] as context_name %}
 
     Example usage::
 
@@ -97,12 +116,13 @@ def similar_items(obj, kind="content", limit=10):
     if kind not in ("content", "collaborative"):
         raise template.TemplateSyntaxError(f"similar_items: kind must be 'content' or 'collaborative', not {kind!r}.")
     if obj is None or getattr(obj, "pk", None) is None:
-        return []
-    return selectors.similar_to(obj, kind=kind, n=_limit(limit, "similar_items"))
+        return served_list(None, [], surface=surface)
+    items = selectors.similar_to(obj, kind=kind, n=_limit(limit, "similar_items"))
+    return served_list(_request(context), items, surface=surface)
 
 
-@register.simple_tag
-def popular_items(model, limit=10, window="all"):
+@register.simple_tag(takes_context=True)
+def popular_items(context, model, limit=10, window="all", surface="tag"):
     """
     Return the most popular items of ``model`` in the active build.
 
@@ -111,7 +131,7 @@ def popular_items(model, limit=10, window="all"):
 
     Syntax::
 
-        {% popular_items model="app_label.ModelName" [limit=N] [window="all"|"recent"] as context_name %}
+        {% popular_items model="app_label.ModelName" [limit=N] [window="all"|"recent"] [surface="home"] as context_name %}
 
     Example usage::
 
@@ -123,7 +143,8 @@ def popular_items(model, limit=10, window="all"):
     resolved = _model(model)
     if resolved is None:
         raise template.TemplateSyntaxError("popular_items needs model=\"app_label.ModelName\".")
-    return selectors.popular_items(model=resolved, n=_limit(limit, "popular_items"), window=window)
+    items = selectors.popular_items(model=resolved, n=_limit(limit, "popular_items"), window=window)
+    return served_list(_request(context), items, surface=surface)
 
 
 @register.simple_tag

@@ -106,7 +106,8 @@ class Command(BaseCommand):
     @staticmethod
     def _summary(build) -> str:
         timings = ", ".join(f"{k} {v:.2f}s" for k, v in build.timings.items())
-        counts = ", ".join(f"{k} {v:,}" for k, v in build.counts.items())
+        # Experiments add {"arms": {arm id: readers}}: not a number.
+        counts = ", ".join(f"{k} {v:,}" if isinstance(v, (int, float)) else f"{k} {v}" for k, v in build.counts.items())
         tuning = tuning_summary(build.tuning)
         return (f"Build #{build.pk} is active ({build.algorithm}{', ' + tuning if tuning else ''}). {counts}. "
                 f"Stages: {timings}.")

@@ -1,0 +1,195 @@
+"""Provides the markdown report of the online simulation (``benchmarks/results/online_simulation.md``)."""
+from __future__ import annotations
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def _rate(result, count: int) -> str:
+    rate, low, high = result.rate(count)
+    return f"{_pct(rate)} ({count}/{result.n_experiments}; 95% {_pct(low)}-{_pct(high)})"
+
+
+def _goal(ok: bool) -> str:
+    return "met" if ok else "**not met**"
+
+
+def _aa_section(f: dict) -> str:
+    aa = f["aa"]
+    r = aa["resplit"]
+    fixed, seq, peek = (c / r.n_experiments for c in (r.fixed, r.sequential_daily, r.peeking_fixed))
+    ok = 0.02 <= fixed <= 0.08 and 0.02 <= seq <= 0.08
+    ok_enforced = 0.02 <= fixed <= 0.08
+    p, s, d = aa["as_run"]
+    taus = "\n".join(f"| always-valid p read every day, mixture tau {tau:g} x control CTR (not the setting) | "
+                      f"{_rate(r, count)} | (for tuning `EXPERIMENT_MIXTURE_TAU`) |"
+                      for tau, count in r.sequential_by_tau.items() if tau != 0.1)
+    return f"""## A/A: false positives
+
+The A/A phase's {r.n_readers} readers (both arms the default configuration) were split again with
+{r.n_experiments} salts through the real assignment (`experiments.assignment.arm_index`, a SHA-256 of the
+salt and the reader), and each split was compared by the real results code
+(`experiments.results.compare_metric`: CTR as a ratio of per-reader sums, delta-method variance over
+readers; the always-valid p is the mSPRT's running minimum over daily looks). The stack ran once; the
+re-splits reuse its per-reader, per-day rows.
+
+| reading | false-positive rate at alpha .05 | goal 2-8% |
+|---|---|---|
+| fixed-horizon p, read once at the end | {_rate(r, r.fixed)} | {_goal(0.02 <= fixed <= 0.08)} |
+| always-valid p (the setting's mixture, `EXPERIMENT_MIXTURE_TAU`), read every simulated day | {_rate(r, r.sequential_daily)} | {_goal(0.02 <= seq <= 0.08)} |
+| results page read every day, fixed-horizon p acted on only once `horizon_reached` | {_rate(r, r.fixed)} | {_goal(0.02 <= fixed <= 0.08)} |
+| fixed-horizon p, read every day, stop at the first p < .05 (what not to do) | {_rate(r, r.peeking_fixed)} | (shows the inflation; {_pct(peek)}) |
+{taus}
+
+The always-valid p keeps the false-positive rate at most alpha however often it is read; with
+{f['days']} daily looks it is {_pct(seq)} here, so a rate below 2% means the test is conservative
+(it pays in power), not that it is wrong. The results page also marks the fixed-horizon p
+valid only once the experiment reached its stop (`horizon_reached`); read that way every day, a
+decision is taken once, at the horizon, so its false-positive rate is the first row's.
+
+The A/A experiment as it ran: CTR difference {d.diff:+.4f} (95% {d.ci_low:+.4f} to {d.ci_high:+.4f}),
+p {p:.3f}, always-valid p {s:.3f}. A/A goal with the horizon enforced (read daily, decided at the stop):
+{_goal(ok_enforced)}; with the always-valid p read daily: {_goal(ok)}.
+"""
+
+
+def _ab_row(ab: dict) -> str:
+    d, (true, low, high, true_control) = ab["diff"], ab["true"]
+    lift = f"{100 * d.relative_lift:+.1f}%" if d.relative_lift is not None else "n/a"
+    true_rel = f"{100 * true / true_control:+.1f}%" if true_control else "n/a"
+    return (f"| {ab['control']} | {ab['readers'][0]} / {ab['readers'][1]} | {d.control:.4f} | {d.treatment:.4f} | "
+            f"{d.diff:+.4f} ({lift}) | {d.ci_low:+.4f} to {d.ci_high:+.4f} | {ab['p']:.2g} | {ab['p_sequential']:.2g} | "
+            f"{true:+.4f} ({true_rel}) | {low:+.4f} to {high:+.4f} |")
+
+
+def _ab_section(f: dict) -> str:
+    ab = f["ab"][0]
+    d, (true, low, high, _) = ab["diff"], ab["true"]
+    official, official_seq = ab["official"]
+    inside = d.ci_low <= true <= d.ci_high
+    within = low <= d.diff <= high
+    ok = ab["p"] < 0.01 and inside and within
+    rows = "\n".join(_ab_row(x) for x in f["ab"])
+    return f"""## A/B: `auto` against `toppop` (and against item-kNN)
+
+CTR is clicks per impression of the home page's picks, from the stored rows; the difference is auto
+minus the control. The true difference is the click model's: each list shown, its expected clicks
+(sum over positions of examination x click probability, for what the reader still wanted then), per
+impression; its interval is a bootstrap over readers.
+
+| control | readers (control / auto) | control CTR | auto CTR | difference | 95% interval | p (fixed horizon) | always-valid p | true difference | its 95% interval |
+|---|---|---|---|---|---|---|---|---|---|
+{rows}
+
+Against `toppop`:
+
+- Detects the known winner at p < .01: {_goal(ab['p'] < 0.01)} (p = {ab['p']:.2g}).
+- The true difference lies in the measured interval: {'yes' if inside else 'no'}; the measured difference lies in
+  the true difference's interval: {'yes' if within else 'no'}. Goal: {_goal(inside and within)}.
+- The experiment's own results (`experiments.results.experiment_results`, what the admin and the staff API
+  show, over calendar days): difference {official.diff:+.4f} (95% {official.ci_low:+.4f} to {official.ci_high:+.4f}),
+  p {official.p_value:.2g}, always-valid p {official_seq:.2g}; its SRM check on the honest 50/50 split: p =
+  {ab['srm'].p_value:.3f}, flagged: {'yes' if ab['srm'].flagged else 'no'}.
+
+A/B goals together: {_goal(ok)}.
+"""
+
+
+def _power_row(pw: dict) -> str:
+    def n(value, per):
+        return (f"{value:,}", f"{value * per:,.0f}") if value else ("> 50,000", "-")
+
+    ab, il = n(pw["n_ab"], pw["impressions_ab"] / pw["n_ab"] if pw["n_ab"] else 0), n(pw["n_il"], pw["impressions_il"] / pw["n_il"] if pw["n_il"] else 0)
+    ratio = (f"{pw['n_ab'] / pw['n_il']:.1f}x", f"{pw['impressions_ab'] / pw['impressions_il']:.1f}x") \
+        if pw["n_ab"] and pw["n_il"] else ("-", "-")
+    r = pw["il_result"]
+    return (f"| auto vs {pw['control']} | {ab[0]} | {ab[1]} | {il[0]} | {il[1]} | {ratio[0]} | {ratio[1]} | "
+            f"{r.wins_b} / {r.wins_a} / {r.ties}, p {r.p_value:.2g} |")
+
+
+def _power_section(f: dict) -> str:
+    first = f["power"][0]
+    ok = bool(first["n_ab"] and first["n_il"]) and first["impressions_ab"] / first["impressions_il"] >= 10
+    measured = (f"{first['impressions_ab'] / first['impressions_il']:.1f}x"
+                if first["n_ab"] and first["n_il"] else "not measurable")
+    curve = lambda c: ", ".join(f"{n}: {p:.2f}" for n, p in c)  # noqa: E731
+    curves = "\n".join(f"- auto vs {pw['control']}: A/B {curve(pw['curve_ab'])}; interleaving {curve(pw['curve_il'])}."
+                        for pw in f["power"])
+    rows = "\n".join(_power_row(pw) for pw in f["power"])
+    return f"""## Interleaving against A/B
+
+Each interleaving phase's readers saw the control (team A) and auto (team B) merged by team draft;
+each click is credited to the team that contributed the item (the impression's `arm` records the
+teams), and the experiment's results (`experiment_results`) test readers' preferences with a sign test.
+Readers needed to find the better arm (by the true difference) at alpha .05 with 80% power, by
+resampling each phase's readers over the whole {f['days']} days (A/B: half per arm, the delta-method
+test; interleaving: the sign test); impressions are readers x the phase's impressions per reader.
+
+| pair | A/B readers | A/B impressions | interleaving readers | interleaving impressions | ratio (readers) | ratio (impressions) | interleaving: prefer auto / control / ties |
+|---|---|---|---|---|---|---|---|
+{rows}
+
+Goal >= 10x fewer impressions for interleaving (auto vs toppop): {_goal(ok)} (measured {measured}).
+
+Power curves (readers: power):
+{curves}
+"""
+
+
+def _srm_section(f: dict) -> str:
+    lines = []
+    ok = False
+    for label, (n, rates) in (("the simulated readers", f["srm"]["simulated"]), ("all readers of the site", f["srm"]["site"])):
+        (b, nb), (h, nh) = rates["broken"], rates["honest"]
+        lines.append(f"| {label} | {n:,} | {b}/{nb} ({_pct(b / nb)}) | {h}/{nh} ({_pct(h / nh)}) |")
+        ok = b / nb >= 0.8  # the last row: all the site's readers
+    return f"""## Sample-ratio mismatch
+
+Readers assigned by the real assignment with shares 55/45 while the experiment declares 50/50,
+checked by `srm_check` (chi-square, flagged below p = .001), over many salts; the same readers split
+50/50 as declared show the false alarms.
+
+| readers | n | broken 55/45 flagged | honest 50/50 flagged |
+|---|---|---|---|
+{chr(10).join(lines)}
+
+Flagged (goal: the broken split is flagged, in at least 80% of the splits): {_goal(ok)}. A 55/45 split
+is a chi-square of about 0.01 x readers, so at the check's threshold (p < .001) it is flagged reliably
+from about 2,100 readers on (80% power); with fewer, a real mismatch can go unseen.
+"""
+
+
+def report(f: dict, args) -> str:
+    """Return the markdown report of figures ``f`` of a run with ``args``."""
+    lists = f["lists"]
+    phases = "\n".join(f"| {k} | {v['readers']} | {v['impressions']:,} | {v['clicks']:,} | {v['seconds']:.0f} |"
+                       for k, v in f["phases"].items())
+    return f"""# Online simulation
+
+Command: `{f['command']}`. Machine: {f['machine']} (shared with other jobs: load average
+{f['load_before'][0]:.1f} before, {f['load_after'][0]:.1f} after). Date: {f['date']}. Took {f['seconds'] / 60:.1f} minutes.
+
+goodbooks-10k v1 readers of the site's 2,000-book catalogue ({f['n_ratings']:,} ratings; {f['n_train']:,}
+loaded, the rest held out). v1 has no timestamps and is sorted by book, so each simulated reader's
+held-out "wants" are a seeded random 30% of their 4-5 star ratings, not their latest ones. Readers use
+the site through Django's test client in one process (the normal middleware, views, templates,
+impression recording and attribution; no HTTP hop), signed in with `force_login`. A click follows the
+card's link (`?rid=...&pos=...`), then the read beacon and the rating (or "Not interested") go
+through the site's endpoints. Click model: examination 1/log2(rank + 1) times {args.p_want} for a
+held-out book not yet read, {args.p_other} otherwise. No worker runs during the simulation, so readers'
+picks are not refreshed between days (serving still hides what they read). One simulated day is one
+visit of each reader; days are wall-clock intervals the simulator records. Every figure below is
+computed from the app's rows (`Impression`, `Attribution`), except the true CTR.
+
+| phase | readers | impressions | clicks | seconds |
+|---|---|---|---|---|
+{phases}
+
+Lists shown {lists['shown']:,}; found in the stored impressions by their `recommendation_id`
+{lists['stored']:,}, with as many items {lists['same_length']:,}.
+
+{_aa_section(f)}
+{_ab_section(f)}
+{_power_section(f)}
+{_srm_section(f)}"""

@@ -1,0 +1,194 @@
+"""Provides the online simulation's preparation, phases and analysis on the site; needs Django set up."""
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.db import connection
+
+from articles.demo import demo_data_load
+from benchmarks import online_sim_stats as st
+from benchmarks.online_sim_drive import (
+    Outcomes,
+    SimReader,
+    days_run,
+    experiment_create,
+    experiment_switch,
+    outcomes_read,
+    readers_sign_in,
+)
+from benchmarks.online_sim_site import data_dir_write
+from recommendations.conf import app_settings
+from recommendations.experiments.models import Experiment
+from recommendations.experiments.results import experiment_results
+from recommendations.impressions.models import Impression
+
+# Phase -> (experiment slug, kind, arms as (name, algorithm, share), the first being the control or team A).
+EXPERIMENTS = {
+    "aa": ("sim-aa", Experiment.Kind.AB, [("a1", "", 0.5), ("a2", "", 0.5)]),
+    "ab": ("sim-ab", Experiment.Kind.AB, [("toppop", "toppop", 0.5), ("auto", "", 0.5)]),
+    "il": ("sim-il", Experiment.Kind.INTERLEAVING, [("toppop", "toppop", 0.5), ("auto", "", 0.5)]),
+    # A closer pair: auto against plain item-kNN, where the difference is smaller.
+    "ab-knn": ("sim-ab-knn", Experiment.Kind.AB, [("itemknn", "itemknn", 0.5), ("auto", "", 0.5)]),
+    "il-knn": ("sim-il-knn", Experiment.Kind.INTERLEAVING, [("itemknn", "itemknn", 0.5), ("auto", "", 0.5)]),
+}
+# (A/B phase, interleaving phase, control arm) of each compared pair; "auto" is the treatment (team B).
+PAIRS = [("ab", "il", "toppop"), ("ab-knn", "il-knn", "itemknn")]
+POWER = 0.8
+
+
+def site_prepare(split, work, say) -> None:
+    """Migrate, load the sample with the demo loader, define the experiments (not live yet) and build."""
+    call_command("migrate", verbosity=0)
+    demo_reader = min({u for u, _, _ in split.train} - set(split.wants), key=int)
+    data_dir = data_dir_write(work / "data", split.train, demo_reader)
+    counts = demo_data_load(data_dir=data_dir, admin_username=None)
+    say(f"Loaded {counts['readers']:,} readers, {counts['ratings']:,} ratings, {counts['books']:,} books")
+    for slug, kind, arms in EXPERIMENTS.values():
+        experiment_create(slug, kind, arms, live=False)
+    call_command("recommendations", "build", "--sync")
+
+
+def site_migrate() -> None:
+    """Apply migrations newer than the prepared database's (a new branch merged since it was made)."""
+    call_command("migrate", verbosity=0)
+
+
+def database_copy(dest) -> None:
+    """Copy the site's SQLite database to ``dest`` with SQLite's backup API (consistent under WAL)."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    connection.ensure_connection()
+    partial = dest.with_suffix(".partial")
+    target = sqlite3.connect(partial)
+    connection.connection.backup(target)
+    target.close()
+    os.replace(partial, dest)
+
+
+@dataclass
+class Phase:
+    """What the analysis needs of a phase: the rows read back, the click model's expectations, its day bounds."""
+
+    key: str
+    outcomes: Outcomes
+    expected: np.ndarray  # each reader's expected clicks under the click model, by outcome row
+    bounds: list
+    lists: dict
+
+    def arm(self, name: str) -> np.ndarray:
+        return np.array([a == name for a in self.outcomes.arms])
+
+
+def phases_run(split, groups: list[list[str]], args, model, say) -> dict[str, Phase]:
+    """Run the A/A, A/B and interleaving phases in turn, each with its readers (``groups[i]``), and read their rows back."""
+    experiments = {key: Experiment.objects.get(slug=slug) for key, (slug, _, _) in EXPERIMENTS.items()}
+    phases, previous = {}, None
+    for i, key in enumerate(EXPERIMENTS):
+        readers = readers_sign_in(split.wants, groups[i])
+        experiment_switch(previous, experiments[key])
+        previous = experiments[key]
+        say(f"Phase {key}: {len(readers)} readers, {args.days} days")
+        bounds = days_run(readers, model, days=args.days, seed=args.seed + i, say=say)
+        outcomes = outcomes_read(EXPERIMENTS[key][0], bounds)
+        by_user = {r.user_id: sum(x.expected_clicks for x in r.shown) for r in readers}
+        expected = np.array([by_user.get(u, 0.0) for u in outcomes.user_ids])
+        phases[key] = Phase(key, outcomes, expected, bounds, lists_check(readers))
+    return phases
+
+
+def lists_check(readers: list[SimReader]) -> dict[str, int]:
+    """Compare the lists the readers were shown with the impressions stored: same id, same items."""
+    shown = [x for r in readers for x in r.shown]
+    stored = {str(rid): items for rid, items in Impression.objects.filter(
+        recommendation_id__in=[x.recommendation_id for x in shown if x.recommendation_id])
+        .values_list("recommendation_id", "items")}
+    return {"shown": len(shown), "stored": sum(x.recommendation_id in stored for x in shown),
+            "same_length": sum(len(stored.get(x.recommendation_id, [])) == len(x.items) for x in shown)}
+
+
+def aa_figures(phase: Phase, args) -> dict:
+    """The A/A phase as run (its own split), and its readers re-split ``args.salts`` times."""
+    o = phase.outcomes
+    data = st.columns(o.impressions, o.clicks)
+    alpha, tau = app_settings.EXPERIMENT_ALPHA, app_settings.EXPERIMENT_MIXTURE_TAU
+    as_run = st.looks(data, np.array([0 if a == "a1" else 1 for a in o.arms]), alpha=alpha, relative_tau=tau)
+    units = [f"u:{u}" for u in o.user_ids]
+    resplit = st.aa_experiments(units, data, n_salts=args.salts, alpha=alpha, relative_tau=tau, other_taus=(0.5, 2.0))
+    return {"as_run": as_run[-1], "as_run_sequential": min(s for _, s, _ in as_run), "resplit": resplit,
+            "ctr": o.clicks.sum() / o.impressions.sum()}
+
+
+def ab_figures(phase: Phase, args, control_name: str) -> dict:
+    """An A/B phase: the measured CTR difference (auto - control) and the click model's true one."""
+    o = phase.outcomes
+    control, treatment = phase.arm(control_name), phase.arm("auto")
+    arms = np.where(control, 0, np.where(treatment, 1, -1))
+    data = st.columns(o.impressions, o.clicks)
+    daily = st.looks(data, arms, alpha=app_settings.EXPERIMENT_ALPHA, relative_tau=app_settings.EXPERIMENT_MIXTURE_TAU)
+    p_fixed, p_sequential, diff = daily[-1]
+    expected, imps = phase.expected, o.impressions.sum(axis=1)
+    true = st.true_ctr_lift((expected[control], expected[treatment]), (imps[control], imps[treatment]),
+                            draws=max(args.draws, 200), seed=args.seed)
+    official = experiment_results(Experiment.objects.get(slug=EXPERIMENTS[phase.key][0]))
+    treated = next(a for a in official.arms if a.name == "auto").metrics["ctr"]
+    return {"control": control_name, "diff": diff, "p": p_fixed, "p_sequential": p_sequential, "true": true, "srm": official.srm,
+            "official": (treated.difference, treated.sequential_p_value),
+            "readers": (int(control.sum()), int(treatment.sum())),
+            "impressions": (int(o.impressions[control].sum()), int(o.impressions[treatment].sum()))}
+
+
+def power_figures(ab: Phase, il: Phase, args, control_name: str, direction: float) -> dict:
+    """Readers (and impressions) each design needs to find the better arm at alpha .05 with 80% power.
+
+    ``direction`` is +1 when auto is the better arm (by the click model's true difference), -1 else.
+    """
+    alpha = app_settings.EXPERIMENT_ALPHA
+    o = ab.outcomes
+    totals = {name: (o.clicks[ab.arm(name)].sum(axis=1), o.impressions[ab.arm(name)].sum(axis=1))
+              for name in (control_name, "auto")}
+    ab_test = st.ab_test(totals[control_name], totals["auto"], alpha=alpha, direction=direction)
+    n_ab, curve_ab = st.readers_for_power(ab_test, target=POWER, draws=args.draws, seed=args.seed)
+    i = il.outcomes
+    credit_a, credit_b = i.credit_a.sum(axis=1), i.credit_b.sum(axis=1)
+    il_test = st.interleaving_test(credit_a, credit_b, alpha=alpha, direction=direction)
+    n_il, curve_il = st.readers_for_power(il_test, target=POWER, draws=args.draws, seed=args.seed, low=4)
+    per_reader_ab = o.impressions.sum() / max(len(o.user_ids), 1)
+    per_reader_il = i.impressions.sum() / max(len(i.user_ids), 1)
+    preference = experiment_results(Experiment.objects.get(slug=EXPERIMENTS[il.key][0])).interleaving
+    return {"control": control_name, "n_ab": n_ab, "n_il": n_il, "curve_ab": curve_ab, "curve_il": curve_il,
+            "impressions_ab": n_ab * per_reader_ab, "impressions_il": n_il * per_reader_il,
+            "il_result": preference, "il_readers": len(i.user_ids),
+            "il_ctr": i.clicks.sum() / max(i.impressions.sum(), 1)}
+
+
+def analyse(phases: dict[str, Phase], args, say) -> dict:
+    """Return every figure of the report, computed from the app's rows."""
+    say("Analysing the stored impressions and attributions")
+    figures = {"days": args.days, "lists": {k: sum(p.lists[k] for p in phases.values()) for k in ("shown", "stored", "same_length")}}
+    started = time.monotonic()
+    figures["aa"] = aa_figures(phases["aa"], args)
+    figures["ab"], figures["power"] = [], []
+    for ab, il, control in PAIRS:
+        if ab in phases and il in phases:
+            figures["ab"].append(ab_figures(phases[ab], args, control))
+            direction = 1.0 if figures["ab"][-1]["true"][0] > 0 else -1.0
+            figures["power"].append(power_figures(phases[ab], phases[il], args, control, direction))
+    say(f"  A/A, A/B, power: {time.monotonic() - started:.1f} s")
+    started = time.monotonic()
+    simulated = [f"u:{u}" for p in phases.values() for u in p.outcomes.user_ids]
+    site = [f"u:{pk}" for pk in get_user_model().objects.values_list("pk", flat=True)]
+    figures["srm"] = {"simulated": (len(simulated), st.srm_rates(simulated, n_salts=args.salts,
+                                                                 threshold=app_settings.EXPERIMENT_SRM_ALPHA)),
+                      # Fewer splits of the whole site's readers: each costs a hash per reader.
+                      "site": (len(site), st.srm_rates(site, n_salts=max(args.salts // 4, 20),
+                                                       threshold=app_settings.EXPERIMENT_SRM_ALPHA))}
+    say(f"  srm: {time.monotonic() - started:.1f} s")
+    figures["phases"] = {k: {"readers": len(p.outcomes.user_ids), "impressions": int(p.outcomes.impressions.sum()),
+                             "clicks": int(p.outcomes.clicks.sum()),
+                             "seconds": (p.bounds[-1] - p.bounds[0]).total_seconds()} for k, p in phases.items()}
+    return figures

@@ -1,0 +1,196 @@
+"""Provides the online simulation's statistics, all through the experiments' own code.
+
+* A/A: the readers of one A/A phase are re-split with many salts by the real assignment
+  (``experiments.assignment.arm_index``), and each split is compared by the real results code
+  (``experiments.results.compare_metric``), at the horizon and at every simulated day.
+* A/B: the measured CTR difference and its interval, against the true one of the click model.
+* Interleaving against A/B: readers (and impressions) each needs for the same decision at equal
+  power, by resampling readers of each phase (a bootstrap power curve).
+* SRM: a 55/45 split declared as 50/50, through the real assignment and ``srm_check``.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+from recommendations.algorithms import experiments_stats as es
+from recommendations.experiments.assignment import ArmInfo, LiveExperiment, arm_index
+from recommendations.experiments.results import COLUMNS, compare_metric
+
+METRIC = "ctr"
+
+
+def wilson(successes: int, n: int, alpha: float = 0.05) -> tuple[float, float]:
+    """Return the Wilson interval of a binomial proportion."""
+    if n == 0:
+        return math.nan, math.nan
+    z = stats.norm.ppf(1 - alpha / 2)
+    p = successes / n
+    centre = (p + z**2 / (2 * n)) / (1 + z**2 / n)
+    half = z * math.sqrt(p * (1 - p) / n + z**2 / (4 * n**2)) / (1 + z**2 / n)
+    return centre - half, centre + half
+
+
+def split_experiment(salt: str, shares: tuple[float, ...] = (0.5, 0.5)) -> LiveExperiment:
+    """Return an experiment as serving sees it, with ``salt`` and arms of ``shares`` (to call ``arm_index``)."""
+    arms = tuple(ArmInfo(i, f"arm{i}", s, i == 0, "", None) for i, s in enumerate(shares))
+    return LiveExperiment(0, f"aa-{salt}", "ab", ("home",), salt, None, None, arms)
+
+
+def assign(units: list[str], salt: str, shares: tuple[float, ...] = (0.5, 0.5)) -> np.ndarray:
+    """Return each unit's arm index under the real sticky assignment with ``salt``."""
+    experiment = split_experiment(salt, shares)
+    return np.array([arm_index(experiment, unit) for unit in units])
+
+
+def columns(impressions: np.ndarray, clicks: np.ndarray) -> dict[str, np.ndarray]:
+    """Return the results code's per-reader columns (readers x days) holding impressions and clicks."""
+    zeros = np.zeros_like(impressions)
+    data = {c: zeros for c in COLUMNS}
+    data.update(impressions=impressions, clicks=clicks)
+    return data
+
+
+def _rows(data: dict[str, np.ndarray], mask: np.ndarray, days: int) -> dict[str, np.ndarray]:
+    return {c: v[mask, :days] for c, v in data.items()}
+
+
+def looks(data: dict[str, np.ndarray], arms: np.ndarray, *, alpha: float, relative_tau: float) -> list[tuple]:
+    """Return (fixed-horizon p, always-valid p, difference) read at the end of each day, as an editor would."""
+    out = []
+    for day in range(1, data["impressions"].shape[1] + 1):
+        diff, sequential = compare_metric(_rows(data, arms == 0, day), _rows(data, arms == 1, day), METRIC,
+                                          alpha=alpha, relative_tau=relative_tau)
+        out.append((diff.p_value, sequential, diff))
+    return out
+
+
+@dataclass
+class AAResult:
+    n_experiments: int
+    n_readers: int
+    fixed: int
+    peeking_fixed: int
+    sequential_daily: int
+    #: Relative mixture tau -> splits whose always-valid p fell below alpha on some day.
+    sequential_by_tau: dict[float, int]
+
+    def rate(self, count: int) -> tuple[float, float, float]:
+        low, high = wilson(count, self.n_experiments)
+        return count / self.n_experiments, low, high
+
+
+def aa_experiments(units: list[str], data: dict[str, np.ndarray], *, n_salts: int, alpha: float,
+                   relative_tau: float, other_taus: tuple[float, ...] = ()) -> AAResult:
+    """Split the A/A readers ``n_salts`` times and count the splits each way of reading calls significant.
+
+    ``other_taus`` are mixture widths (relative to the control's CTR) tried besides the setting's.
+    """
+    fixed = peeking = 0
+    by_tau = dict.fromkeys((relative_tau, *other_taus), 0)
+    for salt in range(n_salts):
+        arms = assign(units, f"aa-resplit-{salt}")
+        for tau in by_tau:
+            daily = looks(data, arms, alpha=alpha, relative_tau=tau)
+            by_tau[tau] += any(s < alpha for _, s, _ in daily)
+            if tau == relative_tau:
+                fixed += daily[-1][0] < alpha
+                peeking += any(p < alpha for p, _, _ in daily)
+    return AAResult(n_salts, len(units), fixed, peeking, by_tau[relative_tau], by_tau)
+
+
+def bootstrap_interval(values: Callable[[np.random.Generator], float], *, draws: int, seed: int,
+                       alpha: float = 0.05) -> tuple[float, float]:
+    """Return the percentile interval of ``values(rng)`` over ``draws`` resamples."""
+    rng = np.random.default_rng(seed)
+    samples = np.array([values(rng) for _ in range(draws)])
+    return float(np.quantile(samples, alpha / 2)), float(np.quantile(samples, 1 - alpha / 2))
+
+
+def true_ctr_lift(expected: tuple[np.ndarray, np.ndarray], impressions: tuple[np.ndarray, np.ndarray], *,
+                  draws: int, seed: int) -> tuple[float, float, float, float]:
+    """Return the click model's CTR difference (treatment - control), its interval over readers, and the control's CTR.
+
+    ``expected[k]`` holds each reader's expected clicks under the click model (summed over the lists
+    they were shown), ``impressions[k]`` their lists, for arm ``k`` (0 control, 1 treatment).
+    """
+    def lift(rng=None) -> float:
+        values = []
+        for e, n in zip(expected, impressions):
+            pick = rng.integers(0, len(e), len(e)) if rng is not None else slice(None)
+            values.append(e[pick].sum() / n[pick].sum())
+        return values[1] - values[0]
+
+    low, high = bootstrap_interval(lift, draws=draws, seed=seed)
+    return lift(), low, high, float(expected[0].sum() / impressions[0].sum())
+
+
+def power(test: Callable[[np.random.Generator, int], bool], n: int, *, draws: int, seed: int) -> float:
+    """Return the share of ``draws`` resamples of ``n`` readers in which ``test`` reaches the decision."""
+    rng = np.random.default_rng(seed)
+    return sum(test(rng, n) for _ in range(draws)) / draws
+
+
+def readers_for_power(test: Callable[[np.random.Generator, int], bool], *, target: float, draws: int, seed: int,
+                      low: int = 8, high: int = 50_000) -> tuple[int | None, list[tuple[int, float]]]:
+    """Return the smallest reader count (within 5%) whose power reaches ``target``, and the curve measured.
+
+    None when ``high`` readers do not reach it.
+    """
+    curve = []
+    lo, hi = low, low
+    while True:
+        p = power(test, hi, draws=draws, seed=seed)
+        curve.append((hi, p))
+        if p >= target:
+            break
+        if hi >= high:
+            return None, curve
+        lo, hi = hi, min(hi * 2, high)
+    while hi > lo * 1.05 and hi - lo > 1:
+        mid = min(max(int(math.sqrt(lo * hi)), lo + 1), hi - 1)
+        p = power(test, mid, draws=draws, seed=seed)
+        curve.append((mid, p))
+        lo, hi = (lo, mid) if p >= target else (mid, hi)
+    return hi, sorted(curve)
+
+
+def ab_test(control: tuple[np.ndarray, np.ndarray], treatment: tuple[np.ndarray, np.ndarray], *, alpha: float,
+            direction: float) -> Callable[[np.random.Generator, int], bool]:
+    """Return a resampled A/B test of ``n`` readers (half per arm): treatment better at ``alpha``, fixed horizon."""
+    def test(rng: np.random.Generator, n: int) -> bool:
+        half = max(n // 2, 2)
+        arms = []
+        for clicks, imps in (control, treatment):
+            pick = rng.integers(0, len(clicks), half)
+            arms.append((clicks[pick], imps[pick]))
+        d = es.ratio_difference(arms[0], arms[1], alpha=alpha)
+        return d.p_value < alpha and d.diff * direction > 0
+
+    return test
+
+
+def interleaving_test(credit_a: np.ndarray, credit_b: np.ndarray, *, alpha: float,
+                      direction: float) -> Callable[[np.random.Generator, int], bool]:
+    """Return a resampled interleaving test of ``n`` readers: the sign test prefers B (``direction`` > 0) at ``alpha``."""
+    def test(rng: np.random.Generator, n: int) -> bool:
+        pick = rng.integers(0, len(credit_a), n)
+        result = es.interleaving_preference(credit_a[pick], credit_b[pick])
+        return result.p_value < alpha and result.delta * direction > 0
+
+    return test
+
+
+def srm_rates(units: list[str], *, n_salts: int, threshold: float) -> dict[str, tuple[int, int]]:
+    """Return how often ``srm_check`` flags a 55/45 split declared as 50/50, and a true 50/50 split, over salts."""
+    broken = honest = 0
+    for salt in range(n_salts):
+        counts_broken = np.bincount(assign(units, f"srm-{salt}", (0.55, 0.45)), minlength=2)
+        counts_honest = np.bincount(assign(units, f"srm-{salt}"), minlength=2)
+        broken += es.srm_check(counts_broken.tolist(), [0.5, 0.5], threshold=threshold).flagged
+        honest += es.srm_check(counts_honest.tolist(), [0.5, 0.5], threshold=threshold).flagged
+    return {"broken": (broken, n_salts), "honest": (honest, n_salts)}

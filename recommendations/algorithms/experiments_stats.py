@@ -1,0 +1,302 @@
+"""Provides the statistics of online experiments: per-arm ratio metrics, arm differences, an always-valid
+sequential test, the sample-ratio-mismatch check and team-draft interleaving. No Django.
+
+Units of randomisation are readers, not impressions: a metric such as CTR is a ratio of per-reader sums
+(clicks / impressions), and its variance is computed over readers with the delta method, so readers who
+see many lists do not shrink the interval (docs/decisions.md).
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+import random
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike
+from scipy import stats
+
+#: Default significance level of intervals and tests.
+ALPHA = 0.05
+#: Sample-ratio mismatch is flagged below this p-value: strict, because the check runs at every look
+#: and a false alarm discards a valid experiment (Kohavi et al. use p < 0.0005 to 0.001).
+SRM_ALPHA = 0.001
+#: Default standard deviation of the normal mixture of the sequential test, relative to the control mean.
+MIXTURE_RELATIVE_TAU = 0.1
+
+
+@dataclass(frozen=True)
+class RatioEstimate:
+    """One arm's ratio metric (sum of numerators / sum of denominators over readers) with its interval."""
+
+    value: float
+    se: float
+    ci_low: float
+    ci_high: float
+    n_units: int
+    numerator: float
+    denominator: float
+
+
+@dataclass(frozen=True)
+class Difference:
+    """Treatment minus control of a metric: the fixed-horizon interval and p-value, and the always-valid ones."""
+
+    control: float
+    treatment: float
+    diff: float
+    se: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+    relative_lift: float | None
+    sequential_p_value: float
+    sequential_ci_low: float
+    sequential_ci_high: float
+    tau: float
+
+
+@dataclass(frozen=True)
+class SRMResult:
+    """Assignment counts against the declared shares: Pearson's chi-square test."""
+
+    counts: tuple[int, ...]
+    expected: tuple[float, ...]
+    chi2: float
+    p_value: float
+    flagged: bool
+
+
+@dataclass(frozen=True)
+class InterleavingResult:
+    """Per-reader preferences of a team-draft interleaving experiment and the sign test on them."""
+
+    wins_a: int
+    wins_b: int
+    ties: int
+    delta: float
+    p_value: float
+
+
+def _arrays(numerators: ArrayLike, denominators: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    y = np.asarray(numerators, dtype=np.float64).ravel()
+    x = np.asarray(denominators, dtype=np.float64).ravel()
+    if y.shape != x.shape:
+        raise ValueError(f"numerators and denominators differ in length ({y.size} != {x.size}).")
+    return y, x
+
+
+def _ratio_moments(y: np.ndarray, x: np.ndarray) -> tuple[float, float]:
+    """Return the ratio sum(y)/sum(x) and its delta-method variance (0 with fewer than two units)."""
+    n = y.size
+    if n == 0 or x.sum() <= 0:
+        return math.nan, math.nan
+    ratio = float(y.sum() / x.sum())
+    if n < 2:
+        return ratio, math.nan
+    mean_x = x.mean()
+    cov = np.cov(np.vstack([y, x]), ddof=1)
+    variance = (cov[0, 0] - 2 * ratio * cov[0, 1] + ratio**2 * cov[1, 1]) / (n * mean_x**2)
+    return ratio, float(max(variance, 0.0))
+
+
+def ratio_estimate(numerators: ArrayLike, denominators: ArrayLike, *, alpha: float = ALPHA) -> RatioEstimate:
+    """Return the ratio of sums with a delta-method confidence interval over units (readers).
+
+    Parameters
+    ----------
+    numerators, denominators : array-like of shape (n_units,)
+        Per-reader sums, e.g. clicks and impressions. A reader with no impression has denominator 0
+        and still counts as a unit.
+    alpha : float
+        The interval is ``1 - alpha``, two-sided.
+
+    Returns
+    -------
+    RatioEstimate
+        ``value`` is NaN when the denominators sum to 0; ``se`` is NaN with fewer than two units.
+    """
+    y, x = _arrays(numerators, denominators)
+    ratio, variance = _ratio_moments(y, x)
+    se = math.sqrt(variance) if variance == variance else math.nan
+    z = stats.norm.ppf(1 - alpha / 2)
+    return RatioEstimate(value=ratio, se=se, ci_low=ratio - z * se, ci_high=ratio + z * se, n_units=int(y.size),
+                         numerator=float(y.sum()), denominator=float(x.sum()))
+
+
+def mixture_likelihood_ratio(diff: float, variance: float, tau: float) -> float:
+    """Return the normal-mixture likelihood ratio of an estimate ``diff ~ N(theta, variance)`` against theta = 0.
+
+    The mixture over theta ~ N(0, tau^2) (Johari et al. 2017, mSPRT) gives
+    ``sqrt(V / (V + tau^2)) * exp(tau^2 diff^2 / (2 V (V + tau^2)))``. By Ville's inequality the
+    probability that it ever exceeds ``1/alpha`` under the null is at most ``alpha``.
+    """
+    if not variance > 0 or not tau > 0:
+        return 1.0
+    total = variance + tau**2
+    log_lr = 0.5 * math.log(variance / total) + tau**2 * diff**2 / (2 * variance * total)
+    return math.exp(min(log_lr, 700.0))
+
+
+def always_valid_p_value(diff: float, variance: float, tau: float) -> float:
+    """Return ``min(1, 1 / Lambda)`` of one look; the always-valid p-value is its running minimum over looks."""
+    return min(1.0, 1.0 / mixture_likelihood_ratio(diff, variance, tau))
+
+
+def always_valid_interval(diff: float, variance: float, tau: float, *, alpha: float = ALPHA) -> tuple[float, float]:
+    """Return the always-valid ``1 - alpha`` interval: every theta whose mixture ratio stays below ``1/alpha``."""
+    if not variance > 0 or not tau > 0:
+        return -math.inf, math.inf
+    total = variance + tau**2
+    half = math.sqrt(variance * total / tau**2 * (2 * math.log(1 / alpha) + math.log(total / variance)))
+    return diff - half, diff + half
+
+
+def sequential_p_values(diffs: Sequence[float], variances: Sequence[float], tau: float) -> list[float]:
+    """Return the always-valid p-value after each look: the running minimum of ``1 / Lambda``.
+
+    Parameters
+    ----------
+    diffs, variances : sequences of length n_looks
+        The cumulative estimate of the difference and its variance at each look (e.g. each day).
+    tau : float
+        Standard deviation of the normal mixture over effects, on the scale of ``diffs``.
+    """
+    out, best = [], 1.0
+    for diff, variance in zip(diffs, variances):
+        if diff == diff and variance == variance:
+            best = min(best, always_valid_p_value(diff, variance, tau))
+        out.append(best)
+    return out
+
+
+def default_tau(control_value: float) -> float:
+    """Return the mixture's standard deviation: ``MIXTURE_RELATIVE_TAU`` of the control's value (a 10% lift)."""
+    scale = abs(control_value) if control_value == control_value and control_value else 1.0
+    return MIXTURE_RELATIVE_TAU * scale
+
+
+def ratio_difference(control: tuple[ArrayLike, ArrayLike], treatment: tuple[ArrayLike, ArrayLike], *,
+                     alpha: float = ALPHA, tau: float | None = None) -> Difference:
+    """Compare a ratio metric between two arms of readers (each a pair of per-reader numerators, denominators).
+
+    The fixed-horizon interval and p-value are Welch-style normal ones with the delta-method variance of
+    each arm; the sequential p-value and interval are always valid (mSPRT, ``mixture_likelihood_ratio``),
+    so they may be read at every look. ``tau`` defaults to ``default_tau(control value)``.
+    """
+    a, b = ratio_estimate(*control, alpha=alpha), ratio_estimate(*treatment, alpha=alpha)
+    diff = b.value - a.value
+    variance = a.se**2 + b.se**2
+    se = math.sqrt(variance) if variance == variance else math.nan
+    z = stats.norm.ppf(1 - alpha / 2)
+    if se > 0:
+        p_value = float(2 * stats.norm.sf(abs(diff) / se))
+    else:
+        p_value = math.nan
+    tau = default_tau(a.value) if tau is None else tau
+    seq_p = always_valid_p_value(diff, variance, tau) if se > 0 else math.nan
+    seq_low, seq_high = always_valid_interval(diff, variance, tau, alpha=alpha) if se > 0 else (math.nan, math.nan)
+    lift = diff / a.value if a.value == a.value and a.value != 0 else None
+    return Difference(control=a.value, treatment=b.value, diff=diff, se=se, ci_low=diff - z * se,
+                      ci_high=diff + z * se, p_value=p_value, relative_lift=lift, sequential_p_value=seq_p,
+                      sequential_ci_low=seq_low, sequential_ci_high=seq_high, tau=tau)
+
+
+def srm_check(counts: Sequence[int], shares: Sequence[float], *, threshold: float = SRM_ALPHA) -> SRMResult:
+    """Test assignment ``counts`` against the declared ``shares`` (chi-square, ``len - 1`` degrees of freedom).
+
+    ``flagged`` is true when the p-value is below ``threshold``: the split is then not what was declared,
+    and the experiment's results should not be trusted (Kohavi et al., Trustworthy Online Controlled
+    Experiments, ch. 21).
+    """
+    observed = np.asarray(counts, dtype=np.float64)
+    weights = np.asarray(shares, dtype=np.float64)
+    if observed.shape != weights.shape or observed.size < 2:
+        raise ValueError("counts and shares need the same length, at least 2.")
+    total = observed.sum()
+    expected = weights / weights.sum() * total
+    if total == 0:
+        return SRMResult(tuple(int(c) for c in observed), tuple(expected.tolist()), 0.0, 1.0, False)
+    chi2, p_value = stats.chisquare(observed, expected)
+    return SRMResult(tuple(int(c) for c in observed), tuple(expected.tolist()), float(chi2), float(p_value),
+                     bool(p_value < threshold))
+
+
+def hash_unit(*parts: object) -> float:
+    """Return a uniform number in [0, 1) from ``parts`` (e.g. an experiment's salt and a reader id), stable
+    across processes and Python versions (SHA-256, not ``hash()``)."""
+    digest = hashlib.sha256(":".join(str(p) for p in parts).encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def bucket(shares: Sequence[float], *parts: object) -> int:
+    """Return the index of the arm whose share interval contains ``hash_unit(*parts)`` (sticky assignment)."""
+    u = hash_unit(*parts)
+    total = float(sum(shares))
+    edge = 0.0
+    for index, share in enumerate(shares):
+        edge += share / total
+        if u < edge:
+            return index
+    return len(shares) - 1
+
+
+def team_draft_interleave(list_a: Sequence[Hashable], list_b: Sequence[Hashable], n: int, *,
+                          seed: object = 0) -> tuple[list[Hashable], list[int]]:
+    """Merge two rankings by team draft (Radlinski et al. 2008): return the items and each one's team (0 = A, 1 = B).
+
+    In each round the team with fewer picks (a coin toss on a tie, drawn from ``seed``) adds its best
+    item not yet in the list. A click on an item is credited to the team that added it.
+    """
+    rng = random.Random(str(seed))
+    merged: list[Hashable] = []
+    teams: list[int] = []
+    taken: set[Hashable] = set()
+    lists = (list(list_a), list(list_b))
+    cursor = [0, 0]
+    picks = [0, 0]
+    while len(merged) < n:
+        if picks[0] != picks[1]:
+            team = 0 if picks[0] < picks[1] else 1
+        else:
+            team = rng.randrange(2)
+        for attempt in (team, 1 - team):
+            ranking = lists[attempt]
+            while cursor[attempt] < len(ranking) and ranking[cursor[attempt]] in taken:
+                cursor[attempt] += 1
+            if cursor[attempt] < len(ranking):
+                item = ranking[cursor[attempt]]
+                merged.append(item)
+                teams.append(attempt)
+                taken.add(item)
+                picks[attempt] += 1
+                break
+        else:
+            break  # both lists are exhausted
+    return merged, teams
+
+
+def interleaving_credit(teams: Sequence[int], clicked_positions: Sequence[int]) -> tuple[int, int]:
+    """Return the clicks credited to team A and to team B (positions are 0-based indexes into ``teams``)."""
+    credit = [0, 0]
+    for position in clicked_positions:
+        if 0 <= position < len(teams):
+            credit[teams[position]] += 1
+    return credit[0], credit[1]
+
+
+def interleaving_preference(credits_a: ArrayLike, credits_b: ArrayLike) -> InterleavingResult:
+    """Test per-reader preferences: a reader prefers A when A's lists got more of their clicks.
+
+    Readers with equal credit are ties and left out of the two-sided sign (binomial) test.
+    ``delta`` is Chapelle et al.'s (2012) ``(wins_b - wins_a) / (wins + ties)``, positive when B wins.
+    """
+    a = np.asarray(credits_a, dtype=np.float64)
+    b = np.asarray(credits_b, dtype=np.float64)
+    wins_a, wins_b = int((a > b).sum()), int((b > a).sum())
+    ties = int(a.size - wins_a - wins_b)
+    decided = wins_a + wins_b
+    p_value = float(stats.binomtest(wins_b, decided, 0.5).pvalue) if decided else 1.0
+    delta = (wins_b - wins_a) / a.size if a.size else 0.0
+    return InterleavingResult(wins_a=wins_a, wins_b=wins_b, ties=ties, delta=delta, p_value=p_value)

@@ -1,0 +1,98 @@
+"""Tests of recommendations/impressions/recording.py: the buffer, its flush, bots and sessions."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import uuid
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.contenttypes.models import ContentType
+from django.db import connection
+from django.test import RequestFactory, override_settings
+
+from recommendations.impressions import recording
+from recommendations.models import Impression
+from tests.conftest import ROOT
+from tests.recommendations.testapp.models import Item
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def items():
+    return [Item.objects.create(name=f"Item {i}") for i in range(3)]
+
+
+class TestImpressionRecord:
+    def test_a_recorded_list_waits_in_the_buffer_and_the_flush_writes_it(self, items):
+        user = get_user_model().objects.create_user("reader")
+        rid = recording.impression_record(surface="home", items=items, user=user, algorithm="itemknn", build_id=7,
+                                          experiment="exp", arm="b")
+        assert not Impression.objects.exists()
+        assert recording.impressions_pending() == 1
+        assert recording.impressions_flush() == 1
+        row = Impression.objects.get()
+        ct = ContentType.objects.get_for_model(Item).pk
+        assert (row.recommendation_id, row.user, row.surface, row.build_id) == (rid, user, "home", 7)
+        assert (row.experiment, row.arm, row.algorithm) == ("exp", "b", "itemknn")
+        assert row.items == [f"{ct}:{item.pk}" for item in items]
+        assert row.position_of(f"{ct}:{items[1].pk}") == 2
+
+    def test_every_recorded_list_is_stored_once(self, items):
+        rids = {recording.impression_record(surface="tag", items=items) for _ in range(1200)}
+        recording.impressions_flush()
+        recording.impressions_flush()
+        assert set(Impression.objects.values_list("recommendation_id", flat=True)) == rids
+
+    def test_an_anonymous_session_is_stored_as_a_keyed_hash(self, items):
+        request = RequestFactory().get("/", HTTP_USER_AGENT="Mozilla/5.0 Firefox/130")
+        request.session = type("Session", (), {"session_key": "abc123"})()
+        recording.impression_record_for_request(request, surface="home", items=items)
+        recording.impressions_flush()
+        row = Impression.objects.get()
+        assert row.user is None and row.session_hash and "abc123" not in row.session_hash
+
+    @pytest.mark.parametrize("agent", ["Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+                                       "Mozilla/5.0 (compatible; bingbot/2.0)", "DuckDuckBot/1.1", "Baiduspider"])
+    def test_bots_are_not_recorded(self, items, agent):
+        request = RequestFactory().get("/", HTTP_USER_AGENT=agent)
+        assert isinstance(recording.impression_record_for_request(request, surface="home", items=items), uuid.UUID)
+        assert recording.impressions_pending() == 0
+
+    def test_recording_off_gives_an_id_and_records_nothing(self, items):
+        with override_settings(RECOMMENDATIONS={"IMPRESSIONS": False}):
+            assert recording.impression_record(surface="home", items=items)
+        assert recording.impressions_pending() == 0
+
+    def test_a_list_of_a_reader_deleted_before_the_flush_is_dropped_not_the_batch(self, items):
+        gone, kept = get_user_model().objects.create_user("gone"), get_user_model().objects.create_user("kept")
+        recording.impression_record(surface="home", items=items, user=gone)
+        rid = recording.impression_record(surface="home", items=items, user=kept)
+        gone.delete()
+        recording.impressions_flush()
+        assert list(Impression.objects.values_list("recommendation_id", flat=True)) == [rid]
+
+
+EXIT_SCRIPT = """
+import os, sys
+import django
+os.environ["DJANGO_SETTINGS_MODULE"] = "tests.settings"
+django.setup()
+from django.conf import settings
+settings.DATABASES["default"]["NAME"] = sys.argv[1]
+from recommendations.impressions import recording
+recording.BACKGROUND_FLUSH = False  # only the exit hook may write
+recording.impression_record(surface="exit", items=[(1, "1")])
+sys.exit(0)
+"""
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_buffer_is_written_when_the_process_exits():
+    """A process that exits (a gunicorn worker ends with sys.exit) writes what its buffer holds."""
+    name = str(connection.settings_dict["NAME"])
+    result = subprocess.run([sys.executable, "-c", EXIT_SCRIPT, name], cwd=ROOT, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert Impression.objects.filter(surface="exit").count() == 1
