@@ -4,7 +4,8 @@ Selectors only read rows of the active build; they never compute recommendations
 returns host item instances with ``rec_score``, ``rec_rank``, ``rec_explanation`` (a list of
 ``{"title", "content_type", "object_id"}``), ``rec_because`` ("Because you read X", in the
 active language, worded by ``adapter.explanation_text()``) and ``rec_source`` ("personal",
-"popular", "content" or "collaborative"). The cost of a call is a fixed number
+"popular", "content" or "collaborative"), ``rec_new`` (a new item placed by its content) and
+``rec_explore`` (in an exploration slot). The cost of a call is a fixed number
 of queries: the stored rows, one per item model for the items, and one per interaction
 model for the user's history when seen items are filtered.
 """
@@ -138,6 +139,8 @@ def _materialise(
         obj.rec_explanation = explanation
         obj.rec_because = adapter.explanation_text(explanation)
         obj.rec_source = source
+        obj.rec_new = any(e.get("new") for e in explanation)
+        obj.rec_explore = any(e.get("explore") for e in explanation)
         result.append(obj)
     return result
 

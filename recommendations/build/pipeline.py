@@ -39,6 +39,7 @@ from ..conf import app_settings
 from ..db.bulk import rows_insert
 from ..db.sqlite_locked import retry_when_locked
 from ..models import BuildRun, PopularItem, UserRecommendation
+from .cold import cold_fit
 from .config import algorithm_settings, build_algorithm_settings
 from .errors import BuildError
 from .lease import build_lock_acquire, build_lock_extend, build_lock_holder, build_lock_release
@@ -119,6 +120,7 @@ def _build_fit(build: BuildRun, timer: StageTimer, progress: Progress, parts_inl
         prune_similarity(model)
         popular = popular_rows(build.pk, data, recent)
         parts = parts_fit(build.pk, data, model) if parts_inline else {}
+        cold_items = cold_fit(build.pk, data)
     if progress:
         progress("fit", 1, 1)
     with timer.stage("write"):
@@ -128,7 +130,7 @@ def _build_fit(build: BuildRun, timer: StageTimer, progress: Progress, parts_inl
         if not parts_inline:
             part_inputs_save(build.pk, data)
     build.counts = {"users": len(data.user_map), "items": len(data.item_map), "interactions": data.n_events,
-                    "nonzeros": int(data.user_items.nnz), **counts}
+                    "nonzeros": int(data.user_items.nnz), "cold_items": cold_items, **counts}
     return data
 
 
