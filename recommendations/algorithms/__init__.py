@@ -12,6 +12,7 @@ from .knn import ItemKNN, UserKNN
 from .linear import EASE
 from .factorization import IALS
 from .hybrid import Auto, Hybrid
+from .cold import ColdStartHybrid
 from .popularity import TopPop
 
 __all__ = [
@@ -24,7 +25,7 @@ __all__ = [
 ]
 
 ALGORITHMS: dict[str, type[RecommenderBase]] = {
-    cls.algorithm_name: cls for cls in (TopPop, ItemKNN, UserKNN, P3alpha, RP3beta, EASE, IALS, Hybrid, Auto)
+    cls.algorithm_name: cls for cls in (TopPop, ItemKNN, UserKNN, P3alpha, RP3beta, EASE, IALS, Hybrid, Auto, ColdStartHybrid)
 }
 
 #: Class name -> class, for load_model (includes models not in the public registry).

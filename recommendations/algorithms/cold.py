@@ -1,59 +1,192 @@
-"""Provides ``ColdStartHybrid``: personal scores for items with features but few or no interactions.
+"""Provides ColdStartHybrid: iALS for warm items, a ridge map from content features into its factor space for cold ones."""
 
-Stand-in of the site branch (h19-site) with the interface the model branch (h19-model) builds;
-the merge takes that branch's version of this file.
-"""
 from __future__ import annotations
 
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.utils.extmath import randomized_svd
+from numpy.typing import NDArray
+from sklearn.linear_model import Ridge
+
+from .base import RecommenderBase, check_user_items
+from .factorization import IALS
+
+__all__ = ["ColdStartHybrid"]
 
 
-class ColdStartHybrid:
-    """A ridge map from item features to item factors of the interactions, and a warmth curve."""
+class ColdStartHybrid(RecommenderBase):
+    """Warm items scored by iALS; cold and lukewarm items by their content mapped into iALS's item space.
 
-    def __init__(self, factors: int = 32, regularization: float = 1.0, warm_count: float = 5.0, random_state: int = 0):
-        self.factors, self.regularization = factors, regularization
-        self.warm_count, self.random_state = warm_count, random_state
+    ``fit`` learns iALS item factors ``V`` from the interactions, then a ridge map ``W`` from
+    content features to those factors over the warm items (each item weighted by how well its
+    factor is known), so any item with features gets ``v_hat = f W``. A user with factors ``u``
+    (folded in from the history by one exact ALS step) scores a warm item ``u . v`` and a cold
+    one ``a * u . v_hat``: both estimate the same quantity, and ``a`` (least squares over the
+    warm items) removes the ridge's shrinkage, so the two are on one scale and can be blended by
+    :meth:`warmth`, ``n / (n + warmth_shrink)`` for an item with ``n`` interactions.
 
-    def fit(self, interactions: sp.csr_matrix, item_features: sp.csr_matrix) -> ColdStartHybrid:
-        """Learn item factors from ``interactions`` and the map from ``item_features`` to them."""
-        x = sp.csr_matrix(interactions, dtype=np.float64)
-        k = max(1, min(self.factors, min(x.shape) - 1))
-        _, s, vt = randomized_svd(x, k, random_state=self.random_state)
-        factors = (vt.T * np.sqrt(s)).astype(np.float64)  # items x k
-        f = sp.csr_matrix(item_features, dtype=np.float64)
-        # The dual form: an items x items system, whatever the number of features.
-        gram = (f @ f.T).toarray() + self.regularization * np.eye(f.shape[0])
-        self.weights_ = np.asarray(f.T @ np.linalg.solve(gram, factors), dtype=np.float32)  # features x k
-        self.item_mapped_ = self.map_items(f)
+    Parameters
+    ----------
+    factors, regularization, alpha, iterations : iALS parameters (see :class:`IALS`)
+    l2 : float
+        Ridge penalty of the map from features to factors.
+    warmth_shrink : float
+        Interactions at which an item's warm and cold scores weigh the same.
+    random_state : int or None
+
+    Attributes
+    ----------
+    ials_ : IALS
+    coef_ : ndarray float32, shape (n_features, factors)
+    calibration_ : float
+        ``a`` above.
+    item_counts_ : ndarray float32, shape (n_items,)
+    item_mapped_ : ndarray float32, shape (n_items, factors)
+        ``map_items`` of the fitted items' features (zeros when fitted without features).
+    """
+
+    algorithm_name = "cold_hybrid"
+
+    _state_attributes = RecommenderBase._state_attributes + (
+        "user_factors_", "item_factors_", "coef_", "calibration_", "item_mapped_",
+    )
+
+    def __init__(
+        self,
+        factors: int = 128,
+        regularization: float = 0.5,
+        alpha: float = 10.0,
+        iterations: int = 15,
+        l2: float = 1.0,
+        warmth_shrink: float = 5.0,
+        random_state: int | None = 0,
+    ) -> None:
+        self.factors = factors
+        self.regularization = regularization
+        self.alpha = alpha
+        self.iterations = iterations
+        self.l2 = l2
+        self.warmth_shrink = warmth_shrink
+        self.random_state = random_state
+
+    def _ials(self) -> IALS:
+        return IALS(factors=self.factors, regularization=self.regularization, alpha=self.alpha,
+                    iterations=self.iterations, random_state=self.random_state)
+
+    def fit(self, interactions: sp.csr_matrix, item_features: sp.spmatrix | None = None) -> ColdStartHybrid:
+        """Fit iALS on ``interactions`` and the map from ``item_features`` (one row per item); return ``self``.
+
+        Parameters
+        ----------
+        interactions : csr_matrix, shape (n_users, n_items)
+            Cold items have empty columns.
+        item_features : sparse matrix, shape (n_items, n_features), optional
+            Without it the model is iALS (cold items score 0).
+        """
+        X = self._fit_common(interactions)
+        ials = self._ials().fit(X)
+        self.user_factors_, self.item_factors_ = ials.user_factors_, ials.item_factors_
+        counts = self.item_popularity_
+        if item_features is None:
+            self.coef_ = np.zeros((1, self.item_factors_.shape[1]), dtype=np.float32)
+            self.calibration_ = 0.0
+            self.item_mapped_ = np.zeros_like(self.item_factors_)
+            return self
+        F = sp.csr_matrix(item_features, dtype=np.float32)
+        if F.shape[0] != self.n_items_:
+            raise ValueError(f"item_features has {F.shape[0]} rows but interactions have {self.n_items_} items")
+        warm = np.flatnonzero(counts > 0)
+        self.coef_ = self._ridge(F[warm], self.item_factors_[warm], self.warmth(counts[warm]))
+        self.calibration_ = 1.0
+        mapped = self.map_items(F)
+        self.calibration_ = self._calibrate(X, mapped, warm)
+        self.item_mapped_ = self.map_items(F)
         return self
 
-    def map_items(self, item_features: sp.csr_matrix) -> np.ndarray:
-        """Return the factors of items from their features (items never seen in ``fit`` too)."""
-        return np.asarray(sp.csr_matrix(item_features, dtype=np.float32) @ self.weights_, dtype=np.float32)
+    def _ridge(self, F: sp.csr_matrix, V: NDArray, weights: NDArray) -> NDArray[np.float32]:
+        """``W = argmin sum_j c_j |v_j - f_j W|^2 + l2 |W|^2`` (scikit-learn's sparse solver)."""
+        if F.shape[0] == 0 or F.nnz == 0:
+            return np.zeros((F.shape[1], V.shape[1]), dtype=np.float32)
+        ridge = Ridge(alpha=float(self.l2), fit_intercept=False, solver="sparse_cg" if sp.issparse(F) else "auto")
+        ridge.fit(F, V, sample_weight=weights)
+        return np.ascontiguousarray(ridge.coef_.T, dtype=np.float32)
 
-    def score(self, history: sp.csr_matrix, mapped: np.ndarray) -> np.ndarray:
-        """Return the scores of the ``mapped`` items for each history row (over the fitted items)."""
-        users = np.asarray(sp.csr_matrix(history, dtype=np.float32) @ self.item_mapped_)
-        return (users @ np.asarray(mapped, dtype=np.float32).T).astype(np.float32)
+    def _calibrate(self, X: sp.csr_matrix, mapped: NDArray, warm: NDArray, sample: int = 2000) -> float:
+        """Least-squares ``a`` in ``u . v ~ a * u . v_hat`` over a sample of users and the warm items."""
+        rng = np.random.default_rng(0)
+        users = np.flatnonzero(np.diff(X.indptr) > 0)
+        if users.size == 0 or warm.size == 0:
+            return 1.0
+        users = rng.choice(users, size=min(sample, users.size), replace=False)
+        U = self.user_factors_[users]
+        warm_scores = U @ self.item_factors_[warm].T
+        cold_scores = U @ mapped[warm].T
+        denominator = float((cold_scores * cold_scores).sum())
+        return float((warm_scores * cold_scores).sum() / denominator) if denominator > 0 else 1.0
 
-    def warmth(self, item_counts: np.ndarray) -> np.ndarray:
-        """Return the weight of the warm model's score for items with these interaction counts."""
-        counts = np.asarray(item_counts, dtype=np.float64)
-        return (counts / (counts + self.warm_count)).astype(np.float32)
+    # ------------------------------------------------------------------ the cold-item interface
+    def map_items(self, item_features: sp.spmatrix) -> NDArray[np.float32]:
+        """Items' content features (m x n_features, the fitted encoder's space) -> factors (m x factors).
 
-    def save(self, file: Any) -> None:
-        np.savez(file, weights=self.weights_, item_mapped=self.item_mapped_,
-                 params=np.asarray([self.factors, self.regularization, self.warm_count, self.random_state]))
+        Works for items never seen in ``fit``; the calibration is folded in, so
+        ``user_factors @ mapped.T`` is on the scale of the warm scores.
+        """
+        self._check_fitted()
+        F = sp.csr_matrix(item_features, dtype=np.float32)
+        if F.shape[1] != self.coef_.shape[0]:
+            if self.calibration_ == 0.0:
+                return np.zeros((F.shape[0], self.coef_.shape[1]), dtype=np.float32)
+            raise ValueError(f"item_features has {F.shape[1]} columns, the model was fitted on {self.coef_.shape[0]}")
+        return np.asarray(F @ self.coef_, dtype=np.float32) * np.float32(self.calibration_)
 
-    @classmethod
-    def load(cls, file: Any) -> ColdStartHybrid:
-        with np.load(file, allow_pickle=False) as data:
-            factors, regularization, warm_count, random_state = data["params"].tolist()
-            model = cls(int(factors), regularization, warm_count, int(random_state))
-            model.weights_, model.item_mapped_ = data["weights"], data["item_mapped"]
+    def user_factors(self, history: sp.spmatrix) -> NDArray[np.float32]:
+        """Factors of each history (n x n_items_fit) by one exact ALS step against the item factors."""
+        self._check_fitted()
+        X = check_user_items(history, self.n_items_, "history")
+        return self._ials_view().fold_in(X)
+
+    def score(self, history: sp.spmatrix, mapped: NDArray | None = None, users: Any = None) -> NDArray[np.float32]:
+        """Personal scores of the ``mapped`` items (n x m) for each history (n x n_items_fit).
+
+        Without ``mapped`` this is ``RecommenderBase.score``: blended scores of the fitted items.
+        """
+        if mapped is None:
+            return super().score(history, users)
+        return np.asarray(self.user_factors(history) @ np.asarray(mapped, dtype=np.float32).T, dtype=np.float32)
+
+    def warmth(self, item_counts: NDArray) -> NDArray[np.float32]:
+        """Weight in [0, 1] of the warm score per item: ``n / (n + warmth_shrink)``."""
+        counts = np.maximum(np.asarray(item_counts, dtype=np.float32), 0)
+        shrink = max(float(self.warmth_shrink), 1e-12)
+        return (counts / (counts + shrink)).astype(np.float32)
+
+    # ------------------------------------------------------------------ RecommenderBase
+    def item_vectors(self) -> NDArray[np.float32]:
+        """The fitted items' blended vectors: ``warmth * v + (1 - warmth) * v_hat`` (``v`` without features)."""
+        self._check_fitted()
+        if self.calibration_ == 0.0:
+            return self.item_factors_
+        warmth = self.warmth(self.item_popularity_)[:, None]
+        return (warmth * self.item_factors_ + (1.0 - warmth) * self.item_mapped_).astype(np.float32)
+
+    def _ials_view(self, blended: bool = False) -> IALS:
+        """An IALS over this model's factors (item vectors blended or not) for fold-in, neighbours, reasons."""
+        model = self._ials()
+        model.n_users_, model.n_items_ = self.n_users_, self.n_items_
+        model.item_popularity_ = self.item_popularity_
+        model.user_factors_ = self.user_factors_
+        model.item_factors_ = self.item_vectors() if blended else self.item_factors_
         return model
+
+    def _score(self, X: sp.csr_matrix, users: NDArray[np.int64] | None = None) -> NDArray[np.float32]:
+        U = self.user_factors_[users] if users is not None else self._ials_view().fold_in(X)
+        return np.asarray(U @ self.item_vectors().T, dtype=np.float32)
+
+    def similar_items(self, item_index: int, n: int = 10) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
+        """Items with the highest cosine between blended item vectors (cold items included)."""
+        return self._ials_view(blended=True).similar_items(item_index, n)
+
+    def explain(self, user_items_row: sp.csr_matrix, item_index: int, n: int = 3):
+        """History items closest to the item in the blended space ("New: like X, which you read")."""
+        return self._ials_view(blended=True).explain(user_items_row, item_index, n)

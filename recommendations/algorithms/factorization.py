@@ -72,6 +72,11 @@ class IALS(RecommenderBase):
         self.item_factors_ = np.ascontiguousarray(model.item_factors, dtype=np.float32)
         return self
 
+    def fold_in(self, user_items_rows: sp.spmatrix) -> NDArray[np.float32]:
+        """Factors of each history (rows over the fitted items) by one exact ALS user step."""
+        self._check_fitted()
+        return self._user_factors_for(check_user_items(user_items_rows, self.n_items_, "user_items_rows"))
+
     def _user_factors_for(self, X: sp.csr_matrix) -> NDArray[np.float32]:
         """One exact ALS user step per row: ``(Y'Y + Y'(C-I)Y + reg I)^-1 Y' C p``.
 

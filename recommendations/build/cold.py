@@ -17,6 +17,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..adapters import DefaultAdapter, get_adapter
+from ..algorithms import load_model
 from ..algorithms.cold import ColdStartHybrid
 from ..algorithms.matrices import IndexMap
 from ..conf import app_settings
@@ -81,7 +82,7 @@ class ColdModel:
     @classmethod
     def from_artifacts(cls, build_id: int) -> ColdModel | None:
         try:
-            model = ColdStartHybrid.load(io.BytesIO(artifact_bytes(build_id, "cold_model")))
+            model = load_model(io.BytesIO(artifact_bytes(build_id, "cold_model")))
         except BuildError:
             return None  # a build without a cold model (COLD_START off, or no item features)
         encoder = ItemFeatureEncoder.load(io.BytesIO(artifact_bytes(build_id, "cold_encoder")))
@@ -156,7 +157,8 @@ class ColdView:
             by_ct[key[0]] = np.append(by_ct.get(key[0], np.zeros(0, np.int64)), position)
         return list(by_ct.values())
 
-    def blend(self, rows: sp.csr_matrix, warm: np.ndarray, groups: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    def blend(self, rows: sp.csr_matrix, warm: np.ndarray, groups: list[np.ndarray],
+              users: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Return (blended scores over every column, cold scores on each reader's warm scale).
 
         Within each item model (``groups``, as lists are kept), the cold scores are rescaled so
@@ -164,7 +166,7 @@ class ColdView:
         (content alone never outranks their surest picks); an item then gets
         ``warmth * warm + (1 - warmth) * cold``.
         """
-        cold = np.asarray(self.cold.model.score(rows, self.mapped), dtype=np.float32)
+        cold = cold_scores(self.cold.model, rows, self.mapped, users)
         warm_all = np.zeros_like(cold)
         warm_all[:, : self.n_build] = warm
         for columns in groups:
@@ -180,6 +182,15 @@ class ColdView:
         similarity = self.unit[history] @ self.unit[targets].T
         best = np.where(similarity.max(axis=0) > 0, similarity.argmax(axis=0), int(np.argmax(weights)))
         return dict(zip(targets, history[best].tolist()))
+
+
+def cold_scores(model: ColdStartHybrid, rows: sp.csr_matrix, mapped: np.ndarray,
+                users: np.ndarray | None = None) -> np.ndarray:
+    """``model.score(rows, mapped)``; for training rows (``users``, their positions) from the user factors the fit learned."""
+    factors = getattr(model, "user_factors_", None)
+    if users is not None and factors is not None:
+        return np.asarray(factors[users] @ np.asarray(mapped, dtype=np.float32).T, dtype=np.float32)
+    return np.asarray(model.score(rows, mapped), dtype=np.float32)
 
 
 def cold_view(state) -> ColdView | None:

@@ -20,7 +20,8 @@ from ..adapters import get_adapter
 from ..db.bulk import rows_insert
 from ..db.sqlite_locked import retry_when_locked
 from ..models import BuildArtifact, BuildRun, UserRecommendation
-from .cold import COLD_SCALE_RANK, EXTENSION_PREFIX, cold_view, diversity_keys, extension_save, new_explanations
+from .cold import (COLD_SCALE_RANK, EXTENSION_PREFIX, cold_scores, cold_view, diversity_keys, extension_save,
+                   new_explanations)
 from .errors import BuildError
 from .rows import PICK_COLUMNS, db_user_ids, user_pk
 from .state import build_state
@@ -75,10 +76,11 @@ def _picks_insert(build_id: int, state, view, key: tuple[int, str]) -> int:
     rows = state.user_items
     # Lists are kept per item model: the item competes with the build's items of its own model.
     same = np.flatnonzero(np.asarray([k[0] for k in state.item_map], dtype=np.int64) == key[0])
-    cold = np.asarray(view.cold.model.score(rows, view.mapped[same]), dtype=np.float32)
+    every = np.arange(rows.shape[0])
+    cold = cold_scores(view.cold.model, rows, view.mapped[same], every)
     seen_rows, seen_cols = rows[:, same].nonzero()
     cold[seen_rows, seen_cols] = -np.inf
-    new = np.asarray(view.cold.model.score(rows, view.mapped[target : target + 1]), dtype=np.float32).ravel()
+    new = cold_scores(view.cold.model, rows, view.mapped[target : target + 1], every).ravel()
     k = min(MATCH_TOP, cold.shape[1] // 4)  # a small catalogue: the best quarter
     kth = -np.partition(-cold, k - 1, axis=1)[:, k - 1] if k else np.full(len(new), -np.inf)
     best = cold.max(axis=1, initial=-np.inf)

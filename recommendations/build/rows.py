@@ -248,7 +248,7 @@ def score_rows(state: BuildState, rows: sp.csr_matrix, negatives: sp.csr_matrix,
     groups, cold = state.item_groups(), None
     if view is not None:
         groups = view.groups(groups)
-        scores, cold = view.blend(rows, scores, groups)
+        scores, cold = view.blend(rows, scores, groups, users)
     # Mask seen and rejected items in place: no dense (users x items) mask.
     seen_rows, seen_cols = (abs(rows) + abs(negatives)).nonzero()
     scores[seen_rows, seen_cols] = -np.inf

@@ -21,6 +21,7 @@ FAST_PARAMS = {
     "rp3beta": {"alpha": 0.8, "beta": 0.3, "top_k": 10},
     "ease": {"l2_norm": 5.0},
     "ials": {"factors": 8, "iterations": 5, "regularization": 0.05, "random_state": 1},
+    "cold_hybrid": {"factors": 8, "iterations": 5, "regularization": 0.05, "alpha": 1.0, "random_state": 1},
     "hybrid": {"collaborative": "itemknn", "collaborative_params": {"top_k": 10}, "content_weight": 0.0},
     "auto": {
         "rp3beta": {"alpha": 0.8, "beta": 0.3, "top_k": 10},
@@ -200,6 +201,10 @@ class TestEASEContract(PersonalisedContract):
 
 class TestIALSContract(PersonalisedContract):
     name = "ials"
+
+
+class TestColdStartHybridContract(PersonalisedContract):
+    name = "cold_hybrid"
 
 
 class TestHybridContract(PersonalisedContract):
