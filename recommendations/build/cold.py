@@ -265,3 +265,33 @@ def new_explanations(view: ColdView, history: np.ndarray, weights: np.ndarray, t
             text = cache[(nearest, explore)] = json.dumps([entry])
         out[target] = text
     return out
+
+
+@dataclass
+class ColdScoring:
+    """How the active build scores one item on content, for its admin page."""
+
+    source: str  # "build" (mapped with the build's items), "saved since" (mapped on save) or "" (not mapped)
+    readers: int | None  # readers at the build (None: saved since)
+    warmth: float  # weight of the warm model's score; the cold score weighs 1 - warmth
+    is_new: bool
+    nearest: list[tuple[tuple[int, str], float]]  # the items closest by mapped content, with their cosine
+
+
+def cold_scoring(state, key: tuple[int, str], n: int = 5) -> ColdScoring | None:
+    """Return how ``key`` is scored by the build's cold model, or None without one."""
+    view = cold_view(state)
+    if view is None:
+        return None
+    position = state.item_map.get(key)
+    if position is None:
+        position = view.ext_positions.get(key)
+    if position is None:
+        return ColdScoring("", None, 0.0, True, [])
+    similarity = view.unit @ view.unit[position]
+    similarity[position] = -np.inf
+    best = np.argsort(-similarity, kind="stable")[:n]
+    nearest = [(view.key(int(p)), float(similarity[p])) for p in best.tolist() if similarity[p] > 0]
+    in_build = position < view.n_build
+    return ColdScoring("build" if in_build else "saved since", int(view.cold.readers[position]) if in_build else None,
+                       float(view.warmth[position]), bool(view.new[position]), nearest)
