@@ -22,9 +22,9 @@ class ItemAdmin(ItemRecommendationsAdminMixin, admin.ModelAdmin):
     list_filter = ("is_published", "tags")
     list_editable = ("is_published",)
     autocomplete_fields = ("tags",)
-    readonly_fields = ("created_at", "recommendation_rule", "recommendation_neighbours")
+    readonly_fields = ("created_at", "recommendation_rule", "recommendation_neighbours", "recommendation_cold")
     recommendation_fieldset = ("Recommendations", {
-        "fields": ("recommendation_rule", "recommendation_neighbours"),
+        "fields": ("recommendation_rule", "recommendation_neighbours", "recommendation_cold"),
         "description": "Neighbours stored by the active build; the rule applies to every recommendation list.",
     })
 

@@ -97,12 +97,16 @@ class DefaultAdapter:
         """Return the sentence shown beside a pick, e.g. "Because you read Dune and Emma", or ``""``.
 
         ``explanation`` is the pick's list of ``{"title", "content_type", "object_id"}`` (the
-        history items that contributed most). The text is translated into the active language;
+        history items that contributed most); a new item's single entry also has ``"new": True``
+        (and ``"explore": True`` in an exploration slot) and reads "New: like X, which you read". The text is translated into the active language;
         override to word it for your site (e.g. "Because you bought ...").
         """
         titles = [str(e["title"]) for e in explanation if e.get("title")]
         if not titles:
             return ""
+        if any(e.get("new") for e in explanation):
+            # A new item, placed by its content: the history item most like it.
+            return gettext("New: like %(title)s, which you read") % {"title": titles[0]}
         if len(titles) == 1:
             return gettext("Because you read %(title)s") % {"title": titles[0]}
         return gettext("Because you read %(titles)s and %(last)s") % {

@@ -29,7 +29,8 @@ class ItemRecommendationsAdminMixin:
     """Add recommendation controls to a host's item ``ModelAdmin``.
 
     * the readonly fields ``recommendation_rule`` (the item's editor rule, with links to
-      change it) and ``recommendation_neighbours`` (its stored neighbours of both kinds);
+      change it), ``recommendation_neighbours`` (its stored neighbours of both kinds) and
+      ``recommendation_cold`` (how the cold-item model scores it: warmth, source, nearest items);
     * the actions "Pin in recommendations", "Boost in recommendations", "Ban from
       recommendations" and "Clear recommendation rule";
     * the changelist column ``recommendation_rule_display`` (the rules of a page load in one query).
@@ -39,7 +40,7 @@ class ItemRecommendationsAdminMixin:
         @admin.register(Product)
         class ProductAdmin(ItemRecommendationsAdminMixin, admin.ModelAdmin):
             list_display = ("name", "recommendation_rule_display")
-            readonly_fields = ("recommendation_rule", "recommendation_neighbours")
+            readonly_fields = ("recommendation_rule", "recommendation_neighbours", "recommendation_cold")
     """
 
     recommendation_boost_factor = 1.5
@@ -140,3 +141,23 @@ class ItemRecommendationsAdminMixin:
                 '<th>item</th><th>score</th></tr></thead><tbody>{}</tbody></table></div>', title, rows))
         return format_html('<div style="display:flex;flex-wrap:wrap;gap:2em;align-items:flex-start">{}</div>',
                            format_html_join("", "{}", ((c,) for c in columns)))
+
+    @admin.display(description="cold-item scoring")
+    def recommendation_cold(self, obj):
+        """How the active build scores the item on its content: warmth, the cold score's source, nearest items."""
+        if obj is None or obj.pk is None:
+            return "—"
+        scoring, held = selectors.cold_scoring_for_admin(obj)
+        if scoring is None:
+            return "No active build with a cold-item model (COLD_START) yet."
+        if not scoring.source:
+            return "Not mapped yet: the item is mapped when it is saved (if servable) and by the next build."
+        source = ("the build's content map (fitted with the other items)" if scoring.source == "build"
+                  else "mapped on save, after the build, with its stored content map")
+        readers = "saved since the build" if scoring.readers is None else f"{scoring.readers} reader(s) at the build"
+        nearest = format_html_join("", "<li>{} ({})</li>", ((item_link(i), f"{s:.2f}") for i, s in scoring.nearest))
+        return format_html(
+            "<p>{}; warmth {} (its score is {}% the warm model's, {}% the content model's){}.</p>"
+            "<p>Cold score: {}. In the stored picks of {} reader(s).</p><p>Nearest by content:</p><ul>{}</ul>",
+            readers, f"{scoring.warmth:.2f}", round(100 * scoring.warmth), round(100 * (1 - scoring.warmth)),
+            "; shown as New" if scoring.is_new else "", source, held, nearest or mark_safe("<li>none</li>"))

@@ -25,6 +25,9 @@ E017   ``MMR_LAMBDA`` is not a number in [0, 1]
 E018   ``DIVERSITY_CAPS`` is not a list of (window, max) pairs of positive integers with distinct windows,
        or ``DIVERSITY_PENALTY`` is not a number >= 0
 E019   ``TUNE_BUDGET_SECONDS``, ``RETUNE_GROWTH`` or ``RETUNE_DAYS`` is not a number >= 0
+E026   ``EXPLORATION_SHARE`` is not a number in [0, 0.5]
+E027   ``NEW_ITEM_MAX_READERS`` is not an integer >= 0
+E028   ``COLD_START`` is not True or False, or ``COLD_START_PARAMS`` is not a dict of ``ColdStartHybrid`` parameters
 W001   ``RECOMMENDATIONS`` has a key the app does not know (probably a typo)
 W002   an item model has no ``TEXT_FIELDS``: it gets no content-based neighbours
 W003   the default database is SQLite without a ``"timeout"`` of 20 seconds or more and ``"transaction_mode": "IMMEDIATE"``
@@ -35,6 +38,7 @@ other settings with the item models are skipped then, since their errors would o
 """
 from __future__ import annotations
 
+import inspect
 import json
 from importlib import import_module
 from pathlib import Path
@@ -49,6 +53,7 @@ from django.utils.module_loading import import_string
 
 from .adapters import DefaultAdapter
 from .algorithms import ALGORITHMS
+from .algorithms.cold import ColdStartHybrid
 from .algorithms.diversity import validate_caps
 from .conf import DEFAULTS
 from .interactions import OPTIONAL_COLUMNS
@@ -235,6 +240,31 @@ def _check_misc(conf, item_models, complete=True) -> list[checks.CheckMessage]:
     errors += _check_diversity(conf.get("DIVERSITY_CAPS", DEFAULTS["DIVERSITY_CAPS"]),
                                conf.get("DIVERSITY_PENALTY", DEFAULTS["DIVERSITY_PENALTY"]))
     errors += _check_tuning(conf)
+    errors += _check_cold(conf)
+    return errors
+
+
+def _check_cold(conf) -> list[checks.CheckMessage]:
+    errors: list[checks.CheckMessage] = []
+    share = conf.get("EXPLORATION_SHARE", DEFAULTS["EXPLORATION_SHARE"])
+    if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share <= 0.5:
+        errors.append(_error(26, f"EXPLORATION_SHARE must be a number in [0, 0.5], not {share!r}.",
+                             "e.g. 0.1: one slot in 10 of each personal list goes to a new item; 0 turns it off."))
+    readers = conf.get("NEW_ITEM_MAX_READERS", DEFAULTS["NEW_ITEM_MAX_READERS"])
+    if isinstance(readers, bool) or not isinstance(readers, int) or readers < 0:
+        errors.append(_error(27, f"NEW_ITEM_MAX_READERS must be an integer >= 0, not {readers!r}.",
+                             "e.g. 3: an item read by at most 3 readers is new (exploration, the New badge)."))
+    enabled, params = conf.get("COLD_START", True), conf.get("COLD_START_PARAMS", {})
+    if not isinstance(enabled, bool):
+        errors.append(_error(28, f"COLD_START must be True or False, not {enabled!r}.",
+                             "True fits the cold-item model in full builds and places new items on save."))
+    try:
+        if not isinstance(params, dict):
+            raise TypeError("not a dict")
+        inspect.signature(ColdStartHybrid).bind(**params)
+    except TypeError as exc:
+        errors.append(_error(28, f"COLD_START_PARAMS must be a dict of ColdStartHybrid parameters: {exc}.",
+                             f"Parameters: {', '.join(inspect.signature(ColdStartHybrid).parameters)}."))
     return errors
 
 

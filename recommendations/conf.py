@@ -85,6 +85,15 @@ DEFAULTS: dict[str, Any] = {
     "QUEUE": None,
     # Whether saving an item queues the computation of its content neighbours.
     "CONTENT_ON_SAVE": True,
+    # Cold items: full builds fit recommendations.algorithms.cold.ColdStartHybrid (with COLD_START_PARAMS) on the
+    # items' features (their TEXT_FIELDS and the adapter's diversity_key()), blend its personal scores into the
+    # picks by each item's warmth, and place an item saved later in matching readers' picks.
+    "COLD_START": True,
+    "COLD_START_PARAMS": {},
+    # Exploration: this share of each stored personal list (0.1 = 1 slot in 10, never the first) goes to
+    # new items, those read by at most NEW_ITEM_MAX_READERS readers; 0 turns it off.
+    "EXPLORATION_SHARE": 0.1,
+    "NEW_ITEM_MAX_READERS": 3,
     # Refuse EASE^R above this many items (its memory is n_items^2 * 8 bytes).
     "EASE_MAX_ITEMS": 20000,
     # Full builds of a self-tuning algorithm ("auto"): seconds of its member search (its tune_budget,

@@ -67,7 +67,7 @@ logger = logging.getLogger(__name__)
 
 GENERATION_PK = 1
 # Bump when the stored body format changes without a settings change (e.g. the output serializer).
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from . import payloads
 from .adapters import get_adapter
 from .algorithms.content import ContentSimilarity
 from .algorithms.matrices import IndexMap
+from .build.cold import EXTENSION_PREFIX
 from .build.errors import BuildError
 from .build.load import events_matrix
 from .build.rows import PICK_COLUMNS, history_keys, pick_rows, user_pk
@@ -29,7 +30,7 @@ from .conf import app_settings
 from .db.bulk import rows_insert
 from .db.sqlite_locked import retry_when_locked
 from .items import items_by_key
-from .models import BuildRun, PopularItem, SimilarItem, UserRecommendation, UserRefresh
+from .models import BuildArtifact, BuildRun, PopularItem, SimilarItem, UserRecommendation, UserRefresh
 
 logger = logging.getLogger(__name__)
 
@@ -153,6 +154,8 @@ def item_rows_forget(*, content_type_id: int, object_id: str) -> int:
     deleted = SimilarItem.objects.filter(item | target).delete()[0]
     deleted += UserRecommendation.objects.filter(item).delete()[0]
     deleted += PopularItem.objects.filter(item).delete()[0]
+    # A new item mapped since its build (build.cold): later refreshes must not score it again.
+    deleted += BuildArtifact.objects.filter(name=f"{EXTENSION_PREFIX}{content_type_id}:{object_id}").delete()[0]
     return deleted
 
 

@@ -4,7 +4,8 @@ Selectors only read rows of the active build; they never compute recommendations
 returns host item instances with ``rec_score``, ``rec_rank``, ``rec_explanation`` (a list of
 ``{"title", "content_type", "object_id"}``), ``rec_because`` ("Because you read X", in the
 active language, worded by ``adapter.explanation_text()``) and ``rec_source`` ("personal",
-"popular", "content" or "collaborative"). The cost of a call is a fixed number
+"popular", "content" or "collaborative"), ``rec_new`` (a new item placed by its content) and
+``rec_explore`` (in an exploration slot). The cost of a call is a fixed number
 of queries: the stored rows, one per item model for the items, and one per interaction
 model for the user's history when seen items are filtered.
 """
@@ -24,6 +25,7 @@ from django.db.models import Case, FloatField, IntegerField, Value, When
 
 from .adapters import DefaultAdapter, get_adapter
 from .algorithms.diversity import capped_ranking, validate_caps
+from .build.cold import cold_scoring
 from .build.errors import BuildError
 from .build.state import build_state
 from .conf import app_settings
@@ -139,6 +141,8 @@ def _materialise(
         obj.rec_explanation = explanation
         obj.rec_because = adapter.explanation_text(explanation)
         obj.rec_source = source
+        obj.rec_new = any(e.get("new") for e in explanation)
+        obj.rec_explore = any(e.get("explore") for e in explanation)
         result.append(obj)
     return result
 
@@ -419,6 +423,26 @@ def predicted_stars(user, obj) -> float | None:
 def neighbours_for_admin(obj, *, n: int = 20) -> dict[str, list[Any]]:
     """Return both kinds of stored neighbours of ``obj`` (for its admin page)."""
     return {kind: similar_to(obj, n=n, kind=kind) for kind in SimilarItem.Kind.values}
+
+
+def cold_scoring_for_admin(obj, *, n: int = 5):
+    """Return how the active build scores ``obj`` on content (``build.cold.ColdScoring``) and how many readers' picks hold it.
+
+    Returns ``(None, 0)`` without an active build with a cold model.
+    """
+    build_id = BuildRun.objects.active().values_list("pk", flat=True).first()
+    if build_id is None:
+        return None, 0
+    key = (_ct(type(obj)).pk, str(obj.pk))
+    try:
+        scoring = cold_scoring(build_state(build_id), key, n=n)
+    except BuildError:
+        return None, 0
+    if scoring is not None:
+        titles = items_by_key(k for k, _ in scoring.nearest)
+        scoring.nearest = [(titles[k], score) for k, score in scoring.nearest if k in titles]
+    held = UserRecommendation.objects.filter(build_id=build_id, content_type_id=key[0], object_id=key[1]).count()
+    return scoring, held
 
 
 def serving_generation(*, user=None) -> tuple[int | None, int | None, str | None]:

@@ -17,7 +17,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from . import refresh
-from .build import parts, pipeline
+from .build import parts, pipeline, placement
 from .build.errors import BuildAlreadyRunning
 from .build.lease import build_lock_holder
 from .conf import app_settings
@@ -149,7 +149,9 @@ def user_refresh(user_id: str) -> int:
 
 @shared_task(name="recommendations.item_content_refresh", **FIRE_AND_FORGET_OPTIONS)
 def item_content_refresh(content_type_id: int, object_id: str) -> int:
-    """Recompute one item's content neighbours."""
+    """Recompute one item's content neighbours; place a new item in matching readers' picks."""
+    # Placement first: it makes a new item servable; the neighbours refit the item model's TF-IDF.
+    placement.cold_item_place(content_type_id=content_type_id, object_id=object_id)
     return refresh.item_content_refresh(content_type_id=content_type_id, object_id=object_id)
 
 

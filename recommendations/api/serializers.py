@@ -118,6 +118,9 @@ class RecommendationOutputSerializer(serializers.Serializer):
         source="rec_explanation", many=True,
         help_text="The items the explanation cites, best first: to word or link the explanation yourself.")
     explanation = ExplanationOutputSerializer(source="rec_explanation", many=True)
+    new = serializers.BooleanField(source="rec_new", help_text="A new item, placed by its content.")
+    exploration = serializers.BooleanField(
+        source="rec_explore", help_text="In an exploration slot (EXPLORATION_SHARE): for impression records.")
     item = ItemPayloadField()
 
     def to_representation(self, obj) -> dict[str, Any]:
@@ -135,6 +138,8 @@ class RecommendationOutputSerializer(serializers.Serializer):
                  "title": e.get("title") or ""}
                 for e in explanation
             ],
+            "new": bool(getattr(obj, "rec_new", False)),
+            "exploration": bool(getattr(obj, "rec_explore", False)),
             "item": get_adapter().item_payload(obj),
         }
 

@@ -41,6 +41,7 @@ from ..db.sqlite_locked import retry_when_locked
 from ..experiments.models import Arm, Experiment
 from ..experiments.picks import arm_picks_build
 from ..models import BuildRun, PopularItem, UserRecommendation
+from .cold import cold_fit
 from .config import algorithm_settings, build_algorithm_settings
 from .errors import BuildError
 from .lease import build_lock_acquire, build_lock_extend, build_lock_holder, build_lock_release
@@ -122,6 +123,7 @@ def _build_fit(build: BuildRun, timer: StageTimer, progress: Progress, parts_inl
         prune_similarity(model)
         popular = popular_rows(build.pk, data, recent)
         parts = parts_fit(build.pk, data, model) if parts_inline else {}
+        cold_items = cold_fit(build.pk, data)
     if progress:
         progress("fit", 1, 1)
     with timer.stage("write"):
@@ -133,7 +135,8 @@ def _build_fit(build: BuildRun, timer: StageTimer, progress: Progress, parts_inl
     with timer.stage("experiments"):
         arms = arm_picks_build(build.pk, data)
     build.counts = {"users": len(data.user_map), "items": len(data.item_map), "interactions": data.n_events,
-                    "nonzeros": int(data.user_items.nnz), **counts, **({"arms": arms} if arms else {})}
+                    "nonzeros": int(data.user_items.nnz), "cold_items": cold_items, **counts,
+                    **({"arms": arms} if arms else {})}
     return data
 
 

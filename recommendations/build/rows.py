@@ -20,6 +20,7 @@ from ..algorithms.content import ContentSimilarity
 from ..algorithms.matrices import IndexMap
 from ..conf import app_settings
 from ..models import SimilarItem, UserRecommendation
+from .cold import ColdView, cold_view, exploration_insert, new_explanations
 from .load import LoadedData
 from .state import BuildState, item_item
 
@@ -235,25 +236,33 @@ def explanations_block(state: BuildState, rows: sp.csr_matrix, targets: list[np.
 
 
 def score_rows(state: BuildState, rows: sp.csr_matrix, negatives: sp.csr_matrix, n: int,
-               users: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+               users: np.ndarray | None = None, view: ColdView | None = None):
     """Score users' rows, hide what they have seen or rejected, return padded top-``n`` arrays per item model.
 
     ``users`` are the rows' positions in the build's ``user_items`` when they are those training
     rows: a factor model then uses the user factors it learned instead of solving for them again.
+    With a cold ``view`` the scores are blended by warmth over the build's items and the items
+    mapped since (columns past the build's); the third value is then the cold scores, else None.
     """
     scores = state.model.score(rows, users=users).astype(np.float32, copy=False)
+    groups, cold = state.item_groups(), None
+    if view is not None:
+        groups = view.groups(groups)
+        scores, cold = view.blend(rows, scores, groups, users)
     # Mask seen and rejected items in place: no dense (users x items) mask.
     seen_rows, seen_cols = (abs(rows) + abs(negatives)).nonzero()
     scores[seen_rows, seen_cols] = -np.inf
+    if cold is not None:
+        cold[seen_rows, seen_cols] = -np.inf
     # Top-n per item model, so that every surface ("articles for you", "books for you") is full.
     parts_idx, parts_scores = [], []
-    for columns in state.item_groups():
+    for columns in groups:
         idx, sc = topk_dense_rows(scores[:, columns], min(n, len(columns)))
         parts_idx.append(np.where(idx >= 0, columns[np.maximum(idx, 0)], -1))
         parts_scores.append(sc)
     indices, top = np.hstack(parts_idx), np.hstack(parts_scores)
     order = np.argsort(-top, axis=1, kind="stable")
-    return np.take_along_axis(indices, order, axis=1), np.take_along_axis(top, order, axis=1)
+    return np.take_along_axis(indices, order, axis=1), np.take_along_axis(top, order, axis=1), cold
 
 
 def history_keys(state: BuildState, rows: sp.csr_matrix) -> list[tuple[int, str]]:
@@ -266,11 +275,16 @@ def pick_rows(*, build_id: int, state: BuildState, user_pks: list, rows: sp.csr_
     """Return ``PICK_COLUMNS`` tuples: the top ``N_RECOMMENDATIONS`` of each user and item model, explained.
 
     ``titles`` maps the keys of ``history_keys(state, rows)`` to the titles the explanations
-    show; ``source`` is stored with each pick ("build" or "refresh").
+    show; ``source`` is stored with each pick ("build" or "refresh"). With the build's cold model,
+    new items compete by warmth, ``EXPLORATION_SHARE`` of each list goes to them, and each one's
+    explanation is the history item most like it, flagged ``"new"`` (and ``"explore"`` in a slot).
     """
-    indices, scores = score_rows(state, rows, negatives, app_settings.N_RECOMMENDATIONS, users=users)
+    view = cold_view(state)
+    indices, scores, cold = score_rows(state, rows, negatives, app_settings.N_RECOMMENDATIONS, users=users, view=view)
     rows = rows.tocsr()
+    key = view.key if view is not None else state.item_map.key
     fragments: dict[int, str] = {}  # position -> its JSON, encoded once per call
+    new_texts: dict = {}  # (history position, explore) -> a new item's explanation, encoded once per call
 
     def fragment(position: int) -> str:
         text = fragments.get(position)
@@ -282,17 +296,27 @@ def pick_rows(*, build_id: int, state: BuildState, user_pks: list, rows: sp.csr_
 
     db_ids = db_user_ids(user_pks)
     valid = (indices >= 0) & np.isfinite(scores) & (scores > 0)
-    all_targets = [indices[i][valid[i]] for i in range(len(user_pks))]
-    block = explanations_block(state, rows, all_targets)
+    lists = [(indices[i][valid[i]], scores[i][valid[i]], set()) for i in range(len(user_pks))]
+    if view is not None and app_settings.EXPLORATION_SHARE > 0:
+        lists = [exploration_insert(view, t, s, cold[i], app_settings.EXPLORATION_SHARE) for i, (t, s, _) in
+                 enumerate(lists)]
+    # Items mapped after the build have no column in the warm model: their explanation is their own.
+    n_build = len(state.item_map)
+    block = explanations_block(state, rows, [np.where(t < n_build, t, 0) for t, _, _ in lists])
     out: list[tuple] = []
-    for i, targets in enumerate(all_targets):
+    for i, (targets, picked_scores, explored) in enumerate(lists):
         if len(targets) == 0:
             continue
-        explained = block[i] if block is not None else explanations(state, rows[i], targets)
+        explained = block[i] if block is not None else explanations(state, rows[i], np.where(targets < n_build,
+                                                                                             targets, 0))
         user_db = db_ids[user_pks[i]]
-        for rank, (target, score, why) in enumerate(zip(targets.tolist(), scores[i][valid[i]].tolist(), explained), 1):
-            ct_id, object_id = state.item_map.key(target)
+        span = slice(rows.indptr[i], rows.indptr[i + 1])
+        new = {} if view is None else new_explanations(
+            view, rows.indices[span], rows.data[span], [t for t in targets.tolist() if view.new[t]], titles, explored,
+            new_texts)
+        for rank, (target, score, why) in enumerate(zip(targets.tolist(), picked_scores.tolist(), explained), 1):
+            ct_id, object_id = key(target)
             # Same text as json.dumps(list of dicts): fragments joined with json's default ", ".
-            out.append((build_id, user_db, ct_id, object_id, rank, float(score),
-                        "[" + ", ".join(fragment(p) for p in why) + "]", source))
+            text = new.get(target) or "[" + ", ".join(fragment(p) for p in why) + "]"
+            out.append((build_id, user_db, ct_id, object_id, rank, float(score), text, source))
     return out

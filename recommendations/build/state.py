@@ -98,6 +98,8 @@ class BuildState:
         self._dense: np.ndarray | None = None
         self._groups: list[np.ndarray] | None = None
         self.titles: dict = {}  # (ct_id, object_id) -> title, filled by the build's chunks
+        self.cold_model: Any = None  # the build's cold model (``cold.ColdModel``), loaded by ``cold.cold_view``
+        self.cold_loaded = build_id is None  # a state made by hand (tests) has no cold model
 
     @classmethod
     def from_artifacts(cls, build_id: int) -> BuildState:

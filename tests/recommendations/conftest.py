@@ -22,6 +22,8 @@ TESTAPP_RECOMMENDATIONS = {
     "N_SIMILAR": 5,
     "BUILD_CHUNK_SIZE": 3,
     "ITEM_FILTERS": {"testapp.Item": {"is_active": True}},
+    # The cold-item blend has tests of its own (build/test_cold.py); these pin the warm model's picks.
+    "COLD_START": False,
 }
 
 

@@ -61,6 +61,10 @@ BROKEN = {
              _with(DIVERSITY_PENALTY=-1), _with(DIVERSITY_PENALTY="8"), _with(DIVERSITY_PENALTY=float("nan"))],
     "E019": [_with(TUNE_BUDGET_SECONDS=-1), _with(TUNE_BUDGET_SECONDS="60"), _with(RETUNE_GROWTH=-0.1),
              _with(RETUNE_GROWTH=True), _with(RETUNE_DAYS=None), _with(RETUNE_DAYS=float("nan"))],
+    "E026": [_with(EXPLORATION_SHARE=-0.1), _with(EXPLORATION_SHARE=0.6), _with(EXPLORATION_SHARE="0.1"),
+             _with(EXPLORATION_SHARE=True)],
+    "E027": [_with(NEW_ITEM_MAX_READERS=-1), _with(NEW_ITEM_MAX_READERS=2.5), _with(NEW_ITEM_MAX_READERS=None)],
+    "E028": [_with(COLD_START="yes"), _with(COLD_START_PARAMS=[]), _with(COLD_START_PARAMS={"no_such_param": 1})],
     "W001": [_with(N_RECOMENDATIONS=5)],
     "W002": [_with(TEXT_FIELDS={})],
 }

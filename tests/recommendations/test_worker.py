@@ -76,3 +76,30 @@ def test_worker_runs_a_queued_build_and_a_refresh(real_worker):
     assert _wait(lambda: UserRecommendation.objects.filter(build=build, user=cook, source="refresh").exists())
     after = list(UserRecommendation.objects.filter(build=build, user=cook).values_list("object_id", flat=True))
     assert after != before
+
+
+def test_an_item_saved_after_a_build_reaches_a_matching_readers_picks_as_new(real_worker, settings):
+    """Saving an item queues its content refresh on commit; the worker maps it and places it in matching picks."""
+    from django.contrib.contenttypes.models import ContentType
+
+    from tests.recommendations.conftest import TESTAPP_RECOMMENDATIONS
+
+    settings.RECOMMENDATIONS = {**TESTAPP_RECOMMENDATIONS, "COLD_START": True, "EXPLORATION_SHARE": 0,
+                                "N_RECOMMENDATIONS": 10}
+    items, users = _world()
+    build = services.full_build_start(triggered_by="test")
+    assert _wait(lambda: BuildRun.objects.get(pk=build.pk).status in ("succeeded", "failed"))
+    build.refresh_from_db()
+    assert build.status == "succeeded", build.error
+    assert build.counts["cold_items"] == len(items)
+
+    new = Item.objects.create(name="Rockets and orbital stars", description="A space book about rockets to mars.")
+    ct = ContentType.objects.get_for_model(Item).pk
+    placed = UserRecommendation.objects.filter(build=build, content_type_id=ct, object_id=str(new.pk))
+    assert _wait(placed.exists, timeout=30)
+    reader = placed.select_related("user").first().user
+    assert reader.username.startswith("space")
+    picks = selectors.recommended_for(reader, n=10)
+    served = [p for p in picks if p.pk == new.pk]
+    assert served and served[0].rec_new
+    assert served[0].rec_because.startswith("New: like ") and served[0].rec_because.endswith(", which you read")

@@ -1,0 +1,103 @@
+"""The cold-item blend of full builds, exploration slots and new items placed after a build (build/cold.py, placement.py)."""
+from __future__ import annotations
+
+import pytest
+from django.contrib.contenttypes.models import ContentType
+from django.test import override_settings
+from django.utils import translation
+
+from recommendations import selectors, services
+from recommendations.adapters import DefaultAdapter
+from recommendations.build.cold import exploration_slots
+from recommendations.build.placement import cold_item_place
+from recommendations.models import UserRecommendation
+from tests.recommendations.conftest import TESTAPP_RECOMMENDATIONS
+from tests.recommendations.testapp.models import Item
+
+COLD = {**TESTAPP_RECOMMENDATIONS, "COLD_START": True, "N_RECOMMENDATIONS": 10, "EXPLORATION_SHARE": 0.1,
+        "NEW_ITEM_MAX_READERS": 0}
+
+
+@pytest.mark.parametrize(("length", "share", "slots"), [
+    (30, 0.1, [5, 15, 25]), (10, 0.1, [5]), (9, 0.1, []), (4, 0.5, [1, 3]), (2, 0.5, [1]), (30, 0.0, []),
+    (1, 0.5, []),
+])
+def test_exploration_slots_take_the_share_and_never_the_first_place(length, share, slots):
+    assert exploration_slots(length, share) == slots
+
+
+def test_a_new_item_explanation_says_which_read_it_is_like():
+    with translation.override("en"):
+        text = DefaultAdapter().explanation_text([{"content_type": 1, "object_id": "2", "title": "Dune", "new": True}])
+        plain = DefaultAdapter().explanation_text([{"content_type": 1, "object_id": "2", "title": "Dune"}])
+    assert text == "New: like Dune, which you read"
+    assert plain == "Because you read Dune"
+
+
+def _unread_items():
+    """Items nobody read, with the words of each genre: the build's new items."""
+    return [Item.objects.create(name=f"More rockets to Mars {i}", description="A space book about rockets to mars.")
+            for i in range(12)]
+
+
+@override_settings(RECOMMENDATIONS=COLD)
+def test_a_build_gives_the_exploration_share_of_each_list_to_new_items(world):
+    new = _unread_items()
+    build = services.full_build_run()
+    assert build.counts["cold_items"] == 20
+    new_ids = {str(item.pk) for item in new}
+    for user in world["users"].values():
+        picks = list(UserRecommendation.objects.filter(build=build, user=user).order_by("rank"))
+        explored = [p for p in picks if any(e.get("explore") for e in p.explanation)]
+        slots = exploration_slots(len(picks) - len(explored), 0.1)
+        assert len(explored) == len(slots) >= 1, user.username
+        assert picks[0] not in explored
+        assert [picks.index(p) for p in explored] == slots
+        assert all(p.object_id in new_ids for p in explored)
+        # Serving orders by score: the slot's item stays in its place.
+        assert [p.score for p in picks] == sorted((p.score for p in picks), reverse=True)
+
+
+@override_settings(RECOMMENDATIONS=COLD)
+def test_an_exploration_pick_is_served_flagged_with_its_new_explanation(world):
+    _unread_items()
+    services.full_build_run()
+    picks = selectors.recommended_for(world["users"]["space0"], n=10)
+    explored = [p for p in picks if p.rec_explore]
+    assert explored and explored[0].rec_rank > 1
+    assert explored[0].rec_new
+    assert explored[0].rec_because.startswith("New: like ") and explored[0].rec_because.endswith(", which you read")
+
+
+@override_settings(RECOMMENDATIONS={**COLD, "COLD_START": False})
+def test_without_the_cold_model_nothing_is_new(world):
+    _unread_items()
+    build = services.full_build_run()
+    assert build.counts["cold_items"] == 0
+    assert not any(e.get("new") for ex in UserRecommendation.objects.filter(build=build)
+                   .values_list("explanation", flat=True) for e in ex)
+
+
+@override_settings(RECOMMENDATIONS={**COLD, "EXPLORATION_SHARE": 0})
+def test_an_item_saved_after_the_build_is_placed_in_matching_readers_picks(world):
+    services.full_build_run()
+    item = Item.objects.create(name="Rockets and orbital stars", description="A space book about rockets to mars.")
+    ct = ContentType.objects.get_for_model(Item).pk
+    placed = cold_item_place(content_type_id=ct, object_id=str(item.pk))
+    assert placed >= 1
+    readers = set(UserRecommendation.objects.filter(build__is_active=True, content_type_id=ct, object_id=str(item.pk))
+                  .values_list("user__username", flat=True))
+    assert readers and all(name.startswith("space") for name in readers)
+    reader = world["users"][sorted(readers)[0]]
+    served = [p for p in selectors.recommended_for(reader, n=10) if p.pk == item.pk]
+    assert served and served[0].rec_new and not served[0].rec_explore
+    assert served[0].rec_because.startswith("New: like ")
+    # A refresh of the reader scores the item again from the build's stored mapping: it stays.
+    from recommendations import refresh
+
+    refresh.user_refresh(user_id=reader.pk)
+    assert UserRecommendation.objects.filter(build__is_active=True, user=reader, object_id=str(item.pk)).exists()
+    # Deleting the item takes it out of every reader's picks and out of later refreshes.
+    item.delete()
+    refresh.user_refresh(user_id=reader.pk)
+    assert not UserRecommendation.objects.filter(build__is_active=True, object_id=str(item.pk)).exists()
