@@ -11,10 +11,12 @@ collection per worker in the run, pausing it for 70-80 ms while the 16 requests 
 wait. Freezing without loading the URLs first left three or four of 10-13 ms each (what the
 first requests loaded); with them loaded, none.
 
-Workers: ``WEB_CONCURRENCY``, else gunicorn's advice of (2 × cores) + 1, each with
-``GUNICORN_THREADS`` threads (default 4, the ``gthread`` worker). A sync worker idles while it
-waits for the database or Redis, and one worker per core left cores idle under load; threads
-also keep clients' connections alive instead of a new TCP connection per request.
+Workers: ``WEB_CONCURRENCY``, else gunicorn's advice of (2 × cores) + 1, sync (one request at a
+time each). Every request is then taken from the one queue of the listening socket by whichever
+worker is free. gunicorn's threaded worker (``gthread``) keeps each client's connection on the
+worker that accepted it, and one worker can accept them all: the queue per worker is what made
+the tail (docs/decisions.md, "gunicorn: sync workers"). ``GUNICORN_THREADS`` above 1 still
+selects it, with threads that many.
 
 The command line still sets the rest (bind address) and overrides these; ``--config`` names another file.
 """
@@ -22,8 +24,9 @@ import gc
 import os
 
 workers = int(os.environ.get("WEB_CONCURRENCY") or 2 * (os.cpu_count() or 1) + 1)
-worker_class = "gthread"
-threads = int(os.environ.get("GUNICORN_THREADS") or 4)
+# gunicorn itself runs its threaded worker for a sync worker_class with more than one thread.
+threads = int(os.environ.get("GUNICORN_THREADS") or 1)
+worker_class = "gthread" if threads > 1 else "sync"
 
 
 def post_worker_init(worker):

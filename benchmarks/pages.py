@@ -11,7 +11,7 @@ While a build runs (``--during-build``): the signed-in home and book pages, time
 build runs in a child process on the same database, with the worker limits of
 ``bre_site/worker_limits.py`` and without them, and with no build for comparison.
 
-Over HTTP (``--http``): gunicorn (2 workers with gunicorn.conf.py's threads, ``DEBUG`` off) on the same database, driven by
+Over HTTP (``--http``): gunicorn (2 workers of gunicorn.conf.py's class, ``DEBUG`` off) on the same database, driven by
 Debian's ``wrk`` with the demo reader's session and CSRF cookies: the home page, a book page and
 ``GET /api/recommendations/`` (token), each for ``--duration`` seconds at ``--connections`` in
 ``--rounds`` interleaved rounds of the same run, so their throughputs can be compared.
@@ -398,7 +398,7 @@ def write_results(args, results, http, during=None) -> None:
         text.append("")
     if http:
         api = http["api picks"]["rps"]
-        text += ["## Over HTTP", "", f"gunicorn (2 workers of gunicorn.conf.py: gthread, 4 threads each) and wrk (2 threads), {args.connections} connections, "
+        text += ["## Over HTTP", "", f"gunicorn (2 workers of gunicorn.conf.py's class{', GUNICORN_CMD_ARGS=' + repr(os.environ['GUNICORN_CMD_ARGS']) if os.environ.get('GUNICORN_CMD_ARGS') else ''}) and wrk (2 threads), {args.connections} connections, "
                  f"{args.duration} s per URL in {args.rounds} interleaved rounds, in the same run; the page requests "
                  f"carry the reader's session and CSRF cookies, the API request the reader's token.", "",
                  "| URL | requests/s (mean of the rounds) | p99 of each round | × API |", "|---|---|---|---|"]

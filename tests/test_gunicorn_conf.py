@@ -34,19 +34,24 @@ def test_gunicorn_reads_it_from_the_project_root():
     assert settings["post_worker_init"] == "<post_worker_init()>"  # ours, not gunicorn's default
 
 
-def test_threaded_workers_follow_gunicorns_advice_unless_the_environment_says():
+def _config(**env) -> dict[str, str]:
+    """Return gunicorn's settings as ``gunicorn --print-config`` shows them, under ``env``."""
     import os
 
     gunicorn = Path(sys.executable).with_name("gunicorn")
+    base = {k: v for k, v in os.environ.items() if k not in ("WEB_CONCURRENCY", "GUNICORN_THREADS", "GUNICORN_CMD_ARGS")}
+    out = subprocess.run([str(gunicorn), "--print-config", "bre_site.wsgi:application"], cwd=ROOT,
+                         capture_output=True, text=True, check=True, env={**base, **env}).stdout
+    return {name.strip(): value.strip() for name, _, value in (line.partition("=") for line in out.splitlines())}
 
-    def config(**env) -> dict[str, str]:
-        base = {k: v for k, v in os.environ.items() if k not in ("WEB_CONCURRENCY", "GUNICORN_THREADS")}
-        out = subprocess.run([str(gunicorn), "--print-config", "bre_site.wsgi:application"], cwd=ROOT,
-                             capture_output=True, text=True, check=True, env={**base, **env}).stdout
-        return {name.strip(): value.strip() for name, _, value in (line.partition("=") for line in out.splitlines())}
 
-    default = config()
+def test_sync_workers_follow_gunicorns_advice_unless_the_environment_says():
+    import os
+
+    default = _config()
     assert default["workers"] == str(2 * os.cpu_count() + 1)
-    assert default["worker_class"] == "gthread" and default["threads"] == "4"
-    assert config(WEB_CONCURRENCY="3", GUNICORN_THREADS="2")["workers"] == "3"
-    assert config(GUNICORN_THREADS="2")["threads"] == "2"
+    # One thread: gunicorn's sync worker, which takes each request from the listening socket's one queue.
+    assert default["worker_class"] == "sync" and default["threads"] == "1"
+    assert _config(WEB_CONCURRENCY="3")["workers"] == "3"
+    threaded = _config(GUNICORN_THREADS="4")
+    assert threaded["worker_class"] == "gthread" and threaded["threads"] == "4"
