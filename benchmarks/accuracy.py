@@ -210,6 +210,8 @@ def run(args: argparse.Namespace) -> int:
               flush=True)
         params_by_algo, validation = tune_dataset(ds, names, args)
         for split_label, train, test, negatives in ds["splits"]:
+            if args.splits and args.splits not in split_label:
+                continue
             test_users = np.flatnonzero(np.diff(test.indptr))
             if args.max_test_users and test_users.size > args.max_test_users:
                 rng = np.random.default_rng(args.seed)
@@ -465,6 +467,7 @@ def main(argv=None) -> int:
     parser.add_argument("--max-test-users", type=int, default=None,
                         help="evaluate a random sample of this many test users per split (all users still train)")
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--splits", default=None, help="measure only the splits whose label contains this text")
     parser.add_argument("--auto-timestamps", action=argparse.BooleanOptionalAction, default=True,
                         help="on time-based splits, give auto's fit the TRAIN pairs' time (proxy) for its validation, "
                              "as the command line does with a timestamp column (default: on)")

@@ -9,7 +9,7 @@ from numpy.typing import NDArray
 
 from .base import ItemSimilarityRecommender, RecommenderBase, topk_sparse_rows
 
-__all__ = ["EASE", "DUAL_SHARE"]
+__all__ = ["EASE", "DUAL_SHARE", "topk_columns"]
 
 #: ``fit`` solves EASE^R in its dual (user-side) form when there are fewer users than this share
 #: of the items: it inverts an n_users x n_users matrix instead of an n_items x n_items one.
@@ -92,9 +92,7 @@ class EASE(ItemSimilarityRecommender):
             self._similarity = None
         else:
             self.coef_ = None
-            self._similarity = sp.csr_matrix(
-                topk_sparse_rows(sp.csr_matrix(B.T), int(self.top_k)).T, dtype=np.float32
-            )
+            self._similarity = topk_columns(B, int(self.top_k))
         return self
 
     @property
@@ -219,3 +217,14 @@ def _ease_dual(X: sp.csr_matrix, l2_norm: float, block: int = 2048) -> NDArray[n
         scale = 1.0 - H[np.arange(start, end), np.arange(end - start)].astype(np.float64)
         B[:, start:end] = H / scale[None, :].astype(np.float32)
     return B
+
+
+def topk_columns(B: NDArray[np.float32], k: int, block: int = 512) -> sp.csr_matrix:
+    """The ``k`` largest nonzero weights of each column of a dense ``B``, as CSR (float32).
+
+    Column block by column block: converting all of ``B`` to a sparse matrix at once would hold
+    every one of its n_items**2 entries with their indices, several times ``B``'s own size.
+    """
+    n = B.shape[1]
+    parts = [topk_sparse_rows(sp.csr_matrix(B[:, start : start + block].T), k) for start in range(0, n, block)]
+    return sp.csr_matrix(sp.vstack(parts, format="csr").T, dtype=np.float32)

@@ -183,6 +183,17 @@ class TestEASEKnownAnswers:
         pruned = EASE(l2_norm=lam, top_k=5).fit(sp.csr_matrix(X.astype(np.float32)))
         assert (pruned.similarity_.toarray() != 0).sum(axis=0).max() <= 5
 
+    def test_pruning_column_blocks_keeps_what_pruning_the_whole_matrix_keeps(self):
+        from recommendations.algorithms.base import topk_sparse_rows
+        from recommendations.algorithms.linear import topk_columns
+
+        rng = np.random.default_rng(3)
+        B = rng.standard_normal((23, 23)).astype(np.float32)
+        np.fill_diagonal(B, 0.0)
+        whole = sp.csr_matrix(topk_sparse_rows(sp.csr_matrix(B.T), 4).T)
+        for block in (1, 5, 64):
+            assert (topk_columns(B, 4, block=block) != whole).nnz == 0
+
     def test_refuses_big_catalogue_with_clear_message(self):
         with pytest.raises(ValueError, match=r"max_items=2.*rp3beta"):
             EASE(max_items=2).fit(TINY)
