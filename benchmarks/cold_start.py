@@ -227,6 +227,8 @@ def main(argv=None) -> int:
     parser.add_argument("--models", default="ours,ials,lightfm,lightfm_id,ctr,content_knn,content_pop")
     parser.add_argument("--folds", type=int, default=1, help="how many of the 5 folds to run (from fold 0)")
     parser.add_argument("--no-mixed", action="store_true")
+    parser.add_argument("--grid", action="append", default=[], metavar="MODEL=JSON",
+                        help='replace a model\'s grid, e.g. ours=[{"target": "interactions", "l2": 1000}]')
     parser.add_argument("--output", default=str(RESULTS / "cold_start"), help="path prefix of the .md and .json")
     parser.add_argument("--merge", nargs="+", default=None, metavar="RUN.json",
                         help="no computation: merge the JSON of runs made side by side (e.g. one process per "
@@ -238,6 +240,9 @@ def main(argv=None) -> int:
         Path(args.output + ".json").write_text(json.dumps(runs, indent=1))
         Path(args.output + ".md").write_text(markdown(runs, args.command or "see the JSON", [0]))
         return 0
+    for entry in args.grid:
+        name, _, grid = entry.partition("=")
+        GRIDS[name] = json.loads(grid)
     folds = list(range(args.folds))
     models = [m.strip() for m in args.models.split(",") if m.strip()]
 
