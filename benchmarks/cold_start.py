@@ -45,11 +45,11 @@ BLOCK = 512
 
 #: Candidates per tunable model (the first is the default); untuned models use their one entry.
 GRIDS = {
-    "ours": [{"target": "factors", "l2": 1.0, "factors": 128}]
-    + [{"target": "interactions", "l2": l2, "factors": 128} for l2 in (10.0, 100.0, 1000.0)],
+    "ours": [{"target": "interactions", "l2": l2, "factors": 128} for l2 in (1000.0, 10_000.0)]
+    + [{"target": "factors", "l2": 1.0, "factors": 128}],
     "ials": [{"factors": 128}],
-    "lightfm": [{"no_components": 64, "epochs": e, "learning_rate": 0.05} for e in (30, 10)],
-    "lightfm_id": [{"no_components": 64, "epochs": e, "learning_rate": 0.05} for e in (30, 10)],
+    "lightfm": [{"no_components": 64, "epochs": 20, "learning_rate": 0.05}],
+    "lightfm_id": [{"no_components": 64, "epochs": 20, "learning_rate": 0.05}],
     "ctr": [{"k": 50, "lambda_u": 0.01, "lambda_v": 100.0, "a": 1.0, "b": 0.01, "max_iter": 10}],
     "content_knn": [{"k": k} for k in (100, 20, 500)],
     "content_pop": [{"k": k} for k in (50,)],
@@ -210,14 +210,39 @@ def markdown(runs: list[dict], command: str, folds: list[int]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def merge_runs(run_lists: list[list[dict]]) -> list[dict]:
+    """One entry per data set (first-seen order), with the models of every run side by side."""
+    merged: dict[str, dict] = {}
+    for runs in run_lists:
+        for run in runs:
+            into = merged.setdefault(run["name"], {**run, "cold": {}, "mixed": {}, "params": {}})
+            for key in ("cold", "mixed", "params"):
+                into[key].update(run[key])
+    return list(merged.values())
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", default=",".join(LOADERS))
     parser.add_argument("--models", default="ours,ials,lightfm,lightfm_id,ctr,content_knn,content_pop")
     parser.add_argument("--folds", type=int, default=1, help="how many of the 5 folds to run (from fold 0)")
     parser.add_argument("--no-mixed", action="store_true")
+    parser.add_argument("--grid", action="append", default=[], metavar="MODEL=JSON",
+                        help='replace a model\'s grid, e.g. ours=[{"target": "interactions", "l2": 1000}]')
     parser.add_argument("--output", default=str(RESULTS / "cold_start"), help="path prefix of the .md and .json")
+    parser.add_argument("--merge", nargs="+", default=None, metavar="RUN.json",
+                        help="no computation: merge the JSON of runs made side by side (e.g. one process per "
+                             "model group) into one table per data set")
+    parser.add_argument("--command", default=None, help="with --merge: the command line to print")
     args = parser.parse_args(argv)
+    if args.merge:
+        runs = merge_runs([json.loads(Path(p).read_text()) for p in args.merge])
+        Path(args.output + ".json").write_text(json.dumps(runs, indent=1))
+        Path(args.output + ".md").write_text(markdown(runs, args.command or "see the JSON", [0]))
+        return 0
+    for entry in args.grid:
+        name, _, grid = entry.partition("=")
+        GRIDS[name] = json.loads(grid)
     folds = list(range(args.folds))
     models = [m.strip() for m in args.models.split(",") if m.strip()]
 
