@@ -23,6 +23,7 @@ from recommendations.adapters import get_adapter
 from recommendations.conf import app_settings
 from recommendations.models import BuildRun
 
+from . import impressions as impressions_api
 from . import serializers as s
 from .authentication import TokenAuthentication
 
@@ -61,9 +62,7 @@ class UserRecommendationsListApi(APIView):
 
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(
-        parameters=[s.RecommendationsQueryInputSerializer], responses=s.RecommendationOutputSerializer(many=True)
-    )
+    @extend_schema(parameters=[s.RecommendationsQueryInputSerializer], responses=s.RecommendationListOutputSerializer)
     def get(self, request):
         if self._wants_stored(request):
             return self._stored(request)
@@ -108,7 +107,7 @@ class UserRecommendationsListApi(APIView):
         content_type = f"{renderer.media_type}; charset={renderer.charset}" if renderer.charset else renderer.media_type
         body = getattr(self, "_stored_body", None)  # read with the token (perform_authentication)
         if body is not None:
-            return HttpResponse(body, content_type=content_type)
+            return HttpResponse(impressions_api.stored_list_wrap(request, body), content_type=content_type)
         config = self._config(request)
 
         def render() -> bytes:
@@ -118,7 +117,7 @@ class UserRecommendationsListApi(APIView):
             return body.encode(renderer.charset or "utf-8") if isinstance(body, str) else body
 
         body = payloads.user_payload_get_or_build(user_id=request.user.pk, config=config, render=render)
-        return HttpResponse(body, content_type=content_type)
+        return HttpResponse(impressions_api.stored_list_wrap(request, body), content_type=content_type)
 
     def _computed(self, request) -> Response:
         params = s.RecommendationsQueryInputSerializer(data=request.query_params)
@@ -131,7 +130,8 @@ class UserRecommendationsListApi(APIView):
             user = get_object_or_404(get_user_model(), pk=data["user"])
         model = _item_model(data["type"]) if data.get("type") else None
         items = selectors.recommended_for(user, model=model, n=data["limit"])
-        return Response(s.RecommendationOutputSerializer(items, many=True).data)
+        rid = impressions_api.list_record(request, items, surface=impressions_api.SURFACE_RECOMMENDATIONS)
+        return Response({"recommendation_id": rid, "results": s.RecommendationOutputSerializer(items, many=True).data})
 
 
 class SimilarItemsListApi(APIView):
@@ -145,7 +145,7 @@ class SimilarItemsListApi(APIView):
     permission_classes = [AllowAny]
     item_model: str | None = None
 
-    @extend_schema(parameters=[s.SimilarQueryInputSerializer], responses=s.SimilarItemOutputSerializer(many=True))
+    @extend_schema(parameters=[s.SimilarQueryInputSerializer], responses=s.SimilarItemListOutputSerializer)
     def get(self, request, pk, label: str | None = None):
         params = s.SimilarQueryInputSerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
@@ -157,7 +157,8 @@ class SimilarItemsListApi(APIView):
         if obj is None:
             raise Http404(f"No {model._meta.verbose_name} with id {pk}.")
         items = selectors.similar_to(obj, n=params.validated_data["limit"], kind=params.validated_data["kind"])
-        return Response(s.SimilarItemOutputSerializer(items, many=True).data)
+        rid = impressions_api.list_record(request, items, surface=impressions_api.SURFACE_SIMILAR)
+        return Response({"recommendation_id": rid, "results": s.SimilarItemOutputSerializer(items, many=True).data})
 
 
 class BuildRunPagination(PageNumberPagination):
