@@ -33,6 +33,7 @@ from .admin_charts import build_metrics, durations_chart, metrics_chart, stage_n
 from .build.tuning import tuning_summary
 from .admin_items import ItemRecommendationsAdminMixin, item_admin_url, item_link
 from .conf import app_settings
+from .impressions import admin as impressions_admin  # noqa: F401 -- registers the online metrics' admin
 from .items import items_by_key
 from .models import BuildRun, ItemRule, PopularItem, SimilarItem, UserRecommendation
 

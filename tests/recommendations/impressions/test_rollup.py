@@ -102,3 +102,14 @@ class TestReaderDeleted:
         shop["ann"].delete()
         assert list(Impression.objects.all()) == [theirs]
         assert list(Attribution.objects.values_list("impression", flat=True)) == [theirs.pk]
+
+
+class TestAdmin:
+    def test_the_daily_metrics_page_charts_each_rate(self, shop, admin_client):
+        imp = _show(shop, shop["ann"], shop["items"][:4], arm="a")
+        _attribute(imp, shop, shop["items"][0], "click")
+        rollup.daily_metrics_rollup(day=DAY)
+        rollup.daily_metrics_rollup(day=DAY - timedelta(days=1))
+        html = admin_client.get("/admin/recommendations/dailymetric/").content.decode()
+        assert html.count("<polyline") == 5 and "home exp/a" in html
+        assert admin_client.get("/admin/recommendations/impression/").status_code == 200
