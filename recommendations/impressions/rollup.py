@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from ..adapters import get_adapter
 from ..conf import app_settings
+from ..experiments.serving import INTERLEAVED_ARM, TEAMS_PREFIX
 from .models import Attribution, DailyMetric, Impression
 
 Kind = Attribution.Kind
@@ -54,7 +55,8 @@ def daily_metrics_rollup(*, day: date | None = None) -> int:
     impressions = Impression.objects.filter(created_at__gte=start, created_at__lt=end).values_list(
         "id", "surface", "experiment", "arm", "user_id", "session_hash", "items")
     for pk, surface, experiment, arm, user_id, session, items in impressions.iterator(chunk_size=5000):
-        key = (surface, experiment, arm)
+        # An interleaved list records each position's team in its arm: its lists are one group per day.
+        key = (surface, experiment, INTERLEAVED_ARM if arm.startswith(TEAMS_PREFIX) else arm)
         reader = f"u:{user_id}" if user_id is not None else f"s:{session}" if session else f"i:{pk}"
         group = groups[key]
         group["impressions"] += 1
