@@ -20,7 +20,6 @@ from recommendations.experiments.validation import ArmSpec
 from recommendations.impressions.models import Impression
 from recommendations.models import BuildRun
 
-from .conftest import ab_experiment
 
 
 @pytest.mark.django_db
