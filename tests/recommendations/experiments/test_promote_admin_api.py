@@ -21,7 +21,6 @@ from recommendations.impressions.models import Impression
 from recommendations.models import BuildRun
 
 
-
 @pytest.mark.django_db
 class PromoteTests:
     def test_promoting_an_algorithm_arm_makes_it_the_default_of_the_next_builds(self, experiment, world):
