@@ -5,12 +5,17 @@ fails when an endpoint is added without an isolation check.
 """
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.contenttypes.models import ContentType
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from articles.models import Article, Book, NotInterested, Rating, Read
+from recommendations.experiments.promote import experiment_create
+from recommendations.experiments.validation import ArmSpec
 from recommendations.impressions.recording import impressions_flush
 from recommendations.models import Attribution, BuildRun, UserRecommendation
 from tests.api_lists import ListAPIClient
@@ -42,6 +47,8 @@ COVERED = {
     ("/api/builds/", "get"): "staff only",
     ("/api/builds/", "post"): "staff only",
     ("/api/builds/{id}/", "get"): "staff only",
+    ("/api/experiments/", "get"): "staff only",
+    ("/api/experiments/{slug}/results/", "get"): "staff only",
     # Public, per-reader data free:
     ("/api/articles/", "get"): "public catalogue",
     ("/api/articles/{id}/", "get"): "public catalogue",
@@ -253,6 +260,19 @@ class TestBuildsAreStaffOnly:
             assert client.get(f"/api/builds/{world['build'].pk}/").status_code in (401, 403)
             assert client.post("/api/builds/").status_code in (401, 403)
         assert BuildRun.objects.count() == 1
+
+
+class TestExperimentsAreStaffOnly:
+    def test_readers_get_403_and_staff_200(self, world):
+        experiment_create(name="e", slug="e", stop=timezone.now() + timedelta(days=1),
+                          arms=[ArmSpec("a", 0.5, True), ArmSpec("b", 0.5)])
+        for user in (None, world["a"]):
+            client = as_user(user)
+            assert client.get("/api/experiments/").status_code in (401, 403)
+            assert client.get("/api/experiments/e/results/").status_code in (401, 403)
+        staff = as_user(world["staff"])
+        assert staff.get("/api/experiments/").status_code == 200
+        assert staff.get("/api/experiments/e/results/").status_code == 200
 
 
 class TestPublicEndpointsCarryNoReaderData:
