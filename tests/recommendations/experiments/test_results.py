@@ -14,7 +14,8 @@ from recommendations.experiments.promote import experiment_create
 from recommendations.experiments.results import experiment_results
 from recommendations.experiments.serving import teams_label
 from recommendations.experiments.validation import ArmSpec
-from recommendations.impressions.models import Attribution, Impression
+from recommendations.impressions.models import Attribution, DailyMetric, Impression
+from recommendations.impressions.rollup import daily_metrics_rollup
 from tests.recommendations.testapp.models import Item
 
 
@@ -125,9 +126,6 @@ class InterleavingResultsTests:
 
 @pytest.mark.django_db
 def test_the_daily_rollup_counts_interleaved_lists_as_one_arm(world):
-    from recommendations.impressions.models import DailyMetric
-    from recommendations.impressions.rollup import daily_metrics_rollup
-
     _experiment(kind=Experiment.Kind.INTERLEAVING)
     for user in _users(3):
         _show(user, teams_label([0, 1, 0, 1]), day=1)
