@@ -26,8 +26,8 @@ from recommendations.impressions.attribution import impression_owned, position_p
 from recommendations.impressions.models import Attribution, DailyMetric, Impression
 from recommendations.impressions.recording import (
     attribution_record_for_request,
+    impression_pending_get,
     impression_record_for_request,
-    impressions_flush,
     session_hash,
 )
 
@@ -72,13 +72,17 @@ def stored_list_wrap(request, body: bytes) -> bytes:
     return b'{"recommendation_id":' + rid + b',"results":' + body + b"}"
 
 
+def _impression_find(rid) -> Impression | None:
+    """Return the stored impression ``rid``, or the one still in this process's buffer (served a moment ago)."""
+    return Impression.objects.filter(recommendation_id=rid).first() or impression_pending_get(rid)
+
+
 def _impression_or_404(request, recommendation_id: str) -> Impression:
     try:
         rid = recommendation_id_parse(recommendation_id)
     except DjangoValidationError as error:
         raise ValidationError({"recommendation_id": error.messages}) from None
-    impressions_flush()  # a list this process served a moment ago may still wait in its buffer
-    impression = Impression.objects.filter(recommendation_id=rid).first()
+    impression = _impression_find(rid)
     if impression is None:
         raise Http404("No such list.")
     user = request.user
@@ -160,8 +164,7 @@ class ImpressionClickApi(APIView):
         data = ClickInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         position, item = data.validated_data.get("position"), data.validated_data.get("item")
-        impression = Impression.objects.filter(recommendation_id=rid).first()
-        if impression is not None:
+        if _impression_find(rid) is not None:
             impression = _impression_or_404(request, recommendation_id)
             if position is not None and position > len(impression.items):
                 raise ValidationError({"position": [f"The list has {len(impression.items)} items."]})
