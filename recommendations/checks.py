@@ -25,6 +25,10 @@ E017   ``MMR_LAMBDA`` is not a number in [0, 1]
 E018   ``DIVERSITY_CAPS`` is not a list of (window, max) pairs of positive integers with distinct windows,
        or ``DIVERSITY_PENALTY`` is not a number >= 0
 E019   ``TUNE_BUDGET_SECONDS``, ``RETUNE_GROWTH`` or ``RETUNE_DAYS`` is not a number >= 0
+E020   an impression setting (``ATTRIBUTION_WINDOW_SECONDS``, ``IMPRESSION_RETENTION_DAYS``, ``IMPRESSION_FLUSH_SIZE``,
+       ``POSITIVE_STARS``, ``IMPRESSION_FLUSH_SECONDS``, ``READ_THROUGH_PROGRESS``) is not a number in its range
+E021   ``BOT_USER_AGENTS`` is not a regular expression
+E022   ``IMPRESSIONS`` is not a boolean
 E026   ``EXPLORATION_SHARE`` is not a number in [0, 0.5]
 E027   ``NEW_ITEM_MAX_READERS`` is not an integer >= 0
 E028   ``COLD_START`` is not True or False, or ``COLD_START_PARAMS`` is not a dict of ``ColdStartHybrid`` parameters
@@ -56,6 +60,7 @@ from .algorithms import ALGORITHMS
 from .algorithms.cold import ColdStartHybrid
 from .algorithms.diversity import validate_caps
 from .conf import DEFAULTS
+from .impressions.checks import impression_settings_check
 from .interactions import OPTIONAL_COLUMNS
 
 KINDS = ("read", "rating", "not_interested", "weight")
@@ -114,6 +119,7 @@ def check_settings(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
     errors += _check_interactions(conf.get("INTERACTIONS", []), item_models, complete)
     errors += _check_text_fields(conf.get("TEXT_FIELDS", {}), item_models, complete)
     errors += _check_misc(conf, item_models, complete)
+    errors += impression_settings_check(conf)
     return errors
 
 

@@ -202,6 +202,13 @@ def _write(batch: list[dict[str, Any]]) -> None:
                 raise  # a reader deleted between the check and the insert: the next flush checks again
 
 
+def impression_pending_get(recommendation_id: uuid.UUID) -> Impression | None:
+    """Return the impression ``recommendation_id`` if it still waits in this process's buffer (unsaved), else None."""
+    with _lock:
+        row = next((row for row in reversed(_pending) if row["recommendation_id"] == recommendation_id), None)
+    return Impression(**row) if row is not None else None
+
+
 def impressions_pending() -> int:
     """Return how many impressions and attribution events wait in this process's buffer."""
     with _lock:

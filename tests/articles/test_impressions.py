@@ -12,6 +12,7 @@ from django.utils import timezone
 from articles.models import Book, Read
 from recommendations.impressions.recording import impressions_discard, impressions_flush
 from recommendations.models import Attribution, Impression, UserRecommendation
+from tests.api_lists import ListAPIClient
 from tests.articles.test_views import _ct, build, catalog, reader, reader_client  # noqa: F401
 
 LINK = re.compile(r'href="(/[^"?]+)\?rid=([0-9a-f-]{36})&amp;pos=(\d+)"')
@@ -155,3 +156,43 @@ def _settings():
     from django.conf import settings
 
     return settings.RECOMMENDATIONS
+
+
+class TestApiImpressions:
+    @pytest.fixture
+    def api(self, reader, build):
+        client = ListAPIClient()
+        client.force_authenticate(reader)
+        return client
+
+    def test_every_served_list_is_recorded_stored_body_or_computed(self, api):
+        ids = [api.get("/api/recommendations/").recommendation_id for _ in range(3)]
+        ids.append(api.get("/api/recommendations/?limit=5").recommendation_id)
+        impressions_flush()
+        stored = {str(i.recommendation_id): i.surface for i in Impression.objects.all()}
+        assert len(set(ids)) == 4 and stored == {rid: "api:recommendations" for rid in ids}
+
+    def test_a_reported_click_is_tied_to_its_list_and_position(self, api, build):
+        response = api.get("/api/recommendations/")
+        impressions_flush()
+        clicked = api.post(f"/api/impressions/{response.recommendation_id}/clicks/", {"position": 2}, format="json")
+        assert clicked.status_code == 202
+        impressions_flush()
+        attribution = Attribution.objects.get()
+        assert (attribution.kind, attribution.position) == ("click", 2)
+        assert str(attribution.object_id) == response.json()[1]["item"]["id"]
+
+    @pytest.mark.parametrize("rid, body", [("not-a-uuid", {"position": 1}), ("1234", {"position": 1}),
+                                           (None, {"position": "x"}), (None, {"position": 0}),
+                                           (None, {"position": 99}), (None, {}),
+                                           (None, {"item_type": "spaceship", "item_id": "1"})])
+    def test_broken_input_is_a_400_with_a_message(self, api, rid, body):
+        served = api.get("/api/recommendations/").recommendation_id
+        response = api.post(f"/api/impressions/{rid or served}/clicks/", body, format="json")
+        assert response.status_code == 400 and response.json()
+        assert api.get("/api/impressions/not-a-uuid/").status_code == 400
+
+    def test_a_reader_reads_their_own_list(self, api):
+        rid = api.get("/api/recommendations/").recommendation_id
+        body = api.get(f"/api/impressions/{rid}/").json()
+        assert body["surface"] == "api:recommendations" and body["items"][0]["position"] == 1

@@ -6,7 +6,9 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.template import Context, Template
 from django.utils import timezone
+from rest_framework.test import APIClient
 
 from recommendations import services
 from recommendations.experiments.assignment import arm_index, live_cache_clear, live_experiments, reader_unit
@@ -14,6 +16,8 @@ from recommendations.experiments.models import ArmPicks, Experiment
 from recommendations.experiments.promote import experiment_create, experiment_stop
 from recommendations.experiments.serving import picks_served, teams_from_label
 from recommendations.experiments.validation import ArmSpec
+from recommendations.impressions.models import Impression
+from recommendations.impressions.recording import impressions_flush
 from recommendations.selectors import recommended_for
 
 from .conftest import ab_experiment
@@ -97,8 +101,6 @@ class InterleavingServingTests:
 @pytest.mark.django_db
 class ApiServingTests:
     def test_the_api_serves_each_reader_their_arms_list_not_the_stored_body(self, world):
-        from rest_framework.test import APIClient
-
         for user in world["users"].values():  # store everyone's default body first
             client = APIClient()
             client.force_authenticate(user)
@@ -113,18 +115,16 @@ class ApiServingTests:
             client.force_authenticate(user)
             body = client.get("/api/recommendations/").json()
             stored = json.loads(ArmPicks.objects.get(arm__name="treatment", user=user).items)
-            ids = [row["item"]["id"] for row in body]
+            ids = [row["item"]["id"] for row in body["results"]]
             assert ids[: len(stored)] == [oid for _, oid, _ in stored][: len(ids)]
+            impressions_flush()
+            impression = Impression.objects.get(recommendation_id=body["recommendation_id"])
+            assert (impression.experiment, impression.arm) == (experiment.slug, "treatment")
 
 
 @pytest.mark.django_db
 class TemplateTagServingTests:
     def test_the_tag_serves_the_arm_and_records_the_impression_with_it(self, world, rf):
-        from django.template import Context, Template
-
-        from recommendations.impressions.models import Impression
-        from recommendations.impressions.recording import impressions_flush
-
         experiment = ab_experiment(surfaces=["home"])
         services.full_build_run()
         live = next(e for e in live_experiments() if e.slug == experiment.slug)
