@@ -34,6 +34,7 @@ from .build.tuning import tuning_summary
 from .admin_items import ItemRecommendationsAdminMixin, item_admin_url, item_link
 from .conf import app_settings
 from .experiments import admin as experiments_admin  # noqa: F401  (registers the experiments' admin)
+from .impressions import admin as impressions_admin  # noqa: F401 -- registers the online metrics' admin
 from .items import items_by_key
 from .models import BuildRun, ItemRule, PopularItem, SimilarItem, UserRecommendation
 

@@ -15,6 +15,7 @@ from .conf import app_settings
 
 NIGHTLY_BUILD = "recommendations: nightly full build"
 PENDING_REFRESHES = "recommendations: refresh pending users"
+IMPRESSIONS_DAILY = "recommendations: impressions daily rollup and purge"
 # Old task names that beat rows may still hold (also rows an editor added); the old names stay registered.
 RENAMES = {
     "recommendations.full_build": "recommendations.full_build_fan_out",
@@ -23,7 +24,7 @@ RENAMES = {
 
 
 def periodic_tasks_install(*, apps=global_apps, using: str = "default", **kwargs) -> None:
-    """Create the two periodic tasks if they are missing and rename old task names; edits are kept.
+    """Create the periodic tasks (nightly build, pending refreshes, impressions rollup) if they are missing and rename old task names; edits are kept.
 
     ``apps`` is the migrated state that ``migrate`` passes (``flush`` passes none): without
     django-celery-beat in ``INSTALLED_APPS``, or before its tables exist, there is nothing to do.
@@ -50,6 +51,11 @@ def periodic_tasks_install(*, apps=global_apps, using: str = "default", **kwargs
     if not tasks.filter(name=PENDING_REFRESHES).exists():
         every_minute, _ = IntervalSchedule.objects.using(using).get_or_create(every=60, period="seconds")
         tasks.create(name=PENDING_REFRESHES, task="recommendations.pending_refreshes_run", interval=every_minute)
+        changed += 1
+    if not tasks.filter(name=IMPRESSIONS_DAILY).exists():
+        crontab, _ = CrontabSchedule.objects.using(using).get_or_create(
+            timezone="UTC", minute="30", hour="1", day_of_week="*", day_of_month="*", month_of_year="*")
+        tasks.create(name=IMPRESSIONS_DAILY, task="recommendations.impressions_daily_run", crontab=crontab)
         changed += 1
     if changed:  # what PeriodicTask's save signal does (historical models send none): a running beat reloads
         PeriodicTasks.objects.using(using).update_or_create(ident=1, defaults={"last_update": timezone.now()})

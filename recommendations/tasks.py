@@ -21,6 +21,7 @@ from .build import parts, pipeline
 from .build.errors import BuildAlreadyRunning
 from .build.lease import build_lock_holder
 from .conf import app_settings
+from .impressions import rollup
 from .models import BuildRun, UserRefresh
 
 logger = logging.getLogger(__name__)
@@ -196,6 +197,12 @@ def users_changed_requeue(*, build: BuildRun) -> None:
 
 
 # --- the names two tasks had before; a message queued before an upgrade still carries them -------
+
+
+@shared_task(name="recommendations.impressions_daily_run", **FIRE_AND_FORGET_OPTIONS)
+def impressions_daily_run() -> dict:
+    """Roll up the online metrics of the last two days and purge impressions past their retention."""
+    return rollup.impressions_daily_run()
 
 
 @shared_task(name="recommendations.full_build", **FIRE_AND_FORGET_OPTIONS)

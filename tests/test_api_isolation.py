@@ -11,7 +11,9 @@ from django.contrib.contenttypes.models import ContentType
 from rest_framework.test import APIClient
 
 from articles.models import Article, Book, NotInterested, Rating, Read
-from recommendations.models import BuildRun, UserRecommendation
+from recommendations.impressions.recording import impressions_flush
+from recommendations.models import Attribution, BuildRun, UserRecommendation
+from tests.api_lists import ListAPIClient
 
 pytestmark = pytest.mark.django_db
 
@@ -34,6 +36,9 @@ COVERED = {
     ("/api/not-interested/{id}/", "get"): "404 for another reader's mark",
     ("/api/not-interested/{id}/", "delete"): "404, kept",
     ("/api/recommendations/", "get"): "own picks only; ?user= of another reader is 404",
+    ("/api/impressions/{recommendation_id}/", "get"): "404 for another reader's list",
+    ("/api/impressions/{recommendation_id}/clicks/", "post"): "404 for another reader's list, nothing attributed",
+    ("/api/impressions/metrics/", "get"): "staff only",
     ("/api/builds/", "get"): "staff only",
     ("/api/builds/", "post"): "staff only",
     ("/api/builds/{id}/", "get"): "staff only",
@@ -74,18 +79,44 @@ def world():
 
 
 def as_user(user) -> APIClient:
-    client = APIClient()
+    client = ListAPIClient()
     if user is not None:
         client.force_authenticate(user)
     return client
 
 
 def test_every_api_operation_has_an_isolation_check():
-    schema = APIClient().get("/api/schema/?format=json").json()
+    schema = ListAPIClient().get("/api/schema/?format=json").json()
     operations = {(path, method) for path, item in schema["paths"].items() for method in item
                   if method in ("get", "post", "put", "patch", "delete")}
     assert operations - set(COVERED) == set(), "add an isolation check for these endpoints"
     assert set(COVERED) - operations == set(), "COVERED lists endpoints that no longer exist"
+
+
+class TestImpressionsIsolation:
+    def _bs_list(self, world) -> str:
+        rid = as_user(world["b"]).get("/api/recommendations/").recommendation_id
+        impressions_flush()
+        return rid
+
+    def test_a_cannot_see_bs_list(self, world):
+        rid = self._bs_list(world)
+        assert as_user(world["a"]).get(f"/api/impressions/{rid}/").status_code == 404
+        assert as_user(None).get(f"/api/impressions/{rid}/").status_code == 404
+        mine = as_user(world["b"]).get(f"/api/impressions/{rid}/")
+        assert mine.status_code == 200 and mine.json()["items"][0]["id"] == str(UserRecommendation.objects.get().object_id)
+        assert as_user(world["staff"]).get(f"/api/impressions/{rid}/").status_code == 200
+
+    def test_a_cannot_attribute_to_bs_list(self, world):
+        rid = self._bs_list(world)
+        assert as_user(world["a"]).post(f"/api/impressions/{rid}/clicks/", {"position": 1},
+                                        format="json").status_code == 404
+        impressions_flush()
+        assert not Attribution.objects.exists()
+
+    def test_only_staff_read_the_metrics(self, world):
+        assert as_user(world["a"]).get("/api/impressions/metrics/").status_code == 403
+        assert as_user(world["staff"]).get("/api/impressions/metrics/").status_code == 200
 
 
 class TestReadsIsolation:

@@ -148,6 +148,22 @@ class SimilarItemOutputSerializer(serializers.Serializer):
         return {"rank": int(obj.rec_rank), "score": float(obj.rec_score), "item": get_adapter().item_payload(obj)}
 
 
+class RecommendationListOutputSerializer(serializers.Serializer):
+    """A reader's picks with the id of the list, to report clicks with (``POST /api/impressions/<id>/clicks/``)."""
+
+    recommendation_id = serializers.UUIDField(
+        allow_null=True, help_text="The id of this list: send it back with clicks (null when the list is empty).")
+    results = RecommendationOutputSerializer(many=True)
+
+
+class SimilarItemListOutputSerializer(serializers.Serializer):
+    """An item's neighbours with the id of the list."""
+
+    recommendation_id = serializers.UUIDField(
+        allow_null=True, help_text="The id of this list: send it back with clicks (null when the list is empty).")
+    results = SimilarItemOutputSerializer(many=True)
+
+
 def _prop(type_: str | list[str], description: str) -> dict[str, Any]:
     return {"type": type_, "description": description}
 

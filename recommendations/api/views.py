@@ -22,9 +22,10 @@ from recommendations import payloads, selectors, services
 from recommendations.adapters import get_adapter
 from recommendations.conf import app_settings
 from recommendations.experiments.assignment import experiment_for
-from recommendations.experiments.serving import picks_served
+from recommendations.experiments.serving import ServedList, picks_served
 from recommendations.models import BuildRun
 
+from . import impressions as impressions_api
 from . import serializers as s
 from .authentication import TokenAuthentication
 
@@ -50,10 +51,6 @@ def _item_model(name: str):
     raise Http404(f"Unknown item model {name!r}.")
 
 
-#: The surface of ``GET recommendations/`` in experiments and impressions.
-API_PICKS_SURFACE = "api:recommendations"
-
-
 class UserRecommendationsListApi(APIView):
     """Return the signed-in reader's top picks, best first, each with its explanation.
 
@@ -67,9 +64,7 @@ class UserRecommendationsListApi(APIView):
 
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(
-        parameters=[s.RecommendationsQueryInputSerializer], responses=s.RecommendationOutputSerializer(many=True)
-    )
+    @extend_schema(parameters=[s.RecommendationsQueryInputSerializer], responses=s.RecommendationListOutputSerializer)
     def get(self, request):
         if self._wants_stored(request):
             return self._stored(request)
@@ -84,7 +79,7 @@ class UserRecommendationsListApi(APIView):
         return (
             not request.query_params and app_settings.STORED_PAYLOADS
             and renderer.format == "json" and request.accepted_media_type == renderer.media_type
-            and experiment_for(API_PICKS_SURFACE) is None
+            and experiment_for(impressions_api.SURFACE_RECOMMENDATIONS) is None
         )
 
     @staticmethod
@@ -116,7 +111,7 @@ class UserRecommendationsListApi(APIView):
         content_type = f"{renderer.media_type}; charset={renderer.charset}" if renderer.charset else renderer.media_type
         body = getattr(self, "_stored_body", None)  # read with the token (perform_authentication)
         if body is not None:
-            return HttpResponse(body, content_type=content_type)
+            return HttpResponse(impressions_api.stored_list_wrap(request, body), content_type=content_type)
         config = self._config(request)
 
         def render() -> bytes:
@@ -126,7 +121,7 @@ class UserRecommendationsListApi(APIView):
             return body.encode(renderer.charset or "utf-8") if isinstance(body, str) else body
 
         body = payloads.user_payload_get_or_build(user_id=request.user.pk, config=config, render=render)
-        return HttpResponse(body, content_type=content_type)
+        return HttpResponse(impressions_api.stored_list_wrap(request, body), content_type=content_type)
 
     def _computed(self, request) -> Response:
         params = s.RecommendationsQueryInputSerializer(data=request.query_params)
@@ -139,10 +134,13 @@ class UserRecommendationsListApi(APIView):
             user = get_object_or_404(get_user_model(), pk=data["user"])
         model = _item_model(data["type"]) if data.get("type") else None
         if user == request.user:
-            items = picks_served(user, surface=API_PICKS_SURFACE, n=data["limit"], model=model).items
+            served = picks_served(user, surface=impressions_api.SURFACE_RECOMMENDATIONS, n=data["limit"], model=model)
         else:  # staff looking at a reader: what the reader would get without experiments
-            items = selectors.recommended_for(user, model=model, n=data["limit"])
-        return Response(s.RecommendationOutputSerializer(items, many=True).data)
+            served = ServedList(selectors.recommended_for(user, model=model, n=data["limit"]))
+        rid = impressions_api.list_record(request, served.items, surface=impressions_api.SURFACE_RECOMMENDATIONS,
+                                          experiment=served.experiment, arm=served.arm)
+        return Response({"recommendation_id": rid,
+                         "results": s.RecommendationOutputSerializer(served.items, many=True).data})
 
 
 class SimilarItemsListApi(APIView):
@@ -156,7 +154,7 @@ class SimilarItemsListApi(APIView):
     permission_classes = [AllowAny]
     item_model: str | None = None
 
-    @extend_schema(parameters=[s.SimilarQueryInputSerializer], responses=s.SimilarItemOutputSerializer(many=True))
+    @extend_schema(parameters=[s.SimilarQueryInputSerializer], responses=s.SimilarItemListOutputSerializer)
     def get(self, request, pk, label: str | None = None):
         params = s.SimilarQueryInputSerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
@@ -168,7 +166,8 @@ class SimilarItemsListApi(APIView):
         if obj is None:
             raise Http404(f"No {model._meta.verbose_name} with id {pk}.")
         items = selectors.similar_to(obj, n=params.validated_data["limit"], kind=params.validated_data["kind"])
-        return Response(s.SimilarItemOutputSerializer(items, many=True).data)
+        rid = impressions_api.list_record(request, items, surface=impressions_api.SURFACE_SIMILAR)
+        return Response({"recommendation_id": rid, "results": s.SimilarItemOutputSerializer(items, many=True).data})
 
 
 class BuildRunPagination(PageNumberPagination):

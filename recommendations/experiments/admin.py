@@ -17,6 +17,8 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from ..build.errors import BuildAlreadyRunning
+from ..tasks import full_build_start
 from .models import Arm, Experiment
 from .promote import experiment_promote, experiment_stop
 from .results import GUARDRAILS, METRICS, PRIMARY, experiment_results
@@ -73,12 +75,26 @@ class ExperimentAdmin(admin.ModelAdmin):
     list_filter = ("state", "kind")
     search_fields = ("name", "slug")
     prepopulated_fields = {"slug": ("name",)}
-    actions = ["stop_experiments"]
+    actions = ["start_experiments", "stop_experiments"]
 
     @admin.display(description="results")
     def results_link(self, obj):
         return format_html('<a href="{}">Results</a>', reverse("admin:recommendations_experiment_results",
                                                               args=[obj.pk]))
+
+    @admin.action(description="Start the selected experiments and queue a build (it fits their arms)",
+                  permissions=["change"])
+    def start_experiments(self, request, queryset):
+        queryset.update(state=Experiment.State.RUNNING)
+        for experiment in queryset:
+            experiment.save(update_fields=["state"])  # the signals: forget the cached live experiments
+        try:
+            build = full_build_start(triggered_by="experiment")
+        except BuildAlreadyRunning as exc:
+            self.message_user(request, f"Started; {exc} Its arms are served after the next build.", messages.WARNING)
+        else:
+            self.message_user(request, f"Started; build #{build.pk} is queued: readers are assigned once it "
+                                       "has fitted the arms.", messages.SUCCESS)
 
     @admin.action(description="Stop the selected experiments (serve the default)", permissions=["change"])
     def stop_experiments(self, request, queryset):

@@ -10,7 +10,6 @@ from django.utils import timezone
 
 from ..build.errors import BuildAlreadyRunning
 from ..build.pipeline import build_activate
-from ..models import BuildRun
 from ..tasks import full_build_start
 from .models import Arm, DefaultConfiguration, Experiment
 from .validation import ArmSpec, experiment_problems
@@ -81,13 +80,3 @@ def experiment_promote(*, experiment: Experiment, arm: Arm, rebuild: bool = True
             outcome += f" {exc}"
     return outcome
 
-
-def default_configuration() -> tuple[str, dict] | None:
-    """Return the promoted default (algorithm, parameters), or None when the settings decide."""
-    row = DefaultConfiguration.objects.filter(pk=1).first()
-    return (row.algorithm, dict(row.params)) if row else None
-
-
-def builds_servable() -> list[BuildRun]:
-    """Return the succeeded builds an arm may serve (the kept ones)."""
-    return list(BuildRun.objects.filter(status=BuildRun.Status.SUCCEEDED))

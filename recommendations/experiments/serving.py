@@ -16,6 +16,8 @@ from .assignment import arm_index, experiment_for, reader_unit
 #: The impression's ``arm`` of an interleaved list: this prefix and one letter per position (A: first arm).
 TEAMS_PREFIX = "teams:"
 TEAM_LETTERS = "AB"
+#: The arm under which daily metrics count interleaved lists.
+INTERLEAVED_ARM = "interleaved"
 #: The impressions' arm column holds 64 characters: positions past this many carry no team (no credit).
 MAX_TEAM_POSITIONS = 64 - len(TEAMS_PREFIX)
 

@@ -7,10 +7,10 @@ from django.core.cache import cache
 from django.test import Client
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
-from rest_framework.test import APIClient
 from rest_framework.throttling import ScopedRateThrottle
 
 from articles.models import Article, Book, NotInterested, Rating, Read, Tag
+from tests.api_lists import ListAPIClient
 
 pytestmark = pytest.mark.django_db
 
@@ -22,14 +22,14 @@ def reader():
 
 @pytest.fixture
 def api(reader):
-    client = APIClient()
+    client = ListAPIClient()
     client.force_authenticate(reader)
     return client
 
 
 @pytest.fixture
 def anon():
-    return APIClient()
+    return ListAPIClient()
 
 
 @pytest.fixture
@@ -317,7 +317,7 @@ class TestErrorsAreJson:
             raise RuntimeError("boom")
 
         monkeypatch.setattr(views.selectors, "user_reads", boom)
-        client = APIClient(raise_request_exception=False)
+        client = ListAPIClient(raise_request_exception=False)
         client.force_authenticate(reader)
         _error(client.get("/api/reads/"), 500)
 
@@ -336,7 +336,7 @@ class TestThrottles:
     def test_token_endpoint_is_throttled(self, reader, monkeypatch):
         monkeypatch.setattr(ScopedRateThrottle, "THROTTLE_RATES", {"writes": "3/minute", "beacon": "3/minute"})
         cache.clear()
-        client = APIClient()
+        client = ListAPIClient()
         codes = [client.post("/api/auth/token/", {"username": "reader", "password": f"guess-{i}"}, format="json")
                  .status_code for i in range(4)]
         assert codes == [400, 400, 400, 429]
@@ -345,15 +345,15 @@ class TestThrottles:
 
 class TestTokenAndPing:
     def test_obtain_and_use_a_token(self, reader, catalogue):
-        client = APIClient()
+        client = ListAPIClient()
         response = client.post("/api/auth/token/", {"username": "reader", "password": "pw-reader-123"}, format="json")
         assert response.status_code == 200
         token = response.json()["token"]
         assert Token.objects.get(user=reader).key == token
         client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
         assert client.get("/api/reads/").status_code == 200
-        _error(APIClient().post("/api/auth/token/", {"username": "reader", "password": "nope"}, format="json"), 400)
-        bad = APIClient()
+        _error(ListAPIClient().post("/api/auth/token/", {"username": "reader", "password": "nope"}, format="json"), 400)
+        bad = ListAPIClient()
         bad.credentials(HTTP_AUTHORIZATION="Token not-a-token")
         assert bad.get("/api/reads/").status_code in (401, 403)
 
@@ -407,7 +407,7 @@ class TestRecommendationsQueryCount:
             Read.objects.create(user=reader, content_type_id=_ct(type(obj)), object_id=obj.pk)
         Rating.objects.create(user=reader, content_type_id=_ct(Book), object_id=catalogue["b1"].pk, stars=4)
         token = Token.objects.create(user=reader)
-        client = APIClient()
+        client = ListAPIClient()
         client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
         client.get("/api/recommendations/")  # warm the content-type cache
         counts = []
@@ -428,7 +428,7 @@ class TestRecommendationsQueryCount:
         for rank, obj in enumerate([catalogue["a2"], catalogue["b2"]], 1):
             UserRecommendation.objects.create(build=build, user=reader, content_type_id=_ct(type(obj)),
                                               object_id=str(obj.pk), rank=rank, score=1 / rank)
-        client = APIClient()
+        client = ListAPIClient()
         client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=reader).key}")
         first = client.get("/api/recommendations/")  # computes and stores the reader's body
         with django_assert_num_queries(1):  # the token, its user and the stored body
@@ -455,7 +455,7 @@ class TestTokenLookupWithStoredPicks:
 
     @staticmethod
     def _client(header):
-        client = APIClient()
+        client = ListAPIClient()
         client.credentials(HTTP_AUTHORIZATION=header)
         return client
 
@@ -552,7 +552,7 @@ class TestStoredPicksFollowTheReader:
         for rank, obj in enumerate([catalogue["b2"], catalogue["a2"]], 1):
             UserRecommendation.objects.create(build=build, user=reader, content_type_id=_ct(type(obj)),
                                               object_id=str(obj.pk), rank=rank, score=1 / rank)
-        api = APIClient()
+        api = ListAPIClient()
         if auth == "forced":
             api.force_authenticate(reader)
         else:  # the token lookup reads the stored body too

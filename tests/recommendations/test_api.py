@@ -16,6 +16,7 @@ from rest_framework.test import APIClient
 from recommendations import services
 from recommendations.api.views import SimilarItemsListApi
 from recommendations.models import BuildLock, BuildRun, PopularItem, SimilarItem, UserRecommendation
+from tests.api_lists import ListAPIClient
 from tests.recommendations.testapp.models import Item, Like, Score
 
 pytestmark = pytest.mark.django_db
@@ -57,7 +58,7 @@ def users():
 
 
 def client_for(user) -> APIClient:
-    client = APIClient()
+    client = ListAPIClient()
     if user is not None:
         client.force_authenticate(user)
     return client
@@ -150,7 +151,7 @@ class TestUserRecommendationsListApi:
 
     def test_query_count_is_fixed(self, users, stored, django_assert_max_num_queries):
         token = Token.objects.create(user=users["ann"])
-        client = APIClient()
+        client = ListAPIClient()
         client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
         client.get("/api/recommendations/")  # warm Django's content-type cache
         counts = []

@@ -8,11 +8,11 @@ from django.contrib.contenttypes.models import ContentType
 from django.core.cache import cache
 from django.template import Context, Template
 from django.test import override_settings
-from rest_framework.test import APIClient
 
 from recommendations import selectors, services
 from recommendations.adapters import DefaultAdapter
 from recommendations.models import BuildRun, PopularItem, UserRecommendation
+from tests.api_lists import ListAPIClient
 from tests.recommendations.conftest import TESTAPP_RECOMMENDATIONS
 from tests.recommendations.testapp.models import Item
 
@@ -121,7 +121,7 @@ class TestTemplateTags:
 
 class TestApi:
     def test_computed_and_stored_bodies_are_capped(self, shelf):
-        client = APIClient()
+        client = ListAPIClient()
         client.force_authenticate(shelf["reader"])
         assert api_names(client.get(URL + "?limit=12")) == CAPPED_12
         stored = client.get(URL)  # computes and stores the reader's body
@@ -130,7 +130,7 @@ class TestApi:
         assert client.get(URL + "?limit=10").content == stored.content
 
     def test_changing_the_caps_invalidates_stored_bodies(self, shelf):
-        client = APIClient()
+        client = ListAPIClient()
         client.force_authenticate(shelf["reader"])
         assert api_names(client.get(URL)) == CAPPED_12[:10]
         with override_settings(RECOMMENDATIONS={**KEYED, "DIVERSITY_CAPS": []}):

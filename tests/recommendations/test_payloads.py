@@ -20,6 +20,7 @@ from rest_framework.test import APIClient
 
 from recommendations import payloads, selectors, services
 from recommendations.models import BuildRun, ItemRule, PayloadGeneration, UserPayload, UserRecommendation
+from tests.api_lists import ListResponse
 from tests.recommendations.conftest import TESTAPP_RECOMMENDATIONS
 from tests.recommendations.testapp.models import Item, Like, Score
 
@@ -50,13 +51,13 @@ def computed(client) -> bytes:
     """The slow path: any parameter skips the stored body (limit=10 is the default)."""
     response = client.get(URL + "?limit=10")
     assert response.status_code == 200
-    return response.content
+    return ListResponse(response).content
 
 
 def default(client):
     response = client.get(URL)
     assert response.status_code == 200
-    return response
+    return ListResponse(response)
 
 
 def prime(client) -> bytes:
@@ -95,14 +96,16 @@ class TestStoredPicks:
     def test_default_request_is_one_query_and_same_bytes_and_headers(self, built):
         client = client_for(built["users"]["space1"])
         first = default(client)
-        slow = client.get(URL + "?limit=10")
+        slow = ListResponse(client.get(URL + "?limit=10"))
         assert first.content == slow.content
         assert first["Content-Type"] == slow["Content-Type"] == "application/json"
         assert first["Allow"] == slow["Allow"] and first["Vary"] == slow["Vary"]
         assert first.json()[0]["source"] == "personal"
         assert_stored(client, first.content)
         row = UserPayload.objects.get(user=built["users"]["space1"])
-        assert row.build_id == selectors.active_build().pk and bytes(row.body) == first.content
+        assert row.build_id == selectors.active_build().pk
+        assert b'{"recommendation_id":"' + first.recommendation_id.encode() + b'","results":' + bytes(row.body) + b"}" \
+            == first.response.content
 
     def test_identical_to_the_computed_path_for_every_kind_of_reader(self, built):
         User = get_user_model()
@@ -144,7 +147,7 @@ class TestStoredPicks:
         client = client_for(built["users"]["space1"])
         body = prime(client)
         indented = client.get(URL, HTTP_ACCEPT="application/json; indent=4")
-        assert indented.content != body and indented.json() == default(client).json()
+        assert ListResponse(indented).content != body and ListResponse(indented).json() == default(client).json()
         html = client.get(URL, HTTP_ACCEPT="text/html")
         assert html["Content-Type"].startswith("text/html")
 

@@ -14,7 +14,8 @@ from recommendations import schedule
 
 ROOT = Path(__file__).resolve().parents[2]
 EXPECTED = {("recommendations: nightly full build", "recommendations.full_build_fan_out"),
-            ("recommendations: refresh pending users", "recommendations.pending_refreshes_run")}
+            ("recommendations: refresh pending users", "recommendations.pending_refreshes_run"),
+            ("recommendations: impressions daily rollup and purge", "recommendations.impressions_daily_run")}
 
 
 def test_no_recommendations_migration_depends_on_another_optional_app():

@@ -20,8 +20,6 @@ from recommendations.experiments.validation import ArmSpec
 from recommendations.impressions.models import Impression
 from recommendations.models import BuildRun
 
-from .conftest import ab_experiment
-
 
 @pytest.mark.django_db
 class PromoteTests:
@@ -143,3 +141,14 @@ class CheckTests:
         assert check_running_experiments(databases=None) == []
         with pytest.raises(SystemCheckError, match="E025"):
             call_command("check", "--database", "default")
+
+
+@pytest.mark.django_db
+class StartActionTests:
+    def test_start_runs_the_experiment_and_queues_a_build(self, admin_client, experiment):
+        Experiment.objects.filter(pk=experiment.pk).update(state=Experiment.State.DRAFT)
+        response = admin_client.post(reverse("admin:recommendations_experiment_changelist"),
+                                     {"action": "start_experiments", "_selected_action": [experiment.pk]})
+        assert response.status_code == 302
+        assert Experiment.objects.get(pk=experiment.pk).state == Experiment.State.RUNNING
+        assert BuildRun.objects.filter(triggered_by="experiment").exists()

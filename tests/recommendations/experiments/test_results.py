@@ -121,3 +121,16 @@ class InterleavingResultsTests:
             _show(user, teams_label([0, 1]), n=2)
         result = experiment_results(Experiment.objects.get(slug="e")).interleaving
         assert (result.wins_a, result.wins_b, result.ties, result.p_value) == (0, 0, 5, 1.0)
+
+
+@pytest.mark.django_db
+def test_the_daily_rollup_counts_interleaved_lists_as_one_arm(world):
+    from recommendations.impressions.models import DailyMetric
+    from recommendations.impressions.rollup import daily_metrics_rollup
+
+    _experiment(kind=Experiment.Kind.INTERLEAVING)
+    for user in _users(3):
+        _show(user, teams_label([0, 1, 0, 1]), day=1)
+        _show(user, teams_label([1, 0, 1, 0]), day=1)
+    daily_metrics_rollup(day=(timezone.now() - timedelta(days=1)).date())
+    assert list(DailyMetric.objects.filter(experiment="e").values_list("arm", "impressions")) == [("interleaved", 6)]

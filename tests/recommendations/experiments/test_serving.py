@@ -108,13 +108,19 @@ class ApiServingTests:
         live = next(e for e in live_experiments() if e.slug == experiment.slug)
         treated = [u for u in world["users"].values() if live.arms[arm_index(live, reader_unit(u))].name == "treatment"]
         assert treated
+        from recommendations.impressions.models import Impression
+        from recommendations.impressions.recording import impressions_flush
+
         for user in treated:
             client = APIClient()
             client.force_authenticate(user)
             body = client.get("/api/recommendations/").json()
             stored = json.loads(ArmPicks.objects.get(arm__name="treatment", user=user).items)
-            ids = [row["item"]["id"] for row in body]
+            ids = [row["item"]["id"] for row in body["results"]]
             assert ids[: len(stored)] == [oid for _, oid, _ in stored][: len(ids)]
+            impressions_flush()
+            impression = Impression.objects.get(recommendation_id=body["recommendation_id"])
+            assert (impression.experiment, impression.arm) == (experiment.slug, "treatment")
 
 
 @pytest.mark.django_db
