@@ -38,3 +38,13 @@ def post_worker_init(worker):
         resolver.reverse_dict  # builds the reverse lookup tables
     gc.collect()
     gc.freeze()
+
+
+def worker_exit(server, worker):
+    """Write the impressions still waiting in this worker's buffer before it exits: every served list is counted."""
+    from django.conf import settings
+
+    if settings.configured:
+        from recommendations.impressions.recording import impressions_flush
+
+        impressions_flush()

@@ -121,8 +121,42 @@ def _lua(paths: list[tuple[str, dict[str, str]]]) -> str:
         "  counter = counter + 1\n"
         "  local p = paths[(counter % #paths) + 1]\n"
         "  return wrk.format(\"GET\", p.path, p.headers)\n"
-        "end\n"
+        "end\n" + LISTS_LUA
     )
+
+
+# Collects the recommendation_id of every list in every response (page links and API bodies) and writes them
+# to the file named by the first script argument when wrk is done: the served lists to find in the database.
+UUID_LUA = "(%x+%-%x+%-%x+%-%x+%-%x+)"
+LISTS_LUA = (
+    "local threads = {}\n"
+    "function setup(thread) table.insert(threads, thread) end\n"
+    "function init(args) rids = {} end\n"
+    "function response(status, headers, body)\n"
+    "  if body == nil then return end\n"
+    f"  for rid in string.gmatch(body, 'rid={UUID_LUA}') do rids[rid] = true end\n"
+    f"  for rid in string.gmatch(body, '\"recommendation_id\":\"{UUID_LUA}\"') do rids[rid] = true end\n"
+    "end\n"
+    "function done(summary, latency, requests)\n"
+    "  local out = io.open(LISTS_FILE, 'w')\n"
+    "  for _, t in ipairs(threads) do\n"
+    "    for rid, _ in pairs(t:get('rids')) do out:write(rid, '\\n') end\n"
+    "  end\n"
+    "  out:close()\n"
+    "end\n"
+)
+
+
+def _impressions_check(served: set[str], since) -> dict:
+    """Return served lists vs stored impressions: every list a client received must be stored (0 lost)."""
+    from recommendations.models import Impression
+
+    stored = {str(rid) for rid in Impression.objects.filter(created_at__gte=since)
+              .values_list("recommendation_id", flat=True).iterator(chunk_size=10000)}
+    return {"served_lists": len(served), "stored_impressions": len(stored),
+            "lost_impressions": len(served - stored),
+            # Lists whose responses were still in flight when wrk stopped: stored, never received.
+            "stored_not_received": len(stored - served)}
 
 
 def _millis(value: str) -> float:
@@ -268,13 +302,15 @@ def main() -> None:
             with urllib.request.urlopen(request, timeout=60) as response:
                 assert response.status == 200, (path, response.status)
         script = log_dir / f"load-{args.database}.lua"
-        script.write_text(_lua(paths))
+        lists_file = log_dir / f"load-{args.database}-lists.txt"
+        script.write_text(f"LISTS_FILE = {json.dumps(str(lists_file))}\n" + _lua(paths))
 
         builds.start()
         time.sleep(3)  # the first build is under way
         at_start = _builds_summary(builds.started)
         print(f"==> wrk: {args.connections} connections, {args.duration} s, {len(paths)} URLs", flush=True)
         cpu_before = {"web": _cpu_seconds(server.pid), "worker": _cpu_seconds(worker.pid)}
+        load_started = timezone.now()
         wrk = subprocess.run(["wrk", "-t", "2", "-c", str(args.connections), "-d", f"{args.duration}s",
                               "--timeout", "10s", "--latency", "-s", str(script), base],
                              capture_output=True, text=True)
@@ -311,6 +347,14 @@ def main() -> None:
                 except subprocess.TimeoutExpired:
                     os.killpg(process.pid, 9)
 
+    # The site has stopped: each worker wrote what its buffer held when it exited.
+    from django.db import close_old_connections
+
+    close_old_connections()
+    served = set(lists_file.read_text().split()) if lists_file.exists() else set()
+    figures.update(_impressions_check(served, load_started))
+    print(f"==> served lists {figures['served_lists']}, stored impressions {figures['stored_impressions']}, "
+          f"lost {figures['lost_impressions']} (stored but not received: {figures['stored_not_received']})")
     record = {
         "benchmark": "load during full builds", "database": args.database,
         "load_average_1_5_15": [round(x, 1) for x in os.getloadavg()],
@@ -331,6 +375,8 @@ def main() -> None:
     print(json.dumps(record, indent=2))
     if figures["errors"]:
         raise SystemExit(f"{figures['errors']} errors under load")
+    if figures["lost_impressions"]:
+        raise SystemExit(f"{figures['lost_impressions']} served lists were not stored")
     if builds.error or not at_start or not at_end:
         raise SystemExit(f"No full build ran during the load: {builds.error}")
 

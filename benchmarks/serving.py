@@ -84,7 +84,7 @@ with CaptureQueriesContext(connection) as slow_ctx:
     client.get("/api/recommendations/?limit=10")
 with CaptureQueriesContext(connection) as ctx:
     response = client.get("/api/recommendations/")
-body = response.json()
+body = response.json()["results"]
 server_ms = []
 with connection.cursor() as cursor:
     for q in ctx.captured_queries:
@@ -106,7 +106,7 @@ print("PROFILE" + json.dumps({
     "ping_median_ms": 1000 * ping[len(ping) // 2],
     "computed_median_ms": 1000 * computed[len(computed) // 2],
     "computed_queries": len(slow_ctx.captured_queries),
-    "same_bytes": slow.content == response.content,
+    "same_bytes": slow.json()["results"] == body,
     "queries": [{"sql": q["sql"][:300], "ms": 1000 * float(q["time"]), "server_ms": server}
                 for q, server in zip(ctx.captured_queries, server_ms)],
 }))
@@ -310,6 +310,37 @@ def machine() -> str:
     return f"{os.cpu_count()} cores ({cpu}){mem}, {platform.system()} {platform.release()}, Python {platform.python_version()}"
 
 
+OFF = "recommendations (impressions off)"
+
+
+def start_logging_off(server_cmd: list[str], env: dict[str, str]) -> tuple[subprocess.Popen, str]:
+    """Start a second gunicorn like the first, with impression logging off (RECOMMENDATIONS_IMPRESSIONS=0)."""
+    port = free_port()
+    cmd = list(server_cmd)
+    cmd[cmd.index("--bind") + 1] = f"127.0.0.1:{port}"
+    log(f"Starting gunicorn with impression logging off on port {port}")
+    process = subprocess.Popen(cmd, cwd=ROOT, env={**env, "RECOMMENDATIONS_IMPRESSIONS": "0"})
+    wait_until_up(f"http://127.0.0.1:{port}/api/ping/")
+    return process, f"http://127.0.0.1:{port}"
+
+
+def logging_comparison(results: dict) -> str:
+    """Print and return (markdown) impression logging on vs off, measured in the same interleaved rounds."""
+    if OFF not in results:
+        return ""
+    on, off = results["recommendations"], results[OFF]
+    rps_ratio = on["rps"] / off["rps"] if off["rps"] else float("nan")
+    p99_ratio = on["p99_ms"] / off["p99_ms"] if off["p99_ms"] else float("nan")
+    verdict = "met" if rps_ratio >= 0.9 and p99_ratio <= 1.1 else "NOT met"
+    print(f"impression logging on vs off: throughput {rps_ratio:.2f}x (goal >= 0.9), p99 {p99_ratio:.2f}x "
+          f"(goal <= 1.1): {verdict}")
+    return ("\n## Impression logging on vs off (same rounds, interleaved)\n\n"
+            "| | p50 ms | p99 ms | req/s |\n| --- | --- | --- | --- |\n"
+            f"| logging on | {on['p50_ms']:.2f} | {on['p99_ms']:.2f} | {on['rps']:.0f} |\n"
+            f"| logging off | {off['p50_ms']:.2f} | {off['p99_ms']:.2f} | {off['rps']:.0f} |\n\n"
+            f"Throughput {rps_ratio:.2f}x, p99 {p99_ratio:.2f}x of logging off (goal >= 0.9x and <= 1.1x): {verdict}.\n")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=30, help="Seconds per measured run (default 30).")
@@ -325,6 +356,9 @@ def main() -> int:
     parser.add_argument("--keep-db", action="store_true", help="Keep the throwaway database.")
     parser.add_argument("--breakdown-requests", type=int, default=1000,
                         help="Requests per row of the in-process CPU breakdown (default 1000).")
+    parser.add_argument("--impressions", choices=["on", "off", "both"], default="both",
+                        help="Impression logging of the measured site: on, off, or both side by side (a second "
+                             "gunicorn with logging off, measured in the same interleaved rounds; default both).")
     parser.add_argument("--results", type=Path, default=RESULTS)
     args = parser.parse_args()
 
@@ -333,6 +367,7 @@ def main() -> int:
            # Keep each worker's database connection for the whole run (its backend's CPU is measured).
            "DB_CONN_MAX_AGE": "600"}
     env.pop("PYTEST_CURRENT_TEST", None)
+    env["RECOMMENDATIONS_IMPRESSIONS"] = "0" if args.impressions == "off" else "1"
     created_db = None
     if env.get("DATABASE_URL"):
         if not env["DATABASE_URL"].startswith(("postgres://", "postgresql://")):
@@ -344,7 +379,7 @@ def main() -> int:
         env["DATABASE_URL"] = f"postgres://postgres@127.0.0.1:5432/{created_db}"
 
     wrk_bin = ensure_wrk()
-    server = None
+    server = server_off = None
     try:
         log("Migrating")
         manage(env, "migrate", "--no-input", "-v", "0")
@@ -387,6 +422,9 @@ def main() -> int:
         wait_until_up(f"{base}/api/ping/")
 
         endpoints = {"ping": f"{base}/api/ping/", "recommendations": f"{base}/api/recommendations/"}
+        if args.impressions == "both":
+            server_off, off_base = start_logging_off(server_cmd, env)
+            endpoints[OFF] = f"{off_base}/api/recommendations/"
         load_before = os.getloadavg()
         for name, url in endpoints.items():
             log(f"Warming up {name} for {args.warmup} s")
@@ -433,12 +471,13 @@ def main() -> int:
                 print(f"    p50 {r['p50_ms']:.2f} ms  p99 {r['p99_ms']:.2f} ms  {r['rps']:.0f} req/s  "
                       f"non-2xx {r['non_2xx']:.0f}", flush=True)
     finally:
-        if server is not None:
-            server.terminate()
-            try:
-                server.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                server.kill()
+        for process in (server, server_off):
+            if process is not None:
+                process.terminate()
+                try:
+                    process.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    process.kill()
         if created_db and not args.keep_db:
             subprocess.run(["dropdb", "-h", "127.0.0.1", "-U", "postgres", "--if-exists", created_db], check=False)
 
@@ -463,7 +502,11 @@ def main() -> int:
         print(f"at {args.low_connections} connections: recommendations p99 {low['recommendations']['p99_ms']:.2f} ms, "
               f"{low['recommendations']['rps']:.0f} req/s; ping p99 {low['ping']['p99_ms']:.2f} ms, "
               f"{low['ping']['rps']:.0f} req/s; ratio {low_ratio:.2f}")
+    logging_rows = logging_comparison(results)
     write_results(args, rec, ping, ratio, p99_ok, ratio_ok, profile, raw, load, cpu_ratio, low, breakdown)
+    if logging_rows:
+        with args.results.open("a") as out:
+            out.write(logging_rows)
     print(f"Results written to {args.results}")
     return 0
 

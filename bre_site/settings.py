@@ -278,6 +278,8 @@ RECOMMENDATIONS = {
         "articles.Book": ["title", "authors", "description", "tags"],
     },
     "ADAPTER": "articles.recommendation_adapter.ArticlesAdapter",
+    # Off only to measure what recording costs (benchmarks/serving.py --impressions both).
+    "IMPRESSIONS": _env_bool("RECOMMENDATIONS_IMPRESSIONS", True),
 }
 
 # --- Production hardening -----------------------------------------------------------------------

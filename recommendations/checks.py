@@ -25,6 +25,10 @@ E017   ``MMR_LAMBDA`` is not a number in [0, 1]
 E018   ``DIVERSITY_CAPS`` is not a list of (window, max) pairs of positive integers with distinct windows,
        or ``DIVERSITY_PENALTY`` is not a number >= 0
 E019   ``TUNE_BUDGET_SECONDS``, ``RETUNE_GROWTH`` or ``RETUNE_DAYS`` is not a number >= 0
+E020   an impression setting (``ATTRIBUTION_WINDOW_SECONDS``, ``IMPRESSION_RETENTION_DAYS``, ``IMPRESSION_FLUSH_SIZE``,
+       ``POSITIVE_STARS``, ``IMPRESSION_FLUSH_SECONDS``, ``READ_THROUGH_PROGRESS``) is not a number in its range
+E021   ``BOT_USER_AGENTS`` is not a regular expression
+E022   ``IMPRESSIONS`` is not a boolean
 W001   ``RECOMMENDATIONS`` has a key the app does not know (probably a typo)
 W002   an item model has no ``TEXT_FIELDS``: it gets no content-based neighbours
 W003   the default database is SQLite without a ``"timeout"`` of 20 seconds or more and ``"transaction_mode": "IMMEDIATE"``
@@ -51,6 +55,7 @@ from .adapters import DefaultAdapter
 from .algorithms import ALGORITHMS
 from .algorithms.diversity import validate_caps
 from .conf import DEFAULTS
+from .impressions.checks import impression_settings_check
 from .interactions import OPTIONAL_COLUMNS
 
 KINDS = ("read", "rating", "not_interested", "weight")
@@ -109,6 +114,7 @@ def check_settings(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
     errors += _check_interactions(conf.get("INTERACTIONS", []), item_models, complete)
     errors += _check_text_fields(conf.get("TEXT_FIELDS", {}), item_models, complete)
     errors += _check_misc(conf, item_models, complete)
+    errors += impression_settings_check(conf)
     return errors
 
 

@@ -61,6 +61,10 @@ BROKEN = {
              _with(DIVERSITY_PENALTY=-1), _with(DIVERSITY_PENALTY="8"), _with(DIVERSITY_PENALTY=float("nan"))],
     "E019": [_with(TUNE_BUDGET_SECONDS=-1), _with(TUNE_BUDGET_SECONDS="60"), _with(RETUNE_GROWTH=-0.1),
              _with(RETUNE_GROWTH=True), _with(RETUNE_DAYS=None), _with(RETUNE_DAYS=float("nan"))],
+    "E020": [_with(ATTRIBUTION_WINDOW_SECONDS=0), _with(IMPRESSION_RETENTION_DAYS="30"),
+             _with(READ_THROUGH_PROGRESS=1.5), _with(IMPRESSION_FLUSH_SECONDS=-1)],
+    "E021": [_with(BOT_USER_AGENTS="bot("), _with(BOT_USER_AGENTS=None)],
+    "E022": [_with(IMPRESSIONS="yes")],
     "W001": [_with(N_RECOMENDATIONS=5)],
     "W002": [_with(TEXT_FIELDS={})],
 }
