@@ -117,6 +117,8 @@ def _power_section(f: dict) -> str:
     curves = "\n".join(f"- auto vs {pw['control']}: A/B {curve(pw['curve_ab'])}; interleaving {curve(pw['curve_il'])}."
                         for pw in f["power"])
     rows = "\n".join(_power_row(pw) for pw in f["power"])
+    true_needs = " and ".join(f"{pw['n_ab_true']:,.0f} readers (auto vs {pw['control']})" for pw in f["power"])
+    true_ratios = " and ".join(f"{pw['n_ab_true'] / pw['n_il']:.1f}x" if pw["n_il"] else "-" for pw in f["power"])
     return f"""## Interleaving against A/B
 
 Each interleaving phase's readers saw the control (team A) and auto (team B) merged by team draft;
@@ -131,6 +133,10 @@ test; interleaving: the sign test); impressions are readers x the phase's impres
 {rows}
 
 Goal >= 10x fewer impressions for interleaving (auto vs toppop): {_goal(ok)} (measured {measured}).
+
+Resampling an A/B phase keeps the difference that phase happened to measure. At the true difference
+instead (the click model's, with each arm's measured per-reader variance, normal approximation), A/B
+needs {true_needs}, that is {true_ratios} the interleaving readers above.
 
 Power curves (readers: power):
 {curves}
@@ -163,12 +169,14 @@ from about 2,100 readers on (80% power); with fewer, a real mismatch can go unse
 def report(f: dict, args) -> str:
     """Return the markdown report of figures ``f`` of a run with ``args``."""
     lists = f["lists"]
+    analysed = (f" The analysis of its stored rows was run again on {f['analysed']} "
+                "(`--analyse-only`, same rows, one more figure)." if f.get("analysed") else "")
     phases = "\n".join(f"| {k} | {v['readers']} | {v['impressions']:,} | {v['clicks']:,} | {v['seconds']:.0f} |"
                        for k, v in f["phases"].items())
     return f"""# Online simulation
 
 Command: `{f['command']}`. Machine: {f['machine']} (shared with other jobs: load average
-{f['load_before'][0]:.1f} before, {f['load_after'][0]:.1f} after). Date: {f['date']}. Took {f['seconds'] / 60:.1f} minutes.
+{f['load_before'][0]:.1f} before, {f['load_after'][0]:.1f} after). Date: {f['date']}. The site's part took {f['seconds'] / 60:.1f} minutes.{analysed}
 
 goodbooks-10k v1 readers of the site's 2,000-book catalogue ({f['n_ratings']:,} ratings; {f['n_train']:,}
 loaded, the rest held out). v1 has no timestamps and is sorted by book, so each simulated reader's

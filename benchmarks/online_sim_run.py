@@ -123,6 +123,13 @@ def aa_figures(phase: Phase, args) -> dict:
             "ctr": o.clicks.sum() / o.impressions.sum()}
 
 
+def _expected_by_arm(phase: Phase, control_name: str) -> tuple[tuple, tuple]:
+    """Return ((expected clicks), (impressions)) per reader of the control and of auto."""
+    masks = (phase.arm(control_name), phase.arm("auto"))
+    impressions = phase.outcomes.impressions.sum(axis=1)
+    return tuple(phase.expected[m] for m in masks), tuple(impressions[m] for m in masks)
+
+
 def ab_figures(phase: Phase, args, control_name: str) -> dict:
     """An A/B phase: the measured CTR difference (auto - control) and the click model's true one."""
     o = phase.outcomes
@@ -131,9 +138,7 @@ def ab_figures(phase: Phase, args, control_name: str) -> dict:
     data = st.columns(o.impressions, o.clicks)
     daily = st.looks(data, arms, alpha=app_settings.EXPERIMENT_ALPHA, relative_tau=app_settings.EXPERIMENT_MIXTURE_TAU)
     p_fixed, p_sequential, diff = daily[-1]
-    expected, imps = phase.expected, o.impressions.sum(axis=1)
-    true = st.true_ctr_lift((expected[control], expected[treatment]), (imps[control], imps[treatment]),
-                            draws=max(args.draws, 200), seed=args.seed)
+    true = st.true_ctr_lift(*_expected_by_arm(phase, control_name), draws=max(args.draws, 200), seed=args.seed)
     official = experiment_results(Experiment.objects.get(slug=EXPERIMENTS[phase.key][0]))
     treated = next(a for a in official.arms if a.name == "auto").metrics["ctr"]
     return {"control": control_name, "diff": diff, "p": p_fixed, "p_sequential": p_sequential, "true": true, "srm": official.srm,
@@ -157,10 +162,13 @@ def power_figures(ab: Phase, il: Phase, args, control_name: str, direction: floa
     credit_a, credit_b = i.credit_a.sum(axis=1), i.credit_b.sum(axis=1)
     il_test = st.interleaving_test(credit_a, credit_b, alpha=alpha, direction=direction)
     n_il, curve_il = st.readers_for_power(il_test, target=POWER, draws=args.draws, seed=args.seed, low=4)
+    true_difference = st.true_ctr_lift(*_expected_by_arm(ab, control_name), draws=1, seed=0)[0]
+    n_ab_true = st.ab_readers_at(true_difference, totals[control_name], totals["auto"], alpha=alpha,
+                                 power_target=POWER)
     per_reader_ab = o.impressions.sum() / max(len(o.user_ids), 1)
     per_reader_il = i.impressions.sum() / max(len(i.user_ids), 1)
     preference = experiment_results(Experiment.objects.get(slug=EXPERIMENTS[il.key][0])).interleaving
-    return {"control": control_name, "n_ab": n_ab, "n_il": n_il, "curve_ab": curve_ab, "curve_il": curve_il,
+    return {"control": control_name, "n_ab": n_ab, "n_ab_true": n_ab_true, "n_il": n_il, "curve_ab": curve_ab, "curve_il": curve_il,
             "impressions_ab": n_ab * per_reader_ab, "impressions_il": n_il * per_reader_il,
             "il_result": preference, "il_readers": len(i.user_ids),
             "il_ctr": i.clicks.sum() / max(i.impressions.sum(), 1)}

@@ -159,6 +159,17 @@ def readers_for_power(test: Callable[[np.random.Generator, int], bool], *, targe
     return hi, sorted(curve)
 
 
+def ab_readers_at(difference: float, control: tuple[np.ndarray, np.ndarray], treatment: tuple[np.ndarray, np.ndarray], *,
+                  alpha: float, power_target: float) -> float:
+    """Return the readers (both arms) a fixed-horizon A/B test needs to detect ``difference`` (normal approximation).
+
+    Each arm's per-reader variance of the ratio metric is its delta-method ``se**2 * n``.
+    """
+    variance = sum(es.ratio_estimate(*arm).se ** 2 * len(arm[0]) for arm in (control, treatment))
+    z = stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power_target)
+    return 2 * z**2 * variance / difference**2 if difference else math.inf
+
+
 def ab_test(control: tuple[np.ndarray, np.ndarray], treatment: tuple[np.ndarray, np.ndarray], *, alpha: float,
             direction: float) -> Callable[[np.random.Generator, int], bool]:
     """Return a resampled A/B test of ``n`` readers (half per arm): treatment better at ``alpha``, fixed horizon."""

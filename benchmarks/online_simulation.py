@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
 
     kept = args.var_dir / "phases.pickle"
     if args.analyse_only:
-        phases = pickle.loads(kept.read_bytes())
+        phases, run = pickle.loads(kept.read_bytes())
     else:
         if reuse:
             online_sim_run.site_migrate()
@@ -132,12 +132,13 @@ def main(argv: list[str] | None = None) -> int:
         groups = [pool[i * share:i * share + args.readers] for i in range(N_PHASES)]
         model = ClickModel(p_want=args.p_want, p_other=args.p_other, seed=args.seed)
         phases = online_sim_run.phases_run(split, groups, args, model, say)
-        kept.write_bytes(pickle.dumps(phases))
+        run = {"seconds": time.monotonic() - started, "load_before": load_before, "load_after": os.getloadavg(),
+               "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+               "command": " ".join(["python benchmarks/online_simulation.py", *(argv or sys.argv[1:])])}
+        kept.write_bytes(pickle.dumps((phases, run)))
     figures = online_sim_run.analyse(phases, args, say)
-    figures.update(seconds=time.monotonic() - started, load_before=load_before, load_after=os.getloadavg(),
-                   machine=machine(), date=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-                   command=" ".join(["python benchmarks/online_simulation.py", *(argv or sys.argv[1:])]),
-                   n_ratings=len(rows), n_train=len(split.train))
+    figures.update(run, machine=machine(), n_ratings=len(rows), n_train=len(split.train),
+                   analysed=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC") if args.analyse_only else "")
     text = report(figures, args)
     print(text)
     if not args.quick:

@@ -3,10 +3,13 @@ from __future__ import annotations
 
 import io
 import uuid
+from types import SimpleNamespace
 
 import pytest
 from celery import Celery, current_app
 from django.core.management import call_command
+
+from recommendations.management.commands.recommendations import Command
 
 
 @pytest.fixture
@@ -100,3 +103,11 @@ def test_an_unreachable_broker_is_reported_plainly_and_quickly(db, celery_conf):
     assert time.monotonic() - started < 5
     assert line.startswith("Queue depth: unknown: the broker at redis://") and "is unreachable" in line, line
     assert "Traceback" not in line
+
+
+def test_build_summary_prints_the_experiment_arms_counts():
+    """A build that fitted experiment arms stores their counts as a dict; the summary must still print."""
+    build = SimpleNamespace(pk=3, algorithm="auto", tuning={}, timings={"fit": 1.5},
+                            counts={"users": 1200, "arms": {"7": 1200}})
+    summary = Command._summary(build)
+    assert "users 1,200" in summary and "arms {'7': 1200}" in summary
