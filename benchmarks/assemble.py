@@ -19,6 +19,7 @@ ORDER = [
     ("build_tuning.md", "Full builds: tuned, reusing the tuning, untuned"),
     ("serving.md", "Serving"),
     ("pages.md", "Pages"),
+    ("cold_item_latency.md", "New items: from save to servable"),
 ]
 
 HEADER = """# Benchmarks
