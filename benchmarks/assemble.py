@@ -21,6 +21,8 @@ ORDER = [
     ("serving.md", "Serving"),
     ("pages.md", "Pages"),
     ("online_simulation.md", "Online simulation: experiments checked against the truth"),
+
+    ("cold_item_latency.md", "New items: from save to servable"),
 ]
 
 HEADER = """# Benchmarks

@@ -13,7 +13,6 @@ from typing import Any
 import numpy as np
 from django.contrib.contenttypes.models import ContentType
 from django.db import transaction
-from django.db.models import F
 
 from .. import payloads
 from ..adapters import get_adapter
@@ -65,12 +64,14 @@ def cold_item_place(*, content_type_id: int, object_id: str) -> int:
     features = view.cold.encoder.transform([item_features_text(obj)], diversity_keys([key]))
     if features.nnz == 0:
         return 0
+    # Only an item placed before (saved again) can have rows among other readers' picks: a new one skips that scan.
+    again = BuildArtifact.objects.filter(build_id=build_id, name=f"{EXTENSION_PREFIX}{key[0]}:{key[1]}").exists()
     extension_save(build_id, key, features, view.cold.model.map_items(features))
     view = cold_view(state)
-    return _picks_insert(build_id, state, view, key)
+    return _picks_insert(build_id, state, view, key, again)
 
 
-def _picks_insert(build_id: int, state, view, key: tuple[int, str]) -> int:
+def _picks_insert(build_id: int, state, view, key: tuple[int, str], again: bool) -> int:
     """Insert the item ``key`` of ``view``'s extension into the picks of the readers it matches."""
     target = view.ext_positions[key]
     rows = state.user_items
@@ -85,9 +86,11 @@ def _picks_insert(build_id: int, state, view, key: tuple[int, str]) -> int:
     kth = -np.partition(-cold, k - 1, axis=1)[:, k - 1] if k else np.full(len(new), -np.inf)
     best = cold.max(axis=1, initial=-np.inf)
     users = np.flatnonzero((new > 0) & (new >= kth) & (best > 0))
+    item_rows = UserRecommendation.objects.filter(build_id=build_id, content_type_id=key[0], object_id=key[1])
     if not len(users):
-        with transaction.atomic():
-            UserRecommendation.objects.filter(build_id=build_id, content_type_id=key[0], object_id=key[1]).delete()
+        if again:
+            with transaction.atomic():
+                item_rows.delete()
         return 0
     pks = [user_pk(state.user_keys[u]) for u in users.tolist()]
     db_ids = db_user_ids(pks)
@@ -109,16 +112,17 @@ def _picks_insert(build_id: int, state, view, key: tuple[int, str]) -> int:
         score = float(new[u] / best[u] * scale.get(db_ids[pk], scale.get(pk, 1.0)))
         text = new_explanations(view, np.asarray([nearest[u]]), np.ones(1), [target], titles, set(), texts)[target]
         picks.append((pk, db_ids[pk], score, text))
+    # Its rank: after the reader's picks that score higher. The others keep theirs (serving orders by score).
+    higher: dict = {}
+    for user_id, score in UserRecommendation.objects.filter(build_id=build_id, user__in=pks).values_list("user_id",
+                                                                                                      "score"):
+        higher[user_id] = higher.get(user_id, [])
+        higher[user_id].append(score)
+    out = [(build_id, user_db, key[0], key[1], 1 + sum(s >= score for s in higher.get(user_db, higher.get(pk, []))),
+            score, text, "refresh") for pk, user_db, score, text in picks]
     with transaction.atomic():
-        UserRecommendation.objects.filter(build_id=build_id, content_type_id=key[0], object_id=key[1]).delete()
-        out = []
-        for pk, user_db, score, text in picks:
-            below = UserRecommendation.objects.filter(build_id=build_id, user_id=pk, score__lt=score)
-            rank = UserRecommendation.objects.filter(build_id=build_id, user_id=pk, score__gte=score).count() + 1
-            below.update(rank=F("rank") + 1)
-            out.append((build_id, user_db, key[0], key[1], rank, score, text, "refresh"))
+        (item_rows if again else item_rows.filter(user__in=pks)).delete()
         rows_insert(UserRecommendation, PICK_COLUMNS, out)
-        for pk in pks:
-            payloads.user_payload_invalidate(user_id=pk)
+        payloads.user_payloads_invalidate()
     logger.info("New item %s:%s placed in the picks of %s readers.", key[0], key[1], len(out))
     return len(out)
