@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import re
 import sys
 import time
 from datetime import datetime, timezone
@@ -39,6 +40,13 @@ from cold_models import MODELS  # noqa: E402
 
 from recommendations.algorithms.encoders import make_encoder  # noqa: E402
 
+#: What each data set's items carry (for tables rebuilt from logs).
+LOADER_FEATURES = {
+    "citeulike-a": "tags + citation graph",
+    "citeulike-t": "words (bag of words) + tags",
+    "goodbooks-10k": "tags (top 30 per book), authors, title + Open Library description (1,830 books)",
+    "ibm-articles": "full text (title, description, body) for 437 of 714 articles, else the title",
+}
 RESULTS = Path(__file__).resolve().parent / "results"
 KS = (20, 50)
 BLOCK = 512
@@ -202,12 +210,33 @@ def markdown(runs: list[dict], command: str, folds: list[int]) -> str:
             for name in order:
                 rs = run[protocol][name]
                 lines.append(f"| {labels[name]} | {mean(rs, 'Recall@20'):.4f} | {mean(rs, 'Recall@50'):.4f} | "
-                             f"{mean(rs, 'NDCG@20'):.4f} | {mean(rs, 'fit_s'):.1f} | `{json.dumps(run['params'][name])}` |")
+                             f"{mean(rs, 'NDCG@20'):.4f} | {mean(rs, 'fit_s'):.1f} | `{json.dumps(run['params'].get(name, 'see the notes'))}` |")
             lines.append("")
-        skipped = {n: p["skipped"] for n, p in run["params"].items() if "skipped" in p}
+        skipped = {n: p["skipped"] for n, p in run["params"].items() if isinstance(p, dict) and "skipped" in p}
         for name, reason in skipped.items():
             lines.append(f"- {name} skipped: {reason}")
     return "\n".join(lines) + "\n"
+
+
+def runs_from_log(path: Path) -> list[dict]:
+    """The results a run printed to its log (for a run stopped before it wrote its JSON)."""
+    runs: list[dict] = []
+    for line in path.read_text().splitlines():
+        head = re.match(r"^(\S+): (\d+) users, (\d+) items, (\d+) interactions; features (\d+)", line)
+        if head:
+            name = head.group(1)
+            runs.append({"name": name, "shape": [int(head.group(2)), int(head.group(3))], "nnz": int(head.group(4)),
+                         "n_features": int(head.group(5)), "features": LOADER_FEATURES.get(name, ""),
+                         "encoder": None, "cold": {}, "mixed": {}, "params": {}})
+            continue
+        tuned = re.match(r"^\s+tune (\S+) (\{.*\}): validation", line)
+        if tuned and runs:
+            runs[-1]["params"].setdefault(tuned.group(1) + "_grid", []).append(line.strip())
+        result = re.match(r"^\s+fold \d+ (cold|mixed) (\S+): (.*)$", line)
+        if result and runs:
+            values = dict(item.rsplit(" ", 1) for item in result.group(3).split(", "))
+            runs[-1][result.group(1)].setdefault(result.group(2), []).append({k: float(v) for k, v in values.items()})
+    return runs
 
 
 def merge_runs(run_lists: list[list[dict]]) -> list[dict]:
@@ -236,7 +265,8 @@ def main(argv=None) -> int:
     parser.add_argument("--command", default=None, help="with --merge: the command line to print")
     args = parser.parse_args(argv)
     if args.merge:
-        runs = merge_runs([json.loads(Path(p).read_text()) for p in args.merge])
+        runs = merge_runs([json.loads(Path(p).read_text()) if p.endswith(".json") else runs_from_log(Path(p))
+                           for p in args.merge])
         Path(args.output + ".json").write_text(json.dumps(runs, indent=1))
         Path(args.output + ".md").write_text(markdown(runs, args.command or "see the JSON", [0]))
         return 0
