@@ -19,6 +19,8 @@ ORDER = [
     ("build_tuning.md", "Full builds: tuned, reusing the tuning, untuned"),
     ("serving.md", "Serving"),
     ("pages.md", "Pages"),
+    ("impressions_serving.md", "Impression logging: serving with logging on and off"),
+    ("impressions_load.md", "Impression logging under load: every served list stored"),
 ]
 
 HEADER = """# Benchmarks
