@@ -10,6 +10,7 @@ from django.test import override_settings
 
 from recommendations import selectors, services
 from recommendations.models import BuildLock, BuildRun, UserRecommendation
+from tests.api_lists import results
 from tests.reliability.support import (
     Readers,
     celery_publishing,
@@ -32,7 +33,7 @@ def _picks(client) -> list[str]:
     response = client.get("/api/recommendations/?limit=10", HTTP_ACCEPT="application/json")
     if response.status_code != 200:
         return response.status_code, None
-    return 200, [row["item"]["id"] for row in response.json()]
+    return 200, [row["item"]["id"] for row in results(response)]
 
 
 def test_kill_9_worker_in_the_middle_of_a_full_build(processes, fault_queue, record):

@@ -6,6 +6,7 @@ from django.urls import reverse
 from django.utils import translation
 
 from recommendations import selectors, services
+from tests.api_lists import results
 from tests.hostproject.shop.models import Customer, Product, Purchase
 
 from .test_host import shop  # noqa: F401 - the shared fixture
@@ -42,7 +43,7 @@ class TestApi:
     def test_because_text_and_cited_items(self, built, client):
         customer = built["customers"]["camping3"]
         client.force_login(customer)
-        row = client.get("/api/recommendations/", HTTP_ACCEPT_LANGUAGE="de").json()[0]
+        row = results(client.get("/api/recommendations/", HTTP_ACCEPT_LANGUAGE="de"))[0]
         assert _german(row["because"]), row["because"]
         bought = {str(p.pk): p.name for p in Product.objects.filter(purchases__buyer=customer)}
         assert row["because_items"] and all(
@@ -57,9 +58,9 @@ class TestApi:
         for language, check in (("de", _german), ("en", lambda t: t.startswith("Because you read ")),
                                 ("de", _german)):
             for _ in range(2):  # the second request is served from the stored body
-                stored = client.get("/api/recommendations/", HTTP_ACCEPT_LANGUAGE=language).json()
+                stored = results(client.get("/api/recommendations/", HTTP_ACCEPT_LANGUAGE=language))
                 assert check(stored[0]["because"]), (language, stored[0]["because"])
-            computed = client.get("/api/recommendations/", {"limit": 10}, HTTP_ACCEPT_LANGUAGE=language).json()
+            computed = results(client.get("/api/recommendations/", {"limit": 10}, HTTP_ACCEPT_LANGUAGE=language))
             assert computed == stored
 
 
