@@ -12,7 +12,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('recommendations', '0010_impressions'),
-        migrations.swappable_dependency(settings.AUTH_USER_MODEL),
+        # The user model is reached through 0001's swappable dependency: one link to the host only.
     ]
 
     operations = [
