@@ -12,6 +12,7 @@ ORDER = [
     ("defaults.md", "Out of the box: auto tunes itself, with no flags"),
     ("accuracy.md", "Accuracy on more data sets"),
     ("diversity.md", "Diversity: repeated authors and the cost of the cap"),
+    ("cold_start.md", "Cold items: new items against LightFM and CTR"),
     ("rating_prediction.md", "Rating prediction"),
     ("algorithms_speed.md", "Algorithm speed and memory against implicit"),
     ("pipeline.md", "The build pipeline, end to end"),

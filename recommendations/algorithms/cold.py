@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
+from scipy.sparse.linalg import LinearOperator, cg
 from sklearn.linear_model import Ridge
 
 from .base import RecommenderBase, check_user_items
@@ -59,6 +60,8 @@ class ColdStartHybrid(RecommenderBase):
         alpha: float = 10.0,
         iterations: int = 15,
         l2: float = 1.0,
+        target: str = "factors",
+        cg_iterations: int = 100,
         warmth_shrink: float = 5.0,
         random_state: int | None = 0,
     ) -> None:
@@ -67,6 +70,8 @@ class ColdStartHybrid(RecommenderBase):
         self.alpha = alpha
         self.iterations = iterations
         self.l2 = l2
+        self.target = target
+        self.cg_iterations = cg_iterations
         self.warmth_shrink = warmth_shrink
         self.random_state = random_state
 
@@ -97,7 +102,12 @@ class ColdStartHybrid(RecommenderBase):
         if F.shape[0] != self.n_items_:
             raise ValueError(f"item_features has {F.shape[0]} rows but interactions have {self.n_items_} items")
         warm = np.flatnonzero(counts > 0)
-        self.coef_ = self._ridge(F[warm], self.item_factors_[warm], self.warmth(counts[warm]))
+        if self.target == "interactions":
+            self.coef_ = self._reconstruction_map(F[warm], sp.csr_matrix(X[:, warm]))
+        elif self.target == "factors":
+            self.coef_ = self._ridge(F[warm], self.item_factors_[warm], self.warmth(counts[warm]))
+        else:
+            raise ValueError(f"target must be 'factors' or 'interactions', got {self.target!r}")
         self.calibration_ = 1.0
         mapped = self.map_items(F)
         self.calibration_ = self._calibrate(X, mapped, warm)
@@ -111,6 +121,29 @@ class ColdStartHybrid(RecommenderBase):
         ridge = Ridge(alpha=float(self.l2), fit_intercept=False, solver="sparse_cg" if sp.issparse(F) else "auto")
         ridge.fit(F, V, sample_weight=weights)
         return np.ascontiguousarray(ridge.coef_.T, dtype=np.float32)
+
+    def _reconstruction_map(self, F: sp.csr_matrix, X: sp.csr_matrix) -> NDArray[np.float32]:
+        """``W = argmin |X - U (F W)^T|^2 + l2 |W|^2``: the map that best rebuilds the warm items' readers.
+
+        The normal equations ``F'F W U'U + l2 W = F'X'U`` are solved by conjugate gradients on
+        ``W`` (features x factors), so the features stay sparse and no feature x feature matrix is formed.
+        """
+        U = self.user_factors_.astype(np.float64)
+        H = U.T @ U
+        n_features, d = F.shape[1], U.shape[1]
+        if F.nnz == 0:
+            return np.zeros((n_features, d), dtype=np.float32)
+        F64 = sp.csr_matrix(F, dtype=np.float64)
+        rhs = np.asarray(F64.T @ (X.T @ U)).ravel()
+        l2 = float(self.l2)
+
+        def matvec(w: NDArray) -> NDArray:
+            W = w.reshape(n_features, d)
+            return (F64.T @ ((F64 @ W) @ H) + l2 * W).ravel()
+
+        operator = LinearOperator((n_features * d, n_features * d), matvec=matvec, dtype=np.float64)
+        w, _ = cg(operator, rhs, maxiter=int(self.cg_iterations))
+        return w.reshape(n_features, d).astype(np.float32)
 
     def _calibrate(self, X: sp.csr_matrix, mapped: NDArray, warm: NDArray, sample: int = 2000) -> float:
         """Least-squares ``a`` in ``u . v ~ a * u . v_hat`` over a sample of users and the warm items."""

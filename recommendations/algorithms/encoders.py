@@ -18,11 +18,6 @@ from sklearn.decomposition import TruncatedSVD
 from sklearn.feature_extraction.text import CountVectorizer, TfidfTransformer, TfidfVectorizer
 from sklearn.preprocessing import normalize
 
-try:  # optional: sentence embeddings need torch and sentence-transformers
-    from sentence_transformers import SentenceTransformer
-except ImportError:  # the other encoders work without them
-    SentenceTransformer = None
-
 __all__ = [
     "ENCODERS",
     "ItemRecord",
@@ -223,8 +218,10 @@ class SentenceEncoder:
         self.device = device
 
     def fit(self, records: Sequence[ItemRecord]) -> SentenceEncoder:
-        if SentenceTransformer is None:
-            raise ValueError("sentence embeddings need the packages torch and sentence-transformers")
+        try:  # imported here, as IALS imports implicit: torch costs seconds and most builds never need it
+            from sentence_transformers import SentenceTransformer
+        except ImportError:
+            raise ValueError("sentence embeddings need the packages torch and sentence-transformers") from None
         if not self.model:
             raise ValueError("sentence embeddings need a model name or a local path")
         self.model_ = SentenceTransformer(str(self.model), device=self.device)

@@ -45,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--output", default=None, help="output CSV user,item,rank,score (default: stdout)")
     rec.add_argument("--weight", choices=WEIGHTINGS, default=None, help=WEIGHT_HELP)
     rec.add_argument("--event-weights", default=None, metavar="TYPE=W,...", help=EVENT_HELP)
+    _add_item_options(rec)
     rec.set_defaults(func=cmd_recommend)
 
     ev = sub.add_parser("evaluate", help="fit on TRAIN.csv and score the items of TEST.csv",
@@ -70,8 +71,22 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--tune-iter", type=int, default=None, help="random-search budget per algorithm")
     ev.add_argument("--seed", type=int, default=0)
     ev.add_argument("--quiet", action="store_true")
+    _add_item_options(ev)
     ev.set_defaults(func=cmd_evaluate)
     return parser
+
+
+def _add_item_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--items", default=None, metavar="ITEMS.csv",
+                        help="CSV item,text[,tags][,authors] (tags and authors separated by |): items never in "
+                             "TRAIN are cold candidates; with it, auto means cold_hybrid (recommend), and "
+                             "cold_hybrid and hybrid learn from the items' content")
+    parser.add_argument("--encoder", default=None, metavar="SPEC",
+                        help="content encoder of --items, e.g. tfidf:1,tags:0.5,authors:0.5 (the default when "
+                             "the columns exist); names: tfidf, lsa, tags, authors, sentence")
+    parser.add_argument("--sentence-model", default=None, metavar="PATH",
+                        help="a sentence-transformers model (a local directory) whose embeddings join the "
+                             "features of --items; needs torch and sentence-transformers")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

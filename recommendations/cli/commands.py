@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from .items import ItemsFile, fit_with_items, item_features, item_texts, read_items
 from .inputs import (
     CSVError,
     IdIndex,
@@ -71,10 +72,18 @@ def format_score(x: float) -> str:
 # ---------------------------------------------------------------------------------------- recommend
 
 
-def _fit(est: Any, name: str, X: sp.csr_matrix, stamps: sp.csr_matrix | None) -> float:
-    """Fit ``est`` on ``X`` (``auto`` also gets the timestamps for its validation split); return seconds."""
+def _fit(est: Any, name: str, X: sp.csr_matrix, stamps: sp.csr_matrix | None, items: Any = None) -> float:
+    """Fit ``est`` on ``X`` (``auto`` also gets the timestamps for its validation split); return seconds.
+
+    ``items`` is ``(ItemsFile, IdIndex, args)`` with ``--items``: cold_hybrid then gets the item
+    features and hybrid the texts (see ``fit_with_items``).
+    """
     t0 = time.perf_counter()
-    if name == "auto":
+    if items is not None and name in ("cold_hybrid", "hybrid"):
+        items_file, index, args = items
+        features = item_features(items_file, index, args.encoder, args.sentence_model) if name == "cold_hybrid" else None
+        fit_with_items(est, name, X, features, item_texts(items_file, index))
+    elif name == "auto":
         est.fit(X, timestamps=stamps)
     else:
         est.fit(X)
@@ -97,15 +106,22 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     if args.k < 1:
         raise CSVError("--k must be at least 1")
     train = read_interactions(args.train)
+    items_file = read_items(args.items) if args.items else None
     name, params = load_params_file(args.params, args.algorithm)
+    if name == "auto" and items_file is not None:
+        # auto learns from interactions only; with item features the cold-item hybrid can place new items
+        name = "cold_hybrid"
     if name == "auto" and args.no_tune:
         params = {**params, "tune": False}
     users, items = IdIndex(), IdIndex()
     u = users.add_all(train.users)
     i = items.add_all(train.items)
+    if items_file is not None:
+        items.add_all(items_file.keys)  # items never in TRAIN get empty columns: the cold candidates
     X = _train_matrix(args, train, u, i, (len(users), len(items)))
     est = make_estimator(name, params)
-    fit_seconds = _fit(est, name, X, timestamp_matrix(train, u, i, X.shape))
+    context = (items_file, items, args) if items_file is not None else None
+    fit_seconds = _fit(est, name, X, timestamp_matrix(train, u, i, X.shape), context)
     indices, scores = est.recommend_all(X, n=args.k, exclude_seen=True)
     out = sys.stdout if args.output in (None, "-") else open(args.output, "w", encoding="utf-8", newline="")
     try:
@@ -171,6 +187,7 @@ class _EvaluationData:
     N: sp.csr_matrix | None
     stamps: sp.csr_matrix | None
     cold_users: int
+    items: tuple[ItemsFile, IdIndex, argparse.Namespace] | None = None
 
 
 def _evaluation_data(args: argparse.Namespace) -> _EvaluationData:
@@ -186,6 +203,9 @@ def _evaluation_data(args: argparse.Namespace) -> _EvaluationData:
     if negatives is not None:
         nu = users.add_all(negatives.users)
         ni = items.add_all(negatives.items)
+    items_file = read_items(args.items) if args.items else None
+    if items_file is not None:
+        items.add_all(items_file.keys)
     shape = (len(users), len(items))
     X = _train_matrix(args, train, tu, ti, shape)
     T = interaction_matrix(su, si, np.ones(len(test), dtype=np.float32), shape, "binary")
@@ -193,7 +213,8 @@ def _evaluation_data(args: argparse.Namespace) -> _EvaluationData:
     if negatives is not None:
         N = interaction_matrix(nu, ni, np.ones(len(negatives), dtype=np.float32), shape, "binary")
     cold_users = int((np.diff(T.indptr)[n_train_users:] > 0).sum())
-    return _EvaluationData(X, T, N, timestamp_matrix(train, tu, ti, shape), cold_users)
+    context = (items_file, items, args) if items_file is not None else None
+    return _EvaluationData(X, T, N, timestamp_matrix(train, tu, ti, shape), cold_users, context)
 
 
 def _tune_all(args: argparse.Namespace, algorithms: list[str], data: _EvaluationData) -> tuple[dict, list]:
@@ -239,7 +260,7 @@ def _evaluate_one(name: str, params: dict[str, Any], data: _EvaluationData, ks: 
     from recommendations.algorithms import evaluation as ev
 
     est = make_estimator(name, params)
-    fit_seconds = _fit(est, name, data.X, data.stamps)
+    fit_seconds = _fit(est, name, data.X, data.stamps, data.items)
     result = ev.evaluate(est, data.X, data.T, ks=ks, negatives=data.N, name=name, params=params, fit=False)
     result.fit_seconds = fit_seconds
     tuning = getattr(est, "tuning_", None)

@@ -1,0 +1,119 @@
+"""ColdStartHybrid: the cold-item interface (fit, map_items, score, warmth) on data whose answer is known."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from recommendations.algorithms import get_estimator, load_model
+from recommendations.algorithms.cold import ColdStartHybrid
+from recommendations.algorithms.encoders import ItemRecord, make_encoder
+
+N_TOPIC_ITEMS = 12
+
+
+def two_topics(n_users: int = 40, seed: int = 0):
+    """Readers of astronomy read astronomy, readers of cooking read cooking; the last item of each is cold."""
+    rng = np.random.default_rng(seed)
+    records = [ItemRecord(key=f"a{i}", text=f"astronomy galaxy telescope star{i}", tags=["space"])
+               for i in range(N_TOPIC_ITEMS)]
+    records += [ItemRecord(key=f"c{i}", text=f"cooking bread kitchen recipe{i}", tags=["food"])
+                for i in range(N_TOPIC_ITEMS)]
+    rows, cols = [], []
+    for user in range(n_users):
+        offset = 0 if user % 2 == 0 else N_TOPIC_ITEMS
+        for item in rng.choice(N_TOPIC_ITEMS - 1, size=5, replace=False):  # the last item stays cold
+            rows.append(user)
+            cols.append(offset + item)
+    X = sp.csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=(n_users, 2 * N_TOPIC_ITEMS))
+    F = make_encoder("tfidf:1,tags:1").fit_transform(records)
+    return X, F, records
+
+
+COLD = [N_TOPIC_ITEMS - 1, 2 * N_TOPIC_ITEMS - 1]
+PARAMS = {"factors": 8, "iterations": 10, "regularization": 0.1, "alpha": 5.0, "random_state": 0}
+
+
+@pytest.fixture(scope="module", params=["factors", "interactions"])
+def fitted(request):
+    X, F, records = two_topics()
+    return ColdStartHybrid(target=request.param, **PARAMS).fit(X, F), X, F
+
+
+def test_fit_returns_self_and_is_in_the_registry():
+    X, F, _ = two_topics()
+    model = get_estimator("cold_hybrid", **PARAMS)
+    assert isinstance(model, ColdStartHybrid) and model.fit(X, F) is model
+
+
+def test_map_items_places_unseen_items_in_the_factor_space(fitted):
+    model, X, F = fitted
+    mapped = model.map_items(F[COLD])
+    assert mapped.shape == (2, PARAMS["factors"]) and mapped.dtype == np.float32
+    assert np.abs(mapped).sum() > 0
+
+
+def test_score_sends_each_cold_item_to_its_topic(fitted):
+    model, X, F = fitted
+    scores = model.score(X, model.map_items(F[COLD]))
+    assert scores.shape == (X.shape[0], 2)
+    astronomy_readers = np.arange(X.shape[0]) % 2 == 0
+    assert (scores[astronomy_readers, 0] > scores[astronomy_readers, 1]).all()
+    assert (scores[~astronomy_readers, 1] > scores[~astronomy_readers, 0]).all()
+
+
+def test_cold_scores_are_on_the_warm_scale(fitted):
+    """On warm items, the calibrated cold score predicts the warm score with slope 1 (no shrinkage left)."""
+    model, X, F = fitted
+    warm = np.flatnonzero(np.diff(X.tocsc().indptr) > 0)
+    warm_scores = model.user_factors(X) @ model.item_factors_[warm].T
+    cold_scores = model.score(X, model.map_items(F[warm]))
+    slope = float((warm_scores * cold_scores).sum() / (cold_scores * cold_scores).sum())
+    assert slope == pytest.approx(1.0, abs=0.1)
+
+
+def test_recommend_reaches_cold_items(fitted):
+    model, X, F = fitted
+    indices, _ = model.recommend_all(X, n=6)
+    astronomy_readers = np.arange(X.shape[0]) % 2 == 0
+    assert np.isin(COLD[0], indices[astronomy_readers]).any()
+    assert not np.isin(COLD[0], indices[~astronomy_readers]).any()
+
+
+def test_warmth_is_monotone_in_zero_one():
+    model = ColdStartHybrid(warmth_shrink=5.0)
+    w = model.warmth(np.array([0, 1, 5, 50, 10_000]))
+    assert w[0] == 0.0 and w[2] == pytest.approx(0.5) and np.all(np.diff(w) > 0) and w[-1] < 1.0
+
+
+def test_without_features_it_is_ials_and_cold_items_score_zero():
+    X, F, _ = two_topics()
+    model = ColdStartHybrid(**PARAMS).fit(X)
+    ials = get_estimator("ials", **PARAMS).fit(X)
+    np.testing.assert_allclose(model.score(X[:5]), ials.score(X[:5]), rtol=1e-4, atol=1e-5)
+    assert not model.map_items(F[COLD]).any()
+
+
+def test_bad_inputs():
+    X, F, _ = two_topics()
+    with pytest.raises(ValueError, match="rows"):
+        ColdStartHybrid(**PARAMS).fit(X, F[:5])
+    with pytest.raises(ValueError, match="target"):
+        ColdStartHybrid(target="columns", **PARAMS).fit(X, F)
+    model = ColdStartHybrid(**PARAMS).fit(X, F)
+    with pytest.raises(ValueError, match="columns"):
+        model.map_items(F[:, :3])
+
+
+def test_save_and_load_keep_the_map():
+    X, F, _ = two_topics()
+    model = ColdStartHybrid(**PARAMS).fit(X, F)
+    buffer = io.BytesIO()
+    model.save(buffer)
+    buffer.seek(0)
+    loaded = load_model(buffer)
+    np.testing.assert_allclose(loaded.map_items(F[COLD]), model.map_items(F[COLD]))
+    np.testing.assert_allclose(loaded.score(X[:4]), model.score(X[:4]), rtol=1e-5, atol=1e-6)
