@@ -259,7 +259,7 @@ def _check_cold(conf) -> list[checks.CheckMessage]:
     readers = conf.get("NEW_ITEM_MAX_READERS", DEFAULTS["NEW_ITEM_MAX_READERS"])
     if isinstance(readers, bool) or not isinstance(readers, int) or readers < 0:
         errors.append(_error(27, f"NEW_ITEM_MAX_READERS must be an integer >= 0, not {readers!r}.",
-                             "e.g. 3: an item read by at most 3 readers is new (exploration, the New badge)."))
+                             "e.g. 0: an item nobody read at the build (or saved since) is new (exploration, the New badge)."))
     enabled, params = conf.get("COLD_START", True), conf.get("COLD_START_PARAMS", {})
     if not isinstance(enabled, bool):
         errors.append(_error(28, f"COLD_START must be True or False, not {enabled!r}.",

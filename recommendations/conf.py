@@ -91,9 +91,9 @@ DEFAULTS: dict[str, Any] = {
     "COLD_START": True,
     "COLD_START_PARAMS": {},
     # Exploration: this share of each stored personal list (0.1 = 1 slot in 10, never the first) goes to
-    # new items, those read by at most NEW_ITEM_MAX_READERS readers; 0 turns it off.
+    # new items: those read by at most NEW_ITEM_MAX_READERS readers at the build, or saved since; a share of 0 turns it off.
     "EXPLORATION_SHARE": 0.1,
-    "NEW_ITEM_MAX_READERS": 3,
+    "NEW_ITEM_MAX_READERS": 0,
     # Refuse EASE^R above this many items (its memory is n_items^2 * 8 bytes).
     "EASE_MAX_ITEMS": 20000,
     # Full builds of a self-tuning algorithm ("auto"): seconds of its member search (its tune_budget,
