@@ -38,6 +38,7 @@ from .impressions.recording import (
     impression_record_for_request,
     impressions_flush,
 )
+from .impressions.rollup import daily_metrics_rollup, impressions_daily_run, impressions_purge
 from .refresh import (
     item_content_refresh,
     item_rows_forget,
@@ -54,9 +55,9 @@ __all__ = [
     "LoadedData", "Progress", "algorithm_settings", "build_activate", "build_fail", "build_finalize",
     "build_load", "build_lock_acquire", "build_lock_break", "build_lock_extend", "build_lock_holder",
     "build_lock_release", "build_part", "build_prepare", "build_score_chunk", "build_state", "builds_prune",
-    "attribution_record", "attribution_record_for_request", "full_build_fan_out", "full_build_run",
+    "attribution_record", "attribution_record_for_request", "daily_metrics_rollup", "full_build_fan_out", "full_build_run",
     "full_build_start", "impression_record", "impression_record_for_request",
-    "impressions_flush", "item_content_refresh", "item_rows_forget", "item_rule_clear",
+    "impressions_daily_run", "impressions_flush", "impressions_purge", "item_content_refresh", "item_rows_forget", "item_rule_clear",
     "item_rule_set", "pending_refreshes_list", "pending_refreshes_run", "position_parse", "recommendation_id_parse", "user_data_forget", "user_refresh",
     "user_refresh_request",
 ]

@@ -10,6 +10,7 @@ stored once.
 from __future__ import annotations
 
 import atexit
+import json
 import logging
 import os
 import re
@@ -21,11 +22,12 @@ from typing import Any
 
 from django.contrib.contenttypes.models import ContentType
 from django.contrib.auth import get_user_model
-from django.db import DatabaseError, IntegrityError, close_old_connections, transaction
+from django.db import DatabaseError, IntegrityError, close_old_connections, connections, router, transaction
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
 from ..conf import app_settings
+from ..db.bulk import rows_insert
 from .attribution import event, events_resolve
 from .models import Impression
 
@@ -194,12 +196,32 @@ def _write(batch: list[dict[str, Any]]) -> None:
             batch = [row for row in batch if row["user_id"] is None or row["user_id"] in existing]
         try:
             with transaction.atomic():
-                Impression.objects.bulk_create([Impression(**row) for row in batch], batch_size=500,
-                                               ignore_conflicts=True)
+                _insert(batch)
             return
         except IntegrityError:
             if attempt:
                 raise  # a reader deleted between the check and the insert: the next flush checks again
+
+
+COLUMNS = ("recommendation_id", "user", "session_hash", "surface", "algorithm", "build_id", "experiment", "arm",
+           "items", "created_at")
+
+
+def _insert(batch: list[dict[str, Any]]) -> None:
+    """Insert ``batch`` with ``COPY`` on PostgreSQL (a fifth of ``bulk_create``'s CPU per row), else ``executemany``.
+
+    A batch that was already written (a duplicate id) is written again row by row, skipping what exists.
+    """
+    connection = connections[router.db_for_write(Impression)]
+    rid_field = Impression._meta.get_field("recommendation_id")
+    rows = [(rid_field.get_db_prep_value(row["recommendation_id"], connection), row["user_id"], row["session_hash"],
+             row["surface"], row["algorithm"], row["build_id"], row["experiment"], row["arm"],
+             json.dumps(row["items"]), row["created_at"]) for row in batch]
+    try:
+        with transaction.atomic():
+            rows_insert(Impression, COLUMNS, rows)
+    except (IntegrityError, connection.Database.IntegrityError):  # COPY raises the driver's own error
+        Impression.objects.bulk_create([Impression(**row) for row in batch], batch_size=500, ignore_conflicts=True)
 
 
 def impression_pending_get(recommendation_id: uuid.UUID) -> Impression | None:

@@ -100,7 +100,7 @@ class TestTaskNames:
 
         names = {obj.name for obj in vars(tasks).values() if isinstance(obj, Task) and obj.name.startswith("recommendations.")}
         current = {name for name in names if name not in ("recommendations.full_build", "recommendations.refresh_pending_users")}
-        assert len(current) == 8
+        assert len(current) == 9
         for name in current:
             assert callable(getattr(services, name.split(".", 1)[1], None)), name
 
@@ -112,5 +112,6 @@ class TestTaskNames:
         app.loader.import_default_modules()
         rows = dict(PeriodicTask.objects.filter(name__startswith="recommendations:").values_list("name", "task"))
         assert rows == {"recommendations: nightly full build": "recommendations.full_build_fan_out",
-                        "recommendations: refresh pending users": "recommendations.pending_refreshes_run"}
+                        "recommendations: refresh pending users": "recommendations.pending_refreshes_run",
+                        "recommendations: impressions daily rollup and purge": "recommendations.impressions_daily_run"}
         assert set(rows.values()) <= set(app.tasks)
