@@ -101,3 +101,21 @@ def test_an_item_saved_after_the_build_is_placed_in_matching_readers_picks(world
     item.delete()
     refresh.user_refresh(user_id=reader.pk)
     assert not UserRecommendation.objects.filter(build__is_active=True, object_id=str(item.pk)).exists()
+
+
+@override_settings(RECOMMENDATIONS={**COLD, "EXPLORATION_SHARE": 0})
+def test_the_admin_shows_how_a_new_item_is_scored(world):
+    from recommendations.admin_items import ItemRecommendationsAdminMixin
+
+    services.full_build_run()
+    item = Item.objects.create(name="Rockets and orbital stars", description="A space book about rockets to mars.")
+    admin = ItemRecommendationsAdminMixin()
+    assert "Not mapped yet" in admin.recommendation_cold(item)
+    cold_item_place(content_type_id=ContentType.objects.get_for_model(Item).pk, object_id=str(item.pk))
+    scoring, held = selectors.cold_scoring_for_admin(item)
+    assert scoring.source == "saved since" and scoring.warmth == 0 and scoring.is_new and held >= 1
+    assert scoring.nearest and all(isinstance(i, Item) for i, _ in scoring.nearest)
+    html = admin.recommendation_cold(item)
+    assert "warmth 0.00" in html and "mapped on save" in html and scoring.nearest[0][0].name in html
+    warm = admin.recommendation_cold(world["items"]["Rockets to Mars"])
+    assert "reader(s) at the build" in warm and "the build&#x27;s content map" in warm
