@@ -199,7 +199,8 @@ def markdown(runs: list[dict], command: str, folds: list[int]) -> str:
     for run in runs:
         lines += ["", f"## {run['name']}", "",
                   f"{run['shape'][0]:,} users, {run['shape'][1]:,} items, {run['nnz']:,} interactions. "
-                  f"Features: {run['features']} ({run['n_features']:,} columns, encoder `{json.dumps(run['encoder'])}`).",
+                  f"Features: {run['features']} ({run['n_features']:,} columns"
+                  + (f", encoder `{json.dumps(run['encoder'])}`)." if run["encoder"] else ")."),
                   ""]
         for protocol in ("cold", "mixed"):
             if not run[protocol]:
