@@ -10,8 +10,8 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('contenttypes', '0002_remove_content_type_name'),
+        # The user model is reached through 0001's swappable dependency: one link to the host only.
         ('recommendations', '0009_build_tuning'),
-        migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
