@@ -125,6 +125,10 @@ class TestImpressionsIsolation:
         assert as_user(world["a"]).get("/api/impressions/metrics/").status_code == 403
         assert as_user(world["staff"]).get("/api/impressions/metrics/").status_code == 200
 
+    def test_a_blank_date_in_the_metrics_query_is_a_400(self, world):
+        response = as_user(world["staff"]).get("/api/impressions/metrics/", {"since": "", "until": "2026-12-01"})
+        assert response.status_code == 400 and "since" in response.json()
+
 
 class TestReadsIsolation:
     def test_a_cannot_see_bs_reads(self, world):

@@ -196,6 +196,14 @@ class DailyMetricQueryInputSerializer(serializers.Serializer):
     surface = serializers.CharField(required=False, allow_blank=True)
     experiment = serializers.CharField(required=False, allow_blank=True, help_text="Blank: lists of no experiment.")
 
+    def validate(self, attrs):
+        # DRF reads a blank query value of an optional field as absent; a blank date is a mistake, not "no filter".
+        blank = {name: ["Give a date as YYYY-MM-DD, or leave the parameter out."] for name in ("since", "until")
+                 if name in self.initial_data and not str(self.initial_data[name]).strip()}
+        if blank:
+            raise serializers.ValidationError(blank)
+        return attrs
+
 
 class DailyMetricListApi(APIView):
     """Staff: the daily online metrics per surface and experiment arm (rolled up nightly), newest first."""

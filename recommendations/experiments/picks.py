@@ -46,7 +46,7 @@ def arm_picks_rows(build_id: int, arm: Arm, data: LoadedData) -> list[ArmPicks]:
     n = app_settings.N_RECOMMENDATIONS
     for start in range(0, len(user_keys), SCORE_BLOCK):
         stop = min(start + SCORE_BLOCK, len(user_keys))
-        indices, scores = score_rows(state, data.user_items[start:stop], data.negatives[start:stop], n,
+        indices, scores, _cold = score_rows(state, data.user_items[start:stop], data.negatives[start:stop], n,
                                      users=np.arange(start, stop))
         valid = (indices >= 0) & np.isfinite(scores) & (scores > 0)
         for i in range(stop - start):
