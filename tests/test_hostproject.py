@@ -43,6 +43,8 @@ def test_host_project_passes_its_own_tests_against_the_installed_wheel(recommend
     shutil.copytree(ROOT / "tests" / "hostproject", project / "tests" / "hostproject",
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     (project / "tests" / "__init__.py").write_text("")
+    # The host's tests read list responses through the same small helper as BRE's own tests.
+    shutil.copy(ROOT / "tests" / "api_lists.py", project / "tests" / "api_lists.py")
     env = {**os.environ, "BRE_HOSTPROJECT": "1", "DJANGO_SETTINGS_MODULE": "tests.hostproject.settings",
            "PYTHONPATH": os.pathsep.join([str(site), str(project)]), "BRE_RECOMMENDATIONS_FROM": str(site)}
     result = subprocess.run(
