@@ -173,14 +173,15 @@ def impressions_flush() -> int:
         try:
             _write(batch)
             written = len(batch)
-        except DatabaseError:
-            logger.warning("Could not write %d impressions; they wait for the next flush", len(batch), exc_info=True)
+        except DatabaseError as exc:
+            # An outage is expected and retried: one line, not a traceback per flush.
+            logger.warning("Could not write %d impressions; they wait for the next flush: %s", len(batch), exc)
             _enqueue(batch, front=True)
     if events:
         try:
             retry = events_resolve(events)
-        except DatabaseError:
-            logger.warning("Could not attribute %d events; they wait for the next flush", len(events), exc_info=True)
+        except DatabaseError as exc:
+            logger.warning("Could not attribute %d events; they wait for the next flush: %s", len(events), exc)
             retry = events
         with _lock:
             _events[:0] = retry
