@@ -75,39 +75,47 @@ def tuning_rows(tuning: dict[str, Any]) -> list[tuple[str, str]]:
     return rows
 
 
-def metrics_chart(builds: list[BuildRun], *, width: int = 640, height: int = 180) -> dict[str, Any] | None:
-    """Lay out an SVG line chart of the builds' metrics (oldest left); None when no build has metrics.
+def line_chart(series: dict[str, list[tuple[int, float]]], labels: list[str], *, width: int = 640,
+               height: int = 180, max_labels: int | None = None) -> dict[str, Any] | None:
+    """Lay out an SVG line chart: one line per named series of ``(x index, value)`` points over ``labels``.
 
-    Everything is computed here so the template only draws: no JavaScript, no CDN.
+    Everything is computed here so the template (``includes/line_chart.html``) only draws: no
+    JavaScript, no CDN. ``max_labels`` thins the x-axis labels; None without points.
     """
-    series: dict[str, list[tuple[int, float]]] = {}
-    builds = [b for b in builds if build_metrics(b)]
-    for index, build in enumerate(builds):
-        for key, value in build_metrics(build).items():
-            series.setdefault(key, []).append((index, value))
-    if not series:
+    if not any(series.values()):
         return None
     left, right, top, bottom = 44, 12, 12, 28
     inner_w, inner_h = width - left - right, height - top - bottom
     top_value = max(v for points in series.values() for _, v in points) or 1.0
-    span = max(len(builds) - 1, 1)
+    span = max(len(labels) - 1, 1)
 
     def xy(index: int, value: float) -> tuple[float, float]:
         return (round(left + inner_w * index / span, 1), round(top + inner_h * (1 - value / top_value), 1))
 
     lines = []
-    for n, (key, points) in enumerate(sorted(series.items())):
+    for n, (name, points) in enumerate(sorted((k, v) for k, v in series.items() if v)):
         coords = [xy(i, v) for i, v in points]
         lines.append({
-            "name": key, "colour": CHART_COLOURS[n % len(CHART_COLOURS)],
+            "name": name, "colour": CHART_COLOURS[n % len(CHART_COLOURS)],
             "points": " ".join(f"{x},{y}" for x, y in coords),
             "dots": [{"x": x, "y": y, "value": v} for (x, y), (_, v) in zip(coords, points)],
             "last": points[-1][1],
         })
     ticks = [{"y": round(top + inner_h * (1 - f), 1), "label": f"{top_value * f:.3g}"} for f in (0, 0.5, 1)]
-    labels = [{"x": xy(i, 0)[0], "text": f"#{b.pk}"} for i, b in enumerate(builds)]
+    step = max(1, len(labels) // max_labels) if max_labels else 1
+    x_labels = [{"x": xy(i, 0)[0], "text": text} for i, text in enumerate(labels) if i % step == 0]
     return {"width": width, "height": height, "left": left, "right": width - right, "bottom": height - bottom,
-            "lines": lines, "ticks": ticks, "labels": labels}
+            "lines": lines, "ticks": ticks, "labels": x_labels}
+
+
+def metrics_chart(builds: list[BuildRun], *, width: int = 640, height: int = 180) -> dict[str, Any] | None:
+    """Lay out an SVG line chart of the builds' metrics (oldest left); None when no build has metrics."""
+    series: dict[str, list[tuple[int, float]]] = {}
+    builds = [b for b in builds if build_metrics(b)]
+    for index, build in enumerate(builds):
+        for key, value in build_metrics(build).items():
+            series.setdefault(key, []).append((index, value))
+    return line_chart(series, [f"#{b.pk}" for b in builds], width=width, height=height)
 
 
 def durations_chart(builds: list[BuildRun], *, width: int = 640, height: int = 120) -> dict[str, Any] | None:

@@ -5,7 +5,7 @@ from typing import Any
 
 from django.contrib import admin
 
-from ..admin_charts import CHART_COLOURS
+from ..admin_charts import line_chart
 from .models import DailyMetric, Impression
 
 CHARTED = (("ctr", "CTR"), ("read_through_rate", "Read-through rate"),
@@ -16,32 +16,11 @@ CHARTED = (("ctr", "CTR"), ("read_through_rate", "Read-through rate"),
 def daily_chart(rows: list[DailyMetric], field: str, *, width: int = 640, height: int = 160) -> dict[str, Any] | None:
     """Lay out an SVG line chart of ``field`` per day (oldest left), one line per surface and arm; None without rows."""
     days = sorted({row.day for row in rows})
-    if not days:
-        return None
     series: dict[str, list[tuple[int, float]]] = {}
     for row in sorted(rows, key=lambda r: r.day):
         name = row.surface + (f" {row.experiment}/{row.arm}" if row.experiment else "")
         series.setdefault(name, []).append((days.index(row.day), float(getattr(row, field))))
-    left, right, top, bottom = 44, 12, 12, 28
-    inner_w, inner_h = width - left - right, height - top - bottom
-    top_value = max(v for points in series.values() for _, v in points) or 1.0
-    span = max(len(days) - 1, 1)
-
-    def xy(index: int, value: float) -> tuple[float, float]:
-        return (round(left + inner_w * index / span, 1), round(top + inner_h * (1 - value / top_value), 1))
-
-    lines = []
-    for n, (name, points) in enumerate(sorted(series.items())):
-        coords = [xy(i, v) for i, v in points]
-        lines.append({"name": name, "colour": CHART_COLOURS[n % len(CHART_COLOURS)],
-                      "points": " ".join(f"{x},{y}" for x, y in coords),
-                      "dots": [{"x": x, "y": y, "value": v} for (x, y), (_, v) in zip(coords, points)],
-                      "last": points[-1][1]})
-    ticks = [{"y": round(top + inner_h * (1 - f), 1), "label": f"{top_value * f:.3g}"} for f in (0, 0.5, 1)]
-    step = max(1, len(days) // 8)
-    labels = [{"x": xy(i, 0)[0], "text": f"{d:%m-%d}"} for i, d in enumerate(days) if i % step == 0]
-    return {"width": width, "height": height, "left": left, "right": width - right, "bottom": height - bottom,
-            "lines": lines, "ticks": ticks, "labels": labels}
+    return line_chart(series, [f"{d:%m-%d}" for d in days], width=width, height=height, max_labels=8)
 
 
 @admin.register(DailyMetric)
