@@ -365,7 +365,8 @@ def main() -> None:
         figures["cores_used"] = cores
         at_end = _builds_summary(builds.started)
         builds.stop.set()
-        builds.join(timeout=60)
+        if builds.is_alive():
+            builds.join(timeout=60)
         # Let the build under way finish with the site idle, to show it completes.
         from django.db import close_old_connections
 
@@ -379,7 +380,8 @@ def main() -> None:
             close_old_connections()
     finally:
         builds.stop.set()
-        builds.join(timeout=60)
+        if builds.is_alive():
+            builds.join(timeout=60)
         for process in (server, worker):
             if process.poll() is None:
                 os.killpg(process.pid, 15)

@@ -10,6 +10,7 @@ import json
 import re
 
 from django.contrib.auth import get_user_model
+from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404
@@ -21,7 +22,7 @@ from rest_framework.permissions import SAFE_METHODS, AllowAny, IsAdminUser, IsAu
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from recommendations import payloads, selectors, services
+from recommendations import payloads, selectors, served_cache, services
 from recommendations.adapters import get_adapter
 from recommendations.conf import app_settings
 from recommendations.experiments.assignment import experiment_for
@@ -190,15 +191,31 @@ class SimilarItemsListApi(APIView):
         params = s.SimilarQueryInputSerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
         model = _item_model(label or self.item_model or "")
+        limit, kind = params.validated_data["limit"], params.validated_data["kind"]
+        key = served_cache.served_cache_key("similar", model._meta.label_lower, str(pk), kind, limit,
+                                         translation.get_language() or "")
+        found = served_cache.served_cache_get(key)
+        if found is None:
+            found = self._compute(model, pk, limit=limit, kind=kind)
+            served_cache.served_cache_set(key, found)
+        results, pairs, sources = found
+        rid = impressions_api.pairs_record(request, pairs, surface=impressions_api.SURFACE_SIMILAR, algorithm=sources)
+        return Response({"recommendation_id": rid, "results": results})
+
+    @staticmethod
+    def _compute(model, pk, *, limit: int, kind: str) -> tuple[list, list, str]:
+        """Return the serialized neighbours, their (content type, id) pairs and their sources; 404 for no item."""
         try:
             obj = selectors.item_queryset(model).filter(pk=pk).first()
         except (ValueError, TypeError, OverflowError, DjangoValidationError):
             obj = None  # a malformed id (e.g. text for an integer key) names no item
         if obj is None:
             raise Http404(f"No {model._meta.verbose_name} with id {pk}.")
-        items = selectors.similar_to(obj, n=params.validated_data["limit"], kind=params.validated_data["kind"])
-        rid = impressions_api.list_record(request, items, surface=impressions_api.SURFACE_SIMILAR)
-        return Response({"recommendation_id": rid, "results": s.SimilarItemOutputSerializer(items, many=True).data})
+        items = selectors.similar_to(obj, n=limit, kind=kind)
+        results = s.SimilarItemOutputSerializer(items, many=True).data
+        pairs = [(ContentType.objects.get_for_model(item).pk, str(item.pk)) for item in items]
+        sources = "+".join(dict.fromkeys(str(getattr(item, "rec_source", "") or "") for item in items)).strip("+")
+        return [dict(row) for row in results], pairs, sources
 
 
 class BuildRunPagination(PageNumberPagination):

@@ -195,6 +195,42 @@ class TestSimilarItemsListApi:
         assert response.status_code == 404
         assert response.json()["detail"]
 
+    def test_a_repeated_request_is_served_from_the_cache_with_its_own_list_id(self, stored):
+        from recommendations.impressions.recording import impressions_flush
+        from recommendations.models import Impression
+
+        items = stored["items"]
+        client = ListAPIClient()
+        url = f"/api/items/testapp.item/{items[0].pk}/similar/"
+        first = client.get(url)
+        with CaptureQueriesContext(connection) as ctx:
+            again = client.get(url)
+        assert len(ctx.captured_queries) == 1, [q["sql"] for q in ctx.captured_queries]  # the build and generation
+        assert again.json() == first.json() and again.recommendation_id != first.recommendation_id
+        impressions_flush()
+        stored_lists = Impression.objects.filter(recommendation_id__in=[first.recommendation_id,
+                                                                         again.recommendation_id])
+        ct = ContentType.objects.get_for_model(Item).pk
+        assert [row.items for row in stored_lists] == [[f"{ct}:{items[2].pk}", f"{ct}:{items[3].pk}"]] * 2
+
+    def test_changes_show_through_the_cache(self, stored):
+        from recommendations import payloads
+
+        items = stored["items"]
+        client = ListAPIClient()
+        url = f"/api/items/testapp.item/{items[0].pk}/similar/"
+        assert [row["item"]["id"] for row in client.get(url).json()] == [str(items[2].pk), str(items[3].pk)]
+        items[2].is_active = False
+        items[2].save()  # an item saved: the generation moves on
+        assert [row["item"]["id"] for row in client.get(url).json()] == [str(items[3].pk)]
+        SimilarItem.objects.filter(object_id=str(items[0].pk)).delete()
+        assert len(client.get(url).json()) == 1  # rows changed behind the app's back: still the cached list
+        payloads.user_payloads_invalidate()  # what a neighbours' refresh or a bulk change calls
+        assert client.get(url).json() == []
+        items[0].is_active = False
+        items[0].save()
+        assert client.get(url).status_code == 404
+
     def test_inactive_item_is_404(self, stored):
         item = stored["items"][0]
         Item.objects.filter(pk=item.pk).update(is_active=False)
