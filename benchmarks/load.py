@@ -254,6 +254,8 @@ def main() -> None:
     parser.add_argument("--no-build", action="store_true",
                         help="no build during the load: the site's ceiling on this machine (goals are judged with one)")
     parser.add_argument("--port", type=int, default=None, help="gunicorn's port (default: a free one)")
+    parser.add_argument("--finish-timeout", type=int, default=300,
+                        help="seconds to wait, after the load, for the build under way to finish (default: 300)")
     parser.add_argument("--gunicorn-workers", type=int, default=None,
                         help="gunicorn workers (default: gunicorn.conf.py's, (2 × cores) + 1)")
     # Databases 7 and 9 of the local Redis by default: apart from the test suite's 0 and 1.
@@ -372,7 +374,7 @@ def main() -> None:
 
         from recommendations.models import BuildRun
 
-        deadline = time.monotonic() + 300
+        deadline = time.monotonic() + args.finish_timeout
         close_old_connections()
         while builds.started and time.monotonic() < deadline and BuildRun.objects.filter(
                 pk=builds.started[-1], status__in=[BuildRun.Status.QUEUED, BuildRun.Status.RUNNING]).exists():
