@@ -278,6 +278,8 @@ RECOMMENDATIONS = {
         "articles.Book": ["title", "authors", "description", "tags"],
     },
     "ADAPTER": "articles.recommendation_adapter.ArticlesAdapter",
+    # The API's neighbour lists share the pages' cache (Redis when CACHE_URL is set).
+    "CACHE": "pages",
     # Off only to measure what recording costs (benchmarks/serving.py --impressions both).
     "IMPRESSIONS": _env_bool("RECOMMENDATIONS_IMPRESSIONS", True),
 }

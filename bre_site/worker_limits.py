@@ -4,7 +4,11 @@ Applied from Celery's signals (``bre_site/celery.py``): ``worker_init`` in the m
 before it forks its pool, and ``worker_process_init`` in each pool process. Settings:
 
 * ``WORKER_NICE`` (default 10): the niceness of worker processes (only ever raised), so that
-  gunicorn's processes win the CPU whenever both want it;
+  gunicorn's processes win the CPU whenever both want it. On Linux with autogroup scheduling
+  (``/proc/sys/kernel/sched_autogroup_enabled``), niceness only weighs processes of one session
+  against each other, and every session gets an equal share: a worker started in a session of its
+  own (a service, ``setsid``) also gets its session's autogroup niced, when it leads that session
+  (so nothing else is slowed); see docs/decisions.md, "Builds yield the CPU: autogroups";
 * ``WORKER_BLAS_THREADS`` (default 1): threads of BLAS and OpenMP pools (threadpoolctl, and the
   ``*_NUM_THREADS`` variables for libraries loaded later), one core per worker process;
 * ``WORKER_MEMORY_LIMIT_MB`` (default 0, no cap): the address space of each worker process
@@ -16,6 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import resource
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -25,6 +30,24 @@ logger = logging.getLogger(__name__)
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS",
                     "NUMEXPR_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")
 _thread_limiter: Any = None
+AUTOGROUP = Path("/proc/self/autogroup")
+
+
+def autogroup_nice_apply(nice: int, path: Path = AUTOGROUP) -> int | None:
+    """Raise this session's autogroup niceness to ``nice`` when this process leads the session; return it.
+
+    None where it cannot apply: no autogroups (not Linux, or disabled), or a session shared with
+    other programs (a shell running the site too), which plain niceness already covers.
+    """
+    if os.getsid(0) != os.getpid():
+        return None
+    try:
+        current = int(path.read_text().split("nice", 1)[1])
+        if nice > current:
+            path.write_text(str(nice))
+        return int(path.read_text().split("nice", 1)[1])
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def worker_limits_apply() -> dict[str, Any]:
@@ -34,6 +57,7 @@ def worker_limits_apply() -> dict[str, Any]:
     current = os.getpriority(os.PRIO_PROCESS, 0)
     if nice > current:
         os.setpriority(os.PRIO_PROCESS, 0, nice)
+    autogroup_nice = autogroup_nice_apply(nice)
     threads = int(getattr(settings, "WORKER_BLAS_THREADS", 1))
     if threads > 0:
         for name in THREAD_VARIABLES:
@@ -49,7 +73,7 @@ def worker_limits_apply() -> dict[str, Any]:
         if hard != resource.RLIM_INFINITY:
             limit = min(limit, hard)
         resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
-    applied = {"nice": os.getpriority(os.PRIO_PROCESS, 0), "blas_threads": threads,
+    applied = {"nice": os.getpriority(os.PRIO_PROCESS, 0), "autogroup_nice": autogroup_nice, "blas_threads": threads,
                "memory_limit": resource.getrlimit(resource.RLIMIT_AS)[0]}
     logger.info("Worker process limits: %s", applied)
     return applied

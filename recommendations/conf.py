@@ -62,6 +62,8 @@ DEFAULTS: dict[str, Any] = {
     "ITEM_FILTERS": {},
     # Serve a reader's default GET /api/recommendations/ from its stored response body (recommendations.payloads).
     "STORED_PAYLOADS": True,
+    # The Django cache (an alias of CACHES) of neighbour lists served by the API, keyed by build and generation.
+    "CACHE": "default",
     # Business rules from editors: stored in the ItemRule table (pin, boost, ban).
     # Diversity re-rank (maximal marginal relevance) when serving picks: 0 disables, 0-1 trades relevance for diversity.
     "MMR_LAMBDA": 0.0,

@@ -59,3 +59,64 @@ class TestWorkerLimits:
         assert state["nice"] == max(10, state["before"])
         assert state["blas_threads"] == [1]
         assert state["too_big"] == "allocated"
+
+
+class FakeAutogroup:
+    """/proc/self/autogroup as the kernel shows it: writing a number sets the niceness it reports."""
+
+    def __init__(self, nice: int = 0, *, writable: bool = True) -> None:
+        self.nice, self.writable, self.writes = nice, writable, []
+
+    def read_text(self) -> str:
+        return f"/autogroup-42 nice {self.nice}\n"
+
+    def write_text(self, text: str) -> None:
+        if not self.writable:
+            raise PermissionError("not permitted")
+        self.writes.append(text)
+        self.nice = int(text)
+
+
+class TestAutogroup:
+    """Niceness alone does not reach across sessions under autogroup scheduling: the session's group is niced too."""
+
+    def test_a_worker_leading_its_session_nices_its_autogroup(self, monkeypatch):
+        from bre_site.worker_limits import autogroup_nice_apply
+
+        monkeypatch.setattr(os, "getsid", lambda pid: os.getpid())
+        group = FakeAutogroup(0)
+        assert autogroup_nice_apply(10, group) == 10 and group.writes == ["10"]
+        assert autogroup_nice_apply(5, group) == 10 and group.writes == ["10"]  # only ever raised
+
+    def test_a_shared_session_is_left_alone(self, monkeypatch):
+        from bre_site.worker_limits import autogroup_nice_apply
+
+        monkeypatch.setattr(os, "getsid", lambda pid: os.getpid() + 1)
+        group = FakeAutogroup(0)
+        assert autogroup_nice_apply(10, group) is None and group.writes == []
+
+    def test_no_autogroups_or_no_permission_is_a_no_op(self, monkeypatch, tmp_path):
+        from bre_site.worker_limits import autogroup_nice_apply
+
+        monkeypatch.setattr(os, "getsid", lambda pid: os.getpid())
+        assert autogroup_nice_apply(10, tmp_path / "missing") is None
+        assert autogroup_nice_apply(10, FakeAutogroup(0, writable=False)) is None
+
+    def test_a_worker_in_a_session_of_its_own_gets_its_autogroup_niced(self):
+        """The real kernel file where there is one; elsewhere the same call reports that nothing applied."""
+        probe = ("import os, django, json; django.setup(); from bre_site.worker_limits import worker_limits_apply; "
+                 "print(json.dumps(worker_limits_apply()))")
+        environment = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "WORKER_NICE": "12"}
+        result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env=environment, capture_output=True,
+                                text=True, timeout=120, start_new_session=True)
+        assert result.returncode == 0, result.stderr
+        applied = json.loads(result.stdout.strip().splitlines()[-1])
+        if Path("/proc/self/autogroup").exists():
+            assert applied["autogroup_nice"] == 12
+        else:
+            assert applied["autogroup_nice"] is None
+        assert applied["nice"] >= 12
+        # The probe sharing this test's session leaves the session's group (this test run's) alone.
+        shared = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env=environment, capture_output=True,
+                                text=True, timeout=120)
+        assert json.loads(shared.stdout.strip().splitlines()[-1])["autogroup_nice"] is None

@@ -58,6 +58,14 @@ def list_record(request, items: list[Any], *, surface: str, experiment: str = ""
                                              experiment=experiment, arm=arm))
 
 
+def pairs_record(request, pairs: list[tuple[int, str]], *, surface: str, algorithm: str) -> str | None:
+    """Record the items ``pairs`` ((content type id, object id), in order) as shown on ``surface``; return the
+    list's id (None: no items). For lists served from a cache, which keeps the pairs, not the items."""
+    if not pairs:
+        return None
+    return str(impression_record_for_request(request, surface=surface, items=pairs, algorithm=algorithm))
+
+
 def stored_list_wrap(request, body: bytes) -> bytes:
     """Return a stored body of picks (a JSON list) as ``{"recommendation_id", "results"}``, recorded as shown.
 

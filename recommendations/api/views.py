@@ -6,7 +6,11 @@ are visible to that reader and to staff only (``?user=`` of someone else is 404 
 """
 from __future__ import annotations
 
+import json
+import re
+
 from django.contrib.auth import get_user_model
+from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404
@@ -18,7 +22,7 @@ from rest_framework.permissions import SAFE_METHODS, AllowAny, IsAdminUser, IsAu
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from recommendations import payloads, selectors, services
+from recommendations import payloads, selectors, served_cache, services
 from recommendations.adapters import get_adapter
 from recommendations.conf import app_settings
 from recommendations.experiments.assignment import experiment_for
@@ -28,6 +32,9 @@ from recommendations.models import BuildRun
 from . import impressions as impressions_api
 from . import serializers as s
 from .authentication import TokenAuthentication
+
+# The one parameter the stored picks also answer: ``limit`` up to the stored length (a head of the default list).
+STORED_LIMIT = re.compile(r"limit=([1-9][0-9]?)")
 
 
 class WriteThrottleMixin:
@@ -58,8 +65,9 @@ class UserRecommendationsListApi(APIView):
     of what they touched, then popular items. Staff may pass ``?user=<id>``.
 
     The default request (no parameters, plain JSON) is served from the reader's stored response
-    body (``recommendations.payloads``): with a token, one query (``perform_authentication``).
-    Any other request is computed; both give the same bytes.
+    body (``recommendations.payloads``): with a token, one query (``perform_authentication``), and so
+    is ``?limit=N`` up to the default length, as the head of that body. Any other request is
+    computed; both give the same bytes, because a shorter list is always the head of the default one.
     """
 
     permission_classes = [IsAuthenticated]
@@ -72,12 +80,12 @@ class UserRecommendationsListApi(APIView):
 
     @staticmethod
     def _wants_stored(request) -> bool:
-        """Return whether this is the default request: no parameters, plain JSON (not the browsable API, not
-        ``; indent=4``), stored bodies on."""
+        """Return whether this is the default request: no parameters but ``limit`` (at most the default), plain
+        JSON (not the browsable API, not ``; indent=4``), stored bodies on."""
         renderer = request.accepted_renderer
         # A live experiment on this surface serves each reader their arm's list: never a stored default body.
         return (
-            not request.query_params and app_settings.STORED_PAYLOADS
+            _stored_limit(request) is not None and app_settings.STORED_PAYLOADS
             and renderer.format == "json" and request.accepted_media_type == renderer.media_type
             and experiment_for(impressions_api.SURFACE_RECOMMENDATIONS) is None
         )
@@ -109,8 +117,10 @@ class UserRecommendationsListApi(APIView):
         """The default request: the reader's stored body, computed by the slow path when stale (see payloads)."""
         renderer = request.accepted_renderer
         content_type = f"{renderer.media_type}; charset={renderer.charset}" if renderer.charset else renderer.media_type
+        limit = _stored_limit(request)
         body = getattr(self, "_stored_body", None)  # read with the token (perform_authentication)
         if body is not None:
+            body = _head(body, limit, renderer, self.get_renderer_context())
             return HttpResponse(impressions_api.stored_list_wrap(request, body), content_type=content_type)
         config = self._config(request)
 
@@ -121,6 +131,7 @@ class UserRecommendationsListApi(APIView):
             return body.encode(renderer.charset or "utf-8") if isinstance(body, str) else body
 
         body = payloads.user_payload_get_or_build(user_id=request.user.pk, config=config, render=render)
+        body = _head(body, limit, renderer, self.get_renderer_context())
         return HttpResponse(impressions_api.stored_list_wrap(request, body), content_type=content_type)
 
     def _computed(self, request) -> Response:
@@ -134,13 +145,34 @@ class UserRecommendationsListApi(APIView):
             user = get_object_or_404(get_user_model(), pk=data["user"])
         model = _item_model(data["type"]) if data.get("type") else None
         if user == request.user:
-            served = picks_served(user, surface=impressions_api.SURFACE_RECOMMENDATIONS, n=data["limit"], model=model)
+            # A shorter list is the head of the default one (diversity re-ranks per length), as the stored path serves it.
+            n = max(data["limit"], s.DEFAULT_LIMIT) if model is None and experiment_for(
+                impressions_api.SURFACE_RECOMMENDATIONS) is None else data["limit"]
+            served = picks_served(user, surface=impressions_api.SURFACE_RECOMMENDATIONS, n=n, model=model)
+            served.items = served.items[:data["limit"]]
         else:  # staff looking at a reader: what the reader would get without experiments
             served = ServedList(selectors.recommended_for(user, model=model, n=data["limit"]))
         rid = impressions_api.list_record(request, served.items, surface=impressions_api.SURFACE_RECOMMENDATIONS,
                                           experiment=served.experiment, arm=served.arm)
         return Response({"recommendation_id": rid,
                          "results": s.RecommendationOutputSerializer(served.items, many=True).data})
+
+
+def _stored_limit(request) -> int | None:
+    """Return the number of picks a request the stored body answers asks for, or None for any other request."""
+    query = request.META.get("QUERY_STRING", "")
+    if not query:
+        return s.DEFAULT_LIMIT
+    match = STORED_LIMIT.fullmatch(query)
+    return int(match.group(1)) if match and int(match.group(1)) <= s.DEFAULT_LIMIT else None
+
+
+def _head(body: bytes, limit: int | None, renderer, context) -> bytes:
+    """Return the stored body (a JSON list) cut to its first ``limit`` picks, rendered as the computed path would."""
+    if limit is None or limit >= s.DEFAULT_LIMIT:
+        return body
+    head = renderer.render(json.loads(body)[:limit], renderer.media_type, context)
+    return head.encode(renderer.charset or "utf-8") if isinstance(head, str) else head
 
 
 class SimilarItemsListApi(APIView):
@@ -159,15 +191,31 @@ class SimilarItemsListApi(APIView):
         params = s.SimilarQueryInputSerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
         model = _item_model(label or self.item_model or "")
+        limit, kind = params.validated_data["limit"], params.validated_data["kind"]
+        key = served_cache.served_cache_key("similar", model._meta.label_lower, str(pk), kind, limit,
+                                         translation.get_language() or "")
+        found = served_cache.served_cache_get(key)
+        if found is None:
+            found = self._compute(model, pk, limit=limit, kind=kind)
+            served_cache.served_cache_set(key, found)
+        results, pairs, sources = found
+        rid = impressions_api.pairs_record(request, pairs, surface=impressions_api.SURFACE_SIMILAR, algorithm=sources)
+        return Response({"recommendation_id": rid, "results": results})
+
+    @staticmethod
+    def _compute(model, pk, *, limit: int, kind: str) -> tuple[list, list, str]:
+        """Return the serialized neighbours, their (content type, id) pairs and their sources; 404 for no item."""
         try:
             obj = selectors.item_queryset(model).filter(pk=pk).first()
         except (ValueError, TypeError, OverflowError, DjangoValidationError):
             obj = None  # a malformed id (e.g. text for an integer key) names no item
         if obj is None:
             raise Http404(f"No {model._meta.verbose_name} with id {pk}.")
-        items = selectors.similar_to(obj, n=params.validated_data["limit"], kind=params.validated_data["kind"])
-        rid = impressions_api.list_record(request, items, surface=impressions_api.SURFACE_SIMILAR)
-        return Response({"recommendation_id": rid, "results": s.SimilarItemOutputSerializer(items, many=True).data})
+        items = selectors.similar_to(obj, n=limit, kind=kind)
+        results = s.SimilarItemOutputSerializer(items, many=True).data
+        pairs = [(ContentType.objects.get_for_model(item).pk, str(item.pk)) for item in items]
+        sources = "+".join(dict.fromkeys(str(getattr(item, "rec_source", "") or "") for item in items)).strip("+")
+        return [dict(row) for row in results], pairs, sources
 
 
 class BuildRunPagination(PageNumberPagination):

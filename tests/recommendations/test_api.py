@@ -157,11 +157,12 @@ class TestUserRecommendationsListApi:
         counts = []
         for limit in (1, 3, 5):
             with CaptureQueriesContext(connection) as ctx:
-                assert client.get(f"/api/recommendations/?limit={limit}").status_code == 200
+                assert client.get(f"/api/recommendations/?limit={limit}&format=json").status_code == 200  # computed
             counts.append(len(ctx.captured_queries))
         assert len(set(counts)) == 1, counts  # independent of the number of picks
-        with django_assert_max_num_queries(7):
-            client.get("/api/recommendations/?limit=5")
+        # A limit below the default computes the default list and serves its head: ?limit=10's queries.
+        with django_assert_max_num_queries(9):
+            client.get("/api/recommendations/?limit=5&format=json")
 
 
 class TestSimilarItemsListApi:
@@ -193,6 +194,42 @@ class TestSimilarItemsListApi:
         response = client_for(None).get(url)
         assert response.status_code == 404
         assert response.json()["detail"]
+
+    def test_a_repeated_request_is_served_from_the_cache_with_its_own_list_id(self, stored):
+        from recommendations.impressions.recording import impressions_flush
+        from recommendations.models import Impression
+
+        items = stored["items"]
+        client = ListAPIClient()
+        url = f"/api/items/testapp.item/{items[0].pk}/similar/"
+        first = client.get(url)
+        with CaptureQueriesContext(connection) as ctx:
+            again = client.get(url)
+        assert len(ctx.captured_queries) == 1, [q["sql"] for q in ctx.captured_queries]  # the build and generation
+        assert again.json() == first.json() and again.recommendation_id != first.recommendation_id
+        impressions_flush()
+        stored_lists = Impression.objects.filter(recommendation_id__in=[first.recommendation_id,
+                                                                         again.recommendation_id])
+        ct = ContentType.objects.get_for_model(Item).pk
+        assert [row.items for row in stored_lists] == [[f"{ct}:{items[2].pk}", f"{ct}:{items[3].pk}"]] * 2
+
+    def test_changes_show_through_the_cache(self, stored):
+        from recommendations import payloads
+
+        items = stored["items"]
+        client = ListAPIClient()
+        url = f"/api/items/testapp.item/{items[0].pk}/similar/"
+        assert [row["item"]["id"] for row in client.get(url).json()] == [str(items[2].pk), str(items[3].pk)]
+        items[2].is_active = False
+        items[2].save()  # an item saved: the generation moves on
+        assert [row["item"]["id"] for row in client.get(url).json()] == [str(items[3].pk)]
+        SimilarItem.objects.filter(object_id=str(items[0].pk)).delete()
+        assert len(client.get(url).json()) == 1  # rows changed behind the app's back: still the cached list
+        payloads.user_payloads_invalidate()  # what a neighbours' refresh or a bulk change calls
+        assert client.get(url).json() == []
+        items[0].is_active = False
+        items[0].save()
+        assert client.get(url).status_code == 404
 
     def test_inactive_item_is_404(self, stored):
         item = stored["items"][0]

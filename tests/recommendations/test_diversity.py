@@ -128,6 +128,16 @@ class TestApi:
         assert api_names(stored) == CAPPED_12[:10]
         assert client.get(URL).content == stored.content  # served from the stored body
         assert client.get(URL + "?limit=10").content == stored.content
+        assert client.get(URL + "?limit=10&format=json").content == stored.content  # computed
+
+    def test_a_shorter_list_is_the_head_of_the_default_one(self, shelf):
+        client = ListAPIClient()
+        client.force_authenticate(shelf["reader"])
+        stored = client.get(URL)
+        for limit in (1, 3, 7):
+            assert api_names(client.get(URL + f"?limit={limit}&format=json")) == CAPPED_12[:limit]  # computed
+            assert api_names(client.get(URL + f"?limit={limit}")) == CAPPED_12[:limit]  # the stored body's head
+        assert api_names(stored) == CAPPED_12[:10]
 
     def test_changing_the_caps_invalidates_stored_bodies(self, shelf):
         client = ListAPIClient()

@@ -2,7 +2,7 @@
 
 Every invalidation test primes the reader's stored body, checks that it is served (one query),
 makes one change, then checks that the default request now answers exactly what the computed
-path answers (``?limit=10`` always computes) and that the change is visible. Removing any one
+path answers (``?limit=10&format=json`` always computes) and that the change is visible. Removing any one
 invalidation makes its test fail.
 """
 from __future__ import annotations
@@ -48,8 +48,8 @@ def client_for(user) -> APIClient:
 
 
 def computed(client) -> bytes:
-    """The slow path: any parameter skips the stored body (limit=10 is the default)."""
-    response = client.get(URL + "?limit=10")
+    """The slow path: any parameter but ``limit`` skips the stored body (limit=10 is the default)."""
+    response = client.get(URL + "?limit=10&format=json")
     assert response.status_code == 200
     return ListResponse(response).content
 
@@ -96,7 +96,7 @@ class TestStoredPicks:
     def test_default_request_is_one_query_and_same_bytes_and_headers(self, built):
         client = client_for(built["users"]["space1"])
         first = default(client)
-        slow = ListResponse(client.get(URL + "?limit=10"))
+        slow = ListResponse(client.get(URL + "?limit=10&format=json"))
         assert first.content == slow.content
         assert first["Content-Type"] == slow["Content-Type"] == "application/json"
         assert first["Allow"] == slow["Allow"] and first["Vary"] == slow["Vary"]
@@ -164,6 +164,38 @@ class TestStoredPicks:
         client = client_for(world["users"]["space1"])
         assert default(client).json() == []
         assert not UserPayload.objects.filter(body__isnull=False).exists()
+
+    def test_a_limit_up_to_the_default_is_the_head_of_the_stored_body(self, built):
+        client = client_for(built["users"]["space1"])
+        body = prime(client)
+        full = default(client).json()
+        assert len(full) == 5  # the world's catalogue: a limit above it gets the whole body
+        for limit in (1, 3, 5, 9, 10):
+            with CaptureQueriesContext(connection) as ctx:
+                head = ListResponse(client.get(URL + f"?limit={limit}"))
+            assert len(ctx.captured_queries) == 1, (limit, [q["sql"] for q in ctx.captured_queries])
+            assert head.json() == full[:limit]
+            assert head.content == ListResponse(client.get(URL + f"?limit={limit}&format=json")).content
+        assert ListResponse(client.get(URL + "?limit=10")).content == body
+
+    @pytest.mark.parametrize("query", ["limit=11", "limit=05", "limit=3&limit=4", "limit=3&type=item", "limit=0"])
+    def test_other_limits_are_computed(self, built, query):
+        client = client_for(built["users"]["space1"])
+        prime(client)
+        with CaptureQueriesContext(connection) as ctx:
+            response = client.get(f"{URL}?{query}")
+        assert response.status_code in (200, 400)
+        assert len(ctx.captured_queries) > 1 or response.status_code == 400
+
+    def test_a_stored_head_records_only_the_picks_shown(self, built):
+        from recommendations.impressions.recording import impressions_flush
+        from recommendations.models import Impression
+
+        client = client_for(built["users"]["space1"])
+        prime(client)
+        rid = ListResponse(client.get(URL + "?limit=3")).recommendation_id
+        impressions_flush()
+        assert len(Impression.objects.get(recommendation_id=rid).items) == 3
 
     def test_a_missing_generation_row_is_recreated(self, built):
         PayloadGeneration.objects.all().delete()
