@@ -211,8 +211,10 @@ def _member_base(name: str, n_items: int, ease_max_items: int, dense_ease_max_it
         base.setdefault("max_items", int(ease_max_items))
         if start is None and n_items <= dense_ease_max_items:
             # pruning EASE^R to its top-k positive weights drops the negative ones, which matter on
-            # dense data; a small catalogue keeps B whole
+            # dense data; a small catalogue keeps B whole, and starts at the registry's lambda (one
+            # fit, not two of nearly the same model)
             base["top_k"] = None
+            base["l2_norm"] = get_estimator("ease").get_params()["l2_norm"]
     return base
 
 
