@@ -98,10 +98,11 @@ DEFAULTS: dict[str, Any] = {
     "NEW_ITEM_MAX_READERS": 0,
     # Refuse EASE^R above this many items (its memory is n_items^2 * 8 bytes).
     "EASE_MAX_ITEMS": 20000,
-    # Full builds of a self-tuning algorithm ("auto"): seconds of its member search (its tune_budget,
-    # unless ALGORITHM_PARAMS gives one). Later builds reuse the chosen configuration until the
+    # Full builds of a self-tuning algorithm ("auto"): the safety net, in seconds, of its member
+    # search (its tune_budget, unless ALGORITHM_PARAMS gives one); the search itself is a count of
+    # fits, so it is the same on a busy machine. Later builds reuse the chosen configuration until the
     # interactions have grown by RETUNE_GROWTH (a share: 0.2 = 20%) or it is RETUNE_DAYS old.
-    "TUNE_BUDGET_SECONDS": 20.0,
+    "TUNE_BUDGET_SECONDS": 600.0,
     "RETUNE_GROWTH": 0.2,
     "RETUNE_DAYS": 7.0,
     # Impressions (recommendations.impressions): record every served list. False serves the same ids

@@ -12,14 +12,14 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
 
-from .auto_tuning import tune_auto
+from .auto_tuning import tune_auto, tune_iterations
 from .base import ItemSimilarityRecommender, RecommenderBase, get_estimator
 from .blend import AUTO_DEFAULTS, EASE_MAX_ITEMS, ITEM_COMPONENTS, content_similarity, row_max_scaled, unit_scale
 from .blocks import n_threads_to_use
 from .products import sparse_matmul
 from .tuning import jsonable
 
-__all__ = ["Auto", "MIN_TUNING_USERS", "MIN_VALIDATION_USERS", "VALIDATION_CELLS", "validation_users"]
+__all__ = ["Auto", "MIN_TUNING_USERS", "MIN_VALIDATION_USERS", "VALIDATION_CELLS", "tune_folds_for", "validation_users"]
 
 #: Below this many users with at least two interactions, validation is too thin to choose on:
 #: ``Auto`` keeps its untuned defaults.
@@ -34,6 +34,17 @@ MIN_VALIDATION_USERS = 2000
 def validation_users(n_items: int) -> int:
     """Validation users ``tune_users="auto"`` scores on a catalogue of ``n_items`` items."""
     return max(MIN_VALIDATION_USERS, VALIDATION_CELLS // max(int(n_items), 1))
+
+
+#: ``tune_folds="auto"`` averages 3 random carvings up to this many interactions: on small data one
+#: held-out item per user leaves validation noise as large as the differences it must resolve,
+#: and there the extra fits are cheap.
+FOLDS_MAX_NNZ = 150_000
+
+
+def tune_folds_for(nnz: int) -> int:
+    """Validation folds ``tune_folds="auto"`` averages over for ``nnz`` interactions (random split)."""
+    return 3 if nnz <= FOLDS_MAX_NNZ else 1
 
 
 class Auto(ItemSimilarityRecommender):
@@ -52,9 +63,12 @@ class Auto(ItemSimilarityRecommender):
 
     By default (``tune=None`` and no ``weights``) ``fit`` first tunes the model on the data it
     is given: it holds out each user's latest interaction (``timestamps`` given to ``fit``) or
-    one random interaction, searches member parameters for ``tune_budget`` seconds and then the
-    blend weights, chooses on that validation only, and fits the chosen blend on all the data
-    (see :func:`~.auto_tuning.tune_auto_protocols`). ``tuning_`` records what was chosen and why.
+    one random interaction, fits each member's fixed candidates (its start, its registry defaults
+    and the usual baselines' configurations) and a number of random points that follows the
+    data's size, then searches the blend weights, chooses on that validation only, and fits the
+    chosen blend on all the data (see :func:`~.auto_tuning.tune_auto_protocols`). The search is
+    a count of fits, so the same data gives the same model on any machine. ``tuning_`` records
+    what was chosen and why.
 
     Parameters
     ----------
@@ -76,16 +90,20 @@ class Auto(ItemSimilarityRecommender):
     tune : bool or None
         Tune on a validation split of the training data in ``fit``. None: tune unless ``weights``
         is given (a configuration chosen elsewhere, e.g. a parameters file, is used as it is).
-    tune_budget : float
-        Seconds for the search of member parameters; every member's starting parameters are
-        always tried, and the blend-weight search after it is bounded by its grid.
+    tune_budget : float or None
+        A safety net in seconds, not the budget: past it, members stop trying random points (their
+        fixed candidates are always tried). The search is bounded by ``tune_iter``; with the
+        default (1,800 s) the net is not reached on the benchmark data sets (docs/decisions.md).
     tune_users : int, "auto" or None
         Validation users scored (a random sample; all users still train the members). "auto":
         :func:`validation_users` of the catalogue; None: every user.
-    tune_iter : int
-        Random points of each member's search space tried after its starting parameters.
-    tune_folds : int
-        Independent random validation carvings averaged over (1 with timestamps).
+    tune_iter : int or "auto"
+        Random points of each member's search space tried after its fixed candidates. "auto":
+        :func:`~.auto_tuning.tune_iterations` of the number of interactions (3 up to 300,000,
+        fewer above).
+    tune_folds : int or "auto"
+        Independent random validation carvings averaged over (1 with timestamps). "auto":
+        :func:`tune_folds_for` (3 up to ``FOLDS_MAX_NNZ`` interactions, else 1).
     tune_metric : str
         Validation objective, e.g. ``"NDCG@10"`` or ``"HR@10+NDCG@10"``.
     tune_negatives : int or None
@@ -132,10 +150,10 @@ class Auto(ItemSimilarityRecommender):
         random_state: int | None = None,
         n_threads: int = 0,
         tune: bool | None = None,
-        tune_budget: float = 120.0,
+        tune_budget: float | None = 1800.0,
         tune_users: int | str | None = "auto",
-        tune_iter: int = 4,
-        tune_folds: int = 1,
+        tune_iter: int | str = "auto",
+        tune_folds: int | str = "auto",
         tune_metric: str = "NDCG@10",
         tune_negatives: int | None = None,
     ) -> None:
@@ -229,26 +247,32 @@ class Auto(ItemSimilarityRecommender):
             rows, cols = X.nonzero()
             times = np.asarray(sp.csr_matrix(timestamps)[rows, cols], dtype=np.float64).ravel()
             timestamps = sp.csr_matrix((times, X.indices.copy(), X.indptr.copy()), shape=X.shape)
+        n_iter = tune_iterations(X.nnz) if self.tune_iter == "auto" else int(self.tune_iter)
+        folds = 1 if timestamps is not None else (
+            tune_folds_for(X.nnz) if self.tune_folds == "auto" else int(self.tune_folds))
         started = time.perf_counter()
         result = tune_auto(
-            X, metric=self.tune_metric, ks=(10,), timestamps=timestamps, n_iter=int(self.tune_iter),
+            X, metric=self.tune_metric, ks=(10,), timestamps=timestamps, n_iter=n_iter,
             ease_max_items=int(self.ease_max_items), n_negatives=self.tune_negatives,
             max_users=validation_users(X.shape[1]) if self.tune_users == "auto" else self.tune_users,
-            n_folds=1 if timestamps is not None else int(self.tune_folds),
-            random_state=0 if self.random_state is None else int(self.random_state),
-            start_params=start, time_budget=float(self.tune_budget),
+            n_folds=folds, random_state=0 if self.random_state is None else int(self.random_state),
+            start_params=start, time_budget=None if self.tune_budget is None else float(self.tune_budget),
         )
         return {
             "tuned": True,
             "validation": "latest interaction per user" if timestamps is not None else "random leave-one-out",
-            "folds": 1 if timestamps is not None else int(self.tune_folds),
+            "folds": folds,
             "metric": self.tune_metric,
             "protocol": "full ranking" if not self.tune_negatives else f"{int(self.tune_negatives)} sampled negatives",
             "params": result.best_params,
             "blend": result.best_score,
             "member_scores": {name: r.best_score for name, r in result.members.items()},
+            "default_scores": result.extra.get("default_scores", {}),
             "candidates": {name: len(r.trials) for name, r in result.members.items()},
-            "budget_seconds": float(self.tune_budget),
+            "random_points": n_iter,
+            "fits": result.extra.get("fits"),
+            "budget_cut": result.extra.get("budget_cut", []),
+            "budget_seconds": None if self.tune_budget is None else float(self.tune_budget),
             "seconds": time.perf_counter() - started,
         }
 

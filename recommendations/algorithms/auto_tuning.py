@@ -4,13 +4,16 @@
    given, else a random one); with several folds, independent random carvings are made and
    every score is the mean over them.
 2. Each member (RP3beta, ItemKNN, EASE^R when the catalogue allows it, iALS) is fitted on the
-   rest for its starting parameters, its registry defaults and random points of its search space, one candidate of
-   each member in turn, while the time budget lasts. The validation users' scores of each fit
+   rest for its fixed candidates first (its starting parameters, its registry defaults and the
+   configurations of the usual baselines, :data:`BASELINE_POINTS`), then ``n_iter`` random points of
+   its search space: a count, not a time, so the same data gives the same search on any machine
+   (a wall-clock ``time_budget`` is only a safety net that cuts random points). The validation users' scores of each fit
    are computed once, in the form ``Auto`` blends them, and the best fit per objective is kept
    in memory (for a sampled objective only the scores of each user's candidates).
 3. The blend weights are searched by coordinate ascent over a grid on those cached scores,
-   starting from the better of the best item-item member alone and the untuned default blend,
-   keeping a change only when it improves the validation objective. A blend of cached scores is exactly ``Auto.fit``'s blend, so no refit
+   starting from the best of every member alone and the untuned default blend, keeping a change
+   only when it improves the validation objective: the chosen blend never validates below the best
+   member alone, hence below any member's registry defaults. A blend of cached scores is exactly ``Auto.fit``'s blend, so no refit
    is needed.
 """
 
@@ -39,12 +42,55 @@ from .tuning import (
     with_metric_k,
 )
 
-__all__ = ["BLEND_WEIGHT_GRID", "default_blend_weights", "registry_point", "tune_auto", "tune_auto_protocols"]
+__all__ = [
+    "BASELINE_POINTS",
+    "BLEND_WEIGHT_GRID",
+    "IALS_ALONE_WEIGHT",
+    "default_blend_weights",
+    "registry_point",
+    "tune_auto",
+    "tune_auto_protocols",
+    "tune_iterations",
+]
 
 #: Blend weights tried for each member of ``auto`` (the anchor member is fixed at 1; the blend is
 #: scale-free, so this loses nothing). Item-item members are unit-scaled and the iALS term is
 #: divided by each user's largest score (see ``Auto``), so one grid serves all of them.
 BLEND_WEIGHT_GRID: tuple[float, ...] = (0.0, 0.02, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.0)
+
+#: The iALS weight that stands for "iALS alone" beside the item-item anchor at 1: ``Auto`` needs an
+#: item-item part (for neighbours and explanations), which at this weight only breaks ties.
+IALS_ALONE_WEIGHT = 1e6
+
+#: Shrink that turns ItemKNN's shrunk cosine ``x_i.x_j / (|x_i||x_j| + shrink)`` into the plain dot
+#: product up to one constant factor (blending unit-scales it away): implicit's BM25Recommender.
+DOT_PRODUCT_SHRINK = 1e12
+
+#: Fixed candidates of each member besides its start and registry defaults: the configurations of
+#: the baselines a user compares with first (implicit 0.7's ``CosineRecommender()``,
+#: ``BM25Recommender()`` and ``AlternatingLeastSquares()`` with their defaults), so ``auto``
+#: validates them too. ItemKNN's "history" neighbourhood is implicit's row-wise top-K, and
+#: implicit's K=20 counts the item itself, so 19 neighbours give the same lists.
+BASELINE_POINTS: dict[str, list[dict[str, Any]]] = {
+    "itemknn": [
+        {"top_k": 19, "shrink": 0.0, "feature_weighting": "none", "neighbourhood": "history"},
+        {"top_k": 19, "shrink": DOT_PRODUCT_SHRINK, "feature_weighting": "bm25", "bm25_K1": 1.2, "bm25_B": 0.75,
+         "neighbourhood": "history"},
+    ],
+    "ials": [{"factors": 100, "regularization": 0.01, "alpha": 1.0, "iterations": 15}],
+}
+
+#: Parameters of a registry estimator that are not model choices.
+_NOT_MODEL_PARAMS = ("n_threads", "random_state", "max_items")
+
+
+def tune_iterations(nnz: int) -> int:
+    """Random search points per member after its fixed candidates, for ``nnz`` interactions.
+
+    Fewer on bigger data, where each fit costs more: the search is a count of fits, so its result
+    does not depend on the machine's speed or load (docs/decisions.md).
+    """
+    return 3 if nnz <= 300_000 else 2 if nnz <= 3_000_000 else 1 if nnz <= 30_000_000 else 0
 
 
 @dataclass
@@ -165,8 +211,10 @@ def _member_base(name: str, n_items: int, ease_max_items: int, dense_ease_max_it
         base.setdefault("max_items", int(ease_max_items))
         if start is None and n_items <= dense_ease_max_items:
             # pruning EASE^R to its top-k positive weights drops the negative ones, which matter on
-            # dense data; a small catalogue keeps B whole
+            # dense data; a small catalogue keeps B whole, and starts at the registry's lambda (one
+            # fit, not two of nearly the same model)
             base["top_k"] = None
+            base["l2_norm"] = get_estimator("ease").get_params()["l2_norm"]
     return base
 
 
@@ -188,13 +236,26 @@ class _Member:
     seen: set[str] = field(default_factory=set)
     last_fit_seconds: float = 0.0
     n_tried: int = 0
+    #: how many of ``candidates`` (the first ones) are fixed: always tried, whatever the time
+    n_fixed: int = 1
+    #: the starting parameters, under every other candidate
+    base: dict[str, Any] = field(default_factory=dict)
+
+    def score_of(self, obj: str, params: Mapping[str, Any], metric: str) -> float:
+        """Validation score of the trial with ``params`` (NaN when it was not tried)."""
+        key = json.dumps(jsonable(dict(params)), sort_keys=True)
+        for trial in self.trials[obj]:
+            if json.dumps(jsonable(trial["params"]), sort_keys=True) == key:
+                return float(trial[metric])
+        return float("nan")
 
     @classmethod
     def start(cls, name: str, protocols: Mapping[str, int | None], base: dict[str, Any],
-              points: list[dict[str, Any]]) -> _Member:
-        """A member whose candidates are ``base``, then each search point merged over it."""
-        candidates = [base] + [{**base, **p} for p in points if p]
-        return cls(name, candidates, {obj: (-np.inf, dict(base)) for obj in protocols}, {obj: [] for obj in protocols})
+              fixed: list[dict[str, Any]], points: list[dict[str, Any]]) -> _Member:
+        """A member whose candidates are ``base``, its ``fixed`` points, then random ``points``, each merged over ``base``."""
+        candidates = [base] + [{**base, **p} for p in fixed] + [{**base, **p} for p in points if p]
+        return cls(name, candidates, {obj: (-np.inf, dict(base)) for obj in protocols}, {obj: [] for obj in protocols},
+                   n_fixed=1 + len(fixed), base=dict(base))
 
 
 @dataclass
@@ -208,6 +269,8 @@ class _Search:
     say: Callable[[str], None]
     #: objective -> member -> per-fold cached scores of the member's best fit
     cached: dict[str, dict[str, list[NDArray[np.float32]]]]
+    #: members whose random points the safety-net time budget cut
+    cut: list[str] = field(default_factory=list)
 
     def try_member(self, member: _Member, params: dict[str, Any]) -> None:
         """Fit ``params`` on every fold, score it for every objective, keep it where it is best."""
@@ -255,26 +318,32 @@ class _Search:
 
 
 def _search_members(search: _Search, members: list[_Member], deadline: float | None) -> None:
-    """Try each member's candidates, one of each member in turn, until they run out or time does.
+    """Try each member's candidates, one of each member in turn (in a fixed order), until they run out.
 
-    Every member's first candidate (its starting parameters) is always tried; later ones only
-    while the deadline leaves room for another fit as long as that member's last one, the
-    quickest members first, so a slow member (EASE^R on a big catalogue) does not starve the others.
+    Every member's fixed candidates (start, registry defaults, baselines) are always tried. The
+    random points after them are a fixed count too; ``deadline`` is only a safety net: once a
+    further fit as long as the member's last one would pass it, that member's random points stop
+    (and the search then depends on the machine's speed; ``tuning_`` says so).
     """
+    position = {id(m): 0 for m in members}
     while True:
         progressed = False
-        for member in sorted(members, key=lambda m: m.last_fit_seconds):
+        for member in members:
             while member.candidates:
                 params = member.candidates.pop(0)
+                fixed = position[id(member)] < member.n_fixed
+                position[id(member)] += 1
                 key = json.dumps(jsonable(params), sort_keys=True)
                 if key not in member.seen:
                     break
             else:
                 continue
             member.seen.add(key)
-            if member.n_tried and deadline is not None and time.perf_counter() + member.last_fit_seconds > deadline:
+            if not fixed and deadline is not None and time.perf_counter() + member.last_fit_seconds > deadline:
                 member.candidates.clear()
-                search.say(f"tune auto member {member.name}: time budget reached after {member.n_tried} candidates")
+                search.cut.append(member.name)
+                search.say(f"tune auto member {member.name}: safety-net time budget reached after "
+                           f"{member.n_tried} candidates")
                 continue
             search.try_member(member, params)
             progressed = True
@@ -300,19 +369,26 @@ def _search_blend(
     weights = {n: 0.0 for n in available}
     weights[anchor] = 1.0
     best_score = results[anchor].best_score
-    trials: list[dict[str, Any]] = [{"weights": {anchor: 1.0}, metric: best_score}]
+    trials: list[dict[str, Any]] = [{"weights": {anchor: 1.0}, metric: best_score, "start": f"{anchor} alone"}]
     memo: dict[tuple, float] = {((anchor, 1.0),): best_score}
-    # The untuned blend is the other starting point: the ascent then keeps its members unless
-    # validation says otherwise, instead of growing a blend from one member.
+    # Other starting points: iALS alone (the anchor then only breaks its ties) and the untuned blend,
+    # from which the ascent keeps its members unless validation says otherwise. The best start wins,
+    # so the blend never validates below any member alone.
+    starts = []
+    if "ials" in available:
+        starts.append(({anchor: 1.0, "ials": IALS_ALONE_WEIGHT}, "ials alone"))
     default = default_blend_weights(available)
     default_anchor = max((n for n in default if n in ITEM_COMPONENTS), key=default.get, default=None)
     if default_anchor is not None and len(default) > 1:
-        score, _ = search.blend_score(obj, default)
-        memo[tuple(sorted(default.items()))] = score
-        trials.append({"weights": dict(default), metric: score, "start": "untuned defaults"})
+        starts.append(({n: w / default[default_anchor] for n, w in default.items()}, "untuned defaults"))
+    for start, label in starts:
+        score, _ = search.blend_score(obj, start)
+        memo[tuple(sorted(start.items()))] = score
+        trials.append({"weights": dict(start), metric: score, "start": label})
         if np.isfinite(score) and score > best_score:
-            anchor, best_score = default_anchor, score
-            weights = {n: default.get(n, 0.0) / default[default_anchor] for n in available}
+            best_score = score
+            anchor = max((n for n in start if n in ITEM_COMPONENTS), key=start.get)
+            weights = {n: start.get(n, 0.0) for n in available}
     for _ in range(n_passes):
         improved = False
         for n in available:
@@ -348,22 +424,34 @@ def default_blend_weights(available: Sequence[str]) -> dict[str, float]:
     return {n: w for n, w in weights.items() if n in available}
 
 
-def registry_point(name: str, space: Mapping[str, Sequence[Any]]) -> dict[str, Any]:
-    """The registry defaults of ``name`` for the parameters its search ``space`` varies.
+def registry_point(name: str, space: Mapping[str, Sequence[Any]] | None = None) -> dict[str, Any]:
+    """The registry defaults of ``name``: every model parameter of ``get_estimator(name)``.
 
     Tried right after a member's starting parameters, so ``auto`` always validates each member
-    as a user would get it from the registry, not only ``AUTO_DEFAULTS``.
+    as a user would get it from the registry, not only ``AUTO_DEFAULTS``. ``space`` is accepted
+    for older callers and ignored.
     """
     defaults = get_estimator(name).get_params()
-    return {key: defaults[key] for key in space if key in defaults}
+    return {key: value for key, value in defaults.items() if key not in _NOT_MODEL_PARAMS}
+
+
+def _fixed_points(name: str, n_items: int, dense_ease_max_items: int) -> list[dict[str, Any]]:
+    """A member's fixed candidates after its start: registry defaults, then the baselines' configurations.
+
+    Above ``dense_ease_max_items`` items EASE^R keeps its start's pruning and adds no fixed point:
+    each of its fits costs minutes there, and the registry's lambda is next to the start's.
+    """
+    if name == "ease":
+        return [registry_point(name)] if n_items <= dense_ease_max_items else []
+    return [registry_point(name)] + [dict(p) for p in BASELINE_POINTS.get(name, [])]
 
 
 def _member_points(name: str, space: Mapping[str, Sequence[Any]], n_iter: int | None,
                    rng: np.random.Generator) -> list[dict[str, Any]]:
-    """The ``n_iter`` search points of a member after its start: its registry defaults, then random points."""
+    """The ``n_iter`` random search points of a member (all of its grid when None)."""
     if n_iter is not None and n_iter <= 0:
         return []
-    return [registry_point(name, space)] + search_candidates(space, None if n_iter is None else n_iter - 1, rng)
+    return search_candidates(space, n_iter, rng)
 
 
 def tune_auto_protocols(
@@ -386,22 +474,27 @@ def tune_auto_protocols(
     random_state: int = 0,
     start_params: Mapping[str, Mapping[str, Any]] | None = None,
     time_budget: float | None = None,
+    fixed_points: bool = True,
     log: Callable[[str], None] | None = None,
 ) -> dict[str, TuningResult]:
     """Tune ``auto`` on validation carved out of ``train`` (TRAIN only): its members, then its blend weights.
 
     See the module docstring for the steps. ``protocols`` maps an objective name to the sampled
     negatives per validation user, or None for full ranking; one search serves them all. The
-    search starts each member at ``start_params`` (default ``AUTO_DEFAULTS``), then tries
-    ``n_iter`` (``member_iter[name]``) more points while ``time_budget`` seconds last: the member's
-    registry defaults (:func:`registry_point`), then random points of ``search_spaces`` (default
-    ``DEFAULT_SEARCH_SPACES``). ``max_users`` validation users
+    search starts each member at ``start_params`` (default ``AUTO_DEFAULTS``), then tries its fixed
+    points (with ``fixed_points``: its registry defaults, :func:`registry_point`, and
+    :data:`BASELINE_POINTS`), then ``n_iter`` (``member_iter[name]``; EASE^R above
+    ``dense_ease_max_items`` items: 0) random points of ``search_spaces`` (default
+    ``DEFAULT_SEARCH_SPACES``). ``time_budget`` seconds are a safety net that only cuts random
+    points, so below it the search is the same on any machine. ``max_users`` validation users
     are scored (their cached full-ranking scores take users x items x 4 bytes per member and
     fold). Up to ``dense_ease_max_items`` items the default EASE^R member keeps its dense weights.
 
     Returns a dict: objective name -> :class:`TuningResult` with ``algorithm="auto"``,
-    ``best_params`` ready for ``get_estimator("auto", **params)``, the blend trials, and
-    ``members`` (each member tuned alone: a baseline with the same candidates and folds).
+    ``best_params`` ready for ``get_estimator("auto", **params)``, the blend trials,
+    ``members`` (each member tuned alone: a baseline with the same candidates and folds) and
+    ``extra``: each member's registry-defaults validation score, the members the safety net cut
+    and the number of fits.
     """
     deadline = None if time_budget is None else time.perf_counter() + float(time_budget)
     train = sp.csr_matrix(train, dtype=np.float32)
@@ -412,18 +505,24 @@ def tune_auto_protocols(
     spaces = {**DEFAULT_SEARCH_SPACES, **(search_spaces or {})}
     folds, rng = _make_folds(train, protocols, timestamps, max_users, random_state, n_folds)
     search = _Search(folds, protocols, ks, metric, log or (lambda line: None), {obj: {} for obj in protocols})
-    state = [
-        _Member.start(name, protocols, _member_base(name, n_items, ease_max_items, dense_ease_max_items,
-                                                    (start_params or {}).get(name)),
-                      _member_points(name, spaces.get(name, {}), (member_iter or {}).get(name, n_iter), rng))
-        for name in names
-    ]
+    state = []
+    for name in names:
+        base = _member_base(name, n_items, ease_max_items, dense_ease_max_items, (start_params or {}).get(name))
+        fixed = _fixed_points(name, n_items, dense_ease_max_items) if fixed_points else []
+        iters = (member_iter or {}).get(name, n_iter if name != "ease" or n_items <= dense_ease_max_items else 0)
+        state.append(_Member.start(name, protocols, base, fixed, _member_points(name, spaces.get(name, {}), iters, rng)))
     _search_members(search, state, deadline)
     results = {}
     for obj in protocols:
         members_done = {m.name: TuningResult(m.name, m.best[obj][1], float(m.best[obj][0]), metric, m.trials[obj])
                         for m in state}
         results[obj] = _search_blend(search, obj, names, members_done, weight_grid, n_passes)
+        results[obj].extra = {
+            "default_scores": {m.name: m.score_of(obj, {**m.base, **registry_point(m.name)}, metric)
+                               for m in state if m.name != "ease" or n_items <= dense_ease_max_items},
+            "budget_cut": list(search.cut),
+            "fits": sum(m.n_tried for m in state) * len(folds),
+        }
     return results
 
 

@@ -57,6 +57,8 @@ class TuningResult:
     trials: list[dict[str, Any]]
     #: For ``tune_auto``: the tuning of each blend member alone (same candidates), by member name.
     members: dict[str, "TuningResult"] = field(default_factory=dict)
+    #: For ``tune_auto``: what else the search records (registry-default scores, fits, budget cuts).
+    extra: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         """Return a JSON-serialisable dict."""

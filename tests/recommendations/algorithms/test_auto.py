@@ -62,13 +62,42 @@ def test_timestamps_hold_out_each_users_latest_item(spy):
     assert (spy[0][1] != stamps).nnz == 0
 
 
-def test_budget_bounds_the_member_search(spy):
+def test_the_time_budget_is_only_a_safety_net_on_random_points(spy):
+    from recommendations.algorithms.auto_tuning import BASELINE_POINTS
+
     X = _clustered(seed=2)
     model = Auto(**FAST, tune_budget=0, tune_iter=3).fit(X)
-    # each member's starting point is always tried; nothing more once the budget is spent
-    assert model.tuning_["candidates"] == {"rp3beta": 1, "itemknn": 1, "ease": 1, "ials": 1}
+    # the fixed candidates (start, registry defaults, baselines) are always tried; random points are cut
+    fixed = {name: 2 + len(BASELINE_POINTS.get(name, [])) for name in ("rp3beta", "itemknn", "ease", "ials")}
+    assert model.tuning_["candidates"] == fixed
+    assert sorted(model.tuning_["budget_cut"]) == ["ease", "ials", "itemknn", "rp3beta"]
     roomy = Auto(**FAST, tune_budget=600, tune_iter=3).fit(X)
-    assert sum(roomy.tuning_["candidates"].values()) > 4
+    assert roomy.tuning_["budget_cut"] == []
+    assert sum(roomy.tuning_["candidates"].values()) > sum(fixed.values())
+
+
+def test_the_search_is_a_count_of_fits_and_repeats_exactly(spy, monkeypatch):
+    from recommendations.algorithms import auto_tuning
+
+    X = _clustered(seed=12)
+    first = Auto(**FAST, tune_iter=2, random_state=3).fit(X)
+    # a slower machine: every fit takes longer; without a safety net in reach the search is the same
+    clock = {"t": 0.0}
+    monkeypatch.setattr(auto_tuning.time, "perf_counter", lambda: clock.__setitem__("t", clock["t"] + 7.0) or clock["t"])
+    second = Auto(**FAST, tune_iter=2, random_state=3).fit(X)
+    for key in ("params", "blend", "member_scores", "default_scores", "candidates", "fits"):
+        assert first.tuning_[key] == second.tuning_[key], key
+    assert (first.item_similarity_ != second.item_similarity_).nnz == 0
+
+
+@pytest.mark.parametrize("seed", [13, 14, 15])
+def test_the_choice_never_validates_below_the_best_default_member(spy, seed):
+    X = _clustered(n_users=120, n_items=50, seed=seed)
+    tuning = Auto(tune_iter=1, random_state=seed).fit(X).tuning_
+    defaults = tuning["default_scores"]
+    assert set(defaults) == {"rp3beta", "itemknn", "ease", "ials"} and all(np.isfinite(v) for v in defaults.values())
+    assert tuning["blend"] >= max(tuning["member_scores"].values()) - 1e-9
+    assert tuning["blend"] >= max(defaults.values()) - 1e-9
 
 
 def test_given_weights_or_tune_false_skip_tuning(spy):
@@ -103,7 +132,7 @@ def test_untuned_defaults_give_ease_a_weight():
 
 
 def test_default_members_start_from_auto_defaults_with_dense_ease_on_small_catalogues(monkeypatch):
-    from recommendations.algorithms import auto_tuning
+    from recommendations.algorithms import auto_tuning, get_estimator
 
     tried = []
     real = auto_tuning._Search.try_member
@@ -116,7 +145,10 @@ def test_default_members_start_from_auto_defaults_with_dense_ease_on_small_catal
     small = {"rp3beta": FAST["rp3beta"], "itemknn": FAST["itemknn"], "ials": FAST["ials"]}
     Auto(**small, tune_budget=0, tune_iter=0).fit(_clustered(seed=5))
     ease_start = next(params for name, params in tried if name == "ease")
-    assert ease_start["l2_norm"] == AUTO_DEFAULTS["ease"]["l2_norm"] and ease_start["top_k"] is None
+    # dense, at the registry's lambda: the start is also EASE^R's registry defaults (one fit, not two)
+    registry = get_estimator("ease").get_params()
+    assert ease_start["l2_norm"] == registry["l2_norm"] and ease_start["top_k"] is None is registry["top_k"]
+    assert [name for name, _ in tried].count("ease") == 1
 
 
 def test_timestamps_of_pairs_the_matrix_dropped_are_ignored(spy):
@@ -150,7 +182,7 @@ def test_sampled_negatives_set_the_validation_protocol(monkeypatch):
     assert validation_users(100_000) == MIN_VALIDATION_USERS < validation_users(5_000) == VALIDATION_CELLS // 5_000
 
 
-def test_members_try_their_registry_defaults_right_after_their_start(monkeypatch):
+def test_members_try_their_registry_defaults_then_the_baselines_after_their_start(monkeypatch):
     from recommendations.algorithms import auto_tuning, get_estimator
 
     tried = []
@@ -163,10 +195,13 @@ def test_members_try_their_registry_defaults_right_after_their_start(monkeypatch
     monkeypatch.setattr(auto_tuning._Search, "try_member", record)
     Auto(**FAST, tune_budget=600, tune_iter=1).fit(_clustered(seed=8))
     for name in ("rp3beta", "itemknn", "ials"):
-        first, second = [params for member, params in tried if member == name][:2]
+        first, second, *rest = [params for member, params in tried if member == name]
         assert first == FAST[name]
         registry = get_estimator(name).get_params()
-        assert second == {**FAST[name], **{k: registry[k] for k in auto_tuning.DEFAULT_SEARCH_SPACES[name]}}
+        assert second == {**FAST[name], **{k: v for k, v in registry.items() if k not in ("n_threads", "random_state")}}
+        # then the baselines' configurations (implicit's Cosine, BM25 and ALS defaults)
+        baselines = [{**FAST[name], **p} for p in auto_tuning.BASELINE_POINTS.get(name, [])]
+        assert rest[: len(baselines)] == baselines
 
 
 def test_blend_search_starts_from_the_untuned_blend_when_it_validates_better(monkeypatch):
