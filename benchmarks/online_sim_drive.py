@@ -172,23 +172,26 @@ class Outcomes:
     clicks: np.ndarray
     credit_a: np.ndarray
     credit_b: np.ndarray
+    #: One entry per stored list: (reader index, day, items shown, clicked positions 1-based).
+    lists: list[tuple[int, int, int, tuple[int, ...]]] = field(default_factory=list)
 
 
 def outcomes_read(slug: str, bounds: list) -> Outcomes:
     """Return each reader's impressions, clicked impressions, clicks and interleaving credits per day of ``slug``."""
     rows = list(Impression.objects.filter(experiment=slug, surface=SURFACE)
-                .values_list("pk", "user_id", "arm", "created_at"))
+                .values_list("pk", "user_id", "arm", "created_at", "items"))
     clicks = defaultdict(list)
     for impression_id, position in (Attribution.objects.filter(impression__experiment=slug, kind="click")
                                     .values_list("impression_id", "position")):
         clicks[impression_id].append(position)
-    users = sorted({u for _, u, _, _ in rows if u is not None})
+    users = sorted({u for _, u, _, _, _ in rows if u is not None})
     index = {u: i for i, u in enumerate(users)}
     shape = (len(users), len(bounds) - 1)
     out = Outcomes(users, [""] * len(users), *(np.zeros(shape) for _ in range(5)))
-    for pk, user, arm, created in rows:
+    for pk, user, arm, created, items in rows:
         i = index[user]
         day = min(max(bisect.bisect_right(bounds, created) - 1, 0), shape[1] - 1)
+        out.lists.append((i, day, len(items), tuple(clicks[pk])))
         teams = teams_from_label(arm)
         out.arms[i] = "interleaved" if teams is not None else arm
         out.impressions[i, day] += 1

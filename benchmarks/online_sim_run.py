@@ -12,6 +12,7 @@ from django.core.management import call_command
 from django.db import connection
 
 from articles.demo import demo_data_load
+from articles.models import Article, Read
 from benchmarks import online_sim_stats as st
 from benchmarks.online_sim_drive import (
     Outcomes,
@@ -36,9 +37,12 @@ EXPERIMENTS = {
     # A closer pair: auto against plain item-kNN, where the difference is smaller.
     "ab-knn": ("sim-ab-knn", Experiment.Kind.AB, [("itemknn", "itemknn", 0.5), ("auto", "", 0.5)]),
     "il-knn": ("sim-il-knn", Experiment.Kind.INTERLEAVING, [("itemknn", "itemknn", 0.5), ("auto", "", 0.5)]),
+    # The closest pair: auto against RP3beta, one of its own blend's members.
+    "ab-rp3": ("sim-ab-rp3", Experiment.Kind.AB, [("rp3beta", "rp3beta", 0.5), ("auto", "", 0.5)]),
+    "il-rp3": ("sim-il-rp3", Experiment.Kind.INTERLEAVING, [("rp3beta", "rp3beta", 0.5), ("auto", "", 0.5)]),
 }
 # (A/B phase, interleaving phase, control arm) of each compared pair; "auto" is the treatment (team B).
-PAIRS = [("ab", "il", "toppop"), ("ab-knn", "il-knn", "itemknn")]
+PAIRS = [("ab", "il", "toppop"), ("ab-knn", "il-knn", "itemknn"), ("ab-rp3", "il-rp3", "rp3beta")]
 POWER = 0.8
 
 
@@ -49,6 +53,10 @@ def site_prepare(split, work, say) -> None:
     data_dir = data_dir_write(work / "data", split.train, demo_reader)
     counts = demo_data_load(data_dir=data_dir, admin_username=None)
     say(f"Loaded {counts['readers']:,} readers, {counts['ratings']:,} ratings, {counts['books']:,} books")
+    # The simulated readers want books only: the shipped IBM articles (other readers') leave the catalogue.
+    deleted = Article.objects.all().delete()[1]
+    say(f"Removed the shipped articles: {deleted.get(Article._meta.label, 0):,} articles, "
+        f"{deleted.get(Read._meta.label, 0):,} of their reads")
     for slug, kind, arms in EXPERIMENTS.values():
         experiment_create(slug, kind, arms, live=False)
     call_command("recommendations", "build", "--sync")
@@ -119,8 +127,9 @@ def aa_figures(phase: Phase, args) -> dict:
     as_run = st.looks(data, np.array([0 if a == "a1" else 1 for a in o.arms]), alpha=alpha, relative_tau=tau)
     units = [f"u:{u}" for u in o.user_ids]
     resplit = st.aa_experiments(units, data, n_salts=args.salts, alpha=alpha, relative_tau=tau, other_taus=(0.5, 2.0))
+    interleaved = st.interleaving_aa(units, o.lists, n_salts=args.salts, alpha=alpha)
     return {"as_run": as_run[-1], "as_run_sequential": min(s for _, s, _ in as_run), "resplit": resplit,
-            "ctr": o.clicks.sum() / o.impressions.sum()}
+            "ctr": o.clicks.sum() / o.impressions.sum(), "interleaving_aa": interleaved}
 
 
 def _expected_by_arm(phase: Phase, control_name: str) -> tuple[tuple, tuple]:
@@ -148,28 +157,32 @@ def ab_figures(phase: Phase, args, control_name: str) -> dict:
 
 
 def power_figures(ab: Phase, il: Phase, args, control_name: str, direction: float) -> dict:
-    """Readers (and impressions) each design needs to find the better arm at alpha .05 with 80% power.
+    """Impressions each design needs to find the better arm at alpha .05 with 80% power.
 
     ``direction`` is +1 when auto is the better arm (by the click model's true difference), -1 else.
+    Each design is resampled over readers and cut to its first 1 to all days; the fewest impressions
+    over those lengths is its need.
     """
     alpha = app_settings.EXPERIMENT_ALPHA
-    o = ab.outcomes
-    totals = {name: (o.clicks[ab.arm(name)].sum(axis=1), o.impressions[ab.arm(name)].sum(axis=1))
-              for name in (control_name, "auto")}
-    ab_test = st.ab_test(totals[control_name], totals["auto"], alpha=alpha, direction=direction)
-    n_ab, curve_ab = st.readers_for_power(ab_test, target=POWER, draws=args.draws, seed=args.seed)
-    i = il.outcomes
-    credit_a, credit_b = i.credit_a.sum(axis=1), i.credit_b.sum(axis=1)
-    il_test = st.interleaving_test(credit_a, credit_b, alpha=alpha, direction=direction)
-    n_il, curve_il = st.readers_for_power(il_test, target=POWER, draws=args.draws, seed=args.seed, low=4)
+    o, i = ab.outcomes, il.outcomes
+    arms = {name: (o.clicks[ab.arm(name)], o.impressions[ab.arm(name)]) for name in (control_name, "auto")}
+    common = {"target": POWER, "draws": args.draws, "seed": args.seed}
+    need_ab = st.impressions_for_power(
+        lambda days: st.ab_test(arms[control_name], arms["auto"], alpha=alpha, direction=direction, days=days),
+        o.impressions, low=4, **common)
+    need_il = st.impressions_for_power(
+        lambda days: st.interleaving_test(i.credit_a, i.credit_b, i.impressions, alpha=alpha, direction=direction,
+                                          days=days), i.impressions, low=2, **common)
+    need_sign = st.impressions_for_power(
+        lambda days: st.interleaving_test(i.credit_a, i.credit_b, i.impressions, alpha=alpha, direction=direction,
+                                          days=days, sign=True), i.impressions, low=4, **common)
+    totals = {name: tuple(v.sum(axis=1) for v in arm) for name, arm in arms.items()}
     true_difference = st.true_ctr_lift(*_expected_by_arm(ab, control_name), draws=1, seed=0)[0]
     n_ab_true = st.ab_readers_at(true_difference, totals[control_name], totals["auto"], alpha=alpha,
                                  power_target=POWER)
-    per_reader_ab = o.impressions.sum() / max(len(o.user_ids), 1)
-    per_reader_il = i.impressions.sum() / max(len(i.user_ids), 1)
     preference = experiment_results(Experiment.objects.get(slug=EXPERIMENTS[il.key][0])).interleaving
-    return {"control": control_name, "n_ab": n_ab, "n_ab_true": n_ab_true, "n_il": n_il, "curve_ab": curve_ab, "curve_il": curve_il,
-            "impressions_ab": n_ab * per_reader_ab, "impressions_il": n_il * per_reader_il,
+    return {"control": control_name, "ab": need_ab, "il": need_il, "sign": need_sign, "n_ab_true": n_ab_true,
+            "ab_lists_per_reader": float(o.impressions.sum(axis=1).mean()),
             "il_result": preference, "il_readers": len(i.user_ids),
             "il_ctr": i.clicks.sum() / max(i.impressions.sum(), 1)}
 

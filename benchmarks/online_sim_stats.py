@@ -171,12 +171,15 @@ def ab_readers_at(difference: float, control: tuple[np.ndarray, np.ndarray], tre
 
 
 def ab_test(control: tuple[np.ndarray, np.ndarray], treatment: tuple[np.ndarray, np.ndarray], *, alpha: float,
-            direction: float) -> Callable[[np.random.Generator, int], bool]:
-    """Return a resampled A/B test of ``n`` readers (half per arm): treatment better at ``alpha``, fixed horizon."""
+            direction: float, days: int | None = None) -> Callable[[np.random.Generator, int], bool]:
+    """Return a resampled A/B test of ``n`` readers (half per arm) over the first ``days`` days (all without):
+    treatment better at ``alpha``, fixed horizon. Arms are (clicks, impressions) arrays of readers x days."""
+    arms_data = [tuple(v[:, :days].sum(axis=1) for v in arm) for arm in (control, treatment)]
+
     def test(rng: np.random.Generator, n: int) -> bool:
         half = max(n // 2, 2)
         arms = []
-        for clicks, imps in (control, treatment):
+        for clicks, imps in arms_data:
             pick = rng.integers(0, len(clicks), half)
             arms.append((clicks[pick], imps[pick]))
         d = es.ratio_difference(arms[0], arms[1], alpha=alpha)
@@ -185,15 +188,82 @@ def ab_test(control: tuple[np.ndarray, np.ndarray], treatment: tuple[np.ndarray,
     return test
 
 
-def interleaving_test(credit_a: np.ndarray, credit_b: np.ndarray, *, alpha: float,
-                      direction: float) -> Callable[[np.random.Generator, int], bool]:
-    """Return a resampled interleaving test of ``n`` readers: the sign test prefers B (``direction`` > 0) at ``alpha``."""
+def interleaving_test(credit_a: np.ndarray, credit_b: np.ndarray, lists: np.ndarray, *, alpha: float,
+                      direction: float, days: int | None = None,
+                      sign: bool = False) -> Callable[[np.random.Generator, int], bool]:
+    """Return a resampled interleaving test of ``n`` readers over the first ``days`` days: B preferred
+    (``direction`` > 0) at ``alpha`` by the results' credit test, or by the sign test with ``sign``."""
+    a, b, shown = (v[:, :days].sum(axis=1) for v in (credit_a, credit_b, lists))
+
     def test(rng: np.random.Generator, n: int) -> bool:
-        pick = rng.integers(0, len(credit_a), n)
-        result = es.interleaving_preference(credit_a[pick], credit_b[pick])
-        return result.p_value < alpha and result.delta * direction > 0
+        pick = rng.integers(0, len(a), n)
+        result = es.interleaving_preference(a[pick], b[pick], shown[pick], alpha=alpha)
+        if sign:
+            return result.sign_p_value < alpha and result.delta * direction > 0
+        return result.p_value < alpha and result.credit_diff * direction > 0
 
     return test
+
+
+@dataclass
+class Needed:
+    """The fewest impressions a design needs at the target power: over how many days, how many readers."""
+
+    days: int
+    readers: int | None
+    impressions: float
+    #: days -> (readers needed, impressions, the power curve measured)
+    by_days: dict
+
+
+def impressions_for_power(make_test: Callable[[int], Callable], lists: np.ndarray, *, target: float, draws: int,
+                          seed: int, low: int) -> Needed:
+    """Return the fewest impressions reaching ``target`` power, over experiments of 1 to all days.
+
+    ``make_test(days)`` returns the resampled test of the first ``days`` days; ``lists`` holds each reader's
+    lists per day (readers x days) as stored. An experiment of ``d`` days with ``n`` readers shows
+    ``n`` times the mean lists of a reader over ``d`` days.
+    """
+    by_days = {}
+    for days in range(1, lists.shape[1] + 1):
+        n, curve = readers_for_power(make_test(days), target=target, draws=draws, seed=seed, low=low)
+        per_reader = float(lists[:, :days].sum(axis=1).mean())
+        by_days[days] = (n, n * per_reader if n else math.inf, curve)
+    best = min(by_days, key=lambda d: by_days[d][1])
+    return Needed(best, by_days[best][0], by_days[best][1], by_days)
+
+
+def interleaving_aa(units: list[str], lists: list[tuple[int, int, int, tuple[int, ...]]], *, n_salts: int,
+                    alpha: float) -> dict[str, int]:
+    """Interleave the A/A phase's lists with themselves under ``n_salts`` salts; count the tests that reject.
+
+    Both A/A arms served the default picks, so a team-draft merge of a reader's list with itself is the
+    list they were shown: only the coin (seeded by salt and reader, as in serving) decides which team each
+    clicked position credits. Each salt is one A/A interleaving experiment on the stored lists and clicks.
+    """
+    counts = {"credit": 0, "sign": 0, "per_list": 0}
+    n_readers = len(units)
+    for salt in range(n_salts):
+        a, b, shown = np.zeros(n_readers), np.zeros(n_readers), np.zeros(n_readers)
+        list_a, list_b = [], []
+        teams_of = {}
+        for reader, _day, n_items, clicked in lists:
+            key = (reader, n_items)
+            if key not in teams_of:
+                ranking = list(range(n_items))
+                teams_of[key] = es.team_draft_interleave(ranking, ranking, n_items,
+                                                         seed=f"il-aa-{salt}:{units[reader]}")[1]
+            credit = es.interleaving_credit(teams_of[key], [p - 1 for p in clicked])
+            a[reader] += credit[0]
+            b[reader] += credit[1]
+            shown[reader] += 1
+            list_a.append(credit[0])
+            list_b.append(credit[1])
+        result = es.interleaving_preference(a, b, shown, alpha=alpha)
+        counts["credit"] += result.p_value < alpha
+        counts["sign"] += result.sign_p_value < alpha
+        counts["per_list"] += es.credit_difference(list_a, list_b, np.ones(len(list_a)), alpha=alpha).p_value < alpha
+    return counts
 
 
 def srm_rates(units: list[str], *, n_salts: int, threshold: float) -> dict[str, tuple[int, int]]:
