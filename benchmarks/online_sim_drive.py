@@ -47,6 +47,8 @@ class Shown:
     recommendation_id: str
     items: list[str]
     expected_clicks: float
+    #: The click model's probability of a click at each position (interleaving's true credit).
+    expected_positions: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -112,7 +114,8 @@ def reader_day(sim: SimReader, model: ClickModel, books: dict[str, str]) -> int:
     cards = CARD.findall(section.group(1))
     keys = [books.get(pk, f"{kind}:{pk}") if kind == "book" else f"{kind}:{pk}" for kind, pk, _ in cards]
     rid = _recommendation_id(cards[0][2], page) if cards else ""
-    sim.shown.append(Shown(rid, keys, model.expected_clicks(keys, sim.reader)))
+    by_position = model.expected_by_position(keys, sim.reader)
+    sim.shown.append(Shown(rid, keys, sum(by_position), by_position))
     ranks = model.clicks(keys, sim.reader)
     for rank in ranks:
         kind, pk, href = cards[rank - 1]

@@ -1,6 +1,7 @@
 """Provides the online simulation's preparation, phases and analysis on the site; needs Django set up."""
 from __future__ import annotations
 
+import math
 import os
 import sqlite3
 import time
@@ -27,6 +28,7 @@ from benchmarks.online_sim_site import data_dir_write
 from recommendations.conf import app_settings
 from recommendations.experiments.models import Experiment
 from recommendations.experiments.results import experiment_results
+from recommendations.experiments.serving import teams_from_label
 from recommendations.impressions.models import Impression
 
 # Phase -> (experiment slug, kind, arms as (name, algorithm, share), the first being the control or team A).
@@ -84,9 +86,16 @@ class Phase:
 
     key: str
     outcomes: Outcomes
-    expected: np.ndarray  # each reader's expected clicks under the click model, by outcome row
+    #: Each reader's expected clicks per day under the click model (readers x days, by outcome row).
+    expected_days: np.ndarray
     bounds: list
     lists: dict
+    #: Interleaving: each reader's expected clicks credited to B minus A per day, by the stored teams.
+    expected_credit: np.ndarray | None = None
+
+    @property
+    def expected(self) -> np.ndarray:
+        return self.expected_days.sum(axis=1)
 
     def arm(self, name: str) -> np.ndarray:
         return np.array([a == name for a in self.outcomes.arms])
@@ -103,10 +112,30 @@ def phases_run(split, groups: list[list[str]], args, model, say) -> dict[str, Ph
         say(f"Phase {key}: {len(readers)} readers, {args.days} days")
         bounds = days_run(readers, model, days=args.days, seed=args.seed + i, say=say)
         outcomes = outcomes_read(EXPERIMENTS[key][0], bounds)
-        by_user = {r.user_id: sum(x.expected_clicks for x in r.shown) for r in readers}
-        expected = np.array([by_user.get(u, 0.0) for u in outcomes.user_ids])
-        phases[key] = Phase(key, outcomes, expected, bounds, lists_check(readers))
+        clicks, credit = expectations(readers, outcomes, args.days)
+        phases[key] = Phase(key, outcomes, clicks, bounds, lists_check(readers), expected_credit=credit)
     return phases
+
+
+def expectations(readers: list[SimReader], outcomes: Outcomes, days: int) -> tuple[np.ndarray, np.ndarray]:
+    """Return each reader's expected clicks per day, and (interleaved lists) expected credit of B minus A per day.
+
+    A reader visits once a day, so their n-th list shown is day n's. The teams are the stored impression's.
+    """
+    row = {u: i for i, u in enumerate(outcomes.user_ids)}
+    labels = dict(Impression.objects.filter(recommendation_id__in=[x.recommendation_id for r in readers
+                                                                   for x in r.shown if x.recommendation_id])
+                  .values_list("recommendation_id", "arm"))
+    labels = {str(k): v for k, v in labels.items()}
+    clicks, credit = np.zeros((len(row), days)), np.zeros((len(row), days))
+    for reader in readers:
+        if reader.user_id not in row:
+            continue
+        for day, shown in enumerate(reader.shown[:days]):
+            clicks[row[reader.user_id], day] = shown.expected_clicks
+            teams = teams_from_label(labels.get(shown.recommendation_id, "")) or []
+            credit[row[reader.user_id], day] = sum(e if t else -e for e, t in zip(shown.expected_positions, teams))
+    return clicks, credit
 
 
 def lists_check(readers: list[SimReader]) -> dict[str, int]:
@@ -159,30 +188,29 @@ def ab_figures(phase: Phase, args, control_name: str) -> dict:
 def power_figures(ab: Phase, il: Phase, args, control_name: str, direction: float) -> dict:
     """Impressions each design needs to find the better arm at alpha .05 with 80% power.
 
-    ``direction`` is +1 when auto is the better arm (by the click model's true difference), -1 else.
-    Each design is resampled over readers and cut to its first 1 to all days; the fewest impressions
-    over those lengths is its need.
+    Each design's need is a normal approximation at the click model's true effect with the variance over
+    readers measured from the stored rows, for experiments of the first 1 to all days; the fewest
+    impressions is its need. The phase's own readers, resampled to that size, check the power reached.
     """
     alpha = app_settings.EXPERIMENT_ALPHA
     o, i = ab.outcomes, il.outcomes
-    arms = {name: (o.clicks[ab.arm(name)], o.impressions[ab.arm(name)]) for name in (control_name, "auto")}
-    common = {"target": POWER, "draws": args.draws, "seed": args.seed}
-    need_ab = st.impressions_for_power(
-        lambda days: st.ab_test(arms[control_name], arms["auto"], alpha=alpha, direction=direction, days=days),
-        o.impressions, low=4, **common)
-    need_il = st.impressions_for_power(
-        lambda days: st.interleaving_test(i.credit_a, i.credit_b, i.impressions, alpha=alpha, direction=direction,
-                                          days=days), i.impressions, low=2, **common)
-    need_sign = st.impressions_for_power(
-        lambda days: st.interleaving_test(i.credit_a, i.credit_b, i.impressions, alpha=alpha, direction=direction,
-                                          days=days, sign=True), i.impressions, low=4, **common)
-    totals = {name: tuple(v.sum(axis=1) for v in arm) for name, arm in arms.items()}
-    true_difference = st.true_ctr_lift(*_expected_by_arm(ab, control_name), draws=1, seed=0)[0]
-    n_ab_true = st.ab_readers_at(true_difference, totals[control_name], totals["auto"], alpha=alpha,
-                                 power_target=POWER)
+    arms = np.where(ab.arm(control_name), 0, np.where(ab.arm("auto"), 1, -1))
+    need_ab = st.ab_need(ab.expected_days, o.clicks, o.impressions, arms, alpha=alpha, power_target=POWER)
+    need_il = st.interleaving_need(il.expected_credit, i.credit_a, i.credit_b, i.impressions, alpha=alpha,
+                                   power_target=POWER)
+    masks = {name: ab.arm(name) for name in (control_name, "auto")}
+    ab_check = st.ab_test(*((o.clicks[m], o.impressions[m]) for m in masks.values()), alpha=alpha,
+                          direction=direction, days=need_ab.days)
+    il_check = st.interleaving_test(i.credit_a, i.credit_b, i.impressions, alpha=alpha, direction=direction,
+                                    days=need_il.days)
+    sign_check = st.interleaving_test(i.credit_a, i.credit_b, i.impressions, alpha=alpha, direction=direction,
+                                      days=need_il.days, sign=True)
+    resampled = {}
+    for key, test, need in (("ab", ab_check, need_ab), ("il", il_check, need_il), ("sign", sign_check, need_il)):
+        n = int(math.ceil(need.readers)) if math.isfinite(need.readers) else 0
+        resampled[key] = st.power(test, max(n, 2), draws=args.draws, seed=args.seed) if n else math.nan
     preference = experiment_results(Experiment.objects.get(slug=EXPERIMENTS[il.key][0])).interleaving
-    return {"control": control_name, "ab": need_ab, "il": need_il, "sign": need_sign, "n_ab_true": n_ab_true,
-            "ab_lists_per_reader": float(o.impressions.sum(axis=1).mean()),
+    return {"control": control_name, "ab": need_ab, "il": need_il, "resampled": resampled,
             "il_result": preference, "il_readers": len(i.user_ids),
             "il_ctr": i.clicks.sum() / max(i.impressions.sum(), 1)}
 

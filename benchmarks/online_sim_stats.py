@@ -135,30 +135,6 @@ def power(test: Callable[[np.random.Generator, int], bool], n: int, *, draws: in
     return sum(test(rng, n) for _ in range(draws)) / draws
 
 
-def readers_for_power(test: Callable[[np.random.Generator, int], bool], *, target: float, draws: int, seed: int,
-                      low: int = 8, high: int = 50_000) -> tuple[int | None, list[tuple[int, float]]]:
-    """Return the smallest reader count (within 5%) whose power reaches ``target``, and the curve measured.
-
-    None when ``high`` readers do not reach it.
-    """
-    curve = []
-    lo, hi = low, low
-    while True:
-        p = power(test, hi, draws=draws, seed=seed)
-        curve.append((hi, p))
-        if p >= target:
-            break
-        if hi >= high:
-            return None, curve
-        lo, hi = hi, min(hi * 2, high)
-    while hi > lo * 1.05 and hi - lo > 1:
-        mid = min(max(int(math.sqrt(lo * hi)), lo + 1), hi - 1)
-        p = power(test, mid, draws=draws, seed=seed)
-        curve.append((mid, p))
-        lo, hi = (lo, mid) if p >= target else (mid, hi)
-    return hi, sorted(curve)
-
-
 def ab_readers_at(difference: float, control: tuple[np.ndarray, np.ndarray], treatment: tuple[np.ndarray, np.ndarray], *,
                   alpha: float, power_target: float) -> float:
     """Return the readers (both arms) a fixed-horizon A/B test needs to detect ``difference`` (normal approximation).
@@ -210,25 +186,58 @@ class Needed:
     """The fewest impressions a design needs at the target power: over how many days, how many readers."""
 
     days: int
-    readers: int | None
+    readers: float
     impressions: float
-    #: days -> (readers needed, impressions, the power curve measured)
+    #: days -> (readers needed, impressions, the true effect over those days)
     by_days: dict
 
 
-def impressions_for_power(make_test: Callable[[int], Callable], lists: np.ndarray, *, target: float, draws: int,
-                          seed: int, low: int) -> Needed:
-    """Return the fewest impressions reaching ``target`` power, over experiments of 1 to all days.
+def _z(alpha: float, power_target: float) -> float:
+    return float(stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power_target))
 
-    ``make_test(days)`` returns the resampled test of the first ``days`` days; ``lists`` holds each reader's
-    lists per day (readers x days) as stored. An experiment of ``d`` days with ``n`` readers shows
-    ``n`` times the mean lists of a reader over ``d`` days.
+
+def ab_need(expected: np.ndarray, clicks: np.ndarray, lists: np.ndarray, arms: np.ndarray, *, alpha: float,
+            power_target: float) -> Needed:
+    """Return the impressions a fixed-horizon A/B test of CTR needs, half the readers per arm.
+
+    All arrays are readers x days; ``arms`` is 0 (control) or 1 (treatment) per reader. For an experiment
+    of the first ``d`` days, the effect is the click model's true CTR difference over those days and each
+    arm's per-reader variance is its delta-method one from the stored rows (``ab_readers_at``).
     """
+    def need(days: int) -> tuple[float, float]:
+        cut = [tuple(v[arms == k, :days].sum(axis=1) for v in (expected, clicks, lists)) for k in (0, 1)]
+        true = [e.sum() / n.sum() for e, _, n in cut]
+        effect = true[1] - true[0]
+        n = ab_readers_at(effect, (cut[0][1], cut[0][2]), (cut[1][1], cut[1][2]), alpha=alpha,
+                          power_target=power_target)
+        return n, effect
+
+    return _needs(need, lists)
+
+
+def interleaving_need(expected_credit: np.ndarray, credit_a: np.ndarray, credit_b: np.ndarray, lists: np.ndarray, *,
+                      alpha: float, power_target: float) -> Needed:
+    """Return the impressions the interleaving credit test (``credit_difference``) needs.
+
+    For the first ``d`` days the effect is the click model's expected credit of B minus A per list, a mean
+    over readers, and the variance that of the readers' observed means from the stored rows.
+    """
+    def need(days: int) -> tuple[float, float]:
+        shown = lists[:, :days].sum(axis=1)
+        seen = shown > 0
+        observed = (credit_b[:, :days].sum(axis=1) - credit_a[:, :days].sum(axis=1))[seen] / shown[seen]
+        effect = float((expected_credit[:, :days].sum(axis=1)[seen] / shown[seen]).mean())
+        n = _z(alpha, power_target) ** 2 * observed.var(ddof=1) / effect**2 if effect else math.inf
+        return n, effect
+
+    return _needs(need, lists)
+
+
+def _needs(need: Callable[[int], tuple[float, float]], lists: np.ndarray) -> Needed:
     by_days = {}
     for days in range(1, lists.shape[1] + 1):
-        n, curve = readers_for_power(make_test(days), target=target, draws=draws, seed=seed, low=low)
-        per_reader = float(lists[:, :days].sum(axis=1).mean())
-        by_days[days] = (n, n * per_reader if n else math.inf, curve)
+        n, effect = need(days)
+        by_days[days] = (n, n * float(lists[:, :days].sum(axis=1).mean()), effect)
     best = min(by_days, key=lambda d: by_days[d][1])
     return Needed(best, by_days[best][0], by_days[best][1], by_days)
 
