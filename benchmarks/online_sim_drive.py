@@ -47,6 +47,8 @@ class Shown:
     recommendation_id: str
     items: list[str]
     expected_clicks: float
+    #: The click model's probability of a click at each position (interleaving's true credit).
+    expected_positions: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -112,7 +114,8 @@ def reader_day(sim: SimReader, model: ClickModel, books: dict[str, str]) -> int:
     cards = CARD.findall(section.group(1))
     keys = [books.get(pk, f"{kind}:{pk}") if kind == "book" else f"{kind}:{pk}" for kind, pk, _ in cards]
     rid = _recommendation_id(cards[0][2], page) if cards else ""
-    sim.shown.append(Shown(rid, keys, model.expected_clicks(keys, sim.reader)))
+    by_position = model.expected_by_position(keys, sim.reader)
+    sim.shown.append(Shown(rid, keys, sum(by_position), by_position))
     ranks = model.clicks(keys, sim.reader)
     for rank in ranks:
         kind, pk, href = cards[rank - 1]
@@ -172,23 +175,26 @@ class Outcomes:
     clicks: np.ndarray
     credit_a: np.ndarray
     credit_b: np.ndarray
+    #: One entry per stored list: (reader index, day, items shown, clicked positions 1-based).
+    lists: list[tuple[int, int, int, tuple[int, ...]]] = field(default_factory=list)
 
 
 def outcomes_read(slug: str, bounds: list) -> Outcomes:
     """Return each reader's impressions, clicked impressions, clicks and interleaving credits per day of ``slug``."""
     rows = list(Impression.objects.filter(experiment=slug, surface=SURFACE)
-                .values_list("pk", "user_id", "arm", "created_at"))
+                .values_list("pk", "user_id", "arm", "created_at", "items"))
     clicks = defaultdict(list)
     for impression_id, position in (Attribution.objects.filter(impression__experiment=slug, kind="click")
                                     .values_list("impression_id", "position")):
         clicks[impression_id].append(position)
-    users = sorted({u for _, u, _, _ in rows if u is not None})
+    users = sorted({u for _, u, _, _, _ in rows if u is not None})
     index = {u: i for i, u in enumerate(users)}
     shape = (len(users), len(bounds) - 1)
     out = Outcomes(users, [""] * len(users), *(np.zeros(shape) for _ in range(5)))
-    for pk, user, arm, created in rows:
+    for pk, user, arm, created, items in rows:
         i = index[user]
         day = min(max(bisect.bisect_right(bounds, created) - 1, 0), shape[1] - 1)
+        out.lists.append((i, day, len(items), tuple(clicks[pk])))
         teams = teams_from_label(arm)
         out.arms[i] = "interleaved" if teams is not None else arm
         out.impressions[i, day] += 1

@@ -148,7 +148,11 @@ class ClickModel:
 
     def expected_clicks(self, items: Sequence[str], reader: Reader) -> float:
         """Return the expected number of clicks of ``reader`` on ``items`` (best first)."""
-        return sum(self.click_probability(rank, reader.relevant(item)) for rank, item in enumerate(items, 1))
+        return sum(self.expected_by_position(items, reader))
+
+    def expected_by_position(self, items: Sequence[str], reader: Reader) -> list[float]:
+        """Return the click probability of ``reader`` at each position of ``items`` (best first)."""
+        return [self.click_probability(rank, reader.relevant(item)) for rank, item in enumerate(items, 1)]
 
     def clicks(self, items: Sequence[str], reader: Reader) -> list[int]:
         """Draw the 1-based ranks ``reader`` clicks on ``items``; each click is independent of the others."""

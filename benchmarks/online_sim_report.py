@@ -25,6 +25,14 @@ def _aa_section(f: dict) -> str:
     taus = "\n".join(f"| always-valid p read every day, mixture tau {tau:g} x control CTR (not the setting) | "
                       f"{_rate(r, count)} | (for tuning `EXPERIMENT_MIXTURE_TAU`) |"
                       for tau, count in r.sequential_by_tau.items() if tau != 0.1)
+    ia_counts = aa["interleaving_aa"]
+    ia_n = r.n_experiments
+
+    def ia(key):
+        return _rate(r, ia_counts[key])
+
+    def ia_rate(key):
+        return ia_counts[key] / ia_n
     return f"""## A/A: false positives
 
 The A/A phase's {r.n_readers} readers (both arms the default configuration) were split again with
@@ -47,6 +55,16 @@ The always-valid p keeps the false-positive rate at most alpha however often it 
 (it pays in power), not that it is wrong. The results page also marks the fixed-horizon p
 valid only once the experiment reached its stop (`horizon_reached`); read that way every day, a
 decision is taken once, at the horizon, so its false-positive rate is the first row's.
+
+Interleaving, A/A: the A/A phase's lists (both arms served the default picks) interleaved with
+themselves under {ia_n} salts: a team-draft merge of a list with itself is that list, so only the coin
+(seeded by salt and reader, as serving does) decides which arm each stored click credits.
+
+| interleaving test | false-positive rate at alpha .05 | goal 2-8% |
+|---|---|---|
+| credit per list, readers as the unit (what the results use) | {ia('credit')} | {_goal(0.02 <= ia_rate('credit') <= 0.08)} |
+| sign test on readers' preferences | {ia('sign')} | {_goal(0.02 <= ia_rate('sign') <= 0.08)} |
+| credit per list, lists as independent units (what not to do) | {ia('per_list')} | (shows the inflation) |
 
 The A/A experiment as it ran: CTR difference {d.diff:+.4f} (95% {d.ci_low:+.4f} to {d.ci_high:+.4f}),
 p {p:.3f}, always-valid p {s:.3f}. A/A goal with the horizon enforced (read daily, decided at the stop):
@@ -96,49 +114,92 @@ A/B goals together: {_goal(ok)}.
 """
 
 
-def _power_row(pw: dict) -> str:
-    def n(value, per):
-        return (f"{value:,}", f"{value * per:,.0f}") if value else ("> 50,000", "-")
+def _need(need) -> str:
+    """``readers x days = impressions`` of a design's cheapest length."""
+    if not need.readers or need.readers == float("inf"):
+        return "not measurable"
+    return f"{need.readers:,.0f} x {need.days} = {need.impressions:,.0f}"
 
-    ab, il = n(pw["n_ab"], pw["impressions_ab"] / pw["n_ab"] if pw["n_ab"] else 0), n(pw["n_il"], pw["impressions_il"] / pw["n_il"] if pw["n_il"] else 0)
-    ratio = (f"{pw['n_ab'] / pw['n_il']:.1f}x", f"{pw['impressions_ab'] / pw['impressions_il']:.1f}x") \
-        if pw["n_ab"] and pw["n_il"] else ("-", "-")
-    r = pw["il_result"]
-    return (f"| auto vs {pw['control']} | {ab[0]} | {ab[1]} | {il[0]} | {il[1]} | {ratio[0]} | {ratio[1]} | "
-            f"{r.wins_b} / {r.wins_a} / {r.ties}, p {r.p_value:.2g} |")
+
+def _ratio(ab, il) -> float | None:
+    ratio = ab.impressions / il.impressions if il.impressions else None
+    return ratio if ratio is not None and ratio == ratio and ratio != float("inf") else None
+
+
+def _x(ratio: float | None) -> str:
+    return f"{ratio:.1f}x" if ratio is not None else "-"
+
+
+def _true_of(f: dict, control: str) -> tuple[float, float]:
+    ab = next(a for a in f["ab"] if a["control"] == control)
+    true, _, _, control_ctr = ab["true"]
+    return true, true / control_ctr if control_ctr else float("nan")
+
+
+def _power_row(f: dict, pw: dict) -> str:
+    true, relative = _true_of(f, pw["control"])
+    r, check = pw["il_result"], pw["resampled"]
+    credit = pw["il"].by_days[pw["il"].days][2]
+    return (f"| auto vs {pw['control']} | {true:+.4f} ({100 * relative:+.1f}%) | {credit:+.4f} | {_need(pw['ab'])} | "
+            f"{_need(pw['il'])} | **{_x(_ratio(pw['ab'], pw['il']))}** | "
+            f"{check['ab']:.2f} / {check['il']:.2f} / {check['sign']:.2f} | "
+            f"{r.credit_diff:+.4f} ({r.ci_low:+.4f} to {r.ci_high:+.4f}), p {r.p_value:.2g}; "
+            f"{r.wins_b} / {r.wins_a} / {r.ties}, sign p {r.sign_p_value:.2g} |")
+
+
+def _power_goal(f: dict) -> str:
+    ratios = {pw["control"]: _ratio(pw["ab"], pw["il"]) for pw in f["power"]}
+    measured = [pw for pw in f["power"] if ratios[pw["control"]] is not None]
+    if not measured:
+        return "Goal >= 10x fewer impressions for interleaving: **not met** (no pair's needs were measurable)."
+    # The literature's claim is for realistic, small differences: the closest pair measured decides.
+    closest = min(measured, key=lambda pw: abs(_true_of(f, pw["control"])[1]))
+    ratio = ratios[closest["control"]]
+    others = "; ".join(f"auto vs {c}: {_x(r)}" for c, r in ratios.items() if c != closest["control"])
+    return (f"Goal >= 10x fewer impressions for interleaving at equal power, on the closest pair measured "
+            f"(auto vs {closest['control']}, true CTR difference {100 * _true_of(f, closest['control'])[1]:+.1f}%): "
+            f"{_goal(ratio >= 10)} (measured {ratio:.1f}x). Other pairs: {others}.")
 
 
 def _power_section(f: dict) -> str:
-    first = f["power"][0]
-    ok = bool(first["n_ab"] and first["n_il"]) and first["impressions_ab"] / first["impressions_il"] >= 10
-    measured = (f"{first['impressions_ab'] / first['impressions_il']:.1f}x"
-                if first["n_ab"] and first["n_il"] else "not measurable")
-    curve = lambda c: ", ".join(f"{n}: {p:.2f}" for n, p in c)  # noqa: E731
-    curves = "\n".join(f"- auto vs {pw['control']}: A/B {curve(pw['curve_ab'])}; interleaving {curve(pw['curve_il'])}."
-                        for pw in f["power"])
-    rows = "\n".join(_power_row(pw) for pw in f["power"])
-    true_needs = " and ".join(f"{pw['n_ab_true']:,.0f} readers (auto vs {pw['control']})" for pw in f["power"])
-    true_ratios = " and ".join(f"{pw['n_ab_true'] / pw['n_il']:.1f}x" if pw["n_il"] else "-" for pw in f["power"])
+    def lengths(pw):
+        return ", ".join(f"{d} d: {pw['ab'].by_days[d][0]:,.0f} / {pw['il'].by_days[d][0]:,.0f}"
+                         for d in sorted(pw["ab"].by_days))
+    curves = "\n".join(f"- auto vs {pw['control']}: {lengths(pw)}." for pw in f["power"])
+    rows = "\n".join(_power_row(f, pw) for pw in f["power"])
     return f"""## Interleaving against A/B
 
 Each interleaving phase's readers saw the control (team A) and auto (team B) merged by team draft;
 each click is credited to the team that contributed the item (the impression's `arm` records the
-teams), and the experiment's results (`experiment_results`) test readers' preferences with a sign test.
-Readers needed to find the better arm (by the true difference) at alpha .05 with 80% power, by
-resampling each phase's readers over the whole {f['days']} days (A/B: half per arm, the delta-method
-test; interleaving: the sign test); impressions are readers x the phase's impressions per reader.
+teams). The experiment's results (`experiment_results`) decide on the clicks credited to auto minus
+the control per list shown: each reader's mean over their lists is one observation, tested with a
+one-sample t-test (`credit_difference`), so readers are the unit. The per-reader sign test (a reader
+prefers the arm credited with more of their clicks; ties dropped) is shown beside it.
 
-| pair | A/B readers | A/B impressions | interleaving readers | interleaving impressions | ratio (readers) | ratio (impressions) | interleaving: prefer auto / control / ties |
+Need at equal power (80%, alpha .05, two-sided): the impressions (lists shown) each design needs to
+find the better arm. For an experiment of the first 1 to {f['days']} days, the effect is the click model's
+true one over those days (A/B: the CTR difference; interleaving: the expected clicks credited to auto
+minus the control per list, from each list's click probabilities and its stored teams), and the
+variance over readers is measured from the stored rows (A/B: each arm's delta-method variance, half
+the readers per arm; interleaving: the variance of readers' mean credit per list). The table shows
+each design's cheapest length as readers x days = impressions. As a check, each phase's own readers
+were resampled to that size and tested as the results do; that power is near 80% when the phase
+measured about the true effect, and lower or higher when, by chance, it measured less or more.
+
+| pair | true CTR difference | true credit per list | A/B need | interleaving need | ratio (impressions) | resampled power at that size: A/B / interleaving / sign test | interleaving as run: credit per list, auto - control; prefer auto / control / ties |
 |---|---|---|---|---|---|---|---|
 {rows}
 
-Goal >= 10x fewer impressions for interleaving (auto vs toppop): {_goal(ok)} (measured {measured}).
+{_power_goal(f)}
 
-Resampling an A/B phase keeps the difference that phase happened to measure. At the true difference
-instead (the click model's, with each arm's measured per-reader variance, normal approximation), A/B
-needs {true_needs}, that is {true_ratios} the interleaving readers above.
+A difference of several hundred percent (auto vs toppop) is found by either design with a handful of
+readers, so its ratio says little: both needs sit near the smallest experiment that can be tested.
+The literature's 10-100x (Chapelle et al. 2012) is for differences of a few percent; here the
+closest pair still differs by tens of percent. Away from the smallest sizes both needs grow as
+1 / effect², so the ratio depends less on the size of the effect than on how much of the
+between-reader variance interleaving removes (docs/decisions.md).
 
-Power curves (readers: power):
+Readers needed by experiment length (days: A/B / interleaving):
 {curves}
 """
 

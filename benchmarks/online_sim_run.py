@@ -1,6 +1,7 @@
 """Provides the online simulation's preparation, phases and analysis on the site; needs Django set up."""
 from __future__ import annotations
 
+import math
 import os
 import sqlite3
 import time
@@ -12,6 +13,7 @@ from django.core.management import call_command
 from django.db import connection
 
 from articles.demo import demo_data_load
+from articles.models import Article, Read
 from benchmarks import online_sim_stats as st
 from benchmarks.online_sim_drive import (
     Outcomes,
@@ -26,6 +28,7 @@ from benchmarks.online_sim_site import data_dir_write
 from recommendations.conf import app_settings
 from recommendations.experiments.models import Experiment
 from recommendations.experiments.results import experiment_results
+from recommendations.experiments.serving import teams_from_label
 from recommendations.impressions.models import Impression
 
 # Phase -> (experiment slug, kind, arms as (name, algorithm, share), the first being the control or team A).
@@ -36,9 +39,12 @@ EXPERIMENTS = {
     # A closer pair: auto against plain item-kNN, where the difference is smaller.
     "ab-knn": ("sim-ab-knn", Experiment.Kind.AB, [("itemknn", "itemknn", 0.5), ("auto", "", 0.5)]),
     "il-knn": ("sim-il-knn", Experiment.Kind.INTERLEAVING, [("itemknn", "itemknn", 0.5), ("auto", "", 0.5)]),
+    # The closest pair: auto against RP3beta, one of its own blend's members.
+    "ab-rp3": ("sim-ab-rp3", Experiment.Kind.AB, [("rp3beta", "rp3beta", 0.5), ("auto", "", 0.5)]),
+    "il-rp3": ("sim-il-rp3", Experiment.Kind.INTERLEAVING, [("rp3beta", "rp3beta", 0.5), ("auto", "", 0.5)]),
 }
 # (A/B phase, interleaving phase, control arm) of each compared pair; "auto" is the treatment (team B).
-PAIRS = [("ab", "il", "toppop"), ("ab-knn", "il-knn", "itemknn")]
+PAIRS = [("ab", "il", "toppop"), ("ab-knn", "il-knn", "itemknn"), ("ab-rp3", "il-rp3", "rp3beta")]
 POWER = 0.8
 
 
@@ -49,6 +55,10 @@ def site_prepare(split, work, say) -> None:
     data_dir = data_dir_write(work / "data", split.train, demo_reader)
     counts = demo_data_load(data_dir=data_dir, admin_username=None)
     say(f"Loaded {counts['readers']:,} readers, {counts['ratings']:,} ratings, {counts['books']:,} books")
+    # The simulated readers want books only: the shipped IBM articles (other readers') leave the catalogue.
+    deleted = Article.objects.all().delete()[1]
+    say(f"Removed the shipped articles: {deleted.get(Article._meta.label, 0):,} articles, "
+        f"{deleted.get(Read._meta.label, 0):,} of their reads")
     for slug, kind, arms in EXPERIMENTS.values():
         experiment_create(slug, kind, arms, live=False)
     call_command("recommendations", "build", "--sync")
@@ -76,9 +86,16 @@ class Phase:
 
     key: str
     outcomes: Outcomes
-    expected: np.ndarray  # each reader's expected clicks under the click model, by outcome row
+    #: Each reader's expected clicks per day under the click model (readers x days, by outcome row).
+    expected_days: np.ndarray
     bounds: list
     lists: dict
+    #: Interleaving: each reader's expected clicks credited to B minus A per day, by the stored teams.
+    expected_credit: np.ndarray | None = None
+
+    @property
+    def expected(self) -> np.ndarray:
+        return self.expected_days.sum(axis=1)
 
     def arm(self, name: str) -> np.ndarray:
         return np.array([a == name for a in self.outcomes.arms])
@@ -95,10 +112,30 @@ def phases_run(split, groups: list[list[str]], args, model, say) -> dict[str, Ph
         say(f"Phase {key}: {len(readers)} readers, {args.days} days")
         bounds = days_run(readers, model, days=args.days, seed=args.seed + i, say=say)
         outcomes = outcomes_read(EXPERIMENTS[key][0], bounds)
-        by_user = {r.user_id: sum(x.expected_clicks for x in r.shown) for r in readers}
-        expected = np.array([by_user.get(u, 0.0) for u in outcomes.user_ids])
-        phases[key] = Phase(key, outcomes, expected, bounds, lists_check(readers))
+        clicks, credit = expectations(readers, outcomes, args.days)
+        phases[key] = Phase(key, outcomes, clicks, bounds, lists_check(readers), expected_credit=credit)
     return phases
+
+
+def expectations(readers: list[SimReader], outcomes: Outcomes, days: int) -> tuple[np.ndarray, np.ndarray]:
+    """Return each reader's expected clicks per day, and (interleaved lists) expected credit of B minus A per day.
+
+    A reader visits once a day, so their n-th list shown is day n's. The teams are the stored impression's.
+    """
+    row = {u: i for i, u in enumerate(outcomes.user_ids)}
+    labels = dict(Impression.objects.filter(recommendation_id__in=[x.recommendation_id for r in readers
+                                                                   for x in r.shown if x.recommendation_id])
+                  .values_list("recommendation_id", "arm"))
+    labels = {str(k): v for k, v in labels.items()}
+    clicks, credit = np.zeros((len(row), days)), np.zeros((len(row), days))
+    for reader in readers:
+        if reader.user_id not in row:
+            continue
+        for day, shown in enumerate(reader.shown[:days]):
+            clicks[row[reader.user_id], day] = shown.expected_clicks
+            teams = teams_from_label(labels.get(shown.recommendation_id, "")) or []
+            credit[row[reader.user_id], day] = sum(e if t else -e for e, t in zip(shown.expected_positions, teams))
+    return clicks, credit
 
 
 def lists_check(readers: list[SimReader]) -> dict[str, int]:
@@ -119,8 +156,9 @@ def aa_figures(phase: Phase, args) -> dict:
     as_run = st.looks(data, np.array([0 if a == "a1" else 1 for a in o.arms]), alpha=alpha, relative_tau=tau)
     units = [f"u:{u}" for u in o.user_ids]
     resplit = st.aa_experiments(units, data, n_salts=args.salts, alpha=alpha, relative_tau=tau, other_taus=(0.5, 2.0))
+    interleaved = st.interleaving_aa(units, o.lists, n_salts=args.salts, alpha=alpha)
     return {"as_run": as_run[-1], "as_run_sequential": min(s for _, s, _ in as_run), "resplit": resplit,
-            "ctr": o.clicks.sum() / o.impressions.sum()}
+            "ctr": o.clicks.sum() / o.impressions.sum(), "interleaving_aa": interleaved}
 
 
 def _expected_by_arm(phase: Phase, control_name: str) -> tuple[tuple, tuple]:
@@ -148,28 +186,31 @@ def ab_figures(phase: Phase, args, control_name: str) -> dict:
 
 
 def power_figures(ab: Phase, il: Phase, args, control_name: str, direction: float) -> dict:
-    """Readers (and impressions) each design needs to find the better arm at alpha .05 with 80% power.
+    """Impressions each design needs to find the better arm at alpha .05 with 80% power.
 
-    ``direction`` is +1 when auto is the better arm (by the click model's true difference), -1 else.
+    Each design's need is a normal approximation at the click model's true effect with the variance over
+    readers measured from the stored rows, for experiments of the first 1 to all days; the fewest
+    impressions is its need. The phase's own readers, resampled to that size, check the power reached.
     """
     alpha = app_settings.EXPERIMENT_ALPHA
-    o = ab.outcomes
-    totals = {name: (o.clicks[ab.arm(name)].sum(axis=1), o.impressions[ab.arm(name)].sum(axis=1))
-              for name in (control_name, "auto")}
-    ab_test = st.ab_test(totals[control_name], totals["auto"], alpha=alpha, direction=direction)
-    n_ab, curve_ab = st.readers_for_power(ab_test, target=POWER, draws=args.draws, seed=args.seed)
-    i = il.outcomes
-    credit_a, credit_b = i.credit_a.sum(axis=1), i.credit_b.sum(axis=1)
-    il_test = st.interleaving_test(credit_a, credit_b, alpha=alpha, direction=direction)
-    n_il, curve_il = st.readers_for_power(il_test, target=POWER, draws=args.draws, seed=args.seed, low=4)
-    true_difference = st.true_ctr_lift(*_expected_by_arm(ab, control_name), draws=1, seed=0)[0]
-    n_ab_true = st.ab_readers_at(true_difference, totals[control_name], totals["auto"], alpha=alpha,
-                                 power_target=POWER)
-    per_reader_ab = o.impressions.sum() / max(len(o.user_ids), 1)
-    per_reader_il = i.impressions.sum() / max(len(i.user_ids), 1)
+    o, i = ab.outcomes, il.outcomes
+    arms = np.where(ab.arm(control_name), 0, np.where(ab.arm("auto"), 1, -1))
+    need_ab = st.ab_need(ab.expected_days, o.clicks, o.impressions, arms, alpha=alpha, power_target=POWER)
+    need_il = st.interleaving_need(il.expected_credit, i.credit_a, i.credit_b, i.impressions, alpha=alpha,
+                                   power_target=POWER)
+    masks = {name: ab.arm(name) for name in (control_name, "auto")}
+    ab_check = st.ab_test(*((o.clicks[m], o.impressions[m]) for m in masks.values()), alpha=alpha,
+                          direction=direction, days=need_ab.days)
+    il_check = st.interleaving_test(i.credit_a, i.credit_b, i.impressions, alpha=alpha, direction=direction,
+                                    days=need_il.days)
+    sign_check = st.interleaving_test(i.credit_a, i.credit_b, i.impressions, alpha=alpha, direction=direction,
+                                      days=need_il.days, sign=True)
+    resampled = {}
+    for key, test, need in (("ab", ab_check, need_ab), ("il", il_check, need_il), ("sign", sign_check, need_il)):
+        n = int(math.ceil(need.readers)) if math.isfinite(need.readers) else 0
+        resampled[key] = st.power(test, max(n, 2), draws=args.draws, seed=args.seed) if n else math.nan
     preference = experiment_results(Experiment.objects.get(slug=EXPERIMENTS[il.key][0])).interleaving
-    return {"control": control_name, "n_ab": n_ab, "n_ab_true": n_ab_true, "n_il": n_il, "curve_ab": curve_ab, "curve_il": curve_il,
-            "impressions_ab": n_ab * per_reader_ab, "impressions_il": n_il * per_reader_il,
+    return {"control": control_name, "ab": need_ab, "il": need_il, "resampled": resampled,
             "il_result": preference, "il_readers": len(i.user_ids),
             "il_ctr": i.clicks.sum() / max(i.impressions.sum(), 1)}
 

@@ -135,30 +135,6 @@ def power(test: Callable[[np.random.Generator, int], bool], n: int, *, draws: in
     return sum(test(rng, n) for _ in range(draws)) / draws
 
 
-def readers_for_power(test: Callable[[np.random.Generator, int], bool], *, target: float, draws: int, seed: int,
-                      low: int = 8, high: int = 50_000) -> tuple[int | None, list[tuple[int, float]]]:
-    """Return the smallest reader count (within 5%) whose power reaches ``target``, and the curve measured.
-
-    None when ``high`` readers do not reach it.
-    """
-    curve = []
-    lo, hi = low, low
-    while True:
-        p = power(test, hi, draws=draws, seed=seed)
-        curve.append((hi, p))
-        if p >= target:
-            break
-        if hi >= high:
-            return None, curve
-        lo, hi = hi, min(hi * 2, high)
-    while hi > lo * 1.05 and hi - lo > 1:
-        mid = min(max(int(math.sqrt(lo * hi)), lo + 1), hi - 1)
-        p = power(test, mid, draws=draws, seed=seed)
-        curve.append((mid, p))
-        lo, hi = (lo, mid) if p >= target else (mid, hi)
-    return hi, sorted(curve)
-
-
 def ab_readers_at(difference: float, control: tuple[np.ndarray, np.ndarray], treatment: tuple[np.ndarray, np.ndarray], *,
                   alpha: float, power_target: float) -> float:
     """Return the readers (both arms) a fixed-horizon A/B test needs to detect ``difference`` (normal approximation).
@@ -171,12 +147,15 @@ def ab_readers_at(difference: float, control: tuple[np.ndarray, np.ndarray], tre
 
 
 def ab_test(control: tuple[np.ndarray, np.ndarray], treatment: tuple[np.ndarray, np.ndarray], *, alpha: float,
-            direction: float) -> Callable[[np.random.Generator, int], bool]:
-    """Return a resampled A/B test of ``n`` readers (half per arm): treatment better at ``alpha``, fixed horizon."""
+            direction: float, days: int | None = None) -> Callable[[np.random.Generator, int], bool]:
+    """Return a resampled A/B test of ``n`` readers (half per arm) over the first ``days`` days (all without):
+    treatment better at ``alpha``, fixed horizon. Arms are (clicks, impressions) arrays of readers x days."""
+    arms_data = [tuple(v[:, :days].sum(axis=1) for v in arm) for arm in (control, treatment)]
+
     def test(rng: np.random.Generator, n: int) -> bool:
         half = max(n // 2, 2)
         arms = []
-        for clicks, imps in (control, treatment):
+        for clicks, imps in arms_data:
             pick = rng.integers(0, len(clicks), half)
             arms.append((clicks[pick], imps[pick]))
         d = es.ratio_difference(arms[0], arms[1], alpha=alpha)
@@ -185,15 +164,115 @@ def ab_test(control: tuple[np.ndarray, np.ndarray], treatment: tuple[np.ndarray,
     return test
 
 
-def interleaving_test(credit_a: np.ndarray, credit_b: np.ndarray, *, alpha: float,
-                      direction: float) -> Callable[[np.random.Generator, int], bool]:
-    """Return a resampled interleaving test of ``n`` readers: the sign test prefers B (``direction`` > 0) at ``alpha``."""
+def interleaving_test(credit_a: np.ndarray, credit_b: np.ndarray, lists: np.ndarray, *, alpha: float,
+                      direction: float, days: int | None = None,
+                      sign: bool = False) -> Callable[[np.random.Generator, int], bool]:
+    """Return a resampled interleaving test of ``n`` readers over the first ``days`` days: B preferred
+    (``direction`` > 0) at ``alpha`` by the results' credit test, or by the sign test with ``sign``."""
+    a, b, shown = (v[:, :days].sum(axis=1) for v in (credit_a, credit_b, lists))
+
     def test(rng: np.random.Generator, n: int) -> bool:
-        pick = rng.integers(0, len(credit_a), n)
-        result = es.interleaving_preference(credit_a[pick], credit_b[pick])
-        return result.p_value < alpha and result.delta * direction > 0
+        pick = rng.integers(0, len(a), n)
+        result = es.interleaving_preference(a[pick], b[pick], shown[pick], alpha=alpha)
+        if sign:
+            return result.sign_p_value < alpha and result.delta * direction > 0
+        return result.p_value < alpha and result.credit_diff * direction > 0
 
     return test
+
+
+@dataclass
+class Needed:
+    """The fewest impressions a design needs at the target power: over how many days, how many readers."""
+
+    days: int
+    readers: float
+    impressions: float
+    #: days -> (readers needed, impressions, the true effect over those days)
+    by_days: dict
+
+
+def _z(alpha: float, power_target: float) -> float:
+    return float(stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power_target))
+
+
+def ab_need(expected: np.ndarray, clicks: np.ndarray, lists: np.ndarray, arms: np.ndarray, *, alpha: float,
+            power_target: float) -> Needed:
+    """Return the impressions a fixed-horizon A/B test of CTR needs, half the readers per arm.
+
+    All arrays are readers x days; ``arms`` is 0 (control) or 1 (treatment) per reader. For an experiment
+    of the first ``d`` days, the effect is the click model's true CTR difference over those days and each
+    arm's per-reader variance is its delta-method one from the stored rows (``ab_readers_at``).
+    """
+    def need(days: int) -> tuple[float, float]:
+        cut = [tuple(v[arms == k, :days].sum(axis=1) for v in (expected, clicks, lists)) for k in (0, 1)]
+        true = [e.sum() / n.sum() for e, _, n in cut]
+        effect = true[1] - true[0]
+        n = ab_readers_at(effect, (cut[0][1], cut[0][2]), (cut[1][1], cut[1][2]), alpha=alpha,
+                          power_target=power_target)
+        return n, effect
+
+    return _needs(need, lists)
+
+
+def interleaving_need(expected_credit: np.ndarray, credit_a: np.ndarray, credit_b: np.ndarray, lists: np.ndarray, *,
+                      alpha: float, power_target: float) -> Needed:
+    """Return the impressions the interleaving credit test (``credit_difference``) needs.
+
+    For the first ``d`` days the effect is the click model's expected credit of B minus A per list, a mean
+    over readers, and the variance that of the readers' observed means from the stored rows.
+    """
+    def need(days: int) -> tuple[float, float]:
+        shown = lists[:, :days].sum(axis=1)
+        seen = shown > 0
+        observed = (credit_b[:, :days].sum(axis=1) - credit_a[:, :days].sum(axis=1))[seen] / shown[seen]
+        effect = float((expected_credit[:, :days].sum(axis=1)[seen] / shown[seen]).mean())
+        n = _z(alpha, power_target) ** 2 * observed.var(ddof=1) / effect**2 if effect else math.inf
+        return n, effect
+
+    return _needs(need, lists)
+
+
+def _needs(need: Callable[[int], tuple[float, float]], lists: np.ndarray) -> Needed:
+    by_days = {}
+    for days in range(1, lists.shape[1] + 1):
+        n, effect = need(days)
+        by_days[days] = (n, n * float(lists[:, :days].sum(axis=1).mean()), effect)
+    best = min(by_days, key=lambda d: by_days[d][1])
+    return Needed(best, by_days[best][0], by_days[best][1], by_days)
+
+
+def interleaving_aa(units: list[str], lists: list[tuple[int, int, int, tuple[int, ...]]], *, n_salts: int,
+                    alpha: float) -> dict[str, int]:
+    """Interleave the A/A phase's lists with themselves under ``n_salts`` salts; count the tests that reject.
+
+    Both A/A arms served the default picks, so a team-draft merge of a reader's list with itself is the
+    list they were shown: only the coin (seeded by salt and reader, as in serving) decides which team each
+    clicked position credits. Each salt is one A/A interleaving experiment on the stored lists and clicks.
+    """
+    counts = {"credit": 0, "sign": 0, "per_list": 0}
+    n_readers = len(units)
+    for salt in range(n_salts):
+        a, b, shown = np.zeros(n_readers), np.zeros(n_readers), np.zeros(n_readers)
+        list_a, list_b = [], []
+        teams_of = {}
+        for reader, _day, n_items, clicked in lists:
+            key = (reader, n_items)
+            if key not in teams_of:
+                ranking = list(range(n_items))
+                teams_of[key] = es.team_draft_interleave(ranking, ranking, n_items,
+                                                         seed=f"il-aa-{salt}:{units[reader]}")[1]
+            credit = es.interleaving_credit(teams_of[key], [p - 1 for p in clicked])
+            a[reader] += credit[0]
+            b[reader] += credit[1]
+            shown[reader] += 1
+            list_a.append(credit[0])
+            list_b.append(credit[1])
+        result = es.interleaving_preference(a, b, shown, alpha=alpha)
+        counts["credit"] += result.p_value < alpha
+        counts["sign"] += result.sign_p_value < alpha
+        counts["per_list"] += es.credit_difference(list_a, list_b, np.ones(len(list_a)), alpha=alpha).p_value < alpha
+    return counts
 
 
 def srm_rates(units: list[str], *, n_salts: int, threshold: float) -> dict[str, tuple[int, int]]:

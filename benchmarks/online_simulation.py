@@ -52,7 +52,7 @@ from benchmarks.online_sim_site import books_of_catalogue, environment_set  # no
 
 DATA = Path("/work/shared/data/goodbooks-10k")
 RESULTS = ROOT / "benchmarks" / "results" / "online_simulation.md"
-N_PHASES = 5  # A/A, then A/B and interleaving of two pairs (online_sim_run.EXPERIMENTS)
+N_PHASES = 7  # A/A, then A/B and interleaving of three pairs (online_sim_run.EXPERIMENTS)
 
 
 def say(message: str) -> None:
@@ -87,7 +87,7 @@ def arguments(argv: list[str] | None = None) -> argparse.Namespace:
 
 def snapshot_path(args: argparse.Namespace) -> Path:
     """Return where the prepared database (loaded, experiments defined, built) of this sample is kept."""
-    return args.var_dir / f"prepared-seed{args.seed}-pool{args.pool}-v2.sqlite3"
+    return args.var_dir / f"prepared-seed{args.seed}-pool{args.pool}-v3-books.sqlite3"
 
 
 def main(argv: list[str] | None = None) -> int:

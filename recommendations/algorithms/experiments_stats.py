@@ -70,13 +70,38 @@ class SRMResult:
 
 @dataclass(frozen=True)
 class InterleavingResult:
-    """Per-reader preferences of a team-draft interleaving experiment and the sign test on them."""
+    """A team-draft interleaving experiment: the credit test that decides, and readers' preferences.
+
+    ``p_value`` is the reader-clustered test of the clicks credited per list (``credit_difference``);
+    ``wins_a``, ``wins_b``, ``ties``, ``delta`` and ``sign_p_value`` are the per-reader preferences and
+    their sign test, shown beside it (less sensitive: a tie drops the reader).
+    """
 
     wins_a: int
     wins_b: int
     ties: int
     delta: float
     p_value: float
+    sign_p_value: float = math.nan
+    lists: int = 0
+    credit_a: float = math.nan
+    credit_b: float = math.nan
+    credit_diff: float = math.nan
+    se: float = math.nan
+    ci_low: float = math.nan
+    ci_high: float = math.nan
+
+
+@dataclass(frozen=True)
+class CreditDifference:
+    """Clicks credited to B minus those credited to A per list shown, a mean over readers, with its t-test."""
+
+    diff: float
+    se: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+    n_units: int
 
 
 def _arrays(numerators: ArrayLike, denominators: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
@@ -286,17 +311,54 @@ def interleaving_credit(teams: Sequence[int], clicked_positions: Sequence[int]) 
     return credit[0], credit[1]
 
 
-def interleaving_preference(credits_a: ArrayLike, credits_b: ArrayLike) -> InterleavingResult:
-    """Test per-reader preferences: a reader prefers A when A's lists got more of their clicks.
+def credit_difference(credits_a: ArrayLike, credits_b: ArrayLike, lists: ArrayLike, *,
+                      alpha: float = ALPHA) -> CreditDifference:
+    """Test the clicks credited to B minus A per list shown, with readers (not lists) as the unit.
 
-    Readers with equal credit are ties and left out of the two-sided sign (binomial) test.
-    ``delta`` is Chapelle et al.'s (2012) ``(wins_b - wins_a) / (wins + ties)``, positive when B wins.
+    Each list is one trial with a win (B got more of its clicks), a loss or a tie, scored by the credit
+    difference. Each reader's mean of it over their lists is one observation, and the test is the
+    one-sample t-test of those means: a reader's lists share their taste and, in serving, their coin, so
+    they are not independent, and a reader who saw many lists does not outweigh the others. Readers
+    without a list are left out.
+    """
+    a = np.asarray(credits_a, dtype=np.float64).ravel()
+    y, x = _arrays(np.asarray(credits_b, dtype=np.float64).ravel() - a, lists)
+    per_reader = y[x > 0] / x[x > 0]
+    n = per_reader.size
+    diff = float(per_reader.mean()) if n else math.nan
+    se = float(per_reader.std(ddof=1) / math.sqrt(n)) if n >= 2 else math.nan
+    if not se > 0:
+        # No spread over readers: no evidence unless two or more readers all lean the same way.
+        p_value = 0.0 if n >= 2 and diff != 0 else 1.0
+        return CreditDifference(diff, se, diff, diff, p_value, n)
+    t = stats.t.ppf(1 - alpha / 2, n - 1)
+    p_value = float(2 * stats.t.sf(abs(diff) / se, n - 1))
+    return CreditDifference(diff, se, diff - t * se, diff + t * se, p_value, n)
+
+
+def interleaving_preference(credits_a: ArrayLike, credits_b: ArrayLike, lists: ArrayLike | None = None, *,
+                            alpha: float = ALPHA) -> InterleavingResult:
+    """Return an interleaving experiment's result from each reader's credited clicks and lists shown.
+
+    ``p_value`` comes from ``credit_difference`` (``lists`` default to one per reader). A reader
+    prefers A when A's lists got more of their clicks; ``sign_p_value`` is the two-sided sign test of
+    the readers with a preference, and ``delta`` is Chapelle et al.'s (2012)
+    ``(wins_b - wins_a) / readers``, positive when B wins.
     """
     a = np.asarray(credits_a, dtype=np.float64)
     b = np.asarray(credits_b, dtype=np.float64)
+    shown = np.ones_like(a) if lists is None else np.asarray(lists, dtype=np.float64)
     wins_a, wins_b = int((a > b).sum()), int((b > a).sum())
     ties = int(a.size - wins_a - wins_b)
     decided = wins_a + wins_b
-    p_value = float(stats.binomtest(wins_b, decided, 0.5).pvalue) if decided else 1.0
+    sign_p = float(stats.binomtest(wins_b, decided, 0.5).pvalue) if decided else 1.0
     delta = (wins_b - wins_a) / a.size if a.size else 0.0
-    return InterleavingResult(wins_a=wins_a, wins_b=wins_b, ties=ties, delta=delta, p_value=p_value)
+    total = float(shown.sum())
+    if a.size == 0 or total <= 0:
+        return InterleavingResult(wins_a, wins_b, ties, delta, 1.0, sign_p, int(total))
+    credit = credit_difference(a, b, shown, alpha=alpha)
+    seen = shown > 0
+    return InterleavingResult(wins_a=wins_a, wins_b=wins_b, ties=ties, delta=delta, p_value=credit.p_value,
+                              sign_p_value=sign_p, lists=int(total), credit_a=float((a[seen] / shown[seen]).mean()),
+                              credit_b=float((b[seen] / shown[seen]).mean()), credit_diff=credit.diff, se=credit.se,
+                              ci_low=credit.ci_low, ci_high=credit.ci_high)

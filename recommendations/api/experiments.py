@@ -41,7 +41,8 @@ class ExperimentListApi(APIView):
 class ExperimentResultsApi(APIView):
     """Staff: an experiment's results: per arm and metric the value with its interval, the difference with the
     control with its interval, the fixed-horizon ``p_value`` and the always-valid ``sequential_p_value``; the
-    sample-ratio-mismatch check (``srm``); for interleaving, the readers' preferences and the sign test."""
+    sample-ratio-mismatch check (``srm``); for interleaving, the clicks credited per list with the readers-as-units
+    test (``p_value``) and the readers' preferences with the sign test (``sign_p_value``)."""
 
     permission_classes = [IsAdminUser]
 

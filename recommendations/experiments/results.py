@@ -190,17 +190,16 @@ def experiment_results(experiment: Experiment, *, now=None) -> ExperimentResults
 
 
 def interleaving_result(experiment: Experiment) -> es.InterleavingResult:
-    """Credit each click on an interleaved list to the arm that contributed the item; test readers' preferences."""
+    """Credit each click on an interleaved list to the arm that contributed the item; test the credit per list."""
     credits: dict[str, list[int]] = {}
-    for user_id, session in (Impression.objects.filter(experiment=experiment.slug)
-                             .values_list("user_id", "session_hash").distinct()):
-        credits.setdefault(_unit(user_id, session), [0, 0])
+    for user_id, session, n in (Impression.objects.filter(experiment=experiment.slug)
+                                .values_list("user_id", "session_hash").annotate(n=Count("id"))):
+        credits.setdefault(_unit(user_id, session), [0, 0, 0])[2] += n
     clicks = (Attribution.objects.filter(impression__experiment=experiment.slug, kind="click")
               .values_list("impression__user_id", "impression__session_hash", "impression__arm", "position"))
     for user_id, session, label, position in clicks:
         teams = teams_from_label(label) or []
         if 1 <= position <= len(teams):
-            credits.setdefault(_unit(user_id, session), [0, 0])[teams[position - 1]] += 1
-    a = [c[0] for c in credits.values()]
-    b = [c[1] for c in credits.values()]
-    return es.interleaving_preference(a, b)
+            credits.setdefault(_unit(user_id, session), [0, 0, 0])[teams[position - 1]] += 1
+    a, b, lists = (np.array([c[k] for c in credits.values()], dtype=np.float64) for k in range(3))
+    return es.interleaving_preference(a, b, lists, alpha=app_settings.EXPERIMENT_ALPHA)

@@ -5,6 +5,7 @@ import math
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from recommendations.algorithms import experiments_stats as es
 
@@ -152,3 +153,81 @@ class TeamDraftTests:
     def test_short_lists_end_the_merge(self):
         items, teams = es.team_draft_interleave(["a"], ["a", "b"], 5)
         assert items == ["a", "b"] and len(teams) == 2
+
+
+def _interleaved_aa(rng, *, readers: int, lists: int, favourite: float):
+    """Simulate one interleaving of a ranking against itself: each reader keeps their coin (teams) and leans
+    towards a favourite position; return per-reader credits (A, B), lists, and per-list credits."""
+    ranking = list(range(10))
+    per_reader, per_list = [], []
+    for reader in range(readers):
+        _, teams = es.team_draft_interleave(ranking, ranking, 10, seed=(rng.integers(1 << 30), reader))
+        liking = rng.beta(1, 4)  # readers differ a lot in how much they click
+        spot = int(rng.integers(0, 10))
+        totals = [0, 0]
+        for _ in range(lists):
+            clicked = [p for p in range(10) if rng.random() < liking / (p + 1)]
+            if rng.random() < favourite:
+                clicked.append(spot)
+            credit = es.interleaving_credit(teams, clicked)
+            per_list.append(credit)
+            totals = [totals[0] + credit[0], totals[1] + credit[1]]
+        per_reader.append(totals)
+    a, b = np.array(per_reader, dtype=float).T
+    return a, b, np.full(readers, lists), np.array(per_list, dtype=float).T
+
+
+class CreditDifferenceTests:
+    def test_one_list_per_reader_is_the_one_sample_t_test(self):
+        a, b = np.array([0, 2, 1, 0, 3, 1.0]), np.array([1, 2, 3, 0, 2, 4.0])
+        result = es.credit_difference(a, b, np.ones(6))
+        expected = stats.ttest_1samp(b - a, 0.0)
+        assert result.diff == pytest.approx((b - a).mean())
+        assert result.p_value == pytest.approx(expected.pvalue)
+        assert result.se == pytest.approx(stats.sem(b - a))
+
+    def test_each_reader_counts_once(self):
+        # Reader 1: 4 lists, B +4 (+1 per list); reader 2: 1 list, B -1. Per reader: mean(+1, -1) = 0,
+        # where pooling the lists would give (4 - 1) / 5.
+        result = es.credit_difference([0, 1, 0], [4, 0, 1], [4, 1, 2])
+        assert result.diff == pytest.approx((1 - 1 + 0.5) / 3)
+        assert result.n_units == 3 and result.ci_low < result.diff < result.ci_high
+
+    def test_no_clicks_is_no_evidence(self):
+        assert es.credit_difference(np.zeros(5), np.zeros(5), np.ones(5)).p_value == 1.0
+        assert es.interleaving_preference([0], [3], [1]).p_value == 1.0  # one reader decides nothing
+
+    def test_aa_false_positive_rate_is_alpha_with_readers_as_the_unit(self):
+        rng = np.random.default_rng(11)
+        clustered = per_list = 0
+        n = 300
+        for _ in range(n):
+            a, b, lists, (list_a, list_b) = _interleaved_aa(rng, readers=80, lists=5, favourite=0.6)
+            clustered += es.interleaving_preference(a, b, lists).p_value < 0.05
+            per_list += es.credit_difference(list_a, list_b, np.ones(list_a.size)).p_value < 0.05
+        assert 0.02 * n <= clustered <= 0.08 * n
+        # Lists of one reader share their coin and their taste: treating them as independent over-rejects.
+        assert per_list > 0.12 * n
+
+    def test_the_credit_test_is_more_sensitive_than_the_sign_test(self):
+        rng = np.random.default_rng(12)
+        good, bad = list(range(10)), list(range(100, 110))
+        credit_hits = sign_hits = 0
+        for _ in range(150):
+            a, b, shown = [], [], []
+            for reader in range(60):
+                items, teams = es.team_draft_interleave(bad, good, 10, seed=(rng.integers(1 << 30), reader))
+                liking = rng.beta(1, 3)
+                totals = [0, 0]
+                for _ in range(3):
+                    clicked = [p for p, item in enumerate(items)
+                               if rng.random() < liking * (1.25 if item < 100 else 1.0) / (p + 1)]
+                    credit = es.interleaving_credit(teams, clicked)
+                    totals = [totals[0] + credit[0], totals[1] + credit[1]]
+                a.append(totals[0])
+                b.append(totals[1])
+                shown.append(3)
+            result = es.interleaving_preference(a, b, shown)
+            credit_hits += result.p_value < 0.05 and result.credit_diff > 0
+            sign_hits += result.sign_p_value < 0.05 and result.delta > 0
+        assert credit_hits > sign_hits

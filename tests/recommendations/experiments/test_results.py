@@ -9,6 +9,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.contenttypes.models import ContentType
 from django.utils import timezone
 
+from recommendations.algorithms import experiments_stats as es
 from recommendations.experiments.models import Experiment
 from recommendations.experiments.promote import experiment_create
 from recommendations.experiments.results import experiment_results
@@ -115,6 +116,22 @@ class InterleavingResultsTests:
         result = experiment_results(Experiment.objects.get(slug="e")).interleaving
         assert (result.wins_a, result.wins_b, result.ties) == (0, 29, 1)
         assert result.p_value < 1e-6 and result.delta > 0
+        # Per list: 31 lists; 29 readers +2 per list, one reader (+2 - 2) / 2 lists = 0.
+        assert result.lists == 31 and result.credit_diff == pytest.approx(58 / 30)
+        assert result.sign_p_value < 1e-6
+
+    def test_one_readers_many_lists_do_not_decide_alone(self, world):
+        _experiment(kind=Experiment.Kind.INTERLEAVING)
+        keen, *others = _users(10)
+        for _ in range(20):
+            _show(keen, teams_label([0, 1, 0, 1]), clicks=(2, 4))
+        for user in others:
+            _show(user, teams_label([0, 1, 0, 1]))
+        result = experiment_results(Experiment.objects.get(slug="e")).interleaving
+        # 40 of 40 clicks went to B, but from one reader: readers are the unit, so it is not significant.
+        assert result.credit_diff == pytest.approx(0.2) and result.p_value > 0.05
+        lists_as_units = es.credit_difference([0] * 29, [2] * 20 + [0] * 9, [1] * 29)
+        assert lists_as_units.p_value < 1e-4
 
     def test_readers_without_clicks_are_ties(self, world):
         _experiment(kind=Experiment.Kind.INTERLEAVING)
