@@ -20,7 +20,7 @@ from ..db.bulk import rows_insert
 from ..db.sqlite_locked import retry_when_locked
 from ..models import BuildArtifact, BuildRun, UserRecommendation
 from .cold import (COLD_SCALE_RANK, EXTENSION_PREFIX, cold_scores, cold_view, diversity_keys, extension_save,
-                   new_explanations)
+                   item_records, new_explanations)
 from .errors import BuildError
 from .rows import PICK_COLUMNS, db_user_ids, user_pk
 from .state import build_state
@@ -61,7 +61,7 @@ def cold_item_place(*, content_type_id: int, object_id: str) -> int:
         with transaction.atomic():
             _item_forget(build_id, key)
         return 0
-    features = view.cold.encoder.transform([item_features_text(obj)], diversity_keys([key]))
+    features = view.cold.encoder.transform(item_records([item_features_text(obj)], diversity_keys([key])))
     if features.nnz == 0:
         return 0
     # Only an item placed before (saved again) can have rows among other readers' picks: a new one skips that scan.
