@@ -74,7 +74,7 @@ class BlendedScores:
     def score(self, rows: sp.csr_matrix) -> np.ndarray:
         warm = np.asarray(self.warm.score(rows), dtype=np.float32)
         cold = np.asarray(self.cold.score(rows, self.mapped), dtype=np.float32)
-        return blend_scores(warm, cold, self.warmth)
+        return blend_scores(warm, cold, self.warmth, seen=rows)
 
 
 def cold_model(train: sp.csr_matrix, features: sp.csr_matrix, params: dict) -> tuple[ColdStartHybrid, float]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import io
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -86,6 +86,7 @@ class ColdModel:
     mapped: np.ndarray  # build items x factors
     readers: np.ndarray  # readers per build item at the build
     warmth: np.ndarray  # weight of the warm score per build item
+    thresholds: dict = field(default_factory=dict)  # placement's per-reader match thresholds, per item model
 
     @classmethod
     def from_artifacts(cls, build_id: int) -> ColdModel | None:
@@ -174,6 +175,7 @@ class ColdView:
 
         Within each item model (``groups``, as lists are kept), the cold scores are rescaled so
         that each reader's best cold score equals their ``COLD_SCALE_RANK``-th best warm score
+        among the items they have not seen
         (content alone never outranks their surest picks); an item then gets
         ``warmth * warm + (1 - warmth) * cold``.
         """
@@ -181,7 +183,30 @@ class ColdView:
         warm_all = np.zeros_like(cold)
         warm_all[:, : self.n_build] = warm
         w = np.concatenate([self.warmth[: self.n_build], np.zeros(self.width - self.n_build, np.float32)])
-        return blend_scores(warm_all, cold, w, groups, COLD_SCALE_RANK), cold
+        return blend_scores(warm_all, cold, w, groups, COLD_SCALE_RANK, seen=rows), cold
+
+    def nearest_in_rows(self, rows: sp.csr_matrix, target: int) -> np.ndarray:
+        """Return, for each row's history, the position ``nearest_in_history`` gives for ``target`` (-1: no history)."""
+        rows = sp.csr_matrix(rows)
+        lengths = np.diff(rows.indptr)
+        out = np.full(rows.shape[0], -1, dtype=np.int64)
+        full = np.flatnonzero(lengths > 0)
+        if not len(full):
+            return out
+        similarity = self.unit[rows.indices] @ self.unit[target]
+        starts = rows.indptr[full]
+        segment = np.repeat(np.arange(rows.shape[0]), lengths)
+        top = np.maximum.reduceat(similarity, starts)
+        heaviest = np.maximum.reduceat(rows.data, starts)
+        # The first entry of each history at its maximum: of the similarity, else of the weight.
+        by_similarity = top > 0
+        wanted = np.where(by_similarity[np.searchsorted(full, segment)],
+                          similarity == top[np.searchsorted(full, segment)],
+                          rows.data == heaviest[np.searchsorted(full, segment)])
+        hits = np.flatnonzero(wanted)
+        first_rows, first = np.unique(segment[hits], return_index=True)
+        out[first_rows] = rows.indices[hits[first]]
+        return out
 
     def nearest_in_history(self, history: np.ndarray, weights: np.ndarray, targets: list[int]) -> dict[int, int]:
         """Return, for each target, the history position most like it (cosine of the mapped content), else the most weighted."""
