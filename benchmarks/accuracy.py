@@ -51,8 +51,11 @@ import scipy.sparse as sp
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from recommendations.algorithms import evaluation as ev  # noqa: E402
+
+import warm_blend  # noqa: E402
 
 DATA_DIR = Path(os.environ.get("BRE_DATA_DIR", ROOT.parent / "shared" / "data"))
 RESULTS_DIR = ROOT / "benchmarks" / "results"
@@ -91,6 +94,7 @@ def load_ml1m_ncf() -> dict | None:
     train = _csr(tr[:, 0], tr[:, 1], shape)
     return {
         "name": "ml-1m-ncf",
+        "item_keys": [str(i) for i in range(n_items)],
         "title": "MovieLens-1M, NCF split (reconstructed train file)",
         "train_for_tuning": train,
         "tune_negatives": 99,
@@ -142,6 +146,7 @@ def load_goodbooks(seed: int) -> dict | None:
             "time proxy (latest publication year) leave-last-out, full ranking": _train_times(T, tim[0]),
         },
         "name": "goodbooks-10k",
+        "item_keys": [str(int(b)) for b in books],
         "title": "goodbooks-10k (v1 ratings, every rating = an interaction)",
         "train_for_tuning": rnd[0],
         "tune_negatives": None,
@@ -167,7 +172,7 @@ def load_ibm(seed: int) -> dict | None:
             users.append(r["email"])
             items.append(int(float(r["article_id"])))
     _, u = np.unique(np.array(users), return_inverse=True)
-    _, i = np.unique(np.array(items), return_inverse=True)
+    articles, i = np.unique(np.array(items), return_inverse=True)
     shape = (int(u.max()) + 1, int(i.max()) + 1)
     X = _csr(u, i, shape)
     T = ev.last_timestamp_matrix(u, i, np.arange(u.size, dtype=np.float64), shape)
@@ -175,6 +180,7 @@ def load_ibm(seed: int) -> dict | None:
     tim = ev.leave_last_out_split(X, T, random_state=seed)
     return {
         "name": "ibm-articles",
+        "item_keys": [str(int(a)) for a in articles],
         "title": "IBM Watson Studio community articles (read events, repeats collapsed)",
         "train_for_tuning": rnd[0],
         "tune_negatives": None,
@@ -200,6 +206,7 @@ def run(args: argparse.Namespace) -> int:
         "ibm-articles": lambda: load_ibm(args.seed),
     }
     results: list[dict] = []
+    blend_rows: list[dict] = []
     for ds_name in args.datasets.split(","):
         t_load = time.perf_counter()
         ds = loaders[ds_name]()
@@ -208,10 +215,16 @@ def run(args: argparse.Namespace) -> int:
         X = ds["train_for_tuning"]
         print(f"== {ds['title']}: {X.shape[0]} users, {X.shape[1]} items, loaded in {time.perf_counter() - t_load:.1f}s",
               flush=True)
-        params_by_algo, validation = tune_dataset(ds, names, args)
+        if args.reuse_params:
+            params_by_algo, validation = {}, {}
+        else:
+            params_by_algo, validation = tune_dataset(ds, names, args)
+        features = warm_blend.item_features(ds) if args.cold_blend else None
         for split_label, train, test, negatives in ds["splits"]:
             if args.splits and args.splits not in split_label:
                 continue
+            cold = warm_blend.cold_model(train, features, args.cold_params) if features is not None else None
+            base_label = split_label
             test_users = np.flatnonzero(np.diff(test.indptr))
             if args.max_test_users and test_users.size > args.max_test_users:
                 rng = np.random.default_rng(args.seed)
@@ -222,7 +235,8 @@ def run(args: argparse.Namespace) -> int:
                 split_label += f" (random {args.max_test_users:,} of {test_users.size:,} test users)"
             protocol = "sampled" if negatives is not None else "full"
             for name in names:
-                params = params_by_algo[(name, protocol)]
+                params = (warm_blend.stored_params(ds["name"], base_label, name) or {} if args.reuse_params
+                          else params_by_algo[(name, protocol)])
                 est = get_estimator(name, **params)
                 times = ds.get("split_timestamps", {}).get(split_label.split(" (random ")[0])
                 try:
@@ -239,6 +253,12 @@ def run(args: argparse.Namespace) -> int:
                 except (ValueError, MemoryError) as exc:
                     print(f"   {split_label} {name}: FAILED {exc}", flush=True)
                     continue
+                if cold is not None:
+                    on = warm_blend.evaluate_on(est, cold[0], features, train, test, negatives)
+                    blend_rows.append(warm_blend.row(ds, split_label, name, params, res, on, cold[1],
+                                                     "python benchmarks/accuracy.py " + " ".join(sys.argv[1:])))
+                    print(f"   {split_label} | {name}: NDCG@10 blend off {res.metrics['NDCG@10']:.4f} on "
+                          f"{on.metrics['NDCG@10']:.4f} ({100 * blend_rows[-1]['relative']:+.2f}%)", flush=True)
                 m = res.metrics
                 pub = ds["published"].get(name) if negatives is not None else None
                 results.append({
@@ -255,7 +275,9 @@ def run(args: argparse.Namespace) -> int:
                       f"Coverage@10 {m['Coverage@10']:.4f} fit {res.fit_seconds:.1f}s score {res.score_seconds:.1f}s"
                       + (f" (published {pub[0]:.4f}/{pub[1]:.4f})" if pub else ""), flush=True)
                 del est
-    if results and not args.no_write:
+    if blend_rows and not args.no_write:
+        warm_blend.write(blend_rows, args.cold_params)
+    if results and not args.no_write and not args.cold_blend:
         store = RESULTS_DIR / "accuracy.json"
         if args.merge and store.exists():
             # keep rows of earlier runs that this run did not redo (same data set, split and algorithm)
@@ -473,6 +495,13 @@ def main(argv=None) -> int:
                              "as the command line does with a timestamp column (default: on)")
     parser.add_argument("--merge", action="store_true",
                         help="replace only the rows this run measures in accuracy.json, keep the others")
+    parser.add_argument("--cold-blend", action="store_true",
+                        help="score each fitted model with the cold-item blend off and on (issue 19's warm-accuracy "
+                             "goal); writes benchmarks/results/cold_warm.md and .json instead of the accuracy tables")
+    parser.add_argument("--cold-params", type=json.loads, default={},
+                        help="ColdStartHybrid parameters of the blend as JSON (default {}: the site's COLD_START_PARAMS)")
+    parser.add_argument("--reuse-params", action="store_true",
+                        help="no tuning: each row's parameters from benchmarks/results/accuracy.json")
     parser.add_argument("--report-only", action="store_true",
                         help="rebuild accuracy.md and the plot from benchmarks/results/accuracy.json (no fitting)")
     args = parser.parse_args(argv)

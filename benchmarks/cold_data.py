@@ -116,14 +116,11 @@ def _book_tags(base: Path, goodreads_to_row: dict[int, int], n_items: int, per_b
     return [[name for _, name in sorted(counted[i], reverse=True)[:per_book]] for i in range(n_items)]
 
 
-def load_goodbooks(max_users: int = 15_000, seed: int = 0) -> dict | None:
+def goodbooks_records() -> tuple[list[dict], list[ItemRecord]]:
+    """The rows of books.csv and one record per book (title + description, top 30 tags, authors), in file order."""
     base = DATA_DIR / "goodbooks-10k"
-    if not (base / "ratings_v1.csv.gz").exists():
-        print(f"SKIP goodbooks-10k: {base} not found", file=sys.stderr)
-        return None
     with open(base / "books.csv", encoding="utf-8") as fh:
         books = list(csv.DictReader(fh))
-    row_of = {int(b["book_id"]): i for i, b in enumerate(books)}
     descriptions: dict[int, str] = {}
     described = DATA_DIR / "goodbooks-10k-descriptions-openlibrary" / "book_descriptions.csv.gz"
     if described.exists():
@@ -135,6 +132,16 @@ def load_goodbooks(max_users: int = 15_000, seed: int = 0) -> dict | None:
                    tags=tags[i], authors=[a.strip() for a in b["authors"].split(",") if a.strip()])
         for i, b in enumerate(books)
     ]
+    return books, records
+
+
+def load_goodbooks(max_users: int = 15_000, seed: int = 0) -> dict | None:
+    base = DATA_DIR / "goodbooks-10k"
+    if not (base / "ratings_v1.csv.gz").exists():
+        print(f"SKIP goodbooks-10k: {base} not found", file=sys.stderr)
+        return None
+    books, records = goodbooks_records()
+    row_of = {int(b["book_id"]): i for i, b in enumerate(books)}
     users: dict[str, int] = {}
     rows, cols = [], []
     with gzip.open(base / "ratings_v1.csv.gz", "rt", encoding="utf-8") as fh:
@@ -185,6 +192,26 @@ def load_ibm() -> dict | None:
             "features": "full text (title, description, body) for 437 of 714 articles, else the title",
             "encoder": {"tfidf": {"weight": 1.0, "ngram_range": (1, 1), "min_df": 2, "max_df": 0.5,
                                   "max_features": 10_000}}}
+
+
+def ml1m_ncf_records() -> list[ItemRecord] | None:
+    """One record per NCF item id of MovieLens-1M: its title as text and its genres as tags."""
+    mapping = DATA_DIR / "ncf-ml-1m-pinterest" / "ml-1m.ncf_item_to_movielens_id.csv"
+    movies = DATA_DIR / "movielens-1m" / "movies.dat"
+    if not mapping.exists() or not movies.exists():
+        print(f"SKIP ml-1m-ncf features: {mapping} or {movies} not found", file=sys.stderr)
+        return None
+    by_id = {}
+    for line in movies.read_text(encoding="latin-1").splitlines():
+        movie_id, title, genres = line.split("::")
+        by_id[int(movie_id)] = (title, genres.split("|"))
+    with open(mapping, encoding="utf-8") as fh:
+        ncf = {int(r["ncf_item_id"]): int(r["movie_id"]) for r in csv.DictReader(fh)}
+    records = [ItemRecord(key=str(i)) for i in range(max(ncf) + 1)]
+    for item, movie in ncf.items():
+        title, genres = by_id.get(movie, ("", []))
+        records[item] = ItemRecord(key=str(item), text=title, tags=genres)
+    return records
 
 
 LOADERS = {

@@ -13,7 +13,9 @@ from sklearn.linear_model import Ridge
 from .base import RecommenderBase, check_user_items
 from .factorization import IALS
 
-__all__ = ["ColdStartHybrid"]
+__all__ = ["ColdStartHybrid", "blend_scores", "row_scale", "COLD_SCALE_RANK"]
+
+COLD_SCALE_RANK = 5  # a reader's best cold score is set to their 5th best warm score
 
 
 class ColdStartHybrid(RecommenderBase):
@@ -62,7 +64,7 @@ class ColdStartHybrid(RecommenderBase):
         l2: float = 1.0,
         target: str = "factors",
         cg_iterations: int = 100,
-        warmth_shrink: float = 5.0,
+        warmth_shrink: float = 0.5,
         random_state: int | None = 0,
     ) -> None:
         self.factors = factors
@@ -223,3 +225,48 @@ class ColdStartHybrid(RecommenderBase):
     def explain(self, user_items_row: sp.csr_matrix, item_index: int, n: int = 3):
         """History items closest to the item in the blended space ("New: like X, which you read")."""
         return self._ials_view(blended=True).explain(user_items_row, item_index, n)
+
+
+# ---------------------------------------------------------------------- the blend of full builds
+def row_scale(scores: NDArray, rank: int = 1) -> NDArray[np.float32]:
+    """Each row's ``rank``-th largest finite score, or 1 where it is not positive."""
+    finite = np.where(np.isfinite(scores), scores, -np.inf)
+    if finite.shape[1] < rank:
+        return np.ones(finite.shape[0], dtype=np.float32)
+    top = -np.partition(-finite, rank - 1, axis=1)[:, rank - 1]
+    return np.where(top > 0, top, 1.0).astype(np.float32)
+
+
+def blend_scores(warm: NDArray, cold: NDArray, warmth: NDArray, groups: list[NDArray] | None = None,
+                 rank: int = COLD_SCALE_RANK, seen: sp.spmatrix | None = None) -> NDArray[np.float32]:
+    """Blend a warm model's scores with cold scores by item warmth, as full builds score picks.
+
+    Within each group of columns (an item model; all columns without ``groups``) the cold scores
+    are rescaled so that each row's best cold score equals its ``rank``-th best warm score among
+    the items it has not seen (content alone never outranks a reader's surest picks); an item
+    then gets ``warmth * warm + (1 - warmth) * cold``. ``cold`` is rescaled in place.
+
+    Parameters
+    ----------
+    warm, cold : ndarray float32, shape (n, m)
+    warmth : ndarray float32, shape (m,)
+        Weight of the warm score per column, in [0, 1].
+    groups : list of ndarray int, optional
+    rank : int
+    seen : sparse matrix, shape (n, m') with m' <= m, optional
+        The rows' histories: their items are left out of the scales (their scores are kept).
+
+    Returns
+    -------
+    ndarray float32, shape (n, m)
+    """
+    r, c = sp.csr_matrix(seen).nonzero() if seen is not None else (np.zeros(0, np.intp), np.zeros(0, np.intp))
+    kept_warm, kept_cold = warm[r, c], cold[r, c]
+    warm[r, c], cold[r, c] = -np.inf, -np.inf
+    scales = [row_scale(warm[:, columns], rank) / row_scale(cold[:, columns])
+              for columns in (groups if groups is not None else [np.arange(cold.shape[1])])]
+    warm[r, c], cold[r, c] = kept_warm, kept_cold
+    for columns, scale in zip(groups if groups is not None else [np.arange(cold.shape[1])], scales):
+        cold[:, columns] *= scale[:, None]
+    w = np.asarray(warmth, dtype=np.float32)
+    return (w * warm + (1.0 - w) * cold).astype(np.float32, copy=False)

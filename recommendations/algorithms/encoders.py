@@ -3,14 +3,18 @@
 Every encoder has the same small interface, ``fit(records)`` then ``transform(records)`` (or
 ``fit_transform``), and returns a ``csr_matrix`` float32 with L2-normalised rows, so blocks of
 different encoders are comparable and ``CombinedEncoder`` can weigh them. ``transform`` works on
-items never seen in ``fit`` (new items reach the same feature space).
+items never seen in ``fit`` (new items reach the same feature space). A fitted encoder is saved
+with ``save(file)`` (``np.savez``, no pickles) and read back with :func:`load_encoder`, so a build
+can encode an item saved after it with the build's vocabulary.
 """
 
 from __future__ import annotations
 
+import inspect
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -28,6 +32,7 @@ __all__ = [
     "SentenceEncoder",
     "CombinedEncoder",
     "make_encoder",
+    "load_encoder",
 ]
 
 
@@ -62,7 +67,48 @@ def _rows(matrix: Any) -> sp.csr_matrix:
     return sp.csr_matrix(normalize(sp.csr_matrix(matrix, dtype=np.float32)), dtype=np.float32)
 
 
-class TfidfEncoder:
+class _Encoder:
+    """What every encoder shares: ``fit_transform``, and ``save`` / ``load`` of its fitted state as plain arrays."""
+
+    kind: ClassVar[str] = ""
+
+    def fit(self, records: Sequence[ItemRecord]) -> Any:
+        raise NotImplementedError(".fit() must be overridden")
+
+    def transform(self, records: Sequence[ItemRecord]) -> sp.csr_matrix:
+        raise NotImplementedError(".transform() must be overridden")
+
+    def fit_transform(self, records: Sequence[ItemRecord]) -> sp.csr_matrix:
+        return self.fit(records).transform(records)
+
+    def _params(self) -> dict[str, Any]:
+        names = [n for n in inspect.signature(type(self).__init__).parameters if n != "self"]
+        return {name: getattr(self, name) for name in names}
+
+    def _state(self) -> dict[str, Any]:
+        """The fitted state as arrays (keys without a prefix)."""
+        raise NotImplementedError("._state() must be overridden")
+
+    def _restore(self, arrays: Mapping[str, Any], prefix: str) -> None:
+        """Set the fitted state from ``arrays[prefix + key]``."""
+        raise NotImplementedError("._restore() must be overridden")
+
+    def _arrays(self, prefix: str = "") -> dict[str, Any]:
+        out = {prefix + "kind": np.asarray(self.kind), prefix + "params": np.asarray(json.dumps(self._params()))}
+        out.update({prefix + key: value for key, value in self._state().items()})
+        return out
+
+    def save(self, file: Any) -> None:
+        """Write the fitted encoder to ``file`` (a path or a binary file object) with ``np.savez``."""
+        np.savez(file, **self._arrays())
+
+    @classmethod
+    def load(cls, file: Any) -> Any:
+        """Read an encoder written by ``save`` (see :func:`load_encoder`)."""
+        return load_encoder(file)
+
+
+class TfidfEncoder(_Encoder):
     """TF-IDF of ``record.text`` (sublinear tf, English stop words, uni- and bigrams).
 
     Parameters
@@ -82,11 +128,17 @@ class TfidfEncoder:
         self.max_df = max_df
         self.stop_words = stop_words
 
-    def fit(self, records: Sequence[ItemRecord]) -> TfidfEncoder:
-        self.vectorizer_ = TfidfVectorizer(
+    kind = "tfidf"
+
+    def _vectorizer(self, vocabulary: list[str] | None = None) -> TfidfVectorizer:
+        return TfidfVectorizer(
             max_features=self.max_features, ngram_range=tuple(self.ngram_range), min_df=self.min_df,
             max_df=self.max_df, stop_words=self.stop_words, sublinear_tf=True, dtype=np.float32,
+            vocabulary=vocabulary,
         )
+
+    def fit(self, records: Sequence[ItemRecord]) -> TfidfEncoder:
+        self.vectorizer_ = self._vectorizer()
         texts = [record.text or "" for record in records]
         try:
             self.vectorizer_.fit(texts)
@@ -100,11 +152,20 @@ class TfidfEncoder:
             return sp.csr_matrix((len(records), 1), dtype=np.float32)
         return _rows(self.vectorizer_.transform([record.text or "" for record in records]))
 
-    def fit_transform(self, records: Sequence[ItemRecord]) -> sp.csr_matrix:
-        return self.fit(records).transform(records)
+    def _state(self) -> dict[str, Any]:
+        if self.empty_:
+            return {"empty": np.asarray(True)}
+        return {"empty": np.asarray(False), "terms": np.asarray(self.vectorizer_.get_feature_names_out(), dtype=str),
+                "idf": self.vectorizer_.idf_.astype(np.float64)}
+
+    def _restore(self, arrays: Mapping[str, Any], prefix: str) -> None:
+        self.empty_ = bool(arrays[prefix + "empty"])
+        if not self.empty_:
+            self.vectorizer_ = self._vectorizer(arrays[prefix + "terms"].tolist())
+            self.vectorizer_.idf_ = arrays[prefix + "idf"]
 
 
-class LsaEncoder:
+class LsaEncoder(_Encoder):
     """Latent semantic analysis: TruncatedSVD over the TF-IDF of the text, rows L2-normalised.
 
     Parameters
@@ -135,11 +196,24 @@ class LsaEncoder:
             return sp.csr_matrix((len(records), 1), dtype=np.float32)
         return _rows(self.svd_.transform(X))
 
-    def fit_transform(self, records: Sequence[ItemRecord]) -> sp.csr_matrix:
-        return self.fit(records).transform(records)
+    kind = "lsa"
+
+    def _state(self) -> dict[str, Any]:
+        state = {"tfidf/" + key: value for key, value in self.tfidf_._arrays().items()}
+        if self.svd_ is not None:
+            state["components"] = self.svd_.components_
+        return state
+
+    def _restore(self, arrays: Mapping[str, Any], prefix: str) -> None:
+        self.tfidf_ = _restore(arrays, prefix + "tfidf/")
+        self.svd_ = None
+        if prefix + "components" in arrays:
+            components = arrays[prefix + "components"]
+            self.svd_ = TruncatedSVD(n_components=components.shape[0], random_state=self.random_state)
+            self.svd_.components_, self.svd_.n_features_in_ = components, components.shape[1]
 
 
-class CategoricalEncoder:
+class CategoricalEncoder(_Encoder):
     """Multi-hot labels of one record field (``tags``, ``authors`` or ``links``), IDF-weighted.
 
     Labels seen in fewer than ``min_count`` items are dropped; labels unseen at fit time are
@@ -152,6 +226,8 @@ class CategoricalEncoder:
     idf : bool
         Weight rare labels up (a tag shared by half the catalogue says little).
     """
+
+    kind = "categorical"
 
     def __init__(self, field: str = "tags", min_count: int = 1, idf: bool = True) -> None:
         self.field = field
@@ -180,8 +256,24 @@ class CategoricalEncoder:
         counts = self.vectorizer_.transform(self._values(records))
         return _rows(self.idf_.transform(counts) if self.idf_ is not None else counts)
 
-    def fit_transform(self, records: Sequence[ItemRecord]) -> sp.csr_matrix:
-        return self.fit(records).transform(records)
+    def _state(self) -> dict[str, Any]:
+        if self.empty_:
+            return {"empty": np.asarray(True)}
+        state = {"empty": np.asarray(False), "labels": np.asarray(self.vectorizer_.get_feature_names_out(), dtype=str)}
+        if self.idf_ is not None:
+            state["idf"] = self.idf_.idf_.astype(np.float64)
+        return state
+
+    def _restore(self, arrays: Mapping[str, Any], prefix: str) -> None:
+        self.empty_ = bool(arrays[prefix + "empty"])
+        if self.empty_:
+            return
+        self.vectorizer_ = CountVectorizer(analyzer=_labels, binary=True, dtype=np.float32,
+                                           vocabulary=arrays[prefix + "labels"].tolist())
+        self.idf_ = None
+        if prefix + "idf" in arrays:
+            self.idf_ = TfidfTransformer(sublinear_tf=False)
+            self.idf_.idf_ = arrays[prefix + "idf"]
 
 
 class GraphEncoder(CategoricalEncoder):
@@ -190,6 +282,8 @@ class GraphEncoder(CategoricalEncoder):
     Two items citing, or cited by, the same papers share features; an item's own key is a
     feature too, so a new item citing an old one lands next to it.
     """
+
+    kind = "graph"
 
     def __init__(self, min_count: int = 1, idf: bool = True, include_self: bool = True) -> None:
         super().__init__(field="links", min_count=min_count, idf=idf)
@@ -200,7 +294,7 @@ class GraphEncoder(CategoricalEncoder):
         return [mine + [str(link) for link in record.links or []] for mine, record in zip(own, records)]
 
 
-class SentenceEncoder:
+class SentenceEncoder(_Encoder):
     """Sentence embeddings of ``record.text`` by a sentence-transformers model, rows L2-normalised.
 
     Parameters
@@ -233,11 +327,16 @@ class SentenceEncoder:
                                      convert_to_numpy=True)
         return _rows(np.asarray(vectors, dtype=np.float32).reshape(len(texts), -1))
 
-    def fit_transform(self, records: Sequence[ItemRecord]) -> sp.csr_matrix:
-        return self.fit(records).transform(records)
+    kind = "sentence"
+
+    def _state(self) -> dict[str, Any]:
+        return {}  # the model is read again from ``model``: weights are not copied into a build
+
+    def _restore(self, arrays: Mapping[str, Any], prefix: str) -> None:
+        self.fit([])
 
 
-class CombinedEncoder:
+class CombinedEncoder(_Encoder):
     """Weighted blocks side by side: ``hstack(w_1 * E_1(records), ..., w_k * E_k(records))``.
 
     Each block has unit rows, so a weight is the share of that block in a dot product.
@@ -247,7 +346,7 @@ class CombinedEncoder:
     blocks : sequence of (encoder, weight)
     """
 
-    def __init__(self, blocks: Sequence[tuple[Any, float]]) -> None:
+    def __init__(self, blocks: Sequence[tuple[Any, float]] = ()) -> None:
         self.blocks = list(blocks)
 
     def fit(self, records: Sequence[ItemRecord]) -> CombinedEncoder:
@@ -259,8 +358,20 @@ class CombinedEncoder:
         parts = [np.float32(weight) * encoder.transform(records) for encoder, weight in self.blocks]
         return sp.csr_matrix(sp.hstack(parts, format="csr"), dtype=np.float32)
 
-    def fit_transform(self, records: Sequence[ItemRecord]) -> sp.csr_matrix:
-        return self.fit(records).transform(records)
+    kind = "combined"
+
+    def _params(self) -> dict[str, Any]:
+        return {}
+
+    def _state(self) -> dict[str, Any]:
+        state: dict[str, Any] = {"weights": np.asarray([w for _, w in self.blocks], dtype=np.float64)}
+        for i, (encoder, _) in enumerate(self.blocks):
+            state.update(encoder._arrays(f"{i}/"))
+        return state
+
+    def _restore(self, arrays: Mapping[str, Any], prefix: str) -> None:
+        weights = arrays[prefix + "weights"].tolist()
+        self.blocks = [(_restore(arrays, f"{prefix}{i}/"), float(w)) for i, w in enumerate(weights)]
 
 
 #: Encoder name -> factory (its keyword parameters).
@@ -313,3 +424,32 @@ def _parse_spec(text: str) -> dict[str, Any]:
         except ValueError:
             raise ValueError(f"encoder {name.strip()!r}: weight {weight!r} is not a number") from None
     return spec
+
+
+#: ``kind`` written by ``save`` -> encoder class.
+_KINDS: dict[str, Any] = {cls.kind: cls for cls in (TfidfEncoder, LsaEncoder, CategoricalEncoder, GraphEncoder,
+                                                    SentenceEncoder, CombinedEncoder)}
+
+
+def _restore(arrays: Mapping[str, Any], prefix: str) -> Any:
+    kind = str(arrays[prefix + "kind"])
+    if kind not in _KINDS:
+        raise ValueError(f"unknown encoder kind {kind!r} in a saved encoder")
+    encoder = _KINDS[kind](**json.loads(str(arrays[prefix + "params"])))
+    encoder._restore(arrays, prefix)
+    return encoder
+
+
+def load_encoder(file: Any) -> Any:
+    """Read a fitted encoder written by its ``save(file)`` (``allow_pickle=False``).
+
+    Raises
+    ------
+    ValueError
+        When ``file`` holds no saved encoder.
+    """
+    with np.load(file, allow_pickle=False) as data:
+        arrays = {key: data[key] for key in data.files}
+    if "kind" not in arrays:
+        raise ValueError("not a saved encoder (no 'kind' entry)")
+    return _restore(arrays, "")

@@ -1,6 +1,6 @@
 """Provides the cold-item part of a build: item features, the fitted ``ColdStartHybrid``, and its blend into picks.
 
-A full build encodes every item (``features.ItemFeatureEncoder``), fits the cold model on the
+A full build encodes every item (``SITE_ENCODER``, an ``algorithms.encoders`` encoder), fits the cold model on the
 interactions and those features, and stores both. Scoring a reader then blends, for every item,
 the warm model's score and the cold model's (rescaled to the reader's warm scale) by the item's
 warmth, so an item few readers have read competes on its content. An item saved after the build
@@ -11,25 +11,33 @@ from __future__ import annotations
 
 import io
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
 from ..adapters import DefaultAdapter, get_adapter
 from ..algorithms import load_model
-from ..algorithms.cold import ColdStartHybrid
+from ..algorithms.cold import COLD_SCALE_RANK, ColdStartHybrid, blend_scores
+from ..algorithms.encoders import ItemRecord, load_encoder, make_encoder
 from ..algorithms.matrices import IndexMap
 from ..conf import app_settings
 from ..items import items_by_key
 from ..models import BuildArtifact
 from .errors import BuildError
-from .features import ItemFeatureEncoder
 from .load import LoadedData
 from .state import artifact_bytes, artifact_save
 
 EXTENSION_PREFIX = "cold_item:"
-COLD_SCALE_RANK = 5  # a reader's best cold score is set to their 5th best warm score
+#: The site's item features: TF-IDF of an item's text beside its diversity key (an author) at half weight.
+SITE_ENCODER = {"tfidf": {"weight": 1.0, "ngram_range": (1, 1), "max_features": 50_000},
+                "authors": {"weight": 0.5, "idf": False}}
+
+
+def item_records(texts: list[str], keys: list) -> list[ItemRecord]:
+    """Return what the encoder reads of each item: its text, and its diversity key as its one author."""
+    return [ItemRecord(text=text or "", authors=[] if key is None else [str(key)]) for text, key in zip(texts, keys)]
 
 
 def diversity_keys(keys: list[tuple[int, str]]) -> list:
@@ -54,11 +62,11 @@ def cold_fit(build_id: int, data: LoadedData) -> int:
     for ct_id, pairs in data.texts.items():
         for object_id, text in pairs:
             texts[data.item_map.position((ct_id, object_id))] = text
-    keys = diversity_keys(list(data.item_map))
-    encoder = ItemFeatureEncoder().fit(texts, keys)
-    if encoder.n_features == 0:
+    records = item_records(texts, diversity_keys(list(data.item_map)))
+    encoder = make_encoder(SITE_ENCODER).fit(records)
+    features = encoder.transform(records)
+    if features.nnz == 0:
         return 0
-    features = encoder.transform(texts, keys)
     model = ColdStartHybrid(**app_settings.COLD_START_PARAMS).fit(data.user_items, features)
     mapped = np.asarray(model.map_items(features), dtype=np.float32)
     artifact_save(build_id, "cold_model", model.save)
@@ -73,11 +81,12 @@ class ColdModel:
     """What a process needs of a build's cold model; loaded once per build (``BuildState.cold``)."""
 
     model: ColdStartHybrid
-    encoder: ItemFeatureEncoder
+    encoder: Any  # an ``algorithms.encoders`` encoder, fitted at the build
     features: sp.csr_matrix  # build items x features, rows L2-normalised
     mapped: np.ndarray  # build items x factors
     readers: np.ndarray  # readers per build item at the build
     warmth: np.ndarray  # weight of the warm score per build item
+    thresholds: dict = field(default_factory=dict)  # placement's per-reader match thresholds, per item model
 
     @classmethod
     def from_artifacts(cls, build_id: int) -> ColdModel | None:
@@ -85,7 +94,10 @@ class ColdModel:
             model = load_model(io.BytesIO(artifact_bytes(build_id, "cold_model")))
         except BuildError:
             return None  # a build without a cold model (COLD_START off, or no item features)
-        encoder = ItemFeatureEncoder.load(io.BytesIO(artifact_bytes(build_id, "cold_encoder")))
+        try:
+            encoder = load_encoder(io.BytesIO(artifact_bytes(build_id, "cold_encoder")))
+        except (ValueError, KeyError):
+            return None  # an encoder stored in an older format: no cold model until the next build
         features = sp.load_npz(io.BytesIO(artifact_bytes(build_id, "cold_features"))).tocsr()
         with np.load(io.BytesIO(artifact_bytes(build_id, "cold_items")), allow_pickle=False) as items:
             mapped, readers = items["mapped"], items["readers"]
@@ -163,17 +175,38 @@ class ColdView:
 
         Within each item model (``groups``, as lists are kept), the cold scores are rescaled so
         that each reader's best cold score equals their ``COLD_SCALE_RANK``-th best warm score
+        among the items they have not seen
         (content alone never outranks their surest picks); an item then gets
         ``warmth * warm + (1 - warmth) * cold``.
         """
         cold = cold_scores(self.cold.model, rows, self.mapped, users)
         warm_all = np.zeros_like(cold)
         warm_all[:, : self.n_build] = warm
-        for columns in groups:
-            scale = row_scale(warm_all[:, columns], COLD_SCALE_RANK) / row_scale(cold[:, columns])
-            cold[:, columns] *= scale[:, None]
         w = np.concatenate([self.warmth[: self.n_build], np.zeros(self.width - self.n_build, np.float32)])
-        return w * warm_all + (1.0 - w) * cold, cold
+        return blend_scores(warm_all, cold, w, groups, COLD_SCALE_RANK, seen=rows), cold
+
+    def nearest_in_rows(self, rows: sp.csr_matrix, target: int) -> np.ndarray:
+        """Return, for each row's history, the position ``nearest_in_history`` gives for ``target`` (-1: no history)."""
+        rows = sp.csr_matrix(rows)
+        lengths = np.diff(rows.indptr)
+        out = np.full(rows.shape[0], -1, dtype=np.int64)
+        full = np.flatnonzero(lengths > 0)
+        if not len(full):
+            return out
+        similarity = self.unit[rows.indices] @ self.unit[target]
+        starts = rows.indptr[full]
+        segment = np.repeat(np.arange(rows.shape[0]), lengths)
+        top = np.maximum.reduceat(similarity, starts)
+        heaviest = np.maximum.reduceat(rows.data, starts)
+        # The first entry of each history at its maximum: of the similarity, else of the weight.
+        by_similarity = top > 0
+        wanted = np.where(by_similarity[np.searchsorted(full, segment)],
+                          similarity == top[np.searchsorted(full, segment)],
+                          rows.data == heaviest[np.searchsorted(full, segment)])
+        hits = np.flatnonzero(wanted)
+        first_rows, first = np.unique(segment[hits], return_index=True)
+        out[first_rows] = rows.indices[hits[first]]
+        return out
 
     def nearest_in_history(self, history: np.ndarray, weights: np.ndarray, targets: list[int]) -> dict[int, int]:
         """Return, for each target, the history position most like it (cosine of the mapped content), else the most weighted."""
@@ -202,15 +235,6 @@ def cold_view(state) -> ColdView | None:
     if cold is None:
         return None
     return ColdView(cold, extension_load(state.build_id, cold.features.shape[1], cold.mapped.shape[1]), state.item_map)
-
-
-def row_scale(scores: np.ndarray, rank: int = 1) -> np.ndarray:
-    """Each row's ``rank``-th largest finite score, or 1 where it is not positive."""
-    finite = np.where(np.isfinite(scores), scores, -np.inf)
-    if finite.shape[1] < rank:
-        return np.ones(finite.shape[0], dtype=np.float32)
-    top = -np.partition(-finite, rank - 1, axis=1)[:, rank - 1]
-    return np.where(top > 0, top, 1.0).astype(np.float32)
 
 
 def exploration_slots(length: int, share: float) -> list[int]:

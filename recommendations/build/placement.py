@@ -20,7 +20,7 @@ from ..db.bulk import rows_insert
 from ..db.sqlite_locked import retry_when_locked
 from ..models import BuildArtifact, BuildRun, UserRecommendation
 from .cold import (COLD_SCALE_RANK, EXTENSION_PREFIX, cold_scores, cold_view, diversity_keys, extension_save,
-                   new_explanations)
+                   item_records, new_explanations)
 from .errors import BuildError
 from .rows import PICK_COLUMNS, db_user_ids, user_pk
 from .state import build_state
@@ -61,7 +61,7 @@ def cold_item_place(*, content_type_id: int, object_id: str) -> int:
         with transaction.atomic():
             _item_forget(build_id, key)
         return 0
-    features = view.cold.encoder.transform([item_features_text(obj)], diversity_keys([key]))
+    features = view.cold.encoder.transform(item_records([item_features_text(obj)], diversity_keys([key])))
     if features.nnz == 0:
         return 0
     # Only an item placed before (saved again) can have rows among other readers' picks: a new one skips that scan.
@@ -75,17 +75,7 @@ def _picks_insert(build_id: int, state, view, key: tuple[int, str], again: bool)
     """Insert the item ``key`` of ``view``'s extension into the picks of the readers it matches."""
     target = view.ext_positions[key]
     rows = state.user_items
-    # Lists are kept per item model: the item competes with the build's items of its own model.
-    same = np.flatnonzero(np.asarray([k[0] for k in state.item_map], dtype=np.int64) == key[0])
-    every = np.arange(rows.shape[0])
-    cold = cold_scores(view.cold.model, rows, view.mapped[same], every)
-    seen_rows, seen_cols = rows[:, same].nonzero()
-    cold[seen_rows, seen_cols] = -np.inf
-    new = cold_scores(view.cold.model, rows, view.mapped[target : target + 1], every).ravel()
-    k = min(MATCH_TOP, cold.shape[1] // 4)  # a small catalogue: the best quarter
-    kth = -np.partition(-cold, k - 1, axis=1)[:, k - 1] if k else np.full(len(new), -np.inf)
-    best = cold.max(axis=1, initial=-np.inf)
-    users = np.flatnonzero((new > 0) & (new >= kth) & (best > 0))
+    users, new, best = _matching_readers(state, view, key, target)
     item_rows = UserRecommendation.objects.filter(build_id=build_id, content_type_id=key[0], object_id=key[1])
     if not len(users):
         if again:
@@ -94,35 +84,73 @@ def _picks_insert(build_id: int, state, view, key: tuple[int, str], again: bool)
         return 0
     pks = [user_pk(state.user_keys[u]) for u in users.tolist()]
     db_ids = db_user_ids(pks)
-    # The reader's COLD_SCALE_RANK-th score of the item's model (or their last, in a shorter list), as the blend scales.
-    stored: dict = {}
-    for user_id, score in (UserRecommendation.objects.filter(build_id=build_id, user__in=pks, content_type_id=key[0])
-                           .values_list("user_id", "score")):
-        stored.setdefault(user_id, []).append(score)
-    scale = {user_id: sorted(scores, reverse=True)[: COLD_SCALE_RANK][-1] for user_id, scores in stored.items()}
-    nearest = {u: view.nearest_in_history(rows.indices[rows.indptr[u]:rows.indptr[u + 1]],
-                                          rows.data[rows.indptr[u]:rows.indptr[u + 1]], [target]).get(target)
-               for u in users.tolist()}
-    titles = get_adapter().item_titles({view.key(p) for p in nearest.values() if p is not None})
-    texts: dict = {}
-    picks = []
-    for u, pk in zip(users.tolist(), pks):
-        if nearest[u] is None:
-            continue
-        score = float(new[u] / best[u] * scale.get(db_ids[pk], scale.get(pk, 1.0)))
-        text = new_explanations(view, np.asarray([nearest[u]]), np.ones(1), [target], titles, set(), texts)[target]
-        picks.append((pk, db_ids[pk], score, text))
-    # Its rank: after the reader's picks that score higher. The others keep theirs (serving orders by score).
-    higher: dict = {}
-    for user_id, score in UserRecommendation.objects.filter(build_id=build_id, user__in=pks).values_list("user_id",
-                                                                                                      "score"):
-        higher[user_id] = higher.get(user_id, [])
-        higher[user_id].append(score)
-    out = [(build_id, user_db, key[0], key[1], 1 + sum(s >= score for s in higher.get(user_db, higher.get(pk, []))),
-            score, text, "refresh") for pk, user_db, score, text in picks]
+    user_dbs = [db_ids[pk] for pk in pks]
+    nearest = view.nearest_in_rows(rows[users], target)
+    scale, stored, earlier = _stored_scores(build_id, pks, user_dbs, key)
+    scores = (new[users] / best[users] * scale.astype(np.float32)).astype(np.float64)  # float32, as the blend's
+    ranks = 1 + np.bincount(stored[0], weights=stored[1] >= scores[stored[0]], minlength=len(users)).astype(np.int64)
+    titles = get_adapter().item_titles({view.key(int(p)) for p in np.unique(nearest[nearest >= 0])})
+    cache: dict = {}
+    texts = {p: new_explanations(view, np.asarray([p]), np.ones(1), [target], titles, set(), cache)[target]
+             for p in np.unique(nearest[nearest >= 0]).tolist()}
+    placed = np.flatnonzero(nearest >= 0)
+    out = [(build_id, user_dbs[i], key[0], key[1], int(ranks[i]), float(scores[i]), texts[int(nearest[i])], "refresh")
+           for i in placed.tolist()]
     with transaction.atomic():
-        (item_rows if again else item_rows.filter(user__in=pks)).delete()
+        if again:
+            item_rows.delete()
+        elif earlier:  # rows a refresh wrote since the item was mapped: replaced, not doubled
+            item_rows.filter(user__in=earlier).delete()
         rows_insert(UserRecommendation, PICK_COLUMNS, out)
         payloads.user_payloads_invalidate()
     logger.info("New item %s:%s placed in the picks of %s readers.", key[0], key[1], len(out))
     return len(out)
+
+
+def _matching_readers(state, view, key: tuple[int, str], target: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return the readers the item matches, and every reader's cold score of it and best cold score of its model."""
+    rows = state.user_items
+    every = np.arange(rows.shape[0])
+    kth, best = _model_thresholds(state, view, key[0])
+    new = cold_scores(view.cold.model, rows, view.mapped[target : target + 1], every).ravel()
+    return np.flatnonzero((new > 0) & (new >= kth) & (best > 0)), new, best
+
+
+def _model_thresholds(state, view, content_type_id: int) -> tuple[np.ndarray, np.ndarray]:
+    """Return each reader's ``MATCH_TOP``-th and best cold score over the build's unseen items of one model.
+
+    They depend on the build alone, so each worker process computes them once per build and model.
+    """
+    cache = view.cold.thresholds
+    if content_type_id not in cache:
+        rows = state.user_items
+        # Lists are kept per item model: the item competes with the build's items of its own model.
+        same = np.flatnonzero(np.asarray([k[0] for k in state.item_map], dtype=np.int64) == content_type_id)
+        cold = cold_scores(view.cold.model, rows, view.mapped[same], np.arange(rows.shape[0]))
+        seen_rows, seen_cols = rows[:, same].nonzero()
+        cold[seen_rows, seen_cols] = -np.inf
+        k = min(MATCH_TOP, cold.shape[1] // 4)  # a small catalogue: the best quarter
+        kth = -np.partition(-cold, k - 1, axis=1)[:, k - 1] if k else np.full(cold.shape[0], -np.inf)
+        cache[content_type_id] = (kth, cold.max(axis=1, initial=-np.inf))
+    return cache[content_type_id]
+
+
+def _stored_scores(build_id: int, pks: list, user_dbs: list, key: tuple[int, str]):
+    """Return each reader's ``COLD_SCALE_RANK``-th stored score of the item's model (1 without one), every stored
+    pick of theirs as (reader index, score) arrays, and the readers who have the item already: one query for all."""
+    index = {value: i for i, (pk, db) in enumerate(zip(pks, user_dbs)) for value in (pk, db)}
+    picks = list(UserRecommendation.objects.filter(build_id=build_id, user__in=pks)
+                 .values_list("user_id", "content_type_id", "score", "object_id"))
+    earlier = {p[0] for p in picks if p[1] == key[0] and p[3] == key[1]}
+    content_type_id = key[0]
+    reader = np.fromiter((index[p[0]] for p in picks), dtype=np.int64, count=len(picks))
+    model = np.fromiter((p[1] for p in picks), dtype=np.int64, count=len(picks))
+    score = np.fromiter((p[2] for p in picks), dtype=np.float64, count=len(picks))
+    # The reader's COLD_SCALE_RANK-th score of the item's model (or their last, in a shorter list), as the blend scales.
+    mine = np.flatnonzero(model == content_type_id)
+    order = mine[np.lexsort((-score[mine], reader[mine]))]
+    counts = np.bincount(reader[order], minlength=len(pks))
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    at = starts + np.minimum(counts, COLD_SCALE_RANK) - 1
+    scale = np.where(counts > 0, score[order][np.clip(at, 0, max(len(order) - 1, 0))] if len(order) else 1.0, 1.0)
+    return scale, (reader, score), earlier

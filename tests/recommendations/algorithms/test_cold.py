@@ -117,3 +117,24 @@ def test_save_and_load_keep_the_map():
     loaded = load_model(buffer)
     np.testing.assert_allclose(loaded.map_items(F[COLD]), model.map_items(F[COLD]))
     np.testing.assert_allclose(loaded.score(X[:4]), model.score(X[:4]), rtol=1e-5, atol=1e-6)
+
+
+def test_blend_scales_cold_to_the_fifth_best_unseen_warm_score_and_weighs_by_warmth():
+    from recommendations.algorithms.cold import blend_scores
+
+    warm = np.array([[9.0, 8.0, 5.0, 4.0, 3.0, 2.0, 1.0, 0.0]], dtype=np.float32)
+    cold = np.array([[0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 2.0]], dtype=np.float32)
+    warmth = np.array([1, 1, 1, 1, 1, 1, 1, 0], dtype=np.float32)
+    seen = sp.csr_matrix(([1.0, 1.0], ([0, 0], [0, 1])), shape=(1, 7))  # the two best items were read
+    blended = blend_scores(warm.copy(), cold.copy(), warmth, rank=5, seen=seen)
+    # 5th best unseen warm score: 1 (not 3, which counts the seen items); the cold item gets it.
+    assert blended[0, 7] == pytest.approx(1.0)
+    np.testing.assert_allclose(blended[0, :7], warm[0, :7])
+    assert blend_scores(warm.copy(), cold.copy(), warmth, rank=5)[0, 7] == pytest.approx(3.0)
+    half = blend_scores(warm.copy(), cold.copy(), np.full(8, 0.5, np.float32), rank=5, seen=seen)
+    assert half[0, 2] == pytest.approx(2.5) and half[0, 7] == pytest.approx(0.5)
+
+
+def test_warmth_makes_an_item_with_one_reader_mostly_warm_and_a_new_one_cold():
+    w = ColdStartHybrid().warmth(np.array([0, 1, 5]))
+    assert w[0] == 0.0 and w[1] > 0.6 and w[2] > 0.9

@@ -119,3 +119,27 @@ def test_the_admin_shows_how_a_new_item_is_scored(world):
     assert "warmth 0.00" in html and "mapped on save" in html and scoring.nearest[0][0].name in html
     warm = admin.recommendation_cold(world["items"]["Rockets to Mars"])
     assert "reader(s) at the build" in warm and "the build&#x27;s content map" in warm
+
+
+def test_nearest_in_rows_matches_nearest_in_history_for_every_reader():
+    import numpy as np
+    import scipy.sparse as sp
+
+    from recommendations.build.cold import ColdView
+
+    rng = np.random.default_rng(0)
+    view = ColdView.__new__(ColdView)
+    vectors = rng.normal(size=(30, 4))
+    vectors[5] = 0.0  # an item without content
+    view.unit = vectors / np.where(np.linalg.norm(vectors, axis=1, keepdims=True) > 0,
+                                   np.linalg.norm(vectors, axis=1, keepdims=True), 1)
+    rows = sp.random(12, 30, density=0.15, random_state=1, format="csr", dtype=np.float32)
+    rows = rows.tolil()
+    rows[3] = 0  # a reader without history
+    rows = sp.csr_matrix(rows)
+    for target in (0, 5, 17):
+        got = view.nearest_in_rows(rows, target)
+        for u in range(rows.shape[0]):
+            span = slice(rows.indptr[u], rows.indptr[u + 1])
+            expected = view.nearest_in_history(rows.indices[span], rows.data[span], [target]).get(target, -1)
+            assert got[u] == expected
