@@ -10,8 +10,11 @@ It sets up its own database (``var/loadbench-sqlite/db.sqlite3`` or the PostgreS
 ``gunicorn.conf.py``, or ``--gunicorn-workers``; ``GUNICORN_CMD_ARGS`` is honoured and recorded), starts one
 Celery worker, keeps a full build running through that worker for the whole window (a new one is
 queued as soon as one finishes), and drives the site with ``wrk``. It prints requests, errors,
-p50 and p99, and appends the figures as JSON to ``var/reliability/load.jsonl``. On PostgreSQL the
-site caches its pages in Redis (``--cache-url``); on SQLite in each process's memory.
+p50 and p99, the cores each part used (the site, the build, their PostgreSQL backends, Redis, wrk
+and everything else on the machine: ``benchmarks/cpu_accounting.py``), and appends the figures as
+JSON to ``var/reliability/load.jsonl``. On PostgreSQL the site caches its pages in Redis
+(``--cache-url``); on SQLite in each process's memory. ``--no-build`` runs the same load with no
+build: the site's ceiling on this machine, to compare with (the goals are judged with a build).
 """
 from __future__ import annotations
 

@@ -174,7 +174,7 @@ CACHES = {
 }
 if CACHE_URL:
     # Short socket timeouts: a cache that is down costs a render, never a hung request.
-    CACHES["pages"] = {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL,
+    CACHES["pages"] = {"BACKEND": "bre_site.redis_cache.RedisCache", "LOCATION": CACHE_URL,
                        "KEY_PREFIX": "bre-pages", "TIMEOUT": PAGE_CACHE_TIMEOUT,
                        "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5}}
 

@@ -199,7 +199,7 @@ def _redis_up() -> bool:
 def _redis_pages_cache(location: str) -> dict:
     return {
         "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
-        "pages": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": location,
+        "pages": {"BACKEND": "bre_site.redis_cache.RedisCache", "LOCATION": location,
                   "KEY_PREFIX": f"bre-pages-test-{uuid.uuid4().hex}", "TIMEOUT": 60,
                   "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5}},
     }
@@ -213,7 +213,15 @@ class TestBackends:
         redis = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                                env={**env, "CACHE_URL": f"redis://{REDIS_HOST}:{REDIS_PORT}/12"})
         assert embedded.stdout.strip() == "django.core.cache.backends.locmem.LocMemCache"
-        assert redis.stdout.strip() == "django.core.cache.backends.redis.RedisCache"
+        assert redis.stdout.strip() == "bre_site.redis_cache.RedisCache"
+
+    def test_the_redis_backend_keeps_one_client_per_pool(self):
+        """Django's builds a redis-py client per operation; ours keeps it (no server needed to tell)."""
+        with override_settings(CACHES=_redis_pages_cache("redis://127.0.0.1:1/0")):
+            client = caches["pages"]._cache
+            assert client.get_client() is client.get_client()
+            assert client.get_client(write=True) is client.get_client()  # one server: one pool
+            assert client.get_client().connection_pool is client._get_connection_pool(False)
 
     @pytest.mark.skipif(not _redis_up(), reason="no Redis on 127.0.0.1:6379")
     def test_redis_backend_serves_and_invalidates(self, reader_client, reader, build, catalog):
