@@ -64,11 +64,17 @@ themselves under {ia_n} salts: a team-draft merge of a list with itself is that 
 |---|---|---|
 | credit per list, readers as the unit (what the results use) | {ia('credit')} | {_goal(0.02 <= ia_rate('credit') <= 0.08)} |
 | sign test on readers' preferences | {ia('sign')} | {_goal(0.02 <= ia_rate('sign') <= 0.08)} |
-| credit per list, lists as independent units (what not to do) | {ia('per_list')} | (shows the inflation) |
+| credit per list, lists as independent units (not the unit of randomisation) | {ia("per_list")} | (for comparison) |
 
 The A/A experiment as it ran: CTR difference {d.diff:+.4f} (95% {d.ci_low:+.4f} to {d.ci_high:+.4f}),
 p {p:.3f}, always-valid p {s:.3f}. A/A goal with the horizon enforced (read daily, decided at the stop):
 {_goal(ok_enforced)}; with the always-valid p read daily: {_goal(ok)}.
+
+Which test keeps the false-positive rate at alpha: the fixed-horizon p, acted on at the stop (the
+results page and the staff API say `horizon_reached`; before it, that p is labelled not yet valid).
+The always-valid p may be read at any look and stays below alpha, but over {f['days']} looks it is
+conservative ({_pct(seq)} here): it is there for an editor who must stop early, at a cost in power.
+Interleaving's p, like the fixed-horizon one, is to be acted on at the stop.
 """
 
 

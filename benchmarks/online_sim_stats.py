@@ -4,8 +4,9 @@
   (``experiments.assignment.arm_index``), and each split is compared by the real results code
   (``experiments.results.compare_metric``), at the horizon and at every simulated day.
 * A/B: the measured CTR difference and its interval, against the true one of the click model.
-* Interleaving against A/B: readers (and impressions) each needs for the same decision at equal
-  power, by resampling readers of each phase (a bootstrap power curve).
+* Interleaving against A/B: the impressions each needs for the same decision at equal power, at the
+  click model's true effect with the variance over readers from the stored rows; resampled readers
+  check the power reached. Interleaving's A/A: the A/A lists re-credited under many coin salts.
 * SRM: a 55/45 split declared as 50/50, through the real assignment and ``srm_check``.
 """
 from __future__ import annotations
