@@ -172,7 +172,8 @@ def _power_goal(f: dict) -> str:
             f"With {f['power'][0]['il_readers']} readers per phase the intervals are wide: this run cannot pin "
             f"the ratio down, and the point estimates are what it measured, not a property of the site "
             f"(the --quick run's 60 readers give other values again). More readers per phase "
-            f"(`--readers 400 --pool 3000`) narrow them, at about three times the run time.")
+            f"(`--readers 370 --pool 3000`, the most the data allows) narrow them, at about three to five "
+            f"times the run time.")
 
 
 def _power_section(f: dict) -> str:
@@ -206,8 +207,8 @@ measured about the true effect, and lower or higher when, by chance, it measured
 
 {_power_goal(f)}
 
-A difference of several hundred percent (auto vs toppop) is found by either design with a handful of
-readers, so its ratio says little: both needs sit near the smallest experiment that can be tested.
+A difference of several hundred percent (auto vs toppop) is found by either design with a few dozen
+lists, so its ratio says little: both needs sit near the smallest experiment that can be tested.
 The literature's 10-100x (Chapelle et al. 2012) is for differences of a few percent; here the
 closest pair still differs by tens of percent. Away from the smallest sizes both needs grow as
 1 / effect², so the ratio depends less on the size of the effect than on how much of the
