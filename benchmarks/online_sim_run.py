@@ -209,8 +209,11 @@ def power_figures(ab: Phase, il: Phase, args, control_name: str, direction: floa
     for key, test, need in (("ab", ab_check, need_ab), ("il", il_check, need_il), ("sign", sign_check, need_il)):
         n = int(math.ceil(need.readers)) if math.isfinite(need.readers) else 0
         resampled[key] = st.power(test, max(n, 2), draws=args.draws, seed=args.seed) if n else math.nan
+    ratio_ci = st.need_ratio_interval((ab.expected_days, o.clicks, o.impressions, arms),
+                                      (il.expected_credit, i.credit_a, i.credit_b, i.impressions),
+                                      alpha=alpha, power_target=POWER, draws=args.draws, seed=args.seed)
     preference = experiment_results(Experiment.objects.get(slug=EXPERIMENTS[il.key][0])).interleaving
-    return {"control": control_name, "ab": need_ab, "il": need_il, "resampled": resampled,
+    return {"control": control_name, "ab": need_ab, "il": need_il, "resampled": resampled, "ratio_ci": ratio_ci,
             "il_result": preference, "il_readers": len(i.user_ids),
             "il_ctr": i.clicks.sum() / max(i.impressions.sum(), 1)}
 

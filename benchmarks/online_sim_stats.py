@@ -4,8 +4,9 @@
   (``experiments.assignment.arm_index``), and each split is compared by the real results code
   (``experiments.results.compare_metric``), at the horizon and at every simulated day.
 * A/B: the measured CTR difference and its interval, against the true one of the click model.
-* Interleaving against A/B: readers (and impressions) each needs for the same decision at equal
-  power, by resampling readers of each phase (a bootstrap power curve).
+* Interleaving against A/B: the impressions each needs for the same decision at equal power, at the
+  click model's true effect with the variance over readers from the stored rows; resampled readers
+  check the power reached. Interleaving's A/A: the A/A lists re-credited under many coin salts.
 * SRM: a 55/45 split declared as 50/50, through the real assignment and ``srm_check``.
 """
 from __future__ import annotations
@@ -240,6 +241,27 @@ def _needs(need: Callable[[int], tuple[float, float]], lists: np.ndarray) -> Nee
         by_days[days] = (n, n * float(lists[:, :days].sum(axis=1).mean()), effect)
     best = min(by_days, key=lambda d: by_days[d][1])
     return Needed(best, by_days[best][0], by_days[best][1], by_days)
+
+
+def need_ratio_interval(ab: tuple[np.ndarray, ...], il: tuple[np.ndarray, ...], *, alpha: float,
+                        power_target: float, draws: int, seed: int) -> tuple[float, float]:
+    """Return the 95% bootstrap interval of the ratio of needs (A/B impressions / interleaving impressions).
+
+    ``ab`` holds ``ab_need``'s arrays (expected, clicks, lists, arms) and ``il`` ``interleaving_need``'s
+    (expected credit, credit A, credit B, lists); each phase's readers are resampled on their own, and the
+    true effects and variances are computed again from each resample.
+    """
+    rng = np.random.default_rng(seed)
+    ratios = []
+    for _ in range(draws):
+        pick_ab = rng.integers(0, len(ab[0]), len(ab[0]))
+        pick_il = rng.integers(0, len(il[0]), len(il[0]))
+        need_ab = ab_need(*(x[pick_ab] for x in ab), alpha=alpha, power_target=power_target)
+        need_il = interleaving_need(*(x[pick_il] for x in il), alpha=alpha, power_target=power_target)
+        ratio = need_ab.impressions / need_il.impressions if need_il.impressions else math.inf
+        ratios.append(ratio if ratio == ratio else math.inf)
+    low, high = np.quantile(np.array(ratios), [0.025, 0.975])
+    return float(low), float(high)
 
 
 def interleaving_aa(units: list[str], lists: list[tuple[int, int, int, tuple[int, ...]]], *, n_salts: int,

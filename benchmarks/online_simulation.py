@@ -100,6 +100,10 @@ def main(argv: list[str] | None = None) -> int:
     load_before = os.getloadavg()
     rows = ratings_read(ratings_path, books_of_catalogue())
     split = heldout_split(rows, n_readers=args.pool, seed=args.seed)
+    if len(split.wants) < N_PHASES * args.readers:
+        print(f"Error: --readers {args.readers} needs {N_PHASES * args.readers} simulated readers; only "
+              f"{len(split.wants)} readers qualify (--pool {args.pool}). Lower --readers.", file=sys.stderr)
+        return 2
     say(f"{len(rows):,} ratings of the catalogue; {len(split.wants)} simulated readers, "
         f"{sum(map(len, split.wants.values())):,} held-out wants; {len(split.train):,} ratings loaded")
     work = args.var_dir / "run"

@@ -72,6 +72,8 @@ class ClickModelTests:
         reader = Reader("1", wants={"b": 5})
         expected = 0.1 * examination(1) + 0.5 * examination(2) + 0.1 * examination(3)
         assert model.expected_clicks(["a", "b", "c"], reader) == pytest.approx(expected)
+        assert model.expected_by_position(["a", "b", "c"], reader) == pytest.approx(
+            [0.1 * examination(1), 0.5 * examination(2), 0.1 * examination(3)])
 
     def test_drawn_clicks_match_the_expectation(self):
         model = ClickModel(p_want=0.6, p_other=0.05, seed=7)

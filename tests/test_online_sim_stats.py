@@ -1,26 +1,57 @@
-"""Tests of the online simulation's statistics helpers (no database: the power search, re-splits, Wilson intervals)."""
+"""Tests of the online simulation's statistics helpers (no database: needs at equal power, re-splits, Wilson intervals)."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from benchmarks.online_sim_stats import assign, readers_for_power, srm_rates, true_ctr_lift, wilson
+from scipy import stats
+
+from benchmarks.online_sim_stats import (
+    ab_need,
+    assign,
+    interleaving_aa,
+    interleaving_need,
+    srm_rates,
+    true_ctr_lift,
+    wilson,
+)
 
 
-class ReadersForPowerTests:
-    def test_finds_the_threshold_within_five_percent(self):
-        n, curve = readers_for_power(lambda rng, n: n >= 37, target=0.8, draws=3, seed=0)
-        assert 37 <= n <= 39
-        assert all((p == 1.0) == (m >= 37) for m, p in curve)
+class NeedTests:
+    def test_interleaving_need_is_the_normal_approximation_at_the_true_effect(self):
+        rng = np.random.default_rng(3)
+        a, b = rng.poisson(1.0, (200, 3)).astype(float), rng.poisson(1.2, (200, 3)).astype(float)
+        lists = np.ones((200, 3))
+        expected = np.full((200, 3), 0.1)
+        need = interleaving_need(expected, a, b, lists, alpha=0.05, power_target=0.8)
+        observed = (b[:, :1] - a[:, :1]).ravel()
+        z = stats.norm.ppf(0.975) + stats.norm.ppf(0.8)
+        assert need.by_days[1][0] == pytest.approx(z**2 * observed.var(ddof=1) / 0.1**2)
+        assert need.impressions == min(v[1] for v in need.by_days.values())
+        assert need.impressions == pytest.approx(need.readers * need.days)
 
-    def test_stops_between_neighbouring_counts(self):
-        # 10 fails and 11 passes: the search must end although sqrt(10 * 11) rounds down to 10.
-        n, _ = readers_for_power(lambda rng, n: n >= 11, target=0.8, draws=2, seed=0, low=10)
-        assert n == 11
+    def test_a_larger_effect_needs_fewer_impressions(self):
+        rng = np.random.default_rng(4)
+        clicks, lists = rng.binomial(1, 0.3, (400, 2)).astype(float), np.ones((400, 2))
+        arms = np.arange(400) % 2
+        small = np.where(arms[:, None] == 1, 0.33, 0.30) * lists
+        large = np.where(arms[:, None] == 1, 0.45, 0.30) * lists
+        need_small = ab_need(small, clicks, lists, arms, alpha=0.05, power_target=0.8)
+        need_large = ab_need(large, clicks, lists, arms, alpha=0.05, power_target=0.8)
+        # At the same variance the need scales as 1 / effect^2: (0.15 / 0.03)^2 = 25.
+        assert need_small.by_days[2][0] / need_large.by_days[2][0] == pytest.approx(25, rel=1e-6)
+        assert need_small.by_days[1][2] == pytest.approx(0.03)
 
-    def test_unreachable_power_is_none(self):
-        n, curve = readers_for_power(lambda rng, n: False, target=0.8, draws=2, seed=0, high=100)
-        assert n is None and curve[-1][0] == 100
+
+class InterleavingAATests:
+    def test_recrediting_clicks_under_many_coins_rejects_about_alpha(self):
+        rng = np.random.default_rng(5)
+        units = [f"u:{i}" for i in range(120)]
+        lists = [(i, day, 10, tuple(p for p in range(1, 11) if rng.random() < 0.3 / p))
+                 for i in range(120) for day in range(3)]
+        counts = interleaving_aa(units, lists, n_salts=100, alpha=0.05)
+        assert 1 <= counts["credit"] <= 10
+        assert counts == interleaving_aa(units, lists, n_salts=100, alpha=0.05)  # the coins are seeded
 
 
 class SplitTests:
