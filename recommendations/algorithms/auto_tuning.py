@@ -28,16 +28,26 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
 
+from .auto_candidates import (
+    BASELINE_POINTS,
+    DOT_PRODUCT_SHRINK,
+    member_fixed_points,
+    member_base,
+    member_names,
+    member_points,
+    registry_point,
+    tune_iterations,
+)
 from .base import get_estimator
 from .blend import AUTO_DEFAULTS, EASE_MAX_ITEMS, ITEM_COMPONENTS, row_max_scaled, unit_scale
 from .metrics import metrics_from_positions, tie_aware_ranks
+from .products import sparse_dot_split, split_heavy_rows
 from .splits import sample_negatives
 from .tuning import (
     DEFAULT_SEARCH_SPACES,
     TuningResult,
     jsonable,
     objective_value,
-    search_candidates,
     validation_folds,
     with_metric_k,
 )
@@ -61,37 +71,6 @@ BLEND_WEIGHT_GRID: tuple[float, ...] = (0.0, 0.02, 0.05, 0.1, 0.2, 0.35, 0.5, 0.
 #: The iALS weight that stands for "iALS alone" beside the item-item anchor at 1: ``Auto`` needs an
 #: item-item part (for neighbours and explanations), which at this weight only breaks ties.
 IALS_ALONE_WEIGHT = 1e6
-
-#: Shrink that turns ItemKNN's shrunk cosine ``x_i.x_j / (|x_i||x_j| + shrink)`` into the plain dot
-#: product up to one constant factor (blending unit-scales it away): implicit's BM25Recommender.
-DOT_PRODUCT_SHRINK = 1e12
-
-#: Fixed candidates of each member besides its start and registry defaults: the configurations of
-#: the baselines a user compares with first (implicit 0.7's ``CosineRecommender()``,
-#: ``BM25Recommender()`` and ``AlternatingLeastSquares()`` with their defaults), so ``auto``
-#: validates them too. ItemKNN's "history" neighbourhood is implicit's row-wise top-K, and
-#: implicit's K=20 counts the item itself, so 19 neighbours give the same lists.
-BASELINE_POINTS: dict[str, list[dict[str, Any]]] = {
-    "itemknn": [
-        {"top_k": 19, "shrink": 0.0, "feature_weighting": "none", "neighbourhood": "history"},
-        {"top_k": 19, "shrink": DOT_PRODUCT_SHRINK, "feature_weighting": "bm25", "bm25_K1": 1.2, "bm25_B": 0.75,
-         "neighbourhood": "history"},
-    ],
-    "ials": [{"factors": 100, "regularization": 0.01, "alpha": 1.0, "iterations": 15}],
-}
-
-#: Parameters of a registry estimator that are not model choices.
-_NOT_MODEL_PARAMS = ("n_threads", "random_state", "max_items")
-
-
-def tune_iterations(nnz: int) -> int:
-    """Random search points per member after its fixed candidates, for ``nnz`` interactions.
-
-    Fewer on bigger data, where each fit costs more: the search is a count of fits, so its result
-    does not depend on the machine's speed or load (docs/decisions.md).
-    """
-    return 3 if nnz <= 300_000 else 2 if nnz <= 3_000_000 else 1 if nnz <= 30_000_000 else 0
-
 
 @dataclass
 class _Fold:
@@ -191,38 +170,21 @@ def _make_folds(
     return folds, rng
 
 
-def _member_names(members: Sequence[str] | None, n_items: int, ease_max_items: int) -> list[str]:
-    names = list(members) if members is not None else [*ITEM_COMPONENTS, "ials"]
-    unknown = set(names) - {*ITEM_COMPONENTS, "ials"}
-    if unknown:
-        raise ValueError(f"tune_auto: unknown members {sorted(unknown)}")
-    if "ease" in names and n_items > ease_max_items:
-        names.remove("ease")
-    if not any(n in ITEM_COMPONENTS for n in names):
-        raise ValueError(f"tune_auto needs at least one of {ITEM_COMPONENTS}")
-    return names
-
-
-def _member_base(name: str, n_items: int, ease_max_items: int, dense_ease_max_items: int,
-                 start: Mapping[str, Any] | None) -> dict[str, Any]:
-    """First search point of a member: ``start`` (the caller's parameters) or ``AUTO_DEFAULTS``."""
-    base = dict(AUTO_DEFAULTS[name] if start is None else start)
-    if name == "ease":
-        base.setdefault("max_items", int(ease_max_items))
-        if start is None and n_items <= dense_ease_max_items:
-            # pruning EASE^R to its top-k positive weights drops the negative ones, which matter on
-            # dense data; a small catalogue keeps B whole, and starts at the registry's lambda (one
-            # fit, not two of nearly the same model)
-            base["top_k"] = None
-            base["l2_norm"] = get_estimator("ease").get_params()["l2_norm"]
-    return base
-
-
 def _blend_form(name: str, est: Any, Xv: sp.csr_matrix) -> NDArray[np.float32]:
-    """A fitted member's scores of the validation users, in the form ``Auto`` blends them."""
+    """A fitted member's scores of the validation users, in the form ``Auto`` blends them.
+
+    The same values as ``Xv @ unit_scale(similarity_)`` up to float rounding, computed the
+    cheaper way: a dense EASE^R ``B`` stays dense (its sparse copy would hold every entry), and
+    the nearly full rows of a kNN or graph matrix go through a dense product.
+    """
     if name == "ials":
         return row_max_scaled(np.asarray(est.score(Xv), dtype=np.float32))
-    return np.asarray((Xv @ unit_scale(est.similarity_)[0]).toarray(), dtype=np.float32)
+    coef = getattr(est, "coef_", None)
+    if isinstance(coef, np.ndarray):
+        row_l1 = np.abs(coef).sum(axis=1)
+        factor = float(row_l1[row_l1 > 0].mean()) if (row_l1 > 0).any() else 1.0
+        return np.asarray(Xv @ coef, dtype=np.float32) / np.float32(factor)
+    return sparse_dot_split(Xv, *split_heavy_rows(unit_scale(est.similarity_)[0]))
 
 
 @dataclass
@@ -424,36 +386,6 @@ def default_blend_weights(available: Sequence[str]) -> dict[str, float]:
     return {n: w for n, w in weights.items() if n in available}
 
 
-def registry_point(name: str, space: Mapping[str, Sequence[Any]] | None = None) -> dict[str, Any]:
-    """The registry defaults of ``name``: every model parameter of ``get_estimator(name)``.
-
-    Tried right after a member's starting parameters, so ``auto`` always validates each member
-    as a user would get it from the registry, not only ``AUTO_DEFAULTS``. ``space`` is accepted
-    for older callers and ignored.
-    """
-    defaults = get_estimator(name).get_params()
-    return {key: value for key, value in defaults.items() if key not in _NOT_MODEL_PARAMS}
-
-
-def _fixed_points(name: str, n_items: int, dense_ease_max_items: int) -> list[dict[str, Any]]:
-    """A member's fixed candidates after its start: registry defaults, then the baselines' configurations.
-
-    Above ``dense_ease_max_items`` items EASE^R keeps its start's pruning and adds no fixed point:
-    each of its fits costs minutes there, and the registry's lambda is next to the start's.
-    """
-    if name == "ease":
-        return [registry_point(name)] if n_items <= dense_ease_max_items else []
-    return [registry_point(name)] + [dict(p) for p in BASELINE_POINTS.get(name, [])]
-
-
-def _member_points(name: str, space: Mapping[str, Sequence[Any]], n_iter: int | None,
-                   rng: np.random.Generator) -> list[dict[str, Any]]:
-    """The ``n_iter`` random search points of a member (all of its grid when None)."""
-    if n_iter is not None and n_iter <= 0:
-        return []
-    return search_candidates(space, n_iter, rng)
-
-
 def tune_auto_protocols(
     train: sp.spmatrix,
     protocols: Mapping[str, int | None],
@@ -501,16 +433,16 @@ def tune_auto_protocols(
     ks = with_metric_k(ks, metric)
     n_items = train.shape[1]
     ease_max_items = EASE_MAX_ITEMS if ease_max_items is None else int(ease_max_items)
-    names = _member_names(members, n_items, ease_max_items)
+    names = member_names(members, n_items, ease_max_items)
     spaces = {**DEFAULT_SEARCH_SPACES, **(search_spaces or {})}
     folds, rng = _make_folds(train, protocols, timestamps, max_users, random_state, n_folds)
     search = _Search(folds, protocols, ks, metric, log or (lambda line: None), {obj: {} for obj in protocols})
     state = []
     for name in names:
-        base = _member_base(name, n_items, ease_max_items, dense_ease_max_items, (start_params or {}).get(name))
-        fixed = _fixed_points(name, n_items, dense_ease_max_items) if fixed_points else []
+        base = member_base(name, n_items, ease_max_items, dense_ease_max_items, (start_params or {}).get(name))
+        fixed = member_fixed_points(name, n_items, dense_ease_max_items) if fixed_points else []
         iters = (member_iter or {}).get(name, n_iter if name != "ease" or n_items <= dense_ease_max_items else 0)
-        state.append(_Member.start(name, protocols, base, fixed, _member_points(name, spaces.get(name, {}), iters, rng)))
+        state.append(_Member.start(name, protocols, base, fixed, member_points(name, spaces.get(name, {}), iters, rng)))
     _search_members(search, state, deadline)
     results = {}
     for obj in protocols:
