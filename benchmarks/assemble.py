@@ -14,6 +14,8 @@ ORDER = [
     ("accuracy.md", "Accuracy on more data sets"),
     ("diversity.md", "Diversity: repeated authors and the cost of the cap"),
     ("cold_start.md", "Cold items: new items against LightFM and CTR"),
+    ("cold_start_folds.md", "Cold items on 5 folds"),
+    ("cold_warm.md", "Cold items: warm accuracy with the blend on and off"),
     ("rating_prediction.md", "Rating prediction"),
     ("algorithms_speed.md", "Algorithm speed and memory against implicit"),
     ("pipeline.md", "The build pipeline, end to end"),

@@ -182,6 +182,12 @@ def mean(results: list[dict], key: str) -> float:
     return float(np.mean([r[key] for r in results]))
 
 
+def cell(results: list[dict], key: str) -> str:
+    """The mean over folds, with the standard deviation when there is more than one fold."""
+    values = [r[key] for r in results]
+    return f"{np.mean(values):.4f}" + (f" ± {np.std(values, ddof=1):.4f}" if len(values) > 1 else "")
+
+
 def markdown(runs: list[dict], command: str, folds: list[int]) -> str:
     labels = {name: getattr(MODELS[name](**GRIDS[name][0]), "label", name) for name in MODELS}
     lines = [
@@ -210,8 +216,8 @@ def markdown(runs: list[dict], command: str, folds: list[int]) -> str:
             order = sorted(run[protocol], key=lambda n: -mean(run[protocol][n], "Recall@50"))
             for name in order:
                 rs = run[protocol][name]
-                lines.append(f"| {labels[name]} | {mean(rs, 'Recall@20'):.4f} | {mean(rs, 'Recall@50'):.4f} | "
-                             f"{mean(rs, 'NDCG@20'):.4f} | {mean(rs, 'fit_s'):.1f} | `{json.dumps(run['params'].get(name, 'see the notes'))}` |")
+                lines.append(f"| {labels[name]} | {cell(rs, 'Recall@20')} | {cell(rs, 'Recall@50')} | "
+                             f"{cell(rs, 'NDCG@20')} | {mean(rs, 'fit_s'):.1f} | `{json.dumps(run['params'].get(name, 'see the notes'))}` |")
             lines.append("")
         skipped = {n: p["skipped"] for n, p in run["params"].items() if isinstance(p, dict) and "skipped" in p}
         for name, reason in skipped.items():

@@ -229,7 +229,7 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "processed_folder": str(_CELERY_DIR / "processed"),
         "store_processed": False,
         "control_folder": str(_CELERY_DIR / "control"),
-        # Kombu polls this folder every second by default: a saved item would wait up to 1 s for its worker.
+        # Kombu's default poll interval is what a saved item's task would wait before its worker saw it.
         "polling_interval": 0.2,
     }
     CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND", f"file://{_CELERY_DIR / 'results'}")
