@@ -13,9 +13,10 @@ from sklearn.linear_model import Ridge
 from .base import RecommenderBase, check_user_items
 from .factorization import IALS
 
-__all__ = ["ColdStartHybrid", "blend_scores", "row_scale", "COLD_SCALE_RANK"]
+__all__ = ["ColdStartHybrid", "blend_scores", "row_scale", "COLD_SCALE_RANK", "NO_SIGNAL_SHARE"]
 
 COLD_SCALE_RANK = 5  # a reader's best cold score is set to their 5th best warm score
+NO_SIGNAL_SHARE = 1e-3  # where a reader has no warm score in an item model, a thousandth of it
 
 
 class ColdStartHybrid(RecommenderBase):
@@ -228,13 +229,13 @@ class ColdStartHybrid(RecommenderBase):
 
 
 # ---------------------------------------------------------------------- the blend of full builds
-def row_scale(scores: NDArray, rank: int = 1) -> NDArray[np.float32]:
-    """Each row's ``rank``-th largest finite score, or 1 where it is not positive."""
+def row_scale(scores: NDArray, rank: int = 1, default: float = 1.0) -> NDArray[np.float32]:
+    """Each row's ``rank``-th largest finite score, or ``default`` where it is not positive."""
     finite = np.where(np.isfinite(scores), scores, -np.inf)
     if finite.shape[1] < rank:
-        return np.ones(finite.shape[0], dtype=np.float32)
+        return np.full(finite.shape[0], default, dtype=np.float32)
     top = -np.partition(-finite, rank - 1, axis=1)[:, rank - 1]
-    return np.where(top > 0, top, 1.0).astype(np.float32)
+    return np.where(top > 0, top, default).astype(np.float32)
 
 
 def blend_scores(warm: NDArray, cold: NDArray, warmth: NDArray, groups: list[NDArray] | None = None,
@@ -243,8 +244,10 @@ def blend_scores(warm: NDArray, cold: NDArray, warmth: NDArray, groups: list[NDA
 
     Within each group of columns (an item model; all columns without ``groups``) the cold scores
     are rescaled so that each row's best cold score equals its ``rank``-th best warm score among
-    the items it has not seen (content alone never outranks a reader's surest picks); an item
-    then gets ``warmth * warm + (1 - warmth) * cold``. ``cold`` is rescaled in place.
+    the items it has not seen (content alone never outranks a reader's surest picks); where the row
+    has no positive warm score in a group, its best cold score there is ``NO_SIGNAL_SHARE`` of the
+    row's ``rank``-th best warm score over all columns. An item then gets
+    ``warmth * warm + (1 - warmth) * cold``. ``cold`` is rescaled in place.
 
     Parameters
     ----------
@@ -263,10 +266,17 @@ def blend_scores(warm: NDArray, cold: NDArray, warmth: NDArray, groups: list[NDA
     r, c = sp.csr_matrix(seen).nonzero() if seen is not None else (np.zeros(0, np.intp), np.zeros(0, np.intp))
     kept_warm, kept_cold = warm[r, c], cold[r, c]
     warm[r, c], cold[r, c] = -np.inf, -np.inf
-    scales = [row_scale(warm[:, columns], rank) / row_scale(cold[:, columns])
-              for columns in (groups if groups is not None else [np.arange(cold.shape[1])])]
+    groups = groups if groups is not None else [np.arange(cold.shape[1])]
+    overall = row_scale(warm, rank)
+    scales = []
+    for columns in groups:
+        reference = row_scale(warm[:, columns], rank, default=0.0)
+        # A reader with no warm signal in an item model (a books-only reader among articles) gets
+        # its cold scores ordered but far below their picks elsewhere, not on the top of the list.
+        reference = np.where(reference > 0, reference, NO_SIGNAL_SHARE * overall)
+        scales.append(reference / row_scale(cold[:, columns]))
     warm[r, c], cold[r, c] = kept_warm, kept_cold
-    for columns, scale in zip(groups if groups is not None else [np.arange(cold.shape[1])], scales):
+    for columns, scale in zip(groups, scales):
         cold[:, columns] *= scale[:, None]
     w = np.asarray(warmth, dtype=np.float32)
     return (w * warm + (1.0 - w) * cold).astype(np.float32, copy=False)

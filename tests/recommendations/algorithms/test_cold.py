@@ -135,6 +135,20 @@ def test_blend_scales_cold_to_the_fifth_best_unseen_warm_score_and_weighs_by_war
     assert half[0, 2] == pytest.approx(2.5) and half[0, 7] == pytest.approx(0.5)
 
 
+def test_blend_keeps_an_item_model_the_reader_never_touched_below_their_picks():
+    """A books-only reader: no warm score among the articles must not lift articles' cold scores to the top."""
+    from recommendations.algorithms.cold import blend_scores
+
+    books, articles = np.arange(0, 6), np.arange(6, 10)
+    warm = np.array([[0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.0, 0.0, 0.0, 0.0]], dtype=np.float32)
+    cold = np.array([[0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 3.0, 2.0, 1.0, 0.5]], dtype=np.float32)
+    warmth = np.array([1, 1, 1, 1, 1, 1, 0.2, 0.2, 0.2, 0.2], dtype=np.float32)
+    blended = blend_scores(warm.copy(), cold.copy(), warmth, [books, articles], rank=5)
+    assert blended[0, articles].max() < blended[0, books].min() / 100
+    assert list(np.argsort(-blended[0, articles])) == [0, 1, 2, 3]  # still ordered by content
+    np.testing.assert_allclose(blended[0, books], warm[0, books])
+
+
 def test_warmth_makes_an_item_with_one_reader_mostly_warm_and_a_new_one_cold():
     w = ColdStartHybrid().warmth(np.array([0, 1, 5]))
     assert w[0] == 0.0 and w[1] > 0.6 and w[2] > 0.9
