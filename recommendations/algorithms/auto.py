@@ -92,8 +92,8 @@ class Auto(ItemSimilarityRecommender):
         is given (a configuration chosen elsewhere, e.g. a parameters file, is used as it is).
     tune_budget : float or None
         A safety net in seconds, not the budget: past it, members stop trying random points (their
-        fixed candidates are always tried). The search is bounded by ``tune_iter``; with the
-        default (1,800 s) the net is not reached on the benchmark data sets (docs/decisions.md).
+        fixed candidates are always tried). The search is bounded by ``tune_iter``; the default
+        net is meant never to be reached on the benchmark data sets (docs/decisions.md).
     tune_users : int, "auto" or None
         Validation users scored (a random sample; all users still train the members). "auto":
         :func:`validation_users` of the catalogue; None: every user.
