@@ -10,6 +10,11 @@ from __future__ import annotations
 
 from django.core.cache.backends import redis as django_redis
 
+# The fast path reads two private methods of Django's client; a Django without them gets its stock
+# client per call (docs/decisions.md, "Builds yield the CPU: autogroups").
+KEEPS_CLIENTS = all(hasattr(django_redis.RedisCacheClient, name)
+                    for name in ("_get_connection_pool_index", "_get_connection_pool"))
+
 
 class RedisCacheClient(django_redis.RedisCacheClient):
     """Django's client, keeping the ``redis.Redis`` of each connection pool."""
@@ -19,6 +24,8 @@ class RedisCacheClient(django_redis.RedisCacheClient):
         self._clients: dict[int, object] = {}
 
     def get_client(self, key=None, *, write=False):
+        if not KEEPS_CLIENTS:
+            return super().get_client(key, write=write)
         index = self._get_connection_pool_index(write)
         client = self._clients.get(index)
         if client is None:

@@ -223,6 +223,26 @@ class TestBackends:
             assert client.get_client(write=True) is client.get_client()  # one server: one pool
             assert client.get_client().connection_pool is client._get_connection_pool(False)
 
+    def test_the_redis_backend_falls_back_to_djangos_client_per_call(self, monkeypatch):
+        """Where Django's client lacks the internals the fast path reads, it behaves as Django's own."""
+        import bre_site.redis_cache
+
+        monkeypatch.setattr(bre_site.redis_cache, "KEEPS_CLIENTS", False)
+        with override_settings(CACHES=_redis_pages_cache("redis://127.0.0.1:1/0")):
+            client = caches["pages"]._cache
+            assert client.get_client() is not client.get_client()
+            assert client.get_client().connection_pool is client.get_client().connection_pool
+
+    @pytest.mark.skipif(not _redis_up(), reason="needs a Redis server")
+    @pytest.mark.parametrize("keeps_clients", [True, False])
+    def test_both_client_paths_store_and_read_back(self, monkeypatch, keeps_clients):
+        import bre_site.redis_cache
+
+        monkeypatch.setattr(bre_site.redis_cache, "KEEPS_CLIENTS", keeps_clients)
+        with override_settings(CACHES=_redis_pages_cache(f"redis://{REDIS_HOST}:{REDIS_PORT}/12")):
+            caches["pages"].set("page", "body")
+            assert caches["pages"].get("page") == "body"
+
     @pytest.mark.skipif(not _redis_up(), reason="no Redis on 127.0.0.1:6379")
     def test_redis_backend_serves_and_invalidates(self, reader_client, reader, build, catalog):
         with override_settings(CACHES=_redis_pages_cache(f"redis://{REDIS_HOST}:{REDIS_PORT}/12")):
