@@ -32,6 +32,7 @@ E022   ``IMPRESSIONS`` is not a boolean
 E026   ``EXPLORATION_SHARE`` is not a number in [0, 0.5]
 E027   ``NEW_ITEM_MAX_READERS`` is not an integer >= 0
 E028   ``COLD_START`` is not True or False, or ``COLD_START_PARAMS`` is not a dict of ``ColdStartHybrid`` parameters
+E029   ``CACHE`` is not an alias of ``settings.CACHES``
 W001   ``RECOMMENDATIONS`` has a key the app does not know (probably a typo)
 W002   an item model has no ``TEXT_FIELDS``: it gets no content-based neighbours
 W003   the default database is SQLite without a ``"timeout"`` of 20 seconds or more and ``"transaction_mode": "IMMEDIATE"``
@@ -247,6 +248,7 @@ def _check_misc(conf, item_models, complete=True) -> list[checks.CheckMessage]:
                                conf.get("DIVERSITY_PENALTY", DEFAULTS["DIVERSITY_PENALTY"]))
     errors += _check_tuning(conf)
     errors += _check_cold(conf)
+    errors += _check_cache(conf)
     return errors
 
 
@@ -272,6 +274,14 @@ def _check_cold(conf) -> list[checks.CheckMessage]:
         errors.append(_error(28, f"COLD_START_PARAMS must be a dict of ColdStartHybrid parameters: {exc}.",
                              f"Parameters: {', '.join(inspect.signature(ColdStartHybrid).parameters)}."))
     return errors
+
+
+def _check_cache(conf) -> list[checks.CheckMessage]:
+    alias = conf.get("CACHE", DEFAULTS["CACHE"])
+    if isinstance(alias, str) and alias in settings.CACHES:
+        return []
+    return [_error(29, f"CACHE must be an alias of settings.CACHES, not {alias!r}.",
+                   f"Aliases: {', '.join(sorted(settings.CACHES))}. The API's neighbour lists are cached there.")]
 
 
 def _check_tuning(conf) -> list[checks.CheckMessage]:
