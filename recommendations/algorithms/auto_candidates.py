@@ -79,12 +79,11 @@ def member_base(name: str, n_items: int, ease_max_items: int, dense_ease_max_ite
     return base
 
 
-def registry_point(name: str, space: Mapping[str, Sequence[Any]] | None = None) -> dict[str, Any]:
+def registry_point(name: str) -> dict[str, Any]:
     """The registry defaults of ``name``: every model parameter of ``get_estimator(name)``.
 
     Tried right after a member's starting parameters, so ``auto`` always validates each member
-    as a user would get it from the registry, not only ``AUTO_DEFAULTS``. ``space`` is accepted
-    for older callers and ignored.
+    as a user would get it from the registry, not only ``AUTO_DEFAULTS``.
     """
     defaults = get_estimator(name).get_params()
     return {key: value for key, value in defaults.items() if key not in _NOT_MODEL_PARAMS}
