@@ -16,6 +16,7 @@ from django.db import transaction
 
 from .. import payloads
 from ..adapters import get_adapter
+from ..algorithms.cold import NO_SIGNAL_SHARE
 from ..db.bulk import rows_insert
 from ..db.sqlite_locked import retry_when_locked
 from ..models import BuildArtifact, BuildRun, UserRecommendation
@@ -136,21 +137,27 @@ def _model_thresholds(state, view, content_type_id: int) -> tuple[np.ndarray, np
 
 
 def _stored_scores(build_id: int, pks: list, user_dbs: list, key: tuple[int, str]):
-    """Return each reader's ``COLD_SCALE_RANK``-th stored score of the item's model (1 without one), every stored
-    pick of theirs as (reader index, score) arrays, and the readers who have the item already: one query for all."""
+    """Return each reader's scale for the item (as :func:`blend_scores` scales cold scores), every stored pick
+    of theirs as (reader index, score) arrays, and the readers who have the item already: one query for all."""
     index = {value: i for i, (pk, db) in enumerate(zip(pks, user_dbs)) for value in (pk, db)}
     picks = list(UserRecommendation.objects.filter(build_id=build_id, user__in=pks)
                  .values_list("user_id", "content_type_id", "score", "object_id"))
     earlier = {p[0] for p in picks if p[1] == key[0] and p[3] == key[1]}
-    content_type_id = key[0]
     reader = np.fromiter((index[p[0]] for p in picks), dtype=np.int64, count=len(picks))
     model = np.fromiter((p[1] for p in picks), dtype=np.int64, count=len(picks))
     score = np.fromiter((p[2] for p in picks), dtype=np.float64, count=len(picks))
-    # The reader's COLD_SCALE_RANK-th score of the item's model (or their last, in a shorter list), as the blend scales.
-    mine = np.flatnonzero(model == content_type_id)
-    order = mine[np.lexsort((-score[mine], reader[mine]))]
-    counts = np.bincount(reader[order], minlength=len(pks))
+    mine = np.flatnonzero(model == key[0])
+    own = _kth_stored(reader[mine], score[mine], len(pks))
+    overall = _kth_stored(reader, score, len(pks))
+    # The blend's rule: without picks of the item's model, a thousandth of the reader's scale (never on top).
+    scale = np.where(np.isnan(own), NO_SIGNAL_SHARE * overall, own)
+    return np.where(np.isnan(scale), 1.0, scale), (reader, score), earlier
+
+
+def _kth_stored(reader: np.ndarray, score: np.ndarray, n: int) -> np.ndarray:
+    """Return each of ``n`` readers' ``COLD_SCALE_RANK``-th best score (their last in a shorter list; NaN without one)."""
+    order = np.lexsort((-score, reader))
+    counts = np.bincount(reader[order], minlength=n)
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    at = starts + np.minimum(counts, COLD_SCALE_RANK) - 1
-    scale = np.where(counts > 0, score[order][np.clip(at, 0, max(len(order) - 1, 0))] if len(order) else 1.0, 1.0)
-    return scale, (reader, score), earlier
+    at = np.clip(starts + np.minimum(counts, COLD_SCALE_RANK) - 1, 0, max(len(order) - 1, 0))
+    return np.where(counts > 0, score[order][at] if len(order) else np.nan, np.nan)

@@ -143,3 +143,26 @@ def test_nearest_in_rows_matches_nearest_in_history_for_every_reader():
             span = slice(rows.indptr[u], rows.indptr[u + 1])
             expected = view.nearest_in_history(rows.indices[span], rows.data[span], [target]).get(target, -1)
             assert got[u] == expected
+
+
+def test_a_new_item_of_a_model_the_reader_has_no_picks_in_is_scaled_far_below_their_picks(db, testapp_settings):
+    """A books-only reader's new-article score follows the blend's rule (``NO_SIGNAL_SHARE``), never a scale of 1."""
+    from django.contrib.auth import get_user_model
+
+    from recommendations.algorithms.cold import NO_SIGNAL_SHARE
+    from recommendations.build.placement import _stored_scores
+    from recommendations.models import BuildRun
+
+    books, articles = (ContentType.objects.get_for_model(m).pk for m in (Item, get_user_model()))
+    build = BuildRun.objects.create(status=BuildRun.Status.SUCCEEDED, is_active=True)
+    both, books_only = (get_user_model().objects.create_user(username=n, password="x") for n in ("both", "books"))
+    rows = [(both, articles, 0.4), (both, books, 0.02)] + [(books_only, books, s) for s in (0.09, 0.08, 0.07, 0.06,
+                                                                                          0.05, 0.04)]
+    UserRecommendation.objects.bulk_create(
+        UserRecommendation(build=build, user=u, content_type_id=ct, object_id=str(i), rank=i + 1, score=s)
+        for i, (u, ct, s) in enumerate(rows))
+    scale, (reader, score), earlier = _stored_scores(build.pk, [both.pk, books_only.pk], [both.pk, books_only.pk],
+                                                     (articles, "999"))
+    assert scale[0] == pytest.approx(0.4)  # their own (last, in a list shorter than the scale's rank) article pick
+    assert scale[1] == pytest.approx(NO_SIGNAL_SHARE * 0.05)  # a thousandth of their 5th best pick overall
+    assert sorted(reader.tolist()) == [0, 0, 1, 1, 1, 1, 1, 1] and len(score) == 8 and earlier == set()
