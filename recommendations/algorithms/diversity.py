@@ -146,7 +146,15 @@ def capped_ranking(
     n = max(0, min(int(n), len(keys)))
     if not len(caps) and penalty <= 0:
         return list(range(n))
-    limits = cap_limits(caps, n)
+    chosen, waiting = _greedy(keys, cap_limits(caps, n), penalty)
+    if fill and len(chosen) < n:
+        chosen += waiting[: n - len(chosen)]
+    return chosen
+
+
+def _greedy(keys: Sequence[Hashable | None], limits: NDArray[np.int64], penalty: float) -> tuple[list[int], list[int]]:
+    """Return :func:`capped_ranking`'s chosen candidates and those it looked at and skipped, both best first."""
+    n = len(limits)
     chosen: list[int] = []
     waiting: list[int] = []  # candidates looked at and not chosen, best first
     counts: dict[Hashable, int] = {}
@@ -178,9 +186,7 @@ def capped_ranking(
         chosen.append(position)
         if keys[position] is not None:
             counts[keys[position]] = counts.get(keys[position], 0) + 1
-    if fill and len(chosen) < n:
-        chosen += waiting[: n - len(chosen)]
-    return chosen
+    return chosen, waiting
 
 
 def capped_top_n(
