@@ -155,7 +155,7 @@ def _stored_scores(build_id: int, pks: list, user_dbs: list, key: tuple[int, str
 
 
 def _kth_stored(reader: np.ndarray, score: np.ndarray, n: int) -> np.ndarray:
-    """Return each of ``n`` readers' ``COLD_SCALE_RANK``-th best score (their last in a shorter list; NaN without one)."""
+    """Return each of ``n`` readers' ``COLD_SCALE_RANK``-th best score (their last in a shorter list, else NaN)."""
     order = np.lexsort((-score, reader))
     counts = np.bincount(reader[order], minlength=n)
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
