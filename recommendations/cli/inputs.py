@@ -17,6 +17,7 @@ __all__ = [
     "CSVError",
     "Interactions",
     "IdIndex",
+    "csv_text",
     "read_interactions",
     "interaction_weights",
     "parse_event_weights",
@@ -58,6 +59,31 @@ def _parse_timestamp(value: str) -> float:
     return datetime.fromisoformat(text).timestamp()
 
 
+def csv_text(path: str, expected: str) -> str:
+    """Return the text of the CSV file ``path``, or raise ``CSVError`` naming the file (and line) of the problem.
+
+    ``expected`` names the header's columns for the message of an empty file.
+    """
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read()
+    except FileNotFoundError:
+        raise CSVError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise CSVError(f"{path}: is a directory, not a CSV file") from None
+    except OSError as exc:
+        raise CSVError(f"{path}: cannot read ({exc.strerror})") from None
+    if not raw.strip():
+        raise CSVError(f"{path}:1: file is empty (expected a header row with columns {expected})")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        byte = raw[exc.start]
+        raise CSVError(f"{path}:{line}: not valid UTF-8 (byte 0x{byte:02x}); save the file as UTF-8") from None
+    return text
+
+
 def read_interactions(
     path: str,
     required: Sequence[str] = ("user", "item"),
@@ -75,23 +101,7 @@ def read_interactions(
         ``"<path>:<line>: <problem>"`` for a missing file, an empty file, a missing column, a
         row with the wrong number of fields, an empty id, a bad number or a non-UTF-8 byte.
     """
-    try:
-        with open(path, "rb") as fh:
-            raw = fh.read()
-    except FileNotFoundError:
-        raise CSVError(f"{path}: file not found") from None
-    except IsADirectoryError:
-        raise CSVError(f"{path}: is a directory, not a CSV file") from None
-    except OSError as exc:
-        raise CSVError(f"{path}: cannot read ({exc.strerror})") from None
-    if not raw.strip():
-        raise CSVError(f"{path}:1: file is empty (expected a header row with columns {','.join(required)})")
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        byte = raw[exc.start]
-        raise CSVError(f"{path}:{line}: not valid UTF-8 (byte 0x{byte:02x}); save the file as UTF-8") from None
+    text = csv_text(path, ",".join(required))
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
         header = next(reader)

@@ -11,7 +11,7 @@ import scipy.sparse as sp
 
 from recommendations.algorithms.encoders import ItemRecord, make_encoder
 
-from .inputs import CSVError, IdIndex
+from .inputs import CSVError, IdIndex, csv_text
 
 __all__ = [
     "ItemsFile", "read_items", "item_features", "item_texts", "default_encoder_spec", "fit_with_items",
@@ -45,18 +45,7 @@ def read_items(path: str) -> ItemsFile:
         ``"<path>:<line>: <problem>"`` for a missing file or column, an empty file, a row with the
         wrong number of fields, an empty or repeated item id, or a non-UTF-8 byte.
     """
-    try:
-        with open(path, "rb") as fh:
-            raw = fh.read()
-    except (FileNotFoundError, IsADirectoryError):
-        raise CSVError(f"{path}: file not found") from None
-    if not raw.strip():
-        raise CSVError(f"{path}:1: file is empty (expected a header row with columns item,text)")
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise CSVError(f"{path}:{line}: not valid UTF-8 (byte 0x{raw[exc.start]:02x}); save the file as UTF-8") from None
+    text = csv_text(path, "item,text")
     reader = csv.reader(io.StringIO(text, newline=""))
     header = [h.strip().lower() for h in next(reader)]
     for column in ("item", "text"):
