@@ -12,7 +12,7 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
 
-from .auto_candidates import LARGE_NNZ
+from .auto_candidates import is_large
 from .auto_tuning import tune_auto, tune_iterations
 from .base import ItemSimilarityRecommender, RecommenderBase, get_estimator
 from .blend import AUTO_DEFAULTS, EASE_MAX_ITEMS, ITEM_COMPONENTS, content_similarity, row_max_scaled, unit_scale
@@ -258,7 +258,7 @@ class Auto(ItemSimilarityRecommender):
             max_users=validation_users(X.shape[1]) if self.tune_users == "auto" else self.tune_users,
             n_folds=folds, random_state=0 if self.random_state is None else int(self.random_state),
             start_params=start, time_budget=None if self.tune_budget is None else float(self.tune_budget),
-            ials_fitted_factors=X.nnz > LARGE_NNZ,
+            ials_fitted_factors=is_large(X.nnz),
         )
         return {
             "tuned": True,

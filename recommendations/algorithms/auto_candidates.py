@@ -14,6 +14,7 @@ __all__ = [
     "BASELINE_POINTS",
     "DOT_PRODUCT_SHRINK",
     "LARGE_NNZ",
+    "is_large",
     "member_fixed_points",
     "member_base",
     "member_names",
@@ -49,6 +50,11 @@ _NOT_MODEL_PARAMS = ("n_threads", "random_state", "max_items")
 LARGE_NNZ = 300_000
 
 
+def is_large(nnz: int) -> bool:
+    """Whether ``nnz`` interactions get the cheaper search of large data (above ``LARGE_NNZ``)."""
+    return int(nnz) > LARGE_NNZ
+
+
 def tune_iterations(nnz: int) -> int:
     """Random search points per member after its fixed candidates, for ``nnz`` interactions.
 
@@ -56,7 +62,7 @@ def tune_iterations(nnz: int) -> int:
     blend (MovieLens-1M): the search is a count of fits, so its result does not depend on the
     machine's speed or load (docs/decisions.md).
     """
-    return 3 if nnz <= LARGE_NNZ else 0
+    return 0 if is_large(nnz) else 3
 
 
 def member_names(members: Sequence[str] | None, n_items: int, ease_max_items: int) -> list[str]:
