@@ -181,8 +181,7 @@ def _blend_form(name: str, est: Any, fold: _Fold, fitted_factors: bool = False) 
     """
     Xv = fold.Xv
     if name == "ials":
-        scores = est._score(Xv, fold.users) if fitted_factors else est.score(Xv)
-        return row_max_scaled(np.asarray(scores, dtype=np.float32))
+        return row_max_scaled(est.score(Xv, fold.users if fitted_factors else None))
     coef = getattr(est, "coef_", None)
     if isinstance(coef, np.ndarray):
         row_l1 = np.abs(coef).sum(axis=1)

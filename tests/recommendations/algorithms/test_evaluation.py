@@ -305,11 +305,11 @@ def test_tune_auto_with_fitted_factors_scores_ials_as_a_build_serves_its_users()
     ials = get_estimator("ials", **res.members["ials"].best_params).fit(fit_part)
     rows = np.arange(fit_part.shape[0])
     # the two ways of scoring differ, so the check below can fail
-    assert np.abs(ials._score(fit_part, rows) - ials.score(fit_part)).max() > 1e-4
-    served, _, _ = ev.evaluate_scores(lambda r: ials._score(fit_part[r], r), fit_part, valid, ks=(10,))
+    assert np.abs(ials.score(fit_part, rows) - ials.score(fit_part)).max() > 1e-4
+    served, _, _ = ev.evaluate_scores(lambda r: ials.score(fit_part[r], r), fit_part, valid, ks=(10,))
     assert served["NDCG@10"] == pytest.approx(res.members["ials"].best_score, abs=1e-6)
     auto = get_estimator("auto", **res.best_params).fit(fit_part)
-    blended, _, _ = ev.evaluate_scores(lambda r: auto._score(fit_part[r], r), fit_part, valid, ks=(10,))
+    blended, _, _ = ev.evaluate_scores(lambda r: auto.score(fit_part[r], r), fit_part, valid, ks=(10,))
     assert blended["NDCG@10"] == pytest.approx(res.best_score, abs=1e-6)
 
 
