@@ -12,6 +12,7 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
 
+from .auto_candidates import is_large
 from .auto_tuning import tune_auto, tune_iterations
 from .base import ItemSimilarityRecommender, RecommenderBase, get_estimator
 from .blend import AUTO_DEFAULTS, EASE_MAX_ITEMS, ITEM_COMPONENTS, content_similarity, row_max_scaled, unit_scale
@@ -99,8 +100,8 @@ class Auto(ItemSimilarityRecommender):
         :func:`validation_users` of the catalogue; None: every user.
     tune_iter : int or "auto"
         Random points of each member's search space tried after its fixed candidates. "auto":
-        :func:`~.auto_tuning.tune_iterations` of the number of interactions (3 up to 300,000,
-        fewer above).
+        :func:`~.auto_tuning.tune_iterations` of the number of interactions (3 up to
+        ``LARGE_NNZ`` = 300,000, none above; there iALS is also validated with its fitted user factors).
     tune_folds : int or "auto"
         Independent random validation carvings averaged over (1 with timestamps). "auto":
         :func:`tune_folds_for` (3 up to ``FOLDS_MAX_NNZ`` interactions, else 1).
@@ -257,6 +258,7 @@ class Auto(ItemSimilarityRecommender):
             max_users=validation_users(X.shape[1]) if self.tune_users == "auto" else self.tune_users,
             n_folds=folds, random_state=0 if self.random_state is None else int(self.random_state),
             start_params=start, time_budget=None if self.tune_budget is None else float(self.tune_budget),
+            ials_fitted_factors=is_large(X.nnz),
         )
         return {
             "tuned": True,

@@ -13,6 +13,8 @@ from .tuning import search_candidates
 __all__ = [
     "BASELINE_POINTS",
     "DOT_PRODUCT_SHRINK",
+    "LARGE_NNZ",
+    "is_large",
     "member_fixed_points",
     "member_base",
     "member_names",
@@ -43,13 +45,24 @@ BASELINE_POINTS: dict[str, list[dict[str, Any]]] = {
 _NOT_MODEL_PARAMS = ("n_threads", "random_state", "max_items")
 
 
+#: Above this many interactions ``auto``'s search is its fixed candidates only, and iALS is
+#: validated with its fitted user factors: each fit costs seconds to minutes there (docs/decisions.md).
+LARGE_NNZ = 300_000
+
+
+def is_large(nnz: int) -> bool:
+    """Whether ``nnz`` interactions get the cheaper search of large data (above ``LARGE_NNZ``)."""
+    return int(nnz) > LARGE_NNZ
+
+
 def tune_iterations(nnz: int) -> int:
     """Random search points per member after its fixed candidates, for ``nnz`` interactions.
 
-    Fewer on bigger data, where each fit costs more: the search is a count of fits, so its result
-    does not depend on the machine's speed or load (docs/decisions.md).
+    None above ``LARGE_NNZ``, where each fit costs more and the random points never gave the chosen
+    blend (MovieLens-1M): the search is a count of fits, so its result does not depend on the
+    machine's speed or load (docs/decisions.md).
     """
-    return 3 if nnz <= 300_000 else 2 if nnz <= 3_000_000 else 1 if nnz <= 30_000_000 else 0
+    return 0 if is_large(nnz) else 3
 
 
 def member_names(members: Sequence[str] | None, n_items: int, ease_max_items: int) -> list[str]:

@@ -170,15 +170,18 @@ def _make_folds(
     return folds, rng
 
 
-def _blend_form(name: str, est: Any, Xv: sp.csr_matrix) -> NDArray[np.float32]:
+def _blend_form(name: str, est: Any, fold: _Fold, fitted_factors: bool = False) -> NDArray[np.float32]:
     """A fitted member's scores of the validation users, in the form ``Auto`` blends them.
 
     The same values as ``Xv @ unit_scale(similarity_)`` up to float rounding, computed the
     cheaper way: a dense EASE^R ``B`` stays dense (its sparse copy would hold every entry), and
-    the nearly full rows of a kNN or graph matrix go through a dense product.
+    the nearly full rows of a kNN or graph matrix go through a dense product. iALS scores each
+    history by one fresh ALS user step, or with ``fitted_factors`` by the users' fitted factors:
+    what a build serves its known users, without a least-squares solve per user and candidate.
     """
+    Xv = fold.Xv
     if name == "ials":
-        return row_max_scaled(np.asarray(est.score(Xv), dtype=np.float32))
+        return row_max_scaled(est.score(Xv, fold.users if fitted_factors else None))
     coef = getattr(est, "coef_", None)
     if isinstance(coef, np.ndarray):
         row_l1 = np.abs(coef).sum(axis=1)
@@ -233,6 +236,8 @@ class _Search:
     cached: dict[str, dict[str, list[NDArray[np.float32]]]]
     #: members whose random points the safety-net time budget cut
     cut: list[str] = field(default_factory=list)
+    #: score iALS by its fitted user factors (see :func:`_blend_form`)
+    fitted_factors: bool = False
 
     def try_member(self, member: _Member, params: dict[str, Any]) -> None:
         """Fit ``params`` on every fold, score it for every objective, keep it where it is best."""
@@ -243,7 +248,7 @@ class _Search:
             t0 = time.perf_counter()
             est = get_estimator(member.name, **params).fit(fold.fit_part)
             fit_seconds += time.perf_counter() - t0
-            M = _blend_form(member.name, est, fold.Xv)
+            M = _blend_form(member.name, est, fold, self.fitted_factors)
             del est
             for obj in self.protocols:
                 C = fold.compact(obj, M)
@@ -270,11 +275,17 @@ class _Search:
         mats = self.cached[obj]
         per_fold = []
         for f, fold in enumerate(self.folds):
-            M = None
+            M, part = None, None
             for n, value in weights.items():
                 if value > 0:
-                    part = mats[n][f] * np.float32(value)
-                    M = part if M is None else M + part
+                    # in place and without multiplying by 1: the same float32 values as ``M + mats * w``, fewer passes
+                    if M is None:
+                        M = np.multiply(mats[n][f], np.float32(value))
+                    elif value == 1.0:
+                        M += mats[n][f]
+                    else:
+                        part = np.multiply(mats[n][f], np.float32(value), out=part)
+                        M += part
             per_fold.append(fold.measure(obj, M, self.ks, self.metric))
         return float(np.mean(per_fold)), per_fold
 
@@ -407,6 +418,7 @@ def tune_auto_protocols(
     start_params: Mapping[str, Mapping[str, Any]] | None = None,
     time_budget: float | None = None,
     fixed_points: bool = True,
+    ials_fitted_factors: bool = False,
     log: Callable[[str], None] | None = None,
 ) -> dict[str, TuningResult]:
     """Tune ``auto`` on validation carved out of ``train`` (TRAIN only): its members, then its blend weights.
@@ -421,6 +433,7 @@ def tune_auto_protocols(
     points, so below it the search is the same on any machine. ``max_users`` validation users
     are scored (their cached full-ranking scores take users x items x 4 bytes per member and
     fold). Up to ``dense_ease_max_items`` items the default EASE^R member keeps its dense weights.
+    ``ials_fitted_factors`` scores iALS by its fitted user factors instead of a fresh ALS user step.
 
     Returns a dict: objective name -> :class:`TuningResult` with ``algorithm="auto"``,
     ``best_params`` ready for ``get_estimator("auto", **params)``, the blend trials,
@@ -436,7 +449,8 @@ def tune_auto_protocols(
     names = member_names(members, n_items, ease_max_items)
     spaces = {**DEFAULT_SEARCH_SPACES, **(search_spaces or {})}
     folds, rng = _make_folds(train, protocols, timestamps, max_users, random_state, n_folds)
-    search = _Search(folds, protocols, ks, metric, log or (lambda line: None), {obj: {} for obj in protocols})
+    search = _Search(folds, protocols, ks, metric, log or (lambda line: None), {obj: {} for obj in protocols},
+                     fitted_factors=bool(ials_fitted_factors))
     state = []
     for name in names:
         base = member_base(name, n_items, ease_max_items, dense_ease_max_items, (start_params or {}).get(name))

@@ -216,3 +216,23 @@ def test_blend_search_starts_from_the_untuned_blend_when_it_validates_better(mon
     started = [t for t in result.trials if t.get("start") == "untuned defaults"]
     assert len(started) == 1 and started[0]["weights"] == AUTO_DEFAULTS["weights"]
     assert result.best_params["weights"] == AUTO_DEFAULTS["weights"] and result.best_score == 1.0
+
+
+def test_large_data_tunes_the_fixed_candidates_only_and_validates_ials_with_its_fitted_factors(monkeypatch):
+    from recommendations.algorithms import auto as auto_module
+    from recommendations.algorithms import auto_candidates
+    from recommendations.algorithms.auto_tuning import BASELINE_POINTS, tune_iterations
+
+    assert tune_iterations(auto_candidates.LARGE_NNZ) == 3 and tune_iterations(auto_candidates.LARGE_NNZ + 1) == 0
+    asked = []
+    real = auto_module.tune_auto
+    monkeypatch.setattr(auto_module, "tune_auto", lambda train, **kw: asked.append(kw) or real(train, **kw))
+    X = _clustered(seed=10)
+    small = Auto(**FAST, random_state=0).fit(X)
+    monkeypatch.setattr(auto_candidates, "LARGE_NNZ", X.nnz - 1)  # the same data, now counted as large
+    large = Auto(**FAST, random_state=0).fit(X)
+    assert [(kw["n_iter"], kw["ials_fitted_factors"]) for kw in asked] == [(3, False), (0, True)]
+    fixed = {name: 2 + len(BASELINE_POINTS.get(name, [])) for name in ("rp3beta", "itemknn", "ease", "ials")}
+    assert large.tuning_["candidates"] == fixed and large.tuning_["budget_cut"] == []
+    assert large.tuning_["fits"] == sum(fixed.values()) * large.tuning_["folds"]
+    assert sum(small.tuning_["candidates"].values()) > sum(fixed.values())

@@ -293,6 +293,26 @@ def test_tune_auto_blend_score_is_what_auto_gets_on_validation():
             assert member.best_score == max(t["NDCG@10"] for t in member.trials)
 
 
+def test_tune_auto_with_fitted_factors_scores_ials_as_a_build_serves_its_users():
+    """With ``ials_fitted_factors`` the validation score is that of the stored user factors, not a fresh ALS step."""
+    from recommendations.algorithms import get_estimator
+
+    train = _clustered()
+    res = ev.tune_auto_protocols(train, {"full": None}, n_iter=0, members=["rp3beta", "ials"],
+                                 start_params={"ials": {"factors": 8, "iterations": 3, "regularization": 0.1}},
+                                 random_state=3, ials_fitted_factors=True)["full"]
+    fit_part, valid, _ = ev.validation_split(sp.csr_matrix(train), None, None, 3)
+    ials = get_estimator("ials", **res.members["ials"].best_params).fit(fit_part)
+    rows = np.arange(fit_part.shape[0])
+    # the two ways of scoring differ, so the check below can fail
+    assert np.abs(ials.score(fit_part, rows) - ials.score(fit_part)).max() > 1e-4
+    served, _, _ = ev.evaluate_scores(lambda r: ials.score(fit_part[r], r), fit_part, valid, ks=(10,))
+    assert served["NDCG@10"] == pytest.approx(res.members["ials"].best_score, abs=1e-6)
+    auto = get_estimator("auto", **res.best_params).fit(fit_part)
+    blended, _, _ = ev.evaluate_scores(lambda r: auto.score(fit_part[r], r), fit_part, valid, ks=(10,))
+    assert blended["NDCG@10"] == pytest.approx(res.best_score, abs=1e-6)
+
+
 def test_tune_auto_skips_ease_above_the_catalogue_limit_and_rejects_unknown_members():
     train = _clustered(n_users=120, n_items=40)
     res = ev.tune_auto(train, n_negatives=None, n_iter=1, search_spaces=FAST_SPACES, ease_max_items=10,
