@@ -179,6 +179,7 @@ def load_ibm(seed: int) -> dict | None:
     rnd = ev.leave_one_out_split(X, random_state=seed)
     tim = ev.leave_last_out_split(X, T, random_state=seed)
     return {
+        "split_timestamps": {"time proxy (log row order) leave-last-out, full ranking": _train_times(T, tim[0])},
         "name": "ibm-articles",
         "item_keys": [str(int(a)) for a in articles],
         "title": "IBM Watson Studio community articles (read events, repeats collapsed)",

@@ -7,12 +7,13 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from .base import get_estimator
-from .blend import AUTO_DEFAULTS, ITEM_COMPONENTS
+from .blend import AUTO_DEFAULTS, ITEM_COMPONENTS, USER_COMPONENTS
 from .tuning import search_candidates
 
 __all__ = [
     "BASELINE_POINTS",
     "DOT_PRODUCT_SHRINK",
+    "USERKNN_MAX_NNZ",
     "member_fixed_points",
     "member_base",
     "member_names",
@@ -52,9 +53,17 @@ def tune_iterations(nnz: int) -> int:
     return 3 if nnz <= 300_000 else 2 if nnz <= 3_000_000 else 1 if nnz <= 30_000_000 else 0
 
 
-def member_names(members: Sequence[str] | None, n_items: int, ease_max_items: int) -> list[str]:
-    names = list(members) if members is not None else [*ITEM_COMPONENTS, "ials"]
-    unknown = set(names) - {*ITEM_COMPONENTS, "ials"}
+#: Largest data (interactions) on which ``auto`` tries a UserKNN member by default: the model keeps
+#: the whole training matrix and scores each user against every training user; bigger data was
+#: not measured with it (docs/decisions.md, "UserKNN joins `auto`").
+USERKNN_MAX_NNZ = 300_000
+
+
+def member_names(members: Sequence[str] | None, n_items: int, ease_max_items: int, nnz: int = 0) -> list[str]:
+    names = list(members) if members is not None else [*ITEM_COMPONENTS, *USER_COMPONENTS]
+    if members is None and nnz > USERKNN_MAX_NNZ:
+        names.remove("userknn")
+    unknown = set(names) - {*ITEM_COMPONENTS, *USER_COMPONENTS}
     if unknown:
         raise ValueError(f"tune_auto: unknown members {sorted(unknown)}")
     if "ease" in names and n_items > ease_max_items:
