@@ -59,7 +59,7 @@ import warm_blend  # noqa: E402
 
 DATA_DIR = Path(os.environ.get("BRE_DATA_DIR", ROOT.parent / "shared" / "data"))
 RESULTS_DIR = ROOT / "benchmarks" / "results"
-ALGORITHMS = ["toppop", "itemknn", "p3alpha", "rp3beta", "ease", "ials", "auto"]
+ALGORITHMS = ["toppop", "itemknn", "userknn", "p3alpha", "rp3beta", "ease", "ials", "auto"]
 csv.field_size_limit(1 << 27)
 
 

@@ -17,7 +17,9 @@ Splits (full ranking, TRAIN items excluded, tie-aware position = #higher + 0.5 x
 ``evaluation.evaluate``): ``ibm-random`` and ``ibm-time`` (``benchmarks/accuracy.py``'s IBM articles
 random leave-one-out and time-proxy leave-last-out, seed 0), ``citeulike-cmn`` (the CMN split of
 CiteULike-a, ``benchmarks/citeulike_cmn.py``'s full-ranking protocol), ``citeulike-random`` (random
-leave-one-out of the CMN train file plus its test positives, seed 0). Each test user holds one item.
+leave-one-out of the CMN train file plus its test positives, seed 0), ``ml1m-ncf-full``, ``goodbooks-random``
+and ``goodbooks-time`` (``benchmarks/accuracy.py``'s splits; at most ``--max-test-users`` test users,
+10,000 by default, sampled with seed 0). Each test user holds one item.
 ``auto`` - best single (by mean NDCG@10) gets a paired bootstrap 95% interval over test users
 (``auto_vs_baselines.paired_interval``, 2,000 resamples) for NDCG@10 and HR@10.
 
@@ -43,7 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from accuracy import load_ibm  # noqa: E402
+from accuracy import load_goodbooks, load_ibm, load_ml1m_ncf  # noqa: E402
 from auto_vs_baselines import paired_interval  # noqa: E402
 from citeulike_cmn import DEFAULT_DATA as CMN_DATA, load as load_cmn  # noqa: E402
 
@@ -54,24 +56,29 @@ from recommendations.algorithms.splits import leave_one_out_split  # noqa: E402
 RESULTS = ROOT / "benchmarks" / "results"
 CACHE = Path(os.environ.get("BRE_SINGLES_CACHE", "/tmp/bre_auto_vs_singles"))
 SINGLES = ("toppop", "itemknn", "userknn", "p3alpha", "rp3beta", "ease", "ials")
-SPLITS = ("ibm-random", "ibm-time", "citeulike-cmn", "citeulike-random")
+SPLITS = ("ibm-random", "ibm-time", "citeulike-cmn", "citeulike-random", "ml1m-ncf-full", "goodbooks-random",
+          "goodbooks-time")
 TITLES = {
     "ibm-random": "IBM articles, random leave-one-out",
     "ibm-time": "IBM articles, time proxy (log row order) leave-last-out",
     "citeulike-cmn": "CiteULike-a, CMN split",
     "citeulike-random": "CiteULike-a, random leave-one-out",
+    "ml1m-ncf-full": "MovieLens-1M, NCF split (reconstructed train file), full ranking",
+    "goodbooks-random": "goodbooks-10k, random leave-one-out",
+    "goodbooks-time": "goodbooks-10k, time proxy (latest publication year) leave-last-out",
 }
 
 
 def load_split(name: str) -> tuple[sp.csr_matrix, sp.csr_matrix, sp.csr_matrix | None]:
     """TRAIN, TEST and (for a split defined by time) the TRAIN pairs' time."""
-    if name.startswith("ibm"):
-        ds = load_ibm(0)
-        label, train, test, _ = ds["splits"][0 if name == "ibm-random" else 1]
-        if name == "ibm-random":
-            return train, test, None
-        # the log's row order is the time proxy the split held out the latest of
-        return train, test, ds["split_timestamps"][label]
+    if name == "ml1m-ncf-full":
+        _, train, test, _ = load_ml1m_ncf()["splits"][1]
+        return train, test, None
+    if name.startswith(("ibm", "goodbooks")):
+        ds = load_ibm(0) if name.startswith("ibm") else load_goodbooks(0)
+        label, train, test, _ = ds["splits"][0 if name.endswith("random") else 1]
+        # the split's time proxy (log row order, publication year): what it held out the latest of
+        return train, test, ds["split_timestamps"].get(label)
     train, test, _ = load_cmn(Path(CMN_DATA))
     if name == "citeulike-cmn":
         return train, test, None
@@ -127,18 +134,21 @@ def measure(name: str, variant: str, train, test, times, users) -> dict:
     return row, ndcg, hr
 
 
-def run_split(split: str, algorithms: list[str]) -> dict:
+def run_split(split: str, algorithms: list[str], max_test_users: int | None) -> dict:
     train, test, times = load_split(split)
     train, test = sp.csr_matrix(train, dtype=np.float32), sp.csr_matrix(test, dtype=np.float32)
     train.sort_indices()
     test.sort_indices()
     users = np.flatnonzero((np.diff(test.indptr) > 0) & (np.diff(train.indptr) > 0))
     assert (np.diff(test.indptr)[users] == 1).all(), "one held-out item per test user expected"
+    if max_test_users and users.size > max_test_users:
+        users = np.sort(np.random.default_rng(0).choice(users, max_test_users, replace=False))
     print(f"== {TITLES[split]}: {train.shape[0]:,} users x {train.shape[1]:,} items, {train.nnz:,} TRAIN pairs, "
           f"{users.size:,} test users", flush=True)
     CACHE.mkdir(parents=True, exist_ok=True)
     cache_file = CACHE / f"{split}.json"
     cached = json.loads(cache_file.read_text()) if cache_file.exists() else {}
+    cached = {k: v for k, v in cached.items() if len(v["ndcg"]) == users.size}  # same test users only
     runs = [(a, "plain") for a in algorithms if a in SINGLES or a == "auto"]
     if "auto" in algorithms and times is not None:
         runs.append(("auto", "timestamps"))
@@ -201,6 +211,8 @@ def write(records: list[dict]) -> None:
     for r in records:
         out += [f"## {r['title']} ({r['shape'][0]:,} users x {r['shape'][1]:,} items, {r['nnz']:,} TRAIN pairs, "
                 f"{r['test_users']:,} test users)", "",
+                f"Last command on this split: `{r['command'].strip()}` (rows it did not measure come from the "
+                "cache of an earlier run: see their dates).", "",
                 "| algorithm | NDCG@10 | HR@10 | fit s (wall / CPU) | measured, load | `auto`'s choice (validation NDCG@10) |",
                 "|---|---|---|---|---|---|"]
         order = [f"{s}/plain" for s in SINGLES] + ["auto/plain", "auto/timestamps"]
@@ -227,11 +239,13 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--splits", default=",".join(SPLITS[:3]))
     parser.add_argument("--algorithms", default=",".join((*SINGLES, "auto")))
+    parser.add_argument("--max-test-users", type=int, default=10_000,
+                        help="score a random sample of this many test users (all users still train)")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
     records = []
     for split in args.splits.split(","):
-        records.append(run_split(split, args.algorithms.split(",")))
+        records.append(run_split(split, args.algorithms.split(","), args.max_test_users))
         if not args.no_write:
             write(records)
     return 0
