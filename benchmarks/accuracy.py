@@ -59,7 +59,7 @@ import warm_blend  # noqa: E402
 
 DATA_DIR = Path(os.environ.get("BRE_DATA_DIR", ROOT.parent / "shared" / "data"))
 RESULTS_DIR = ROOT / "benchmarks" / "results"
-ALGORITHMS = ["toppop", "itemknn", "p3alpha", "rp3beta", "ease", "ials", "auto"]
+ALGORITHMS = ["toppop", "itemknn", "userknn", "p3alpha", "rp3beta", "ease", "ials", "auto"]
 csv.field_size_limit(1 << 27)
 
 
@@ -179,6 +179,7 @@ def load_ibm(seed: int) -> dict | None:
     rnd = ev.leave_one_out_split(X, random_state=seed)
     tim = ev.leave_last_out_split(X, T, random_state=seed)
     return {
+        "split_timestamps": {"time proxy (log row order) leave-last-out, full ranking": _train_times(T, tim[0])},
         "name": "ibm-articles",
         "item_keys": [str(int(a)) for a in articles],
         "title": "IBM Watson Studio community articles (read events, repeats collapsed)",

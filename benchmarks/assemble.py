@@ -10,6 +10,7 @@ HERE = Path(__file__).resolve().parent
 ORDER = [
     ("citeulike_cmn.md", "Accuracy: the published CiteULike-a table, reproduced and beaten"),
     ("defaults.md", "Out of the box: auto tunes itself, with no flags"),
+    ("auto_vs_singles.md", "Out of the box: auto against the registry's single algorithms"),
     ("auto_vs_baselines.md", "Out of the box: auto against dense EASE^R and implicit's baselines"),
     ("accuracy.md", "Accuracy on more data sets"),
     ("diversity.md", "Diversity: repeated authors and the cost of the cap"),

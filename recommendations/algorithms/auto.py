@@ -15,7 +15,8 @@ from numpy.typing import NDArray
 from .auto_candidates import is_large
 from .auto_tuning import tune_auto, tune_iterations
 from .base import ItemSimilarityRecommender, RecommenderBase, get_estimator
-from .blend import AUTO_DEFAULTS, EASE_MAX_ITEMS, ITEM_COMPONENTS, content_similarity, row_max_scaled, unit_scale
+from .blend import (AUTO_DEFAULTS, EASE_MAX_ITEMS, ITEM_COMPONENTS, USER_COMPONENTS, content_similarity, unit_scale,
+                    user_scores_in_blocks)
 from .blocks import n_threads_to_use
 from .products import sparse_matmul
 from .tuning import jsonable
@@ -49,16 +50,17 @@ def tune_folds_for(nnz: int) -> int:
 
 
 class Auto(ItemSimilarityRecommender):
-    """The production default: a weighted blend of item-item models plus an optional iALS term.
+    """The production default: a weighted blend of item-item models plus optional iALS and UserKNN terms.
 
-    ``score(X) = X @ similarity_ + weights["ials"] * rownorm(U(X) @ item_factors.T)`` where
+    ``score(X) = X @ similarity_ + weights["ials"] * rownorm(U(X) @ item_factors.T)
+    + weights["userknn"] * rownorm(UserKNN(X))`` where
     ``similarity_ = sum_m weights[m] * unit_scale(W_m)`` over RP3beta, ItemKNN and EASE^R
     (each scaled to mean row L1 norm 1), plus ``content_weight`` times the content similarity
     when item texts are given to ``fit``; ``rownorm`` divides each user's iALS scores by their
-    largest absolute value. With ``weights["ials"] == 0`` the model is purely item-based
+    (and UserKNN's) largest absolute value. With no iALS or UserKNN weight the model is purely item-based
     (``item_based`` is True) and the Django app can refresh a user's picks as
     ``row @ similarity_``; otherwise ``similarity_`` is absent and ``recommend(user_index, row)``
-    adds the factor term (one small least-squares solve for a changed history). ``explain``
+    adds the per-user terms (one small least-squares solve for a changed history). ``explain``
     uses the item-item part only. Above ``ease_max_items`` items EASE^R is
     skipped and its weight moves to ItemKNN, so big catalogues get RP3beta + ItemKNN.
 
@@ -73,7 +75,7 @@ class Auto(ItemSimilarityRecommender):
 
     Parameters
     ----------
-    rp3beta, itemknn, ease, ials : dict or None
+    rp3beta, itemknn, ease, ials, userknn : dict or None
         Parameters of each component (None: the defaults in ``AUTO_DEFAULTS``).
     weights : dict or None
         Blend weight per component name; 0 or missing skips the component.
@@ -119,6 +121,8 @@ class Auto(ItemSimilarityRecommender):
         only when there is no iALS term (``item_based``).
     factor_model_ : IALS or None
         The fitted iALS component.
+    user_model_ : UserKNN or None
+        The fitted UserKNN component (it keeps the weighted training matrix).
     components_ : ndarray of str
         The components actually blended.
     effective_weights_ : ndarray float32
@@ -136,6 +140,7 @@ class Auto(ItemSimilarityRecommender):
         "components_",
         "effective_weights_",
         "factor_model_",
+        "user_model_",
     )
 
     def __init__(
@@ -144,6 +149,7 @@ class Auto(ItemSimilarityRecommender):
         itemknn: dict[str, Any] | None = None,
         ease: dict[str, Any] | None = None,
         ials: dict[str, Any] | None = None,
+        userknn: dict[str, Any] | None = None,
         weights: dict[str, float] | None = None,
         ease_max_items: int = EASE_MAX_ITEMS,
         content_weight: float = 0.0,
@@ -162,6 +168,7 @@ class Auto(ItemSimilarityRecommender):
         self.itemknn = itemknn
         self.ease = ease
         self.ials = ials
+        self.userknn = userknn
         self.weights = weights
         self.ease_max_items = ease_max_items
         self.content_weight = content_weight
@@ -178,7 +185,7 @@ class Auto(ItemSimilarityRecommender):
 
     @property
     def item_based(self) -> bool:  # type: ignore[override]
-        return getattr(self, "factor_model_", None) is None
+        return getattr(self, "factor_model_", None) is None and getattr(self, "user_model_", None) is None
 
     @property
     def item_similarity_(self) -> sp.csr_matrix:
@@ -217,7 +224,7 @@ class Auto(ItemSimilarityRecommender):
         """
         given = (config or {}).get("weights", self.weights)
         weights = dict(AUTO_DEFAULTS["weights"] if given is None else given)
-        unknown = set(weights) - {*ITEM_COMPONENTS, "ials"}
+        unknown = set(weights) - {*ITEM_COMPONENTS, *USER_COMPONENTS}
         if unknown:
             raise ValueError(f"Auto weights has unknown components {sorted(unknown)}")
         if float(weights.get("ease", 0)) > 0 and n_items > int(self.ease_max_items):
@@ -239,7 +246,7 @@ class Auto(ItemSimilarityRecommender):
                                               f"(tuning needs {MIN_TUNING_USERS})"}
         # Members left at None start from AUTO_DEFAULTS inside the tuner, which keeps EASE^R's
         # weights dense on small catalogues (pruning drops its negative weights).
-        given = {name: getattr(self, name) for name in (*ITEM_COMPONENTS, "ials")}
+        given = {name: getattr(self, name) for name in (*ITEM_COMPONENTS, *USER_COMPONENTS)}
         start = {name: dict(params) for name, params in given.items() if params is not None}
         if "ials" in start:
             start["ials"].setdefault("random_state", self.random_state)
@@ -311,6 +318,8 @@ class Auto(ItemSimilarityRecommender):
             X, weights, config, content_similarity(self.n_items_, item_texts, item_similarity, self.content_params)
         )
         self.factor_model_ = factor_model
+        self.user_model_ = (get_estimator("userknn", **self._component_params("userknn", config)).fit(X)
+                            if "userknn" in weights else None)
         self.components_ = np.array(list(weights), dtype=str)
         self.effective_weights_ = np.array(list(weights.values()), dtype=np.float32)
         return self
@@ -358,8 +367,9 @@ class Auto(ItemSimilarityRecommender):
     def _set_state(self, state: dict[str, Any]) -> None:
         tuning = state.pop("tuning_json", None)
         super()._set_state(state)
-        if "factor_model_" not in state:
-            self.factor_model_ = None
+        for name in ("factor_model_", "user_model_"):
+            if name not in state:
+                setattr(self, name, None)
         self.tuning_ = json.loads(tuning) if tuning is not None else {"tuned": False, "reason": "not recorded"}
 
     def _get_state(self) -> dict[str, Any]:
@@ -368,18 +378,18 @@ class Auto(ItemSimilarityRecommender):
             state["tuning_json"] = json.dumps(jsonable(self.tuning_))
         return state
 
-    def _ials_weight(self) -> float:
+    def _weight_of(self, name: str) -> float:
         weights = dict(zip(self.components_.tolist(), self.effective_weights_.tolist()))
-        return float(weights.get("ials", 0.0))
+        return float(weights.get(name, 0.0))
 
     def _score(self, X: sp.csr_matrix, users: NDArray[np.int64] | None = None) -> NDArray[np.float32]:
         scores = sparse_matmul(X, self.item_similarity_).toarray()
-        if self.factor_model_ is not None:
-            factor_scores = row_max_scaled(self.factor_model_._score(X, users))
-            scores += np.float32(self._ials_weight()) * factor_scores.astype(np.float32)
+        for name, model in (("ials", self.factor_model_), ("userknn", getattr(self, "user_model_", None))):
+            if model is not None:
+                scores += np.float32(self._weight_of(name)) * user_scores_in_blocks(model, X, users)
         return scores
 
     def _topn_block(self, X, users, n, exclude_seen):
-        if self.factor_model_ is not None:
+        if not self.item_based:
             return RecommenderBase._topn_block(self, X, users, n, exclude_seen)
         return super()._topn_block(X, users, n, exclude_seen)

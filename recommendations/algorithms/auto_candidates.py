@@ -7,7 +7,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from .base import get_estimator
-from .blend import AUTO_DEFAULTS, ITEM_COMPONENTS
+from .blend import AUTO_DEFAULTS, ITEM_COMPONENTS, USER_COMPONENTS
 from .tuning import search_candidates
 
 __all__ = [
@@ -65,9 +65,13 @@ def tune_iterations(nnz: int) -> int:
     return 0 if is_large(nnz) else 3
 
 
-def member_names(members: Sequence[str] | None, n_items: int, ease_max_items: int) -> list[str]:
-    names = list(members) if members is not None else [*ITEM_COMPONENTS, "ials"]
-    unknown = set(names) - {*ITEM_COMPONENTS, "ials"}
+def member_names(members: Sequence[str] | None, n_items: int, ease_max_items: int, nnz: int = 0) -> list[str]:
+    names = list(members) if members is not None else [*ITEM_COMPONENTS, *USER_COMPONENTS]
+    if members is None and is_large(nnz):
+        # UserKNN keeps the training matrix and scores against every training user: small data only
+        # (docs/decisions.md, "UserKNN joins `auto`").
+        names.remove("userknn")
+    unknown = set(names) - {*ITEM_COMPONENTS, *USER_COMPONENTS}
     if unknown:
         raise ValueError(f"tune_auto: unknown members {sorted(unknown)}")
     if "ease" in names and n_items > ease_max_items:

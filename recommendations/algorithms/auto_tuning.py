@@ -3,7 +3,8 @@
 1. One item per user of TRAIN is held out as validation (the latest one when timestamps are
    given, else a random one); with several folds, independent random carvings are made and
    every score is the mean over them.
-2. Each member (RP3beta, ItemKNN, EASE^R when the catalogue allows it, iALS) is fitted on the
+2. Each member (RP3beta, ItemKNN, EASE^R when the catalogue allows it, iALS, UserKNN up to
+   ``LARGE_NNZ`` interactions) is fitted on the
    rest for its fixed candidates first (its starting parameters, its registry defaults and the
    configurations of the usual baselines, :data:`BASELINE_POINTS`), then ``n_iter`` random points of
    its search space: a count, not a time, so the same data gives the same search on any machine
@@ -39,7 +40,8 @@ from .auto_candidates import (
     tune_iterations,
 )
 from .base import get_estimator
-from .blend import AUTO_DEFAULTS, EASE_MAX_ITEMS, ITEM_COMPONENTS, row_max_scaled, unit_scale
+from .blend import (AUTO_DEFAULTS, EASE_MAX_ITEMS, ITEM_COMPONENTS, USER_COMPONENTS, row_max_scaled, unit_scale,
+                    user_scores_in_blocks)
 from .metrics import metrics_from_positions, tie_aware_ranks
 from .products import sparse_dot_split, split_heavy_rows
 from .splits import sample_negatives
@@ -68,8 +70,8 @@ __all__ = [
 #: divided by each user's largest score (see ``Auto``), so one grid serves all of them.
 BLEND_WEIGHT_GRID: tuple[float, ...] = (0.0, 0.02, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.0)
 
-#: The iALS weight that stands for "iALS alone" beside the item-item anchor at 1: ``Auto`` needs an
-#: item-item part (for neighbours and explanations), which at this weight only breaks ties.
+#: The weight that stands for a per-user member (iALS, UserKNN) alone beside the item-item anchor at 1:
+#: ``Auto`` needs an item-item part (for neighbours and explanations), which at this weight only breaks ties.
 IALS_ALONE_WEIGHT = 1e6
 
 @dataclass
@@ -182,6 +184,8 @@ def _blend_form(name: str, est: Any, fold: _Fold, fitted_factors: bool = False) 
     Xv = fold.Xv
     if name == "ials":
         return row_max_scaled(est.score(Xv, fold.users if fitted_factors else None))
+    if name in USER_COMPONENTS:
+        return user_scores_in_blocks(est, Xv, None)
     coef = getattr(est, "coef_", None)
     if isinstance(coef, np.ndarray):
         row_l1 = np.abs(coef).sum(axis=1)
@@ -344,12 +348,10 @@ def _search_blend(
     best_score = results[anchor].best_score
     trials: list[dict[str, Any]] = [{"weights": {anchor: 1.0}, metric: best_score, "start": f"{anchor} alone"}]
     memo: dict[tuple, float] = {((anchor, 1.0),): best_score}
-    # Other starting points: iALS alone (the anchor then only breaks its ties) and the untuned blend,
-    # from which the ascent keeps its members unless validation says otherwise. The best start wins,
-    # so the blend never validates below any member alone.
-    starts = []
-    if "ials" in available:
-        starts.append(({anchor: 1.0, "ials": IALS_ALONE_WEIGHT}, "ials alone"))
+    # Other starting points: each per-user member alone (the anchor then only breaks its ties) and the
+    # untuned blend, from which the ascent keeps its members unless validation says otherwise. The
+    # best start wins, so the blend never validates below any member alone.
+    starts = [({anchor: 1.0, n: IALS_ALONE_WEIGHT}, f"{n} alone") for n in USER_COMPONENTS if n in available]
     default = default_blend_weights(available)
     default_anchor = max((n for n in default if n in ITEM_COMPONENTS), key=default.get, default=None)
     if default_anchor is not None and len(default) > 1:
@@ -446,7 +448,7 @@ def tune_auto_protocols(
     ks = with_metric_k(ks, metric)
     n_items = train.shape[1]
     ease_max_items = EASE_MAX_ITEMS if ease_max_items is None else int(ease_max_items)
-    names = member_names(members, n_items, ease_max_items)
+    names = member_names(members, n_items, ease_max_items, train.nnz)
     spaces = {**DEFAULT_SEARCH_SPACES, **(search_spaces or {})}
     folds, rng = _make_folds(train, protocols, timestamps, max_users, random_state, n_folds)
     search = _Search(folds, protocols, ks, metric, log or (lambda line: None), {obj: {} for obj in protocols},

@@ -15,13 +15,18 @@ __all__ = [
     "AUTO_DEFAULTS",
     "EASE_MAX_ITEMS",
     "ITEM_COMPONENTS",
+    "USER_COMPONENTS",
     "content_similarity",
     "row_max_scaled",
     "unit_scale",
+    "user_scores_in_blocks",
 ]
 
-#: Item-item members of ``Auto``; ``"ials"`` is its one per-user member.
+#: Item-item members of ``Auto``.
 ITEM_COMPONENTS = ("rp3beta", "itemknn", "ease")
+
+#: Per-user members of ``Auto``: their scores join the blend divided by each user's largest one.
+USER_COMPONENTS = ("ials", "userknn")
 
 #: Largest catalogue for which ``Auto`` uses EASE^R (its dense item x item inverse must fit in memory).
 EASE_MAX_ITEMS = 20_000
@@ -29,14 +34,27 @@ EASE_MAX_ITEMS = 20_000
 #: Untuned member parameters and blend weights of ``Auto``: used as they are when tuning is off,
 #: and as the first point of each member's search when it is on. RP3beta and ItemKNN use the
 #: parameters Ferrari Dacrema et al. published for CiteULike-a; the weights and the EASE^R and
-#: iALS parameters come from validation splits of the benchmark data sets (docs/decisions.md).
+#: iALS parameters come from validation splits of the benchmark data sets (docs/decisions.md);
+#: UserKNN starts at its registry defaults and has no untuned weight.
 AUTO_DEFAULTS: dict[str, Any] = {
     "rp3beta": {"alpha": 0.711, "beta": 0.23, "top_k": 764},
     "itemknn": {"top_k": 594, "shrink": 999, "feature_weighting": "tfidf"},
     "ease": {"l2_norm": 523.0, "top_k": 1000},
     "ials": {"factors": 128, "regularization": 0.5, "alpha": 10.0, "iterations": 15, "random_state": 0},
+    "userknn": {"top_k": 100, "shrink": 0.0, "feature_weighting": "none", "bm25_K1": 1.2, "bm25_B": 0.75},
     "weights": {"rp3beta": 1.0, "itemknn": 0.5, "ease": 0.5, "ials": 0.05},
 }
+
+
+def user_scores_in_blocks(model: Any, X: sp.csr_matrix, users: NDArray | None, cells: int = 16_000_000) -> NDArray:
+    """``row_max_scaled(model._score(X, users))``, a block of rows at a time: a UserKNN block holds
+    one similarity per training user, so the block's height follows the number of users."""
+    step = max(1, cells // max(int(getattr(model, "n_users_", 1)), int(model.n_items_), 1))
+    out = np.empty((X.shape[0], model.n_items_), dtype=np.float32)
+    for a in range(0, X.shape[0], step):
+        rows = None if users is None else users[a : a + step]
+        out[a : a + step] = row_max_scaled(np.asarray(model._score(X[a : a + step], rows), dtype=np.float32))
+    return out
 
 
 def row_max_scaled(scores: NDArray) -> NDArray:

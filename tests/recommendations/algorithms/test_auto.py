@@ -42,7 +42,7 @@ def test_default_fit_tunes_and_records_its_choice(spy):
     assert tuning["tuned"] is True and len(spy) == 1
     assert (spy[0][0] != X).nnz == 0  # exactly the data given to fit
     assert tuning["validation"] == "random leave-one-out"
-    assert set(tuning["member_scores"]) == {"rp3beta", "itemknn", "ease", "ials"}
+    assert set(tuning["member_scores"]) == {"rp3beta", "itemknn", "ease", "ials", "userknn"}
     assert np.isfinite(tuning["blend"]) and tuning["blend"] >= max(tuning["member_scores"].values()) - 1e-9
     assert tuning["seconds"] > 0 and tuning["budget_seconds"] == 30
     chosen = tuning["params"]["weights"]
@@ -69,8 +69,9 @@ def test_the_time_budget_is_only_a_safety_net_on_random_points(spy):
     model = Auto(**FAST, tune_budget=0, tune_iter=3).fit(X)
     # the fixed candidates (start, registry defaults, baselines) are always tried; random points are cut
     fixed = {name: 2 + len(BASELINE_POINTS.get(name, [])) for name in ("rp3beta", "itemknn", "ease", "ials")}
+    fixed["userknn"] = 1  # UserKNN starts at its registry defaults: one fixed fit
     assert model.tuning_["candidates"] == fixed
-    assert sorted(model.tuning_["budget_cut"]) == ["ease", "ials", "itemknn", "rp3beta"]
+    assert sorted(model.tuning_["budget_cut"]) == ["ease", "ials", "itemknn", "rp3beta", "userknn"]
     roomy = Auto(**FAST, tune_budget=600, tune_iter=3).fit(X)
     assert roomy.tuning_["budget_cut"] == []
     assert sum(roomy.tuning_["candidates"].values()) > sum(fixed.values())
@@ -95,7 +96,8 @@ def test_the_choice_never_validates_below_the_best_default_member(spy, seed):
     X = _clustered(n_users=120, n_items=50, seed=seed)
     tuning = Auto(tune_iter=1, random_state=seed).fit(X).tuning_
     defaults = tuning["default_scores"]
-    assert set(defaults) == {"rp3beta", "itemknn", "ease", "ials"} and all(np.isfinite(v) for v in defaults.values())
+    assert set(defaults) == {"rp3beta", "itemknn", "ease", "ials", "userknn"}
+    assert all(np.isfinite(v) for v in defaults.values())
     assert tuning["blend"] >= max(tuning["member_scores"].values()) - 1e-9
     assert tuning["blend"] >= max(defaults.values()) - 1e-9
 
@@ -236,3 +238,26 @@ def test_large_data_tunes_the_fixed_candidates_only_and_validates_ials_with_its_
     assert large.tuning_["candidates"] == fixed and large.tuning_["budget_cut"] == []
     assert large.tuning_["fits"] == sum(fixed.values()) * large.tuning_["folds"]
     assert sum(small.tuning_["candidates"].values()) > sum(fixed.values())
+def test_a_userknn_member_joins_the_blend_row_scaled_and_survives_save_and_load(tmp_path):
+    from recommendations.algorithms import get_estimator, load_model
+    from recommendations.algorithms.blend import row_max_scaled, unit_scale
+
+    X = _clustered(seed=5)
+    model = Auto(rp3beta=FAST["rp3beta"], weights={"rp3beta": 1.0, "userknn": 0.5}).fit(X)
+    assert not model.item_based and model.user_model_ is not None
+    rp3 = unit_scale(get_estimator("rp3beta", **FAST["rp3beta"]).fit(X).similarity_)[0]
+    user = get_estimator("userknn", **AUTO_DEFAULTS["userknn"]).fit(X)
+    expected = (X[:10] @ rp3).toarray() + 0.5 * row_max_scaled(user.score(X[:10]))
+    np.testing.assert_allclose(model.score(X[:10]), expected, rtol=1e-5, atol=1e-6)
+    model.save(tmp_path / "auto.npz")
+    loaded = load_model(tmp_path / "auto.npz")
+    np.testing.assert_array_equal(loaded.score(X[:10]), model.score(X[:10]))
+    np.testing.assert_array_equal(loaded.recommend_all(X, n=5)[0], model.recommend_all(X, n=5)[0])
+
+
+def test_auto_tries_a_userknn_member_only_up_to_its_data_size():
+    from recommendations.algorithms.auto_candidates import LARGE_NNZ, member_names
+
+    assert "userknn" in member_names(None, 100, 20_000, LARGE_NNZ)
+    assert "userknn" not in member_names(None, 100, 20_000, LARGE_NNZ + 1)
+    assert "userknn" in member_names(["rp3beta", "userknn"], 100, 20_000, LARGE_NNZ + 1)
