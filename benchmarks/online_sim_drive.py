@@ -184,6 +184,25 @@ class Outcomes:
     preference: np.ndarray | None = None
 
 
+def coin_credit_read(slug: str, bounds: list, outcomes: Outcomes, seed: int) -> np.ndarray:
+    """Return each reader's credit of B minus A per day had neutral clicks gone to a coin's team (readers x days).
+
+    What classic team draft does with an item both teams propose in the same round, on the same stored
+    lists and clicks: only the neutral clicks change, each to +1 or -1 by a seeded coin.
+    """
+    index = {u: i for i, u in enumerate(outcomes.user_ids)}
+    labels = dict(Impression.objects.filter(experiment=slug, surface=SURFACE).values_list("pk", "arm"))
+    out = outcomes.credit_b - outcomes.credit_a
+    clicks = (Attribution.objects.filter(impression__experiment=slug, impression__surface=SURFACE, kind="click")
+              .values_list("impression_id", "impression__user_id", "impression__created_at", "position"))
+    for impression_id, user, created, position in clicks:
+        teams = teams_from_label(labels.get(impression_id, "")) or []
+        if user in index and 0 < position <= len(teams) and teams[position - 1] is None:
+            day = min(max(bisect.bisect_right(bounds, created) - 1, 0), out.shape[1] - 1)
+            out[index[user], day] += random.Random(f"{seed}:{impression_id}:{position}").choice((-1, 1))
+    return out
+
+
 def outcomes_read(slug: str, bounds: list) -> Outcomes:
     """Return each reader's impressions, clicked impressions, clicks and interleaving credits per day of ``slug``."""
     rows = list(Impression.objects.filter(experiment=slug, surface=SURFACE)

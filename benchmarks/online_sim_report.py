@@ -220,8 +220,8 @@ A difference of several hundred percent (auto vs toppop) is found by either desi
 lists, so its ratio says little: both needs sit near the smallest experiment that can be tested.
 The literature's 10-100x (Chapelle et al. 2012) is for differences of a few percent; here the
 closest pair still differs by tens of percent. Away from the smallest sizes both needs grow as
-1 / effect², so the ratio depends less on the size of the effect than on how much of the
-between-reader variance interleaving removes (docs/decisions.md).
+1 / effect², so the ratio is the noise per impression interleaving saves times the square of the
+share of the A/B effect its credit keeps; the next section shows both factors (docs/decisions.md).
 
 Readers needed by experiment length (days: A/B / interleaving):
 {curves}
@@ -262,7 +262,7 @@ def report(f: dict, args, other: tuple[dict, dict] | None = None) -> str:
     with the other reader model, shown side by side."""
     lists = f["lists"]
     analysed = (f" The analysis of its stored rows was run again on {f['analysed']} "
-                "(`--analyse-only`, same rows, one more figure)." if f.get("analysed") else "")
+                "(`--analyse-only`, same rows)." if f.get("analysed") else "")
     phases = "\n".join(f"| {k} | {v['readers']} | {v['impressions']:,} | {v['clicks']:,} | {v['seconds']:.0f} |"
                        for k, v in f["phases"].items())
     return f"""# Online simulation
@@ -300,9 +300,16 @@ Lists shown {lists['shown']:,}; found in the stored impressions by their `recomm
 
 def _models_row(f: dict, args, pw: dict) -> str:
     spread = pw["spread"]
-    return (f"| {_activity_name(args)} | auto vs {pw['control']} | {spread['expected_cv']:.2f} | {spread['ctr_cv']:.2f} | "
-            f"{_x(_ratio(pw['ab'], pw['il']))} ({_x(pw['ratio_ci'][0])} to {_x(pw['ratio_ci'][1])}) | "
-            f"{_x(_ratio(pw['ab'], pw['pref']))} ({_x(pw['pref_ci'][0])} to {_x(pw['pref_ci'][1])}) |")
+    ratio = _ratio(pw["ab"], pw["il"])
+    # The ratio is (interleaving effect / A/B effect)^2 times the variance it saves; both at each need's length.
+    kept = pw["il"].by_days[pw["il"].days][2] / pw["ab"].by_days[pw["ab"].days][2]
+    variance = f"{ratio / kept**2:.1f}x" if ratio is not None and kept else "-"
+    return (f"| {_activity_name(args)} | auto vs {pw['control']} | {spread['expected_cv']:.2f} | "
+            f"{spread['ctr_cv']:.2f} | "
+            f"{kept:.2f} | {variance} | "
+            f"{_x(ratio)} ({_x(pw['ratio_ci'][0])} to {_x(pw['ratio_ci'][1])}) | "
+            f"{_x(_ratio(pw['ab'], pw['pref']))} ({_x(pw['pref_ci'][0])} to {_x(pw['pref_ci'][1])}) | "
+            f"{_x(_ratio(pw['ab'], pw['coin'])) if 'coin' in pw else '-'} |")
 
 
 def _activity_name(args) -> str:
@@ -326,12 +333,16 @@ how many held-out books they want. With `--activity ratings` (the default) each 
 scaled by their number of ratings of the catalogue over the median simulated reader's (goodbooks
 readers rate 20 to about 190 of its books), capped at 1 (`online_sim_model.activities`,
 docs/decisions.md). The same readers, seed and days in both runs; the columns: the coefficient of
-variation over the A/B phase's readers of their expected and of their measured clicks per list, and the
-need ratio (A/B impressions / interleaving impressions, 95% bootstrap over readers) of the credit test
-the results use and of the per-list preference.
+variation over the A/B phase's readers of their expected and of their measured clicks per list; the
+effect interleaving keeps (true credit per list / true CTR difference, each at its design's cheapest
+length); the variance factor (the ratio over that effect squared: how much less noise per impression
+interleaving has); and the need ratio (A/B impressions / interleaving impressions, 95% bootstrap over
+readers) of the credit test the results use, of the per-list preference, and of the credit test on the
+same lists had each neutral click been credited to a seeded coin's team (what classic team draft does
+with an item both teams propose in the same round).
 
-| readers' activity | pair | CV of expected clicks per list | CV of measured clicks per list | ratio, credit per list | ratio, per-list preference |
-|---|---|---|---|---|---|
+| readers' activity | pair | CV of expected clicks per list | CV of measured clicks per list | effect kept | variance factor | ratio, credit per list | ratio, per-list preference | ratio had neutral clicks gone to the coin |
+|---|---|---|---|---|---|---|---|---|
 {rows}
 
 Runs:

@@ -18,6 +18,7 @@ from benchmarks import online_sim_stats as st
 from benchmarks.online_sim_drive import (
     Outcomes,
     SimReader,
+    coin_credit_read,
     days_run,
     experiment_create,
     experiment_switch,
@@ -229,9 +230,14 @@ def power_figures(ab: Phase, il: Phase, args, control_name: str, direction: floa
     need_pref = st.interleaving_need(*by_list, alpha=alpha, power_target=POWER)
     pref_ci = st.need_ratio_interval((ab.expected_days, o.clicks, o.impressions, arms), by_list, alpha=alpha,
                                      power_target=POWER, draws=args.draws, seed=args.seed)
+    # The same lists and clicks had neutral clicks been credited by the coin, as classic team draft does.
+    coin_diff = coin_credit_read(EXPERIMENTS[il.key][0], il.bounds, i, args.seed)
+    coin = (il.expected_credit, np.zeros_like(i.credit_a), coin_diff, i.impressions)
+    need_coin = st.interleaving_need(*coin, alpha=alpha, power_target=POWER)
     preference = experiment_results(Experiment.objects.get(slug=EXPERIMENTS[il.key][0])).interleaving
     return {"control": control_name, "ab": need_ab, "il": need_il, "resampled": resampled, "ratio_ci": ratio_ci,
             "il_result": preference, "il_readers": len(i.user_ids), "pref": need_pref, "pref_ci": pref_ci,
+            "coin": need_coin,
             "il_ctr": i.clicks.sum() / max(i.impressions.sum(), 1), "spread": reader_spread(ab, il)}
 
 

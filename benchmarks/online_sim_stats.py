@@ -311,7 +311,8 @@ def interleaving_aa(units: list[str], lists: list[tuple[int, int, int, tuple[int
         counts["credit"] += result.p_value < alpha
         counts["sign"] += result.sign_p_value < alpha
         counts["per_list"] += es.credit_difference(list_a, list_b, np.ones(len(list_a)), alpha=alpha).p_value < alpha
-        counts["preference"] += es.credit_difference(np.zeros(n_readers), preference, shown, alpha=alpha).p_value < alpha
+        by_list = es.credit_difference(np.zeros(n_readers), preference, shown, alpha=alpha)
+        counts["preference"] += by_list.p_value < alpha
     return counts
 
 
