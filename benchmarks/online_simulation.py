@@ -17,8 +17,9 @@ What it does:
 2. Three phases, one experiment live in each, each with its own readers. Every simulated day each
    reader opens the home page with Django's test client (the real middleware, views, templates
    and impression recording, in process), examines its picks with a position bias
-   ``1/log2(rank+1)`` and clicks with probability ``p_want`` (a held-out book not yet consumed)
-   or ``p_other``. A click follows the card's link (which carries the ``recommendation_id`` and
+   ``1/log2(rank+1)`` (scaled by the reader's activity, their number of ratings over the median
+   reader's, unless ``--activity uniform``) and clicks with probability ``p_want`` (a held-out book
+   not yet consumed) or ``p_other``. A click follows the card's link (which carries the ``recommendation_id`` and
    position), posts the read beacon, and rates the book with its held-out stars (or, for an
    unwanted book, sometimes marks it "Not interested") through the site's endpoints.
 3. Reads the per-reader, per-day impressions and clicks back from the app's rows (``Impression``,
