@@ -26,6 +26,7 @@ from django.test import Client
 from django.utils import timezone
 
 from articles.models import Book
+from recommendations.algorithms import experiments_stats as es
 from recommendations.experiments.models import Arm, Experiment
 from recommendations.experiments.serving import teams_from_label
 from recommendations.impressions.models import Attribution, Impression
@@ -61,14 +62,16 @@ class SimReader:
     shown: list[Shown] = field(default_factory=list)
 
 
-def readers_sign_in(wants: dict[str, dict[str, int]], names: list[str]) -> list[SimReader]:
-    """Sign each goodbooks reader in ``names`` in with their own client."""
+def readers_sign_in(wants: dict[str, dict[str, int]], names: list[str],
+                    activity: dict[str, float] | None = None) -> list[SimReader]:
+    """Sign each goodbooks reader in ``names`` in with their own client; ``activity`` defaults to 1 each."""
     users = {u.username: u for u in get_user_model().objects.filter(username__in=[f"gb_{n}" for n in names])}
     out = []
     for name in names:
         client = Client()
         client.force_login(users[f"gb_{name}"])
-        out.append(SimReader(Reader(name, dict(wants[name])), users[f"gb_{name}"].pk, client))
+        reader = Reader(name, dict(wants[name]), activity=(activity or {}).get(name, 1.0))
+        out.append(SimReader(reader, users[f"gb_{name}"].pk, client))
     return out
 
 
@@ -177,6 +180,27 @@ class Outcomes:
     credit_b: np.ndarray
     #: One entry per stored list: (reader index, day, items shown, clicked positions 1-based).
     lists: list[tuple[int, int, int, tuple[int, ...]]] = field(default_factory=list)
+    #: Interleaving: the sum of each list's preference, +1 (B credited more of its clicks), -1 or 0.
+    preference: np.ndarray | None = None
+
+
+def coin_credit_read(slug: str, bounds: list, outcomes: Outcomes, seed: int) -> np.ndarray:
+    """Return each reader's credit of B minus A per day had neutral clicks gone to a coin's team (readers x days).
+
+    What classic team draft does with an item both teams propose in the same round, on the same stored
+    lists and clicks: only the neutral clicks change, each to +1 or -1 by a seeded coin.
+    """
+    index = {u: i for i, u in enumerate(outcomes.user_ids)}
+    labels = dict(Impression.objects.filter(experiment=slug, surface=SURFACE).values_list("pk", "arm"))
+    out = outcomes.credit_b - outcomes.credit_a
+    clicks = (Attribution.objects.filter(impression__experiment=slug, impression__surface=SURFACE, kind="click")
+              .values_list("impression_id", "impression__user_id", "impression__created_at", "position"))
+    for impression_id, user, created, position in clicks:
+        teams = teams_from_label(labels.get(impression_id, "")) or []
+        if user in index and 0 < position <= len(teams) and teams[position - 1] is None:
+            day = min(max(bisect.bisect_right(bounds, created) - 1, 0), out.shape[1] - 1)
+            out[index[user], day] += random.Random(f"{seed}:{impression_id}:{position}").choice((-1, 1))
+    return out
 
 
 def outcomes_read(slug: str, bounds: list) -> Outcomes:
@@ -190,7 +214,7 @@ def outcomes_read(slug: str, bounds: list) -> Outcomes:
     users = sorted({u for _, u, _, _, _ in rows if u is not None})
     index = {u: i for i, u in enumerate(users)}
     shape = (len(users), len(bounds) - 1)
-    out = Outcomes(users, [""] * len(users), *(np.zeros(shape) for _ in range(5)))
+    out = Outcomes(users, [""] * len(users), *(np.zeros(shape) for _ in range(5)), preference=np.zeros(shape))
     for pk, user, arm, created, items in rows:
         i = index[user]
         day = min(max(bisect.bisect_right(bounds, created) - 1, 0), shape[1] - 1)
@@ -200,7 +224,9 @@ def outcomes_read(slug: str, bounds: list) -> Outcomes:
         out.impressions[i, day] += 1
         out.clicked[i, day] += bool(clicks[pk])
         out.clicks[i, day] += len(clicks[pk])
-        for position in clicks[pk]:
-            if teams is not None and 0 < position <= len(teams):
-                (out.credit_a if teams[position - 1] == 0 else out.credit_b)[i, day] += 1
+        if teams is not None:
+            a, b = es.interleaving_credit(teams, [p - 1 for p in clicks[pk]])
+            out.credit_a[i, day] += a
+            out.credit_b[i, day] += b
+            out.preference[i, day] += np.sign(b - a)
     return out

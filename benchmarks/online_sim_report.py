@@ -56,13 +56,17 @@ The always-valid p keeps the false-positive rate at most alpha however often it 
 valid only once the experiment reached its stop (`horizon_reached`); read that way every day, a
 decision is taken once, at the horizon, so its false-positive rate is the first row's.
 
-Interleaving, A/A: the A/A phase's lists (both arms served the default picks) interleaved with
-themselves under {ia_n} salts: a team-draft merge of a list with itself is that list, so only the coin
-(seeded by salt and reader, as serving does) decides which arm each stored click credits.
+Interleaving, A/A: a ranking interleaved with itself is all neutral (each round both teams propose
+the same item, which credits neither), so it cannot give a false positive at all. The A/A test is
+therefore two equally good, disjoint rankings: the two halves of the list each A/A reader was shown,
+under {ia_n} salts. Team draft of two disjoint rankings puts one item of each per round, in the
+coin's order, so the merge is the shown list, and only the coin (seeded by salt and reader, as
+serving does) decides which team each stored click credits.
 
 | interleaving test | false-positive rate at alpha .05 | goal 2-8% |
 |---|---|---|
 | credit per list, readers as the unit (what the results use) | {ia('credit')} | {_goal(0.02 <= ia_rate('credit') <= 0.08)} |
+| per-list preference (+1 / -1 / 0 per list), readers as the unit | {ia('preference')} | {_goal(0.02 <= ia_rate('preference') <= 0.08)} |
 | sign test on readers' preferences | {ia('sign')} | {_goal(0.02 <= ia_rate('sign') <= 0.08)} |
 | credit per list, lists as independent units (not the unit of randomisation) | {ia("per_list")} | (for comparison) |
 
@@ -151,7 +155,9 @@ def _power_row(f: dict, pw: dict) -> str:
             f"{_x(pw['ratio_ci'][1])}) | "
             f"{check['ab']:.2f} / {check['il']:.2f} / {check['sign']:.2f} | "
             f"{r.credit_diff:+.4f} ({r.ci_low:+.4f} to {r.ci_high:+.4f}), p {r.p_value:.2g}; "
-            f"{r.wins_b} / {r.wins_a} / {r.ties}, sign p {r.sign_p_value:.2g} |")
+            f"{r.wins_b} / {r.wins_a} / {r.ties}, sign p {r.sign_p_value:.2g} | "
+            f"{pw['pref'].by_days[pw['pref'].days][2]:+.4f}, {_need(pw['pref'])}, {_x(_ratio(pw['ab'], pw['pref']))} "
+            f"({_x(pw['pref_ci'][0])} to {_x(pw['pref_ci'][1])}) |")
 
 
 def _power_goal(f: dict) -> str:
@@ -169,11 +175,9 @@ def _power_goal(f: dict) -> str:
     return (f"Goal >= 10x fewer impressions for interleaving at equal power, on the closest pair measured "
             f"(auto vs {closest['control']}, true CTR difference {100 * _true_of(f, closest['control'])[1]:+.1f}%): "
             f"{_goal(ratio >= 10)} (measured {ratio:.1f}x, 95% {_x(low)} to {_x(high)}). Other pairs: {others}. "
-            f"With {f['power'][0]['il_readers']} readers per phase the intervals are wide: this run cannot pin "
-            f"the ratio down, and the point estimates are what it measured, not a property of the site "
-            f"(the --quick run's 60 readers give other values again). More readers per phase "
-            f"(`--readers 370 --pool 3000`, the most the data allows) narrow them, at about three to five "
-            f"times the run time.")
+            f"With {f['power'][0]['il_readers']} readers per phase the point estimates are what this run "
+            f"measured, not a property of the site: the intervals say how far another sample of readers "
+            f"could move them.")
 
 
 def _power_section(f: dict) -> str:
@@ -186,10 +190,15 @@ def _power_section(f: dict) -> str:
 
 Each interleaving phase's readers saw the control (team A) and auto (team B) merged by team draft;
 each click is credited to the team that contributed the item (the impression's `arm` records the
-teams). The experiment's results (`experiment_results`) decide on the clicks credited to auto minus
-the control per list shown: each reader's mean over their lists is one observation, tested with a
-one-sample t-test (`credit_difference`), so readers are the unit. The per-reader sign test (a reader
-prefers the arm credited with more of their clicks; ties dropped) is shown beside it.
+teams). An item both teams propose in the same round is added once, neutral, and its clicks credit
+neither team ({_pct(f['power'][0]['spread']['neutral_share'])}, {_pct(f['power'][1]['spread']['neutral_share']) if len(f['power']) > 1 else '-'} and {_pct(f['power'][-1]['spread']['neutral_share'])}
+of the clicks of the three interleaving phases were on neutral items). The experiment's results
+(`experiment_results`) decide on the clicks credited to auto minus the control per list shown: each
+reader's mean over their lists is one observation, tested with a one-sample t-test
+(`credit_difference`), so readers are the unit. The per-reader sign test (a reader prefers the arm
+credited with more of their clicks; ties dropped) is shown beside it, and Chapelle et al.'s (2012)
+per-list preference (+1 when auto was credited more of a list's clicks, -1 when the control was, 0 on
+a tie; readers' means tested the same way) is a second design in the last columns.
 
 Need at equal power (80%, alpha .05, two-sided): the impressions (lists shown) each design needs to
 find the better arm. For an experiment of the first 1 to {f['days']} days, the effect is the click model's
@@ -201,8 +210,8 @@ each design's cheapest length as readers x days = impressions. As a check, each 
 were resampled to that size and tested as the results do; that power is near 80% when the phase
 measured about the true effect, and lower or higher when, by chance, it measured less or more.
 
-| pair | true CTR difference | true credit per list | A/B need | interleaving need | ratio (impressions; 95% bootstrap over readers) | resampled power at that size: A/B / interleaving / sign test | interleaving as run: credit per list, auto - control; prefer auto / control / ties |
-|---|---|---|---|---|---|---|---|
+| pair | true CTR difference | true credit per list | A/B need | interleaving need | ratio (impressions; 95% bootstrap over readers) | resampled power at that size: A/B / interleaving / sign test | interleaving as run: credit per list, auto - control; prefer auto / control / ties | per-list preference: true, need, ratio (95%) |
+|---|---|---|---|---|---|---|---|---|
 {rows}
 
 {_power_goal(f)}
@@ -211,8 +220,8 @@ A difference of several hundred percent (auto vs toppop) is found by either desi
 lists, so its ratio says little: both needs sit near the smallest experiment that can be tested.
 The literature's 10-100x (Chapelle et al. 2012) is for differences of a few percent; here the
 closest pair still differs by tens of percent. Away from the smallest sizes both needs grow as
-1 / effect², so the ratio depends less on the size of the effect than on how much of the
-between-reader variance interleaving removes (docs/decisions.md).
+1 / effect², so the ratio is the noise per impression interleaving saves times the square of the
+share of the A/B effect its credit keeps; the next section shows both factors (docs/decisions.md).
 
 Readers needed by experiment length (days: A/B / interleaving):
 {curves}
@@ -242,11 +251,18 @@ from about 2,100 readers on (80% power); with fewer, a real mismatch can go unse
 """
 
 
-def report(f: dict, args) -> str:
-    """Return the markdown report of figures ``f`` of a run with ``args``."""
+def _exam_note(args) -> str:
+    if args.activity == "ratings":
+        return " times the reader's activity (their ratings over the median reader's; capped at 1)"
+    return " (the same for every reader)"
+
+
+def report(f: dict, args, other: tuple[dict, dict] | None = None) -> str:
+    """Return the markdown report of figures ``f`` of a run with ``args``; ``other`` is (figures, args) of a run
+    with the other reader model, shown side by side."""
     lists = f["lists"]
     analysed = (f" The analysis of its stored rows was run again on {f['analysed']} "
-                "(`--analyse-only`, same rows, one more figure)." if f.get("analysed") else "")
+                "(`--analyse-only`, same rows)." if f.get("analysed") else "")
     phases = "\n".join(f"| {k} | {v['readers']} | {v['impressions']:,} | {v['clicks']:,} | {v['seconds']:.0f} |"
                        for k, v in f["phases"].items())
     return f"""# Online simulation
@@ -262,7 +278,7 @@ held-out "wants" are a seeded random 30% of their 4-5 star ratings, not their la
 the site through Django's test client in one process (the normal middleware, views, templates,
 impression recording and attribution; no HTTP hop), signed in with `force_login`. A click follows the
 card's link (`?rid=...&pos=...`), then the read beacon and the rating (or "Not interested") go
-through the site's endpoints. Click model: examination 1/log2(rank + 1) times {args.p_want} for a
+through the site's endpoints. Click model: examination 1/log2(rank + 1){_exam_note(args)}, times {args.p_want} for a
 held-out book not yet read, {args.p_other} otherwise. No worker runs during the simulation, so readers'
 picks are not refreshed between days (serving still hides what they read). One simulated day is one
 visit of each reader; days are wall-clock intervals the simulator records. Every figure below is
@@ -278,4 +294,57 @@ Lists shown {lists['shown']:,}; found in the stored impressions by their `recomm
 {_aa_section(f)}
 {_ab_section(f)}
 {_power_section(f)}
+{_models_section(f, args, other)}
 {_srm_section(f)}"""
+
+
+def _models_row(f: dict, args, pw: dict) -> str:
+    spread = pw["spread"]
+    ratio = _ratio(pw["ab"], pw["il"])
+    # The ratio is (interleaving effect / A/B effect)^2 times the variance it saves; both at each need's length.
+    kept = pw["il"].by_days[pw["il"].days][2] / pw["ab"].by_days[pw["ab"].days][2]
+    variance = f"{ratio / kept**2:.1f}x" if ratio is not None and kept else "-"
+    return (f"| {_activity_name(args)} | auto vs {pw['control']} | {spread['expected_cv']:.2f} | "
+            f"{spread['ctr_cv']:.2f} | "
+            f"{kept:.2f} | {variance} | "
+            f"{_x(ratio)} ({_x(pw['ratio_ci'][0])} to {_x(pw['ratio_ci'][1])}) | "
+            f"{_x(_ratio(pw['ab'], pw['pref']))} ({_x(pw['pref_ci'][0])} to {_x(pw['pref_ci'][1])}) | "
+            f"{_x(_ratio(pw['ab'], pw['coin'])) if 'coin' in pw else '-'} |")
+
+
+def _activity_name(args) -> str:
+    activity = args["activity"] if isinstance(args, dict) else args.activity
+    return "from ratings" if activity == "ratings" else "uniform"
+
+
+def _models_section(f: dict, args, other: tuple[dict, dict] | None) -> str:
+    """Both reader models side by side: this run's and, when given, the other run's."""
+    runs = [(f, args)] + ([other] if other else [])
+    rows = "\n".join(_models_row(g, a, pw) for g, a in runs for pw in g["power"])
+    sources = "\n".join(f"- {_activity_name(a)}: `{g['command']}`, {g['date']}, load average "
+                         f"{g['load_before'][0]:.1f} before, {g['load_after'][0]:.1f} after." for g, a in runs)
+    missing = "" if other else "\nThe other reader model's run was not given (`--compare`), so only this one is shown.\n"
+    return f"""## Readers who differ: the reader model side by side
+
+Interleaving compares the arms within each reader, so differences between readers in how much they
+click cancel; an A/B test compares different readers, so those differences are its noise. With
+`--activity uniform` every reader examines a list alike (1/log2(rank + 1)); readers still differ in
+how many held-out books they want. With `--activity ratings` (the default) each reader's examination is
+scaled by their number of ratings of the catalogue over the median simulated reader's (goodbooks
+readers rate 20 to about 190 of its books), capped at 1 (`online_sim_model.activities`,
+docs/decisions.md). The same readers, seed and days in both runs; the columns: the coefficient of
+variation over the A/B phase's readers of their expected and of their measured clicks per list; the
+effect interleaving keeps (true credit per list / true CTR difference, each at its design's cheapest
+length); the variance factor (the ratio over that effect squared: how much less noise per impression
+interleaving has); and the need ratio (A/B impressions / interleaving impressions, 95% bootstrap over
+readers) of the credit test the results use, of the per-list preference, and of the credit test on the
+same lists had each neutral click been credited to a seeded coin's team (what classic team draft does
+with an item both teams propose in the same round).
+
+| readers' activity | pair | CV of expected clicks per list | CV of measured clicks per list | effect kept | variance factor | ratio, credit per list | ratio, per-list preference | ratio had neutral clicks gone to the coin |
+|---|---|---|---|---|---|---|---|---|
+{rows}
+
+Runs:
+{sources}
+{missing}"""

@@ -18,6 +18,7 @@ from benchmarks import online_sim_stats as st
 from benchmarks.online_sim_drive import (
     Outcomes,
     SimReader,
+    coin_credit_read,
     days_run,
     experiment_create,
     experiment_switch,
@@ -46,6 +47,8 @@ EXPERIMENTS = {
 # (A/B phase, interleaving phase, control arm) of each compared pair; "auto" is the treatment (team B).
 PAIRS = [("ab", "il", "toppop"), ("ab-knn", "il-knn", "itemknn"), ("ab-rp3", "il-rp3", "rp3beta")]
 POWER = 0.8
+#: A click's credit of B minus A by the position's team (None: neutral).
+SIGNS = {0: -1, 1: 1, None: 0}
 
 
 def site_prepare(split, work, say) -> None:
@@ -92,6 +95,8 @@ class Phase:
     lists: dict
     #: Interleaving: each reader's expected clicks credited to B minus A per day, by the stored teams.
     expected_credit: np.ndarray | None = None
+    #: Interleaving: each reader's expected per-list preference (P(B credited more) - P(A credited more)) per day.
+    expected_preference: np.ndarray | None = None
 
     @property
     def expected(self) -> np.ndarray:
@@ -101,41 +106,49 @@ class Phase:
         return np.array([a == name for a in self.outcomes.arms])
 
 
-def phases_run(split, groups: list[list[str]], args, model, say) -> dict[str, Phase]:
-    """Run the A/A, A/B and interleaving phases in turn, each with its readers (``groups[i]``), and read their rows back."""
+def phases_run(split, groups: list[list[str]], args, model, say, activity: dict[str, float]) -> dict[str, Phase]:
+    """Run the A/A, A/B and interleaving phases in turn, each with its readers (``groups[i]``), and read their rows back.
+
+    ``activity`` holds each reader's activity (``online_sim_model.activities``); a reader not in it has 1.
+    """
     experiments = {key: Experiment.objects.get(slug=slug) for key, (slug, _, _) in EXPERIMENTS.items()}
     phases, previous = {}, None
     for i, key in enumerate(EXPERIMENTS):
-        readers = readers_sign_in(split.wants, groups[i])
+        readers = readers_sign_in(split.wants, groups[i], activity)
         experiment_switch(previous, experiments[key])
         previous = experiments[key]
         say(f"Phase {key}: {len(readers)} readers, {args.days} days")
         bounds = days_run(readers, model, days=args.days, seed=args.seed + i, say=say)
         outcomes = outcomes_read(EXPERIMENTS[key][0], bounds)
-        clicks, credit = expectations(readers, outcomes, args.days)
-        phases[key] = Phase(key, outcomes, clicks, bounds, lists_check(readers), expected_credit=credit)
+        clicks, credit, preference = expectations(readers, outcomes, args.days)
+        phases[key] = Phase(key, outcomes, clicks, bounds, lists_check(readers), expected_credit=credit,
+                            expected_preference=preference)
     return phases
 
 
-def expectations(readers: list[SimReader], outcomes: Outcomes, days: int) -> tuple[np.ndarray, np.ndarray]:
-    """Return each reader's expected clicks per day, and (interleaved lists) expected credit of B minus A per day.
+def expectations(readers: list[SimReader], outcomes: Outcomes, days: int) -> tuple[np.ndarray, ...]:
+    """Return each reader's expected clicks per day and, for interleaved lists, the expected credit of B minus A
+    and the expected preference per day.
 
-    A reader visits once a day, so their n-th list shown is day n's. The teams are the stored impression's.
+    A reader visits once a day, so their n-th list shown is day n's. The teams are the stored impression's
+    (a neutral position credits neither team).
     """
     row = {u: i for i, u in enumerate(outcomes.user_ids)}
     labels = dict(Impression.objects.filter(recommendation_id__in=[x.recommendation_id for r in readers
                                                                    for x in r.shown if x.recommendation_id])
                   .values_list("recommendation_id", "arm"))
     labels = {str(k): v for k, v in labels.items()}
-    clicks, credit = np.zeros((len(row), days)), np.zeros((len(row), days))
+    clicks, credit, preference = (np.zeros((len(row), days)) for _ in range(3))
     for reader in readers:
         if reader.user_id not in row:
             continue
         for day, shown in enumerate(reader.shown[:days]):
             clicks[row[reader.user_id], day] = shown.expected_clicks
             teams = teams_from_label(labels.get(shown.recommendation_id, "")) or []
-            credit[row[reader.user_id], day] = sum(e if t else -e for e, t in zip(shown.expected_positions, teams))
-    return clicks, credit
+            credit[row[reader.user_id], day] = sum(e * SIGNS[t] for e, t in zip(shown.expected_positions, teams))
+            preference[row[reader.user_id], day] = st.expected_preference(
+                [(e, SIGNS[t]) for e, t in zip(shown.expected_positions, teams)])
+    return clicks, credit, preference
 
 
 def lists_check(readers: list[SimReader]) -> dict[str, int]:
@@ -212,10 +225,32 @@ def power_figures(ab: Phase, il: Phase, args, control_name: str, direction: floa
     ratio_ci = st.need_ratio_interval((ab.expected_days, o.clicks, o.impressions, arms),
                                       (il.expected_credit, i.credit_a, i.credit_b, i.impressions),
                                       alpha=alpha, power_target=POWER, draws=args.draws, seed=args.seed)
+    # Chapelle et al.'s per-list preference (+1, -1 or 0 per list), readers' means tested the same way.
+    by_list = (il.expected_preference, np.zeros_like(i.preference), i.preference, i.impressions)
+    need_pref = st.interleaving_need(*by_list, alpha=alpha, power_target=POWER)
+    pref_ci = st.need_ratio_interval((ab.expected_days, o.clicks, o.impressions, arms), by_list, alpha=alpha,
+                                     power_target=POWER, draws=args.draws, seed=args.seed)
+    # The same lists and clicks had neutral clicks been credited by the coin, as classic team draft does.
+    coin_diff = coin_credit_read(EXPERIMENTS[il.key][0], il.bounds, i, args.seed)
+    coin = (il.expected_credit, np.zeros_like(i.credit_a), coin_diff, i.impressions)
+    need_coin = st.interleaving_need(*coin, alpha=alpha, power_target=POWER)
     preference = experiment_results(Experiment.objects.get(slug=EXPERIMENTS[il.key][0])).interleaving
     return {"control": control_name, "ab": need_ab, "il": need_il, "resampled": resampled, "ratio_ci": ratio_ci,
-            "il_result": preference, "il_readers": len(i.user_ids),
-            "il_ctr": i.clicks.sum() / max(i.impressions.sum(), 1)}
+            "il_result": preference, "il_readers": len(i.user_ids), "pref": need_pref, "pref_ci": pref_ci,
+            "coin": need_coin,
+            "il_ctr": i.clicks.sum() / max(i.impressions.sum(), 1), "spread": reader_spread(ab, il)}
+
+
+def reader_spread(ab: Phase, il: Phase) -> dict[str, float]:
+    """Return how much readers differ: the coefficient of variation of readers' clicks per list (A/B phase)
+    and of readers' expected clicks per list (both phases), and the share of clicks on neutral positions."""
+    o = ab.outcomes
+    seen = o.impressions.sum(axis=1) > 0
+    ctr = o.clicks.sum(axis=1)[seen] / o.impressions.sum(axis=1)[seen]
+    expected = ab.expected[seen] / o.impressions.sum(axis=1)[seen]
+    credited = il.outcomes.credit_a.sum() + il.outcomes.credit_b.sum()
+    return {"ctr_cv": float(ctr.std() / ctr.mean()), "expected_cv": float(expected.std() / expected.mean()),
+            "neutral_share": float(1 - credited / max(il.outcomes.clicks.sum(), 1))}
 
 
 def analyse(phases: dict[str, Phase], args, say) -> dict:

@@ -264,29 +264,46 @@ def need_ratio_interval(ab: tuple[np.ndarray, ...], il: tuple[np.ndarray, ...], 
     return float(low), float(high)
 
 
+def expected_preference(positions: list[tuple[float, int]]) -> float:
+    """Return P(B credited more clicks) - P(A credited more) of one list, from each position's click
+    probability and credit sign (+1 B, -1 A, 0 neutral); clicks are independent, as in the click model."""
+    distribution = {0: 1.0}
+    for probability, sign in positions:
+        if not sign or not probability:
+            continue
+        shifted: dict[int, float] = {}
+        for total, mass in distribution.items():
+            shifted[total] = shifted.get(total, 0.0) + mass * (1 - probability)
+            shifted[total + sign] = shifted.get(total + sign, 0.0) + mass * probability
+        distribution = shifted
+    return sum(mass * np.sign(total) for total, mass in distribution.items())
+
+
 def interleaving_aa(units: list[str], lists: list[tuple[int, int, int, tuple[int, ...]]], *, n_salts: int,
                     alpha: float) -> dict[str, int]:
-    """Interleave the A/A phase's lists with themselves under ``n_salts`` salts; count the tests that reject.
+    """Interleave two equally good rankings under ``n_salts`` salts, on the A/A phase's stored lists and clicks.
 
-    Both A/A arms served the default picks, so a team-draft merge of a reader's list with itself is the
-    list they were shown: only the coin (seeded by salt and reader, as in serving) decides which team each
-    clicked position credits. Each salt is one A/A interleaving experiment on the stored lists and clicks.
+    A ranking merged with itself is all neutral (no credit, never a false positive), so the two teams
+    are two disjoint halves of the list each reader was shown: team draft of two disjoint rankings puts
+    one item of each per round in the coin's order, so the merge is the shown list and only the coin
+    (seeded by salt and reader, as in serving) decides which half, hence which team, each position is.
+    Each salt is one A/A interleaving experiment.
     """
-    counts = {"credit": 0, "sign": 0, "per_list": 0}
+    counts = {"credit": 0, "sign": 0, "per_list": 0, "preference": 0}
     n_readers = len(units)
     for salt in range(n_salts):
-        a, b, shown = np.zeros(n_readers), np.zeros(n_readers), np.zeros(n_readers)
+        a, b, shown, preference = (np.zeros(n_readers) for _ in range(4))
         list_a, list_b = [], []
         teams_of = {}
         for reader, _day, n_items, clicked in lists:
             key = (reader, n_items)
             if key not in teams_of:
-                ranking = list(range(n_items))
-                teams_of[key] = es.team_draft_interleave(ranking, ranking, n_items,
-                                                         seed=f"il-aa-{salt}:{units[reader]}")[1]
+                halves = [("a", i) for i in range(n_items)], [("b", i) for i in range(n_items)]
+                teams_of[key] = es.team_draft_interleave(*halves, n_items, seed=f"il-aa-{salt}:{units[reader]}")[1]
             credit = es.interleaving_credit(teams_of[key], [p - 1 for p in clicked])
             a[reader] += credit[0]
             b[reader] += credit[1]
+            preference[reader] += np.sign(credit[1] - credit[0])
             shown[reader] += 1
             list_a.append(credit[0])
             list_b.append(credit[1])
@@ -294,6 +311,8 @@ def interleaving_aa(units: list[str], lists: list[tuple[int, int, int, tuple[int
         counts["credit"] += result.p_value < alpha
         counts["sign"] += result.sign_p_value < alpha
         counts["per_list"] += es.credit_difference(list_a, list_b, np.ones(len(list_a)), alpha=alpha).p_value < alpha
+        by_list = es.credit_difference(np.zeros(n_readers), preference, shown, alpha=alpha)
+        counts["preference"] += by_list.p_value < alpha
     return counts
 
 

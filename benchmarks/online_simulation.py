@@ -17,8 +17,9 @@ What it does:
 2. Three phases, one experiment live in each, each with its own readers. Every simulated day each
    reader opens the home page with Django's test client (the real middleware, views, templates
    and impression recording, in process), examines its picks with a position bias
-   ``1/log2(rank+1)`` and clicks with probability ``p_want`` (a held-out book not yet consumed)
-   or ``p_other``. A click follows the card's link (which carries the ``recommendation_id`` and
+   ``1/log2(rank+1)`` (scaled by the reader's activity, their number of ratings over the median
+   reader's, unless ``--activity uniform``) and clicks with probability ``p_want`` (a held-out book
+   not yet consumed) or ``p_other``. A click follows the card's link (which carries the ``recommendation_id`` and
    position), posts the read beacon, and rates the book with its held-out stars (or, for an
    unwanted book, sometimes marks it "Not interested") through the site's endpoints.
 3. Reads the per-reader, per-day impressions and clicks back from the app's rows (``Impression``,
@@ -46,7 +47,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.online_sim_model import ClickModel, heldout_split, ratings_read  # noqa: E402
+from benchmarks.online_sim_model import ClickModel, activities, heldout_split, ratings_read  # noqa: E402
 from benchmarks.online_sim_report import report  # noqa: E402
 from benchmarks.online_sim_site import books_of_catalogue, environment_set  # noqa: E402
 
@@ -69,6 +70,10 @@ def arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--draws", type=int, default=200, help="Resamples per point of the power curves.")
     parser.add_argument("--p-want", type=float, default=0.5)
     parser.add_argument("--p-other", type=float, default=0.02)
+    parser.add_argument("--activity", choices=("ratings", "uniform"), default="ratings",
+                        help="Readers' activity: from their number of ratings (default), or the same for all.")
+    parser.add_argument("--compare", type=Path, default=None,
+                        help="Var-dir of a run with the other --activity: its figures are shown side by side.")
     parser.add_argument("--seed", type=int, default=18)
     parser.add_argument("--data", type=Path, default=DATA, help="goodbooks-10k directory (ratings_v1.csv.gz).")
     parser.add_argument("--var-dir", type=Path, default=ROOT / "var" / "online-sim",
@@ -135,7 +140,8 @@ def main(argv: list[str] | None = None) -> int:
         share = len(pool) // N_PHASES
         groups = [pool[i * share:i * share + args.readers] for i in range(N_PHASES)]
         model = ClickModel(p_want=args.p_want, p_other=args.p_other, seed=args.seed)
-        phases = online_sim_run.phases_run(split, groups, args, model, say)
+        activity = activities(rows, split.readers) if args.activity == "ratings" else {}
+        phases = online_sim_run.phases_run(split, groups, args, model, say, activity)
         run = {"seconds": time.monotonic() - started, "load_before": load_before, "load_after": os.getloadavg(),
                "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
                "command": " ".join(["python benchmarks/online_simulation.py", *(argv or sys.argv[1:])])}
@@ -143,7 +149,9 @@ def main(argv: list[str] | None = None) -> int:
     figures = online_sim_run.analyse(phases, args, say)
     figures.update(run, machine=machine(), n_ratings=len(rows), n_train=len(split.train),
                    analysed=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC") if args.analyse_only else "")
-    text = report(figures, args)
+    (args.var_dir / "figures.pickle").write_bytes(pickle.dumps((figures, vars(args))))
+    other = args.compare / "figures.pickle" if args.compare else None
+    text = report(figures, args, pickle.loads(other.read_bytes()) if other and other.exists() else None)
     print(text)
     if not args.quick:
         RESULTS.write_text(text)

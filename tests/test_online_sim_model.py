@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from benchmarks.online_sim_model import ClickModel, Reader, examination, heldout_split, ratings_read
+from benchmarks.online_sim_model import ClickModel, Reader, activities, examination, heldout_split, ratings_read
 
 
 def _ratings(n_users: int = 30, n_books: int = 40) -> list[tuple[str, str, int]]:
@@ -66,6 +66,18 @@ class ClickModelTests:
         assert all(examination(r) > examination(r + 1) for r in range(1, 20))
         with pytest.raises(ValueError):
             examination(0)
+
+    def test_activity_scales_examination_up_to_certainty(self):
+        assert examination(3, activity=0.5) == pytest.approx(0.25)
+        assert examination(1, activity=3.0) == 1.0 and examination(7, activity=3.0) == 1.0
+        keen = Reader("1", wants={"b": 5}, activity=2.0)
+        model = ClickModel(p_want=0.5, p_other=0.1)
+        assert model.expected_by_position(["a", "b", "c"], keen) == pytest.approx([0.1, 0.5, 0.1])
+
+    def test_activity_is_ratings_over_the_median_reader(self):
+        rows = [("1", str(b), 4) for b in range(10)] + [("2", str(b), 4) for b in range(20)]
+        rows += [("3", str(b), 4) for b in range(40)] + [("4", "1", 5)]
+        assert activities(rows, ["1", "2", "3"]) == {"1": 0.5, "2": 1.0, "3": 2.0}
 
     def test_expected_clicks_is_examination_times_relevance(self):
         model = ClickModel(p_want=0.5, p_other=0.1)

@@ -9,6 +9,7 @@ from scipy import stats
 from benchmarks.online_sim_stats import (
     ab_need,
     assign,
+    expected_preference,
     interleaving_aa,
     interleaving_need,
     srm_rates,
@@ -41,6 +42,23 @@ class NeedTests:
         # At the same variance the need scales as 1 / effect^2: (0.15 / 0.03)^2 = 25.
         assert need_small.by_days[2][0] / need_large.by_days[2][0] == pytest.approx(25, rel=1e-6)
         assert need_small.by_days[1][2] == pytest.approx(0.03)
+
+
+class ExpectedPreferenceTests:
+    def test_it_is_the_exact_probability_that_b_gets_more_clicks_minus_that_a_does(self):
+        # B at p .5; A at .4; a neutral position at .9 counts for neither.
+        p_b_more = 0.5 * 0.6
+        p_a_more = 0.4 * 0.5
+        assert expected_preference([(0.5, 1), (0.4, -1), (0.9, 0)]) == pytest.approx(p_b_more - p_a_more)
+        assert expected_preference([(0.3, 1), (0.3, -1)]) == pytest.approx(0.0)
+        assert expected_preference([]) == 0.0
+
+    def test_it_matches_drawn_lists(self):
+        rng = np.random.default_rng(9)
+        positions = [(0.6, 1), (0.3, -1), (0.2, 1), (0.5, -1), (0.1, 1)]
+        draws = rng.random((40000, len(positions))) < [p for p, _ in positions]
+        signs = np.sign(draws.astype(float) @ np.array([s for _, s in positions], dtype=float))
+        assert expected_preference(positions) == pytest.approx(signs.mean(), abs=0.015)
 
 
 class InterleavingAATests:

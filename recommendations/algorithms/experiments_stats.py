@@ -268,45 +268,57 @@ def bucket(shares: Sequence[float], *parts: object) -> int:
 
 
 def team_draft_interleave(list_a: Sequence[Hashable], list_b: Sequence[Hashable], n: int, *,
-                          seed: object = 0) -> tuple[list[Hashable], list[int]]:
-    """Merge two rankings by team draft (Radlinski et al. 2008): return the items and each one's team (0 = A, 1 = B).
+                          seed: object = 0) -> tuple[list[Hashable], list[int | None]]:
+    """Merge two rankings by team draft (Radlinski et al. 2008): return the items and each one's team.
 
-    In each round the team with fewer picks (a coin toss on a tie, drawn from ``seed``) adds its best
-    item not yet in the list. A click on an item is credited to the team that added it.
+    A team is 0 (A), 1 (B) or None (neutral). In each round both teams propose their best item not yet
+    in the list; a coin drawn from ``seed`` orders the two. When both propose the same item it is added
+    once, neutral: it says nothing about which ranking is better, and crediting it to the coin's winner
+    would only add noise (docs/decisions.md, "Interleaving: neutral items"). Which items each round adds
+    does not depend on the coins, so under clicks that depend on position alone both teams expect the
+    same credit. A click is credited to the team that added the item; a neutral item credits none.
     """
     rng = random.Random(str(seed))
     merged: list[Hashable] = []
-    teams: list[int] = []
+    teams: list[int | None] = []
     taken: set[Hashable] = set()
     lists = (list(list_a), list(list_b))
     cursor = [0, 0]
-    picks = [0, 0]
+
+    def propose(team: int) -> Hashable | None:
+        ranking = lists[team]
+        while cursor[team] < len(ranking) and ranking[cursor[team]] in taken:
+            cursor[team] += 1
+        return ranking[cursor[team]] if cursor[team] < len(ranking) else None
+
+    def add(item: Hashable, team: int | None) -> None:
+        if len(merged) < n:
+            merged.append(item)
+            teams.append(team)
+            taken.add(item)
+
     while len(merged) < n:
-        if picks[0] != picks[1]:
-            team = 0 if picks[0] < picks[1] else 1
-        else:
-            team = rng.randrange(2)
-        for attempt in (team, 1 - team):
-            ranking = lists[attempt]
-            while cursor[attempt] < len(ranking) and ranking[cursor[attempt]] in taken:
-                cursor[attempt] += 1
-            if cursor[attempt] < len(ranking):
-                item = ranking[cursor[attempt]]
-                merged.append(item)
-                teams.append(attempt)
-                taken.add(item)
-                picks[attempt] += 1
-                break
-        else:
+        proposals = (propose(0), propose(1))
+        if proposals == (None, None):
             break  # both lists are exhausted
+        if proposals[0] == proposals[1]:
+            add(proposals[0], None)
+            continue
+        first = rng.randrange(2)
+        for team in (first, 1 - first):
+            if proposals[team] is not None:
+                add(proposals[team], team)
     return merged, teams
 
 
-def interleaving_credit(teams: Sequence[int], clicked_positions: Sequence[int]) -> tuple[int, int]:
-    """Return the clicks credited to team A and to team B (positions are 0-based indexes into ``teams``)."""
+def interleaving_credit(teams: Sequence[int | None], clicked_positions: Sequence[int]) -> tuple[int, int]:
+    """Return the clicks credited to team A and to team B (positions are 0-based indexes into ``teams``).
+
+    A click on a neutral position (team None) credits neither.
+    """
     credit = [0, 0]
     for position in clicked_positions:
-        if 0 <= position < len(teams):
+        if 0 <= position < len(teams) and teams[position] is not None:
             credit[teams[position]] += 1
     return credit[0], credit[1]
 

@@ -190,7 +190,10 @@ def experiment_results(experiment: Experiment, *, now=None) -> ExperimentResults
 
 
 def interleaving_result(experiment: Experiment) -> es.InterleavingResult:
-    """Credit each click on an interleaved list to the arm that contributed the item; test the credit per list."""
+    """Credit each click on an interleaved list to the arm that contributed the item; test the credit per list.
+
+    Clicks on neutral positions (an item both arms proposed in the same draft round) credit neither arm.
+    """
     credits: dict[str, list[int]] = {}
     for user_id, session, n in (Impression.objects.filter(experiment=experiment.slug)
                                 .values_list("user_id", "session_hash").annotate(n=Count("id"))):
@@ -199,7 +202,8 @@ def interleaving_result(experiment: Experiment) -> es.InterleavingResult:
               .values_list("impression__user_id", "impression__session_hash", "impression__arm", "position"))
     for user_id, session, label, position in clicks:
         teams = teams_from_label(label) or []
-        if 1 <= position <= len(teams):
+        # A neutral position (both arms proposed the item) credits neither arm.
+        if 1 <= position <= len(teams) and teams[position - 1] is not None:
             credits.setdefault(_unit(user_id, session), [0, 0, 0])[teams[position - 1]] += 1
     a, b, lists = (np.array([c[k] for c in credits.values()], dtype=np.float64) for k in range(3))
     return es.interleaving_preference(a, b, lists, alpha=app_settings.EXPERIMENT_ALPHA)

@@ -16,6 +16,8 @@ from .assignment import arm_index, experiment_for, reader_unit
 #: The impression's ``arm`` of an interleaved list: this prefix and one letter per position (A: first arm).
 TEAMS_PREFIX = "teams:"
 TEAM_LETTERS = "AB"
+#: The letter of a neutral position: an item both arms proposed in the same round, credited to neither.
+NEUTRAL_LETTER = "-"
 #: The arm under which daily metrics count interleaved lists.
 INTERLEAVED_ARM = "interleaved"
 #: The impressions' arm column holds 64 characters: positions past this many carry no team (no credit).
@@ -29,19 +31,23 @@ class ServedList:
     items: list[Any]
     experiment: str = ""
     arm: str = ""
-    teams: list[int] | None = field(default=None)
+    teams: list[int | None] | None = field(default=None)
 
 
-def teams_label(teams: list[int]) -> str:
-    """Return the impression's ``arm`` of an interleaved list: ``"teams:ABBA..."``."""
-    return TEAMS_PREFIX + "".join(TEAM_LETTERS[t] for t in teams[:MAX_TEAM_POSITIONS])
+def teams_label(teams: list[int | None]) -> str:
+    """Return the impression's ``arm`` of an interleaved list: ``"teams:AB-A..."`` (``-`` is neutral)."""
+    return TEAMS_PREFIX + "".join(NEUTRAL_LETTER if t is None else TEAM_LETTERS[t] for t in teams[:MAX_TEAM_POSITIONS])
 
 
-def teams_from_label(label: str) -> list[int] | None:
-    """Return each position's team (0 or 1) of an interleaved impression's ``arm``, or None for a plain arm."""
+def teams_from_label(label: str) -> list[int | None] | None:
+    """Return each position's team (0, 1 or None for neutral) of an interleaved impression's ``arm``.
+
+    Returns None for a plain arm's label.
+    """
     if not label.startswith(TEAMS_PREFIX):
         return None
-    return [TEAM_LETTERS.index(c) for c in label[len(TEAMS_PREFIX):] if c in TEAM_LETTERS]
+    return [TEAM_LETTERS.index(c) if c in TEAM_LETTERS else None for c in label[len(TEAMS_PREFIX):]
+            if c in TEAM_LETTERS or c == NEUTRAL_LETTER]
 
 
 def picks_served(user, *, surface: str, session_key: str | None = None, n: int = 10, model=None,

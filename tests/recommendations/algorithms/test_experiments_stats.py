@@ -122,12 +122,37 @@ class TeamDraftTests:
             assert mine == [item for item in ranking if item in mine]
         assert abs(teams.count(0) - teams.count(1)) <= 1
 
-    def test_identical_lists_are_credited_without_bias(self):
-        rng = np.random.default_rng(7)
+    def test_an_item_both_teams_propose_in_the_same_round_is_neutral(self):
+        # Round 1: both propose "s" (neutral); round 2: "a" and "b"; round 3: "c" and "t" ("t" is B's, A has it later).
+        items, teams = es.team_draft_interleave(list("sacte"), list("sbtc"), 5, seed=3)
+        assert items[0] == "s" and teams[0] is None
+        assert sorted(zip(teams[1:], items[1:])) == [(0, "a"), (0, "c"), (1, "b"), (1, "t")]
+        assert es.interleaving_credit(teams, [0, 0]) == (0, 0)
+
+    def test_identical_lists_credit_nobody(self):
         ranking = list(range(10))
+        items, teams = es.team_draft_interleave(ranking, ranking, 10, seed="s")
+        assert items == ranking and teams == [None] * 10
+        assert es.interleaving_credit(teams, range(10)) == (0, 0)
+
+    def test_overlapping_lists_are_credited_without_bias_under_clicks_by_position(self):
+        # Clicks that depend on position alone prefer neither ranking, however much their lists overlap.
+        rng = np.random.default_rng(17)
+        ranking_a, ranking_b = list("sabcdefghi"), list("jsbkaclmno")
+        credits = []
+        for reader in range(3000):
+            _, teams = es.team_draft_interleave(ranking_a, ranking_b, 10, seed=("salt", reader))
+            clicked = [p for p in range(10) if rng.random() < 0.5 / (p + 1)]
+            credits.append(es.interleaving_credit(teams, clicked))
+        a, b = np.array(credits, dtype=float).T
+        assert abs((b - a).mean()) < 3 * (b - a).std() / np.sqrt(a.size)
+
+    def test_disjoint_lists_are_credited_without_bias(self):
+        rng = np.random.default_rng(7)
+        ranking_a, ranking_b = list(range(10)), list(range(100, 110))
         credits = []
         for reader in range(2000):
-            _, teams = es.team_draft_interleave(ranking, ranking, 10, seed=("salt", reader))
+            _, teams = es.team_draft_interleave(ranking_a, ranking_b, 10, seed=("salt", reader))
             # Clicks fall with rank, as readers examine the top of a list more.
             clicked = [p for p in range(10) if rng.random() < 0.3 / (p + 1)]
             credits.append(es.interleaving_credit(teams, clicked))
@@ -156,12 +181,13 @@ class TeamDraftTests:
 
 
 def _interleaved_aa(rng, *, readers: int, lists: int, favourite: float):
-    """Simulate one interleaving of a ranking against itself: each reader keeps their coin (teams) and leans
-    towards a favourite position; return per-reader credits (A, B), lists, and per-list credits."""
-    ranking = list(range(10))
+    """Simulate one interleaving of two disjoint rankings under clicks by position alone: each reader keeps
+    their coin (teams) and leans towards a favourite position; return per-reader credits (A, B), lists, and
+    per-list credits."""
+    ranking_a, ranking_b = list(range(10)), list(range(100, 110))
     per_reader, per_list = [], []
     for reader in range(readers):
-        _, teams = es.team_draft_interleave(ranking, ranking, 10, seed=(rng.integers(1 << 30), reader))
+        _, teams = es.team_draft_interleave(ranking_a, ranking_b, 10, seed=(rng.integers(1 << 30), reader))
         liking = rng.beta(1, 4)  # readers differ a lot in how much they click
         spot = int(rng.integers(0, 10))
         totals = [0, 0]

@@ -120,6 +120,15 @@ class InterleavingResultsTests:
         assert result.lists == 31 and result.credit_diff == pytest.approx(58 / 30)
         assert result.sign_p_value < 1e-6
 
+    def test_a_click_on_a_neutral_item_credits_neither_arm(self, world):
+        _experiment(kind=Experiment.Kind.INTERLEAVING)
+        for user in _users(30):
+            # Position 1 holds an item both arms proposed in the same round: the click says nothing.
+            _show(user, teams_label([None, 1, 0, 1]), clicks=(1,))
+        result = experiment_results(Experiment.objects.get(slug="e")).interleaving
+        assert (result.wins_a, result.wins_b, result.ties) == (0, 0, 30)
+        assert result.credit_diff == 0 and result.p_value == 1.0
+
     def test_one_readers_many_lists_do_not_decide_alone(self, world):
         _experiment(kind=Experiment.Kind.INTERLEAVING)
         keen, *others = _users(10)
