@@ -173,11 +173,10 @@ class ColdView:
               users: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Return (blended scores over every column, cold scores on each reader's warm scale).
 
-        Within each item model (``groups``, as lists are kept), the cold scores are rescaled so
-        that each reader's best cold score equals their ``COLD_SCALE_RANK``-th best warm score
-        among the items they have not seen
-        (content alone never outranks their surest picks); an item then gets
-        ``warmth * warm + (1 - warmth) * cold``.
+        Within each item model (``groups``, as lists are kept), the cold scores are mapped by rank
+        onto each reader's warm scores among the items they have not seen, the best cold score to
+        their ``COLD_SCALE_RANK``-th best warm score (content alone never outranks their surest
+        picks; see ``blend_scores``); an item then gets ``warmth * warm + (1 - warmth) * cold``.
         """
         cold = cold_scores(self.cold.model, rows, self.mapped, users)
         warm_all = np.zeros_like(cold)
