@@ -296,7 +296,7 @@ def blend_scores(warm: NDArray, cold: NDArray, warmth: NDArray, groups: list[NDA
 
 
 def rank_knots(warm_sorted: NDArray, cold_sorted: NDArray, rank: int, n_knots: int = 48) -> tuple[list, list]:
-    """Per row, the knots ``(cold values ascending, warm values)`` of the map from cold rank ``q`` to warm rank ``q + rank - 1``.
+    """Per row, the knots ``(cold values ascending, warm values)`` that map cold rank ``q`` to warm rank ``q+rank-1``.
 
     ``warm_sorted`` and ``cold_sorted`` are the rows sorted best first (seen items ``-inf``, last). Knots
     sit at geometrically spaced ranks (dense at the top, where lists are made) among the unseen items;
