@@ -161,7 +161,8 @@ def test_exploration_takes_a_content_match_that_the_rank_map_puts_in_a_zero_warm
                      features=sp.csr_matrix((m, 1), dtype=np.float32), mapped=mapped, readers=readers,
                      warmth=(readers / (readers + 0.5)).astype(np.float32))
     with override_settings(RECOMMENDATIONS={**COLD, "NEW_ITEM_MAX_READERS": 0}):
-        view = ColdView(cold, Extension(keys=[], features=sp.csr_matrix((0, 1)), mapped=np.zeros((0, 1))), list(range(m)))
+        empty = Extension(keys=[], features=sp.csr_matrix((0, 1)), mapped=np.zeros((0, 1)))
+        view = ColdView(cold, empty, list(range(m)))
     warm = np.array([[0.9, 0.8, 0.7, 0.6, 0.5] + [0.0] * (m - 5)], dtype=np.float32)
     _, scaled = view.blend(sp.csr_matrix((1, m), dtype=np.float32), warm, [np.arange(m)], users=np.zeros(1, np.int64))
     targets, scores, explored = exploration_insert(view, np.arange(10), np.linspace(1.0, 0.1, 10), scaled[0], 0.1)
