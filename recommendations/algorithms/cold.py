@@ -339,6 +339,7 @@ def apply_knots(values: NDArray, xs: list, ys: list, bins: int = 1024) -> NDArra
     table = np.stack([np.interp(lo[i] + width[i] * steps, xs[i], ys[i]) for i in range(n)]).astype(np.float32)
     position = np.clip((values - lo[:, None].astype(np.float32)) / width[:, None].astype(np.float32), 0.0, 1.0) * bins
     index = np.minimum(position.astype(np.int64), bins - 1)
-    low = np.take_along_axis(table, index, axis=1)
-    high = np.take_along_axis(table, index + 1, axis=1)
-    return (low + (position - index) * (high - low)).astype(np.float32)
+    fraction = position - index
+    index += np.arange(0, n * (bins + 1), bins + 1)[:, None]  # flat positions: one take, not take_along_axis
+    low = table.ravel().take(index)
+    return (low + fraction * (table.ravel().take(index + 1) - low)).astype(np.float32)
