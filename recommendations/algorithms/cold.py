@@ -337,9 +337,19 @@ def apply_knots(values: NDArray, xs: list, ys: list, bins: int = 1024) -> NDArra
     width = np.where(width > 0, width, 1.0)
     steps = np.linspace(0.0, 1.0, bins + 1)
     table = np.stack([np.interp(lo[i] + width[i] * steps, xs[i], ys[i]) for i in range(n)]).astype(np.float32)
-    position = np.clip((values - lo[:, None].astype(np.float32)) / width[:, None].astype(np.float32), 0.0, 1.0) * bins
-    index = np.minimum(position.astype(np.int64), bins - 1)
+    position = values - lo[:, None].astype(np.float32)  # in place from here: the block may be large
+    position /= width[:, None].astype(np.float32)
+    np.clip(position, 0.0, 1.0, out=position)
+    position *= bins
+    index = position.astype(np.int64)
+    np.minimum(index, bins - 1, out=index)
     fraction = position - index
-    index += np.arange(0, n * (bins + 1), bins + 1)[:, None]  # flat positions: one take, not take_along_axis
-    low = table.ravel().take(index)
-    return (low + fraction * (table.ravel().take(index + 1) - low)).astype(np.float32)
+    index += np.arange(0, n * (bins + 1), bins + 1)[:, None]  # flat positions: plain indexing gathers fastest
+    flat = table.ravel()
+    low = flat[index]
+    index += 1
+    high = flat[index]
+    high -= low
+    fraction *= high
+    fraction += low
+    return fraction.astype(np.float32)
