@@ -40,6 +40,7 @@ import gzip
 import json
 import os
 import platform
+import shlex
 import sys
 import textwrap
 import time
@@ -257,14 +258,14 @@ def run(args: argparse.Namespace) -> int:
                 if cold is not None:
                     on = warm_blend.evaluate_on(est, cold[0], features, train, test, negatives)
                     blend_rows.append(warm_blend.row(ds, split_label, name, params, res, on, cold[1],
-                                                     "python benchmarks/accuracy.py " + " ".join(sys.argv[1:])))
+                                                     "python benchmarks/accuracy.py " + shlex.join(sys.argv[1:])))
                     print(f"   {split_label} | {name}: NDCG@10 blend off {res.metrics['NDCG@10']:.4f} on "
                           f"{on.metrics['NDCG@10']:.4f} ({100 * blend_rows[-1]['relative']:+.2f}%)", flush=True)
                 m = res.metrics
                 pub = ds["published"].get(name) if negatives is not None else None
                 results.append({
                     "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-                    "command": "python benchmarks/accuracy.py " + " ".join(sys.argv[1:]),
+                    "command": "python benchmarks/accuracy.py " + shlex.join(sys.argv[1:]),
                     "dataset": ds["name"], "title": ds["title"], "split": split_label, "algorithm": name,
                     "params": params, "HR@10": m["HR@10"], "NDCG@10": m["NDCG@10"], "Recall@10": m["Recall@10"],
                     "MAP@10": m["MAP@10"], "Coverage@10": m["Coverage@10"], "fit_seconds": res.fit_seconds,

@@ -132,7 +132,9 @@ def write(rows: list[dict], cold_params: dict, merge: bool = True) -> None:
         "seen items excluded) may lose at most 1% relative NDCG@10 when the hybrid is on. Each row fits the "
         "accuracy table's model once, with that table's tuned parameters (`accuracy.json`), and scores it twice "
         "on the same split: blend off, then blended by `recommendations.algorithms.cold.blend_scores` (the "
-        "function full builds call) with the site's cold model, `ColdStartHybrid(**COLD_START_PARAMS)` = "
+        "function full builds call; it maps each reader's cold scores by rank onto their own warm scores, see "
+        "docs/decisions.md, \"The cold blend on the warm model's own scale\") with the site's cold model, "
+        "`ColdStartHybrid(**COLD_START_PARAMS)` = "
         f"`{json.dumps(cold_params)}`, fitted on the split's TRAIN and the item features below. Exploration slots "
         "(`EXPLORATION_SHARE`) are a separate, deliberate cost and are not part of these rows.",
         "",

@@ -243,10 +243,13 @@ def blend_scores(warm: NDArray, cold: NDArray, warmth: NDArray, groups: list[NDA
     """Blend a warm model's scores with cold scores by item warmth, as full builds score picks.
 
     Within each group of columns (an item model; all columns without ``groups``) the cold scores
-    are rescaled so that each row's best cold score equals its ``rank``-th best warm score among
-    the items it has not seen (content alone never outranks a reader's surest picks); where the row
-    has no positive warm score in a group, its best cold score there is ``NO_SIGNAL_SHARE`` of the
-    row's ``rank``-th best warm score over all columns. An item then gets
+    are put on the row's own warm score distribution by rank, over the items it has not seen: the
+    row's best cold score gets its ``rank``-th best warm score (content alone never outranks a
+    reader's surest picks), its ``q``-th best about its ``(q + rank - 1)``-th best warm score, so a
+    peaked warm model (P3alpha) is not flooded by content scores (docs/decisions.md, "The cold blend
+    on the warm model's own scale"). Where the row has no positive warm score in a group, its cold
+    scores there are scaled linearly so that the best is ``NO_SIGNAL_SHARE`` of the row's
+    ``rank``-th best warm score over all columns. An item then gets
     ``warmth * warm + (1 - warmth) * cold``. ``cold`` is rescaled in place.
 
     Parameters
@@ -268,15 +271,85 @@ def blend_scores(warm: NDArray, cold: NDArray, warmth: NDArray, groups: list[NDA
     warm[r, c], cold[r, c] = -np.inf, -np.inf
     groups = groups if groups is not None else [np.arange(cold.shape[1])]
     overall = row_scale(warm, rank)
-    scales = []
+    maps = []
     for columns in groups:
-        reference = row_scale(warm[:, columns], rank, default=0.0)
+        # One sort per block gives the scales and the knots (numpy's sort is far faster here than partitions).
+        warm_sorted, cold_sorted = -np.sort(-warm[:, columns], axis=1), -np.sort(-cold[:, columns], axis=1)
+        reference = warm_sorted[:, rank - 1] if len(columns) >= rank else np.zeros(len(warm), np.float32)
+        reference = np.where(reference > 0, reference, 0.0)
+        best = cold_sorted[:, 0] if len(columns) else np.ones(len(cold), np.float32)
         # A reader with no warm signal in an item model (a books-only reader among articles) gets
         # its cold scores ordered but far below their picks elsewhere, not on the top of the list.
-        reference = np.where(reference > 0, reference, NO_SIGNAL_SHARE * overall)
-        scales.append(reference / row_scale(cold[:, columns]))
+        linear = np.where(reference > 0, reference, NO_SIGNAL_SHARE * overall) / np.where(best > 0, best, 1.0)
+        maps.append((reference, linear, rank_knots(warm_sorted, cold_sorted, rank)))
     warm[r, c], cold[r, c] = kept_warm, kept_cold
-    for columns, scale in zip(groups, scales):
-        cold[:, columns] *= scale[:, None]
+    for columns, (reference, linear, knots) in zip(groups, maps):
+        block = cold[:, columns]
+        mapped = block * linear[:, None]
+        signal = np.flatnonzero(reference > 0)
+        every = signal.size == len(reference)
+        rows = slice(None) if every else signal
+        # The linear term, a thousandth (0 at the best), keeps content order where warm scores are flat (kNN tails).
+        tie_break = NO_SIGNAL_SHARE * (mapped[rows] - reference[signal, None])
+        by_rank = apply_knots(block[rows], [knots[0][i] for i in signal], [knots[1][i] for i in signal])
+        mapped[rows] = by_rank + tie_break
+        cold[:, columns] = mapped
     w = np.asarray(warmth, dtype=np.float32)
     return (w * warm + (1.0 - w) * cold).astype(np.float32, copy=False)
+
+
+def rank_knots(warm_sorted: NDArray, cold_sorted: NDArray, rank: int, n_knots: int = 48) -> tuple[list, list]:
+    """Per row, the knots ``(cold values ascending, warm values)`` that map cold rank ``q`` to warm rank ``q+rank-1``.
+
+    ``warm_sorted`` and ``cold_sorted`` are the rows sorted best first (seen items ``-inf``, last). Knots
+    sit at geometrically spaced ranks (dense at the top, where lists are made) among the unseen items;
+    tied cold values get the mean of their warm values.
+    """
+    n, m = cold_sorted.shape
+    if m == 0:
+        return [np.zeros(1)] * n, [np.zeros(1)] * n
+    ranks = np.unique(np.round(np.geomspace(1, m, n_knots)).astype(np.int64)) - 1
+    top_cold, top_warm = cold_sorted[:, ranks], warm_sorted[:, np.minimum(ranks + rank - 1, m - 1)]
+    unseen = np.isfinite(cold_sorted).sum(axis=1)
+    last_warm = warm_sorted[np.arange(n), np.maximum(unseen - 1, 0)]
+    xs, ys = [], []
+    for i in range(n):
+        keep = ranks < max(int(unseen[i]), 1)
+        x, y = top_cold[i, keep][::-1], top_warm[i, keep][::-1]
+        y = np.where(np.isfinite(y), y, last_warm[i] if np.isfinite(last_warm[i]) else 0.0)
+        x, inverse = np.unique(x, return_inverse=True)
+        xs.append(x)
+        ys.append(np.bincount(inverse, weights=y) / np.bincount(inverse))
+    return xs, ys
+
+
+def apply_knots(values: NDArray, xs: list, ys: list, bins: int = 1024) -> NDArray[np.float32]:
+    """Each row's values through its piecewise linear map (knots ``xs[i]`` ascending -> ``ys[i]``), clamped at the ends.
+
+    The map is tabulated at ``bins + 1`` even steps of each row's knot range and read with one
+    gather for the whole block (``np.interp`` row by row was most of the blend's time).
+    """
+    n = values.shape[0]
+    if n == 0:
+        return values.astype(np.float32)
+    lo = np.array([x[0] for x in xs], dtype=np.float64)
+    width = np.array([x[-1] for x in xs], dtype=np.float64) - lo
+    width = np.where(width > 0, width, 1.0)
+    steps = np.linspace(0.0, 1.0, bins + 1)
+    table = np.stack([np.interp(lo[i] + width[i] * steps, xs[i], ys[i]) for i in range(n)]).astype(np.float32)
+    position = values - lo[:, None].astype(np.float32)  # in place from here: the block may be large
+    position /= width[:, None].astype(np.float32)
+    np.clip(position, 0.0, 1.0, out=position)
+    position *= bins
+    index = position.astype(np.int64)
+    np.minimum(index, bins - 1, out=index)
+    fraction = position - index
+    index += np.arange(0, n * (bins + 1), bins + 1)[:, None]  # flat positions: plain indexing gathers fastest
+    flat = table.ravel()
+    low = flat[index]
+    index += 1
+    high = flat[index]
+    high -= low
+    fraction *= high
+    fraction += low
+    return fraction.astype(np.float32)

@@ -171,19 +171,23 @@ class ColdView:
 
     def blend(self, rows: sp.csr_matrix, warm: np.ndarray, groups: list[np.ndarray],
               users: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Return (blended scores over every column, cold scores on each reader's warm scale).
+        """Return (blended scores over every column, cold scores on each reader's warm scale; ``-inf``: not positive).
 
-        Within each item model (``groups``, as lists are kept), the cold scores are rescaled so
-        that each reader's best cold score equals their ``COLD_SCALE_RANK``-th best warm score
-        among the items they have not seen
-        (content alone never outranks their surest picks); an item then gets
-        ``warmth * warm + (1 - warmth) * cold``.
+        Within each item model (``groups``, as lists are kept), the cold scores are mapped by rank
+        onto each reader's warm scores among the items they have not seen, the best cold score to
+        their ``COLD_SCALE_RANK``-th best warm score (content alone never outranks their surest
+        picks; see ``blend_scores``); an item then gets ``warmth * warm + (1 - warmth) * cold``.
         """
         cold = cold_scores(self.cold.model, rows, self.mapped, users)
         warm_all = np.zeros_like(cold)
         warm_all[:, : self.n_build] = warm
         w = np.concatenate([self.warmth[: self.n_build], np.zeros(self.width - self.n_build, np.float32)])
-        return blend_scores(warm_all, cold, w, groups, COLD_SCALE_RANK, seen=rows), cold
+        # The rank map puts content matches on the warm scale, whose tail may be 0 or negative: whether content
+        # matches at all (what exploration asks) is read before it.
+        matches = cold > 0
+        blended = blend_scores(warm_all, cold, w, groups, COLD_SCALE_RANK, seen=rows)
+        cold[~matches] = -np.inf
+        return blended, cold
 
     def nearest_in_rows(self, rows: sp.csr_matrix, target: int) -> np.ndarray:
         """Return, for each row's history, the position ``nearest_in_history`` gives for ``target`` (-1: no history)."""
@@ -253,13 +257,15 @@ def exploration_insert(view: ColdView, targets: np.ndarray, scores: np.ndarray, 
                        share: float) -> tuple[np.ndarray, np.ndarray, set[int]]:
     """Give ``exploration_slots`` of one reader's list (best first) to the new items they score best on content.
 
+    ``cold`` is the reader's row of ``ColdView.blend``'s cold scores (``-inf``: no content match, or seen).
+
     An inserted item takes a score between its neighbours', so serving, which orders by score,
     keeps it in its slot. Return the list, its scores and the inserted positions (item columns).
     """
     slots = exploration_slots(len(targets), share)
     if not slots:
         return targets, scores, set()
-    candidates = np.flatnonzero(view.new & np.isfinite(cold) & (cold > 0))
+    candidates = np.flatnonzero(view.new & np.isfinite(cold))
     candidates = candidates[~np.isin(candidates, targets)]
     chosen = candidates[np.argsort(-cold[candidates], kind="stable")][: len(slots)]
     targets, scores = list(targets.tolist()), list(scores.tolist())

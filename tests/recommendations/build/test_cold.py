@@ -166,3 +166,25 @@ def test_a_new_item_of_a_model_the_reader_has_no_picks_in_is_scaled_far_below_th
     assert scale[0] == pytest.approx(0.4)  # their own (last, in a list shorter than the scale's rank) article pick
     assert scale[1] == pytest.approx(NO_SIGNAL_SHARE * 0.05)  # a thousandth of their 5th best pick overall
     assert sorted(reader.tolist()) == [0, 0, 1, 1, 1, 1, 1, 1] and len(score) == 8 and earlier == set()
+def test_exploration_takes_a_content_match_that_the_rank_map_puts_in_a_zero_warm_tail():
+    """A sparse warm row (kNN: 5 scores, the rest 0) maps middling content matches to 0; they still match."""
+    from types import SimpleNamespace
+
+    import numpy as np
+    import scipy.sparse as sp
+
+    from recommendations.build.cold import ColdModel, ColdView, Extension, exploration_insert
+
+    m, new = 20, np.arange(15, 20)
+    mapped = np.linspace(1.0, 0.1, m).astype(np.float32)[:, None]  # content ranks the items 0..19 in order
+    readers = np.where(np.arange(m) >= 15, 0, 50)
+    cold = ColdModel(model=SimpleNamespace(user_factors_=np.ones((1, 1), np.float32)), encoder=None,
+                     features=sp.csr_matrix((m, 1), dtype=np.float32), mapped=mapped, readers=readers,
+                     warmth=(readers / (readers + 0.5)).astype(np.float32))
+    with override_settings(RECOMMENDATIONS={**COLD, "NEW_ITEM_MAX_READERS": 0}):
+        empty = Extension(keys=[], features=sp.csr_matrix((0, 1)), mapped=np.zeros((0, 1)))
+        view = ColdView(cold, empty, list(range(m)))
+    warm = np.array([[0.9, 0.8, 0.7, 0.6, 0.5] + [0.0] * (m - 5)], dtype=np.float32)
+    _, scaled = view.blend(sp.csr_matrix((1, m), dtype=np.float32), warm, [np.arange(m)], users=np.zeros(1, np.int64))
+    targets, scores, explored = exploration_insert(view, np.arange(10), np.linspace(1.0, 0.1, 10), scaled[0], 0.1)
+    assert explored == {int(new[0])} and targets[5] == new[0]
