@@ -166,6 +166,8 @@ def test_a_new_item_of_a_model_the_reader_has_no_picks_in_is_scaled_far_below_th
     assert scale[0] == pytest.approx(0.4)  # their own (last, in a list shorter than the scale's rank) article pick
     assert scale[1] == pytest.approx(NO_SIGNAL_SHARE * 0.05)  # a thousandth of their 5th best pick overall
     assert sorted(reader.tolist()) == [0, 0, 1, 1, 1, 1, 1, 1] and len(score) == 8 and earlier == set()
+
+
 def test_exploration_takes_a_content_match_that_the_rank_map_puts_in_a_zero_warm_tail():
     """A sparse warm row (kNN: 5 scores, the rest 0) maps middling content matches to 0; they still match."""
     from types import SimpleNamespace
