@@ -15,7 +15,6 @@ import logging
 import os
 import re
 import threading
-import time
 import uuid
 from collections.abc import Iterable
 from datetime import datetime
@@ -38,10 +37,6 @@ logger = logging.getLogger(__name__)
 BACKGROUND_FLUSH = True
 # At most this many impressions wait in one process; beyond it (the database down for long) the oldest go.
 MAX_PENDING = 200_000
-# The background flush sleeps this long after every FLUSH_CHUNK rows it prepares and writes, so it never holds
-# the GIL long enough to stall a request in the same worker (docs/decisions.md, "Impression flushes yield").
-FLUSH_CHUNK = 100
-FLUSH_PAUSE_SECONDS = 0.001
 
 _lock = threading.Lock()
 _wake = threading.Event()
@@ -167,11 +162,8 @@ def _enqueue(rows: list[dict[str, Any]], *, front: bool = False) -> None:
             _wake.set()
 
 
-def impressions_flush(*, pause: float = 0.0) -> int:
-    """Write every waiting impression now; return how many were written (a failed batch waits for the next call).
-
-    ``pause``: seconds to sleep after every ``FLUSH_CHUNK`` rows (the background thread's yield to requests).
-    """
+def impressions_flush() -> int:
+    """Write every waiting impression now; return how many were written (a failed batch waits for the next call)."""
     with _lock:
         batch, events = _pending[:], _events[:]
         _pending.clear()
@@ -179,7 +171,7 @@ def impressions_flush(*, pause: float = 0.0) -> int:
     written = 0
     if batch:
         try:
-            _write(batch, pause)
+            _write(batch)
             written = len(batch)
         except DatabaseError as exc:
             # An outage is expected and retried: one line, not a traceback per flush.
@@ -196,7 +188,7 @@ def impressions_flush(*, pause: float = 0.0) -> int:
     return written
 
 
-def _write(batch: list[dict[str, Any]], pause: float = 0.0) -> None:
+def _write(batch: list[dict[str, Any]]) -> None:
     """Insert ``batch``, leaving out the lists of readers deleted since they were served (as their other rows were)."""
     for attempt in range(2):
         user_ids = {row["user_id"] for row in batch if row["user_id"] is not None}
@@ -205,7 +197,7 @@ def _write(batch: list[dict[str, Any]], pause: float = 0.0) -> None:
             batch = [row for row in batch if row["user_id"] is None or row["user_id"] in existing]
         try:
             with transaction.atomic():
-                _insert(batch, pause)
+                _insert(batch)
             return
         except IntegrityError:
             if attempt:
@@ -216,25 +208,19 @@ COLUMNS = ("recommendation_id", "user", "session_hash", "surface", "algorithm", 
            "items", "created_at")
 
 
-def _insert(batch: list[dict[str, Any]], pause: float = 0.0) -> None:
+def _insert(batch: list[dict[str, Any]]) -> None:
     """Insert ``batch`` with ``COPY`` on PostgreSQL (a fifth of ``bulk_create``'s CPU per row), else ``executemany``.
 
     A batch that was already written (a duplicate id) is written again row by row, skipping what exists.
     """
     connection = connections[router.db_for_write(Impression)]
     rid_field = Impression._meta.get_field("recommendation_id")
-
-    def rows():
-        for i, row in enumerate(batch, 1):
-            yield (rid_field.get_db_prep_value(row["recommendation_id"], connection), row["user_id"],
-                   row["session_hash"], row["surface"], row["algorithm"], row["build_id"], row["experiment"],
-                   row["arm"], json.dumps(row["items"]), row["created_at"])
-            if pause and i % FLUSH_CHUNK == 0:
-                time.sleep(pause)
-
+    rows = [(rid_field.get_db_prep_value(row["recommendation_id"], connection), row["user_id"], row["session_hash"],
+             row["surface"], row["algorithm"], row["build_id"], row["experiment"], row["arm"],
+             json.dumps(row["items"]), row["created_at"]) for row in batch]
     try:
         with transaction.atomic():
-            rows_insert(Impression, COLUMNS, rows())
+            rows_insert(Impression, COLUMNS, rows)
     except (IntegrityError, connection.Database.IntegrityError):  # COPY raises the driver's own error
         Impression.objects.bulk_create([Impression(**row) for row in batch], batch_size=500, ignore_conflicts=True)
 
@@ -278,16 +264,11 @@ def _flush_forever() -> None:
     while True:
         _wake.wait(app_settings.IMPRESSION_FLUSH_SECONDS or 1.0)
         _wake.clear()
-        _flush_in_background()
-
-
-def _flush_in_background() -> None:
-    """One flush of the background thread: yielding to requests, and never raising."""
-    try:
-        close_old_connections()
-        impressions_flush(pause=FLUSH_PAUSE_SECONDS)
-    except Exception:  # the thread must outlive any error, or every later impression would wait until exit
-        logger.exception("Impression flush failed")
+        try:
+            close_old_connections()
+            impressions_flush()
+        except Exception:  # the thread must outlive any error, or every later impression would wait until exit
+            logger.exception("Impression flush failed")
 
 
 @atexit.register

@@ -45,23 +45,6 @@ class TestImpressionRecord:
         recording.impressions_flush()
         assert set(Impression.objects.values_list("recommendation_id", flat=True)) == rids
 
-    def test_the_background_flush_yields_to_requests_every_chunk_of_rows(self, items, monkeypatch):
-        """The thread's flush sleeps after each FLUSH_CHUNK rows (so it never holds the GIL for a whole batch)."""
-        sleeps = []
-        monkeypatch.setattr(recording.time, "sleep", sleeps.append)
-        rids = {recording.impression_record(surface="tag", items=items) for _ in range(2 * recording.FLUSH_CHUNK + 5)}
-        assert recording.impressions_flush(pause=recording.FLUSH_PAUSE_SECONDS) == len(rids)
-        assert sleeps == [recording.FLUSH_PAUSE_SECONDS] * 2
-        assert set(Impression.objects.values_list("recommendation_id", flat=True)) == rids
-        recording.impression_record(surface="tag", items=items)
-        recording.impressions_flush()  # an explicit flush (tests, exit) does not pause
-        assert len(sleeps) == 2
-        for _ in range(recording.FLUSH_CHUNK):
-            recording.impression_record(surface="tag", items=items)
-        monkeypatch.setattr(recording, "close_old_connections", lambda: None)  # the thread's own connection
-        recording._flush_in_background()  # the thread's flush does
-        assert len(sleeps) == 3 and recording.impressions_pending() == 0
-
     def test_an_anonymous_session_is_stored_as_a_keyed_hash(self, items):
         request = RequestFactory().get("/", HTTP_USER_AGENT="Mozilla/5.0 Firefox/130")
         request.session = type("Session", (), {"session_key": "abc123"})()
