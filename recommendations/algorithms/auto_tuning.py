@@ -425,23 +425,19 @@ def tune_auto_protocols(
 ) -> dict[str, TuningResult]:
     """Tune ``auto`` on validation carved out of ``train`` (TRAIN only): its members, then its blend weights.
 
-    See the module docstring for the steps. ``protocols`` maps an objective name to the sampled
-    negatives per validation user, or None for full ranking; one search serves them all. The
-    search starts each member at ``start_params`` (default ``AUTO_DEFAULTS``), then tries its fixed
-    points (with ``fixed_points``: its registry defaults, :func:`registry_point`, and
-    :data:`BASELINE_POINTS`), then ``n_iter`` (``member_iter[name]``; EASE^R above
-    ``dense_ease_max_items`` items: 0) random points of ``search_spaces`` (default
-    ``DEFAULT_SEARCH_SPACES``). ``time_budget`` seconds are a safety net that only cuts random
-    points, so below it the search is the same on any machine. ``max_users`` validation users
-    are scored (their cached full-ranking scores take users x items x 4 bytes per member and
-    fold). Up to ``dense_ease_max_items`` items the default EASE^R member keeps its dense weights.
-    ``ials_fitted_factors`` scores iALS by its fitted user factors instead of a fresh ALS user step.
+    See the module docstring for the steps. ``protocols`` maps an objective name to the sampled negatives
+    per validation user, or None for full ranking; one search serves them all. The search starts each
+    member at ``start_params`` (default ``AUTO_DEFAULTS``), then tries its fixed points (with
+    ``fixed_points``: :func:`registry_point` and :data:`BASELINE_POINTS`), then ``n_iter``
+    (``member_iter[name]``; EASE^R above ``dense_ease_max_items`` items: 0) random points of
+    ``search_spaces`` (default ``DEFAULT_SEARCH_SPACES``). ``time_budget`` seconds only cut random points.
+    ``max_users`` validation users are scored (users x items x 4 bytes per member and fold). Up to
+    ``dense_ease_max_items`` items EASE^R keeps its dense weights. ``ials_fitted_factors`` scores iALS
+    by its fitted user factors instead of a fresh ALS user step.
 
-    Returns a dict: objective name -> :class:`TuningResult` with ``algorithm="auto"``,
-    ``best_params`` ready for ``get_estimator("auto", **params)``, the blend trials,
-    ``members`` (each member tuned alone: a baseline with the same candidates and folds) and
-    ``extra``: each member's registry-defaults validation score, the members the safety net cut
-    and the number of fits.
+    Returns a dict: objective name -> :class:`TuningResult` with ``algorithm="auto"``, ``best_params`` ready
+    for ``get_estimator("auto", **params)``, the blend trials, ``members`` (each member tuned alone) and
+    ``extra`` (registry-defaults validation scores, the members the safety net cut, the number of fits).
     """
     deadline = None if time_budget is None else time.perf_counter() + float(time_budget)
     train = sp.csr_matrix(train, dtype=np.float32)
@@ -460,18 +456,24 @@ def tune_auto_protocols(
         iters = (member_iter or {}).get(name, n_iter if name != "ease" or n_items <= dense_ease_max_items else 0)
         state.append(_Member.start(name, protocols, base, fixed, member_points(name, spaces.get(name, {}), iters, rng)))
     _search_members(search, state, deadline)
-    results = {}
-    for obj in protocols:
-        members_done = {m.name: TuningResult(m.name, m.best[obj][1], float(m.best[obj][0]), metric, m.trials[obj])
-                        for m in state}
-        results[obj] = _search_blend(search, obj, names, members_done, weight_grid, n_passes)
-        results[obj].extra = {
-            "default_scores": {m.name: m.score_of(obj, {**m.base, **registry_point(m.name)}, metric)
-                               for m in state if m.name != "ease" or n_items <= dense_ease_max_items},
-            "budget_cut": list(search.cut),
-            "fits": sum(m.n_tried for m in state) * len(folds),
-        }
-    return results
+    scored_defaults = [m for m in state if m.name != "ease" or n_items <= dense_ease_max_items]
+    return {obj: _blend_result(search, obj, state, scored_defaults, weight_grid, n_passes) for obj in protocols}
+
+
+def _blend_result(search: _Search, obj: str, state: list[_Member], scored_defaults: list[_Member],
+                  weight_grid: Sequence[float], n_passes: int) -> TuningResult:
+    """Search the blend for objective ``obj`` from the tuned members; record what the search did in ``extra``."""
+    metric = search.metric
+    members_done = {m.name: TuningResult(m.name, m.best[obj][1], float(m.best[obj][0]), metric, m.trials[obj])
+                    for m in state}
+    result = _search_blend(search, obj, [m.name for m in state], members_done, weight_grid, n_passes)
+    result.extra = {
+        "default_scores": {m.name: m.score_of(obj, {**m.base, **registry_point(m.name)}, metric)
+                           for m in scored_defaults},
+        "budget_cut": list(search.cut),
+        "fits": sum(m.n_tried for m in state) * len(search.folds),
+    }
+    return result
 
 
 def tune_auto(
