@@ -29,6 +29,7 @@ import os
 import resource
 import sys
 import time
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -191,13 +192,19 @@ def run_dataset(name: str, max_users: int | None) -> dict | None:
             "load": "/".join(f"{x:.1f}" for x in os.getloadavg()), "command": " ".join(sys.argv)}
 
 
-def write(records: list[dict]) -> None:
-    store = RESULTS / "auto_vs_baselines.json"
+def records_merge(store: Path, records: list[dict], key: str, order: Sequence[str]) -> list[dict]:
+    """Replace the stored rows of ``store`` (JSON) that ``records`` measured again, keep the others, sort by
+    ``order`` (rows of names it does not know last) and write them back; return them."""
     old = json.loads(store.read_text()) if store.exists() else []
-    done = {r["dataset"] for r in records}
-    records = [r for r in old if r["dataset"] not in done] + records
-    records.sort(key=lambda r: DATASETS.index(r["dataset"]))
-    store.write_text(json.dumps(records, indent=1))
+    done = {r[key] for r in records}
+    merged = [r for r in old if r[key] not in done] + records
+    merged.sort(key=lambda r: order.index(r[key]) if r[key] in order else len(order))
+    store.write_text(json.dumps(merged, indent=1))
+    return merged
+
+
+def write(records: list[dict]) -> None:
+    records = records_merge(RESULTS / "auto_vs_baselines.json", records, "dataset", DATASETS)
     out = ["# `auto` with no flags against simple baselines with their defaults", "",
            "Command: `nice -n 10 python benchmarks/auto_vs_baselines.py [--datasets ...]` (see its docstring). "
            "Random leave-one-out (seed 0), full ranking, TRAIN items excluded, NDCG@10 of each model's top-10 list; "

@@ -48,7 +48,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from accuracy import load_goodbooks, load_ibm, load_ml1m_ncf  # noqa: E402
-from auto_vs_baselines import load as load_whole, paired_interval  # noqa: E402
+from auto_vs_baselines import load as load_whole, paired_interval, records_merge  # noqa: E402
 from citeulike_cmn import DEFAULT_DATA as CMN_DATA, load as load_cmn  # noqa: E402
 
 from recommendations.algorithms import get_estimator  # noqa: E402
@@ -205,11 +205,7 @@ def _cell(c: dict) -> str:
 
 
 def write(records: list[dict]) -> None:
-    store = RESULTS / "auto_vs_singles.json"
-    old = json.loads(store.read_text()) if store.exists() else []
-    done = {r["split"] for r in records}
-    records = sorted([r for r in old if r["split"] not in done] + records, key=lambda r: SPLITS.index(r["split"]))
-    store.write_text(json.dumps(records, indent=1))
+    records = records_merge(RESULTS / "auto_vs_singles.json", records, "split", SPLITS)
     out = ["# `auto` with no flags against the registry's single algorithms with their defaults", "",
            "Command: `nice -n 10 python benchmarks/auto_vs_singles.py [--splits ...] [--algorithms ...]` (see its "
            "docstring; rows of one split may come from two invocations, each row dated). Full ranking, TRAIN items "
