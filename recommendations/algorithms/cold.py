@@ -229,13 +229,13 @@ class ColdStartHybrid(RecommenderBase):
 
 
 # ---------------------------------------------------------------------- the blend of full builds
-def row_scale(scores: NDArray, rank: int = 1, default: float = 1.0) -> NDArray[np.float32]:
-    """Each row's ``rank``-th largest finite score, or ``default`` where it is not positive."""
+def row_scale(scores: NDArray, rank: int = 1) -> NDArray[np.float32]:
+    """Each row's ``rank``-th largest finite score, or 1 where it is not positive."""
     finite = np.where(np.isfinite(scores), scores, -np.inf)
     if finite.shape[1] < rank:
-        return np.full(finite.shape[0], default, dtype=np.float32)
+        return np.ones(finite.shape[0], dtype=np.float32)
     top = -np.partition(-finite, rank - 1, axis=1)[:, rank - 1]
-    return np.where(top > 0, top, default).astype(np.float32)
+    return np.where(top > 0, top, 1.0).astype(np.float32)
 
 
 def blend_scores(warm: NDArray, cold: NDArray, warmth: NDArray, groups: list[NDArray] | None = None,
@@ -281,18 +281,16 @@ def blend_scores(warm: NDArray, cold: NDArray, warmth: NDArray, groups: list[NDA
         # A reader with no warm signal in an item model (a books-only reader among articles) gets
         # its cold scores ordered but far below their picks elsewhere, not on the top of the list.
         linear = np.where(reference > 0, reference, NO_SIGNAL_SHARE * overall) / np.where(best > 0, best, 1.0)
-        maps.append((reference, linear, rank_knots(warm_sorted, cold_sorted, rank)))
+        signal = np.flatnonzero(reference > 0)  # rows with warm scores here get the rank map; the others stay linear
+        maps.append((reference, linear, signal, rank_knots(warm_sorted[signal], cold_sorted[signal], rank)))
     warm[r, c], cold[r, c] = kept_warm, kept_cold
-    for columns, (reference, linear, knots) in zip(groups, maps):
+    for columns, (reference, linear, signal, knots) in zip(groups, maps):
         block = cold[:, columns]
         mapped = block * linear[:, None]
-        signal = np.flatnonzero(reference > 0)
-        every = signal.size == len(reference)
-        rows = slice(None) if every else signal
+        rows = slice(None) if signal.size == len(reference) else signal
         # The linear term, a thousandth (0 at the best), keeps content order where warm scores are flat (kNN tails).
         tie_break = NO_SIGNAL_SHARE * (mapped[rows] - reference[signal, None])
-        by_rank = apply_knots(block[rows], [knots[0][i] for i in signal], [knots[1][i] for i in signal])
-        mapped[rows] = by_rank + tie_break
+        mapped[rows] = apply_knots(block[rows], *knots) + tie_break
         cold[:, columns] = mapped
     w = np.asarray(warmth, dtype=np.float32)
     return (w * warm + (1.0 - w) * cold).astype(np.float32, copy=False)
