@@ -347,4 +347,51 @@ with an item both teams propose in the same round).
 
 Runs:
 {sources}
-{missing}"""
+{missing}
+{_limits_section(runs)}"""
+
+
+def _limits_row(f: dict, args, pw: dict) -> str:
+    p = pw["parts"]
+    return (f"| {_activity_name(args)} | auto vs {pw['control']} | {p['kept']:.2f} | {p['kept_factor']:.2f} | "
+            f"{p['h']:.2f} | {p['w']:.2f} | {p['b_ab']:.2f} | {p['b_il']:.2f} | "
+            f"{_x(p['kept_factor'] * p['h'])} ({_x(_ratio(pw['ab'], pw['il']))}) | {p['h_needed']:.1f} | "
+            f"{p['b_needed']:.2f} | {p['cv_now']:.2f} / {p['cv_needed']:.2f} |")
+
+
+def _limits_section(runs: list) -> str:
+    """The need ratio taken apart: what limits it on this site (docs/decisions.md)."""
+    rows = "\n".join(_limits_row(g, a, pw) for g, a in runs for pw in g["power"] if "parts" in pw)
+    if not rows:
+        return ""
+    clicked = "; ".join(f"{_activity_name(a)}, auto vs {pw['control']}: {pw['parts']['clicked_only']:.2f}x"
+                        for g, a in runs for pw in g["power"] if "parts" in pw)
+    return f"""## What limits the ratio
+
+Both needs are z² x variance / effect², so the need ratio (A/B impressions over interleaving's)
+is exactly (kept / 0.5)² x h. *kept* is interleaving's true credit per list over the A/B's true CTR
+difference: an interleaved list of 12 holds about six items of each arm, so with arms that share
+no item and differ alike at every position, kept is 0.5; shared top items (neutral) and differences
+below an arm's sixth item lower it. *h* is the noise per impression of one A/B arm over interleaving's
+(each design's variance over readers of its value per list, times its lists per reader, at its
+cheapest length); an A/B difference has two arms of half the readers each, 4x one arm's variance per
+reader, which the 0.5 in (kept / 0.5)² cancels. h splits as h = w x (1 - b_il) / (1 - b_ab): *w* is
+the within-reader (click) noise of an A/B arm over interleaving's, *b_ab* and *b_il* the shares of each
+design's variance that are readers differing (the variance over readers of their click-model
+expectation per list, over the measured variance). Interleaving cancels only the between-reader part
+of the A/B noise: with readers alike (b_ab = 0) and w near 1, h is near 1 and the ratio near
+(kept / 0.5)², whatever the test. The last columns: the h that 10x needs at this kept, the share of
+the A/B noise that would then have to be readers differing (w and b_il as measured), and the
+coefficient of variation over readers of their expected clicks per list, now and then needed.
+
+| readers' activity | pair | kept | (kept / 0.5)² | h | w | b_ab | b_il | (kept / 0.5)² x h (need ratio) | h for 10x | b_ab for 10x | CV of expected clicks per list: now / for 10x |
+|---|---|---|---|---|---|---|---|---|---|---|---|
+{rows}
+
+Lists without a click: the credit test counts a reader who never clicked as a credit of 0. Whether a
+reader clicks at all does not depend on which arm is which (both are in every list), so the test may
+leave them out; their lists were shown all the same, so the impressions saved are (t of the readers
+who clicked / t of all readers)² at the interleaving need's length: {clicked}. Leaving them out pays
+only when the effect is large against the credit's spread (auto vs toppop), where either design needs a
+few dozen lists; for the close pairs it is within a few percent, so the results keep every reader.
+"""

@@ -237,8 +237,21 @@ def power_figures(ab: Phase, il: Phase, args, control_name: str, direction: floa
     preference = experiment_results(Experiment.objects.get(slug=EXPERIMENTS[il.key][0])).interleaving
     return {"control": control_name, "ab": need_ab, "il": need_il, "resampled": resampled, "ratio_ci": ratio_ci,
             "il_result": preference, "il_readers": len(i.user_ids), "pref": need_pref, "pref_ci": pref_ci,
-            "coin": need_coin,
+            "coin": need_coin, "parts": ratio_factors(ab, il, list(masks.values()), need_ab, need_il),
             "il_ctr": i.clicks.sum() / max(i.impressions.sum(), 1), "spread": reader_spread(ab, il)}
+
+
+def ratio_factors(ab: Phase, il: Phase, masks: list[np.ndarray], need_ab: st.Needed, need_il: st.Needed) -> dict:
+    """Return the need ratio's factors (``online_sim_stats.ratio_parts``): where each design's noise per list
+    comes from, at its cheapest length, the share of the A/B effect interleaving keeps, and what leaving
+    readers without a click out of the credit test would save (``online_sim_stats.clicked_only_gain``)."""
+    o, i = ab.outcomes, il.outcomes
+    noise_ab = [st.noise(ab.expected_days[m], o.clicks[m], o.impressions[m], need_ab.days) for m in masks]
+    noise_il = st.noise(il.expected_credit, i.credit_b - i.credit_a, i.impressions, need_il.days)
+    kept = need_il.by_days[need_il.days][2] / need_ab.by_days[need_ab.days][2]
+    clicked_only = st.clicked_only_gain(i.credit_b - i.credit_a, i.clicks, i.impressions, need_il.days)
+    parts = st.ratio_parts(noise_ab, noise_il, days_ab=need_ab.days, days_il=need_il.days, kept=kept)
+    return {"kept": kept, "clicked_only": clicked_only, **parts}
 
 
 def reader_spread(ab: Phase, il: Phase) -> dict[str, float]:

@@ -264,6 +264,79 @@ def need_ratio_interval(ab: tuple[np.ndarray, ...], il: tuple[np.ndarray, ...], 
     return float(low), float(high)
 
 
+@dataclass
+class Noise:
+    """Variance over readers of a design's per-list outcome, and the part of it that is readers differing."""
+
+    #: Variance over readers of their measured value per list (A/B: clicks; interleaving: credit of B minus A).
+    total: float
+    #: Variance over readers of their click-model expectation per list: what a reader's lists would
+    #: average to without click noise, so the between-reader part.
+    between: float
+    #: Mean expected value per list (A/B: the CTR).
+    mean: float
+
+    @property
+    def between_share(self) -> float:
+        return min(self.between / self.total, 1.0) if self.total > 0 else math.nan
+
+
+def noise(expected: np.ndarray, observed: np.ndarray, lists: np.ndarray, days: int) -> Noise:
+    """Return the variance over readers of ``observed`` and of ``expected`` per list over the first ``days`` days.
+
+    Arrays are readers x days; readers without a list in those days are left out.
+    """
+    shown = lists[:, :days].sum(axis=1)
+    seen = shown > 0
+    rate, model = (v[:, :days].sum(axis=1)[seen] / shown[seen] for v in (observed, expected))
+    if rate.size < 2:
+        return Noise(math.nan, math.nan, math.nan)
+    return Noise(float(rate.var(ddof=1)), float(model.var(ddof=1)), float(model.mean()))
+
+
+def ratio_parts(ab_arms: list[Noise], il: Noise, *, days_ab: int, days_il: int, kept: float,
+                goal: float = 10.0) -> dict[str, float]:
+    """Return the need ratio's factors: ratio = (kept / 0.5)² x h, and h = w x (1 - b_il) / (1 - b_ab).
+
+    ``kept`` is the interleaving effect over the A/B one. ``h`` is the A/B arm's noise per impression over
+    interleaving's (each design's variance over readers per list times its lists per reader); ``b_ab`` and
+    ``b_il`` are the between-reader shares of each design's noise; ``w`` is the within-reader (click) noise
+    per impression of an A/B arm over interleaving's. Also: the ``h`` that ``goal`` needs at this ``kept``,
+    the A/B between-reader share that would give it (``w`` and ``b_il`` as measured), and the coefficient of
+    variation over readers of expected clicks per list now and then.
+    """
+    ab_total, ab_between, ab_mean = (float(np.mean([getattr(n, k) for n in ab_arms]))
+                                     for k in ("total", "between", "mean"))
+    within_ab, within_il = (ab_total - ab_between) * days_ab, (il.total - il.between) * days_il
+    kept_factor = (kept / 0.5) ** 2
+    b_ab, b_il = ab_between / ab_total, il.between / il.total
+    w = within_ab / within_il
+    h_needed = goal / kept_factor
+    b_needed = min(max(1 - w * (1 - b_il) / h_needed, 0.0), 1.0)
+    between_needed = b_needed / (1 - b_needed) * (ab_total - ab_between) if b_needed < 1 else math.inf
+    return {"kept_factor": kept_factor, "h": ab_total * days_ab / (il.total * days_il), "b_ab": b_ab, "b_il": b_il,
+            "w": w, "h_needed": h_needed, "b_needed": b_needed, "cv_now": math.sqrt(ab_between) / ab_mean,
+            "cv_needed": math.sqrt(between_needed) / ab_mean}
+
+
+def clicked_only_gain(credit_diff: np.ndarray, clicks: np.ndarray, lists: np.ndarray, days: int) -> float:
+    """Return the impressions the credit test saves by leaving out readers without a click (need all / need clicked).
+
+    Which readers click at all does not depend on which arm is which (both arms are in every list), so
+    the test may condition on it; the lists of readers who never click were still shown, so the need in
+    impressions counts them: the saving is (t of clicked readers / t of all readers)².
+    """
+    shown = lists[:, :days].sum(axis=1)
+    seen = shown > 0
+    per_reader = credit_diff[:, :days].sum(axis=1)[seen] / shown[seen]
+    clicked = clicks[:, :days].sum(axis=1)[seen] > 0
+
+    def t(x: np.ndarray) -> float:
+        return float(x.mean() / x.std(ddof=1) * math.sqrt(x.size)) if x.size >= 2 and x.std() > 0 else math.nan
+
+    return (t(per_reader[clicked]) / t(per_reader)) ** 2
+
+
 def expected_preference(positions: list[tuple[float, int]]) -> float:
     """Return P(B credited more clicks) - P(A credited more) of one list, from each position's click
     probability and credit sign (+1 B, -1 A, 0 neutral); clicks are independent, as in the click model."""

@@ -8,10 +8,13 @@ from scipy import stats
 
 from benchmarks.online_sim_stats import (
     ab_need,
+    clicked_only_gain,
     assign,
     expected_preference,
     interleaving_aa,
     interleaving_need,
+    noise,
+    ratio_parts,
     srm_rates,
     true_ctr_lift,
     wilson,
@@ -42,6 +45,42 @@ class NeedTests:
         # At the same variance the need scales as 1 / effect^2: (0.15 / 0.03)^2 = 25.
         assert need_small.by_days[2][0] / need_large.by_days[2][0] == pytest.approx(25, rel=1e-6)
         assert need_small.by_days[1][2] == pytest.approx(0.03)
+
+
+class RatioPartsTests:
+    def _designs(self, spread: float):
+        """Readers whose expected clicks per list differ by ``spread``; an A/B phase and an interleaving phase."""
+        rng = np.random.default_rng(11)
+        n = 4000
+        lists = np.ones((n, 1))
+        arms = np.arange(n) % 2
+        base = rng.gamma(1 / spread**2, spread**2, n) * 0.5 if spread else np.full(n, 0.5)
+        expected_ab = (base * np.where(arms == 1, 1.2, 1.0))[:, None]
+        clicks = rng.poisson(expected_ab).astype(float)
+        expected_il = (base * 0.05)[:, None]  # B is credited a little more than A, in proportion to activity
+        b, a = rng.poisson(base * 0.55)[:, None].astype(float), rng.poisson(base * 0.5)[:, None].astype(float)
+        return expected_ab, clicks, lists, arms, expected_il, a, b
+
+    def test_the_need_ratio_is_kept_squared_times_h(self):
+        expected_ab, clicks, lists, arms, expected_il, a, b = self._designs(0.8)
+        need_ab = ab_need(expected_ab, clicks, lists, arms, alpha=0.05, power_target=0.8)
+        need_il = interleaving_need(expected_il, a, b, lists, alpha=0.05, power_target=0.8)
+        kept = need_il.by_days[1][2] / need_ab.by_days[1][2]
+        arms_noise = [noise(expected_ab[arms == k], clicks[arms == k], lists[arms == k], 1) for k in (0, 1)]
+        parts = ratio_parts(arms_noise, noise(expected_il, b - a, lists, 1), days_ab=1, days_il=1, kept=kept)
+        assert parts["kept_factor"] * parts["h"] == pytest.approx(need_ab.impressions / need_il.impressions)
+        assert parts["h"] == pytest.approx(parts["w"] * (1 - parts["b_il"]) / (1 - parts["b_ab"]))
+
+    def test_readers_alike_leave_no_between_reader_noise(self):
+        expected_ab, clicks, lists, arms, expected_il, a, b = self._designs(0.0)
+        arms_noise = [noise(expected_ab[arms == k], clicks[arms == k], lists[arms == k], 1) for k in (0, 1)]
+        parts = ratio_parts(arms_noise, noise(expected_il, b - a, lists, 1), days_ab=1, days_il=1, kept=0.5)
+        assert parts["b_ab"] == pytest.approx(0.0) and parts["cv_now"] == pytest.approx(0.0)
+        # Poisson clicks, as many credited per interleaved list (.25 + .275) as an arm gets (.5 or .6):
+        # with readers alike interleaving saves no noise per impression, h is near 1.
+        assert parts["h"] == pytest.approx(0.55 / 0.525, rel=0.1)
+        # 10x at kept .5 needs 10x the noise: 1 - w / 10 of the A/B noise between readers.
+        assert parts["b_needed"] == pytest.approx(1 - parts["w"] / 10)
 
 
 class ExpectedPreferenceTests:
@@ -95,3 +134,18 @@ def test_true_lift_is_the_difference_of_expected_ctrs():
     impressions = (np.array([4.0, 4.0]), np.array([4.0, 4.0]))
     lift, low, high, control = true_ctr_lift(expected, impressions, draws=50, seed=0)
     assert lift == pytest.approx(0.25) and control == pytest.approx(0.25) and low <= lift <= high
+
+
+def test_readers_who_never_click_cost_the_credit_test_little_when_the_effect_is_small():
+    rng = np.random.default_rng(12)
+    n = 6000
+    clicker = rng.random(n) < 0.4
+    a = rng.poisson(np.where(clicker, 1.0, 0.0))[:, None].astype(float)
+    lists = np.ones((n, 1))
+    small = rng.poisson(np.where(clicker, 1.05, 0.0))[:, None].astype(float)
+    large = rng.poisson(np.where(clicker, 3.0, 0.0))[:, None].astype(float)
+    gain_small = clicked_only_gain(small - a, a + small, lists, 1)
+    gain_large = clicked_only_gain(large - a, a + large, lists, 1)
+    # t² of all readers is q n m² / (s² + (1 - q) m²) against q n m² / s² for the clickers alone.
+    assert gain_small == pytest.approx(1.0, abs=0.02)
+    assert gain_large > 1.2
