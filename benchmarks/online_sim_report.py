@@ -262,7 +262,8 @@ def report(f: dict, args, other: tuple[dict, dict] | None = None) -> str:
     with the other reader model, shown side by side."""
     lists = f["lists"]
     analysed = (f" The analysis of its stored rows was run again on {f['analysed']} "
-                "(`--analyse-only`, same rows)." if f.get("analysed") else "")
+                f"(`{f.get('analysed_command', '--analyse-only')}`, same rows; load average "
+                f"{f.get('analysed_load', float('nan')):.1f})." if f.get("analysed") else "")
     phases = "\n".join(f"| {k} | {v['readers']} | {v['impressions']:,} | {v['clicks']:,} | {v['seconds']:.0f} |"
                        for k, v in f["phases"].items())
     return f"""# Online simulation

@@ -148,7 +148,9 @@ def main(argv: list[str] | None = None) -> int:
         kept.write_bytes(pickle.dumps((phases, run)))
     figures = online_sim_run.analyse(phases, args, say)
     figures.update(run, machine=machine(), n_ratings=len(rows), n_train=len(split.train),
-                   analysed=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC") if args.analyse_only else "")
+                   analysed=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC") if args.analyse_only else "",
+                   analysed_command=" ".join(["python benchmarks/online_simulation.py", *(argv or sys.argv[1:])]),
+                   analysed_load=os.getloadavg()[0])
     (args.var_dir / "figures.pickle").write_bytes(pickle.dumps((figures, vars(args))))
     other = args.compare / "figures.pickle" if args.compare else None
     text = report(figures, args, pickle.loads(other.read_bytes()) if other and other.exists() else None)
