@@ -373,7 +373,7 @@ Both needs are z² x variance / effect², so the need ratio (A/B impressions ove
 is exactly (kept / 0.5)² x h. *kept* is interleaving's true credit per list over the A/B's true CTR
 difference: an interleaved list of 12 holds about six items of each arm, so with arms that share
 no item and differ alike at every position, kept is 0.5; shared top items (neutral) and differences
-below an arm's sixth item lower it. *h* is the noise per impression of one A/B arm over interleaving's
+below an arm's sixth item lower it, differences concentrated at the very top raise it. *h* is the noise per impression of one A/B arm over interleaving's
 (each design's variance over readers of its value per list, times its lists per reader, at its
 cheapest length); an A/B difference has two arms of half the readers each, 4x one arm's variance per
 reader, which the 0.5 in (kept / 0.5)² cancels. h splits as h = w x (1 - b_il) / (1 - b_ab): *w* is
@@ -384,8 +384,11 @@ of the A/B noise: with readers alike (b_ab = 0) and w near 1, h is near 1 and th
 (kept / 0.5)², whatever the test. The last columns: the h that 10x needs at this kept, the share of
 the A/B noise that would then have to be readers differing (w and b_il as measured), and the
 coefficient of variation over readers of their expected clicks per list, now and then needed.
+h, w, b_ab and b_il are variances over two different groups of a few hundred readers (the A/B and
+the interleaving phase), so each carries sampling noise: w, which click noise alone would put near 1,
+is where it shows most.
 
-| readers' activity | pair | kept | (kept / 0.5)² | h | w | b_ab | b_il | (kept / 0.5)² x h (need ratio) | h for 10x | b_ab for 10x | CV of expected clicks per list: now / for 10x |
+| readers' activity | pair | kept | (kept / 0.5)² | h | w | b_ab | b_il | (kept / 0.5)² x h (the need ratio measured) | h for 10x | b_ab for 10x | CV of expected clicks per list: now / for 10x |
 |---|---|---|---|---|---|---|---|---|---|---|---|
 {rows}
 
