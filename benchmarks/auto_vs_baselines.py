@@ -118,6 +118,11 @@ def _cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
+def _exponent(info: dict) -> str:
+    """The chosen popularity exponent after the blend's weights, when there is one."""
+    return f", popularity exponent {info['popularity_exponent']}" if info.get("popularity_exponent") else ""
+
+
 def top10(name: str, train: sp.csr_matrix, users: np.ndarray) -> tuple[np.ndarray, dict]:
     """Fit ``name`` on ``train``; return the top-10 unseen items of ``users`` and what it cost."""
     t0, c0 = time.perf_counter(), _cpu()
@@ -139,6 +144,7 @@ def top10(name: str, train: sp.csr_matrix, users: np.ndarray) -> tuple[np.ndarra
         if name == "auto":
             t = est.tuning_
             info = {"chosen": t.get("params", {}).get("weights"), "validation": t.get("blend"),
+                    "popularity_exponent": t.get("params", {}).get("popularity_exponent", 0.0),
                     "members": t.get("member_scores"), "candidates": t.get("candidates"),
                     "tuning_seconds": t.get("seconds"), "folds": t.get("folds")}
     info.update(wall_seconds=time.perf_counter() - t0, cpu_seconds=_cpu() - c0)
@@ -177,7 +183,7 @@ def run_dataset(name: str, max_users: int | None) -> dict | None:
         ids, info = top10(algo, train, users)
         scores[algo], infos[algo] = ndcg_per_user(ids, held), info
         print(f"   {algo:16s} NDCG@10 {scores[algo].mean():.4f}  wall {info['wall_seconds']:.1f}s "
-              f"cpu {info['cpu_seconds']:.1f}s" + (f"  {info.get('chosen')}" if algo == "auto" else ""), flush=True)
+              f"cpu {info['cpu_seconds']:.1f}s" + (f"  {info.get('chosen')}{_exponent(info)}" if algo == "auto" else ""), flush=True)
     rows = []
     for base in (b for b in BASELINES if b in scores):
         lo, hi = paired_interval(scores["auto"] - scores[base])
@@ -224,7 +230,7 @@ def write(records: list[dict]) -> None:
                        f"**{b['verdict']}**" for b in r["baselines"])
         info = r["auto_info"]
         out.append(f"| {r['dataset']} | {r['shape'][0]:,} x {r['shape'][1]:,}, {r['nnz']:,} | {r['test_users']:,} | "
-                   f"{r['auto']:.4f} | `{json.dumps(info.get('chosen'))}` | {cell('ease')} | {cell('implicit-bm25')} | "
+                   f"{r['auto']:.4f} | `{json.dumps(info.get('chosen'))}`{_exponent(info)} | {cell('ease')} | {cell('implicit-bm25')} | "
                    f"{cell('implicit-cosine')} | {cell('implicit-als')} | {vs} | {info['wall_seconds']:.0f} / "
                    f"{info['cpu_seconds']:.0f} | {r['date']}, {r['load']} |")
     verdicts = [b["verdict"] for r in records for b in r["baselines"]]

@@ -135,6 +135,7 @@ def measure(name: str, variant: str, train, test, times, users) -> dict:
     tuning = getattr(est, "tuning_", None)
     if tuning:
         row["chosen"] = tuning.get("params", {}).get("weights")
+        row["popularity_exponent"] = tuning.get("params", {}).get("popularity_exponent", 0.0)
         row["validation"] = tuning.get("blend")
         row["member_scores"] = tuning.get("member_scores")
         row["validation_kind"] = tuning.get("validation")
@@ -229,7 +230,8 @@ def write(records: list[dict]) -> None:
             label = {"auto/plain": "**auto**", "auto/timestamps": "**auto + time**"}.get(key, row["algorithm"])
             if row["algorithm"] == r["best_single"] and key.endswith("plain"):
                 label += " (best single)"
-            choice = (f"`{json.dumps(row['chosen'])}` ({row['validation']:.4f}; members "
+            exponent = f", popularity exponent {row['popularity_exponent']}" if row.get("popularity_exponent") else ""
+            choice = (f"`{json.dumps(row['chosen'])}`{exponent} ({row['validation']:.4f}; members "
                       + ", ".join(f"{m} {v:.4f}" for m, v in (row.get("member_scores") or {}).items()) + ")"
                       if row.get("chosen") else "")
             out.append(f"| {label} | {row['NDCG@10']:.4f} | {row['HR@10']:.4f} | {row['fit_wall']:.0f} / "

@@ -15,8 +15,8 @@ from numpy.typing import NDArray
 from .auto_candidates import is_large
 from .auto_tuning import tune_auto, tune_iterations
 from .base import ItemSimilarityRecommender, RecommenderBase, get_estimator
-from .blend import (AUTO_DEFAULTS, EASE_MAX_ITEMS, ITEM_COMPONENTS, USER_COMPONENTS, content_similarity, unit_scale,
-                    user_scores_in_blocks)
+from .blend import (AUTO_DEFAULTS, EASE_MAX_ITEMS, ITEM_COMPONENTS, USER_COMPONENTS, content_similarity,
+                    popularity_scale, unit_scale, user_scores_in_blocks)
 from .blocks import n_threads_to_use
 from .products import sparse_matmul
 from .tuning import jsonable
@@ -84,6 +84,10 @@ class Auto(ItemSimilarityRecommender):
     content_weight : float
         Weight of the content similarity (only when texts or a similarity are given to fit).
     content_params : dict or None
+    popularity_exponent : float
+        Every score of item i is multiplied by ``max(n_i, 1) ** -popularity_exponent`` (``n_i``: the users
+        who have i), folded into the columns of ``item_similarity_``: a positive exponent discounts
+        popular items across the whole blend. Tuning chooses it on validation (0 when untuned).
     random_state : int or None
         Seed of the iALS component when its params give none.
     n_threads : int
@@ -117,12 +121,14 @@ class Auto(ItemSimilarityRecommender):
     Attributes
     ----------
     item_similarity_ : csr_matrix float32, shape (n_items, n_items)
-        The item-item part, always present after fit. ``similarity_`` is its old name and exists
+        The item-item part, always present after fit (popularity factor included). ``similarity_`` is its old name and exists
         only when there is no iALS term (``item_based``).
     factor_model_ : IALS or None
         The fitted iALS component.
     user_model_ : UserKNN or None
         The fitted UserKNN component (it keeps the weighted training matrix).
+    column_scale_ : ndarray float32, shape (n_items,), or None
+        The popularity factor of each item (None when ``popularity_exponent`` is 0).
     components_ : ndarray of str
         The components actually blended.
     effective_weights_ : ndarray float32
@@ -141,6 +147,7 @@ class Auto(ItemSimilarityRecommender):
         "effective_weights_",
         "factor_model_",
         "user_model_",
+        "column_scale_",
     )
 
     def __init__(
@@ -154,6 +161,7 @@ class Auto(ItemSimilarityRecommender):
         ease_max_items: int = EASE_MAX_ITEMS,
         content_weight: float = 0.0,
         content_params: dict[str, Any] | None = None,
+        popularity_exponent: float = 0.0,
         random_state: int | None = None,
         n_threads: int = 0,
         tune: bool | None = None,
@@ -173,6 +181,7 @@ class Auto(ItemSimilarityRecommender):
         self.ease_max_items = ease_max_items
         self.content_weight = content_weight
         self.content_params = content_params
+        self.popularity_exponent = popularity_exponent
         self.random_state = random_state
         self.n_threads = n_threads
         self.tune = tune
@@ -317,6 +326,13 @@ class Auto(ItemSimilarityRecommender):
         self.item_similarity_, factor_model = self._fit_components(
             X, weights, config, content_similarity(self.n_items_, item_texts, item_similarity, self.content_params)
         )
+        exponent = float((config or {}).get("popularity_exponent", self.popularity_exponent))
+        self.column_scale_ = popularity_scale(self.item_popularity_, exponent) if exponent else None
+        if self.column_scale_ is not None:
+            # the factor on the columns keeps the item part a plain item-item matrix (row @ similarity_)
+            scaled = sp.csr_matrix(self.item_similarity_.multiply(self.column_scale_[None, :]), dtype=np.float32)
+            scaled.sort_indices()
+            self.item_similarity_ = scaled
         self.factor_model_ = factor_model
         self.user_model_ = (get_estimator("userknn", **self._component_params("userknn", config)).fit(X)
                             if "userknn" in weights else None)
@@ -367,7 +383,7 @@ class Auto(ItemSimilarityRecommender):
     def _set_state(self, state: dict[str, Any]) -> None:
         tuning = state.pop("tuning_json", None)
         super()._set_state(state)
-        for name in ("factor_model_", "user_model_"):
+        for name in ("factor_model_", "user_model_", "column_scale_"):
             if name not in state:
                 setattr(self, name, None)
         self.tuning_ = json.loads(tuning) if tuning is not None else {"tuned": False, "reason": "not recorded"}
@@ -384,9 +400,11 @@ class Auto(ItemSimilarityRecommender):
 
     def _score(self, X: sp.csr_matrix, users: NDArray[np.int64] | None = None) -> NDArray[np.float32]:
         scores = sparse_matmul(X, self.item_similarity_).toarray()
+        scale = getattr(self, "column_scale_", None)
         for name, model in (("ials", self.factor_model_), ("userknn", getattr(self, "user_model_", None))):
             if model is not None:
-                scores += np.float32(self._weight_of(name)) * user_scores_in_blocks(model, X, users)
+                part = np.float32(self._weight_of(name)) * user_scores_in_blocks(model, X, users)
+                scores += part if scale is None else part * scale[None, :]
         return scores
 
     def _topn_block(self, X, users, n, exclude_seen):

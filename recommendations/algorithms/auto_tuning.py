@@ -11,7 +11,8 @@
    (a wall-clock ``time_budget`` is only a safety net that cuts random points). The validation users' scores of each fit
    are computed once, in the form ``Auto`` blends them, and the best fit per objective is kept
    in memory (for a sampled objective only the scores of each user's candidates).
-3. The blend weights are searched by coordinate ascent over a grid on those cached scores,
+3. The blend weights and a popularity exponent (``auto_blend``) are searched by coordinate ascent over
+   grids on those cached scores,
    starting from the best of every member alone and the untuned default blend, keeping a change
    only when it improves the validation objective: the chosen blend never validates below the best
    member alone, hence below any member's registry defaults. A blend of cached scores is exactly ``Auto.fit``'s blend, so no refit
@@ -39,9 +40,10 @@ from .auto_candidates import (
     registry_point,
     tune_iterations,
 )
-from .base import get_estimator
-from .blend import (AUTO_DEFAULTS, EASE_MAX_ITEMS, ITEM_COMPONENTS, USER_COMPONENTS, row_max_scaled, unit_scale,
-                    user_scores_in_blocks)
+from .auto_blend import BLEND_WEIGHT_GRID, IALS_ALONE_WEIGHT, POPULARITY_EXPONENTS, default_blend_weights, search_blend
+from .base import check_user_items, get_estimator
+from .blend import (AUTO_DEFAULTS, EASE_MAX_ITEMS, ITEM_COMPONENTS, USER_COMPONENTS, popularity_scale, row_max_scaled,
+                    unit_scale, user_scores_in_blocks)
 from .metrics import metrics_from_positions, tie_aware_ranks
 from .products import sparse_dot_split, split_heavy_rows
 from .splits import sample_negatives
@@ -58,21 +60,13 @@ __all__ = [
     "BASELINE_POINTS",
     "BLEND_WEIGHT_GRID",
     "IALS_ALONE_WEIGHT",
+    "POPULARITY_EXPONENTS",
     "default_blend_weights",
     "registry_point",
     "tune_auto",
     "tune_auto_protocols",
     "tune_iterations",
 ]
-
-#: Blend weights tried for each member of ``auto`` (the anchor member is fixed at 1; the blend is
-#: scale-free, so this loses nothing). Item-item members are unit-scaled and the iALS term is
-#: divided by each user's largest score (see ``Auto``), so one grid serves all of them.
-BLEND_WEIGHT_GRID: tuple[float, ...] = (0.0, 0.02, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.0)
-
-#: The weight that stands for a per-user member (iALS, UserKNN) alone beside the item-item anchor at 1:
-#: ``Auto`` needs an item-item part (for neighbours and explanations), which at this weight only breaks ties.
-IALS_ALONE_WEIGHT = 1e6
 
 @dataclass
 class _Fold:
@@ -88,6 +82,18 @@ class _Fold:
     columns: dict[str, NDArray[np.int64]]
     #: the held-out item of each validation user (rows in ``users`` order)
     positives: NDArray[np.int64]
+    #: users of each item in ``fit_part`` (what ``Auto.fit`` on it reads as ``item_popularity_``)
+    counts: NDArray[np.int64]
+    _scales: dict[tuple[str, float], NDArray[np.float32]] = field(default_factory=dict)
+
+    def column_scale(self, obj: str, exponent: float) -> NDArray[np.float32]:
+        """``Auto``'s popularity factor of the columns objective ``obj`` reads, ready to multiply its scores."""
+        key = (obj, float(exponent))
+        if key not in self._scales:
+            scale = popularity_scale(self.counts, exponent)
+            cols = self.columns.get(obj)
+            self._scales[key] = scale[None, :] if cols is None else scale[np.maximum(cols, 0)]
+        return self._scales[key]
 
     def compact(self, obj: str, M: NDArray) -> NDArray:
         """What objective ``obj`` reads of ``M``: every item (train items set to -inf, in place) or the candidates."""
@@ -168,7 +174,8 @@ def _make_folds(
         columns = {obj: _candidate_columns(valid, neg, users) for obj, neg in negatives.items() if neg is not None}
         # leave-one-out holds out one item per user: the first stored item of each validation row
         positives = valid.indices[valid.indptr[users]].astype(np.int64)
-        folds.append(_Fold(fit_part, valid, users, row_of, fit_part[users], negatives, columns, positives))
+        counts = np.diff(check_user_items(fit_part).tocsc().indptr)
+        folds.append(_Fold(fit_part, valid, users, row_of, fit_part[users], negatives, columns, positives, counts))
     return folds, rng
 
 
@@ -274,8 +281,8 @@ class _Search:
                  + ", ".join(f"{obj} {self.metric}={v:.4f}" for obj, v in scores.items())
                  + f" (fit {fit_seconds:.1f}s)")
 
-    def blend_score(self, obj: str, weights: Mapping[str, float]) -> tuple[float, list[float]]:
-        """Validation objective of a blend of the cached member scores (mean over folds)."""
+    def blend_score(self, obj: str, weights: Mapping[str, float], exponent: float = 0.0) -> tuple[float, list[float]]:
+        """Validation objective of a blend of the cached member scores times the popularity factor (mean over folds)."""
         mats = self.cached[obj]
         per_fold = []
         for f, fold in enumerate(self.folds):
@@ -290,6 +297,8 @@ class _Search:
                     else:
                         part = np.multiply(mats[n][f], np.float32(value), out=part)
                         M += part
+            if exponent:
+                M *= fold.column_scale(obj, exponent)
             per_fold.append(fold.measure(obj, M, self.ks, self.metric))
         return float(np.mean(per_fold)), per_fold
 
@@ -326,77 +335,6 @@ def _search_members(search: _Search, members: list[_Member], deadline: float | N
             progressed = True
         if not progressed:
             return
-
-
-def _search_blend(
-    search: _Search, obj: str, names: list[str], results: dict[str, TuningResult],
-    weight_grid: Sequence[float], n_passes: int,
-) -> TuningResult:
-    """Coordinate ascent over ``weight_grid`` on cached scores, anchored on the best item-item member."""
-    metric = search.metric
-    available = [n for n in names if n in search.cached[obj]]
-    items = [n for n in available if n in ITEM_COMPONENTS]
-    if not items:
-        # no member scored anything finite (e.g. no usable validation user): the first item member alone
-        anchor = next(n for n in names if n in ITEM_COMPONENTS)
-        search.say(f"tune auto blend [{obj}]: no finite validation score; {anchor} alone")
-        return TuningResult("auto", {"weights": {anchor: 1.0}, anchor: results[anchor].best_params},
-                            float("nan"), metric, [], members=results)
-    anchor = max(items, key=lambda n: results[n].best_score)
-    weights = {n: 0.0 for n in available}
-    weights[anchor] = 1.0
-    best_score = results[anchor].best_score
-    trials: list[dict[str, Any]] = [{"weights": {anchor: 1.0}, metric: best_score, "start": f"{anchor} alone"}]
-    memo: dict[tuple, float] = {((anchor, 1.0),): best_score}
-    # Other starting points: each per-user member alone (the anchor then only breaks its ties) and the
-    # untuned blend, from which the ascent keeps its members unless validation says otherwise. The
-    # best start wins, so the blend never validates below any member alone.
-    starts = [({anchor: 1.0, n: IALS_ALONE_WEIGHT}, f"{n} alone") for n in USER_COMPONENTS if n in available]
-    default = default_blend_weights(available)
-    default_anchor = max((n for n in default if n in ITEM_COMPONENTS), key=default.get, default=None)
-    if default_anchor is not None and len(default) > 1:
-        starts.append(({n: w / default[default_anchor] for n, w in default.items()}, "untuned defaults"))
-    for start, label in starts:
-        score, _ = search.blend_score(obj, start)
-        memo[tuple(sorted(start.items()))] = score
-        trials.append({"weights": dict(start), metric: score, "start": label})
-        if np.isfinite(score) and score > best_score:
-            best_score = score
-            anchor = max((n for n in start if n in ITEM_COMPONENTS), key=start.get)
-            weights = {n: start.get(n, 0.0) for n in available}
-    for _ in range(n_passes):
-        improved = False
-        for n in available:
-            for value in weight_grid:
-                if n == anchor or value == weights[n]:
-                    continue
-                candidate = {**weights, n: float(value)}
-                key = tuple(sorted((m, v) for m, v in candidate.items() if v > 0))
-                if key not in memo:  # coordinate ascent revisits points; their score is known
-                    memo[key], per_fold = search.blend_score(obj, candidate)
-                    trial = {"weights": {m: v for m, v in candidate.items() if v > 0}, metric: memo[key]}
-                    if len(search.folds) > 1:
-                        trial["folds"] = per_fold
-                    trials.append(trial)
-                if np.isfinite(memo[key]) and memo[key] > best_score + 1e-9:
-                    best_score, weights[n], improved = memo[key], float(value), True
-        search.say(f"tune auto blend [{obj}] weights {weights} -> {metric}={best_score:.4f}")
-        if not improved:
-            break
-    chosen = {n: float(w) for n, w in weights.items() if w > 0}
-    params: dict[str, Any] = {"weights": chosen}
-    for n in chosen:
-        params[n] = results[n].best_params
-    return TuningResult("auto", params, float(best_score), metric, trials, members=results)
-
-
-def default_blend_weights(available: Sequence[str]) -> dict[str, float]:
-    """``AUTO_DEFAULTS``' blend weights over the ``available`` members (EASE^R's weight moves to ItemKNN
-    when EASE^R is not available, as in ``Auto.component_weights``)."""
-    weights = {n: float(w) for n, w in AUTO_DEFAULTS["weights"].items() if float(w) > 0}
-    if "ease" in weights and "ease" not in available and "itemknn" in available:
-        weights["itemknn"] = weights.get("itemknn", 0.0) + weights.pop("ease")
-    return {n: w for n, w in weights.items() if n in available}
 
 
 def tune_auto_protocols(
@@ -466,7 +404,7 @@ def _blend_result(search: _Search, obj: str, state: list[_Member], scored_defaul
     metric = search.metric
     members_done = {m.name: TuningResult(m.name, m.best[obj][1], float(m.best[obj][0]), metric, m.trials[obj])
                     for m in state}
-    result = _search_blend(search, obj, [m.name for m in state], members_done, weight_grid, n_passes)
+    result = search_blend(search, obj, [m.name for m in state], members_done, weight_grid, n_passes)
     result.extra = {
         "default_scores": {m.name: m.score_of(obj, {**m.base, **registry_point(m.name)}, metric)
                            for m in scored_defaults},

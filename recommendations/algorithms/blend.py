@@ -17,6 +17,7 @@ __all__ = [
     "ITEM_COMPONENTS",
     "USER_COMPONENTS",
     "content_similarity",
+    "popularity_scale",
     "row_max_scaled",
     "unit_scale",
     "user_scores_in_blocks",
@@ -65,6 +66,16 @@ def row_max_scaled(scores: NDArray) -> NDArray:
     scale = np.abs(scores).max(axis=1, keepdims=True)
     scale[scale == 0] = 1.0
     return scores / scale
+
+
+def popularity_scale(item_counts: NDArray, exponent: float) -> NDArray[np.float32]:
+    """Per-item factor ``max(count, 1) ** -exponent`` by which ``Auto`` multiplies its final scores.
+
+    A positive exponent discounts items many users have (RP3beta's beta, applied to the whole blend);
+    a negative one favours them. 0 gives ones.
+    """
+    counts = np.maximum(np.asarray(item_counts, dtype=np.float64), 1.0)
+    return np.power(counts, -float(exponent)).astype(np.float32)
 
 
 def unit_scale(W: sp.spmatrix) -> tuple[sp.csr_matrix, float]:

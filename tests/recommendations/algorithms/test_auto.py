@@ -213,7 +213,8 @@ def test_blend_search_starts_from_the_untuned_blend_when_it_validates_better(mon
         {"rp3beta": 1.0, "itemknn": 1.0, "ials": 0.05})  # EASE^R's weight moves to ItemKNN, as in Auto
     # validation prefers the untuned blend; a grid of 0 and 1 alone cannot reach its weights from one member
     monkeypatch.setattr(auto_tuning._Search, "blend_score",
-                        lambda self, obj, weights: (1.0 if weights == AUTO_DEFAULTS["weights"] else 0.5, []))
+                        lambda self, obj, weights, exponent=0.0:
+                        (1.0 if weights == AUTO_DEFAULTS["weights"] and not exponent else 0.5, []))
     result = auto_tuning.tune_auto(_clustered(seed=9), start_params=FAST, n_iter=0, weight_grid=(0.0, 1.0))
     started = [t for t in result.trials if t.get("start") == "untuned defaults"]
     assert len(started) == 1 and started[0]["weights"] == AUTO_DEFAULTS["weights"]
@@ -261,3 +262,35 @@ def test_auto_tries_a_userknn_member_only_up_to_its_data_size():
     assert "userknn" in member_names(None, 100, 20_000, LARGE_NNZ)
     assert "userknn" not in member_names(None, 100, 20_000, LARGE_NNZ + 1)
     assert "userknn" in member_names(["rp3beta", "userknn"], 100, 20_000, LARGE_NNZ + 1)
+
+
+def test_the_popularity_exponent_scales_every_term_and_keeps_the_item_part_item_based(tmp_path):
+    from recommendations.algorithms import load_model
+
+    X = _clustered(seed=11)
+    counts = np.maximum(np.diff(X.tocsc().indptr), 1).astype(np.float64)
+    for weights in ({"rp3beta": 1.0, "itemknn": 0.5}, {"rp3beta": 1.0, "ials": 0.5, "userknn": 0.2}):
+        params = {**FAST, "weights": weights}
+        plain = Auto(**params).fit(X)
+        discounted = Auto(**params, popularity_exponent=0.4).fit(X)
+        expected = plain.score(X[:12]) * (counts ** -0.4)[None, :]
+        np.testing.assert_allclose(discounted.score(X[:12]), expected, rtol=1e-5, atol=1e-7)
+        assert plain.column_scale_ is None
+        assert not np.array_equal(discounted.recommend_all(X, n=5)[0], plain.recommend_all(X, n=5)[0])
+        discounted.save(tmp_path / "auto.npz")
+        loaded = load_model(tmp_path / "auto.npz")
+        np.testing.assert_array_equal(loaded.score(X[:12]), discounted.score(X[:12]))
+    item_based = Auto(**FAST, weights={"rp3beta": 1.0}, popularity_exponent=0.4).fit(X)
+    np.testing.assert_allclose((X[:12] @ item_based.similarity_).toarray(), item_based.score(X[:12]), rtol=1e-6)
+
+
+def test_the_blend_search_takes_a_popularity_exponent_when_it_validates_better(monkeypatch):
+    from recommendations.algorithms import auto_tuning
+
+    monkeypatch.setattr(auto_tuning._Search, "blend_score",
+                        lambda self, obj, weights, exponent=0.0: (1.0 if exponent == 0.1 else 0.5, []))
+    result = auto_tuning.tune_auto(_clustered(seed=12), start_params=FAST, n_iter=0)
+    assert result.best_params["popularity_exponent"] == 0.1 and result.best_score == 1.0
+    assert any(t.get("popularity_exponent") == 0.1 for t in result.trials)
+    model = Auto(**{k: v for k, v in result.best_params.items()}).fit(_clustered(seed=12))
+    assert model.popularity_exponent == 0.1 and model.column_scale_ is not None

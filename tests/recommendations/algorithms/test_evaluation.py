@@ -282,7 +282,7 @@ def test_tune_auto_blend_score_is_what_auto_gets_on_validation():
         assert res.algorithm == "auto"
         weights = res.best_params["weights"]
         assert all(w > 0 for w in weights.values())
-        assert set(res.best_params) == {"weights", *weights}
+        assert set(res.best_params) - {"popularity_exponent"} == {"weights", *weights}
         # the blend is at least as good as its best member alone, on validation
         assert res.best_score >= max(m.best_score for m in res.members.values()) - 1e-12
         est = get_estimator("auto", **res.best_params)
@@ -291,6 +291,29 @@ def test_tune_auto_blend_score_is_what_auto_gets_on_validation():
         # each member's tuned params are the best of that member's own trials
         for name, member in res.members.items():
             assert member.best_score == max(t["NDCG@10"] for t in member.trials)
+
+
+def test_a_cached_blend_with_a_popularity_exponent_is_what_auto_gets_on_validation(monkeypatch):
+    """The popularity factor on cached scores (full ranking and the sampled candidates) equals a real Auto fit's."""
+    from recommendations.algorithms import auto_tuning, get_estimator
+
+    captured = {}
+    real = auto_tuning._blend_result
+    monkeypatch.setattr(auto_tuning, "_blend_result",
+                        lambda search, obj, *rest: captured.setdefault("search", search) and real(search, obj, *rest))
+    train = _clustered()
+    results = ev.tune_auto_protocols(train, {"sampled": 30, "full": None}, n_iter=1, search_spaces=FAST_SPACES,
+                                     random_state=3)
+    fit_part, valid, _ = ev.validation_split(sp.csr_matrix(train), None, None, 3)
+    negatives = ev.sample_negatives(fit_part, valid, n_negatives=30, random_state=4)
+    for protocol, neg in (("sampled", negatives), ("full", None)):
+        params = {**results[protocol].best_params, "weights": {"rp3beta": 1.0, "itemknn": 0.5, "ials": 0.2}}
+        params.update({n: results[protocol].members[n].best_params for n in params["weights"]})
+        for exponent in (0.3, -0.2):
+            cached, _ = captured["search"].blend_score(protocol, params["weights"], exponent)
+            est = get_estimator("auto", **{**params, "popularity_exponent": exponent})
+            again = ev.evaluate(est, fit_part, valid, ks=(10,), negatives=neg)
+            assert again.metrics["NDCG@10"] == pytest.approx(cached, abs=1e-6)
 
 
 def test_tune_auto_with_fitted_factors_scores_ials_as_a_build_serves_its_users():
@@ -404,5 +427,5 @@ def test_tune_auto_with_folds_scores_what_auto_gets_on_every_fold():
             assert all(len(t["folds"]) == 2 for t in member.trials)
             assert member.best_score == max(t[metric] for t in member.trials)
         # the blend search never scores the same weights twice
-        keys = [tuple(sorted(t["weights"].items())) for t in res.trials]
+        keys = [tuple(sorted(t["weights"].items())) + (t.get("popularity_exponent", 0.0),) for t in res.trials]
         assert len(keys) == len(set(keys))

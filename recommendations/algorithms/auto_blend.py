@@ -1,0 +1,136 @@
+"""Provides the blend search of ``auto``: coordinate ascent over member weights and a popularity exponent.
+
+The search reads cached validation scores only (``auto_tuning`` computes them once per member fit), so
+each point costs a weighted sum of dense blocks, never a refit; it keeps a move only when the validation
+objective improves, so the chosen blend never validates below its best start (each member alone, the
+untuned defaults).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from .blend import AUTO_DEFAULTS, ITEM_COMPONENTS, USER_COMPONENTS
+from .tuning import TuningResult
+
+__all__ = ["BLEND_WEIGHT_GRID", "IALS_ALONE_WEIGHT", "POPULARITY_EXPONENTS", "default_blend_weights", "search_blend"]
+
+#: Blend weights tried for each member of ``auto`` (the anchor member is fixed at 1; the blend is
+#: scale-free, so this loses nothing). Item-item members are unit-scaled and the iALS term is
+#: divided by each user's largest score (see ``Auto``), so one grid serves all of them.
+BLEND_WEIGHT_GRID: tuple[float, ...] = (0.0, 0.02, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.0)
+
+#: The weight that stands for a per-user member (iALS, UserKNN) alone beside the item-item anchor at 1:
+#: ``Auto`` needs an item-item part (for neighbours and explanations), which at this weight only breaks ties.
+IALS_ALONE_WEIGHT = 1e6
+
+#: Popularity exponents the blend search tries beside the weights (``Auto(popularity_exponent=...)``):
+#: full ranking over a long tail often rewards discounting popular items across the whole blend, a
+#: sampled protocol may reward favouring them; 0 (no factor) is the start.
+POPULARITY_EXPONENTS: tuple[float, ...] = (-0.2, -0.1, -0.05, 0.0, 0.05, 0.1, 0.15, 0.2, 0.3)
+
+
+def search_blend(
+    search: Any, obj: str, names: list[str], results: dict[str, TuningResult],
+    weight_grid: Sequence[float], n_passes: int, exponents: Sequence[float] = POPULARITY_EXPONENTS,
+) -> TuningResult:
+    """Coordinate ascent over ``weight_grid`` and the popularity ``exponents`` on cached scores, anchored on the
+    best item-item member.
+
+    ``search`` is the tuner's shared state (``auto_tuning``): its ``cached`` member scores per objective, its
+    ``folds``, ``metric``, ``say`` and ``blend_score(obj, weights, exponent)``; ``results`` each member's tuning.
+    """
+    metric = search.metric
+    available = [n for n in names if n in search.cached[obj]]
+    items = [n for n in available if n in ITEM_COMPONENTS]
+    if not items:
+        # no member scored anything finite (e.g. no usable validation user): the first item member alone
+        anchor = next(n for n in names if n in ITEM_COMPONENTS)
+        search.say(f"tune auto blend [{obj}]: no finite validation score; {anchor} alone")
+        return TuningResult("auto", {"weights": {anchor: 1.0}, anchor: results[anchor].best_params},
+                            float("nan"), metric, [], members=results)
+    anchor = max(items, key=lambda n: results[n].best_score)
+    ascent = _Ascent(search, obj, {n: 0.0 for n in available}, 0.0, results[anchor].best_score)
+    ascent.weights[anchor] = 1.0
+    ascent.trials.append({"weights": {anchor: 1.0}, metric: ascent.best, "start": f"{anchor} alone"})
+    ascent.memo[ascent.key({anchor: 1.0}, 0.0)] = ascent.best
+    # Other starting points: each per-user member alone (the anchor then only breaks its ties) and the
+    # untuned blend, from which the ascent keeps its members unless validation says otherwise. The
+    # best start wins, so the blend never validates below any member alone.
+    starts = [({anchor: 1.0, n: IALS_ALONE_WEIGHT}, f"{n} alone") for n in USER_COMPONENTS if n in available]
+    default = default_blend_weights(available)
+    default_anchor = max((n for n in default if n in ITEM_COMPONENTS), key=default.get, default=None)
+    if default_anchor is not None and len(default) > 1:
+        starts.append(({n: w / default[default_anchor] for n, w in default.items()}, "untuned defaults"))
+    for start, label in starts:
+        if ascent.consider(start, 0.0, label):
+            anchor = max((n for n in start if n in ITEM_COMPONENTS), key=start.get)
+            ascent.weights = {n: start.get(n, 0.0) for n in available}
+    for _ in range(n_passes):
+        improved = False
+        for n in available:
+            for value in weight_grid:
+                if n != anchor and value != ascent.weights[n]:
+                    improved |= ascent.consider({**ascent.weights, n: float(value)}, ascent.exponent)
+        for value in exponents:
+            if value != ascent.exponent:
+                improved |= ascent.consider(dict(ascent.weights), float(value))
+        search.say(f"tune auto blend [{obj}] weights {ascent.weights} popularity exponent {ascent.exponent} "
+                   f"-> {metric}={ascent.best:.4f}")
+        if not improved:
+            break
+    chosen = {n: float(w) for n, w in ascent.weights.items() if w > 0}
+    params: dict[str, Any] = {"weights": chosen}
+    if ascent.exponent:
+        params["popularity_exponent"] = ascent.exponent
+    for n in chosen:
+        params[n] = results[n].best_params
+    return TuningResult("auto", params, float(ascent.best), metric, ascent.trials, members=results)
+
+
+@dataclass
+class _Ascent:
+    """The state of the blend search: current weights and popularity exponent, best score, scores seen."""
+
+    search: Any
+    obj: str
+    weights: dict[str, float]
+    exponent: float
+    best: float
+    memo: dict[tuple, float] = field(default_factory=dict)
+    trials: list[dict[str, Any]] = field(default_factory=list)
+
+    @staticmethod
+    def key(weights: Mapping[str, float], exponent: float) -> tuple:
+        return tuple(sorted((m, v) for m, v in weights.items() if v > 0)) + (("", float(exponent)),)
+
+    def consider(self, weights: dict[str, float], exponent: float, start: str | None = None) -> bool:
+        """Score a blend (once: the ascent revisits points) and move to it when it validates better."""
+        metric, key = self.search.metric, self.key(weights, exponent)
+        if key not in self.memo or start is not None:
+            self.memo[key], per_fold = self.search.blend_score(self.obj, weights, exponent)
+            trial: dict[str, Any] = {"weights": {m: v for m, v in weights.items() if v > 0}, metric: self.memo[key]}
+            if exponent:
+                trial["popularity_exponent"] = exponent
+            if start is not None:
+                trial["start"] = start
+            elif len(self.search.folds) > 1:
+                trial["folds"] = per_fold
+            self.trials.append(trial)
+        if np.isfinite(self.memo[key]) and self.memo[key] > self.best + (1e-9 if start is None else 0.0):
+            self.best, self.exponent = self.memo[key], exponent
+            self.weights.update(weights)
+            return True
+        return False
+
+
+def default_blend_weights(available: Sequence[str]) -> dict[str, float]:
+    """``AUTO_DEFAULTS``' blend weights over the ``available`` members (EASE^R's weight moves to ItemKNN
+    when EASE^R is not available, as in ``Auto.component_weights``)."""
+    weights = {n: float(w) for n, w in AUTO_DEFAULTS["weights"].items() if float(w) > 0}
+    if "ease" in weights and "ease" not in available and "itemknn" in available:
+        weights["itemknn"] = weights.get("itemknn", 0.0) + weights.pop("ease")
+    return {n: w for n, w in weights.items() if n in available}
