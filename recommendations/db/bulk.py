@@ -9,6 +9,7 @@ cursor wrapper (``cursor.cursor``); without it (psycopg 2, another database) the
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 
 from django.db import connections, router, transaction
 
@@ -46,6 +47,36 @@ def copy_rows(raw_cursor, sql: str, rows: Iterable[tuple]) -> int:
             copy.write_row(row)
             total += 1
     return total
+
+
+def copy_text(model, columns: tuple[str, ...], lines: Iterable[str], *, using: str | None = None) -> int | None:
+    """Stream ready lines of ``COPY``'s text format (``copy_line()``) into ``model``'s table; return how many.
+
+    Return None, writing nothing, where ``COPY`` is not available (not PostgreSQL, or not psycopg 3):
+    the caller then inserts the rows through ``rows_insert``.
+    """
+    connection = connections[using or router.db_for_write(model)]
+    if connection.vendor != "postgresql":
+        return None
+    qn = connection.ops.quote_name
+    names = ", ".join(qn(model._meta.get_field(name).column) for name in columns)
+    with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
+        if not hasattr(cursor.cursor, "copy"):
+            return None
+        lines = list(lines)
+        with cursor.cursor.copy(f"COPY {qn(model._meta.db_table)} ({names}) FROM STDIN") as copy:
+            copy.write("".join(lines))
+        return len(lines)
+
+
+# COPY's text format: these characters are escaped, None is \N, other values are their text.
+COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def copy_line(row: tuple) -> str:
+    """Return ``row`` (None, text, numbers, datetimes) as one line of ``COPY``'s text format."""
+    return "\t".join("\\N" if value is None else value.translate(COPY_ESCAPES) if isinstance(value, str)
+                     else value.isoformat() if isinstance(value, datetime) else str(value) for value in row) + "\n"
 
 
 def executemany_rows(cursor, sql: str, rows: Iterable[tuple], datetimes: list[bool], adapt) -> int:

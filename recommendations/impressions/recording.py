@@ -1,8 +1,8 @@
 """Provides the recording of impressions: an in-process buffer written in batches off the request path.
 
-``impression_record()`` only appends to a list under a lock; a daemon thread writes what is
+``impression_record()`` only appends a tuple to a list under a lock; a daemon thread writes what is
 waiting every ``IMPRESSION_FLUSH_SECONDS`` (or as soon as ``IMPRESSION_FLUSH_SIZE`` are
-waiting) with one ``bulk_create``, and an ``atexit`` hook writes the rest when the process
+waiting) in one transaction (``COPY`` text on PostgreSQL, else ``executemany``), and an ``atexit`` hook writes the rest when the process
 ends (a gunicorn worker exits through ``sys.exit``, which runs it). A batch whose write fails
 is kept for the next attempt; rows carry their own unique id, so a batch written twice is
 stored once.
@@ -27,7 +27,7 @@ from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
 from ..conf import app_settings
-from ..db.bulk import rows_insert
+from ..db.bulk import copy_line, copy_text, rows_insert
 from .attribution import event, events_resolve
 from .models import Impression
 
@@ -40,7 +40,9 @@ MAX_PENDING = 200_000
 
 _lock = threading.Lock()
 _wake = threading.Event()
-_pending: list[dict[str, Any]] = []
+# Rows are tuples of atoms in COLUMNS order (the id as hex, the items as JSON text): the cyclic collector stops
+# tracking them (docs/decisions.md, "Impression writes in small, plain batches").
+_pending: list[tuple] = []
 _events: list[dict[str, Any]] = []
 _state: dict[str, Any] = {"thread": None, "pid": None, "dropped": 0}
 
@@ -83,13 +85,9 @@ def impression_record(*, surface: str, items: Iterable[Any], user=None, session_
     if not app_settings.IMPRESSIONS:
         return rid
     user_id = getattr(user, "pk", None) if getattr(user, "is_authenticated", False) else None
-    row = {
-        "recommendation_id": rid, "user_id": user_id,
-        "session_hash": "" if user_id is not None else session_hash(session_key),
-        "surface": surface[:64], "algorithm": (algorithm or "")[:64], "build_id": build_id,
-        "experiment": (experiment or "")[:64], "arm": (arm or "")[:64],
-        "items": item_keys(items), "created_at": created_at or timezone.now(),
-    }
+    row = (rid.hex, user_id, "" if user_id is not None else session_hash(session_key), surface[:64],
+           (algorithm or "")[:64], build_id, (experiment or "")[:64], (arm or "")[:64],
+           json.dumps(item_keys(items)), created_at or timezone.now())
     _enqueue([row])
     return rid
 
@@ -143,7 +141,7 @@ def attribution_record_for_request(request, *, kind: str, item: Any = None,
                        item=item, recommendation_id=recommendation_id, position=position, value=value)
 
 
-def _enqueue(rows: list[dict[str, Any]], *, front: bool = False) -> None:
+def _enqueue(rows: list[tuple], *, front: bool = False) -> None:
     with _lock:
         if front:
             _pending[:0] = rows
@@ -188,48 +186,48 @@ def impressions_flush() -> int:
     return written
 
 
-def _write(batch: list[dict[str, Any]]) -> None:
-    """Insert ``batch``, leaving out the lists of readers deleted since they were served (as their other rows were)."""
-    for attempt in range(2):
-        user_ids = {row["user_id"] for row in batch if row["user_id"] is not None}
-        if user_ids:
-            existing = set(get_user_model()._default_manager.filter(pk__in=user_ids).values_list("pk", flat=True))
-            batch = [row for row in batch if row["user_id"] is None or row["user_id"] in existing]
-        try:
-            with transaction.atomic():
-                _insert(batch)
-            return
-        except IntegrityError:
-            if attempt:
-                raise  # a reader deleted between the check and the insert: the next flush checks again
+def _write(batch: list[tuple]) -> None:
+    """Insert ``batch`` in one transaction, leaving out the lists of readers deleted since they were served.
+
+    A batch that was already written (a duplicate id) is written again row by row, skipping what exists;
+    a reader deleted between the check and the insert fails the batch, and the next flush checks again.
+    """
+    connection = connections[router.db_for_write(Impression)]
+    batch = _readers_present(batch)
+    try:
+        if copy_text(Impression, COLUMNS, map(copy_line, batch), using=connection.alias) is None:
+            rows_insert(Impression, COLUMNS, batch, using=connection.alias)
+    except (IntegrityError, connection.Database.IntegrityError):  # COPY raises the driver's own error
+        rows = [_impression(row) for row in _readers_present(batch)]
+        Impression.objects.bulk_create(rows, batch_size=500, ignore_conflicts=True)
+
+
+def _readers_present(batch: list[tuple]) -> list[tuple]:
+    user_ids = {row[USER] for row in batch if row[USER] is not None}
+    if not user_ids:
+        return batch
+    existing = set(get_user_model()._default_manager.filter(pk__in=user_ids).values_list("pk", flat=True))
+    return [row for row in batch if row[USER] is None or row[USER] in existing]
 
 
 COLUMNS = ("recommendation_id", "user", "session_hash", "surface", "algorithm", "build_id", "experiment", "arm",
            "items", "created_at")
+USER = COLUMNS.index("user")
 
 
-def _insert(batch: list[dict[str, Any]]) -> None:
-    """Insert ``batch`` with ``COPY`` on PostgreSQL (a fifth of ``bulk_create``'s CPU per row), else ``executemany``.
-
-    A batch that was already written (a duplicate id) is written again row by row, skipping what exists.
-    """
-    connection = connections[router.db_for_write(Impression)]
-    rid_field = Impression._meta.get_field("recommendation_id")
-    rows = [(rid_field.get_db_prep_value(row["recommendation_id"], connection), row["user_id"], row["session_hash"],
-             row["surface"], row["algorithm"], row["build_id"], row["experiment"], row["arm"],
-             json.dumps(row["items"]), row["created_at"]) for row in batch]
-    try:
-        with transaction.atomic():
-            rows_insert(Impression, COLUMNS, rows)
-    except (IntegrityError, connection.Database.IntegrityError):  # COPY raises the driver's own error
-        Impression.objects.bulk_create([Impression(**row) for row in batch], batch_size=500, ignore_conflicts=True)
+def _impression(row: tuple) -> Impression:
+    values = dict(zip(COLUMNS, row))
+    values["user_id"] = values.pop("user")
+    values["recommendation_id"] = uuid.UUID(hex=values["recommendation_id"])
+    values["items"] = json.loads(values["items"])
+    return Impression(**values)
 
 
 def impression_pending_get(recommendation_id: uuid.UUID) -> Impression | None:
     """Return the impression ``recommendation_id`` if it still waits in this process's buffer (unsaved), else None."""
     with _lock:
-        row = next((row for row in reversed(_pending) if row["recommendation_id"] == recommendation_id), None)
-    return Impression(**row) if row is not None else None
+        row = next((row for row in reversed(_pending) if row[0] == recommendation_id.hex), None)
+    return _impression(row) if row is not None else None
 
 
 def impressions_pending() -> int:

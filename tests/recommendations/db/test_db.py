@@ -54,6 +54,26 @@ class TestRowsInsert:
         assert bulk.rows_insert(PopularItem, ("build", "window"), []) == 0
 
 
+class TestCopyText:
+    def test_copy_line_escapes_the_text_format(self):
+        when = dt.datetime(2024, 2, 29, 12, 0, tzinfo=dt.timezone.utc)
+        line = bulk.copy_line(("a\tb\\c\nd\re", None, 5, when))
+        assert line == "a\\tb\\\\c\\nd\\re\t\\N\t5\t2024-02-29T12:00:00+00:00\n"
+
+    def test_copy_text_writes_on_postgresql_and_declines_elsewhere(self, build):
+        columns = ("build", "window", "content_type", "object_id", "rank", "score")
+        lines = [bulk.copy_line((build.pk, "all", 1, f"tab\t{i}", i, float(i))) for i in range(1, 4)]
+        with portable():
+            assert bulk.copy_text(PopularItem, columns, lines) is None
+        assert not PopularItem.objects.exists()
+        written = bulk.copy_text(PopularItem, columns, lines)
+        if connection.vendor == "postgresql":
+            assert written == 3
+            assert sorted(PopularItem.objects.values_list("object_id", flat=True)) == [f"tab\t{i}" for i in range(1, 4)]
+        else:
+            assert written is None and not PopularItem.objects.exists()
+
+
 class TestBlobs:
     @pytest.mark.parametrize("path", ["vendor", "portable"])
     def test_bytes_go_in_and_come_back_unchanged(self, build, path):

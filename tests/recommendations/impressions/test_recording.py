@@ -1,6 +1,7 @@
 """Tests of recommendations/impressions/recording.py: the buffer, its flush, bots and sessions."""
 from __future__ import annotations
 
+import gc
 import subprocess
 import sys
 import uuid
@@ -64,6 +65,25 @@ class TestImpressionRecord:
         with override_settings(RECOMMENDATIONS={"IMPRESSIONS": False}):
             assert recording.impression_record(surface="home", items=items)
         assert recording.impressions_pending() == 0
+
+    def test_waiting_rows_are_left_out_of_the_collectors_passes(self, items):
+        """A full buffer must not add to every full collection of a busy worker (docs/decisions.md)."""
+        user = get_user_model().objects.create_user("reader")
+        for _ in range(3):
+            recording.impression_record(surface="home", items=items, user=user, experiment="exp", arm="a")
+        gc.collect()
+        assert recording.impressions_pending() == 3
+        assert not any(gc.is_tracked(row) for row in recording._pending)
+
+    def test_text_with_copy_separators_is_stored_unchanged(self, items):
+        """COPY's text format escapes tabs, newlines and backslashes (PostgreSQL); other databases insert rows."""
+        arm, algorithm = "a\tb\\c\nd\re", "N\\N"
+        rid = recording.impression_record(surface="home", items=[(1, "x\ty"), (1, "back\\slash")], arm=arm,
+                                          algorithm=algorithm, session_key="s")
+        assert recording.impressions_flush() == 1
+        row = Impression.objects.get(recommendation_id=rid)
+        assert (row.arm, row.algorithm, row.user_id) == (arm, algorithm, None)
+        assert row.items == ["1:x\ty", "1:back\\slash"]
 
     def test_a_list_of_a_reader_deleted_before_the_flush_is_dropped_not_the_batch(self, items):
         gone, kept = get_user_model().objects.create_user("gone"), get_user_model().objects.create_user("kept")
