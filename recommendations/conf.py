@@ -111,7 +111,7 @@ DEFAULTS: dict[str, Any] = {
     # Buffered impressions are written by a background thread every this many seconds, or as soon as
     # IMPRESSION_FLUSH_SIZE are waiting, and at exit; 0 starts no thread (call impressions_flush()).
     "IMPRESSION_FLUSH_SECONDS": 1.0,
-    "IMPRESSION_FLUSH_SIZE": 100,
+    "IMPRESSION_FLUSH_SIZE": 250,
     # Raw impressions and their attributions older than this many days are purged by the daily rollup.
     "IMPRESSION_RETENTION_DAYS": 30,
     # A read, rating or "Not interested" mark this many seconds or less after a list showed the item
