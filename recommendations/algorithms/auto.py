@@ -121,8 +121,8 @@ class Auto(ItemSimilarityRecommender):
     Attributes
     ----------
     item_similarity_ : csr_matrix float32, shape (n_items, n_items)
-        The item-item part, always present after fit (popularity factor included). ``similarity_`` is its old name and exists
-        only when there is no iALS term (``item_based``).
+        The item-item part, always present after fit (popularity factor included). ``similarity_`` is its
+        old name and exists only when there is no iALS term (``item_based``).
     factor_model_ : IALS or None
         The fitted iALS component.
     user_model_ : UserKNN or None

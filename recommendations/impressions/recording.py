@@ -2,10 +2,10 @@
 
 ``impression_record()`` only appends a tuple to a list under a lock; a daemon thread writes what is
 waiting every ``IMPRESSION_FLUSH_SECONDS`` (or as soon as ``IMPRESSION_FLUSH_SIZE`` are
-waiting) in one transaction (``COPY`` text on PostgreSQL, else ``executemany``), and an ``atexit`` hook writes the rest when the process
-ends (a gunicorn worker exits through ``sys.exit``, which runs it). A batch whose write fails
-is kept for the next attempt; rows carry their own unique id, so a batch written twice is
-stored once.
+waiting) in one transaction (``COPY`` text on PostgreSQL, else ``executemany``), and an ``atexit``
+hook writes the rest when the process ends (a gunicorn worker exits through ``sys.exit``, which
+runs it). A batch whose write fails is kept for the next attempt; rows carry their own unique id,
+so a batch written twice is stored once.
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from typing import Any
 
 from django.contrib.contenttypes.models import ContentType
 from django.contrib.auth import get_user_model
-from django.db import DatabaseError, IntegrityError, close_old_connections, connections, router, transaction
+from django.db import DatabaseError, IntegrityError, close_old_connections, connections, router
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
