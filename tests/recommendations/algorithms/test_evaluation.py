@@ -268,15 +268,20 @@ FAST_SPACES = {
 
 
 
+def _tuned_on_validation(n_iter: int):
+    """Tune ``auto`` for both protocols on the clustered data; return the results and the validation split it used."""
+    train = _clustered()
+    results = ev.tune_auto_protocols(train, {"sampled": 30, "full": None}, n_iter=n_iter, search_spaces=FAST_SPACES,
+                                     random_state=3)
+    fit_part, valid, _ = ev.validation_split(sp.csr_matrix(train), None, None, 3)
+    return results, fit_part, valid, ev.sample_negatives(fit_part, valid, n_negatives=30, random_state=4)
+
+
 def test_tune_auto_blend_score_is_what_auto_gets_on_validation():
     """The cached-score search must equal a real Auto fit on the same validation split (no shortcut error)."""
     from recommendations.algorithms import get_estimator
 
-    train = _clustered()
-    results = ev.tune_auto_protocols(train, {"sampled": 30, "full": None}, n_iter=2, search_spaces=FAST_SPACES,
-                                     random_state=3)
-    fit_part, valid, _ = ev.validation_split(sp.csr_matrix(train), None, None, 3)
-    negatives = ev.sample_negatives(fit_part, valid, n_negatives=30, random_state=4)
+    results, fit_part, valid, negatives = _tuned_on_validation(n_iter=2)
     for protocol, neg in (("sampled", negatives), ("full", None)):
         res = results[protocol]
         assert res.algorithm == "auto"
@@ -301,11 +306,7 @@ def test_a_cached_blend_with_a_popularity_exponent_is_what_auto_gets_on_validati
     real = auto_tuning._blend_result
     monkeypatch.setattr(auto_tuning, "_blend_result",
                         lambda search, obj, *rest: captured.setdefault("search", search) and real(search, obj, *rest))
-    train = _clustered()
-    results = ev.tune_auto_protocols(train, {"sampled": 30, "full": None}, n_iter=1, search_spaces=FAST_SPACES,
-                                     random_state=3)
-    fit_part, valid, _ = ev.validation_split(sp.csr_matrix(train), None, None, 3)
-    negatives = ev.sample_negatives(fit_part, valid, n_negatives=30, random_state=4)
+    results, fit_part, valid, negatives = _tuned_on_validation(n_iter=1)
     for protocol, neg in (("sampled", negatives), ("full", None)):
         params = {**results[protocol].best_params, "weights": {"rp3beta": 1.0, "itemknn": 0.5, "ials": 0.2}}
         params.update({n: results[protocol].members[n].best_params for n in params["weights"]})
