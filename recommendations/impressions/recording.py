@@ -40,11 +40,11 @@ MAX_PENDING = 200_000
 
 _lock = threading.Lock()
 _wake = threading.Event()
-# Rows are tuples of atoms in COLUMNS order (the id as hex, the items as JSON text): the cyclic collector stops
-# tracking them (docs/decisions.md, "Impression writes in small, plain batches").
+# Rows are tuples of atoms in COLUMNS order (the id as hex, the items as JSON text), then on PostgreSQL their COPY
+# line: the cyclic collector stops tracking them (docs/decisions.md, "Impression writes in small, plain batches").
 _pending: list[tuple] = []
 _events: list[dict[str, Any]] = []
-_state: dict[str, Any] = {"thread": None, "pid": None, "dropped": 0}
+_state: dict[str, Any] = {"thread": None, "pid": None, "dropped": 0, "copy": None}
 
 
 def item_keys(items: Iterable[Any]) -> list[str]:
@@ -88,8 +88,20 @@ def impression_record(*, surface: str, items: Iterable[Any], user=None, session_
     row = (rid.hex, user_id, "" if user_id is not None else session_hash(session_key), surface[:64],
            (algorithm or "")[:64], build_id, (experiment or "")[:64], (arm or "")[:64],
            json.dumps(item_keys(items)), created_at or timezone.now())
+    if _copy_lines():
+        # A few µs here instead of a burst in the flush thread that holds up this worker's requests
+        # (docs/decisions.md, "Impression writes in small, plain batches").
+        row += (copy_line(row),)
     _enqueue([row])
     return rid
+
+
+def _copy_lines() -> bool:
+    """Return whether rows carry their ``COPY`` line: the impressions' database is PostgreSQL (once per process)."""
+    copy = _state.get("copy")
+    if copy is None:
+        copy = _state["copy"] = connections[router.db_for_write(Impression)].vendor == "postgresql"
+    return copy
 
 
 def impression_record_for_request(request, *, surface: str, items: Iterable[Any], algorithm: str = "",
@@ -195,8 +207,8 @@ def _write(batch: list[tuple]) -> None:
     connection = connections[router.db_for_write(Impression)]
     batch = _readers_present(batch)
     try:
-        if copy_text(Impression, COLUMNS, map(copy_line, batch), using=connection.alias) is None:
-            rows_insert(Impression, COLUMNS, batch, using=connection.alias)
+        if copy_text(Impression, COLUMNS, map(_line, batch), using=connection.alias) is None:
+            rows_insert(Impression, COLUMNS, [row[:LINE] for row in batch], using=connection.alias)
     except (IntegrityError, connection.Database.IntegrityError):  # COPY raises the driver's own error
         rows = [_impression(row) for row in _readers_present(batch)]
         Impression.objects.bulk_create(rows, batch_size=500, ignore_conflicts=True)
@@ -213,6 +225,12 @@ def _readers_present(batch: list[tuple]) -> list[tuple]:
 COLUMNS = ("recommendation_id", "user", "session_hash", "surface", "algorithm", "build_id", "experiment", "arm",
            "items", "created_at")
 USER = COLUMNS.index("user")
+# Where the database takes COPY, a row's COPY line follows its values.
+LINE = len(COLUMNS)
+
+
+def _line(row: tuple) -> str:
+    return row[LINE] if len(row) > LINE else copy_line(row)
 
 
 def _impression(row: tuple) -> Impression:
