@@ -218,8 +218,26 @@ def _readers_present(batch: list[tuple]) -> list[tuple]:
     user_ids = {row[USER] for row in batch if row[USER] is not None}
     if not user_ids:
         return batch
-    existing = set(get_user_model()._default_manager.filter(pk__in=user_ids).values_list("pk", flat=True))
+    existing = _existing_readers(user_ids)
     return [row for row in batch if row[USER] is None or row[USER] in existing]
+
+
+def _existing_readers(user_ids: set) -> set:
+    """Return which of ``user_ids`` still exist.
+
+    On PostgreSQL one array parameter: the ORM's ``IN`` with a placeholder per reader is a new statement for
+    psycopg to parse at every flush, more Python than the write itself (docs/decisions.md, "Impression writes
+    in small, plain batches").
+    """
+    users = get_user_model()._default_manager
+    connection = connections[router.db_for_read(users.model)]
+    if connection.vendor != "postgresql":
+        return set(users.filter(pk__in=user_ids).values_list("pk", flat=True))
+    qn, pk = connection.ops.quote_name, users.model._meta.pk.column
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {qn(pk)} FROM {qn(users.model._meta.db_table)} WHERE {qn(pk)} = ANY(%s)",
+                       [list(user_ids)])
+        return {row[0] for row in cursor.fetchall()}
 
 
 COLUMNS = ("recommendation_id", "user", "session_hash", "surface", "algorithm", "build_id", "experiment", "arm",
