@@ -31,6 +31,7 @@ class ReaderSlot:
 
     item: str
     propensity: float
+    surface: str = ""
     impressions: int = 0
     clicks: int = 0
 
@@ -55,7 +56,8 @@ def reader_key(impression: Impression) -> str:
 
 
 def reader_slots(impressions: Iterable[Impression]) -> dict[str, ReaderSlot]:
-    """Return each reader's slot (the first logged pick of their first list), counting their lists and clicks on it."""
+    """Return each reader's slot (the first logged pick of their first list), counting their lists on the same
+    surface that showed it and the clicks on it there."""
     slots: dict[str, ReaderSlot] = {}
     shown: list[tuple[int, int, ReaderSlot]] = []
     for impression in sorted(impressions, key=lambda i: (i.created_at, i.pk)):
@@ -66,9 +68,9 @@ def reader_slots(impressions: Iterable[Impression]) -> dict[str, ReaderSlot]:
             if not logged:
                 continue
             first, propensity = logged[0]
-            slots[key] = ReaderSlot(impression.items[first], float(propensity))
+            slots[key] = ReaderSlot(impression.items[first], float(propensity), impression.surface)
         slot = slots[key]
-        if slot.item in impression.items:
+        if slot.item in impression.items and impression.surface == slot.surface:
             slot.impressions += 1
             shown.append((impression.pk, impression.items.index(slot.item) + 1, slot))
     clicked = set(Attribution.objects.filter(impression_id__in=[pk for pk, _, _ in shown],

@@ -43,6 +43,9 @@ def test_the_estimates_reweight_the_logged_clicks_by_the_propensity_of_the_match
         ("cat", [w, c], 1, 0.25, True),  # the target's item: weight 4
         ("cat", [w], 0, 1.0, False),  # clicked, read, gone: not a list of cat's slot
     ])
+    # Another surface showing the slot's item (an item page's similar items) is not the slot.
+    Impression.objects.create(recommendation_id=uuid.uuid4(), user=get_user_model().objects.get(username="ann"),
+                              surface="detail:similar", items=[a])
     target = {key: {"ann": a, "bob": a, "cat": c}[name] for key, name in names.items()}
     slots = reader_slots(Impression.objects.all())
     assert sorted((s.item, s.propensity, s.impressions, s.clicks) for s in slots.values()) == [
