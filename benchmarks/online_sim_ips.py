@@ -57,6 +57,7 @@ def arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--data", type=Path, default=DATA, help="goodbooks-10k directory (ratings_v1.csv.gz).")
     parser.add_argument("--var-dir", type=Path, default=ROOT / "var" / "online-sim",
                         help="Keeps the prepared database between runs (online_simulation.py's, default var/online-sim).")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="Where the report goes (default results/online_ips.md).")
     parser.add_argument("--quick", action="store_true", help="Smoke run: 120 readers per phase, 2 days, no results file.")
     args = parser.parse_args(argv)
     if args.quick:
@@ -118,8 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     text = ips.report(figures, args)
     print(text)
     if not args.quick:
-        RESULTS.write_text(text)
-        say(f"Wrote {RESULTS}")
+        args.results.write_text(text)
+        say(f"Wrote {args.results}")
     return 0
 
 
