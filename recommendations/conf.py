@@ -96,6 +96,14 @@ DEFAULTS: dict[str, Any] = {
     # new items: those read by at most NEW_ITEM_MAX_READERS readers at the build, or saved since; a share of 0 turns it off.
     "EXPLORATION_SHARE": 0.1,
     "NEW_ITEM_MAX_READERS": 0,
+    # Which new item fills exploration slot j: one of the EXPLORATION_CANDIDATES best content matches after slot
+    # j-1's, by EXPLORATION_CHOICE ("content": the best match, "readers": the most read at the build); with
+    # probability EXPLORATION_EPSILON one drawn uniformly among them instead, its probability stored with the
+    # pick and logged on the impression (offline estimates, impressions/offpolicy.py). Drawn once per reader
+    # and build (seeded), so serving stays precomputed.
+    "EXPLORATION_CANDIDATES": 1,
+    "EXPLORATION_CHOICE": "content",
+    "EXPLORATION_EPSILON": 0.0,
     # Refuse EASE^R above this many items (its memory is n_items^2 * 8 bytes).
     "EASE_MAX_ITEMS": 20000,
     # Full builds of a self-tuning algorithm ("auto"): the safety net, in seconds, of its member

@@ -29,6 +29,7 @@ from recommendations.impressions.recording import (
     attribution_record_for_request,
     impression_pending_get,
     impression_record_for_request,
+    item_propensities,
     session_hash,
 )
 
@@ -55,7 +56,7 @@ def list_record(request, items: list[Any], *, surface: str, experiment: str = ""
         return None
     sources = "+".join(dict.fromkeys(str(getattr(item, "rec_source", "") or "") for item in items)).strip("+")
     return str(impression_record_for_request(request, surface=surface, items=items, algorithm=sources,
-                                             experiment=experiment, arm=arm))
+                                             experiment=experiment, arm=arm, propensities=item_propensities(items)))
 
 
 def pairs_record(request, pairs: list[tuple[int, str]], *, surface: str, algorithm: str) -> str | None:
@@ -115,7 +116,8 @@ class ImpressionOutputSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Impression
-        fields = ["recommendation_id", "surface", "algorithm", "build_id", "experiment", "arm", "items", "created_at"]
+        fields = ["recommendation_id", "surface", "algorithm", "build_id", "experiment", "arm", "items", "propensities",
+                  "created_at"]
 
     def get_items(self, obj) -> list[dict[str, Any]]:
         out = []

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -154,6 +155,7 @@ class ColdView:
         self.warmth = np.concatenate([cold.warmth, np.zeros(len(extension.keys), np.float32)])
         max_readers = app_settings.NEW_ITEM_MAX_READERS
         self.new = np.concatenate([cold.readers <= max_readers, np.ones(len(extension.keys), bool)])
+        self.readers = np.concatenate([cold.readers, np.zeros(len(extension.keys), cold.readers.dtype)])
 
     @property
     def width(self) -> int:
@@ -253,46 +255,100 @@ def exploration_slots(length: int, share: float) -> list[int]:
     return [max(1, s) for s in slots if s < length]
 
 
+@dataclass(frozen=True)
+class ExplorationPolicy:
+    """How exploration slots are filled (the ``EXPLORATION_*`` settings); see ``exploration_choose``."""
+
+    share: float
+    candidates: int = 1
+    choice: str = "content"
+    epsilon: float = 0.0
+
+    @classmethod
+    def from_settings(cls) -> ExplorationPolicy:
+        return cls(float(app_settings.EXPLORATION_SHARE), max(1, int(app_settings.EXPLORATION_CANDIDATES)),
+                   str(app_settings.EXPLORATION_CHOICE), float(app_settings.EXPLORATION_EPSILON))
+
+    @property
+    def randomised(self) -> bool:
+        return self.epsilon > 0 and self.candidates > 1
+
+
+def exploration_rng(build_id: int, user_pk) -> np.random.Generator:
+    """Return the draw of one reader's exploration slots in one build: a refresh of the reader draws the same."""
+    return np.random.default_rng([int(build_id), zlib.crc32(str(user_pk).encode())])
+
+
+def exploration_choose(block: np.ndarray, readers: np.ndarray, policy: ExplorationPolicy,
+                       rng: np.random.Generator | None) -> tuple[int, float | None]:
+    """Return the item of one slot among its candidates ``block`` (best content match first) and its propensity.
+
+    The policy's own choice is the block's first ("content") or its most read at the build ("readers", ties
+    to the better match); a randomised policy replaces it, with probability ``epsilon``, by a uniform draw in
+    the block. The propensity is the probability that the item shown was shown (1 when not drawn), so an
+    offline estimate can reweight it and an online measure can find the slot; None with 1 candidate.
+    """
+    greedy = int(block[int(np.argmax(readers[block]))]) if policy.choice == "readers" else int(block[0])
+    if policy.candidates < 2:
+        return greedy, None  # the plain slot: nothing to log
+    if not policy.randomised or rng is None or len(block) < 2:
+        return greedy, 1.0
+    item = int(block[rng.integers(len(block))]) if rng.random() < policy.epsilon else greedy
+    return item, policy.epsilon / len(block) + (1.0 - policy.epsilon) * (item == greedy)
+
+
 def exploration_insert(view: ColdView, targets: np.ndarray, scores: np.ndarray, cold: np.ndarray,
-                       share: float) -> tuple[np.ndarray, np.ndarray, set[int]]:
-    """Give ``exploration_slots`` of one reader's list (best first) to the new items they score best on content.
+                       share: float | ExplorationPolicy, rng: np.random.Generator | None = None,
+                       ) -> tuple[np.ndarray, np.ndarray, dict[int, float | None]]:
+    """Give ``exploration_slots`` of one reader's list (best first) to new items chosen on content.
 
     ``cold`` is the reader's row of ``ColdView.blend``'s cold scores (``-inf``: no content match, or seen).
+    Slot ``j`` takes one of the ``candidates`` new items that follow slot ``j - 1``'s in content order
+    (``exploration_choose``; 1 candidate: the ``j``-th best match), so each slot's draw is independent.
 
     An inserted item takes a score between its neighbours', so serving, which orders by score,
-    keeps it in its slot. Return the list, its scores and the inserted positions (item columns).
+    keeps it in its slot. Return the list, its scores and the inserted positions (item columns) with
+    their propensities (None: not drawn).
     """
-    slots = exploration_slots(len(targets), share)
+    policy = share if isinstance(share, ExplorationPolicy) else ExplorationPolicy(float(share))
+    slots = exploration_slots(len(targets), policy.share)
     if not slots:
-        return targets, scores, set()
+        return targets, scores, {}
     candidates = np.flatnonzero(view.new & np.isfinite(cold))
     candidates = candidates[~np.isin(candidates, targets)]
-    chosen = candidates[np.argsort(-cold[candidates], kind="stable")][: len(slots)]
+    order = candidates[np.argsort(-cold[candidates], kind="stable")]
+    m = policy.candidates
+    chosen = [exploration_choose(order[j * m:(j + 1) * m], view.readers, policy, rng)
+              for j in range(min(len(slots), -(-len(order) // m)))]
     targets, scores = list(targets.tolist()), list(scores.tolist())
-    for slot, item in zip(slots, chosen.tolist()):
+    for slot, (item, _) in zip(slots, chosen):
         above, below = scores[slot - 1], scores[slot] if slot < len(scores) else 0.0
         targets.insert(slot, item)
         scores.insert(slot, (above + below) / 2 if below > 0 else above / 2)
-    return np.asarray(targets, dtype=np.int64), np.asarray(scores, dtype=np.float64), set(chosen.tolist())
+    return np.asarray(targets, dtype=np.int64), np.asarray(scores, dtype=np.float64), dict(chosen)
 
 
 def new_explanations(view: ColdView, history: np.ndarray, weights: np.ndarray, targets: list[int], titles: dict,
-                     explored: set[int], cache: dict) -> dict[int, str]:
+                     explored: dict[int, float | None], cache: dict) -> dict[int, str]:
     """Return the stored explanation (JSON text) of each new target: the history item most like it, flagged new.
 
+    An exploration pick is flagged ``"explore"``, with its ``"propensity"`` when it was drawn.
     ``cache`` keeps the texts of one call of ``pick_rows``: readers share history items.
     """
     out = {}
     for target, nearest in view.nearest_in_history(history, weights, targets).items():
         explore = target in explored
-        text = cache.get((nearest, explore))
+        propensity = explored.get(target)
+        text = cache.get((nearest, explore, propensity))
         if text is None:
             ct_id, object_id = view.key(nearest)
             entry = {"content_type": ct_id, "object_id": object_id, "title": titles.get((ct_id, object_id), ""),
                      "new": True}
             if explore:
                 entry["explore"] = True
-            text = cache[(nearest, explore)] = json.dumps([entry])
+            if propensity is not None:
+                entry["propensity"] = round(float(propensity), 6)
+            text = cache[(nearest, explore, propensity)] = json.dumps([entry])
         out[target] = text
     return out
 

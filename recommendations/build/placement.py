@@ -92,7 +92,7 @@ def _picks_insert(build_id: int, state, view, key: tuple[int, str], again: bool)
     ranks = 1 + np.bincount(stored[0], weights=stored[1] >= scores[stored[0]], minlength=len(users)).astype(np.int64)
     titles = get_adapter().item_titles({view.key(int(p)) for p in np.unique(nearest[nearest >= 0])})
     cache: dict = {}
-    texts = {p: new_explanations(view, np.asarray([p]), np.ones(1), [target], titles, set(), cache)[target]
+    texts = {p: new_explanations(view, np.asarray([p]), np.ones(1), [target], titles, {}, cache)[target]
              for p in np.unique(nearest[nearest >= 0]).tolist()}
     placed = np.flatnonzero(nearest >= 0)
     out = [(build_id, user_dbs[i], key[0], key[1], int(ranks[i]), float(scores[i]), texts[int(nearest[i])], "refresh")

@@ -20,7 +20,7 @@ from ..algorithms.content import ContentSimilarity
 from ..algorithms.matrices import IndexMap
 from ..conf import app_settings
 from ..models import SimilarItem, UserRecommendation
-from .cold import ColdView, cold_view, exploration_insert, new_explanations
+from .cold import ColdView, ExplorationPolicy, cold_view, exploration_insert, exploration_rng, new_explanations
 from .load import LoadedData
 from .state import BuildState, item_item
 
@@ -277,7 +277,8 @@ def pick_rows(*, build_id: int, state: BuildState, user_pks: list, rows: sp.csr_
     ``titles`` maps the keys of ``history_keys(state, rows)`` to the titles the explanations
     show; ``source`` is stored with each pick ("build" or "refresh"). With the build's cold model,
     new items compete by warmth, ``EXPLORATION_SHARE`` of each list goes to them, and each one's
-    explanation is the history item most like it, flagged ``"new"`` (and ``"explore"`` in a slot).
+    explanation is the history item most like it, flagged ``"new"`` (and ``"explore"`` in a slot, with the
+    slot's ``"propensity"`` when ``EXPLORATION_EPSILON`` draws it).
     """
     view = cold_view(state)
     indices, scores, cold = score_rows(state, rows, negatives, app_settings.N_RECOMMENDATIONS, users=users, view=view)
@@ -296,10 +297,12 @@ def pick_rows(*, build_id: int, state: BuildState, user_pks: list, rows: sp.csr_
 
     db_ids = db_user_ids(user_pks)
     valid = (indices >= 0) & np.isfinite(scores) & (scores > 0)
-    lists = [(indices[i][valid[i]], scores[i][valid[i]], set()) for i in range(len(user_pks))]
-    if view is not None and app_settings.EXPLORATION_SHARE > 0:
-        lists = [exploration_insert(view, t, s, cold[i], app_settings.EXPLORATION_SHARE) for i, (t, s, _) in
-                 enumerate(lists)]
+    lists = [(indices[i][valid[i]], scores[i][valid[i]], {}) for i in range(len(user_pks))]
+    policy = ExplorationPolicy.from_settings()
+    if view is not None and policy.share > 0:
+        lists = [exploration_insert(view, t, s, cold[i], policy,
+                                    exploration_rng(build_id, user_pks[i]) if policy.randomised else None)
+                 for i, (t, s, _) in enumerate(lists)]
     # Items mapped after the build have no column in the warm model: their explanation is their own.
     n_build = len(state.item_map)
     block = explanations_block(state, rows, [np.where(t < n_build, t, 0) for t, _, _ in lists])

@@ -30,6 +30,10 @@ class Impression(models.Model):
     arm = models.CharField(max_length=64, blank=True, help_text="The experiment arm's name, blank when none.")
     items = models.JSONField(default=list, help_text='["content_type_id:object_id", …], position 1 first.')
     created_at = models.DateTimeField(default=timezone.now)
+    propensities = models.JSONField(
+        null=True, blank=True,
+        help_text="Aligned with items: the probability of each randomised exploration pick, null elsewhere "
+                  "(EXPLORATION_EPSILON); null when the list has none.")
 
     class Meta:
         indexes = [

@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
-from .recording import impression_record_for_request, item_keys
+from .recording import impression_record_for_request, item_keys, item_propensities
 
 TOKEN_PREFIX = "bre-rid-"
 MARKER_RE = re.compile(rb"<!--bre-impression:([A-Za-z0-9+/=]+)-->")
@@ -47,6 +47,9 @@ def served_list(request, items: Iterable[Any], *, surface: str, algorithm: str =
         algorithm = "+".join(dict.fromkeys(str(getattr(item, "rec_source", "") or "") for item in shown)).strip("+")
     meta = {"surface": surface, "items": item_keys(shown), "algorithm": algorithm, "build_id": build_id,
             "experiment": experiment, "arm": arm}
+    propensities = item_propensities(shown)
+    if propensities:
+        meta["propensities"] = propensities
     if getattr(request, ACTIVE_ATTR, False):
         token = f"{TOKEN_PREFIX}{uuid.uuid4().hex}"
         request.__dict__.setdefault(SLOTS_ATTR, {})[token] = meta
@@ -97,7 +100,8 @@ def response_impressions_record(request, response):
 def _record_args(meta: dict[str, Any]) -> dict[str, Any]:
     return {"surface": meta["surface"], "items": [tuple(key.split(":", 1)) for key in meta["items"]],
             "algorithm": meta.get("algorithm", ""), "build_id": meta.get("build_id"),
-            "experiment": meta.get("experiment", ""), "arm": meta.get("arm", "")}
+            "experiment": meta.get("experiment", ""), "arm": meta.get("arm", ""),
+            "propensities": meta.get("propensities")}
 
 
 class ImpressionMiddleware:

@@ -58,6 +58,13 @@ def item_keys(items: Iterable[Any]) -> list[str]:
     return keys
 
 
+def item_propensities(items: Iterable[Any]) -> list[float | None] | None:
+    """Return, per item, the logged probability of its exploration slot's draw (``rec_explanation``), or None if none."""
+    found = [next((e.get("propensity") for e in getattr(item, "rec_explanation", None) or ()
+                   if isinstance(e, dict) and e.get("explore")), None) for item in items]
+    return found if any(p is not None for p in found) else None
+
+
 def session_hash(session_key: str | None) -> str:
     """Return a keyed hash of a session key (the key itself would let anyone holding the table sign in)."""
     if not session_key:
@@ -73,12 +80,14 @@ def is_bot(user_agent: str | None) -> bool:
 
 def impression_record(*, surface: str, items: Iterable[Any], user=None, session_key: str | None = None,
                       algorithm: str = "", build_id: int | None = None, experiment: str = "", arm: str = "",
-                      recommendation_id: uuid.UUID | None = None, created_at: datetime | None = None) -> uuid.UUID:
+                      recommendation_id: uuid.UUID | None = None, created_at: datetime | None = None,
+                      propensities: list[float | None] | None = None) -> uuid.UUID:
     """Queue the record of a list shown to a reader and return its ``recommendation_id``.
 
     ``items`` are the items in position order (model instances or ``(content_type_id, object_id)``);
     ``user`` is the reader (anonymous or None: ``session_key`` identifies them, hashed); ``experiment``
-    and ``arm`` name the experiment arm that made the list, blank when none. The row is written
+    and ``arm`` name the experiment arm that made the list, blank when none; ``propensities`` (aligned
+    with ``items``) the probability of each randomised exploration pick, None elsewhere. The row is written
     later by the buffer (``impressions_flush()``), so the caller never waits for the database.
     """
     rid = recommendation_id or uuid.uuid4()
@@ -87,7 +96,8 @@ def impression_record(*, surface: str, items: Iterable[Any], user=None, session_
     user_id = getattr(user, "pk", None) if getattr(user, "is_authenticated", False) else None
     row = (rid.hex, user_id, "" if user_id is not None else session_hash(session_key), surface[:64],
            (algorithm or "")[:64], build_id, (experiment or "")[:64], (arm or "")[:64],
-           json.dumps(item_keys(items)), created_at or timezone.now())
+           json.dumps(item_keys(items)), created_at or timezone.now(),
+           json.dumps(propensities) if propensities else None)
     if _copy_lines():
         # A few µs here instead of a burst in the flush thread that holds up this worker's requests
         # (docs/decisions.md, "Impression writes in small, plain batches").
@@ -106,7 +116,8 @@ def _copy_lines() -> bool:
 
 def impression_record_for_request(request, *, surface: str, items: Iterable[Any], algorithm: str = "",
                                   build_id: int | None = None, experiment: str = "", arm: str = "",
-                                  recommendation_id: uuid.UUID | None = None) -> uuid.UUID:
+                                  recommendation_id: uuid.UUID | None = None,
+                                  propensities: list[float | None] | None = None) -> uuid.UUID:
     """Queue the record of a list shown in response to ``request`` (its reader or session); bots are not recorded.
 
     Return the list's ``recommendation_id`` in every case, so a bot's response looks the same.
@@ -116,7 +127,8 @@ def impression_record_for_request(request, *, surface: str, items: Iterable[Any]
     session = getattr(request, "session", None)
     return impression_record(surface=surface, items=items, user=getattr(request, "user", None),
                              session_key=getattr(session, "session_key", None), algorithm=algorithm,
-                             build_id=build_id, experiment=experiment, arm=arm, recommendation_id=recommendation_id)
+                             build_id=build_id, experiment=experiment, arm=arm, recommendation_id=recommendation_id,
+                             propensities=propensities)
 
 
 def attribution_record(*, kind: str, user=None, session_key: str | None = None, item: Any = None,
@@ -241,7 +253,7 @@ def _existing_readers(user_ids: set) -> set:
 
 
 COLUMNS = ("recommendation_id", "user", "session_hash", "surface", "algorithm", "build_id", "experiment", "arm",
-           "items", "created_at")
+           "items", "created_at", "propensities")
 USER = COLUMNS.index("user")
 # Where the database takes COPY, a row's COPY line follows its values.
 LINE = len(COLUMNS)
@@ -256,6 +268,7 @@ def _impression(row: tuple) -> Impression:
     values["user_id"] = values.pop("user")
     values["recommendation_id"] = uuid.UUID(hex=values["recommendation_id"])
     values["items"] = json.loads(values["items"])
+    values["propensities"] = json.loads(values["propensities"]) if values["propensities"] else None
     return Impression(**values)
 
 

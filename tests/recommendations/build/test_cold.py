@@ -189,4 +189,65 @@ def test_exploration_takes_a_content_match_that_the_rank_map_puts_in_a_zero_warm
     warm = np.array([[0.9, 0.8, 0.7, 0.6, 0.5] + [0.0] * (m - 5)], dtype=np.float32)
     _, scaled = view.blend(sp.csr_matrix((1, m), dtype=np.float32), warm, [np.arange(m)], users=np.zeros(1, np.int64))
     targets, scores, explored = exploration_insert(view, np.arange(10), np.linspace(1.0, 0.1, 10), scaled[0], 0.1)
-    assert explored == {int(new[0])} and targets[5] == new[0]
+    assert set(explored) == {int(new[0])} and explored[int(new[0])] is None and targets[5] == new[0]
+
+
+@pytest.mark.parametrize(("choice", "epsilon", "greedy"), [("content", 1.0, 10), ("content", 0.4, 10),
+                                                          ("readers", 0.4, 12)])
+def test_an_exploration_draw_logs_the_probability_of_the_item_it_shows(choice, epsilon, greedy):
+    import numpy as np
+
+    from recommendations.build.cold import ExplorationPolicy, exploration_choose
+
+    block, readers = np.array([10, 11, 12, 13]), np.zeros(20)
+    readers[12] = 3  # the block's most read item
+    policy = ExplorationPolicy(0.1, candidates=4, choice=choice, epsilon=epsilon)
+    rng = np.random.default_rng(0)
+    draws = [exploration_choose(block, readers, policy, rng) for _ in range(4000)]
+    for item in block.tolist():
+        expected = epsilon / 4 + (1 - epsilon) * (item == greedy)
+        assert all(p == pytest.approx(expected) for i, p in draws if i == item)
+        assert sum(i == item for i, _ in draws) / len(draws) == pytest.approx(expected, abs=0.03)
+    # Not drawn: the policy's own choice, logged with certainty; one candidate: nothing to log (today's slots).
+    assert exploration_choose(block, readers, ExplorationPolicy(0.1, 4, choice), rng) == (greedy, 1.0)
+    assert exploration_choose(block[:1], readers, ExplorationPolicy(0.1, 1, choice, 1.0), rng) == (10, None)
+
+
+EXPLORING = {**COLD, "EXPLORATION_CANDIDATES": 3, "EXPLORATION_EPSILON": 1.0}
+
+
+@override_settings(RECOMMENDATIONS=EXPLORING)
+def test_a_drawn_exploration_pick_is_served_and_recorded_with_its_propensity(world):
+    from django.test import RequestFactory
+
+    from recommendations.build.cold import exploration_rng
+    from recommendations.impressions import recording
+    from recommendations.impressions.pages import served_list
+    from recommendations.models import Impression
+
+    new = _unread_items()
+    build = services.full_build_run()
+    user = world["users"]["space0"]
+    stored = [e for ex in UserRecommendation.objects.filter(build=build, user=user).values_list("explanation", flat=True)
+              for e in ex if e.get("explore")]
+    assert [e["propensity"] for e in stored] == [pytest.approx(1 / 3)]
+    assert exploration_rng(build.pk, user.pk).random() == exploration_rng(build.pk, user.pk).random()
+    request = RequestFactory().get("/", HTTP_USER_AGENT="Mozilla/5.0 Firefox/130")
+    request.user = user
+    shown = served_list(request, selectors.recommended_for(user, n=10), surface="home")
+    recording.impressions_flush()
+    row = Impression.objects.get(recommendation_id=shown.recommendation_id)
+    logged = [(key, p) for key, p in zip(row.items, row.propensities) if p is not None]
+    assert logged == [(logged[0][0], pytest.approx(1 / 3))]
+    assert logged[0][0].split(":")[1] in {str(item.pk) for item in new}
+    assert row.items.index(logged[0][0]) == 5
+
+
+@override_settings(RECOMMENDATIONS=COLD)
+def test_plain_exploration_slots_log_no_propensity(world):
+    from recommendations.impressions.recording import item_propensities
+
+    _unread_items()
+    services.full_build_run()
+    picks = selectors.recommended_for(world["users"]["space0"], n=10)
+    assert any(p.rec_explore for p in picks) and item_propensities(picks) is None

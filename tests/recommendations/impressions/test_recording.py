@@ -40,6 +40,13 @@ class TestImpressionRecord:
         assert row.items == [f"{ct}:{item.pk}" for item in items]
         assert row.position_of(f"{ct}:{items[1].pk}") == 2
 
+    def test_the_propensities_of_a_list_are_stored_with_it(self, items):
+        recording.impression_record(surface="home", items=items, propensities=[None, 0.25, None])
+        recording.impression_record(surface="home", items=items)
+        recording.impressions_flush()
+        stored = list(Impression.objects.values_list("propensities", flat=True))
+        assert sorted(stored, key=lambda p: p is None) == [[None, 0.25, None], None]
+
     def test_every_recorded_list_is_stored_once(self, items):
         rids = {recording.impression_record(surface="tag", items=items) for _ in range(1200)}
         recording.impressions_flush()
