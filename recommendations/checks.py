@@ -33,6 +33,8 @@ E026   ``EXPLORATION_SHARE`` is not a number in [0, 0.5]
 E027   ``NEW_ITEM_MAX_READERS`` is not an integer >= 0
 E028   ``COLD_START`` is not True or False, or ``COLD_START_PARAMS`` is not a dict of ``ColdStartHybrid`` parameters
 E029   ``CACHE`` is not an alias of ``settings.CACHES``
+E030   ``EXPLORATION_CANDIDATES`` is not an integer >= 1, ``EXPLORATION_CHOICE`` is not ``"content"`` or
+       ``"readers"``, or ``EXPLORATION_EPSILON`` is not a number in [0, 1]
 W001   ``RECOMMENDATIONS`` has a key the app does not know (probably a typo)
 W002   an item model has no ``TEXT_FIELDS``: it gets no content-based neighbours
 W003   the default database is SQLite without a ``"timeout"`` of 20 seconds or more and ``"transaction_mode": "IMMEDIATE"``
@@ -262,6 +264,7 @@ def _check_cold(conf) -> list[checks.CheckMessage]:
     if isinstance(readers, bool) or not isinstance(readers, int) or readers < 0:
         errors.append(_error(27, f"NEW_ITEM_MAX_READERS must be an integer >= 0, not {readers!r}.",
                              "e.g. 0: an item nobody read at the build (or saved since) is new (exploration, the New badge)."))
+    errors += _check_exploration_draw(conf)
     enabled, params = conf.get("COLD_START", True), conf.get("COLD_START_PARAMS", {})
     if not isinstance(enabled, bool):
         errors.append(_error(28, f"COLD_START must be True or False, not {enabled!r}.",
@@ -273,6 +276,23 @@ def _check_cold(conf) -> list[checks.CheckMessage]:
     except TypeError as exc:
         errors.append(_error(28, f"COLD_START_PARAMS must be a dict of ColdStartHybrid parameters: {exc}.",
                              f"Parameters: {', '.join(inspect.signature(ColdStartHybrid).parameters)}."))
+    return errors
+
+
+def _check_exploration_draw(conf) -> list[checks.CheckMessage]:
+    errors: list[checks.CheckMessage] = []
+    candidates = conf.get("EXPLORATION_CANDIDATES", DEFAULTS["EXPLORATION_CANDIDATES"])
+    if isinstance(candidates, bool) or not isinstance(candidates, int) or candidates < 1:
+        errors.append(_error(30, f"EXPLORATION_CANDIDATES must be an integer >= 1, not {candidates!r}.",
+                             "e.g. 4: an exploration slot draws among 4 new items; 1 keeps it deterministic."))
+    choice = conf.get("EXPLORATION_CHOICE", DEFAULTS["EXPLORATION_CHOICE"])
+    if choice not in ("content", "readers"):
+        errors.append(_error(30, f'EXPLORATION_CHOICE must be "content" or "readers", not {choice!r}.',
+                             '"content": the best content match; "readers": the candidate most read at the build.'))
+    epsilon = conf.get("EXPLORATION_EPSILON", DEFAULTS["EXPLORATION_EPSILON"])
+    if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) or not 0 <= epsilon <= 1:
+        errors.append(_error(30, f"EXPLORATION_EPSILON must be a number in [0, 1], not {epsilon!r}.",
+                             "e.g. 0.2: one slot in 5 is drawn uniformly among the candidates, its probability logged."))
     return errors
 
 

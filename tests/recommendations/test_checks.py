@@ -70,6 +70,9 @@ BROKEN = {
     "E027": [_with(NEW_ITEM_MAX_READERS=-1), _with(NEW_ITEM_MAX_READERS=2.5), _with(NEW_ITEM_MAX_READERS=None)],
     "E028": [_with(COLD_START="yes"), _with(COLD_START_PARAMS=[]), _with(COLD_START_PARAMS={"no_such_param": 1})],
     "E029": [_with(CACHE="no-such-cache"), _with(CACHE=None)],
+    "E030": [_with(EXPLORATION_CANDIDATES=0), _with(EXPLORATION_CANDIDATES=2.5), _with(EXPLORATION_CANDIDATES=True),
+             _with(EXPLORATION_CHOICE="popular"), _with(EXPLORATION_EPSILON=1.5), _with(EXPLORATION_EPSILON="0.1"),
+             _with(EXPLORATION_EPSILON=float("nan"))],
     "W001": [_with(N_RECOMENDATIONS=5)],
     "W002": [_with(TEXT_FIELDS={})],
 }
