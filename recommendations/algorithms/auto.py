@@ -12,7 +12,7 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
 
-from .auto_candidates import is_large
+from .auto_candidates import LARGE_NNZ, is_large
 from .auto_tuning import tune_auto, tune_iterations
 from .base import ItemSimilarityRecommender, RecommenderBase, get_estimator
 from .blend import (AUTO_DEFAULTS, EASE_MAX_ITEMS, ITEM_COMPONENTS, USER_COMPONENTS, content_similarity,
@@ -38,15 +38,18 @@ def validation_users(n_items: int) -> int:
     return max(MIN_VALIDATION_USERS, VALIDATION_CELLS // max(int(n_items), 1))
 
 
-#: ``tune_folds="auto"`` averages 3 random carvings up to this many interactions: on small data one
-#: held-out item per user leaves validation noise as large as the differences it must resolve,
-#: and there the extra fits are cheap.
-FOLDS_MAX_NNZ = 150_000
+#: ``tune_folds="auto"`` averages 3 random carvings where one is noisy and the fits are cheap: up to
+#: ``LARGE_NNZ`` interactions (the full search's range) and while one carving validates fewer than
+#: ``FOLDS_MAX_USERS`` users, since one held-out item per user leaves noise as large as the
+#: differences tuning must resolve.
+FOLDS_MAX_NNZ = LARGE_NNZ
+FOLDS_MAX_USERS = 10_000
 
 
-def tune_folds_for(nnz: int) -> int:
-    """Validation folds ``tune_folds="auto"`` averages over for ``nnz`` interactions (random split)."""
-    return 3 if nnz <= FOLDS_MAX_NNZ else 1
+def tune_folds_for(nnz: int, n_validation_users: int = 0) -> int:
+    """Validation folds ``tune_folds="auto"`` averages over (random split) for ``nnz`` interactions and
+    ``n_validation_users`` users scored per carving."""
+    return 3 if nnz <= FOLDS_MAX_NNZ and n_validation_users < FOLDS_MAX_USERS else 1
 
 
 class Auto(ItemSimilarityRecommender):
@@ -110,7 +113,8 @@ class Auto(ItemSimilarityRecommender):
         ``LARGE_NNZ`` = 300,000, none above; there iALS is also validated with its fitted user factors).
     tune_folds : int or "auto"
         Independent random validation carvings averaged over (1 with timestamps). "auto":
-        :func:`tune_folds_for` (3 up to ``FOLDS_MAX_NNZ`` interactions, else 1).
+        :func:`tune_folds_for` (3 up to ``FOLDS_MAX_NNZ`` = 300,000 interactions while one carving
+        validates fewer than ``FOLDS_MAX_USERS`` = 10,000 users, else 1).
     tune_metric : str
         Validation objective, e.g. ``"NDCG@10"`` or ``"HR@10+NDCG@10"``.
     tune_negatives : int or None
@@ -265,13 +269,15 @@ class Auto(ItemSimilarityRecommender):
             times = np.asarray(sp.csr_matrix(timestamps)[rows, cols], dtype=np.float64).ravel()
             timestamps = sp.csr_matrix((times, X.indices.copy(), X.indptr.copy()), shape=X.shape)
         n_iter = tune_iterations(X.nnz) if self.tune_iter == "auto" else int(self.tune_iter)
+        max_users = validation_users(X.shape[1]) if self.tune_users == "auto" else self.tune_users
         folds = 1 if timestamps is not None else (
-            tune_folds_for(X.nnz) if self.tune_folds == "auto" else int(self.tune_folds))
+            tune_folds_for(X.nnz, min(splittable, max_users or splittable)) if self.tune_folds == "auto"
+            else int(self.tune_folds))
         started = time.perf_counter()
         result = tune_auto(
             X, metric=self.tune_metric, ks=(10,), timestamps=timestamps, n_iter=n_iter,
             ease_max_items=int(self.ease_max_items), n_negatives=self.tune_negatives,
-            max_users=validation_users(X.shape[1]) if self.tune_users == "auto" else self.tune_users,
+            max_users=max_users,
             n_folds=folds, random_state=0 if self.random_state is None else int(self.random_state),
             start_params=start, time_budget=None if self.tune_budget is None else float(self.tune_budget),
             ials_fitted_factors=is_large(X.nnz),

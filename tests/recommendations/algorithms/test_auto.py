@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from recommendations.algorithms.auto import MIN_TUNING_USERS, MIN_VALIDATION_USERS, VALIDATION_CELLS, Auto, validation_users
+from recommendations.algorithms.auto import (FOLDS_MAX_USERS, MIN_TUNING_USERS, MIN_VALIDATION_USERS, VALIDATION_CELLS,
+                                             Auto, tune_folds_for, validation_users)
+from recommendations.algorithms.auto_candidates import LARGE_NNZ
 from recommendations.algorithms.blend import AUTO_DEFAULTS
 from recommendations.algorithms.splits import last_timestamp_matrix
 
@@ -182,6 +184,23 @@ def test_sampled_negatives_set_the_validation_protocol(monkeypatch):
     # "auto" validation users follow the catalogue: more users on a smaller one
     assert asked[0]["max_users"] == validation_users(X.shape[1]) >= MIN_VALIDATION_USERS
     assert validation_users(100_000) == MIN_VALIDATION_USERS < validation_users(5_000) == VALIDATION_CELLS // 5_000
+
+
+def test_several_folds_wherever_the_full_search_runs_and_one_carving_validates_few_users(monkeypatch):
+    from recommendations.algorithms import auto as auto_module
+
+    # CiteULike-a's TRAIN: 199,435 pairs, one carving scores 2,944 users (too noisy to choose on alone)
+    assert tune_folds_for(199_435, 2_944) == 3
+    assert tune_folds_for(LARGE_NNZ, 2_000) == 3 and tune_folds_for(LARGE_NNZ + 1, 2_000) == 1
+    assert tune_folds_for(100_000, FOLDS_MAX_USERS - 1) == 3 and tune_folds_for(100_000, FOLDS_MAX_USERS) == 1
+    asked = []
+    monkeypatch.setattr(auto_module, "tune_auto", lambda train, **kw: asked.append(kw["n_folds"]) or 1 / 0)
+    X = _clustered(seed=9)  # 80 users, all validated
+    for max_users in (FOLDS_MAX_USERS, 80):
+        monkeypatch.setattr(auto_module, "FOLDS_MAX_USERS", max_users)
+        with pytest.raises(ZeroDivisionError):
+            Auto(**FAST, tune_iter=0).fit(X)
+    assert asked == [3, 1]
 
 
 def test_members_try_their_registry_defaults_then_the_baselines_after_their_start(monkeypatch):
