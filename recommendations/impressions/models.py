@@ -17,8 +17,9 @@ class Impression(models.Model):
     """One list shown to one reader: where, from what, in which experiment arm, and its items in order."""
 
     recommendation_id = models.UUIDField(unique=True)
+    # No index of its own: "impression_user_recent" starts with the user, and each index costs every write.
     user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE,
-                             related_name="+")
+                             related_name="+", db_index=False)
     session_hash = models.CharField(
         max_length=64, blank=True,
         help_text="A keyed hash of an anonymous reader's session key (never an IP address or user agent).")
@@ -63,7 +64,8 @@ class Attribution(models.Model):
         RATING = "rating", "Rating"
         NOT_INTERESTED = "not_interested", "Not interested"
 
-    impression = models.ForeignKey(Impression, on_delete=models.CASCADE, related_name="attributions")
+    # No index of its own: the unique "one_attribution_per_kind" starts with the impression.
+    impression = models.ForeignKey(Impression, on_delete=models.CASCADE, related_name="attributions", db_index=False)
     content_type = models.ForeignKey(ContentType, on_delete=models.CASCADE, related_name="+")
     object_id = models.CharField(max_length=64)
     position = models.PositiveIntegerField()

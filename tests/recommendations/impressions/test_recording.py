@@ -13,7 +13,7 @@ from django.db import connection
 from django.test import RequestFactory, override_settings
 
 from recommendations.impressions import recording
-from recommendations.models import Impression
+from recommendations.models import Attribution, Impression
 from tests.conftest import ROOT
 from tests.recommendations.testapp.models import Item
 
@@ -139,3 +139,13 @@ def test_the_buffer_is_written_when_the_process_exits():
                             timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert Impression.objects.filter(surface="exit").count() == 1
+
+
+@pytest.mark.parametrize("model, column, covering", [(Impression, "user_id", "impression_user_recent"),
+                                                      (Attribution, "impression_id", "one_attribution_per_kind")])
+def test_a_foreign_key_has_no_index_of_its_own_where_another_starts_with_it(model, column, covering):
+    """Every index costs each impression written; the covering one serves the deletes and lookups."""
+    with connection.cursor() as cursor:
+        constraints = connection.introspection.get_constraints(cursor, model._meta.db_table)
+    assert constraints[covering]["columns"][0] == column
+    assert [name for name, c in constraints.items() if c["columns"] == [column] and not c["foreign_key"]] == []
