@@ -35,9 +35,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.online_sim_model import ClickModel, activities, heldout_split, ratings_read  # noqa: E402
-from benchmarks.online_sim_site import books_of_catalogue, environment_set  # noqa: E402
-from benchmarks.online_simulation import DATA, machine, say  # noqa: E402
+from benchmarks.online_sim_model import ClickModel, activities  # noqa: E402
+from benchmarks.online_sim_site import environment_set  # noqa: E402
+from benchmarks.online_simulation import DATA, machine, sample_read, say, snapshot_path  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "online_ips.md"
 TARGETS = ("readers", "content")
@@ -76,18 +76,16 @@ def phase_settings(args, choice: str, epsilon: float) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     args = arguments(argv)
-    ratings_path = args.data / "ratings_v1.csv.gz"
-    if not ratings_path.exists():
-        print(f"Skipped: {ratings_path} is missing (goodbooks-10k v1 ratings).")
-        return 0
     started, load_before = time.monotonic(), os.getloadavg()
-    rows = ratings_read(ratings_path, books_of_catalogue())
-    split = heldout_split(rows, n_readers=args.pool, seed=args.seed)
+    sample = sample_read(args)
+    if sample is None:
+        return 0
+    rows, split = sample
     if len(split.wants) < 3 * args.readers:
         print(f"Error: only {len(split.wants)} readers qualify (--pool {args.pool}). Lower --readers.", file=sys.stderr)
         return 2
     work = args.var_dir / "run-ips"
-    snapshot = args.var_dir / f"prepared-seed{args.seed}-pool{args.pool}-v3-books.sqlite3"  # online_simulation's
+    snapshot = snapshot_path(args)  # online_simulation's prepared database of the same sample
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     if snapshot.exists():

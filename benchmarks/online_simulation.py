@@ -95,16 +95,25 @@ def snapshot_path(args: argparse.Namespace) -> Path:
     return args.var_dir / f"prepared-seed{args.seed}-pool{args.pool}-v3-books.sqlite3"
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = arguments(argv)
+def sample_read(args: argparse.Namespace):
+    """Return the catalogue's goodbooks-10k ratings and the held-out split of ``--pool`` readers (``--seed``), or
+    None where the data is absent."""
     ratings_path = args.data / "ratings_v1.csv.gz"
     if not ratings_path.exists():
         print(f"Skipped: {ratings_path} is missing (goodbooks-10k v1 ratings).")
-        return 0
+        return None
+    rows = ratings_read(ratings_path, books_of_catalogue())
+    return rows, heldout_split(rows, n_readers=args.pool, seed=args.seed)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = arguments(argv)
     started = time.monotonic()
     load_before = os.getloadavg()
-    rows = ratings_read(ratings_path, books_of_catalogue())
-    split = heldout_split(rows, n_readers=args.pool, seed=args.seed)
+    sample = sample_read(args)
+    if sample is None:
+        return 0
+    rows, split = sample
     if len(split.wants) < N_PHASES * args.readers:
         print(f"Error: --readers {args.readers} needs {N_PHASES * args.readers} simulated readers; only "
               f"{len(split.wants)} readers qualify (--pool {args.pool}). Lower --readers.", file=sys.stderr)
