@@ -20,9 +20,8 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from ..algorithms.experiments_stats import ratio_estimate as experiments_ratio
 from .models import Attribution, Impression
-
-Z_95 = 1.959963984540054
 
 
 @dataclass
@@ -81,15 +80,12 @@ def reader_slots(impressions: Iterable[Impression]) -> dict[str, ReaderSlot]:
 
 
 def ratio_estimate(pairs: list[tuple[float, float]], matched: int = 0, impressions: int = 0) -> Estimate:
-    """Return sum(y) / sum(x) over readers' ``(y, x)`` with the delta method's 95% interval (readers as the unit)."""
-    n = len(pairs)
-    total_y, total_x = sum(y for y, _ in pairs), sum(x for _, x in pairs)
-    if n == 0 or total_x <= 0:
-        return Estimate(math.nan, math.nan, math.nan, n, impressions, matched)
-    ratio = total_y / total_x
-    spread = sum((y - ratio * x) ** 2 for y, x in pairs) * n / (n - 1) if n > 1 else math.inf
-    half = Z_95 * math.sqrt(spread) / total_x
-    return Estimate(ratio, ratio - half, ratio + half, n, impressions, matched)
+    """Return sum(y) / sum(x) over readers' ``(y, x)`` with the delta method's 95% interval (readers as the unit),
+    as the experiments compute their CTR (``experiments_stats.ratio_estimate``)."""
+    if not pairs:
+        return Estimate(math.nan, math.nan, math.nan, 0, impressions, matched)
+    found = experiments_ratio([y for y, _ in pairs], [x for _, x in pairs], alpha=0.05)
+    return Estimate(found.value, found.ci_low, found.ci_high, found.n_units, impressions, matched)
 
 
 def slot_ctr(slots: Mapping[str, ReaderSlot]) -> Estimate:
