@@ -98,11 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     from benchmarks import online_sim_ips_run as ips  # noqa: PLC0415 (needs Django set up)
     from benchmarks import online_sim_run  # noqa: PLC0415
 
-    if snapshot.exists():
-        online_sim_run.site_migrate()
-    else:
-        online_sim_run.site_prepare(split, work, say)
-        online_sim_run.database_copy(snapshot)
+    online_sim_run.site_ready(split, work, snapshot, say, reuse=snapshot.exists())
     pool = split.readers
     random.Random(args.seed).shuffle(pool)
     groups = [pool[i * args.readers:(i + 1) * args.readers] for i in range(3)]

@@ -67,6 +67,15 @@ def site_prepare(split, work, say) -> None:
     call_command("recommendations", "build", "--sync")
 
 
+def site_ready(split, work, snapshot, say, *, reuse: bool) -> None:
+    """Bring the site's database up: the copied prepared one migrated (``reuse``), else prepared and kept at ``snapshot``."""
+    if reuse:
+        site_migrate()
+    else:
+        site_prepare(split, work, say)
+        database_copy(snapshot)
+
+
 def site_migrate() -> None:
     """Apply migrations newer than the prepared database's (a new branch merged since it was made)."""
     call_command("migrate", verbosity=0)

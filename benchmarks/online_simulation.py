@@ -139,11 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.analyse_only:
         phases, run = pickle.loads(kept.read_bytes())
     else:
-        if reuse:
-            online_sim_run.site_migrate()
-        else:
-            online_sim_run.site_prepare(split, work, say)
-            online_sim_run.database_copy(snapshot)
+        online_sim_run.site_ready(split, work, snapshot, say, reuse=reuse)
         pool = split.readers
         random.Random(args.seed).shuffle(pool)
         share = len(pool) // N_PHASES
