@@ -27,10 +27,8 @@ def rows_insert(model, columns: tuple[str, ...], rows: Iterable[tuple], *, using
     for the database on the portable path. ``rows`` may be a generator: it is read once.
     """
     connection = connections[using or router.db_for_write(model)]
-    qn = connection.ops.quote_name
     fields = [model._meta.get_field(name) for name in columns]
-    table = qn(model._meta.db_table)
-    names = ", ".join(qn(f.column) for f in fields)
+    table, names = _quoted(connection, model, fields)
     # One transaction: SQLite in autocommit mode would otherwise commit (and sync) every row.
     with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
         if connection.vendor == "postgresql" and hasattr(cursor.cursor, "copy"):
@@ -38,6 +36,12 @@ def rows_insert(model, columns: tuple[str, ...], rows: Iterable[tuple], *, using
         datetimes = [f.get_internal_type() == "DateTimeField" for f in fields]
         return executemany_rows(cursor, f"INSERT INTO {table} ({names}) VALUES ({', '.join(['%s'] * len(fields))})",
                                 rows, datetimes, connection.ops.adapt_datetimefield_value)
+
+
+def _quoted(connection, model, fields) -> tuple[str, str]:
+    """Return ``model``'s table and the columns of ``fields``, quoted for ``connection``."""
+    qn = connection.ops.quote_name
+    return qn(model._meta.db_table), ", ".join(qn(f.column) for f in fields)
 
 
 def copy_rows(raw_cursor, sql: str, rows: Iterable[tuple]) -> int:
@@ -59,13 +63,12 @@ def copy_text(model, columns: tuple[str, ...], lines: Iterable[str], *, using: s
     connection = connections[using or router.db_for_write(model)]
     if connection.vendor != "postgresql":
         return None
-    qn = connection.ops.quote_name
-    names = ", ".join(qn(model._meta.get_field(name).column) for name in columns)
+    table, names = _quoted(connection, model, [model._meta.get_field(name) for name in columns])
     with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
         if not hasattr(cursor.cursor, "copy"):
             return None
         lines = list(lines)
-        with cursor.cursor.copy(f"COPY {qn(model._meta.db_table)} ({names}) FROM STDIN") as copy:
+        with cursor.cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
             copy.write("".join(lines))
         return len(lines)
 
