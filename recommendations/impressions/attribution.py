@@ -13,6 +13,8 @@ flushes for a short grace period, then dropped.
 """
 from __future__ import annotations
 
+import os
+import time
 import uuid
 from collections import defaultdict
 from datetime import datetime, timedelta
@@ -28,6 +30,20 @@ from ..conf import app_settings
 from .models import Attribution, Impression
 
 Kind = Attribution.Kind
+
+
+def recommendation_id_new() -> uuid.UUID:
+    """Return a new recommendation id: random but time-ordered (UUID version 7, RFC 9562).
+
+    Ids in order of creation go in at the right edge of the impressions' unique index instead of a random
+    page of it, which took a third of a row's write (docs/decisions.md). 74 random bits keep ids unguessable.
+    """
+    if hasattr(uuid, "uuid7"):  # Python 3.14
+        return uuid.uuid7()
+    milliseconds = time.time_ns() // 1_000_000
+    rand = int.from_bytes(os.urandom(10), "big") >> 6
+    return uuid.UUID(int=(milliseconds & (1 << 48) - 1) << 80 | 0x7 << 76 | (rand >> 62) << 64
+                     | 0b10 << 62 | rand & (1 << 62) - 1)
 
 
 def recommendation_id_parse(value: Any) -> uuid.UUID:

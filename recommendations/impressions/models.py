@@ -17,9 +17,11 @@ class Impression(models.Model):
     """One list shown to one reader: where, from what, in which experiment arm, and its items in order."""
 
     recommendation_id = models.UUIDField(unique=True)
-    # No index of its own: "impression_user_recent" starts with the user, and each index costs every write.
+    # No index of its own: "impression_user_recent" starts with the user, and each index costs every write. No
+    # database constraint either: its per-row check was a third of the write; the ORM still cascades, the flush
+    # skips deleted readers and the nightly purge removes a race's leftovers (docs/decisions.md).
     user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE,
-                             related_name="+", db_index=False)
+                             related_name="+", db_index=False, db_constraint=False)
     session_hash = models.CharField(
         max_length=64, blank=True,
         help_text="A keyed hash of an anonymous reader's session key (never an IP address or user agent).")

@@ -28,7 +28,7 @@ from django.utils.crypto import salted_hmac
 
 from ..conf import app_settings
 from ..db.bulk import copy_line, copy_text, rows_insert
-from .attribution import event, events_resolve
+from .attribution import event, events_resolve, recommendation_id_new
 from .models import Impression
 
 logger = logging.getLogger(__name__)
@@ -90,7 +90,7 @@ def impression_record(*, surface: str, items: Iterable[Any], user=None, session_
     with ``items``) the probability of each randomised exploration pick, None elsewhere. The row is written
     later by the buffer (``impressions_flush()``), so the caller never waits for the database.
     """
-    rid = recommendation_id or uuid.uuid4()
+    rid = recommendation_id or recommendation_id_new()
     if not app_settings.IMPRESSIONS:
         return rid
     user_id = getattr(user, "pk", None) if getattr(user, "is_authenticated", False) else None
@@ -123,7 +123,7 @@ def impression_record_for_request(request, *, surface: str, items: Iterable[Any]
     Return the list's ``recommendation_id`` in every case, so a bot's response looks the same.
     """
     if is_bot(request.META.get("HTTP_USER_AGENT")):
-        return recommendation_id or uuid.uuid4()
+        return recommendation_id or recommendation_id_new()
     session = getattr(request, "session", None)
     return impression_record(surface=surface, items=items, user=getattr(request, "user", None),
                              session_key=getattr(session, "session_key", None), algorithm=algorithm,
@@ -214,7 +214,7 @@ def _write(batch: list[tuple]) -> None:
     """Insert ``batch`` in one transaction, leaving out the lists of readers deleted since they were served.
 
     A batch that was already written (a duplicate id) is written again row by row, skipping what exists;
-    a reader deleted between the check and the insert fails the batch, and the next flush checks again.
+    the lists of a reader deleted between the check and the insert stay until the nightly purge.
     """
     connection = connections[router.db_for_write(Impression)]
     batch = _readers_present(batch)

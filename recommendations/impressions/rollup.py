@@ -14,7 +14,9 @@ from datetime import date, datetime, time, timedelta
 from datetime import timezone as dt_timezone
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from ..adapters import get_adapter
@@ -105,9 +107,15 @@ def _metrics_save(day: date, groups: dict, catalogue: int) -> int:
 
 
 def impressions_purge(*, now: datetime | None = None) -> int:
-    """Delete impressions (and their attributions) older than ``IMPRESSION_RETENTION_DAYS``; return how many."""
+    """Delete impressions (and their attributions) older than ``IMPRESSION_RETENTION_DAYS``; return how many.
+
+    Also those of readers who no longer exist: a list written in the moment its reader was deleted (the
+    reader column has no database constraint, ``Impression.user``).
+    """
     cutoff = (now or timezone.now()) - timedelta(days=float(app_settings.IMPRESSION_RETENTION_DAYS))
-    deleted, by_model = Impression.objects.filter(created_at__lt=cutoff).delete()
+    readers = get_user_model()._default_manager.filter(pk=OuterRef("user_id"))
+    orphaned = Q(user_id__isnull=False) & ~Exists(readers)
+    deleted, by_model = Impression.objects.filter(Q(created_at__lt=cutoff) | orphaned).delete()
     return by_model.get(Impression._meta.label, 0)
 
 

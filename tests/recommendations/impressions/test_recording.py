@@ -4,6 +4,7 @@ from __future__ import annotations
 import gc
 import subprocess
 import sys
+import time
 import uuid
 
 import pytest
@@ -108,6 +109,20 @@ class TestImpressionRecord:
         assert recording.impressions_flush() == 1
         assert Impression.objects.get(recommendation_id=rid).arm == "a\tb"
 
+    def test_ids_are_random_but_ordered_by_time(self, items, monkeypatch):
+        """UUID version 7: the unique index takes new ids at its right edge; 74 random bits keep them unguessable."""
+        monkeypatch.delattr(recording.uuid, "uuid7", raising=False)  # the fallback before Python 3.14
+        ids = []
+        for _ in range(3):
+            ids.append(recording.impression_record(surface="home", items=items))
+            time.sleep(0.002)
+        ids += [recording.recommendation_id_new() for _ in range(2000)]
+        assert {i.version for i in ids} == {7} and {i.variant for i in ids} == {uuid.RFC_4122}
+        assert ids[:3] == sorted(ids[:3]) and len(set(ids)) == len(ids)
+        assert abs((ids[0].int >> 80) - time.time() * 1000) < 60_000  # the first 48 bits are Unix milliseconds
+        recording.impressions_flush()
+        assert set(Impression.objects.values_list("recommendation_id", flat=True)) == set(ids[:3])
+
     def test_a_list_of_a_reader_deleted_before_the_flush_is_dropped_not_the_batch(self, items):
         gone, kept = get_user_model().objects.create_user("gone"), get_user_model().objects.create_user("kept")
         recording.impression_record(surface="home", items=items, user=gone)
@@ -149,3 +164,10 @@ def test_a_foreign_key_has_no_index_of_its_own_where_another_starts_with_it(mode
         constraints = connection.introspection.get_constraints(cursor, model._meta.db_table)
     assert constraints[covering]["columns"][0] == column
     assert [name for name, c in constraints.items() if c["columns"] == [column] and not c["foreign_key"]] == []
+
+
+def test_the_readers_column_has_no_database_constraint():
+    """Its per-row check was a third of an impression's write; the ORM cascades and the purge removes leftovers."""
+    with connection.cursor() as cursor:
+        constraints = connection.introspection.get_constraints(cursor, Impression._meta.db_table)
+    assert not [name for name, c in constraints.items() if c["columns"] == ["user_id"] and c["foreign_key"]]

@@ -103,6 +103,20 @@ class TestReaderDeleted:
         assert list(Impression.objects.all()) == [theirs]
         assert list(Attribution.objects.values_list("impression", flat=True)) == [theirs.pk]
 
+    def test_a_list_written_as_its_reader_was_deleted_is_purged_with_the_old_ones(self, shop):
+        """The reader column has no database constraint: a flush racing the deletion can leave a row behind."""
+        kept = _show(shop, shop["bob"], shop["items"][:3])
+        ann_id = shop["ann"].pk
+        shop["ann"].delete()
+        left = Impression.objects.create(recommendation_id=recording.recommendation_id_new(), user_id=ann_id,
+                                         surface="home", items=[f"{shop['ct']}:{shop['items'][0].pk}"],
+                                         created_at=NOON)
+        _attribute(left, shop, shop["items"][0], "click")
+        anonymous = Impression.objects.create(recommendation_id=recording.recommendation_id_new(), surface="home",
+                                              session_hash="abc", items=["1:1"], created_at=NOON)
+        assert rollup.impressions_purge(now=NOON) == 1
+        assert set(Impression.objects.all()) == {kept, anonymous} and not Attribution.objects.exists()
+
 
 class TestAdmin:
     def test_the_daily_metrics_page_charts_each_rate(self, shop, admin_client):
