@@ -23,7 +23,10 @@ What it does, in one run:
 6. Repeats both wrk runs at low concurrency (``--low-connections``, default 2: about one request
    in flight per worker, so latency is service time rather than queueing; extra information,
    the goal rows stay at 32 connections).
-7. Prints p50/p99 latency, throughput and their ratio, and writes
+7. With ``--impressions both``, measures logging on and off again at ``--load-share`` (default 0.6) of logging
+   off's throughput: each connection waits between requests, so latency is service time and the queueing of
+   bursts rather than the saturated queue (``logging_at_load``).
+8. Prints p50/p99 latency, throughput and their ratio, and writes
    ``benchmarks/results/serving.md`` with the command, machine, date and load average.
 
 The default picks request is served from the reader's stored response body
@@ -34,7 +37,8 @@ Both endpoints authenticate with ``recommendations.api.authentication.TokenAuthe
 (``bre_site.postgresql``) checks a connection's health without a round trip while it is idle.
 ``benchmarks/serving_breakdown.py`` splits a request's CPU by layer.
 
-Goals (issue 5): p99 <= 20 ms and recommendations throughput >= 0.8x the trivial endpoint's.
+Goals (issue 5): p99 <= 20 ms and recommendations throughput >= 0.8x the trivial endpoint's. Issue 18: with
+impression logging on, throughput >= 0.9x and p99 <= 1.1x of logging off.
 Run: ``.venv/bin/python benchmarks/serving.py`` (about 5 minutes on a fresh database, 4 on a kept one).
 """
 from __future__ import annotations
@@ -229,9 +233,11 @@ def parse_grid(output: str) -> list[tuple[float, int]]:
     return [(float(q), int(v)) for q, v in pairs]
 
 
-def wrk(binary: str, url: str, token: str, *, duration: int, connections: int, threads: int) -> tuple[dict, str]:
+def wrk(binary: str, url: str, token: str, *, duration: int, connections: int, threads: int,
+        think_ms: float = 0.0) -> tuple[dict, str]:
+    """Run wrk; with ``think_ms`` each connection waits that long after a response before its next request."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua") as script:
-        script.write(WRK_SCRIPT)
+        script.write(WRK_SCRIPT + (f"delay = function() return {think_ms:.1f} end\n" if think_ms else ""))
         script.flush()
         cmd = [binary, f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency", "--timeout", "5s",
                "-s", script.name, "-H", f"Authorization: Token {token}", url]
@@ -379,6 +385,48 @@ def logging_comparison(results: dict) -> str:
             f"CPU per request gives a CPU-bound throughput of {cpu_ratio:.2f}x.\n")
 
 
+def logging_at_load(wrk_bin: str, endpoints: dict, token: str, args, off_rps: float) -> tuple[dict, float]:
+    """Measure logging on and off at ``--load-share`` of logging off's throughput; return their figures and the
+    think time.
+
+    At 32 busy connections the server is saturated and latency is connections / throughput (Little's law), so the
+    p99 ratio there restates the throughput ratio. Here each connection waits a think time between requests, sized
+    so that logging off runs at the given share of what it served saturated: latency is then service time plus the
+    queueing of bursts, which is where a reader would feel the writes.
+    """
+    think_ms = 1000.0 * args.connections / (args.load_share * off_rps)
+    rounds = max(1, args.rounds)
+    slice_s = max(1, round(args.duration / rounds))
+    per_round: dict[str, list[dict]] = {"recommendations": [], OFF: []}
+    for k in range(rounds):
+        for name in round_order(list(per_round), k):
+            log(f"Measuring {name} at {args.load_share:.0%} load: {args.connections} connections, "
+                f"{think_ms:.1f} ms between requests, {slice_s} s (round {k + 1} of {rounds})")
+            result, _ = wrk(wrk_bin, endpoints[name], token, duration=slice_s, connections=args.connections,
+                            threads=args.threads, think_ms=think_ms)
+            per_round[name].append(result)
+    return {name: combine_rounds(r, slice_s) for name, r in per_round.items()}, think_ms
+
+
+def logging_at_load_rows(at_load: dict, think_ms: float, share: float) -> str:
+    """Print and return (markdown) the p99 of logging on over off at a share of capacity."""
+    on, off = at_load["recommendations"], at_load[OFF]
+    p99_ratio = on["p99_ms"] / off["p99_ms"] if off["p99_ms"] else float("nan")
+    rounds = [a / b for a, b in zip(on["rounds_p99_ms"], off["rounds_p99_ms"]) if b]
+    verdict = "met" if p99_ratio <= 1.1 else "NOT met"
+    print(f"impression logging on vs off at {share:.0%} load: p99 {on['p99_ms']:.2f} vs {off['p99_ms']:.2f} ms, "
+          f"{p99_ratio:.2f}x (goal <= 1.1): {verdict}")
+    return (f"\n### The same at {share:.0%} of logging off's throughput (each connection waits {think_ms:.1f} ms "
+            "between requests)\n\n"
+            "| | p50 ms | p99 ms | req/s | rounds p99 ms |\n| --- | --- | --- | --- | --- |\n"
+            + "".join(f"| logging {label} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['rps']:.0f} | "
+                      f"{', '.join(f'{x:.2f}' for x in r['rounds_p99_ms'])} |\n"
+                      for label, r in (("on", on), ("off", off)))
+            + f"\np99 of logging on over off, round by round: {', '.join(f'{x:.2f}x' for x in rounds)} "
+              f"(median {sorted(rounds)[len(rounds) // 2]:.2f}x).\n\n"
+              f"At {share:.0%} load, p99 {p99_ratio:.2f}x of logging off (goal <= 1.1x): {verdict}.\n")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=30, help="Seconds per measured run (default 30).")
@@ -397,6 +445,9 @@ def main() -> int:
     parser.add_argument("--impressions", choices=["on", "off", "both"], default="both",
                         help="Impression logging of the measured site: on, off, or both side by side (a second "
                              "gunicorn with logging off, measured in the same interleaved rounds; default both).")
+    parser.add_argument("--load-share", type=float, default=0.6,
+                        help="With --impressions both, also compare logging on and off at this share of logging "
+                             "off's saturated throughput (0: skip; default 0.6).")
     parser.add_argument("--results", type=Path, default=RESULTS)
     args = parser.parse_args()
 
@@ -500,6 +551,9 @@ def main() -> int:
                   f"(rounds: {', '.join(f'{x:.0f}' for x in r['rounds_rps'])})  "
                   f"non-2xx {r['non_2xx']:.0f}  socket errors {r['socket_errors']:.0f}  "
                   f"CPU per request: app {r['app_cpu_ms']:.2f} ms, PostgreSQL {r['db_cpu_ms']:.2f} ms", flush=True)
+        at_load = {}
+        if OFF in endpoints and args.load_share > 0:
+            at_load = logging_at_load(wrk_bin, endpoints, token, args, results[OFF]["rps"])
         load_after = os.getloadavg()
         low = {}
         if args.low_connections:
@@ -544,6 +598,8 @@ def main() -> int:
               f"{low['recommendations']['rps']:.0f} req/s; ping p99 {low['ping']['p99_ms']:.2f} ms, "
               f"{low['ping']['rps']:.0f} req/s; ratio {low_ratio:.2f}")
     logging_rows = logging_comparison(results)
+    if at_load:
+        logging_rows += logging_at_load_rows(*at_load, args.load_share)
     write_results(args, rec, ping, ratio, p99_ok, ratio_ok, profile, raw, load, cpu_ratio, low, breakdown)
     if logging_rows:
         with args.results.open("a") as out:
