@@ -16,7 +16,8 @@ import numpy as np
 from .blend import AUTO_DEFAULTS, ITEM_COMPONENTS, USER_COMPONENTS
 from .tuning import TuningResult
 
-__all__ = ["BLEND_WEIGHT_GRID", "IALS_ALONE_WEIGHT", "POPULARITY_EXPONENTS", "default_blend_weights", "search_blend"]
+__all__ = ["BLEND_WEIGHT_GRID", "EDGE_STEPS", "EXPONENT_EDGE_STEP", "IALS_ALONE_WEIGHT", "POPULARITY_EXPONENTS",
+           "WEIGHT_EDGE_FACTOR", "default_blend_weights", "search_blend"]
 
 #: Blend weights tried for each member of ``auto`` (the anchor member is fixed at 1; the blend is
 #: scale-free, so this loses nothing). Item-item members are unit-scaled and the iALS term is
@@ -32,10 +33,19 @@ IALS_ALONE_WEIGHT = 1e6
 #: sampled protocol may reward favouring them; 0 (no factor) is the start.
 POPULARITY_EXPONENTS: tuple[float, ...] = (-0.2, -0.1, -0.05, 0.0, 0.05, 0.1, 0.15, 0.2, 0.3)
 
+#: When the ascent ends with a coordinate on the edge of its grid (a weight at the grid's largest value, an
+#: exponent at its smallest or largest), the optimum may lie beyond it: the search walks outward, a weight
+#: times ``WEIGHT_EDGE_FACTOR`` and an exponent by ``EXPONENT_EDGE_STEP`` per step, at most ``EDGE_STEPS``
+#: steps, while validation improves. A choice inside the grids is left exactly as the ascent made it.
+WEIGHT_EDGE_FACTOR = 1.5
+EXPONENT_EDGE_STEP = 0.1
+EDGE_STEPS = 8
+
 
 def search_blend(
     search: Any, obj: str, names: list[str], results: dict[str, TuningResult],
     weight_grid: Sequence[float], n_passes: int, exponents: Sequence[float] = POPULARITY_EXPONENTS,
+    edge_steps: int = EDGE_STEPS,
 ) -> TuningResult:
     """Coordinate ascent over ``weight_grid`` and the popularity ``exponents`` on cached scores, anchored on the
     best item-item member.
@@ -69,7 +79,8 @@ def search_blend(
         if ascent.consider(start, 0.0, label):
             anchor = max((n for n in start if n in ITEM_COMPONENTS), key=start.get)
             ascent.weights = {n: start.get(n, 0.0) for n in available}
-    for _ in range(n_passes):
+
+    def sweep() -> bool:
         improved = False
         for n in available:
             for value in weight_grid:
@@ -80,7 +91,14 @@ def search_blend(
                 improved |= ascent.consider(dict(ascent.weights), float(value))
         search.say(f"tune auto blend [{obj}] weights {ascent.weights} popularity exponent {ascent.exponent} "
                    f"-> {metric}={ascent.best:.4f}")
-        if not improved:
+        return improved
+
+    for _ in range(n_passes):
+        if not sweep():
+            break
+    # Past the grids' edges: walk out where the ascent stopped on an edge, then sweep the grids again from there.
+    for _ in range(n_passes):
+        if not _walk_edges(ascent, anchor, weight_grid, exponents, edge_steps) or not sweep():
             break
     chosen = {n: float(w) for n, w in ascent.weights.items() if w > 0}
     params: dict[str, Any] = {"weights": chosen}
@@ -89,6 +107,32 @@ def search_blend(
     for n in chosen:
         params[n] = results[n].best_params
     return TuningResult("auto", params, float(ascent.best), metric, ascent.trials, members=results)
+
+
+def _walk_edges(ascent: _Ascent, anchor: str, weight_grid: Sequence[float], exponents: Sequence[float],
+                steps: int) -> bool:
+    """Walk each coordinate that sits on the edge of its grid outward while validation improves; True if one moved."""
+    moved = False
+    top = max(weight_grid)
+    for n in list(ascent.weights):
+        value = ascent.weights[n]
+        if n == anchor or value < top or value >= IALS_ALONE_WEIGHT:
+            continue
+        for _ in range(steps):
+            value = round(value * WEIGHT_EDGE_FACTOR, 6)
+            if not ascent.consider({**ascent.weights, n: value}, ascent.exponent):
+                break
+            moved = True
+    for edge, sign in ((max(exponents), 1.0), (min(exponents), -1.0)):
+        if ascent.exponent == 0.0 or sign * (ascent.exponent - edge) < 0:
+            continue
+        value = ascent.exponent
+        for _ in range(steps):
+            value = round(value + sign * EXPONENT_EDGE_STEP, 6)
+            if not ascent.consider(dict(ascent.weights), value):
+                break
+            moved = True
+    return moved
 
 
 @dataclass

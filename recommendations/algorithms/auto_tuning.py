@@ -12,7 +12,7 @@
    are computed once, in the form ``Auto`` blends them, and the best fit per objective is kept
    in memory (for a sampled objective only the scores of each user's candidates).
 3. The blend weights and a popularity exponent (``auto_blend``) are searched by coordinate ascent over
-   grids on those cached scores,
+   grids on those cached scores (past a grid's edge when the ascent stops on it),
    starting from the best of every member alone and the untuned default blend, keeping a change
    only when it improves the validation objective: the chosen blend never validates below the best
    member alone, hence below any member's registry defaults. A blend of cached scores is exactly ``Auto.fit``'s blend, so no refit

@@ -313,3 +313,34 @@ def test_the_blend_search_takes_a_popularity_exponent_when_it_validates_better(m
     assert any(t.get("popularity_exponent") == 0.1 for t in result.trials)
     model = Auto(**{k: v for k, v in result.best_params.items()}).fit(_clustered(seed=12))
     assert model.popularity_exponent == 0.1 and model.column_scale_ is not None
+
+
+def test_the_blend_search_walks_past_a_grid_edge_while_validation_improves(monkeypatch):
+    from recommendations.algorithms import auto_tuning
+    from recommendations.algorithms.auto_blend import POPULARITY_EXPONENTS
+
+    top = max(POPULARITY_EXPONENTS)
+
+    def score(self, obj, weights, exponent=0.0):
+        # best at exponent .5 (beyond the grid) and, with it, an ItemKNN weight of 4.5 (beyond 2.0)
+        return 1.0 - abs(exponent - 0.5) - 0.01 * abs(weights.get("itemknn", 0.0) - 4.5) / 4.5, []
+
+    monkeypatch.setattr(auto_tuning._Search, "blend_score", score)
+    result = auto_tuning.tune_auto(_clustered(seed=13), start_params=FAST, n_iter=0, members=["rp3beta", "itemknn"])
+    assert top < 0.5 and result.best_params["popularity_exponent"] == pytest.approx(0.5)
+    assert result.best_params["weights"] in ({"rp3beta": 1.0, "itemknn": 4.5}, {"itemknn": 1.0, "rp3beta": 1.0 / 4.5})
+
+
+def test_a_choice_inside_the_grids_is_not_walked(monkeypatch):
+    from recommendations.algorithms import auto_tuning
+
+    seen = []
+
+    def score(self, obj, weights, exponent=0.0):
+        seen.append(exponent)
+        return 1.0 - abs(exponent - 0.1), []
+
+    monkeypatch.setattr(auto_tuning._Search, "blend_score", score)
+    result = auto_tuning.tune_auto(_clustered(seed=14), start_params=FAST, n_iter=0, members=["rp3beta", "itemknn"])
+    assert result.best_params["popularity_exponent"] == 0.1
+    assert set(seen) <= set(auto_tuning.POPULARITY_EXPONENTS)
