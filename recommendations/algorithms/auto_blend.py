@@ -79,26 +79,13 @@ def search_blend(
         if ascent.consider(start, 0.0, label):
             anchor = max((n for n in start if n in ITEM_COMPONENTS), key=start.get)
             ascent.weights = {n: start.get(n, 0.0) for n in available}
-
-    def sweep() -> bool:
-        improved = False
-        for n in available:
-            for value in weight_grid:
-                if n != anchor and value != ascent.weights[n]:
-                    improved |= ascent.consider({**ascent.weights, n: float(value)}, ascent.exponent)
-        for value in exponents:
-            if value != ascent.exponent:
-                improved |= ascent.consider(dict(ascent.weights), float(value))
-        search.say(f"tune auto blend [{obj}] weights {ascent.weights} popularity exponent {ascent.exponent} "
-                   f"-> {metric}={ascent.best:.4f}")
-        return improved
-
     for _ in range(n_passes):
-        if not sweep():
+        if not ascent.sweep(anchor, weight_grid, exponents):
             break
     # Past the grids' edges: walk out where the ascent stopped on an edge, then sweep the grids again from there.
     for _ in range(n_passes):
-        if not _walk_edges(ascent, anchor, weight_grid, exponents, edge_steps) or not sweep():
+        if (not _walk_edges(ascent, anchor, weight_grid, exponents, edge_steps)
+                or not ascent.sweep(anchor, weight_grid, exponents)):
             break
     chosen = {n: float(w) for n, w in ascent.weights.items() if w > 0}
     params: dict[str, Any] = {"weights": chosen}
@@ -150,6 +137,20 @@ class _Ascent:
     @staticmethod
     def key(weights: Mapping[str, float], exponent: float) -> tuple:
         return tuple(sorted((m, v) for m, v in weights.items() if v > 0)) + (("", float(exponent)),)
+
+    def sweep(self, anchor: str, weight_grid: Sequence[float], exponents: Sequence[float]) -> bool:
+        """One pass over each member's weight (but the anchor's) and the exponent; True if a move improved."""
+        improved = False
+        for n in list(self.weights):
+            for value in weight_grid:
+                if n != anchor and value != self.weights[n]:
+                    improved |= self.consider({**self.weights, n: float(value)}, self.exponent)
+        for value in exponents:
+            if value != self.exponent:
+                improved |= self.consider(dict(self.weights), float(value))
+        self.search.say(f"tune auto blend [{self.obj}] weights {self.weights} popularity exponent {self.exponent} "
+                        f"-> {self.search.metric}={self.best:.4f}")
+        return improved
 
     def consider(self, weights: dict[str, float], exponent: float, start: str | None = None) -> bool:
         """Score a blend (once: the ascent revisits points) and move to it when it validates better."""
