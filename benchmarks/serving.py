@@ -52,6 +52,7 @@ import platform
 import re
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -423,7 +424,7 @@ def logging_at_load_rows(at_load: dict, think_ms: float, share: float) -> str:
                       f"{', '.join(f'{x:.2f}' for x in r['rounds_p99_ms'])} |\n"
                       for label, r in (("on", on), ("off", off)))
             + f"\np99 of logging on over off, round by round: {', '.join(f'{x:.2f}x' for x in rounds)} "
-              f"(median {sorted(rounds)[len(rounds) // 2]:.2f}x).\n\n"
+              f"(median {statistics.median(rounds):.2f}x).\n\n"
               f"At {share:.0%} load, p99 {p99_ratio:.2f}x of logging off (goal <= 1.1x): {verdict}.\n")
 
 
