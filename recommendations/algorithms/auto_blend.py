@@ -16,8 +16,8 @@ import numpy as np
 from .blend import AUTO_DEFAULTS, ITEM_COMPONENTS, USER_COMPONENTS
 from .tuning import TuningResult
 
-__all__ = ["BLEND_WEIGHT_GRID", "EDGE_STEPS", "EXPONENT_EDGE_STEP", "IALS_ALONE_WEIGHT", "POPULARITY_EXPONENTS",
-           "WEIGHT_EDGE_FACTOR", "default_blend_weights", "search_blend"]
+__all__ = ["ASCENT_PASSES", "BLEND_WEIGHT_GRID", "EDGE_STEPS", "EXPONENT_EDGE_STEP", "IALS_ALONE_WEIGHT",
+           "POPULARITY_EXPONENTS", "WEIGHT_EDGE_FACTOR", "default_blend_weights", "search_blend"]
 
 #: Blend weights tried for each member of ``auto`` (the anchor member is fixed at 1; the blend is
 #: scale-free, so this loses nothing). Item-item members are unit-scaled and the iALS term is
@@ -33,6 +33,11 @@ IALS_ALONE_WEIGHT = 1e6
 #: sampled protocol may reward favouring them; 0 (no factor) is the start.
 POPULARITY_EXPONENTS: tuple[float, ...] = (-0.2, -0.1, -0.05, 0.0, 0.05, 0.1, 0.15, 0.2, 0.3)
 
+#: Sweeps of the coordinate ascent at most; it stops as soon as a sweep moves nothing. Two sweeps left the
+#: small sets' ascent still climbing, and on a holdout carved from TRAIN only the further sweeps' choices held
+#: up (docs/decisions.md, "The blend ascent sweeps until nothing moves").
+ASCENT_PASSES = 4
+
 #: When the ascent ends with a coordinate on the edge of its grid (a weight at the grid's largest value, an
 #: exponent at its smallest or largest), the optimum may lie beyond it: the search walks outward, a weight
 #: times ``WEIGHT_EDGE_FACTOR`` and an exponent by ``EXPONENT_EDGE_STEP`` per step, at most ``EDGE_STEPS``
@@ -44,7 +49,7 @@ EDGE_STEPS = 8
 
 def search_blend(
     search: Any, obj: str, names: list[str], results: dict[str, TuningResult],
-    weight_grid: Sequence[float], n_passes: int, exponents: Sequence[float] = POPULARITY_EXPONENTS,
+    weight_grid: Sequence[float], n_passes: int = ASCENT_PASSES, exponents: Sequence[float] = POPULARITY_EXPONENTS,
     edge_steps: int = EDGE_STEPS,
 ) -> TuningResult:
     """Coordinate ascent over ``weight_grid`` and the popularity ``exponents`` on cached scores, anchored on the

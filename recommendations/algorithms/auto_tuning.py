@@ -40,7 +40,8 @@ from .auto_candidates import (
     registry_point,
     tune_iterations,
 )
-from .auto_blend import BLEND_WEIGHT_GRID, IALS_ALONE_WEIGHT, POPULARITY_EXPONENTS, default_blend_weights, search_blend
+from .auto_blend import (ASCENT_PASSES, BLEND_WEIGHT_GRID, IALS_ALONE_WEIGHT, POPULARITY_EXPONENTS, default_blend_weights,
+                         search_blend)
 from .base import check_user_items, get_estimator
 from .blend import (AUTO_DEFAULTS, EASE_MAX_ITEMS, ITEM_COMPONENTS, USER_COMPONENTS, popularity_scale, row_max_scaled,
                     unit_scale, user_scores_in_blocks)
@@ -349,7 +350,7 @@ def tune_auto_protocols(
     members: Sequence[str] | None = None,
     search_spaces: Mapping[str, Mapping[str, Sequence[Any]]] | None = None,
     weight_grid: Sequence[float] = BLEND_WEIGHT_GRID,
-    n_passes: int = 2,
+    n_passes: int = ASCENT_PASSES,
     ease_max_items: int | None = None,
     dense_ease_max_items: int = 5000,
     max_users: int | None = None,

@@ -344,3 +344,20 @@ def test_a_choice_inside_the_grids_is_not_walked(monkeypatch):
     result = auto_tuning.tune_auto(_clustered(seed=14), start_params=FAST, n_iter=0, members=["rp3beta", "itemknn"])
     assert result.best_params["popularity_exponent"] == 0.1
     assert set(seen) <= set(auto_tuning.POPULARITY_EXPONENTS)
+
+
+@pytest.mark.parametrize("moves, sweeps", [(99, 4), (2, 3), (0, 1)])
+def test_the_blend_ascent_sweeps_until_a_sweep_moves_nothing_at_most_four_times(monkeypatch, moves, sweeps):
+    from recommendations.algorithms import auto_blend, auto_tuning
+
+    assert auto_blend.ASCENT_PASSES == 4
+    calls = []
+
+    def sweep(self, anchor, weight_grid, exponents):
+        calls.append(anchor)
+        return len(calls) <= moves  # the first ``moves`` sweeps move a coordinate, later ones do not
+
+    monkeypatch.setattr(auto_blend._Ascent, "sweep", sweep)
+    monkeypatch.setattr(auto_blend, "_walk_edges", lambda *args: False)
+    auto_tuning.tune_auto(_clustered(seed=15), start_params=FAST, n_iter=0, members=["rp3beta", "itemknn"])
+    assert len(calls) == sweeps
