@@ -7,7 +7,8 @@ Usage (from the repository root)::
 
 The CMN npz (../shared/data/citeulike-a-cmn, or $BRE_DATA_DIR) is written as TRAIN.csv, TEST.csv and
 NEGATIVES.csv in a temporary folder; then, with no other flags,
-``python -m recommendations recommend --train TRAIN.csv`` is timed end to end, and
+``python -m recommendations recommend --train TRAIN.csv`` is timed end to end and its written lists are
+scored against TEST (full ranking: HR@10, NDCG@10), and
 ``python -m recommendations evaluate`` scores the algorithms by full ranking and by the sampled
 protocol (1 positive against its 100 negatives). ``auto`` tunes itself inside its fit on TRAIN only.
 Results are printed and appended to benchmarks/results/citeulike_cli.jsonl.
@@ -16,6 +17,7 @@ Results are printed and appended to benchmarks/results/citeulike_cli.jsonl.
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import platform
@@ -49,6 +51,32 @@ def write_csvs(folder: Path, data: Path) -> dict[str, Path]:
             fh.writelines(f"u{r},i{c}\n" for r, c in zip(rows.tolist(), cols.tolist()))
         paths[name] = path
     return paths
+
+
+def score_lists(lists_csv: Path, test_csv: Path, k: int = 10) -> dict[str, float]:
+    """HR@k and NDCG@k of the written top-k lists against TEST (one held-out item per user), full ranking.
+
+    A test item whose score ties others within the first k takes the mean of their positions; the lists are
+    scored as written, so a tie cut off at position k is a miss.
+    """
+    with open(test_csv, encoding="utf-8") as fh:
+        held = dict(line.rstrip("\n").split(",") for line in list(fh)[1:])
+    lists: dict[str, list[tuple[str, float]]] = {}
+    with open(lists_csv, encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            lists.setdefault(row["user"], []).append((row["item"], float(row["score"])))
+    hits, gains = [], []
+    for user, item in held.items():
+        ranked = lists.get(user, [])[:k]
+        score = next((sc for it, sc in ranked if it == item), None)
+        if score is None:
+            hits.append(0.0)
+            gains.append(0.0)
+            continue
+        tied = [pos for pos, (_, sc) in enumerate(ranked) if sc == score]
+        hits.append(1.0)
+        gains.append(float(np.mean([1.0 / np.log2(pos + 2) for pos in tied])))
+    return {f"HR@{k}": float(np.mean(hits)), f"NDCG@{k}": float(np.mean(gains)), "users": len(held)}
 
 
 def run_cli(*args: str) -> tuple[subprocess.CompletedProcess, float, float]:
@@ -85,6 +113,11 @@ def main(argv: list[str] | None = None) -> int:
             print(res.stderr.strip().splitlines()[-1] if res.stderr.strip() else res.returncode, flush=True)
             record["recommend"] = {"seconds": seconds, "cpu_seconds": cpu, "returncode": res.returncode,
                                    "stderr_tail": res.stderr[-2000:], "load_after": os.getloadavg()}
+            if res.returncode == 0:
+                # what a user of ``recommend`` gets: its own written lists, scored against TEST
+                record["recommend"]["lists"] = score_lists(Path(tmp) / "R.csv", paths["TEST"])
+                print(f"recommend's lists: HR@10 {record['recommend']['lists']['HR@10']:.4f} "
+                      f"NDCG@10 {record['recommend']['lists']['NDCG@10']:.4f}", flush=True)
         for protocol in args.protocols.split(","):
             extra = ["--negatives", str(paths["NEGATIVES"])] if protocol == "sampled" else []
             res, seconds, cpu = run_cli("evaluate", "--train", str(paths["TRAIN"]), "--test", str(paths["TEST"]),
