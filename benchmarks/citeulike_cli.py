@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
                 record["recommend"]["lists"] = score_lists(Path(tmp) / "R.csv", paths["TEST"])
                 print(f"recommend's lists: HR@10 {record['recommend']['lists']['HR@10']:.4f} "
                       f"NDCG@10 {record['recommend']['lists']['NDCG@10']:.4f}", flush=True)
-        for protocol in args.protocols.split(","):
+        for protocol in [p for p in args.protocols.split(",") if p]:  # --protocols "": recommend only
             extra = ["--negatives", str(paths["NEGATIVES"])] if protocol == "sampled" else []
             res, seconds, cpu = run_cli("evaluate", "--train", str(paths["TRAIN"]), "--test", str(paths["TEST"]),
                                         *extra, "--algorithms", args.algorithms, "--k", "5,10", "--json", "--quiet")
