@@ -40,8 +40,14 @@ from .auto_candidates import (
     registry_point,
     tune_iterations,
 )
-from .auto_blend import (ASCENT_PASSES, BLEND_WEIGHT_GRID, IALS_ALONE_WEIGHT, POPULARITY_EXPONENTS, default_blend_weights,
-                         search_blend)
+from .auto_blend import (
+    ASCENT_PASSES,
+    BLEND_WEIGHT_GRID,
+    IALS_ALONE_WEIGHT,
+    POPULARITY_EXPONENTS,
+    default_blend_weights,
+    search_blend,
+)
 from .base import check_user_items, get_estimator
 from .blend import (AUTO_DEFAULTS, EASE_MAX_ITEMS, ITEM_COMPONENTS, USER_COMPONENTS, popularity_scale, row_max_scaled,
                     unit_scale, user_scores_in_blocks)
