@@ -84,6 +84,9 @@ def item_texts_load() -> tuple[IndexMap, dict[int, list[tuple[str, str]]], np.nd
         pairs = list(adapter.item_texts(model)) if adapter.text_fields(model) else [
             (str(pk), "") for pk in adapter.item_queryset(model).values_list("pk", flat=True).iterator()
         ]
+        # The database's row order can change between builds (an update moves a row): sort by key so that
+        # items' positions, and with them the order of items whose scores tie, are the same every build.
+        pairs.sort(key=lambda pair: pair[0])
         texts[ct_id] = pairs
         for object_id, text in pairs:
             item_map.add((ct_id, object_id))

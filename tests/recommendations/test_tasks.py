@@ -115,3 +115,15 @@ class TestTaskNames:
                         "recommendations: refresh pending users": "recommendations.pending_refreshes_run",
                         "recommendations: impressions daily rollup and purge": "recommendations.impressions_daily_run"}
         assert set(rows.values()) <= set(app.tasks)
+
+
+def test_items_take_the_same_positions_whatever_order_the_database_returns_them_in(world):
+    from recommendations.build.load import item_texts_load
+
+    first, _, _ = item_texts_load()
+    # an update moves the row on PostgreSQL, so a plain query returns the items in another order
+    item = next(iter(world["items"].values()))
+    type(item).objects.filter(pk=item.pk).update(name=item.name + " ")
+    second, _, _ = item_texts_load()
+    keys = list(first.keys())
+    assert keys == list(second.keys()) == sorted(keys)
