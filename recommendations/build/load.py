@@ -46,6 +46,18 @@ def positions(keys: list, lookup: Callable[[Any], int]) -> np.ndarray:
     return np.fromiter(map(table.__getitem__, keys), dtype=np.int64, count=len(keys))
 
 
+def key_order(key: Any) -> tuple:
+    """Sort key putting integer keys (and strings of digits) in numeric order, then other keys as text.
+
+    Positions follow it so that a build does not depend on the database's row order: ties between
+    scores break the same way every build, in the order the rows were created for integer keys.
+    """
+    if isinstance(key, int):
+        return (0, key, "")
+    text = str(key)
+    return (0, int(text), text) if text.isdecimal() else (1, 0, text)
+
+
 def events_matrix(cols: InteractionColumns, user_map: IndexMap, item_map: IndexMap,
                   item_words: np.ndarray, *, grow_users: bool, now: float):
     """Turn interaction columns into (positive, negative) confidence matrices with the feedback model.
@@ -84,9 +96,7 @@ def item_texts_load() -> tuple[IndexMap, dict[int, list[tuple[str, str]]], np.nd
         pairs = list(adapter.item_texts(model)) if adapter.text_fields(model) else [
             (str(pk), "") for pk in adapter.item_queryset(model).values_list("pk", flat=True).iterator()
         ]
-        # The database's row order can change between builds (an update moves a row): sort by key so that
-        # items' positions, and with them the order of items whose scores tie, are the same every build.
-        pairs.sort(key=lambda pair: pair[0])
+        pairs.sort(key=lambda pair: key_order(pair[0]))
         texts[ct_id] = pairs
         for object_id, text in pairs:
             item_map.add((ct_id, object_id))
@@ -98,8 +108,8 @@ def build_load(*, now: float | None = None) -> LoadedData:
     """Read every item text and interaction through the adapter and build the matrices."""
     now = time.time() if now is None else now
     item_map, texts, item_words = item_texts_load()
-    user_map = IndexMap()
     cols = get_adapter().interaction_columns()
+    user_map = IndexMap(sorted(set(cols.user_id), key=key_order))
     positive, negative, users, items = events_matrix(cols, user_map, item_map, item_words, grow_users=True, now=now)
     keep = (users >= 0) & (items >= 0)
     return LoadedData(positive, negative, user_map, item_map, item_words, texts, int(keep.sum()),

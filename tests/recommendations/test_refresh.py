@@ -23,7 +23,8 @@ class TestIncrementalRefresh:
         assert services.user_refresh(user_id=cook.pk) > 0
         after = [p.name for p in selectors.recommended_for(cook, n=3)]
         assert after != before
-        assert after[0] in {"Stars and galaxies", "Rockets to Mars"}
+        # The last unread space book now ties with the unread cooking book; ties break by item key (random UUIDs).
+        assert "Stars and galaxies" in after[:2]
 
     def test_refresh_request_queues_on_commit(self, world, django_capture_on_commit_callbacks, monkeypatch):
         from recommendations import tasks
