@@ -51,6 +51,7 @@ from .auto_blend import (
 from .base import check_user_items, get_estimator
 from .blend import (AUTO_DEFAULTS, EASE_MAX_ITEMS, ITEM_COMPONENTS, USER_COMPONENTS, popularity_scale, row_max_scaled,
                     unit_scale, user_scores_in_blocks)
+from .blend_ranks import TOP_WIDTH_MIN, TOP_WIDTH_PER_K, blend_values, member_tops, top_column_positions
 from .metrics import metrics_from_positions, tie_aware_ranks
 from .products import sparse_dot_split, split_heavy_rows
 from .splits import sample_negatives
@@ -113,25 +114,27 @@ class _Fold:
         out[cols < 0] = np.nan
         return out
 
-    def positions(self, obj: str, C: NDArray, block: int = 512) -> NDArray[np.float64]:
+    def positions(self, obj: str, C: NDArray, block: int = 512, rows: NDArray | None = None) -> NDArray[np.float64]:
         """Tie-aware 0-based position of each validation user's held-out item in the compacted scores ``C``.
 
         The same ranks as ``protocols.evaluate_scores`` (rank = higher + 0.5 x tied), read from the
-        cached scores directly: a blend search measures hundreds of blends.
+        cached scores directly: a blend search measures hundreds of blends. Over every item, ``C``
+        may hold only the validation ``rows`` given (in their order).
         """
         cols = self.columns.get(obj)
-        rows = np.arange(self.users.size)
         if cols is not None:
+            rows = np.arange(self.users.size)
             pos_col = np.argmax(cols == self.positives[:, None], axis=1)
             candidates = np.array(C, dtype=np.float64)
             positive = candidates[rows, pos_col].copy()
             candidates[rows, pos_col] = np.nan  # the positive is not its own candidate
             return tie_aware_ranks(positive, candidates)
+        rows = np.arange(self.users.size) if rows is None else rows
         n_train = np.diff(self.Xv.indptr)
         out = np.empty(rows.size)
         for a in range(0, rows.size, block):
             r = rows[a : a + block]
-            S = C[r]
+            S = C[a : a + block]
             ps = S[np.arange(r.size), self.positives[r]][:, None]
             higher = (S > ps).sum(axis=1)
             tied = (S == ps).sum(axis=1) - 1.0
@@ -144,8 +147,11 @@ class _Fold:
         """Validation objective of the compacted scores ``C`` (one row per validation user)."""
         if self.users.size == 0:
             return float("nan")
-        m = metrics_from_positions(self.positions(obj, C), np.arange(self.users.size), ks)
-        return objective_value(m, metric)
+        return self.objective(self.positions(obj, C), ks, metric)
+
+    def objective(self, positions: NDArray[np.float64], ks: Sequence[int], metric: str) -> float:
+        """Validation objective of the held-out items' ``positions`` (one per validation user)."""
+        return objective_value(metrics_from_positions(positions, np.arange(self.users.size), ks), metric)
 
 
 def _candidate_columns(valid: sp.csr_matrix, negatives: sp.csr_matrix, users: NDArray[np.int64]) -> NDArray[np.int64]:
@@ -256,6 +262,8 @@ class _Search:
     cut: list[str] = field(default_factory=list)
     #: score iALS by its fitted user factors (see :func:`_blend_form`)
     fitted_factors: bool = False
+    #: (objective, member) -> per fold, the cached scores' top columns (``blend_ranks.member_tops``)
+    tops: dict[tuple[str, str], list[tuple]] = field(default_factory=dict)
 
     def try_member(self, member: _Member, params: dict[str, Any]) -> None:
         """Fit ``params`` on every fold, score it for every objective, keep it where it is best."""
@@ -284,6 +292,7 @@ class _Search:
             if np.isfinite(score) and score > member.best[obj][0]:
                 member.best[obj] = (score, params)
                 self.cached[obj][member.name] = kept[obj]
+                self.tops.pop((obj, member.name), None)
         self.say(f"tune auto member {member.name} {params} -> "
                  + ", ".join(f"{obj} {self.metric}={v:.4f}" for obj, v in scores.items())
                  + f" (fit {fit_seconds:.1f}s)")
@@ -293,21 +302,35 @@ class _Search:
         mats = self.cached[obj]
         per_fold = []
         for f, fold in enumerate(self.folds):
-            M, part = None, None
-            for n, value in weights.items():
-                if value > 0:
-                    # in place and without multiplying by 1: the same float32 values as ``M + mats * w``, fewer passes
-                    if M is None:
-                        M = np.multiply(mats[n][f], np.float32(value))
-                    elif value == 1.0:
-                        M += mats[n][f]
-                    else:
-                        part = np.multiply(mats[n][f], np.float32(value), out=part)
-                        M += part
-            if exponent:
-                M *= fold.column_scale(obj, exponent)
-            per_fold.append(fold.measure(obj, M, self.ks, self.metric))
+            terms = [(mats[n][f], value) for n, value in weights.items() if value > 0]
+            if obj in fold.columns or not fold.users.size:
+                per_fold.append(fold.measure(obj, _blend(terms, fold, obj, exponent), self.ks, self.metric))
+                continue
+            # Over every item, most rows are settled by the members' top columns (``blend_ranks``); the rest in full.
+            tops = [self.member_tops(obj, n, f) for n, value in weights.items() if value > 0]
+            scale = fold.column_scale(obj, exponent)[0] if exponent else None
+            positions = top_column_positions(terms, tops, fold.positives, scale, max(self.ks))
+            rest = np.flatnonzero(np.isnan(positions))
+            if rest.size:
+                block = _blend([(M[rest], value) for M, value in terms], fold, obj, exponent)
+                positions[rest] = fold.positions(obj, block, rows=rest)
+            per_fold.append(fold.objective(positions, self.ks, self.metric))
         return float(np.mean(per_fold)), per_fold
+
+    def member_tops(self, obj: str, name: str, f: int) -> tuple:
+        """Member ``name``'s top columns on fold ``f`` (computed once per cached fit)."""
+        if (obj, name) not in self.tops:
+            width = max(TOP_WIDTH_PER_K * max(self.ks), TOP_WIDTH_MIN)
+            self.tops[(obj, name)] = [member_tops(C, width) for C in self.cached[obj][name]]
+        return self.tops[(obj, name)][f]
+
+
+def _blend(terms: list[tuple[NDArray, float]], fold: _Fold, obj: str, exponent: float) -> NDArray[np.float32]:
+    """The blend of ``terms`` (scores, weight) times the popularity factor, as ``Auto`` computes it."""
+    M = blend_values(terms)
+    if exponent:
+        M *= fold.column_scale(obj, exponent)
+    return M
 
 
 def _search_members(search: _Search, members: list[_Member], deadline: float | None) -> None:
