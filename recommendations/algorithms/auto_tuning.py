@@ -300,14 +300,15 @@ class _Search:
     def blend_score(self, obj: str, weights: Mapping[str, float], exponent: float = 0.0) -> tuple[float, list[float]]:
         """Validation objective of a blend of the cached member scores times the popularity factor (mean over folds)."""
         mats = self.cached[obj]
+        names = [n for n, value in weights.items() if value > 0]
         per_fold = []
         for f, fold in enumerate(self.folds):
-            terms = [(mats[n][f], value) for n, value in weights.items() if value > 0]
+            terms = [(mats[n][f], weights[n]) for n in names]
             if obj in fold.columns or not fold.users.size:
                 per_fold.append(fold.measure(obj, _blend(terms, fold, obj, exponent), self.ks, self.metric))
                 continue
             # Over every item, most rows are settled by the members' top columns (``blend_ranks``); the rest in full.
-            tops = [self.member_tops(obj, n, f) for n, value in weights.items() if value > 0]
+            tops = [self.member_tops(obj, n, f) for n in names]
             scale = fold.column_scale(obj, exponent)[0] if exponent else None
             positions = top_column_positions(terms, tops, fold.positives, scale, max(self.ks))
             rest = np.flatnonzero(np.isnan(positions))

@@ -61,8 +61,8 @@ def blend_values(terms: Sequence[tuple[NDArray, float]], index: tuple | None = N
 
 
 def top_column_positions(
-    terms: Sequence[tuple[NDArray, float]], tops: Sequence[tuple[NDArray, NDArray, NDArray]], positives: NDArray[np.int64],
-    scale: NDArray[np.float32] | None, k_max: int,
+    terms: Sequence[tuple[NDArray, float]], tops: Sequence[tuple[NDArray, NDArray, NDArray]],
+    positives: NDArray[np.int64], scale: NDArray[np.float32] | None, k_max: int,
 ) -> NDArray[np.float64]:
     """Tie-aware position of each row's ``positives`` column under the blend; NaN where the top columns cannot tell.
 

@@ -166,7 +166,8 @@ class TestFullBuildRun:
 
 
 class TestEagerCelery:
-    def test_build_through_the_tasks_gives_the_same_results(self, shop, django_capture_on_commit_callbacks, monkeypatch):
+    def test_build_through_the_tasks_gives_the_same_results(self, shop, django_capture_on_commit_callbacks,
+                                                             monkeypatch):
         # Both builds read the same clock: a second's recency decay moves the content-filled tails (float32
         # near-ties, ~1e-10 apart) enough to swap them, which is not what this test is about.
         now = time.time()
