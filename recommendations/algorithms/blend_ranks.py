@@ -19,6 +19,8 @@ from typing import Sequence
 import numpy as np
 from numpy.typing import NDArray
 
+from .blocks import BLOCK_ELEMENTS
+
 __all__ = ["TOP_WIDTH_MIN", "TOP_WIDTH_PER_K", "blend_values", "member_tops", "top_column_positions"]
 
 #: Columns kept per member and row: this many per unit of the largest cut-off, and at least ``TOP_WIDTH_MIN``.
@@ -31,9 +33,10 @@ TOP_WIDTH_MIN = 32
 BOUND_SLACK = 1e-5
 
 
-def member_tops(C: NDArray, width: int, block: int = 512) -> tuple[NDArray[np.int64], NDArray[np.float64], NDArray]:
+def member_tops(C: NDArray, width: int) -> tuple[NDArray[np.int64], NDArray[np.float64], NDArray]:
     """Per row of ``C``: the columns of its ``width`` largest scores, the smallest of those, and its largest |score|."""
     width = min(width, C.shape[1])
+    block = max(1, BLOCK_ELEMENTS // max(C.shape[1], 1))
     idx = np.empty((C.shape[0], width), dtype=np.int64)
     size = np.empty(C.shape[0], dtype=np.float64)
     for a in range(0, C.shape[0], block):  # in row blocks: a whole-matrix argpartition holds an int64 copy of it
