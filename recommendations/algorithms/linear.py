@@ -220,11 +220,37 @@ def _ease_dual(X: sp.csr_matrix, l2_norm: float, block: int = 2048) -> NDArray[n
 
 
 def topk_columns(B: NDArray[np.float32], k: int, block: int = 512) -> sp.csr_matrix:
-    """The ``k`` largest nonzero weights of each column of a dense ``B``, as CSR (float32).
+    """The ``k`` largest nonzero weights of each column of a dense ``B``, as CSR (float32); ties to the lower row.
 
     Column block by column block: converting all of ``B`` to a sparse matrix at once would hold
     every one of its n_items**2 entries with their indices, several times ``B``'s own size.
     """
     n = B.shape[1]
-    parts = [topk_sparse_rows(sp.csr_matrix(B[:, start : start + block].T), k) for start in range(0, n, block)]
+    parts = [_topk_nonzero_rows(np.ascontiguousarray(B[:, start : start + block].T, dtype=np.float32), k)
+             for start in range(0, n, block)]
     return sp.csr_matrix(sp.vstack(parts, format="csr").T, dtype=np.float32)
+
+
+def _topk_nonzero_rows(rows: NDArray[np.float32], k: int) -> sp.csr_matrix:
+    """The ``k`` largest nonzero values of each row of a dense block, ties to the lower column, as CSR.
+
+    What ``topk_sparse_rows`` keeps of the block made sparse, found on the dense block (one partition
+    per block; turning the block sparse first cost more than the selection). A block holding a NaN or
+    an infinity takes ``topk_sparse_rows`` itself.
+    """
+    if not np.isfinite(rows).all():
+        return topk_sparse_rows(sp.csr_matrix(rows), k)
+    n = rows.shape[1]
+    k = min(int(k), n)
+    if k <= 0:
+        return sp.csr_matrix(rows.shape, dtype=np.float32)
+    work = np.where(rows == 0, np.float32(-np.inf), rows)  # a zero is not a weight: never kept
+    kth = np.partition(work, n - k, axis=1)[:, n - k][:, None]
+    keep = work >= kth
+    over = np.flatnonzero(keep.sum(axis=1) > k)
+    if over.size:  # values tied with the k-th: the lowest columns, up to k in all
+        above, tied = work[over] > kth[over], work[over] == kth[over]
+        keep[over] = above | (tied & (np.cumsum(tied, axis=1) <= (k - above.sum(axis=1))[:, None]))
+    keep &= work > -np.inf
+    r, c = np.nonzero(keep)
+    return sp.csr_matrix((rows[r, c], (r, c)), shape=rows.shape, dtype=np.float32)

@@ -194,6 +194,26 @@ class TestEASEKnownAnswers:
         for block in (1, 5, 64):
             assert (topk_columns(B, 4, block=block) != whole).nnz == 0
 
+    @pytest.mark.parametrize("seed", range(4))
+    def test_the_dense_selection_keeps_exactly_what_the_sparse_selection_keeps(self, seed):
+        from recommendations.algorithms.base import topk_sparse_rows
+        from recommendations.algorithms.linear import topk_columns
+
+        rng = np.random.default_rng(seed)
+        # few distinct values (ties at the k-th), many zeros, negatives, and columns with fewer than k nonzeros
+        B = (rng.integers(-3, 4, (40, 70)) * (rng.random((40, 70)) < 0.6)).astype(np.float32)
+        B[:, :5] = 0.0
+        B[:3, 5] = 2.0
+        if seed == 3:
+            B[7, 9] = np.inf  # a block with an infinity takes the sparse selection
+        for k in (1, 4, 30, 45):
+            whole = sp.csr_matrix(topk_sparse_rows(sp.csr_matrix(B.T), k).T)
+            for block in (7, 512):
+                got = topk_columns(B, k, block=block)
+                assert got.shape == whole.shape and got.nnz == whole.nnz
+                assert np.array_equal(got.indptr, whole.indptr) and np.array_equal(got.indices, whole.indices)
+                assert np.array_equal(got.data, whole.data)
+
     def test_refuses_big_catalogue_with_clear_message(self):
         with pytest.raises(ValueError, match=r"max_items=2.*rp3beta"):
             EASE(max_items=2).fit(TINY)
