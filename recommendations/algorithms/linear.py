@@ -236,7 +236,8 @@ def _topk_nonzero_rows(rows: NDArray[np.float32], k: int) -> sp.csr_matrix:
 
     What ``topk_sparse_rows`` keeps of the block made sparse, found on the dense block (one partition
     per block; turning the block sparse first cost more than the selection). A block holding a NaN or
-    an infinity takes ``topk_sparse_rows`` itself.
+    an infinity takes ``topk_sparse_rows`` itself. Not ``topk_block``: its dense path ranks zeros with
+    the rest, so it can drop negative weights a sparse selection keeps, and it sorts what it keeps.
     """
     if not np.isfinite(rows).all():
         return topk_sparse_rows(sp.csr_matrix(rows), k)
