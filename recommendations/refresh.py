@@ -8,7 +8,6 @@ refresh the broker lost is still pending here (``pending_refreshes_list``).
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -23,7 +22,7 @@ from .algorithms.content import ContentSimilarity
 from .algorithms.matrices import IndexMap
 from .build.cold import EXTENSION_PREFIX
 from .build.errors import BuildError
-from .build.load import events_matrix
+from .build.load import decay_clock, events_matrix
 from .build.rows import PICK_COLUMNS, history_keys, pick_rows, user_pk
 from .build.state import build_rows_delete, build_state
 from .conf import app_settings
@@ -51,7 +50,7 @@ def user_refresh(*, user_id: Any) -> int:
         return 0
     positive, negative, _, _ = events_matrix(
         get_adapter().interaction_columns(user_ids=[pk]), IndexMap([pk]), state.item_map, state.item_words,
-        grow_users=False, now=time.time(),
+        grow_users=False, now=decay_clock(),
     )
     recs: list[tuple] = []
     if positive.nnz:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import inspect
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,6 +35,20 @@ class LoadedData:
     cols: InteractionColumns | None = None
     event_users: np.ndarray | None = None
     event_items: np.ndarray | None = None
+    clock: float | None = None  # the reference time of the recency decay and the popularity window
+
+
+DECAY_CLOCK_SECONDS = 3600
+
+
+def decay_clock(now: float | None = None) -> float:
+    """Return the build's reference time: ``now`` (default the wall clock) raised to the next whole hour.
+
+    Two builds within one hour over the same data then give the same scores, not float-near ties
+    moved by a second of recency decay (docs/decisions.md, "A build's clock is the next whole hour").
+    """
+    now = time.time() if now is None else now
+    return float(math.ceil(now / DECAY_CLOCK_SECONDS) * DECAY_CLOCK_SECONDS)
 
 
 def positions(keys: list, lookup: Callable[[Any], int]) -> np.ndarray:
@@ -106,19 +121,19 @@ def item_texts_load() -> tuple[IndexMap, dict[int, list[tuple[str, str]]], np.nd
 
 def build_load(*, now: float | None = None) -> LoadedData:
     """Read every item text and interaction through the adapter and build the matrices."""
-    now = time.time() if now is None else now
+    now = decay_clock() if now is None else now
     item_map, texts, item_words = item_texts_load()
     cols = get_adapter().interaction_columns()
     user_map = IndexMap(sorted(set(cols.user_id), key=key_order))
     positive, negative, users, items = events_matrix(cols, user_map, item_map, item_words, grow_users=True, now=now)
     keep = (users >= 0) & (items >= 0)
     return LoadedData(positive, negative, user_map, item_map, item_words, texts, int(keep.sum()),
-                      cols=cols, event_users=users, event_items=items)
+                      cols=cols, event_users=users, event_items=items, clock=now)
 
 
 def recent_counts(data: LoadedData) -> np.ndarray:
     """Count distinct readers per item over the last ``POPULAR_WINDOW_DAYS`` days (rejections excluded)."""
-    since = time.time() - app_settings.POPULAR_WINDOW_DAYS * 86400
+    since = (decay_clock() if data.clock is None else data.clock) - app_settings.POPULAR_WINDOW_DAYS * 86400
     cols = data.cols
     ok = (
         (data.event_users >= 0) & (data.event_items >= 0) & (cols.timestamp > since)

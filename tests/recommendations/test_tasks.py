@@ -23,10 +23,9 @@ def _active_neighbours():
 
 class TestFullBuildTask:
     def test_eager_task_gives_the_same_results_as_a_sync_build(self, world, monkeypatch):
-        # Both builds read the same clock: a second's recency decay moves the content-filled tails (float32
-        # near-ties) enough to swap them, which is not what this test is about.
-        now = time.time()
-        monkeypatch.setattr(load, "time", SimpleNamespace(time=lambda: now))
+        # A running clock from half past the hour: the builds' decay clock (the next whole hour) is then one.
+        offset = time.time() // 3600 * 3600 + 1800 - time.time()
+        monkeypatch.setattr(load, "time", SimpleNamespace(time=lambda: time.time() + offset))
         services.full_build_run()
         sync_picks, sync_neighbours = _active_picks(), _active_neighbours()
         build_id = tasks.full_build_fan_out.delay(triggered_by="test").get()

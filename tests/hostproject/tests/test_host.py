@@ -168,10 +168,9 @@ class TestFullBuildRun:
 class TestEagerCelery:
     def test_build_through_the_tasks_gives_the_same_results(self, shop, django_capture_on_commit_callbacks,
                                                              monkeypatch):
-        # Both builds read the same clock: a second's recency decay moves the content-filled tails (float32
-        # near-ties, ~1e-10 apart) enough to swap them, which is not what this test is about.
-        now = time.time()
-        monkeypatch.setattr(load, "time", SimpleNamespace(time=lambda: now))
+        # A running clock from half past the hour: the builds' decay clock (the next whole hour) is then one.
+        offset = time.time() // 3600 * 3600 + 1800 - time.time()
+        monkeypatch.setattr(load, "time", SimpleNamespace(time=lambda: time.time() + offset))
         direct = services.full_build_run()
         expected = {name: _names(selectors.recommended_for(c, n=4)) for name, c in shop["customers"].items()}
         with django_capture_on_commit_callbacks(execute=True):
