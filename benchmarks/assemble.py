@@ -25,6 +25,7 @@ ORDER = [
     ("serving.md", "Serving"),
     ("pages.md", "Pages"),
     ("online_simulation.md", "Online simulation: experiments checked against the truth"),
+    ("online_simulation_cascade.md", "Online simulation with readers who leave a list after a wanted click"),
     ("online_ips.md", "Online simulation: offline estimates of an exploration slot against its online CTR"),
     ("cold_item_latency.md", "New items: from save to servable"),
     ("impressions_serving.md", "Impression logging: serving with logging on and off"),

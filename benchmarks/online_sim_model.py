@@ -18,6 +18,12 @@ the reader's activity, capped at 1, when readers differ: ``activities``) and cli
 with probability ``p_want`` if it is one of their held-out positives they have not consumed yet, else
 ``p_other``. So the expected clicks of one list are
 ``sum_r exam(r) * rel(item_r)``, which is what :meth:`ClickModel.expected_clicks` returns.
+
+With ``cascade=True`` (``--clicks cascade``, a sensitivity check beside the issue's model) a reader
+who clicks a book they want is satisfied and leaves the list: positions below are not examined.
+Clicks on other books do not stop them (the dependent click model of Guo et al., 2009, with this
+examination). A position's click probability is then ``exam(r) * rel(item_r)`` times the
+probability that no wanted book above it was clicked.
 """
 from __future__ import annotations
 
@@ -154,10 +160,12 @@ class ClickModel:
         Probability that a reader who clicked an item they do not want marks it "not interested".
     seed : int
         Seed of the model's own random numbers.
+    cascade : bool
+        A click on a wanted item ends the reader's scan of the list (see the module's docstring).
     """
 
     def __init__(self, *, p_want: float = 0.5, p_other: float = 0.02, p_not_interested: float = 0.3,
-                 seed: int = 0) -> None:
+                 seed: int = 0, cascade: bool = False) -> None:
         for name, value in (("p_want", p_want), ("p_other", p_other), ("p_not_interested", p_not_interested)):
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be a probability, not {value}")
@@ -165,6 +173,7 @@ class ClickModel:
         self.p_other = p_other
         self.p_not_interested = p_not_interested
         self.rng = random.Random(seed)
+        self.cascade = cascade
 
     def click_probability(self, rank: int, relevant: bool, activity: float = 1.0) -> float:
         """Return the probability of a click at 1-based ``rank`` on an item that is ``relevant`` or not."""
@@ -176,13 +185,25 @@ class ClickModel:
 
     def expected_by_position(self, items: Sequence[str], reader: Reader) -> list[float]:
         """Return the click probability of ``reader`` at each position of ``items`` (best first)."""
-        return [self.click_probability(rank, reader.relevant(item), reader.activity)
-                for rank, item in enumerate(items, 1)]
+        expected, still_scanning = [], 1.0
+        for rank, item in enumerate(items, 1):
+            relevant = reader.relevant(item)
+            p = self.click_probability(rank, relevant, reader.activity)
+            expected.append(still_scanning * p)
+            if self.cascade and relevant:
+                still_scanning *= 1.0 - p
+        return expected
 
     def clicks(self, items: Sequence[str], reader: Reader) -> list[int]:
-        """Draw the 1-based ranks ``reader`` clicks on ``items``; each click is independent of the others."""
-        return [rank for rank, item in enumerate(items, 1)
-                if self.rng.random() < self.click_probability(rank, reader.relevant(item), reader.activity)]
+        """Draw the 1-based ranks ``reader`` clicks on ``items``: independently, or until a wanted one (cascade)."""
+        ranks = []
+        for rank, item in enumerate(items, 1):
+            relevant = reader.relevant(item)
+            if self.rng.random() < self.click_probability(rank, relevant, reader.activity):
+                ranks.append(rank)
+                if self.cascade and relevant:
+                    break
+        return ranks
 
     def visit(self, item: str, reader: Reader) -> Visit:
         """Return what ``reader`` does on the page of ``item`` they clicked, and mark a wanted item consumed."""

@@ -280,7 +280,7 @@ the site through Django's test client in one process (the normal middleware, vie
 impression recording and attribution; no HTTP hop), signed in with `force_login`. A click follows the
 card's link (`?rid=...&pos=...`), then the read beacon and the rating (or "Not interested") go
 through the site's endpoints. Click model: examination 1/log2(rank + 1){_exam_note(args)}, times {args.p_want} for a
-held-out book not yet read, {args.p_other} otherwise. No worker runs during the simulation, so readers'
+held-out book not yet read, {args.p_other} otherwise{_cascade_note(args)}. No worker runs during the simulation, so readers'
 picks are not refreshed between days (serving still hides what they read). One simulated day is one
 visit of each reader; days are wall-clock intervals the simulator records. Every figure below is
 computed from the app's rows (`Impression`, `Attribution`), except the true CTR.
@@ -311,6 +311,14 @@ def _models_row(f: dict, args, pw: dict) -> str:
             f"{_x(ratio)} ({_x(pw['ratio_ci'][0])} to {_x(pw['ratio_ci'][1])}) | "
             f"{_x(_ratio(pw['ab'], pw['pref']))} ({_x(pw['pref_ci'][0])} to {_x(pw['pref_ci'][1])}) | "
             f"{_x(_ratio(pw['ab'], pw['coin'])) if 'coin' in pw else '-'} |")
+
+
+def _cascade_note(args) -> str:
+    clicks = args.get("clicks") if isinstance(args, dict) else getattr(args, "clicks", "independent")
+    if clicks != "cascade":
+        return "; each examined item is clicked independently"
+    return ("; cascade (`--clicks cascade`): a reader who clicks a book they want leaves the list, so positions "
+            "below it are not examined")
 
 
 def _activity_name(args) -> str:

@@ -72,6 +72,10 @@ def arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--p-other", type=float, default=0.02)
     parser.add_argument("--activity", choices=("ratings", "uniform"), default="ratings",
                         help="Readers' activity: from their number of ratings (default), or the same for all.")
+    parser.add_argument("--clicks", choices=("independent", "cascade"), default="independent",
+                        help="Click model: each examined item independently (default, the issue's), or a reader "
+                             "who clicks a wanted book leaves the list (a sensitivity check).")
+    parser.add_argument("--results", type=Path, default=RESULTS, help=f"Results file (default {RESULTS}).")
     parser.add_argument("--compare", type=Path, default=None,
                         help="Var-dir of a run with the other --activity: its figures are shown side by side.")
     parser.add_argument("--seed", type=int, default=18)
@@ -144,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         random.Random(args.seed).shuffle(pool)
         share = len(pool) // N_PHASES
         groups = [pool[i * share:i * share + args.readers] for i in range(N_PHASES)]
-        model = ClickModel(p_want=args.p_want, p_other=args.p_other, seed=args.seed)
+        model = ClickModel(p_want=args.p_want, p_other=args.p_other, seed=args.seed, cascade=args.clicks == "cascade")
         activity = activities(rows, split.readers) if args.activity == "ratings" else {}
         phases = online_sim_run.phases_run(split, groups, args, model, say, activity)
         run = {"seconds": time.monotonic() - started, "load_before": load_before, "load_after": os.getloadavg(),
@@ -161,8 +165,8 @@ def main(argv: list[str] | None = None) -> int:
     text = report(figures, args, pickle.loads(other.read_bytes()) if other and other.exists() else None)
     print(text)
     if not args.quick:
-        RESULTS.write_text(text)
-        say(f"Wrote {RESULTS}")
+        args.results.write_text(text)
+        say(f"Wrote {args.results}")
     return 0
 
 

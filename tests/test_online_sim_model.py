@@ -96,6 +96,28 @@ class ClickModelTests:
         expected = model.expected_clicks(items, reader)
         assert abs(mean - expected) < 4 * math.sqrt(expected / n)
 
+    def test_a_cascade_reader_leaves_the_list_after_a_wanted_click(self):
+        model = ClickModel(p_want=0.5, p_other=0.1, cascade=True)
+        reader = Reader("1", wants={"b": 5, "d": 4})
+        e = [examination(r) for r in range(1, 5)]
+        still = 1 - 0.5 * e[1]  # only a click on the wanted "b" ends the scan; "a" and "c" do not
+        assert model.expected_by_position(["a", "b", "c", "d"], reader) == pytest.approx(
+            [0.1 * e[0], 0.5 * e[1], still * 0.1 * e[2], still * 0.5 * e[3]])
+        sure = ClickModel(p_want=1.0, p_other=1.0, cascade=True)
+        assert sure.clicks(["a", "b", "c", "d"], Reader("1", wants={"b": 5}, activity=10.0)) == [1, 2]
+
+    def test_drawn_cascade_clicks_match_the_expectation_at_every_position(self):
+        model = ClickModel(p_want=0.6, p_other=0.05, seed=3, cascade=True)
+        reader = Reader("1", wants={"b": 5, "c": 4, "e": 4})
+        items = ["a", "b", "c", "d", "e", "f"]
+        n = 20000
+        counts = [0] * len(items)
+        for _ in range(n):
+            for rank in model.clicks(items, reader):
+                counts[rank - 1] += 1
+        for count, p in zip(counts, model.expected_by_position(items, reader)):
+            assert abs(count / n - p) < 4 * math.sqrt(p * (1 - p) / n) + 1e-9
+
     def test_a_wanted_item_is_consumed_once(self):
         model = ClickModel(p_want=1.0, p_other=0.0, p_not_interested=1.0, seed=0)
         reader = Reader("1", wants={"b": 4})
