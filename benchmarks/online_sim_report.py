@@ -322,8 +322,10 @@ def _cascade_note(args) -> str:
 
 
 def _activity_name(args) -> str:
+    """The reader model's label: their activity, and the click model when it is not the default."""
     activity = args["activity"] if isinstance(args, dict) else args.activity
-    return "from ratings" if activity == "ratings" else "uniform"
+    clicks = args.get("clicks") if isinstance(args, dict) else getattr(args, "clicks", "independent")
+    return ("from ratings" if activity == "ratings" else "uniform") + (", cascade" if clicks == "cascade" else "")
 
 
 def _models_section(f: dict, args, other: tuple[dict, dict] | None) -> str:
@@ -332,13 +334,15 @@ def _models_section(f: dict, args, other: tuple[dict, dict] | None) -> str:
     rows = "\n".join(_models_row(g, a, pw) for g, a in runs for pw in g["power"])
     sources = "\n".join(f"- {_activity_name(a)}: `{g['command']}`, {g['date']}, load average "
                          f"{g['load_before'][0]:.1f} before, {g['load_after'][0]:.1f} after." for g, a in runs)
-    missing = "" if other else "\nThe other reader model's run was not given (`--compare`), so only this one is shown.\n"
+    missing = "" if other else "\nNo other run was given (`--compare`), so only this one is shown.\n"
     return f"""## Readers who differ: the reader model side by side
 
 Interleaving compares the arms within each reader, so differences between readers in how much they
 click cancel; an A/B test compares different readers, so those differences are its noise. With
 `--activity uniform` every reader examines a list alike (1/log2(rank + 1)); readers still differ in
-how many held-out books they want. With `--activity ratings` (the default) each reader's examination is
+how many held-out books they want. Rows marked "cascade" come from a run with `--clicks cascade`: a
+reader who clicks a book they want leaves the list (Iizuka, Morita and Kato, 2023, find interleaving
+more efficient than A/B testing when readers leave a ranking depending on relevance). With `--activity ratings` (the default) each reader's examination is
 scaled by their number of ratings of the catalogue over the median simulated reader's (goodbooks
 readers rate 20 to about 190 of its books), capped at 1 (`online_sim_model.activities`,
 docs/decisions.md). The same readers, seed and days in both runs; the columns: the coefficient of

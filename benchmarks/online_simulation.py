@@ -77,7 +77,7 @@ def arguments(argv: list[str] | None = None) -> argparse.Namespace:
                              "who clicks a wanted book leaves the list (a sensitivity check).")
     parser.add_argument("--results", type=Path, default=RESULTS, help=f"Results file (default {RESULTS}).")
     parser.add_argument("--compare", type=Path, default=None,
-                        help="Var-dir of a run with the other --activity: its figures are shown side by side.")
+                        help="Var-dir of a run with another --activity or --clicks: its figures are shown side by side.")
     parser.add_argument("--seed", type=int, default=18)
     parser.add_argument("--data", type=Path, default=DATA, help="goodbooks-10k directory (ratings_v1.csv.gz).")
     parser.add_argument("--var-dir", type=Path, default=ROOT / "var" / "online-sim",
