@@ -280,8 +280,8 @@ the site through Django's test client in one process (the normal middleware, vie
 impression recording and attribution; no HTTP hop), signed in with `force_login`. A click follows the
 card's link (`?rid=...&pos=...`), then the read beacon and the rating (or "Not interested") go
 through the site's endpoints. Click model: examination 1/log2(rank + 1){_exam_note(args)}, times {args.p_want} for a
-held-out book not yet read, {args.p_other} otherwise{_cascade_note(args)}. No worker runs during the simulation, so readers'
-picks are not refreshed between days (serving still hides what they read). One simulated day is one
+held-out book not yet read, {args.p_other} otherwise{_cascade_note(args)}. No worker runs during the simulation, so
+readers' picks are not refreshed between days (serving still hides what they read). One simulated day is one
 visit of each reader; days are wall-clock intervals the simulator records. Every figure below is
 computed from the app's rows (`Impression`, `Attribution`), except the true CTR.
 
@@ -342,8 +342,8 @@ click cancel; an A/B test compares different readers, so those differences are i
 `--activity uniform` every reader examines a list alike (1/log2(rank + 1)); readers still differ in
 how many held-out books they want. Rows marked "cascade" come from a run with `--clicks cascade`: a
 reader who clicks a book they want leaves the list (Iizuka, Morita and Kato, 2023, find interleaving
-more efficient than A/B testing when readers leave a ranking depending on relevance). With `--activity ratings` (the default) each reader's examination is
-scaled by their number of ratings of the catalogue over the median simulated reader's (goodbooks
+more efficient than A/B testing when readers leave a ranking depending on relevance). With `--activity ratings`
+(the default) each reader's examination is scaled by their number of ratings of the catalogue over the median simulated reader's (goodbooks
 readers rate 20 to about 190 of its books), capped at 1 (`online_sim_model.activities`,
 docs/decisions.md). The same readers, seed and days in both runs; the columns: the coefficient of
 variation over the A/B phase's readers of their expected and of their measured clicks per list; the

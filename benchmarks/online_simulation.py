@@ -77,7 +77,7 @@ def arguments(argv: list[str] | None = None) -> argparse.Namespace:
                              "who clicks a wanted book leaves the list (a sensitivity check).")
     parser.add_argument("--results", type=Path, default=RESULTS, help=f"Results file (default {RESULTS}).")
     parser.add_argument("--compare", type=Path, default=None,
-                        help="Var-dir of a run with another --activity or --clicks: its figures are shown side by side.")
+                        help="Var-dir of a run with another --activity or --clicks: its figures are shown beside.")
     parser.add_argument("--seed", type=int, default=18)
     parser.add_argument("--data", type=Path, default=DATA, help="goodbooks-10k directory (ratings_v1.csv.gz).")
     parser.add_argument("--var-dir", type=Path, default=ROOT / "var" / "online-sim",
@@ -148,7 +148,8 @@ def main(argv: list[str] | None = None) -> int:
         random.Random(args.seed).shuffle(pool)
         share = len(pool) // N_PHASES
         groups = [pool[i * share:i * share + args.readers] for i in range(N_PHASES)]
-        model = ClickModel(p_want=args.p_want, p_other=args.p_other, seed=args.seed, cascade=args.clicks == "cascade")
+        model = ClickModel(p_want=args.p_want, p_other=args.p_other, seed=args.seed,
+                           cascade=args.clicks == "cascade")
         activity = activities(rows, split.readers) if args.activity == "ratings" else {}
         phases = online_sim_run.phases_run(split, groups, args, model, say, activity)
         run = {"seconds": time.monotonic() - started, "load_before": load_before, "load_after": os.getloadavg(),
