@@ -313,9 +313,13 @@ def _models_row(f: dict, args, pw: dict) -> str:
             f"{_x(_ratio(pw['ab'], pw['coin'])) if 'coin' in pw else '-'} |")
 
 
+def _clicks(args) -> str:
+    """The run's click model; runs kept from before ``--clicks`` existed had independent clicks."""
+    return (args.get("clicks") if isinstance(args, dict) else getattr(args, "clicks", None)) or "independent"
+
+
 def _cascade_note(args) -> str:
-    clicks = args.get("clicks") if isinstance(args, dict) else getattr(args, "clicks", "independent")
-    if clicks != "cascade":
+    if _clicks(args) != "cascade":
         return "; each examined item is clicked independently"
     return ("; cascade (`--clicks cascade`): a reader who clicks a book they want leaves the list, so positions "
             "below it are not examined")
@@ -324,8 +328,8 @@ def _cascade_note(args) -> str:
 def _activity_name(args) -> str:
     """The reader model's label: their activity, and the click model when it is not the default."""
     activity = args["activity"] if isinstance(args, dict) else args.activity
-    clicks = args.get("clicks") if isinstance(args, dict) else getattr(args, "clicks", "independent")
-    return ("from ratings" if activity == "ratings" else "uniform") + (", cascade" if clicks == "cascade" else "")
+    cascade = ", cascade" if _clicks(args) == "cascade" else ""
+    return ("from ratings" if activity == "ratings" else "uniform") + cascade
 
 
 def _models_section(f: dict, args, other: tuple[dict, dict] | None) -> str:
@@ -343,7 +347,8 @@ click cancel; an A/B test compares different readers, so those differences are i
 how many held-out books they want. Rows marked "cascade" come from a run with `--clicks cascade`: a
 reader who clicks a book they want leaves the list (Iizuka, Morita and Kato, 2023, find interleaving
 more efficient than A/B testing when readers leave a ranking depending on relevance). With `--activity ratings`
-(the default) each reader's examination is scaled by their number of ratings of the catalogue over the median simulated reader's (goodbooks
+(the default) each reader's examination is scaled by their number of ratings of the catalogue over the median
+simulated reader's (goodbooks
 readers rate 20 to about 190 of its books), capped at 1 (`online_sim_model.activities`,
 docs/decisions.md). The same readers, seed and days in both runs; the columns: the coefficient of
 variation over the A/B phase's readers of their expected and of their measured clicks per list; the
