@@ -16,6 +16,10 @@ WEIGHT_HELP = (
     "interaction weight of a (user, item) pair: binary (1; the default), count (its rows), rating (the mean "
     "of its ratings), or event (the sum of its rows' event weights; the default with --event-weights)"
 )
+COLUMNS_HELP = (
+    "headers that hold the columns under other names, e.g. rating=review or user=reviewer,item=title "
+    "(roles: user, item, rating, timestamp, event; a header named here must exist)"
+)
 EVENT_HELP = (
     "weights of the 'event' column's types, e.g. view=1,like=4,bookmark=3: repeated rows of a pair are "
     "summed, so three views and a like weigh 7; a type not listed is an error naming its line"
@@ -34,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
                          description=f"Fit on TRAIN.csv and write the top-k unseen items per user. "
                                      f"Algorithms: {names}.")
     rec.add_argument("--train", required=True, help="CSV with header: user,item[,rating][,timestamp][,event]")
+    rec.add_argument("--columns", default=None, metavar="ROLE=HEADER,...", help=COLUMNS_HELP)
     rec.add_argument("--k", type=int, default=10, help="items per user (default 10)")
     rec.add_argument("--algorithm", default=None, metavar="NAME",
                      help=f"one of: {names} (default: auto, or the one in --params)")
@@ -52,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
                         description=f"Fit each algorithm on TRAIN.csv and score TEST.csv. Algorithms: {names}.")
     ev.add_argument("--train", required=True)
     ev.add_argument("--test", required=True, help="CSV user,item of held-out positives")
+    ev.add_argument("--columns", default=None, metavar="ROLE=HEADER,...",
+                    help=COLUMNS_HELP + "; applies to every file given")
     ev.add_argument("--negatives", default=None,
                     help="CSV user,item of sampled negatives (sampled protocol; auto then tunes for it)")
     ev.add_argument("--k", default="5,10", help="cut-offs, e.g. 5,10")

@@ -21,6 +21,7 @@ from .inputs import (
     Interactions,
     interaction_matrix,
     interaction_weights,
+    parse_columns,
     parse_event_weights,
     read_interactions,
     timestamp_matrix,
@@ -105,7 +106,7 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     """Fit on TRAIN and write the top-k unseen items of every TRAIN user."""
     if args.k < 1:
         raise CSVError("--k must be at least 1")
-    train = read_interactions(args.train)
+    train = read_interactions(args.train, columns=parse_columns(args.columns))
     items_file = read_items(args.items) if args.items else None
     name, params = load_params_file(args.params, args.algorithm)
     if name == "auto" and items_file is not None:
@@ -191,9 +192,10 @@ class _EvaluationData:
 
 
 def _evaluation_data(args: argparse.Namespace) -> _EvaluationData:
-    train = read_interactions(args.train)
-    test = read_interactions(args.test, optional=())
-    negatives = read_interactions(args.negatives, optional=()) if args.negatives else None
+    columns = parse_columns(args.columns)
+    train = read_interactions(args.train, columns=columns)
+    test = read_interactions(args.test, optional=(), columns=columns)
+    negatives = read_interactions(args.negatives, optional=(), columns=columns) if args.negatives else None
     users, items = IdIndex(), IdIndex()
     tu = users.add_all(train.users)
     ti = items.add_all(train.items)

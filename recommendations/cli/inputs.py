@@ -19,6 +19,7 @@ __all__ = [
     "IdIndex",
     "csv_text",
     "read_interactions",
+    "parse_columns",
     "interaction_weights",
     "parse_event_weights",
     "interaction_matrix",
@@ -26,6 +27,8 @@ __all__ = [
 ]
 
 WEIGHTINGS = ("binary", "count", "rating", "event")
+#: The columns an interactions file may have; ``--columns`` names the header of each that is spelled otherwise.
+ROLES = ("user", "item", "rating", "timestamp", "event")
 
 
 class CSVError(ValueError):
@@ -84,14 +87,34 @@ def csv_text(path: str, expected: str) -> str:
     return text
 
 
+def parse_columns(text: str | None) -> dict[str, str]:
+    """``"rating=review,user=reviewer"`` -> ``{"rating": "review", "user": "reviewer"}`` (``--columns``)."""
+    columns: dict[str, str] = {}
+    for entry in (e.strip() for e in (text or "").split(",")):
+        if not entry:
+            continue
+        role, sep, header = (part.strip() for part in entry.partition("="))
+        if not sep or not header:
+            raise CSVError(f"--columns: '{entry}' is not ROLE=HEADER (e.g. rating=review)")
+        if role.lower() not in ROLES:
+            raise CSVError(f"--columns: '{role}' is not one of {', '.join(ROLES)}")
+        columns[role.lower()] = header.lower()
+    headers = list(columns.values())
+    if len(set(headers)) < len(headers):
+        raise CSVError(f"--columns: '{text}' names one header for two roles")
+    return columns
+
+
 def read_interactions(
     path: str,
     required: Sequence[str] = ("user", "item"),
     optional: Sequence[str] = ("rating", "timestamp", "event"),
+    columns: dict[str, str] | None = None,
 ) -> Interactions:
     """Read a CSV with a header row; ``required`` columns must exist, ``optional`` ones are parsed if present.
 
-    Column names are matched case-insensitively after stripping spaces. Ids are strings.
+    Column names are matched case-insensitively after stripping spaces; ``columns`` maps a role (``rating``)
+    to the header that holds it (``review``), and a column named that way must exist. Ids are strings.
     ``rating`` must be a finite number; ``timestamp`` a number (e.g. unix seconds) or an ISO 8601 date;
     ``event`` is a non-empty event type (view, like, ...).
 
@@ -108,10 +131,15 @@ def read_interactions(
     except csv.Error as exc:
         raise CSVError(f"{path}:1: {exc}") from None
     names = [h.strip().lower() for h in header]
-    for col in required:
-        if col not in names:
-            raise CSVError(f"{path}:1: missing column '{col}' (header has: {', '.join(h.strip() for h in header)})")
-    col_idx = {c: names.index(c) for c in list(required) + [o for o in optional if o in names]}
+    columns = columns or {}
+    for role in [*required, *(o for o in optional if o in columns)]:
+        name = columns.get(role, role)
+        if name not in names:
+            given = f" (--columns {role}={name})" if role in columns else ""
+            raise CSVError(f"{path}:1: missing column '{name}'{given} "
+                           f"(header has: {', '.join(h.strip() for h in header)})")
+    roles = [*required, *(o for o in optional if columns.get(o, o) in names)]
+    col_idx = {role: names.index(columns.get(role, role)) for role in roles}
     columns = _Columns(path, col_idx, len(header))
     try:
         for row in reader:
@@ -211,11 +239,12 @@ def interaction_weights(
     """One weight per row: the rating (``--weight rating``), its event's weight (``--weight event``) or 1."""
     if weighting == "rating":
         if data.ratings is None:
-            raise CSVError(f"{data.path}:1: --weight rating needs a 'rating' column")
+            raise CSVError(f"{data.path}:1: --weight rating needs a 'rating' column (or --columns rating=HEADER)")
         return data.ratings.astype(np.float32)
     if weighting == "event":
         if data.events is None:
-            raise CSVError(f"{data.path}:1: --weight event (or --event-weights) needs an 'event' column")
+            raise CSVError(f"{data.path}:1: --weight event (or --event-weights) needs an 'event' column "
+                           "(or --columns event=HEADER)")
         weights = event_weights or {}
         out = np.ones(len(data), dtype=np.float32)
         for j, event in enumerate(data.events):

@@ -365,3 +365,46 @@ def test_evaluate_tunes_auto_for_the_protocol_it_scores(tmp_path: Path, monkeypa
         protocols.append(json.loads(out.read_text())["results"][0]["params"]["tuned"]["protocol"])
     assert asked == [29, None]
     assert protocols == ["29 sampled negatives", "full ranking"]
+
+
+def test_columns_name_headers_spelled_otherwise(tmp_path: Path):
+    # the course's candy file: item,user,review (a rating under another name, columns in another order)
+    path = write(tmp_path / "C.csv", "item,reviewer,review\nMars,ann,5\nTwix,ann,2\nMars,bob,4\n")
+    from recommendations.cli.inputs import parse_columns
+
+    data = read_interactions(str(path), columns=parse_columns("user=reviewer, rating=Review"))
+    assert data.users == ["ann", "ann", "bob"] and data.items == ["Mars", "Twix", "Mars"]
+    assert data.ratings.tolist() == [5.0, 2.0, 4.0]
+    with pytest.raises(CSVError, match="C.csv:1: missing column 'stars' \\(--columns rating=stars\\)"):
+        read_interactions(str(path), columns=parse_columns("user=reviewer,rating=stars"))
+    with pytest.raises(CSVError, match="C.csv:1: missing column 'user'"):
+        read_interactions(str(path))
+
+
+@pytest.mark.parametrize("text,message", [
+    ("rating", "'rating' is not ROLE=HEADER"),
+    ("score=review", "'score' is not one of user, item, rating, timestamp, event"),
+    ("user=review,rating=review", "names one header for two roles"),
+])
+def test_bad_columns_option_is_a_usage_error(text: str, message: str):
+    from recommendations.cli.inputs import parse_columns
+
+    with pytest.raises(CSVError, match=message):
+        parse_columns(text)
+
+
+def test_recommend_and_evaluate_read_renamed_columns(tmp_path: Path, train_csv: Path):
+    renamed = write(tmp_path / "R.csv", train_csv.read_text().replace("user,item,rating", "who,what,stars", 1))
+    out = tmp_path / "out.csv"
+    res = run_cli("recommend", "--train", str(renamed), "--algorithm", "itemknn", "--weight", "rating",
+                  "--columns", "user=who,item=what,rating=stars", "--output", str(out))
+    assert res.returncode == 0, res.stderr
+    assert {r["user"] for r in read_csv(out)} == {f"u{n}" for n in range(1, 9)}
+    res = run_cli("recommend", "--train", str(renamed), "--algorithm", "itemknn", "--weight", "rating",
+                  "--columns", "user=who,item=what")
+    assert res.returncode == 1 and "needs a 'rating' column (or --columns rating=HEADER)" in res.stderr
+    test = write(tmp_path / "TEST.csv", "who,what\nu2,c\nu6,f\n")
+    res = run_cli("evaluate", "--train", str(renamed), "--test", str(test), "--k", "2", "--algorithms", "itemknn",
+                  "--columns", "user=who,item=what", "--json", "--quiet")
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["results"][0]["n_users"] == 2
