@@ -38,6 +38,20 @@ def validation_users(n_items: int) -> int:
     return max(MIN_VALIDATION_USERS, VALIDATION_CELLS // max(int(n_items), 1))
 
 
+def _active_columns(
+    X: sp.csr_matrix, timestamps: sp.csr_matrix | None
+) -> tuple[sp.csr_matrix, sp.csr_matrix | None]:
+    """``X`` (and its timestamps) without the items nobody interacted with.
+
+    Tuning sees only these columns, so a catalogue's cold items (or the test-only items ``evaluate`` indexes)
+    cannot change what it chooses; every member scores an empty column alike anyway.
+    """
+    active = np.flatnonzero(np.bincount(X.indices[X.data != 0], minlength=X.shape[1]))
+    if len(active) == X.shape[1]:
+        return X, timestamps
+    return sp.csr_matrix(X[:, active]), None if timestamps is None else sp.csr_matrix(timestamps[:, active])
+
+
 #: ``tune_folds="auto"`` averages 3 random carvings where one is noisy and the fits are cheap: up to
 #: ``LARGE_NNZ`` interactions (the full search's range) and while one carving validates fewer than
 #: ``FOLDS_MAX_USERS`` users, since one held-out item per user leaves noise as large as the
@@ -268,6 +282,7 @@ class Auto(ItemSimilarityRecommender):
             rows, cols = X.nonzero()
             times = np.asarray(sp.csr_matrix(timestamps)[rows, cols], dtype=np.float64).ravel()
             timestamps = sp.csr_matrix((times, X.indices.copy(), X.indptr.copy()), shape=X.shape)
+        X, timestamps = _active_columns(X, timestamps)
         n_iter = tune_iterations(X.nnz) if self.tune_iter == "auto" else int(self.tune_iter)
         max_users = validation_users(X.shape[1]) if self.tune_users == "auto" else self.tune_users
         folds = 1 if timestamps is not None else (
@@ -285,6 +300,7 @@ class Auto(ItemSimilarityRecommender):
         return {
             "tuned": True,
             "validation": "latest interaction per user" if timestamps is not None else "random leave-one-out",
+            "items": X.shape[1],
             "folds": folds,
             "metric": self.tune_metric,
             "protocol": "full ranking" if not self.tune_negatives else f"{int(self.tune_negatives)} sampled negatives",

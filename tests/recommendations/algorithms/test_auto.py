@@ -55,6 +55,23 @@ def test_default_fit_tunes_and_records_its_choice(spy):
     assert (untuned.item_similarity_ != model.item_similarity_).nnz == 0
 
 
+def test_items_nobody_interacted_with_cannot_change_the_choice(spy):
+    # a catalogue's cold items (or the test-only items evaluate indexes) are empty columns: tuning skips them
+    X = _clustered(seed=4)
+    rows, cols = X.nonzero()
+    at = np.array([0, 7, 7, 25, X.shape[1]])  # empty columns before, between and after the active ones
+    padded = sp.csr_matrix(np.insert(X.toarray(), at, 0.0, axis=1))
+    stamps = last_timestamp_matrix(rows, cols, np.arange(rows.size, dtype=np.float64), X.shape)
+    padded_stamps = sp.csr_matrix(np.insert(stamps.toarray(), at, 0.0, axis=1))
+    plain = Auto(**FAST, tune_iter=2, random_state=0).fit(X, timestamps=stamps)
+    model = Auto(**FAST, tune_iter=2, random_state=0).fit(padded, timestamps=padded_stamps)
+    for key in ("params", "blend", "member_scores", "default_scores", "candidates", "items"):
+        assert model.tuning_[key] == plain.tuning_[key], key
+    assert model.tuning_["items"] == X.shape[1]
+    assert (spy[1][0] != X).nnz == 0 and (spy[1][1] != stamps).nnz == 0  # the tuner saw the active columns only
+    assert model.item_similarity_.shape == (padded.shape[1], padded.shape[1])  # the model keeps the catalogue
+
+
 def test_timestamps_hold_out_each_users_latest_item(spy):
     X = _clustered(seed=1)
     rows, cols = X.nonzero()
