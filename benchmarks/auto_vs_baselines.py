@@ -48,7 +48,7 @@ from recommendations.algorithms.splits import leave_one_out_split  # noqa: E402
 RESULTS = ROOT / "benchmarks" / "results"
 BASELINES = ("ease", "implicit-bm25", "implicit-cosine", "implicit-als")
 #: Smallest first, so a run cut short still reports the cheap sets.
-DATASETS = ("ibm-articles", "ml-100k", "deskdrop", "ml-latest-small", "citeulike-t", "citeulike-a", "ml-1m",
+DATASETS = ("candy", "ibm-articles", "ml-100k", "deskdrop", "ml-latest-small", "citeulike-t", "citeulike-a", "ml-1m",
             "goodbooks-10k", "pinterest")
 
 
@@ -80,6 +80,7 @@ def load(name: str) -> sp.csr_matrix | None:
     """The whole data set as a binary users x items matrix, or None (with a message) when absent."""
     d = DATA_DIR
     paths = {
+        "candy": d / "bre-candy" / "candy.csv",
         "ml-100k": d / "movielens-100k" / "u.data",
         "ml-latest-small": d / "movielens-latest-small" / "ratings.csv",
         "ml-1m": d / "movielens-1m" / "ratings.csv.gz",
@@ -96,6 +97,8 @@ def load(name: str) -> sp.csr_matrix | None:
         return None
     if name == "ml-100k":
         return _csv_pairs(path, "u", "i", sep="\t", names=["u", "i", "r", "t"])
+    if name == "candy":
+        return _csv_pairs(path, "user", "item")
     if name == "ml-latest-small":
         return _csv_pairs(path, "userId", "movieId")
     if name == "ml-1m":

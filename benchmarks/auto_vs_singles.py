@@ -59,7 +59,7 @@ RESULTS = ROOT / "benchmarks" / "results"
 CACHE = Path(os.environ.get("BRE_SINGLES_CACHE", "/tmp/bre_auto_vs_singles"))
 SINGLES = ("toppop", "itemknn", "userknn", "p3alpha", "rp3beta", "ease", "ials")
 #: Whole data sets split by random leave-one-out (seed 0), as in ``benchmarks/auto_vs_baselines.py``.
-WHOLE = ("ml-100k", "deskdrop", "ml-latest-small", "citeulike-t")
+WHOLE = ("candy", "ml-100k", "deskdrop", "ml-latest-small", "citeulike-t")
 SPLITS = ("ibm-random", "ibm-time", "citeulike-cmn", "citeulike-random", *WHOLE, "ml1m-ncf-full",
           "goodbooks-random", "goodbooks-time")
 TITLES = {
