@@ -86,7 +86,8 @@ class Auto(ItemSimilarityRecommender):
     one random interaction, fits each member's fixed candidates (its start, its registry defaults
     and the usual baselines' configurations) and a number of random points that follows the
     data's size, then searches the blend weights, chooses on that validation only, and fits the
-    chosen blend on all the data (see :func:`~.auto_tuning.tune_auto_protocols`). The search is
+    chosen blend on all the data (see :func:`~.auto_tuning.tune_auto_protocols`). Tuning sees only the
+    items someone interacted with, so cold items cannot change the choice. The search is
     a count of fits, so the same data gives the same model on any machine. ``tuning_`` records
     what was chosen and why.
 
