@@ -140,6 +140,10 @@ def read_interactions(
                            f"(header has: {', '.join(h.strip() for h in header)})")
     roles = [*required, *(o for o in optional if columns.get(o, o) in names)]
     col_idx = {role: names.index(columns.get(role, role)) for role in roles}
+    for role, at in col_idx.items():
+        other = next((r for r, j in col_idx.items() if j == at and r != role), None)
+        if other is not None:
+            raise CSVError(f"{path}:1: column '{header[at].strip()}' would be both {role} and {other} (see --columns)")
     columns = _Columns(path, col_idx, len(header))
     try:
         for row in reader:

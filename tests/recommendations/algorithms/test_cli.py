@@ -379,6 +379,8 @@ def test_columns_name_headers_spelled_otherwise(tmp_path: Path):
         read_interactions(str(path), columns=parse_columns("user=reviewer,rating=stars"))
     with pytest.raises(CSVError, match="C.csv:1: missing column 'user'"):
         read_interactions(str(path))
+    with pytest.raises(CSVError, match="C.csv:1: column 'item' would be both user and item"):
+        read_interactions(str(path), columns=parse_columns("user=item"))
 
 
 @pytest.mark.parametrize("text,message", [
