@@ -55,7 +55,8 @@ def tuning_rows(tuning: dict[str, Any]) -> list[tuple[str, str]]:
         rows.append(("tuned by", f"build #{tuning['tuned_build']} at {tuning.get('tuned_at', '?')} on "
                                  f"{tuning.get('tuned_interactions', '?'):,} interactions"))
     if tuning.get("validation"):
-        rows.append(("validation", f"{tuning['validation']}, {tuning.get('metric', '')}"))
+        items = f", over {tuning['items']:,} items with interactions" if tuning.get("items") else ""
+        rows.append(("validation", f"{tuning['validation']}, {tuning.get('metric', '')}{items}"))
     if "blend" in tuning:
         rows.append(("blend score", _number(tuning["blend"])))
     candidates = tuning.get("candidates") or {}

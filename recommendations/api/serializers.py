@@ -186,6 +186,7 @@ TUNING_SCHEMA = {
         "blend": _prop("number", "Validation score of the chosen blend."),
         "metric": _prop("string", "The validation objective, e.g. NDCG@10."),
         "validation": _prop("string", "How validation was carved out of the training data."),
+        "items": _prop("integer", "Items tuning saw: those with an interaction (cold items cannot change the choice)."),
         "candidates": _prop("object", "Parameter sets tried per member."),
         "seconds": _prop("number", "Seconds this build spent tuning (0 when it reused a configuration)."),
         "budget_seconds": _prop("number", "The member search's time budget."),

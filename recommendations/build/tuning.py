@@ -25,7 +25,7 @@ from .config import param_names
 TUNING_PARAMS = ("tune", "tune_budget", "tune_users", "tune_iter", "tune_folds", "tune_metric", "tune_negatives")
 
 # What a reusing build copies from the record of the build that tuned.
-CARRIED = ("params", "metric", "validation", "folds", "blend", "member_scores", "candidates", "settings",
+CARRIED = ("params", "metric", "validation", "items", "folds", "blend", "member_scores", "candidates", "settings",
            "tuned_build", "tuned_at", "tuned_interactions")
 
 

@@ -186,6 +186,14 @@ class TestShown:
         reused = admin_client.get(reverse("admin:recommendations_buildrun_change", args=[second.pk])).content.decode()
         assert f"build #{first.pk} at" in reused and weights in reused
 
+    def test_items_no_one_liked_are_left_out_of_tuning_and_the_page_says_so(self, crowd, admin_client):
+        Item.objects.create(name="New and unread", description="Group 0 book, just added.")
+        first = BuildRun.objects.get(pk=services.full_build_run().pk)
+        assert first.tuning["items"] == 12 and Item.objects.count() == 13
+        page = admin_client.get(reverse("admin:recommendations_buildrun_change", args=[first.pk])).content.decode()
+        assert "over 12 items with interactions" in page
+        assert BuildRun.objects.get(pk=services.full_build_run().pk).tuning["items"] == 12  # carried when reused
+
     def test_staff_builds_api_returns_the_tuning(self, crowd, django_user_model):
         first = services.full_build_run()
         second = services.full_build_run()
