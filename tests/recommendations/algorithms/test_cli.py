@@ -410,3 +410,25 @@ def test_recommend_and_evaluate_read_renamed_columns(tmp_path: Path, train_csv: 
                   "--columns", "user=who,item=what", "--json", "--quiet")
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout)["results"][0]["n_users"] == 2
+
+
+def test_evaluate_tunes_auto_as_recommend_does_whatever_items_only_test_holds(tmp_path: Path):
+    # evaluate indexes TEST's items too; those empty columns must not change what auto chooses
+    import numpy as np
+
+    rng = np.random.default_rng(5)
+    rows = ["user,item"]
+    for u in range(60):
+        group = u % 3
+        for j in range(24):
+            if rng.random() < (0.4 if j // 8 == group else 0.05):
+                rows.append(f"u{u},i{j}")
+    train = write(tmp_path / "TRAIN.csv", "\n".join(rows) + "\n")
+    test = write(tmp_path / "TEST.csv", "user,item\n" + "".join(f"u{u},new{u % 20}\n" for u in range(60)))
+    res = run_cli("recommend", "--train", str(train), "--output", str(tmp_path / "R.csv"))
+    assert res.returncode == 0, res.stderr
+    chosen = json.loads(res.stderr.split("chose ", 1)[1].rsplit("); wrote", 1)[0])
+    res = run_cli("evaluate", "--train", str(train), "--test", str(test), "--algorithms", "auto", "--json", "--quiet")
+    assert res.returncode == 0, res.stderr
+    tuned = json.loads(res.stdout)["results"][0]["params"]["tuned"]
+    assert tuned["params"] == chosen and tuned["items"] == 24
