@@ -99,9 +99,6 @@ def parse_columns(text: str | None) -> dict[str, str]:
         if role.lower() not in ROLES:
             raise CSVError(f"--columns: '{role}' is not one of {', '.join(ROLES)}")
         columns[role.lower()] = header.lower()
-    headers = list(columns.values())
-    if len(set(headers)) < len(headers):
-        raise CSVError(f"--columns: '{text}' names one header for two roles")
     return columns
 
 
@@ -140,10 +137,11 @@ def read_interactions(
                            f"(header has: {', '.join(h.strip() for h in header)})")
     roles = [*required, *(o for o in optional if columns.get(o, o) in names)]
     col_idx = {role: names.index(columns.get(role, role)) for role in roles}
+    taken: dict[int, str] = {}
     for role, at in col_idx.items():
-        other = next((r for r, j in col_idx.items() if j == at and r != role), None)
-        if other is not None:
-            raise CSVError(f"{path}:1: column '{header[at].strip()}' would be both {role} and {other} (see --columns)")
+        if at in taken:
+            raise CSVError(f"{path}:1: column '{header[at].strip()}' would be both {taken[at]} and {role} (see --columns)")
+        taken[at] = role
     columns = _Columns(path, col_idx, len(header))
     try:
         for row in reader:
