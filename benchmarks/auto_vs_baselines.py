@@ -14,6 +14,7 @@ full ranking, TRAIN items excluded, each model's top-10 list; NDCG@10 = 1 / log2
 held-out item in the list. The difference auto - baseline gets a paired bootstrap 95% interval over test
 users (2,000 resamples): **win** when the interval is above 0, **loss** when below, else **tie**.
 
+``candy`` is the course's candy ratings (``bre-candy/candy.csv``: item, user, review), read as binary pairs.
 Data is read from ../shared/data (or $BRE_DATA_DIR) at run time and never copied into the repository
 (MovieLens' terms forbid redistribution); an absent data set is skipped with a message. Results:
 benchmarks/results/auto_vs_baselines.json and .md (assembled into BENCHMARKS.md).

@@ -17,7 +17,7 @@ Splits (full ranking, TRAIN items excluded, tie-aware position = #higher + 0.5 x
 ``evaluation.evaluate``): ``ibm-random`` and ``ibm-time`` (``benchmarks/accuracy.py``'s IBM articles
 random leave-one-out and time-proxy leave-last-out, seed 0), ``citeulike-cmn`` (the CMN split of
 CiteULike-a, ``benchmarks/citeulike_cmn.py``'s full-ranking protocol), ``citeulike-random`` (random
-leave-one-out of the CMN train file plus its test positives, seed 0), ``ml-100k``, ``deskdrop``,
+leave-one-out of the CMN train file plus its test positives, seed 0), ``candy``, ``ml-100k``, ``deskdrop``,
 ``ml-latest-small`` and ``citeulike-t`` (random leave-one-out, seed 0, of ``auto_vs_baselines.py``'s
 data), ``ml1m-ncf-full``, ``goodbooks-random``
 and ``goodbooks-time`` (``benchmarks/accuracy.py``'s splits; at most ``--max-test-users`` test users,
