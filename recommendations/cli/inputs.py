@@ -133,8 +133,11 @@ def read_interactions(
         name = columns.get(role, role)
         if name not in names:
             given = f" (--columns {role}={name})" if role in columns else ""
+            # a spreadsheet's users x items table starts its header with an empty cell above the user names
+            wide = ("; this looks like a users x items table: write one row per rating, user,item,rating"
+                    if not names[0] and len(names) > 2 else "")
             raise CSVError(f"{path}:1: missing column '{name}'{given} "
-                           f"(header has: {', '.join(h.strip() for h in header)})")
+                           f"(header has: {', '.join(h.strip() for h in header)}){wide}")
     roles = [*required, *(o for o in optional if columns.get(o, o) in names)]
     col_idx = {role: names.index(columns.get(role, role)) for role in roles}
     taken: dict[int, str] = {}

@@ -385,6 +385,13 @@ def test_columns_name_headers_spelled_otherwise(tmp_path: Path):
         read_interactions(str(path), columns=parse_columns("user=review,rating=review"))
 
 
+def test_a_users_x_items_table_is_named_as_such(tmp_path: Path):
+    # the course's alcohol.csv: one row per person, one column per drink, the first header cell empty
+    path = write(tmp_path / "W.csv", ",Beer,Water,Negroni\nFinn,5,5,\nMarina,4,5,2\n")
+    with pytest.raises(CSVError, match="W.csv:1: missing column 'user' .*looks like a users x items table"):
+        read_interactions(str(path))
+
+
 @pytest.mark.parametrize("text,message", [
     ("rating", "'rating' is not ROLE=HEADER"),
     ("score=review", "'score' is not one of user, item, rating, timestamp, event"),
