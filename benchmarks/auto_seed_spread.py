@@ -27,10 +27,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from auto_vs_baselines import load, ndcg_per_user  # noqa: E402
+from auto_vs_baselines import load, ndcg_per_user, split  # noqa: E402
 
 from recommendations.algorithms import get_estimator  # noqa: E402
-from recommendations.algorithms.splits import leave_one_out_split  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "auto_seed_spread.jsonl"
 
@@ -39,10 +38,7 @@ def spread(name: str, seeds: list[int]) -> dict | None:
     X = load(name)
     if X is None:
         return None
-    train, test = leave_one_out_split(X, random_state=0)
-    users = np.flatnonzero(np.diff(test.indptr) > 0)
-    users = users[np.diff(train.indptr)[users] > 0]
-    held = test.indices[test.indptr[users]]
+    train, users, held = split(X)
     runs = []
     for seed in seeds:
         t0 = time.perf_counter()

@@ -167,16 +167,21 @@ def paired_interval(diff: np.ndarray, n_boot: int = 2000, seed: int = 0) -> tupl
     return float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))
 
 
-def run_dataset(name: str, max_users: int | None) -> dict | None:
-    X = load(name)
-    if X is None:
-        return None
+def split(X: sp.csr_matrix, max_users: int | None = None):
+    """Random leave-one-out (seed 0): TRAIN, the test users (at most ``max_users``, seed 0) and their held-out item."""
     train, test = leave_one_out_split(X, random_state=0)
     users = np.flatnonzero(np.diff(test.indptr) > 0)
     users = users[np.diff(train.indptr)[users] > 0]
     if max_users and users.size > max_users:
         users = np.sort(np.random.default_rng(0).choice(users, max_users, replace=False))
-    held = test.indices[test.indptr[users]]
+    return train, users, test.indices[test.indptr[users]]
+
+
+def run_dataset(name: str, max_users: int | None) -> dict | None:
+    X = load(name)
+    if X is None:
+        return None
+    train, users, held = split(X, max_users)
     print(f"== {name}: {X.shape[0]:,} users, {X.shape[1]:,} items, {X.nnz:,} pairs; {users.size:,} test users",
           flush=True)
     scores, infos = {}, {}
