@@ -127,8 +127,23 @@ def read_interactions(
         header = next(reader)
     except csv.Error as exc:
         raise CSVError(f"{path}:1: {exc}") from None
+    parsed = _Columns(path, _column_index(path, header, required, optional, columns or {}), len(header))
+    try:
+        for row in reader:
+            if row and not (len(row) == 1 and not row[0].strip()):  # blank lines are skipped
+                parsed.add(row, reader.line_num)
+    except csv.Error as exc:
+        raise CSVError(f"{path}:{reader.line_num}: {exc}") from None
+    if not parsed.users:
+        raise CSVError(f"{path}:2: no data rows after the header")
+    return parsed.interactions()
+
+
+def _column_index(
+    path: str, header: list[str], required: Sequence[str], optional: Sequence[str], columns: dict[str, str]
+) -> dict[str, int]:
+    """The header position of each role read: ``required`` ones and ``optional`` ones present (``columns`` renames)."""
     names = [h.strip().lower() for h in header]
-    columns = columns or {}
     for role in [*required, *(o for o in optional if o in columns)]:
         name = columns.get(role, role)
         if name not in names:
@@ -143,18 +158,10 @@ def read_interactions(
     taken: dict[int, str] = {}
     for role, at in col_idx.items():
         if at in taken:
-            raise CSVError(f"{path}:1: column '{header[at].strip()}' would be both {taken[at]} and {role} (see --columns)")
+            raise CSVError(f"{path}:1: column '{header[at].strip()}' would be both {taken[at]} and {role} "
+                           "(see --columns)")
         taken[at] = role
-    columns = _Columns(path, col_idx, len(header))
-    try:
-        for row in reader:
-            if row and not (len(row) == 1 and not row[0].strip()):  # blank lines are skipped
-                columns.add(row, reader.line_num)
-    except csv.Error as exc:
-        raise CSVError(f"{path}:{reader.line_num}: {exc}") from None
-    if not columns.users:
-        raise CSVError(f"{path}:2: no data rows after the header")
-    return columns.interactions()
+    return col_idx
 
 
 class _Columns:
